@@ -1,0 +1,3 @@
+from keras_seq.cli import main
+
+main()

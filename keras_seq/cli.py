@@ -1,0 +1,235 @@
+"""The `keras-seq` command line: a thin Click layer over `keras_seq.runs`.
+
+Nothing heavy is imported at module level: `keras-seq --help` answers without
+importing Keras or TensorFlow, and `--backend` is applied before they load.
+Every mistake a user can make ends as one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import warnings
+
+import click
+
+ARCH_CHOICES = ("drnn", "brnn", "lstm", "gru")
+BACKEND_CHOICES = ("tensorflow", "jax", "torch")
+
+
+def _reports_errors(command):
+    """Turn keras-seq's user errors into one-line Click errors."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from keras_seq.errors import KerasSeqError
+
+        try:
+            return command(*args, **kwargs)
+        except KerasSeqError as exc:
+            raise click.ClickException(" ".join(str(exc).split())) from None
+
+    return wrapper
+
+
+def _comma_list(ctx, param, value):
+    if value is None:
+        return None
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    if not items:
+        raise click.BadParameter("give one or more column names separated by commas, e.g. Close,Volume.")
+    return items
+
+
+def _splits(ctx, param, value):
+    try:
+        parts = tuple(float(p) for p in value.replace("/", ",").split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected three numbers like 0.7,0.15,0.15. Received: {value!r}") from None
+    if len(parts) == 3 and sum(parts) > 1.5:  # given as percentages, e.g. 70/15/15
+        parts = tuple(p / 100 for p in parts)
+    return parts
+
+
+def data_options(command):
+    """Options that choose the series: shared by `fit` and `evaluate`."""
+    options = [
+        click.option("--data", "source", default=None, metavar="SOURCE",
+                     help="'dji' (embedded ^DJI daily, the default), 'stooq:SYMBOL', 'fred:SERIES' or a CSV path."),
+        click.option("--start", default=None, metavar="DATE", help="First date, YYYY-MM-DD (dji default: 2018-02-13)."),
+        click.option("--end", default=None, metavar="DATE", help="Last date, YYYY-MM-DD (dji default: 2023-02-10)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="keras-seq", prog_name="keras-seq")
+def cli():
+    """Recurrent sequence models for time series, in Keras 3.
+
+    Start with `keras-seq fit --arch lstm`: it trains on the embedded Dow Jones
+    data, evaluates on a held-out test split against the persistence baseline
+    and writes a run folder under saved_models/.
+    """
+
+
+@cli.command()
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True,
+              help="drnn: stacked SimpleRNN; brnn: stacked Bidirectional RNN; lstm; gru.")
+@data_options
+@click.option("--target", default="Close", show_default=True, help="Column to forecast.")
+@click.option("--features", default=None, callback=_comma_list, metavar="COLS",
+              help="Input columns, comma-separated (default: the target alone).")
+@click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected).")
+@click.option("--fill", type=click.Choice(["ffill"]), default=None,
+              help="Forward-fill missing values instead of refusing them.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Cache for online sources (default: ~/.cache/keras-seq).")
+@click.option("--window", type=int, default=16, show_default=True, help="Input steps per window.")
+@click.option("--horizon", type=int, default=1, show_default=True, help="Values forecast after each window.")
+@click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True,
+              help="next: forecast the values after the window; sequence: the window shifted by one step.")
+@click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
+              help="Train, validation and test fractions, in time order.")
+@click.option("--stride", "sequence_stride", type=int, default=1, show_default=True, help="Steps between window starts.")
+@click.option("--units", type=int, default=64, show_default=True, help="Hidden units per layer (per direction for brnn).")
+@click.option("--layers", type=int, default=2, show_default=True, help="Stacked recurrent layers.")
+@click.option("--dropout", type=float, default=0.0, show_default=True, help="Input dropout of each recurrent layer.")
+@click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default="rnn", show_default=True,
+              help="Cell inside brnn's Bidirectional wrapper.")
+@click.option("--allow-future-leak", is_flag=True,
+              help="Allow brnn with --target-kind sequence, which reads the values it predicts (the tutorial's flaw).")
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--patience", type=int, default=None,
+              help="Stop after this many epochs without a better validation loss (best weights are restored either way).")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+              help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+@click.option("--out", default="saved_models", show_default=True, type=click.Path(), help="Folder for the run folder.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_reports_errors
+def fit(arch, source, start, end, target, features, date_column, fill, cache_dir, window, horizon, target_kind,
+        splits, sequence_stride, units, layers, dropout, cell, allow_future_leak, epochs, batch_size, lr, seed,
+        patience, backend, out, quiet):
+    """Train a model, evaluate it on the held-out test split, write a run folder."""
+    from keras_seq.data.sources import DataSpec
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.models.spec import ModelSpec
+    from keras_seq.runs import fit_run
+    from keras_seq.training import TrainSpec
+
+    result = fit_run(
+        DataSpec(source=source or "dji", start=start, end=end, target=target, features=features,
+                 date_column=date_column, fill=fill, cache_dir=cache_dir),
+        WindowSpec(window=window, horizon=horizon, target_kind=target_kind, splits=splits,
+                   sequence_stride=sequence_stride),
+        ModelSpec(arch=arch, units=units, layers=layers, dropout=dropout, cell=cell,
+                  allow_future_leak=allow_future_leak),
+        TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience),
+        out=out,
+        backend=backend,
+        verbose=0 if quiet else "auto",
+    )
+    click.echo()
+    click.echo(result.report.table())
+    click.echo(f"run written to {result.path}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@data_options
+@click.option("--out", default=None, type=click.Path(),
+              help="Folder for metrics.json and forecast.png (default: RUN_DIR/evaluations/<timestamp>).")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+              help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+@_reports_errors
+def evaluate(run_dir, source, start, end, out, backend):
+    """Recompute test metrics and plots of RUN_DIR, on its own data or new data.
+
+    With no data options, the run's own held-out test split is used. With
+    --data, --start or --end, every window of that data is evaluated.
+    """
+    from keras_seq.runs import evaluate_run
+
+    result = evaluate_run(run_dir, source=source, start=start, end=end, out=out, backend=backend)
+    click.echo(result.report.table())
+    click.echo(f"evaluation written to {result.path}")
+
+
+@cli.command()
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True)
+@click.option("--window", type=int, default=16, show_default=True)
+@click.option("--features", "n_features", type=int, default=1, show_default=True, help="Number of input columns.")
+@click.option("--horizon", type=int, default=1, show_default=True)
+@click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True)
+@click.option("--units", type=int, default=64, show_default=True)
+@click.option("--layers", type=int, default=2, show_default=True)
+@click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default="rnn", show_default=True)
+@click.option("--allow-future-leak", is_flag=True)
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND")
+@_reports_errors
+def summary(arch, window, n_features, horizon, target_kind, units, layers, cell, allow_future_leak, backend):
+    """List every weight of a model with its shape, and the parameter count."""
+    from keras_seq.backend import import_keras, use_backend
+
+    use_backend(backend)
+    import_keras()
+    from keras_seq.models.builders import build_model, describe_weights
+
+    model = build_model(arch, window=window, n_features=n_features, horizon=horizon, target_kind=target_kind,
+                        units=units, layers=layers, cell=cell, allow_future_leak=allow_future_leak)
+    weights = describe_weights(model)
+    width = max(len(path) for path, _, _ in weights)
+    click.echo(f"{model.name}: window {window}, {n_features} feature(s), target kind {target_kind}")
+    for path, shape, trainable in weights:
+        note = "" if trainable else "  (scaling, not trained)"
+        click.echo(f"  {path:<{width}}  {list(shape)}{note}")
+    trainable = sum(_size(shape) for _, shape, t in weights if t)
+    total = sum(_size(shape) for _, shape, _ in weights)
+    click.echo(f"parameters: {total} ({trainable} trainable, {total - trainable} scaling)")
+
+
+def _size(shape) -> int:
+    size = 1
+    for dim in shape:
+        size *= dim
+    return size
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    from keras_seq.errors import DataWarning
+
+    if issubclass(category, DataWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, printing every usage error as one line."""
+    warnings.showwarning = _show_warning
+    try:
+        cli.main(args=argv, prog_name="keras-seq", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "keras-seq"
+        click.echo(f"Error: {' '.join(exc.format_message().split())} (see '{command} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,438 @@
+"""Load a time series from the embedded data, a CSV file or an online source.
+
+Every loader returns a DataFrame with an ascending, duplicate-free
+DatetimeIndex named `Date` and float64 columns. Sources are named by a string:
+
+- `dji`: ^DJI daily Open, High, Low, Close, Volume shipped with keras-seq
+  (see `DJI_SOURCE.md` beside this file).
+- `stooq:SYMBOL`, for example `stooq:^DJI`: stooq's daily CSV download.
+- `fred:SERIES`, for example `fred:DJIA`: FRED, through pandas-datareader.
+- anything else: a path to a CSV file with a date column.
+
+Online sources are downloaded once, in full, and cached on disk; later loads
+read the cache (pass `refresh=True` to download again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keras_seq.errors import DataWarning, KerasSeqError
+
+EMBEDDED_DJI = Path(__file__).with_name("dji_daily.csv.gz")
+# The tutorial's range: 1258 trading days.
+DJI_DEFAULT_START = "2018-02-13"
+DJI_DEFAULT_END = "2023-02-10"
+# The file's last row was captured during the trading day: never a close.
+DJI_INTRADAY_DATE = "2023-02-13"
+
+STOOQ_URL = "https://stooq.com/q/d/l/"
+FRED_URL = "https://fred.stlouisfed.org/graph/fredgraph.csv"
+DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day", "observation_date")
+FILL_METHODS = ("ffill",)
+OFFLINE_HINT = "If you are offline, use the embedded data (--data dji) or a CSV file (--data path.csv)."
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Which series to load and which of its columns the model uses.
+
+    Args:
+        source: str. `dji`, `stooq:SYMBOL`, `fred:SERIES` or a CSV path.
+            Defaults to `"dji"`.
+        start: str or None. First date kept (inclusive). Defaults to `None`.
+        end: str or None. Last date kept (inclusive). Defaults to `None`.
+        target: str. Column to forecast. Defaults to `"Close"`.
+        features: tuple of str or None. Input columns, in order. Defaults to
+            the target alone.
+        date_column: str or None. Name of the CSV's date column. Defaults to
+            auto-detection.
+        fill: str or None. `"ffill"` forward-fills missing values; `None`
+            makes them an error. Defaults to `None`.
+        cache_dir: str or None. Cache folder for online sources. Defaults to
+            `$KERAS_SEQ_CACHE`, else `~/.cache/keras-seq`.
+    """
+
+    source: str = "dji"
+    start: str | None = None
+    end: str | None = None
+    target: str = "Close"
+    features: tuple[str, ...] | None = None
+    date_column: str | None = None
+    fill: str | None = None
+    cache_dir: str | None = None
+
+    def __post_init__(self):
+        if self.features is not None:
+            features = tuple(self.features)
+            if not features:
+                raise KerasSeqError("`features` must name at least one column. Received: features=()")
+            duplicates = sorted({f for f in features if features.count(f) > 1})
+            if duplicates:
+                raise KerasSeqError(
+                    f"`features` names a column twice: {', '.join(duplicates)}. Name each column once."
+                )
+            object.__setattr__(self, "features", features)
+        if self.fill is not None and self.fill not in FILL_METHODS:
+            raise KerasSeqError(
+                f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={self.fill!r}"
+            )
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """Input columns in order (the target alone unless `features` is set)."""
+        return self.features or (self.target,)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the model reads: the features, then the target."""
+        return list(dict.fromkeys([*self.feature_columns, self.target]))
+
+    def load(self, refresh: bool = False) -> pd.DataFrame:
+        """Load this spec's series: its feature and target columns only."""
+        return load_series(
+            self.source,
+            self.start,
+            self.end,
+            columns=self.columns,
+            date_column=self.date_column,
+            fill=self.fill,
+            cache_dir=self.cache_dir,
+            refresh=refresh,
+        )
+
+
+def load_series(
+    source: str = "dji",
+    start: str | None = None,
+    end: str | None = None,
+    *,
+    columns: list[str] | None = None,
+    date_column: str | None = None,
+    fill: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    refresh: bool = False,
+) -> pd.DataFrame:
+    """Load a time series as a DataFrame indexed by ascending dates.
+
+    For `dji`, leaving both `start` and `end` out selects the tutorial's
+    range, 2018-02-13..2023-02-10 (1258 rows); giving one leaves the other
+    end open. Its last row (2023-02-13, captured during the trading day) is
+    never used.
+
+    Args:
+        source: str. `dji`, `stooq:SYMBOL`, `fred:SERIES` or a CSV path.
+            Defaults to `"dji"`.
+        start: str or None. First date kept, inclusive. Defaults to `None`.
+        end: str or None. Last date kept, inclusive. Defaults to `None`.
+        columns: list of str or None. Columns to return; each is checked to
+            be numeric and free of missing values. Defaults to every column,
+            unchecked.
+        date_column: str or None. The CSV's date column. Defaults to the
+            first column named like a date, else the first column.
+        fill: str or None. `"ffill"` forward-fills missing values in
+            `columns`. Defaults to `None` (missing values are an error).
+        cache_dir: path or None. Cache folder for online sources.
+        refresh: bool. Download online sources again. Defaults to `False`.
+
+    Returns:
+        A DataFrame with a DatetimeIndex named `Date`, sorted ascending,
+        without duplicate dates.
+
+    Raises:
+        KerasSeqError: the source cannot be read, a column is unknown, not
+            numeric or has missing values, or the date range is empty.
+
+    Example:
+    >>> frame = load_series("dji")
+    >>> frame.shape, str(frame.index[0].date()), str(frame.index[-1].date())
+    ((1258, 5), '2018-02-13', '2023-02-10')
+    """
+    if fill is not None and fill not in FILL_METHODS:
+        raise KerasSeqError(f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={fill!r}")
+    start_ts, end_ts = _parse_range(start, end)
+    if source == "dji":
+        frame = _read_csv_text(EMBEDDED_DJI, "dji", date_column="Date")
+        frame = frame.loc[: pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]
+        if start_ts is None and end_ts is None:
+            start_ts, end_ts = pd.Timestamp(DJI_DEFAULT_START), pd.Timestamp(DJI_DEFAULT_END)
+    elif source.startswith("stooq:"):
+        frame = _load_stooq(_symbol(source), cache_dir, refresh)
+    elif source.startswith("fred:"):
+        frame = _load_fred(_symbol(source), cache_dir, refresh)
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "not found"
+            raise KerasSeqError(
+                f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), "
+                "'stooq:SYMBOL' or 'fred:SERIES'."
+            )
+        frame = _read_csv_text(path, source, date_column=date_column)
+
+    frame = _select_range(frame, start_ts, end_ts, source)
+    if columns is None:
+        return frame.apply(_to_float_if_numeric)
+    return _checked_columns(frame, list(columns), fill, source)
+
+
+def _symbol(source: str) -> str:
+    kind, _, symbol = source.partition(":")
+    if not symbol.strip():
+        raise KerasSeqError(f"data source '{source}' names no series. Expected e.g. '{kind}:{'^DJI' if kind == 'stooq' else 'DJIA'}'.")
+    return symbol.strip()
+
+
+def _parse_range(start: str | None, end: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    stamps = []
+    for name, value in (("start", start), ("end", end)):
+        if value is None or value == "":
+            stamps.append(None)
+            continue
+        try:
+            stamps.append(pd.Timestamp(value))
+        except (ValueError, TypeError):
+            raise KerasSeqError(f"`{name}` is not a date. Received: {name}={value!r}. Expected YYYY-MM-DD.") from None
+    if stamps[0] is not None and stamps[1] is not None and stamps[0] > stamps[1]:
+        raise KerasSeqError(f"`start` is after `end`. Received: start={start}, end={end}. Give start <= end.")
+    return stamps[0], stamps[1]
+
+
+def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
+    selected = frame.loc[start:end]
+    if len(selected.index) == 0:
+        covers = f"{frame.index[0].date()}..{frame.index[-1].date()}" if len(frame) else "no rows"
+        asked = f"{start.date() if start is not None else '...'}..{end.date() if end is not None else '...'}"
+        raise KerasSeqError(f"no rows of {source} in the range {asked}; the data covers {covers}. Choose --start/--end inside it.")
+    return selected
+
+
+def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
+    """Read a CSV and index it by its date column."""
+    try:
+        raw = pd.read_csv(path_or_buffer, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise KerasSeqError(f"data file {name} is empty. Expected a CSV with a header row and a date column.") from None
+    except UnicodeDecodeError:
+        raise KerasSeqError(f"data file {name} is not UTF-8 text. Expected a CSV file; re-save it as UTF-8.") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KerasSeqError(f"data file {name} is not a readable CSV ({first}). Expected comma-separated values with a header row.") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if raw.empty:
+        raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
+    column = _find_date_column(raw, name, date_column)
+    dates = pd.to_datetime(raw[column], errors="coerce")
+    bad = dates.isna()
+    if bad.any():
+        rows = _describe_rows(raw.index[bad], raw[column][bad])
+        raise KerasSeqError(
+            f"column '{column}' of {name} has values that are not dates in the format of its first row: {rows}. "
+            "Use one date format (e.g. YYYY-MM-DD) throughout."
+        )
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    frame = raw.drop(columns=[column])
+    if frame.columns.empty:
+        raise KerasSeqError(
+            f"data file {name} has no columns besides its dates ('{column}'). "
+            "Expected comma-separated values with a date column and value columns."
+        )
+    frame.index = pd.DatetimeIndex(dates, name="Date")
+    return _sorted_unique(frame, name)
+
+
+def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> str:
+    if date_column is not None:
+        if date_column not in raw.columns:
+            raise KerasSeqError(
+                f"date column '{date_column}' not found in {name}. Available columns: {', '.join(raw.columns)}."
+            )
+        return date_column
+    for column in raw.columns:
+        if column.lower() in DATE_COLUMN_NAMES:
+            return column
+    first = raw.columns[0]
+    if not pd.api.types.is_numeric_dtype(raw[first]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns when it cannot infer one format
+            parsed = pd.to_datetime(raw[first], errors="coerce")
+        if parsed.notna().mean() > 0.9:
+            return first
+    raise KerasSeqError(
+        f"no date column found in {name} (columns: {', '.join(raw.columns)}). Name it with --date-column."
+    )
+
+
+def _sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    if not frame.index.is_monotonic_increasing:
+        warnings.warn(f"dates in {name} were not in ascending order; sorted them.", DataWarning, stacklevel=3)
+        frame = frame.sort_index(kind="stable")
+    duplicated = frame.index.duplicated(keep="last")
+    if duplicated.any():
+        dates = ", ".join(str(d.date()) for d in frame.index[duplicated][:3])
+        warnings.warn(
+            f"{int(duplicated.sum())} duplicate dates in {name} (first: {dates}); kept the last row of each.",
+            DataWarning,
+            stacklevel=3,
+        )
+        frame = frame[~duplicated]
+    return frame
+
+
+def _to_float_if_numeric(column: pd.Series) -> pd.Series:
+    converted = pd.to_numeric(column, errors="coerce")
+    if (converted.isna() & column.notna()).any():
+        return column
+    return converted.astype("float64")
+
+
+def _describe_rows(labels, values, limit: int = 3) -> str:
+    """'2020-01-03 'abc', 2020-01-06 'n/a'' for the first few offending rows."""
+    parts = []
+    for label, value in list(zip(labels, values))[:limit]:
+        where = str(label.date()) if isinstance(label, pd.Timestamp) else f"row {int(label) + 2}"
+        parts.append(f"{where} {value!r}" if value is not None else where)
+    more = len(labels) - limit
+    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+
+
+def _checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, name: str) -> pd.DataFrame:
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        raise KerasSeqError(
+            f"column '{unknown[0]}' not found in {name}. Available columns: {', '.join(map(str, frame.columns))}."
+        )
+    result = {}
+    for column in columns:
+        values = frame[column]
+        numeric = pd.to_numeric(values, errors="coerce")
+        not_numeric = numeric.isna() & values.notna()
+        not_finite = numeric.notna() & ~np.isfinite(numeric.astype("float64"))
+        if not_numeric.any() or not_finite.any():
+            bad = not_numeric | not_finite
+            raise KerasSeqError(
+                f"column '{column}' of {name} has non-numeric values: {_describe_rows(frame.index[bad], values[bad])}. "
+                "Expected numbers only."
+            )
+        numeric = numeric.astype("float64")
+        if numeric.isna().all():
+            raise KerasSeqError(f"column '{column}' of {name} has no values in the selected range. Choose another column or range.")
+        if numeric.isna().any():
+            missing = numeric.index[numeric.isna()]
+            if fill == "ffill":
+                first_value = numeric.first_valid_index()
+                if first_value != numeric.index[0]:
+                    leading = numeric.index[numeric.index < first_value]
+                    raise KerasSeqError(
+                        f"column '{column}' of {name} starts with missing values ({_describe_rows(leading, [None] * len(leading))}) "
+                        f"that forward-fill cannot fill. Use --start {first_value.date()} or later."
+                    )
+                numeric = numeric.ffill()
+            else:
+                raise KerasSeqError(
+                    f"column '{column}' of {name} has {len(missing)} missing values (first: "
+                    f"{_describe_rows(missing, [None] * len(missing))}). Use --fill ffill to forward-fill them, "
+                    "or --start/--end to leave them out."
+                )
+        result[column] = numeric
+    return pd.DataFrame(result, index=frame.index)
+
+
+# === Online sources ===
+
+
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder that holds downloaded series.
+
+    Args:
+        cache_dir: path or None. Defaults to `$KERAS_SEQ_CACHE`, else
+            `$XDG_CACHE_HOME/keras-seq`, else `~/.cache/keras-seq`.
+
+    Returns:
+        The folder's path (not created).
+    """
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("KERAS_SEQ_CACHE"):
+        return Path(os.environ["KERAS_SEQ_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "keras-seq"
+
+
+def _cache_file(cache_dir, kind: str, symbol: str) -> Path:
+    return cache_folder(cache_dir) / f"{kind}-{urllib.parse.quote(symbol.lower(), safe='')}.csv"
+
+
+def _write_cache(path: Path, text: str) -> None:
+    """Write atomically, so an interrupted download never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _download_error(source: str, url: str, cause: object) -> KerasSeqError:
+    reason = " ".join(str(cause).split())[:200] or type(cause).__name__
+    return KerasSeqError(f"could not download {source} from {url}: {reason}. {OFFLINE_HINT}")
+
+
+def _load_stooq(symbol: str, cache_dir, refresh: bool) -> pd.DataFrame:
+    source = f"stooq:{symbol}"
+    path = _cache_file(cache_dir, "stooq", symbol)
+    if refresh or not path.is_file():
+        base = os.environ.get("KERAS_SEQ_STOOQ_URL", STOOQ_URL)
+        url = f"{base}?{urllib.parse.urlencode({'s': symbol.lower(), 'i': 'd'})}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                text = response.read().decode("utf-8", errors="replace")
+        except urllib.error.HTTPError as exc:
+            raise _download_error(source, base, f"HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise _download_error(source, base, getattr(exc, "reason", exc)) from None
+        if not text.lstrip().lower().startswith("date,"):
+            answer = " ".join(text.split())[:60] or "an empty page"
+            raise KerasSeqError(
+                f"stooq returned no price data for {symbol} (its answer began: {answer!r}). "
+                f"Check the symbol (e.g. stooq:^DJI). {OFFLINE_HINT}"
+            )
+        _write_cache(path, text)
+    return _read_csv_text(path, source, date_column="Date")
+
+
+def _load_fred(series: str, cache_dir, refresh: bool) -> pd.DataFrame:
+    source = f"fred:{series}"
+    path = _cache_file(cache_dir, "fred", series)
+    if refresh or not path.is_file():
+        from pandas_datareader._utils import RemoteDataError
+        from pandas_datareader.fred import FredReader
+
+        base = os.environ.get("KERAS_SEQ_FRED_URL", FRED_URL)
+
+        class _Reader(FredReader):
+            @property
+            def url(self):
+                return base
+
+        reader = _Reader(series, start="1800-01-01", end="2262-01-01", retry_count=1, pause=0.1, timeout=30)
+        try:
+            frame = reader.read()
+        except (RemoteDataError, OSError, ValueError, IndexError, KeyError) as exc:
+            raise _download_error(source, base, exc) from None
+        if frame.empty or series not in frame.columns:
+            raise KerasSeqError(f"FRED returned no observations for {series}. Check the series id (e.g. fred:DJIA). {OFFLINE_HINT}")
+        frame.index.name = "Date"
+        _write_cache(path, frame.to_csv())
+    frame = _read_csv_text(path, source, date_column="Date")
+    # FRED lists market holidays as empty observations: they are not data.
+    return frame.dropna(how="all")

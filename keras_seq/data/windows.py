@@ -1,0 +1,361 @@
+"""Split a series by time and cut it into normalized windows with tf.data.
+
+The rows are split chronologically into train, validation and test
+(default 70/15/15). A window belongs to the split that holds all of its
+target values; its inputs may reach back into an earlier split (the past is
+known when a forecast is made) but never forward. Training windows lie wholly
+inside the training rows, and the z-score statistics come from the training
+rows alone, so no validation or test value reaches training.
+
+Two target kinds:
+- `next`: inputs are `window` steps, the target is the next `horizon`
+  values of the target column: `(batch, window, features) -> (batch, horizon)`.
+- `sequence` (the tutorial's task): the target is the window shifted by one
+  step, a prediction at every step: `(batch, window, features) ->
+  (batch, window, 1)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from keras_seq.errors import KerasSeqError
+
+TARGET_KINDS = ("next", "sequence")
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSpec:
+    """How a series is cut into windows.
+
+    Args:
+        window: int. Input steps per window. Defaults to `16`.
+        horizon: int. Values forecast after each window (`next` only).
+            Defaults to `1`.
+        target_kind: str. `"next"` or `"sequence"`. Defaults to `"next"`.
+        splits: tuple of 3 floats. Train, validation and test fractions of
+            the rows, in time order; they sum to 1. Defaults to
+            `(0.7, 0.15, 0.15)`.
+        sequence_stride: int. Steps between the starts of consecutive
+            windows. Defaults to `1`.
+    """
+
+    window: int = 16
+    horizon: int = 1
+    target_kind: str = "next"
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    sequence_stride: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "splits", tuple(float(s) for s in self.splits))
+        check_window_options(self.window, self.horizon, self.target_kind, self.splits, self.sequence_stride)
+
+
+def check_window_options(window, horizon, target_kind, splits, sequence_stride) -> None:
+    """Raise `KerasSeqError` for the first window option out of range."""
+    if not isinstance(window, (int, np.integer)) or window < 2:
+        raise KerasSeqError(f"`window` must be an integer of at least 2. Received: window={window}")
+    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise KerasSeqError(f"`horizon` must be an integer of at least 1. Received: horizon={horizon}")
+    if target_kind not in TARGET_KINDS:
+        raise KerasSeqError(
+            f"`target_kind` must be one of {', '.join(TARGET_KINDS)}. Received: target_kind={target_kind!r}"
+        )
+    if target_kind == "sequence" and horizon != 1:
+        raise KerasSeqError(
+            f"target kind 'sequence' predicts one step ahead at every step, so `horizon` must be 1. "
+            f"Received: horizon={horizon}. Use target kind 'next' for longer horizons."
+        )
+    if not isinstance(sequence_stride, (int, np.integer)) or sequence_stride < 1:
+        raise KerasSeqError(f"`sequence_stride` must be an integer of at least 1. Received: sequence_stride={sequence_stride}")
+    if len(splits) != 3 or any(not np.isfinite(s) or s < 0 for s in splits) or abs(sum(splits) - 1) > 1e-6:
+        raise KerasSeqError(
+            f"`splits` must be three non-negative fractions (train, validation, test) that sum to 1. "
+            f"Received: splits={tuple(splits)}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """Z-score statistics, computed on the training rows only.
+
+    The model applies them itself (it takes and returns raw values); they are
+    recorded in every run folder and model card.
+    """
+
+    feature_names: tuple[str, ...]
+    feature_mean: tuple[float, ...]
+    feature_std: tuple[float, ...]
+    target_name: str
+    target_mean: float
+    target_std: float
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "Scaling":
+        return cls(
+            feature_names=tuple(config["feature_names"]),
+            feature_mean=tuple(float(v) for v in config["feature_mean"]),
+            feature_std=tuple(float(v) for v in config["feature_std"]),
+            target_name=str(config["target_name"]),
+            target_mean=float(config["target_mean"]),
+            target_std=float(config["target_std"]),
+        )
+
+
+@dataclasses.dataclass
+class Windows:
+    """The three splits of one series as tf.data pipelines, and their layout.
+
+    `train`, `validation` and `test` are `tf.data.Dataset`s of
+    `(window, target)` batches (None for an empty split); only `train` is
+    shuffled. Positions below are row numbers of `dates`.
+    """
+
+    train: object
+    validation: object
+    test: object
+    scaling: Scaling
+    dates: pd.DatetimeIndex
+    target_values: np.ndarray  # (rows,) raw target column
+    split_rows: dict  # split name -> (first row, end row), end exclusive
+    window: int
+    horizon: int
+    target_kind: str
+    sequence_stride: int
+    normalized: bool
+
+    @property
+    def n_features(self) -> int:
+        return len(self.scaling.feature_names)
+
+    def dataset(self, split: str):
+        return {"train": self.train, "validation": self.validation, "test": self.test}[split]
+
+    def starts(self, split: str) -> np.ndarray:
+        """Row of each window's first input step, in time order."""
+        first, last = _start_range(*self.split_rows[split], self.window, self.horizon, self.target_kind)
+        return np.arange(first, last + 1, self.sequence_stride)
+
+    def target_positions(self, split: str) -> np.ndarray:
+        """Rows of the target values: `(n, horizon)` for `next`, `(n, window)` for `sequence`."""
+        first_offset, _ = _target_offsets(self.window, self.horizon, self.target_kind)
+        width = self.horizon if self.target_kind == "next" else self.window
+        return self.starts(split)[:, None] + first_offset + np.arange(width)[None, :]
+
+    def observed_positions(self, split: str) -> np.ndarray:
+        """For each target value, the row of the last target value known when it is forecast."""
+        positions = self.target_positions(split)
+        if self.target_kind == "next":
+            return np.broadcast_to(self.starts(split)[:, None] + self.window - 1, positions.shape)
+        return positions - 1
+
+    def targets(self, split: str) -> np.ndarray:
+        """Raw target values, shaped like `target_positions(split)`."""
+        return self.target_values[self.target_positions(split)]
+
+    def split_dates(self) -> dict:
+        """First and last date and counts of rows and windows per split."""
+        result = {}
+        for name, (lo, hi) in self.split_rows.items():
+            result[name] = {
+                "rows": hi - lo,
+                "windows": int(len(self.starts(name))),
+                "first": str(self.dates[lo].date()) if hi > lo else None,
+                "last": str(self.dates[hi - 1].date()) if hi > lo else None,
+            }
+        return result
+
+
+def _target_offsets(window: int, horizon: int, target_kind: str) -> tuple[int, int]:
+    """(offset of the first target in a window's span, span length)."""
+    if target_kind == "next":
+        return window, window + horizon
+    return 1, window + 1
+
+
+def _start_range(lo: int, hi: int, window: int, horizon: int, target_kind: str) -> tuple[int, int]:
+    """First and last (inclusive) window start whose targets all lie in rows [lo, hi)."""
+    first_offset, span = _target_offsets(window, horizon, target_kind)
+    return max(lo - first_offset, 0), hi - span
+
+
+def split_rows(n_rows: int, splits: tuple[float, float, float]) -> dict:
+    """Chronological split of `n_rows` rows: name -> (first row, end row)."""
+    n_train = int(round(n_rows * splits[0]))
+    n_validation = min(int(round(n_rows * splits[1])), n_rows - n_train)
+    bounds = [0, n_train, n_train + n_validation, n_rows]
+    return {name: (bounds[i], bounds[i + 1]) for i, name in enumerate(SPLIT_NAMES)}
+
+
+def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tuple[int, int]) -> Scaling:
+    """Mean and standard deviation of each column over `rows` (the training split)."""
+    train = frame.iloc[rows[0] : rows[1]]
+    stats = {}
+    for column in dict.fromkeys([*features, target]):
+        values = train[column].to_numpy(dtype="float64")
+        mean, std = float(values.mean()), float(values.std())
+        if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
+            raise KerasSeqError(
+                f"column '{column}' is constant over the training split ({train.index[0].date()}.."
+                f"{train.index[-1].date()}, value {mean:g}), so it cannot be standardized. "
+                "Choose a date range where it varies, or leave it out of --features."
+            )
+        stats[column] = (mean, std)
+    return Scaling(
+        feature_names=tuple(features),
+        feature_mean=tuple(stats[f][0] for f in features),
+        feature_std=tuple(stats[f][1] for f in features),
+        target_name=target,
+        target_mean=stats[target][0],
+        target_std=stats[target][1],
+    )
+
+
+def make_windows(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    features: list[str] | tuple[str, ...] | None = None,
+    window: int = 16,
+    horizon: int = 1,
+    target_kind: str = "next",
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    sequence_stride: int = 1,
+    batch_size: int = 16,
+    seed: int | None = None,
+    normalize: bool = True,
+    scaling: Scaling | None = None,
+) -> Windows:
+    """Split `frame` by time and build a tf.data pipeline of windows per split.
+
+    Windows are gathered batch by batch from the series inside tf.data: no
+    Python loop over windows and no copy of every window in memory.
+
+    Args:
+        frame: DataFrame. Rows in time order, with the feature and target
+            columns (as returned by `load_series`).
+        target: str. Column to forecast.
+        features: list of str or None. Input columns in order. Defaults to
+            the target alone.
+        window: int. Input steps per window. Defaults to `16`.
+        horizon: int. Values forecast after each window. Defaults to `1`.
+        target_kind: str. `"next"` or `"sequence"`. Defaults to `"next"`.
+        splits: tuple of 3 floats. Train, validation and test fractions.
+            Defaults to `(0.7, 0.15, 0.15)`.
+        sequence_stride: int. Steps between window starts. Defaults to `1`.
+        batch_size: int. Windows per batch. Defaults to `16`.
+        seed: int or None. Seed of the training shuffle. Defaults to `None`.
+        normalize: bool. Yield z-scored windows and targets (what a network
+            trains on) rather than raw values (what a keras-seq model, which
+            scales inside, takes). Defaults to `True`.
+        scaling: Scaling or None. Statistics to use instead of fitting them on
+            the training split (for a trained model's data). Defaults to
+            `None`.
+
+    Returns:
+        A `Windows`.
+
+    Raises:
+        KerasSeqError: an option is out of range, or a split is too short for
+            a single window.
+
+    Example:
+    >>> import numpy as np, pandas as pd
+    >>> frame = pd.DataFrame({"Close": np.arange(100.0)},
+    ...                      index=pd.date_range("2020-01-01", periods=100))
+    >>> w = make_windows(frame, target="Close", window=4, batch_size=8)
+    >>> x, y = next(iter(w.test))
+    >>> tuple(x.shape), tuple(y.shape)
+    ((8, 4, 1), (8, 1))
+    """
+    features = list(features) if features else [target]
+    splits = tuple(float(s) for s in splits)
+    check_window_options(window, horizon, target_kind, splits, sequence_stride)
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise KerasSeqError(f"`batch_size` must be an integer of at least 1. Received: batch_size={batch_size}")
+    missing = [c for c in dict.fromkeys([*features, target]) if c not in frame.columns]
+    if missing:
+        raise KerasSeqError(f"column '{missing[0]}' not in the data. Available columns: {', '.join(map(str, frame.columns))}.")
+
+    rows = split_rows(len(frame), splits)
+    for name, fraction in zip(SPLIT_NAMES, splits):
+        lo, hi = rows[name]
+        first, last = _start_range(lo, hi, window, horizon, target_kind)
+        if fraction > 0 and last < first:
+            span = _target_offsets(window, horizon, target_kind)[1]
+            raise KerasSeqError(
+                f"the series is too short: {len(frame)} rows split {_percent(splits)} leave the {name} split "
+                f"{hi - lo} rows, not enough for one window of {span} steps (window={window}, "
+                f"horizon={horizon}). Use a longer date range, a smaller --window or other --splits."
+            )
+    if scaling is None:
+        if splits[0] == 0:
+            raise KerasSeqError("`splits` leave no training rows to fit the scaling on. Give a train fraction above 0.")
+        scaling = fit_scaling(frame, features, target, rows["train"])
+    elif list(scaling.feature_names) != features or scaling.target_name != target:
+        raise KerasSeqError(
+            f"the scaling is for features {list(scaling.feature_names)} and target '{scaling.target_name}', "
+            f"not features {features} and target '{target}'."
+        )
+
+    values = frame[[*features, target]].to_numpy(dtype="float64")  # (rows, features + 1)
+    if normalize:
+        mean = np.array([*scaling.feature_mean, scaling.target_mean])
+        std = np.array([*scaling.feature_std, scaling.target_std])
+        values = (values - mean) / std
+
+    import tensorflow as tf
+
+    series = tf.constant(values.astype("float32"))
+    first_offset, span = _target_offsets(window, horizon, target_kind)
+    n_features = len(features)
+
+    def to_pairs(starts):  # starts: (batch,)
+        steps = starts[:, None] + tf.range(span, dtype=tf.int64)[None, :]  # (batch, span)
+        spans = tf.gather(series, steps)  # (batch, span, features + 1)
+        inputs = spans[:, :window, :n_features]
+        if target_kind == "next":
+            return inputs, spans[:, window:, n_features]  # (batch, horizon)
+        return inputs, spans[:, first_offset:, n_features:]  # (batch, window, 1)
+
+    datasets = {}
+    for name, fraction in zip(SPLIT_NAMES, splits):
+        first, last = _start_range(*rows[name], window, horizon, target_kind)
+        if fraction == 0 or last < first:
+            datasets[name] = None
+            continue
+        starts = tf.data.Dataset.range(first, last + 1, sequence_stride)
+        if name == "train":
+            count = len(range(first, last + 1, sequence_stride))
+            starts = starts.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        datasets[name] = (
+            starts.batch(batch_size)
+            .map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    return Windows(
+        train=datasets["train"],
+        validation=datasets["validation"],
+        test=datasets["test"],
+        scaling=scaling,
+        dates=frame.index,
+        target_values=frame[target].to_numpy(dtype="float64"),
+        split_rows=rows,
+        window=window,
+        horizon=horizon,
+        target_kind=target_kind,
+        sequence_stride=sequence_stride,
+        normalized=normalize,
+    )
+
+
+def _percent(splits) -> str:
+    return "/".join(f"{100 * s:g}" for s in splits)

@@ -1,0 +1,26 @@
+"""Keras models of the recurrent architectures.
+
+`ModelSpec`, `ARCHS` and `CELLS` are available without importing Keras; the
+builders and layers import Keras on first use.
+"""
+
+from keras_seq.models.spec import ARCHS, CELLS, ModelSpec, check_future_leak, check_model_options
+
+_KERAS = {
+    "build_model": "keras_seq.models.builders",
+    "describe_weights": "keras_seq.models.builders",
+    "load_model": "keras_seq.models.builders",
+    "set_scaling": "keras_seq.models.builders",
+    "Standardize": "keras_seq.models.layers",
+    "Destandardize": "keras_seq.models.layers",
+}
+
+__all__ = ["ARCHS", "CELLS", "ModelSpec", "check_future_leak", "check_model_options", *_KERAS]
+
+
+def __getattr__(name: str):
+    if name in _KERAS:
+        import importlib
+
+        return getattr(importlib.import_module(_KERAS[name]), name)
+    raise AttributeError(f"module 'keras_seq.models' has no attribute {name!r}")

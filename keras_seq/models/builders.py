@@ -1,0 +1,129 @@
+"""Build the recurrent models: DRNN, BRNN, LSTM and GRU.
+
+Every model has the same outer shape:
+
+    raw window (batch, window, features)
+      -> Standardize            (training-split statistics, non-trainable)
+      -> network                (a nested keras.Model on z-scores: the RNN stack and a Dense head)
+      -> Destandardize          (back to the target's units)
+      -> raw forecast (batch, horizon) for `next`, (batch, window, 1) for `sequence`
+
+Training fits the nested `network` on normalized windows; the outer model is
+what is saved and exported, so it takes and returns prices.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_seq.data.windows import Scaling, check_window_options
+from keras_seq.errors import KerasSeqError
+from keras_seq.models.layers import Destandardize, Standardize
+from keras_seq.models.spec import check_future_leak, check_model_options
+
+_RECURRENT = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def build_model(
+    arch: str,
+    *,
+    window: int,
+    n_features: int,
+    horizon: int = 1,
+    target_kind: str = "next",
+    units: int = 64,
+    layers: int = 2,
+    dropout: float = 0.0,
+    cell: str = "rnn",
+    allow_future_leak: bool = False,
+    scaling: Scaling | None = None,
+) -> keras.Model:
+    """Build a recurrent forecaster that takes and returns raw values.
+
+    Args:
+        arch: str. `drnn` (stacked SimpleRNN), `brnn` (stacked Bidirectional
+            RNN), `lstm` or `gru`.
+        window: int. Input steps.
+        n_features: int. Input columns.
+        horizon: int. Forecast steps for target kind `next`. Defaults to `1`.
+        target_kind: str. `"next"` (a Dense head on the last step) or
+            `"sequence"` (a Dense head on every step). Defaults to `"next"`.
+        units: int. Hidden units per layer (per direction for `brnn`).
+            Defaults to `64`.
+        layers: int. Stacked recurrent layers. Defaults to `2`.
+        dropout: float. Input dropout of each recurrent layer. Defaults to
+            `0.0`.
+        cell: str. Cell inside `brnn`: `rnn`, `lstm` or `gru`. Defaults to
+            `"rnn"`.
+        allow_future_leak: bool. Permit `brnn` with `sequence`. Defaults to
+            `False`.
+        scaling: Scaling or None. Statistics of the training split. Defaults
+            to identity scaling (set later with `set_scaling`).
+
+    Returns:
+        A `keras.Model` named `keras_seq_<arch>`, with a nested model named
+        `network` that works on z-scores.
+
+    Raises:
+        KerasSeqError: an option is out of range, or `brnn` with target kind
+            `sequence` without `allow_future_leak`.
+
+    Example:
+    >>> model = build_model("gru", window=16, n_features=1, units=8, layers=1)
+    >>> tuple(model.output.shape)
+    (None, 1)
+    """
+    check_model_options(arch, units, layers, dropout, cell)
+    check_window_options(window, horizon, target_kind, (1.0, 0.0, 0.0), 1)
+    if not isinstance(n_features, int) or n_features < 1:
+        raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
+    check_future_leak(arch, target_kind, allow_future_leak)
+
+    # === Network: z-scores in, z-scores out ===
+    normalized = keras.Input(shape=(window, n_features), name="normalized_window")
+    x = normalized  # (batch, window, features)
+    for index in range(layers):
+        return_sequences = target_kind == "sequence" or index < layers - 1
+        x = _recurrent_layer(arch, cell, units, dropout, return_sequences, name=f"{arch}_{index + 1}")(x)
+    # (batch, units) for `next`, (batch, window, units) for `sequence`; x2 units for brnn
+    head = keras.layers.Dense(horizon if target_kind == "next" else 1, name="head")(x)
+    network = keras.Model(normalized, head, name="network")
+
+    # === Functional Model: raw values in, raw values out ===
+    inputs = keras.Input(shape=(window, n_features), name="window")
+    x = Standardize(name="standardize")(inputs)
+    x = network(x)
+    outputs = Destandardize(name="destandardize")(x)
+    model = keras.Model(inputs, outputs, name=f"keras_seq_{arch}")
+    if scaling is not None:
+        set_scaling(model, scaling)
+    return model
+
+
+def _recurrent_layer(arch: str, cell: str, units: int, dropout: float, return_sequences: bool, name: str):
+    if arch == "brnn":
+        inner = _RECURRENT[cell](units, dropout=dropout, return_sequences=return_sequences, name=f"{name}_{cell}")
+        return keras.layers.Bidirectional(inner, name=name)
+    kind = {"drnn": "rnn", "lstm": "lstm", "gru": "gru"}[arch]
+    return _RECURRENT[kind](units, dropout=dropout, return_sequences=return_sequences, name=name)
+
+
+def set_scaling(model: keras.Model, scaling: Scaling) -> None:
+    """Store `scaling` in a keras-seq model's Standardize and Destandardize layers."""
+    n_features = model.get_layer("standardize").mean_weight.shape[0]
+    if len(scaling.feature_mean) != n_features:
+        raise KerasSeqError(
+            f"the scaling has {len(scaling.feature_mean)} features but the model takes {n_features}."
+        )
+    model.get_layer("standardize").set_statistics(scaling.feature_mean, scaling.feature_std)
+    model.get_layer("destandardize").set_statistics([scaling.target_mean], [scaling.target_std])
+
+
+def describe_weights(model: keras.Model) -> list[tuple[str, tuple[int, ...], bool]]:
+    """Every weight of `model` as `(path, shape, trainable)`, in layer order."""
+    return [(w.path, tuple(int(d) for d in w.shape), bool(w.trainable)) for w in model.weights]
+
+
+def load_model(path) -> keras.Model:
+    """Load a saved keras-seq model (`.keras`) with Keras's safe mode on."""
+    return keras.saving.load_model(path, safe_mode=True)

@@ -1,0 +1,63 @@
+"""What a model is, without building it (this module does not import Keras)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras_seq.errors import KerasSeqError
+
+ARCHS = ("drnn", "brnn", "lstm", "gru")
+CELLS = ("rnn", "lstm", "gru")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The architecture and size of a model.
+
+    Args:
+        arch: str. One of `drnn`, `brnn`, `lstm`, `gru`. Defaults to `"lstm"`.
+        units: int. Hidden units per recurrent layer (per direction for
+            `brnn`). Defaults to `64`.
+        layers: int. Stacked recurrent layers. Defaults to `2`.
+        dropout: float. Input dropout of each recurrent layer, in [0, 1).
+            Defaults to `0.0`.
+        cell: str. Recurrent cell inside `brnn`'s Bidirectional wrapper:
+            `rnn`, `lstm` or `gru`. Defaults to `"rnn"`.
+        allow_future_leak: bool. Permit `brnn` with target kind `sequence`,
+            whose backward pass reads the values it predicts (kept only to
+            demonstrate the tutorial's flaw). Defaults to `False`.
+    """
+
+    arch: str = "lstm"
+    units: int = 64
+    layers: int = 2
+    dropout: float = 0.0
+    cell: str = "rnn"
+    allow_future_leak: bool = False
+
+    def __post_init__(self):
+        check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell)
+
+
+def check_model_options(arch, units, layers, dropout, cell) -> None:
+    """Raise `KerasSeqError` for the first model option out of range."""
+    if arch not in ARCHS:
+        raise KerasSeqError(f"unknown arch '{arch}'. Expected one of: {', '.join(ARCHS)}.")
+    if not isinstance(units, int) or units < 1:
+        raise KerasSeqError(f"`units` must be an integer of at least 1. Received: units={units}")
+    if not isinstance(layers, int) or layers < 1:
+        raise KerasSeqError(f"`layers` must be an integer of at least 1. Received: layers={layers}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise KerasSeqError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+    if cell not in CELLS:
+        raise KerasSeqError(f"unknown cell '{cell}'. Expected one of: {', '.join(CELLS)}.")
+
+
+def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool) -> None:
+    """Refuse a bidirectional model trained to predict values it can read."""
+    if arch == "brnn" and target_kind == "sequence" and not allow_future_leak:
+        raise KerasSeqError(
+            "arch 'brnn' with target kind 'sequence' reads the future: its backward pass at step t has "
+            "seen x[t+1], the very value it must predict. Use target kind 'next', a causal arch, or "
+            "--allow-future-leak to reproduce the tutorial's flaw on purpose."
+        )

@@ -1,0 +1,241 @@
+"""Fit a model into a run folder, and evaluate a run folder again.
+
+A run folder `<out>/<arch>-<UTC timestamp>/` holds:
+- `model.keras`: the model (raw values in, raw values out);
+- `config.json`: every option, the data source and range, the split dates,
+  the scaling statistics and the package versions;
+- `history.csv`, `loss.png`: loss per epoch;
+- `metrics.json`, `forecast.png`: test metrics of the model and of the
+  persistence baseline, in price units.
+
+It is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+
+from keras_seq.backend import import_keras, use_backend
+from keras_seq.data.sources import DataSpec
+from keras_seq.data.windows import Scaling, WindowSpec
+from keras_seq.errors import KerasSeqError
+from keras_seq.models.spec import ModelSpec, check_future_leak
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Where a run or evaluation was written, and its test report."""
+
+    path: Path
+    report: object  # keras_seq.evaluation.Report
+    history: dict | None = None
+
+
+def fit_run(
+    data: DataSpec = DataSpec(),
+    windows: WindowSpec = WindowSpec(),
+    model: ModelSpec = ModelSpec(),
+    train=None,
+    *,
+    out: str | Path = "saved_models",
+    backend: str | None = None,
+    verbose: str | int = "auto",
+) -> RunResult:
+    """Load data, window it, build, train and evaluate a model; write a run folder.
+
+    Args:
+        data: DataSpec. The series and its columns. Defaults to DJI Close.
+        windows: WindowSpec. Window, horizon, target kind and splits.
+        model: ModelSpec. Arch and size. Defaults to a 2-layer LSTM of 64 units.
+        train: TrainSpec or None. Epochs, batch size, learning rate, seed,
+            patience. Defaults to `TrainSpec()`.
+        out: path. Folder that receives the run folder. Defaults to
+            `"saved_models"`.
+        backend: str or None. Keras backend; must be chosen before Keras is
+            imported. Defaults to `$KERAS_BACKEND`, else tensorflow.
+        verbose: "auto", 0, 1 or 2. Keras's progress output while training.
+
+    Returns:
+        A `RunResult` with the run folder's path and the test report.
+
+    Raises:
+        KerasSeqError: bad data or options; nothing is written.
+    """
+    backend = use_backend(backend)
+    check_future_leak(model.arch, windows.target_kind, model.allow_future_leak)
+    frame = data.load()
+
+    keras = import_keras()
+    from keras_seq.data.windows import make_windows
+    from keras_seq.evaluation import evaluate_model, plot_forecast, plot_loss
+    from keras_seq.models.builders import build_model
+    from keras_seq.training import TrainSpec, run_name, staged_folder, train_model, versions, write_history, write_json
+
+    train = train or TrainSpec()
+    window_options = dataclasses.asdict(windows)
+    normalized = make_windows(
+        frame,
+        target=data.target,
+        features=data.feature_columns,
+        batch_size=train.batch_size,
+        seed=train.seed,
+        **window_options,
+    )
+    raw = make_windows(
+        frame,
+        target=data.target,
+        features=data.feature_columns,
+        batch_size=max(train.batch_size, 256),
+        normalize=False,
+        scaling=normalized.scaling,
+        **window_options,
+    )
+    keras.utils.set_random_seed(train.seed)
+    net = build_model(
+        model.arch,
+        window=windows.window,
+        n_features=len(data.feature_columns),
+        horizon=windows.horizon,
+        target_kind=windows.target_kind,
+        units=model.units,
+        layers=model.layers,
+        dropout=model.dropout,
+        cell=model.cell,
+        allow_future_leak=model.allow_future_leak,
+        scaling=normalized.scaling,
+    )
+    started = datetime.datetime.now(datetime.timezone.utc)
+    with staged_folder(out, run_name(model.arch, started)) as stage:
+        history = train_model(net, normalized, train, verbose=verbose)
+        report, predictions = evaluate_model(net, raw, "test", name=model.arch)
+        val_loss = history.get("val_loss", [])
+        config = {
+            "created": started.isoformat(timespec="seconds"),
+            "data": {
+                **dataclasses.asdict(data),
+                "rows": len(frame),
+                "first_date": str(frame.index[0].date()),
+                "last_date": str(frame.index[-1].date()),
+            },
+            "windows": window_options,
+            "model": dataclasses.asdict(model),
+            "train": dataclasses.asdict(train),
+            "backend": backend,
+            "split_dates": raw.split_dates(),
+            "scaling": normalized.scaling.to_dict(),
+            "parameters": int(net.count_params()),
+            "result": {
+                "epochs_run": len(val_loss),
+                "best_epoch": int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1 if val_loss else None,
+                "best_val_loss": min(val_loss) if val_loss else None,
+            },
+            "versions": versions(),
+        }
+        net.save(stage.path / MODEL_FILE)
+        write_json(stage.path / CONFIG_FILE, config)
+        write_history(stage.path / "history.csv", history)
+        write_json(stage.path / "metrics.json", report.to_dict())
+        plot_loss(history, stage.path / "loss.png", title=f"{model.arch}: loss")
+        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=model.arch)
+    return RunResult(stage.final, report, history)
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The `config.json` of a run folder.
+
+    Raises:
+        KerasSeqError: the folder, its config or its model is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise KerasSeqError(f"run folder not found: {run_dir}. Give a folder written by `keras-seq fit`.")
+    for name in (CONFIG_FILE, MODEL_FILE):
+        if not (run_dir / name).is_file():
+            raise KerasSeqError(f"{run_dir} is not a run folder: it has no {name}. Give a folder written by `keras-seq fit`.")
+    try:
+        config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        for key in ("data", "windows", "model", "scaling"):
+            config[key]  # noqa: B018 - presence check
+    except (ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config ({type(exc).__name__}: {exc}).") from None
+    return config
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    source: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    out: str | Path | None = None,
+    backend: str | None = None,
+) -> RunResult:
+    """Recompute test metrics and the forecast plot of a run folder.
+
+    On the run's own data (no `source`, `start` or `end`) the test split is
+    the one the run held out. On other data (another source or range), every
+    window of that data is evaluated.
+
+    Args:
+        run_dir: path. A folder written by `fit_run`.
+        source: str or None. Other data (as `DataSpec.source`). Defaults to
+            the run's.
+        start: str or None. First date. Defaults to the run's.
+        end: str or None. Last date. Defaults to the run's.
+        out: path or None. Where to write `metrics.json` and
+            `forecast.png`. Defaults to `<run_dir>/evaluations/<UTC timestamp>`.
+        backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
+            else tensorflow.
+
+    Returns:
+        A `RunResult` with the output folder and the report.
+    """
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    if out is not None and Path(out).exists():
+        raise KerasSeqError(f"output folder {out} already exists. Give a new folder.")
+    use_backend(backend)
+    new_data = any(v is not None for v in (source, start, end))
+    recorded = {k: v for k, v in config["data"].items() if k in {f.name for f in dataclasses.fields(DataSpec)}}
+    if recorded.get("features") is not None:
+        recorded["features"] = tuple(recorded["features"])
+    overrides = {k: v for k, v in (("source", source), ("start", start), ("end", end)) if v is not None}
+    if source is not None and start is None and end is None:
+        overrides.update(start=None, end=None)
+    data = DataSpec(**{**recorded, **overrides})
+    windows = WindowSpec(**{**config["windows"], "splits": tuple(config["windows"]["splits"])})
+    scaling = Scaling.from_dict(config["scaling"])
+    frame = data.load()
+
+    import_keras()
+    from keras_seq.data.windows import make_windows
+    from keras_seq.evaluation import evaluate_model, plot_forecast
+    from keras_seq.models.builders import load_model
+    from keras_seq.training import staged_folder, utc_stamp, write_json
+
+    options = dataclasses.asdict(windows)
+    if new_data:
+        options["splits"] = (0.0, 0.0, 1.0)
+    raw = make_windows(
+        frame, target=data.target, features=data.feature_columns, batch_size=256, normalize=False, scaling=scaling, **options
+    )
+    model = load_model(run_dir / MODEL_FILE)
+    arch = config["model"]["arch"]
+    report, predictions = evaluate_model(model, raw, "test", name=arch)
+    if new_data:
+        report.split = "every window of the given data"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    parent, name = (Path(out).parent, Path(out).name) if out else (run_dir / "evaluations", utc_stamp(now))
+    with staged_folder(parent, name) as stage:
+        write_json(
+            stage.path / "metrics.json",
+            {**report.to_dict(), "data": dataclasses.asdict(data), "evaluated": now.isoformat(timespec="seconds")},
+        )
+        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch)
+    return RunResult(stage.final, report)

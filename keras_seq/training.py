@@ -1,0 +1,211 @@
+"""Fit a keras-seq model, and write run folders that never end up half-written.
+
+Keras is imported inside the functions that need it, so `TrainSpec` can be
+built (and checked) before a backend is chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_seq.data.windows import Windows
+from keras_seq.errors import KerasSeqError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """How a model is trained.
+
+    Args:
+        epochs: int. Passes over the training windows. Defaults to `20`.
+        batch_size: int. Windows per batch. Defaults to `16`.
+        lr: float. Adam's learning rate. Defaults to `1e-3`.
+        seed: int. Seeds weights, dropout and the training shuffle. Defaults
+            to `42`.
+        patience: int or None. Stop after this many epochs without a better
+            validation loss. Defaults to `None` (train every epoch). Either
+            way the weights of the best validation epoch are restored.
+    """
+
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 42
+    patience: int | None = None
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={value}")
+        if not (isinstance(self.lr, (int, float)) and np.isfinite(self.lr) and self.lr > 0):
+            raise KerasSeqError(f"`lr` must be a positive number. Received: lr={self.lr}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise KerasSeqError(f"`seed` must be a non-negative integer. Received: seed={self.seed}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise KerasSeqError(f"`patience` must be an integer of at least 1. Received: patience={self.patience}")
+
+
+def train_model(model, windows: Windows, spec: TrainSpec, verbose: str | int = "auto") -> dict:
+    """Fit a keras-seq model's `network` on normalized windows.
+
+    The outer model shares the network's weights, so it is trained too. The
+    weights of the epoch with the lowest validation loss are restored.
+
+    Args:
+        model: keras.Model. Built by `build_model`.
+        windows: Windows. From `make_windows(..., normalize=True)`, with a
+            validation split.
+        spec: TrainSpec. Epochs, learning rate and patience.
+        verbose: "auto", 0, 1 or 2. Keras's progress output. Defaults to
+            `"auto"`.
+
+    Returns:
+        The history: `{"loss": [...], "val_loss": [...]}`, one value per
+        epoch, in normalized units (mean squared z-score error).
+    """
+    import keras
+
+    if not windows.normalized:
+        raise ValueError("train_model needs normalized windows: make_windows(..., normalize=True).")
+    if windows.validation is None:
+        raise KerasSeqError("training needs a validation split. Give `splits` a validation fraction above 0.")
+    network = model.get_layer("network")
+    network.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.lr), loss="mean_squared_error")
+    best = keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=spec.patience or spec.epochs,
+        restore_best_weights=True,
+    )
+    if verbose == "auto":  # a live bar on a terminal, one line per epoch in logs
+        verbose = 1 if sys.stdout.isatty() else 2
+    history = network.fit(
+        windows.train,
+        validation_data=windows.validation,
+        epochs=spec.epochs,
+        callbacks=[best],
+        shuffle=False,  # the training pipeline shuffles itself
+        verbose=verbose,
+    )
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+# === Run folders ===
+
+
+def utc_stamp(now: datetime.datetime | None = None) -> str:
+    """A UTC timestamp for folder names, e.g. `20230210T153000Z`."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def run_name(arch: str, now: datetime.datetime | None = None) -> str:
+    """`<arch>-<UTC timestamp>`, e.g. `lstm-20230210T153000Z`."""
+    return f"{arch}-{utc_stamp(now)}"
+
+
+@dataclasses.dataclass
+class StagedFolder:
+    """A folder being written (`path`) and, once complete, where it landed (`final`)."""
+
+    path: Path
+    final: Path | None = None
+
+
+@contextlib.contextmanager
+def staged_folder(parent: str | os.PathLike, name: str):
+    """Write a folder under a temporary name, then rename it into place.
+
+    If the body raises (or is interrupted), the temporary folder is removed,
+    so a reader never sees a half-written run. An existing folder is never
+    overwritten: a taken name gets a suffix `-2`, `-3`, ...
+
+    Yields:
+        A `StagedFolder`; its `final` is set when the block completes.
+    """
+    parent = Path(parent)
+    if parent.exists() and not parent.is_dir():
+        raise KerasSeqError(f"output folder {parent} is a file. Give --out a folder.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = StagedFolder(Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)))
+        umask = os.umask(0)
+        os.umask(umask)
+        stage.path.chmod(0o777 & ~umask)  # mkdtemp makes it private; a run folder is not
+    except OSError as exc:
+        raise KerasSeqError(f"cannot write to output folder {parent}: {exc.strerror or exc}.") from None
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage.path, ignore_errors=True)
+        raise
+    stage.final = _publish(stage.path, parent, name)
+
+
+def _publish(staged: Path, parent: Path, name: str) -> Path:
+    for attempt in range(1, 1000):
+        target = parent / (name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            target.mkdir()  # atomic claim of the name: fails if it exists
+        except FileExistsError:
+            continue
+        os.replace(staged, target)  # replaces the empty folder just claimed
+        return target
+    raise KerasSeqError(f"could not find a free run folder name for {name} in {parent}.")
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8")
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def write_history(path: Path, history: dict) -> None:
+    """history.csv: `epoch,loss,val_loss`, epochs counted from 1."""
+    keys = list(history)
+    lines = [",".join(["epoch", *keys])]
+    for epoch, values in enumerate(zip(*(history[k] for k in keys)), start=1):
+        lines.append(",".join([str(epoch), *(repr(float(v)) for v in values)]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def versions() -> dict:
+    """Versions of Python, keras-seq, Keras, the active backend and the data stack."""
+    import importlib.metadata
+
+    import keras
+
+    import keras_seq
+
+    backend = keras.backend.backend()
+    result = {
+        "python": platform.python_version(),
+        "keras_seq": keras_seq.__version__,
+        "keras": keras.__version__,
+        "backend": backend,
+    }
+    for package in dict.fromkeys([backend, "tensorflow", "numpy", "pandas"]):
+        try:
+            result[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            result[package] = None
+    return result

@@ -1,0 +1,141 @@
+"""Shared fixtures: small real series, a local HTTP server, and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import io
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Keep every test away from the user's cache of online data.
+os.environ.pop("KERAS_SEQ_CACHE", None)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def price_frame():
+    """A synthetic daily 'price' with two extra columns: 300 business days."""
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2020-01-01", periods=300)
+    close = 100 + np.cumsum(rng.normal(0, 1, size=len(dates)))
+    return pd.DataFrame(
+        {"Close": close, "Volume": rng.uniform(1e6, 2e6, size=len(dates)), "Open": close + rng.normal(0, 0.5, size=len(dates))},
+        index=pd.DatetimeIndex(dates, name="Date"),
+    )
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write text to a CSV file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "data.csv", mode: str = "w") -> Path:
+        path = tmp_path / name
+        if mode == "wb":
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 that answers each path from `routes`."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple[int, str]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                server.requests.append(self.path)
+                path = self.path.split("?")[0]
+                status, body = server.routes.get(path, (404, "not found"))
+                payload = body.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "text/csv")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def local_server():
+    server = LocalServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port_url():
+    """A URL on 127.0.0.1 where nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `keras-seq ARGS` in this process through its real entry point.
+
+    Returns (exit code, stdout, stderr).
+    """
+    from keras_seq.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def run_console(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the installed `keras-seq` console script in a new process."""
+    script = Path(sys.executable).with_name("keras-seq")
+    return subprocess.run(
+        [str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def files_under(folder: Path) -> dict:
+    """Every file under `folder` with its size and modification time."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}

@@ -1,0 +1,132 @@
+"""keras_seq/cli.py: the commands end to end, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import files_under, run_console
+from test_models import expected_params
+
+ARCHS = ["drnn", "brnn", "lstm", "gru"]
+
+
+def test_help_imports_neither_keras_nor_tensorflow():
+    code = (
+        "import sys\n"
+        "from keras_seq.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'pandas', 'matplotlib') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Commands:" in result.stdout and "fit" in result.stdout
+    assert "HEAVY []" in result.stdout
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fit_one_epoch_on_dji_then_evaluate(arch, run_cli, tmp_path):
+    code, out, err = run_cli("fit", "--arch", arch, "--epochs", "1", "--units", "4", "--batch-size", "64",
+                             "--out", tmp_path, "--quiet")
+    assert code == 0, err
+    assert "test split 2022-05-13..2023-02-10, 188 windows, price units" in out
+    assert "persistence" in out and "skill vs persistence" in out
+    (run_dir,) = [p for p in tmp_path.iterdir()]
+    assert f"run written to {run_dir}" in out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"{metrics['model']['mae']:.2f}" in out
+
+    code, out, err = run_cli("evaluate", run_dir)
+    assert code == 0, err
+    assert f"{metrics['model']['mae']:.2f}" in out and "evaluation written to" in out
+
+
+def test_summary_lists_weights_and_the_parameter_count(run_cli):
+    code, out, err = run_cli("summary", "--arch", "gru")
+    assert code == 0, err
+    assert re.search(r"^  gru_1/gru_cell/kernel +\[1, 192\]$", out, re.M)
+    assert re.search(r"^  gru_2/gru_cell/recurrent_kernel +\[64, 192\]$", out, re.M)
+    assert re.search(r"^  standardize/mean +\[1\]  \(scaling, not trained\)$", out, re.M)
+    trainable, scaling = expected_params("gru", n_features=1, units=64, layers=2, horizon=1, target_kind="next")
+    assert f"parameters: {trainable + scaling} ({trainable} trainable, {scaling} scaling)" in out
+
+
+def test_summary_of_brnn_with_an_lstm_inside(run_cli):
+    code, out, _ = run_cli("summary", "--arch", "brnn", "--cell", "lstm", "--units", "8", "--layers", "1")
+    trainable, scaling = expected_params("brnn", n_features=1, units=8, layers=1, horizon=1, target_kind="next", cell="lstm")
+    assert code == 0 and f"({trainable} trainable" in out
+    assert "brnn_1/forward_brnn_1_lstm" in out and "brnn_1/backward_brnn_1_lstm" in out
+
+
+BAD_INPUTS = [
+    (["fit", "--arch", "cnn"], 2, "Invalid value for '--arch'"),
+    (["fit", "--window", "abc"], 2, "'abc' is not a valid integer"),
+    (["fit", "--window", "1"], 1, "`window` must be an integer of at least 2. Received: window=1"),
+    (["fit", "--horizon", "0"], 1, "`horizon` must be an integer of at least 1"),
+    (["fit", "--epochs", "0"], 1, "`epochs` must be an integer of at least 1"),
+    (["fit", "--units", "-3"], 1, "`units` must be an integer of at least 1"),
+    (["fit", "--batch-size", "0"], 1, "`batch_size` must be an integer of at least 1"),
+    (["fit", "--dropout", "1.5"], 1, "`dropout` must be in [0, 1)"),
+    (["fit", "--splits", "0.5,0.5,0.5"], 1, "`splits` must be three non-negative fractions"),
+    (["fit", "--splits", "a,b"], 2, "expected three numbers like 0.7,0.15,0.15"),
+    (["fit", "--data", "missing.csv"], 1, "data file not found: missing.csv"),
+    (["fit", "--target", "Price"], 1, "column 'Price' not found in dji. Available columns: Open, High, Low, Close, Volume"),
+    (["fit", "--features", "Close,Close"], 1, "names a column twice"),
+    (["fit", "--features", ","], 2, "give one or more column names"),
+    (["fit", "--start", "2022-01-01", "--end", "2021-01-01"], 1, "`start` is after `end`"),
+    (["fit", "--start", "not-a-date"], 1, "`start` is not a date"),
+    (["fit", "--start", "1925-01-01", "--end", "1932-01-01", "--features", "Volume"], 1, "column 'Volume' of dji has"),
+    (["fit", "--arch", "brnn", "--target-kind", "sequence"], 1, "reads the future"),
+    (["fit", "--target-kind", "sequence", "--horizon", "2"], 1, "`horizon` must be 1"),
+    (["fit", "--backend", "theano"], 2, "Invalid value for '--backend'"),
+    (["evaluate", "no/such/run"], 1, "run folder not found: no/such/run"),
+    (["summary", "--units", "0"], 1, "`units` must be an integer of at least 1"),
+    (["nope"], 2, "No such command 'nope'"),
+]
+
+
+@pytest.mark.parametrize("args, status, words", BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_writes_nothing(args, status, words, run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out_dir = tmp_path / "saved_models"
+    code, out, err = run_cli(*args)
+    assert code == status
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: ") and words in lines[0]
+    assert "Traceback" not in out + err
+    assert files_under(out_dir) == {}
+
+
+def test_bad_input_after_keras_is_loaded_is_still_one_line(tmp_path):
+    """Through the real console script: TensorFlow's start-up chatter must not reach the user."""
+    result = run_console("fit", "--start", "2023-01-25", "--out", tmp_path / "runs", timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "too short" in result.stderr and "Traceback" not in result.stderr
+    assert files_under(tmp_path / "runs") == {}
+
+
+def test_data_warnings_are_one_line_each(run_cli, write_csv, tmp_path):
+    rows = "".join(f"2021-{m:02d}-{d:02d},{100 + m + d / 31 + (d % 3)}\n" for m in range(1, 7) for d in range(1, 29))
+    path = write_csv("Date,Close\n" + rows + "2021-01-01,100\n")
+    code, out, err = run_cli("fit", "--data", path, "--window", "4", "--epochs", "1", "--units", "2",
+                             "--out", tmp_path / "runs", "--quiet")
+    assert code == 0, err
+    assert err.strip().splitlines() == [
+        "Warning: dates in " + str(path) + " were not in ascending order; sorted them.",
+        "Warning: 1 duplicate dates in " + str(path) + " (first: 2021-01-01); kept the last row of each.",
+    ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed here")
+def test_a_backend_that_is_not_installed_names_its_extra(run_cli):
+    code, _, err = run_cli("fit", "--backend", "torch")
+    assert code == 1
+    assert err.strip() == "Error: backend 'torch' is not installed (no module 'torch'). Install it with: pip install 'keras-seq[torch]'"

@@ -1,0 +1,190 @@
+"""keras_seq/data/sources.py: the embedded data, CSV files and online sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_seq.data.sources import DataSpec, load_series
+from keras_seq.errors import DataWarning, KerasSeqError
+
+# === Embedded ^DJI ===
+
+
+def test_dji_default_range_is_the_tutorials():
+    frame = load_series("dji")
+    assert frame.shape == (1258, 5)
+    assert list(frame.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    assert all(dtype == np.float64 for dtype in frame.dtypes)
+    assert isinstance(frame.index, pd.DatetimeIndex) and frame.index.is_monotonic_increasing
+    assert frame.index[0] == pd.Timestamp("2018-02-13") and frame.index[-1] == pd.Timestamp("2023-02-10")
+    assert frame.loc["2018-02-14", "Close"] == 24893.49
+    assert frame.loc["2023-02-09", "Close"] == 33699.88
+    assert frame.isna().sum().sum() == 0
+
+
+@pytest.mark.parametrize("start, end", [("2023-01-01", None), ("2023-01-01", "2023-02-13"), (None, "2030-01-01")])
+def test_dji_never_uses_the_intraday_last_row(start, end):
+    frame = load_series("dji", start, end)
+    assert frame.index[-1] == pd.Timestamp("2023-02-10")
+
+
+def test_dji_any_range_and_open_ends():
+    frame = load_series("dji", "1990-01-01", "1990-12-31")
+    assert frame.index[0].year == 1990 and frame.index[-1].year == 1990
+    assert 240 < len(frame) < 260
+    assert load_series("dji", end="1896-06-30").index[0] == pd.Timestamp("1896-05-27")
+
+
+def test_dji_missing_volume_is_refused_then_forward_filled_where_possible():
+    with pytest.raises(KerasSeqError, match=r"column 'Volume' of dji has \d+ missing values .*--fill ffill"):
+        load_series("dji", "1929-01-01", "1931-12-31", columns=["Volume"])
+    with pytest.raises(KerasSeqError, match="starts with missing values.*--start 1930-02-03 or later"):
+        load_series("dji", "1929-01-01", "1931-12-31", columns=["Volume"], fill="ffill")
+
+
+# === CSV files ===
+
+
+def test_csv_date_column_is_detected_and_columns_selected(write_csv):
+    path = write_csv("Symbol,timestamp,a,y\nX,2021-01-04,1,10\nX,2021-01-05,2,11\nX,2021-01-06,3,12\n")
+    frame = DataSpec(source=str(path), target="y", features=("a", "y")).load()
+    assert list(frame.columns) == ["a", "y"]
+    assert list(frame.index.strftime("%Y-%m-%d")) == ["2021-01-04", "2021-01-05", "2021-01-06"]
+    assert frame["y"].tolist() == [10.0, 11.0, 12.0]
+
+
+def test_csv_first_column_dates_without_a_date_name(write_csv):
+    path = write_csv("when,value\n2021-01-04,1.5\n2021-01-05,2.5\n")
+    frame = load_series(str(path), columns=["value"])
+    assert frame.index[1] == pd.Timestamp("2021-01-05")
+
+
+def test_csv_explicit_date_column(write_csv):
+    path = write_csv("x,obs\n1.0,2021-03-01\n2.0,2021-03-02\n")
+    assert load_series(str(path), date_column="obs", columns=["x"])["x"].tolist() == [1.0, 2.0]
+    with pytest.raises(KerasSeqError, match="date column 'nope' not found .* Available columns: x, obs"):
+        load_series(str(path), date_column="nope")
+
+
+def test_unsorted_and_duplicate_dates_are_repaired_with_warnings(write_csv):
+    path = write_csv("Date,Close\n2021-01-06,3\n2021-01-04,1\n2021-01-05,2\n2021-01-05,2.5\n")
+    with pytest.warns(DataWarning) as caught:
+        frame = load_series(str(path), columns=["Close"])
+    messages = " ".join(str(w.message) for w in caught)
+    assert "not in ascending order" in messages and "1 duplicate dates" in messages and "2021-01-05" in messages
+    assert frame["Close"].tolist() == [1.0, 2.5, 3.0]
+    assert frame.index.is_monotonic_increasing and frame.index.is_unique
+
+
+@pytest.mark.parametrize(
+    "text, columns, fill, message",
+    [
+        ("Date,Close\n2021-01-04,1\n", ["Price"], None, "column 'Price' not found in .*Available columns: Close"),
+        ("Date,Close\n2021-01-04,1\n2021-01-05,abc\n2021-01-06,--\n", ["Close"], None,
+         "column 'Close' .* non-numeric values: 2021-01-05 'abc', 2021-01-06 '--'"),
+        ("Date,Close\n2021-01-04,1\n2021-01-05,\n2021-01-06,3\n", ["Close"], None,
+         "column 'Close' .* 1 missing values \\(first: 2021-01-05\\).*--fill ffill"),
+        ("Date,Close\n2021-01-04,1\n05/01/2021,2\n", ["Close"], None, "column 'Date' .* not dates .* row 3 '05/01/2021'"),
+        ("Date,Close\n", ["Close"], None, "has a header but no rows"),
+        ("", ["Close"], None, "is empty"),
+        ("a;b;c\n1;2;3\n", ["Close"], None, "has no columns besides its dates"),
+        ("a,b\n1,2\n", ["Close"], None, "no date column found"),
+    ],
+)
+def test_bad_csv_gets_one_clear_line(write_csv, text, columns, fill, message):
+    path = write_csv(text)
+    with pytest.raises(KerasSeqError, match=message) as caught:
+        load_series(str(path), columns=columns, fill=fill)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_values_are_forward_filled_on_request(write_csv):
+    path = write_csv("Date,Close\n2021-01-04,1\n2021-01-05,\n2021-01-06,3\n")
+    assert load_series(str(path), columns=["Close"], fill="ffill")["Close"].tolist() == [1.0, 1.0, 3.0]
+
+
+def test_binary_file_is_refused(write_csv):
+    path = write_csv(bytes(range(256)) * 4, name="model.bin", mode="wb")
+    with pytest.raises(KerasSeqError, match="model.bin is not (UTF-8 text|a readable CSV)"):
+        load_series(str(path))
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(KerasSeqError, match="data file not found: .*nope.csv. Expected a CSV file, 'dji'"):
+        load_series(str(tmp_path / "nope.csv"))
+    with pytest.raises(KerasSeqError, match="is a folder"):
+        load_series(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "start, end, message",
+    [
+        ("2022-01-01", "2021-01-01", "`start` is after `end`"),
+        ("yesterday-ish", None, "`start` is not a date"),
+        ("2030-01-01", "2031-01-01", "no rows of dji in the range 2030-01-01..2031-01-01; the data covers 1896-05-27..2023-02-10"),
+    ],
+)
+def test_bad_date_ranges(start, end, message):
+    with pytest.raises(KerasSeqError, match=message):
+        load_series("dji", start, end)
+
+
+def test_dataspec_checks_its_options():
+    with pytest.raises(KerasSeqError, match="names a column twice: Close"):
+        DataSpec(features=("Close", "Close"))
+    with pytest.raises(KerasSeqError, match="`fill` must be one of ffill"):
+        DataSpec(fill="bfill")
+    assert DataSpec(features=("Volume",)).columns == ["Volume", "Close"]
+    assert DataSpec().columns == ["Close"]
+
+
+# === Online sources, against a local server ===
+
+STOOQ_CSV = "Date,Open,High,Low,Close,Volume\r\n2021-01-04,30627.47,30674.28,29881.82,30223.89,475742500\r\n" \
+            "2021-01-05,30204.25,30504.89,30141.78,30391.6,351250000\r\n2021-01-06,30362.78,31022.65,30313.07,30829.4,500001300\r\n"
+FRED_CSV = "observation_date,DJIA\n2021-01-01,\n2021-01-04,30223.89\n2021-01-05,30391.60\n2021-01-06,30829.40\n"
+
+
+def test_stooq_downloads_once_then_reads_its_cache(local_server, monkeypatch, tmp_path, closed_port_url):
+    local_server.routes["/q/d/l/"] = (200, STOOQ_CSV)
+    monkeypatch.setenv("KERAS_SEQ_STOOQ_URL", local_server.url + "/q/d/l/")
+    frame = load_series("stooq:^DJI", cache_dir=tmp_path, columns=["Close"])
+    assert frame["Close"].tolist() == [30223.89, 30391.6, 30829.4]
+    assert local_server.requests == ["/q/d/l/?s=%5Edji&i=d"]
+    # Offline now: the cache answers.
+    monkeypatch.setenv("KERAS_SEQ_STOOQ_URL", closed_port_url + "/q/d/l/")
+    again = load_series("stooq:^DJI", cache_dir=tmp_path, start="2021-01-05")
+    assert again.index[0] == pd.Timestamp("2021-01-05") and len(local_server.requests) == 1
+    with pytest.raises(KerasSeqError, match=r"could not download stooq:\^DJI from .*: .*offline, use the embedded data \(--data dji\)"):
+        load_series("stooq:^DJI", cache_dir=tmp_path, refresh=True)
+
+
+def test_stooq_without_data_or_failing_is_one_line(local_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_SEQ_STOOQ_URL", local_server.url + "/q/d/l/")
+    local_server.routes["/q/d/l/"] = (200, "No data")
+    with pytest.raises(KerasSeqError, match=r"stooq returned no price data for \^NOPE \(its answer began: 'No data'\)"):
+        load_series("stooq:^NOPE", cache_dir=tmp_path)
+    local_server.routes["/q/d/l/"] = (503, "busy")
+    with pytest.raises(KerasSeqError, match=r"could not download stooq:\^DJI .*HTTP 503"):
+        load_series("stooq:^DJI", cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing cached from failures
+
+
+def test_fred_through_pandas_datareader_drops_holidays_and_caches(local_server, monkeypatch, tmp_path, closed_port_url):
+    local_server.routes["/graph/fredgraph.csv"] = (200, FRED_CSV)
+    monkeypatch.setenv("KERAS_SEQ_FRED_URL", local_server.url + "/graph/fredgraph.csv")
+    frame = load_series("fred:DJIA", cache_dir=tmp_path, columns=["DJIA"])
+    assert frame["DJIA"].tolist() == [30223.89, 30391.6, 30829.4]
+    assert local_server.requests == ["/graph/fredgraph.csv?id=DJIA"]
+    monkeypatch.setenv("KERAS_SEQ_FRED_URL", closed_port_url + "/graph/fredgraph.csv")
+    assert len(load_series("fred:DJIA", cache_dir=tmp_path)) == 3
+    with pytest.raises(KerasSeqError, match="could not download fred:DJIA from .*offline, use the embedded data") as caught:
+        load_series("fred:DJIA", cache_dir=tmp_path, refresh=True)
+    assert "\n" not in str(caught.value)
+
+
+def test_online_source_without_a_name():
+    with pytest.raises(KerasSeqError, match="names no series. Expected e.g. 'fred:DJIA'"):
+        load_series("fred:")

@@ -1,0 +1,84 @@
+"""keras_seq/training.py: training restores the best epoch; run folders are atomic."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_seq.data.windows import make_windows
+from keras_seq.errors import KerasSeqError
+from keras_seq.models import build_model
+from keras_seq.training import TrainSpec, staged_folder, train_model, write_history
+
+
+@pytest.mark.backend
+def test_training_learns_and_keeps_the_best_validation_epoch():
+    t = np.arange(400, dtype="float64")
+    frame = pd.DataFrame({"y": 50 + 10 * np.sin(t / 6)}, index=pd.date_range("2020-01-01", periods=400, name="Date"))
+    windows = make_windows(frame, target="y", window=12, batch_size=16, seed=0)
+    keras.utils.set_random_seed(0)
+    model = build_model("gru", window=12, n_features=1, units=8, layers=1, scaling=windows.scaling)
+    history = train_model(model, windows, TrainSpec(epochs=6, lr=0.01), verbose=0)
+    assert len(history["loss"]) == len(history["val_loss"]) == 6
+    assert history["loss"][-1] < history["loss"][0] / 4
+    network = model.get_layer("network")
+    restored = network.evaluate(windows.validation, verbose=0)
+    assert restored == pytest.approx(min(history["val_loss"]), rel=1e-4)
+
+
+@pytest.mark.backend
+def test_patience_stops_early():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y": rng.normal(size=300)}, index=pd.date_range("2020-01-01", periods=300, name="Date"))
+    windows = make_windows(frame, target="y", window=8, batch_size=32, seed=0)
+    model = build_model("drnn", window=8, n_features=1, units=16, layers=1, scaling=windows.scaling)
+    history = train_model(model, windows, TrainSpec(epochs=40, lr=0.05, patience=2), verbose=0)
+    assert len(history["loss"]) < 40
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(epochs=0), "`epochs` must be an integer of at least 1. Received: epochs=0"),
+        (dict(batch_size=-4), "`batch_size` must be an integer of at least 1"),
+        (dict(lr=0.0), "`lr` must be a positive number"),
+        (dict(seed=-1), "`seed` must be a non-negative integer"),
+        (dict(patience=0), "`patience` must be an integer of at least 1"),
+    ],
+)
+def test_bad_training_options(kwargs, message):
+    with pytest.raises(KerasSeqError, match=message):
+        TrainSpec(**kwargs)
+
+
+def test_a_staged_folder_appears_only_when_complete(tmp_path):
+    with staged_folder(tmp_path, "lstm-x") as stage:
+        (stage.path / "model.keras").write_text("weights")
+        assert list(tmp_path.iterdir()) == [stage.path] and stage.path.name.startswith(".lstm-x.")
+    assert stage.final == tmp_path / "lstm-x" and (stage.final / "model.keras").read_text() == "weights"
+    # A taken name is never overwritten.
+    with staged_folder(tmp_path, "lstm-x") as second:
+        pass
+    assert second.final == tmp_path / "lstm-x-2" and (tmp_path / "lstm-x" / "model.keras").exists()
+
+
+def test_a_failed_run_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with staged_folder(tmp_path / "out", "gru-x") as stage:
+            (stage.path / "model.keras").write_text("half")
+            raise RuntimeError("training failed")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(KerasSeqError, match="output folder .*file is a file"):
+        with staged_folder(tmp_path / "file", "x"):
+            pass
+
+
+def test_history_csv(tmp_path):
+    write_history(tmp_path / "h.csv", {"loss": [0.5, 0.25], "val_loss": [0.75, 0.5]})
+    assert (tmp_path / "h.csv").read_text() == "epoch,loss,val_loss\n1,0.5,0.75\n2,0.25,0.5\n"
