@@ -1,3 +1,4 @@
 from keras_seq.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -31,8 +31,8 @@ def rmse(y_true, y_pred) -> float:
     """Root mean squared error.
 
     Example:
-    >>> rmse([0.0, 0.0], [3.0, 4.0]) ** 2
-    12.5
+    >>> rmse([0.0, 0.0], [2.0, -2.0])
+    2.0
     """
     errors = np.asarray(y_pred, dtype="float64") - np.asarray(y_true, dtype="float64")
     return float(np.sqrt(np.mean(errors**2)))
@@ -42,8 +42,8 @@ def mape(y_true, y_pred) -> float:
     """Mean absolute percentage error, in percent (infinite if an actual value is 0).
 
     Example:
-    >>> mape([100.0, 200.0], [110.0, 190.0])
-    7.5
+    >>> mape([100.0, 100.0], [110.0, 90.0])
+    10.0
     """
     y_true = np.asarray(y_true, dtype="float64")
     errors = np.asarray(y_pred, dtype="float64") - y_true
@@ -160,12 +160,18 @@ def _pyplot():
 
 
 def plot_loss(history: dict, path: Path, title: str = "") -> None:
-    """Training and validation loss per epoch (normalized units)."""
+    """Training and validation loss per epoch (normalized units), the best epoch marked."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, label in (("loss", "train"), ("val_loss", "validation")):
         if key in history:
             ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", markersize=3, label=label)
+    if history.get("val_loss"):
+        best = int(np.argmin(history["val_loss"]))
+        ax.axvline(best + 1, color="grey", linestyle=":", label=f"best validation (epoch {best + 1})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (z-score units)")
     ax.set_title(title or "loss")

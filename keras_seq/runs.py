@@ -160,10 +160,11 @@ def read_run_config(run_dir: str | Path) -> dict:
             raise KerasSeqError(f"{run_dir} is not a run folder: it has no {name}. Give a folder written by `keras-seq fit`.")
     try:
         config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-        for key in ("data", "windows", "model", "scaling"):
-            config[key]  # noqa: B018 - presence check
-    except (ValueError, KeyError, UnicodeDecodeError) as exc:
-        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config ({type(exc).__name__}: {exc}).") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not valid JSON ({exc}). Re-run `keras-seq fit`.") from None
+    missing = [key for key in ("data", "windows", "model", "scaling") if key not in config]
+    if missing:
+        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it has no '{missing[0]}'.")
     return config
 
 
@@ -202,14 +203,12 @@ def evaluate_run(
         raise KerasSeqError(f"output folder {out} already exists. Give a new folder.")
     use_backend(backend)
     new_data = any(v is not None for v in (source, start, end))
-    recorded = {k: v for k, v in config["data"].items() if k in {f.name for f in dataclasses.fields(DataSpec)}}
-    if recorded.get("features") is not None:
-        recorded["features"] = tuple(recorded["features"])
+    recorded = {f.name: config["data"].get(f.name, f.default) for f in dataclasses.fields(DataSpec)}
     overrides = {k: v for k, v in (("source", source), ("start", start), ("end", end)) if v is not None}
     if source is not None and start is None and end is None:
         overrides.update(start=None, end=None)
     data = DataSpec(**{**recorded, **overrides})
-    windows = WindowSpec(**{**config["windows"], "splits": tuple(config["windows"]["splits"])})
+    windows = WindowSpec(**config["windows"])
     scaling = Scaling.from_dict(config["scaling"])
     frame = data.load()
 

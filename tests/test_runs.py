@@ -96,3 +96,14 @@ def test_bad_data_writes_no_run_folder(tmp_path):
 def test_evaluate_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(KerasSeqError, match="is not a run folder: it has no config.json"):
         evaluate_run(tmp_path)
+
+
+@pytest.mark.parametrize("text, message", [("{not json", "is not valid JSON"), ('{"data": {}}', "has no 'windows'")])
+def test_evaluate_run_refuses_a_broken_config(small_run, tmp_path, text, message):
+    import shutil
+
+    broken = tmp_path / "run"
+    shutil.copytree(small_run.path, broken)
+    (broken / "config.json").write_text(text)
+    with pytest.raises(KerasSeqError, match=message):
+        evaluate_run(broken)
