@@ -161,6 +161,53 @@ def evaluate(run_dir, source, start, end, out, backend):
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--format", "formats", default="all", show_default=True,
+              help="savedmodel, onnx, keras or all; several separated by commas.")
+@click.option("--out", default=None, type=click.Path(), help="Export folder (default: RUN_DIR/export).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
+@click.option("--name", default=None, help="Model name in the SavedModel's TF Serving layout (default: the arch).")
+@click.option("--model-version", type=int, default=1, show_default=True, help="SavedModel version folder.")
+@_reports_errors
+def export(run_dir, formats, out, overwrite, name, model_version):
+    """Export RUN_DIR's model as SavedModel, ONNX and .keras, each proven equal to it."""
+    from keras_seq.export import export_run
+
+    result = export_run(run_dir, formats, out=out, overwrite=overwrite, name=name, version=model_version)
+    for fmt, check in result.parity.items():
+        artifact = result.path / result.card["artifacts"][fmt]["path"]
+        click.echo(
+            f"{fmt:<10} {artifact}  parity: max |diff| {check['max_abs_diff']:.3g} "
+            f"= {check['relative_diff']:.1e} of the target's std over {check['windows']} test windows"
+        )
+    click.echo(f"export written to {result.path} (model card: {result.path / 'model_card.json'})")
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path())
+@data_options
+@click.option("--steps", type=int, default=None, help="Values to forecast (default: the model's horizon).")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the forecast to this CSV.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+              help="Keras backend for run folders and .keras files.")
+@_reports_errors
+def predict(artifact, source, start, end, steps, csv_path, backend):
+    """Forecast the values after the data's last window.
+
+    ARTIFACT is a run folder, a .keras file, a SavedModel folder or an .onnx
+    file. The data defaults to the model's training data.
+    """
+    from keras_seq.serving import predict_artifact
+
+    table = predict_artifact(artifact, source=source, start=start, end=end, steps=steps, backend=backend)
+    click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime("%Y-%m-%d")},
+                               float_format=lambda v: f"{v:.2f}"))
+    if csv_path:
+        table.to_csv(csv_path, index=False, date_format="%Y-%m-%d", float_format="%.6f")
+        click.echo(f"forecast written to {csv_path}")
+
+
+@cli.command()
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True)
 @click.option("--window", type=int, default=16, show_default=True)
 @click.option("--features", "n_features", type=int, default=1, show_default=True, help="Number of input columns.")

@@ -1,0 +1,304 @@
+"""Export a run's model as artifacts that run anywhere, proven equal before they are written.
+
+`export_run` writes, into `RUN_DIR/export/` by default:
+- `savedmodel/<name>/<version>/`: a TF SavedModel in TF Serving's layout,
+  signature `serving_default`, float32 `(batch, window, features)` raw values
+  in, raw values out;
+- `model.onnx`: fixed window length, dynamic batch;
+- `model.keras`: a copy of the Keras model;
+- `model_card.json`: what the model reads and returns, its scaling, data,
+  test metrics, versions and each artifact's sha256.
+
+Each artifact is loaded back in its own runtime (`tf.saved_model.load`,
+`onnxruntime.InferenceSession`, Keras) and run on the run's test windows; the
+largest difference from the Keras model, relative to the target's standard
+deviation, must be at most `tolerance`. Everything is written in a temporary
+folder and renamed into place only when every artifact passed.
+
+Exporting always runs on the tensorflow backend (the weights are
+backend-neutral): a model trained on jax or torch exports the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from keras_seq.backend import import_keras, use_backend
+from keras_seq.errors import KerasSeqError
+
+FORMATS = ("savedmodel", "onnx", "keras")
+CARD_FILE = "model_card.json"
+ONNX_FILE = "model.onnx"
+KERAS_FILE = "model.keras"
+DEFAULT_TOLERANCE = 1e-5
+
+
+def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """`"all"`, one format or several (comma-separated) -> a tuple of formats."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [item.strip().lower() for item in items if item.strip()]
+    if "all" in items:
+        return FORMATS
+    unknown = [item for item in items if item not in FORMATS]
+    if unknown or not items:
+        raise KerasSeqError(
+            f"unknown export format '{unknown[0] if unknown else value}'. Expected one of: {', '.join(FORMATS)}, all."
+        )
+    return tuple(dict.fromkeys(items))
+
+
+def artifact_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a folder (every file's relative path and content, in order)."""
+    path = Path(path)
+    if path.is_file():
+        return _file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{_file_sha256(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """Where the export went, and each artifact's parity with the Keras model."""
+
+    path: Path
+    parity: dict  # format -> {"max_abs_diff", "relative_diff", "windows"}
+    card: dict
+
+
+def run_test_windows(config: dict) -> np.ndarray:
+    """The raw test windows of a run, `(n, window, features)` float32."""
+    from keras_seq.data.sources import DataSpec
+    from keras_seq.data.windows import Scaling, WindowSpec, make_windows
+
+    data = DataSpec(**{f.name: config["data"].get(f.name, f.default) for f in dataclasses.fields(DataSpec)})
+    spec = WindowSpec(**config["windows"])
+    windows = make_windows(
+        data.load(), target=data.target, features=data.feature_columns, batch_size=4096, normalize=False,
+        scaling=Scaling.from_dict(config["scaling"]), **dataclasses.asdict(spec),
+    )
+    return np.concatenate([x.numpy() for x, _ in windows.test])
+
+
+def export_run(
+    run_dir: str | os.PathLike,
+    formats: str | tuple[str, ...] = "all",
+    *,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    name: str | None = None,
+    version: int = 1,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ExportResult:
+    """Export a run folder's model and prove each artifact equal to it.
+
+    Args:
+        run_dir: path. A folder written by `keras-seq fit`.
+        formats: str or tuple. `"savedmodel"`, `"onnx"`, `"keras"`, several
+            of them, or `"all"`. Defaults to `"all"`.
+        out: path or None. Export folder. Defaults to `RUN_DIR/export`.
+        overwrite: bool. Replace an existing export folder. Defaults to `False`.
+        name: str or None. The SavedModel's model name in TF Serving's layout.
+            Defaults to the run's arch.
+        version: int. The SavedModel's version folder. Defaults to `1`.
+        tolerance: float. Largest allowed difference from the Keras model,
+            relative to the target's standard deviation. Defaults to `1e-5`.
+
+    Returns:
+        An `ExportResult`.
+
+    Raises:
+        KerasSeqError: bad arguments, an existing export without
+            `overwrite`, or an artifact that fails parity (nothing is written).
+    """
+    from keras_seq.runs import MODEL_FILE, read_run_config
+
+    run_dir = Path(run_dir)
+    formats = parse_formats(formats)
+    config = read_run_config(run_dir)
+    name = name or config["model"]["arch"]
+    if not isinstance(version, int) or version < 1:
+        raise KerasSeqError(f"`version` must be an integer of at least 1. Received: version={version}")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise KerasSeqError(f"`name` must be letters, digits, '-' or '_'. Received: name={name!r}")
+    out = Path(out) if out is not None else run_dir / "export"
+    if out.exists() and not overwrite:
+        raise KerasSeqError(f"export folder {out} already exists. Pass --overwrite to replace it, or give --out.")
+    try:
+        use_backend("tensorflow")
+    except KerasSeqError as exc:
+        raise KerasSeqError(f"exporting needs the tensorflow backend in a fresh process: {exc}") from None
+    keras = import_keras()
+    from keras_seq.models.builders import load_model
+
+    model = load_model(run_dir / MODEL_FILE)
+    windows = run_test_windows(config)
+    reference = np.asarray(model.predict(windows, verbose=0), dtype="float64")
+    scale = float(config["scaling"]["target_std"])
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        artifacts, parity, signatures = {}, {}, {}
+        for fmt in formats:
+            path, runner, signature = write_artifact(fmt, model, stage, name, version)
+            outputs = np.asarray(runner(windows), dtype="float64").reshape(reference.shape)
+            max_abs = float(np.max(np.abs(outputs - reference))) if reference.size else 0.0
+            parity[fmt] = {"max_abs_diff": max_abs, "relative_diff": max_abs / scale, "windows": int(len(windows))}
+            if not max_abs / scale <= tolerance:
+                raise KerasSeqError(
+                    f"{fmt} artifact differs from the Keras model by {max_abs:.3g} ({max_abs / scale:.2e} of the target's "
+                    f"std, limit {tolerance:g}) on {len(windows)} test windows; nothing was exported."
+                )
+            artifacts[fmt] = {"path": path.relative_to(stage).as_posix(), "sha256": artifact_sha256(path), **signature}
+        card = _model_card(config, run_dir, artifacts, parity, keras)
+        (stage / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        _replace_folder(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return ExportResult(out, parity, card)
+
+
+def _replace_folder(stage: Path, out: Path) -> None:
+    """Move `stage` to `out`; an existing `out` is removed only once the new one is in place."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(stage, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# === Writers: each writes its artifact, then returns (path, runner loaded from the artifact, signature) ===
+
+
+def _io_signature(model) -> dict:
+    window, features = model.input_shape[1:]
+    return {
+        "inputs": [{"name": "window", "dtype": "float32", "shape": [None, window, features]}],
+        "outputs": [{"name": "output_0", "dtype": "float32", "shape": [None, *model.output_shape[1:]]}],
+    }
+
+
+def _write_keras(model, stage: Path, name: str, version: int):
+    from keras_seq.models.builders import load_model
+
+    path = stage / KERAS_FILE
+    model.save(path)
+    loaded = load_model(path)
+    return path, lambda x: loaded.predict(x, verbose=0), _io_signature(model)
+
+
+def _write_savedmodel(model, stage: Path, name: str, version: int):
+    import tensorflow as tf
+
+    path = stage / "savedmodel" / name / str(version)
+    path.parent.mkdir(parents=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.export(str(path), format="tf_saved_model", verbose=False)
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    (input_name,) = serve.structured_input_signature[1]
+    (output_name,) = serve.structured_outputs
+    signature = _io_signature(model)
+    signature["inputs"][0]["name"], signature["outputs"][0]["name"] = input_name, output_name
+    signature["signature"] = "serving_default"
+    return path, lambda x: serve(**{input_name: tf.constant(x)})[output_name].numpy(), signature
+
+
+def _write_onnx(model, stage: Path, name: str, version: int):
+    import onnx
+    import onnxruntime
+
+    path = stage / ONNX_FILE
+    model(np.zeros((1, *model.input_shape[1:]), dtype="float32"))  # Keras exports only a model that has been called
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.export(str(path), format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
+    signature = _io_signature(model)
+    signature["inputs"][0]["name"], signature["outputs"][0]["name"] = input_meta.name, output_meta.name
+    signature["opset"] = max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx"))
+    return path, lambda x: session.run([output_meta.name], {input_meta.name: x})[0], signature
+
+
+_WRITERS = {"keras": _write_keras, "savedmodel": _write_savedmodel, "onnx": _write_onnx}
+
+
+def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: int = 1):
+    """Write one artifact of `model` into `folder` and load it back in its own runtime.
+
+    Args:
+        fmt: str. `"savedmodel"`, `"onnx"` or `"keras"`.
+        model: keras.Model. A keras-seq model (tensorflow backend).
+        folder: Path. Existing folder that receives the artifact.
+        name: str. SavedModel model name. Defaults to `"model"`.
+        version: int. SavedModel version. Defaults to `1`.
+
+    Returns:
+        `(path, runner, signature)`: the artifact's path, a function from a
+        float32 `(batch, window, features)` array to the artifact's outputs,
+        and its input/output names, dtypes and shapes.
+    """
+    return _WRITERS[fmt](model, Path(folder), name, version)
+
+
+def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict, keras) -> dict:
+    import importlib.metadata
+
+    from keras_seq.data.sources import DataSpec
+
+    data = config["data"]
+    features = list(data.get("features") or [data.get("target", DataSpec.target)])
+    metrics_file = run_dir / "metrics.json"
+    versions = dict(config.get("versions", {}))
+    for package in ("tensorflow", "onnx", "onnxruntime", "tf2onnx"):
+        try:
+            versions[f"export_{package}"] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {
+        "format": "keras-seq model card 1",
+        "arch": config["model"]["arch"],
+        "model": config["model"],
+        "window": config["windows"]["window"],
+        "horizon": config["windows"]["horizon"],
+        "target_kind": config["windows"]["target_kind"],
+        "features": features,
+        "target": data.get("target", DataSpec.target),
+        "scaling": config["scaling"],
+        "data": {k: data.get(k) for k in ("source", "start", "end", "first_date", "last_date", "rows", "fill", "date_column")},
+        "split_dates": config.get("split_dates"),
+        "test_metrics": json.loads(metrics_file.read_text()) if metrics_file.is_file() else None,
+        "training_backend": config.get("backend"),
+        "versions": versions,
+        "run": str(run_dir.name),
+        "parity": parity,
+        "artifacts": artifacts,
+    }

@@ -1,0 +1,226 @@
+"""Forecast from any keras-seq artifact: a run folder, `.keras`, SavedModel or ONNX.
+
+An artifact is recognized by itself. Exported artifacts are checked against
+the sha256 in their `model_card.json` before they are loaded; a mismatch is
+refused. ONNX files run on onnxruntime and SavedModels on TensorFlow, without
+Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keras_seq.errors import KerasSeqError
+
+CARD_FILE = "model_card.json"
+
+
+@dataclasses.dataclass
+class Artifact:
+    """A loaded model and what it reads: `run(x)` maps `(batch, window, features)` raw values to raw forecasts."""
+
+    kind: str  # "run", "keras", "savedmodel" or "onnx"
+    path: Path
+    run: object
+    window: int
+    horizon: int
+    target_kind: str
+    features: list
+    target: str
+    data: dict  # source, start, end, date_column, fill of the training data
+
+
+def _find_card(path: Path, levels: int) -> tuple[Path | None, dict | None]:
+    for folder in [path.parent, *path.parents][: levels + 1] if path.is_file() else [path, *path.parents][: levels + 1]:
+        card = folder / CARD_FILE
+        if card.is_file():
+            try:
+                return folder, json.loads(card.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                raise KerasSeqError(f"{card} is not valid JSON. Export the run again.") from None
+    return None, None
+
+
+def _checked(path: Path, kind: str, levels: int) -> dict:
+    """The model card of an exported artifact, after checking the artifact's sha256."""
+    from keras_seq.export import artifact_sha256
+
+    folder, card = _find_card(path, levels)
+    if card is None:
+        raise KerasSeqError(f"no {CARD_FILE} found beside {path}. Predict from the export folder written by `keras-seq export`.")
+    entry = card.get("artifacts", {}).get(kind)
+    if entry is None or (folder / entry["path"]).resolve() != path.resolve():
+        raise KerasSeqError(f"{folder / CARD_FILE} does not list {path} as its {kind} artifact. Export the run again.")
+    if artifact_sha256(path) != entry["sha256"]:
+        raise KerasSeqError(
+            f"{path} does not match the sha256 in {folder / CARD_FILE}: it was changed after export and may have "
+            "been tampered with. Refusing to load it; export the run again."
+        )
+    return card
+
+
+def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
+    """Load a run folder, `.keras` file, SavedModel folder or `.onnx` file for forecasting.
+
+    Raises:
+        KerasSeqError: the path is none of these, a file is missing, or an
+            exported artifact's sha256 differs from its model card.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise KerasSeqError(f"artifact not found: {path}. Give a run folder, a .keras file, a SavedModel folder or an .onnx file.")
+    if path.is_dir() and (path / "config.json").is_file():
+        from keras_seq.runs import MODEL_FILE, read_run_config
+
+        config = read_run_config(path)
+        return _keras_artifact("run", path, path / MODEL_FILE, _describe_run(config), backend)
+    if path.is_file() and path.suffix == ".keras":
+        card = _checked(path, "keras", levels=0)
+        return _keras_artifact("keras", path, path, _describe_card(card), backend)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        card = _checked(path, "savedmodel", levels=3)
+        from keras_seq.backend import import_keras, use_backend
+
+        use_backend(backend)
+        import_keras()
+        import tensorflow as tf
+
+        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+        (input_name,) = serve.structured_input_signature[1]
+        (output_name,) = serve.structured_outputs
+        run = lambda x: serve(**{input_name: tf.constant(x)})[output_name].numpy()  # noqa: E731
+        return Artifact("savedmodel", path, run, **_describe_card(card))
+    if path.is_file() and path.suffix == ".onnx":
+        card = _checked(path, "onnx", levels=0)
+        import onnxruntime
+
+        try:
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise KerasSeqError(f"{path} is not a loadable ONNX model ({' '.join(str(exc).split())[:120]}).") from None
+        (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
+        run = lambda x: session.run([output_meta.name], {input_meta.name: x})[0]  # noqa: E731
+        return Artifact("onnx", path, run, **_describe_card(card))
+    if path.is_dir():
+        raise KerasSeqError(f"{path} is not a run folder (no config.json) nor a SavedModel (no saved_model.pb).")
+    raise KerasSeqError(f"{path} is not a keras-seq artifact. Expected a run folder, a .keras file, a SavedModel folder or an .onnx file.")
+
+
+def _keras_artifact(kind: str, path: Path, model_file: Path, description: dict, backend: str | None) -> Artifact:
+    from keras_seq.backend import import_keras, use_backend
+
+    use_backend(backend)
+    import_keras()
+    from keras_seq.models.builders import load_model
+
+    model = load_model(model_file)
+    return Artifact(kind, path, lambda x: model.predict(x, verbose=0), **description)
+
+
+def _describe_run(config: dict) -> dict:
+    data = config["data"]
+    return {
+        "window": config["windows"]["window"],
+        "horizon": config["windows"]["horizon"],
+        "target_kind": config["windows"]["target_kind"],
+        "features": list(data.get("features") or [data["target"]]),
+        "target": data["target"],
+        "data": {k: data.get(k) for k in ("source", "start", "end", "date_column", "fill")},
+    }
+
+
+def _describe_card(card: dict) -> dict:
+    return {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
+        "data": {k: card["data"].get(k) for k in ("source", "start", "end", "date_column", "fill")}
+    }
+
+
+def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) -> pd.DataFrame:
+    """Forecast the `steps` values after the last window of `frame`.
+
+    With `steps` beyond the model's horizon and a univariate model (its only
+    feature is the target), the forecast rolls forward on its own values.
+
+    Args:
+        artifact: Artifact. From `load_artifact`.
+        frame: DataFrame. Dates in order, with the artifact's feature columns.
+        steps: int or None. Values to forecast. Defaults to the horizon.
+
+    Returns:
+        A DataFrame with columns `date` and the target's name.
+    """
+    steps = artifact.horizon if steps is None else steps
+    if not isinstance(steps, int) or steps < 1:
+        raise KerasSeqError(f"`steps` must be an integer of at least 1. Received: steps={steps}")
+    if len(frame) < artifact.window:
+        raise KerasSeqError(
+            f"the data has {len(frame)} rows, fewer than the model's window of {artifact.window}. Give a longer date range."
+        )
+    per_call = artifact.horizon if artifact.target_kind == "next" else 1
+    if steps > per_call and artifact.features != [artifact.target]:
+        raise KerasSeqError(
+            f"--steps {steps} goes beyond the model's horizon of {per_call}, which needs a univariate model "
+            f"(it reads {', '.join(artifact.features)} to forecast {artifact.target}). Use --steps {per_call} or less."
+        )
+    history = frame[artifact.features].to_numpy(dtype="float32")[-artifact.window :]
+    values: list[float] = []
+    while True:
+        output = np.asarray(artifact.run(history[None]), dtype="float64")
+        new = output.reshape(-1)[-1:] if artifact.target_kind == "sequence" else output.reshape(-1)
+        values.extend(new.tolist())
+        if len(values) >= steps:
+            break
+        # Univariate (checked above): the forecasts become the newest inputs.
+        history = np.concatenate([history, new.astype("float32")[:, None]])[-artifact.window :]
+    return pd.DataFrame({"date": future_dates(frame.index, steps), artifact.target: values[:steps]})
+
+
+def future_dates(index: pd.DatetimeIndex, steps: int) -> pd.DatetimeIndex:
+    """The `steps` dates after `index`: business days for daily data, else its median spacing."""
+    gaps = np.diff(index[-50:].values).astype("timedelta64[s]").astype("float64")
+    spacing = pd.Timedelta(seconds=float(np.median(gaps))) if len(gaps) else pd.Timedelta(days=1)
+    if spacing <= pd.Timedelta(days=4):
+        return pd.bdate_range(index[-1] + pd.offsets.BDay(1), periods=steps, name="date")
+    return pd.DatetimeIndex([index[-1] + spacing * (k + 1) for k in range(steps)], name="date")
+
+
+def predict_artifact(
+    path: str | Path,
+    *,
+    source: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    steps: int | None = None,
+    backend: str | None = None,
+) -> pd.DataFrame:
+    """Load an artifact and the data it reads, and forecast after the data's last window.
+
+    Args:
+        path: path. A run folder, `.keras` file, SavedModel folder or `.onnx` file.
+        source: str or None. Data to read (as `DataSpec.source`). Defaults to
+            the model's training data.
+        start: str or None. First date. Defaults to the training data's.
+        end: str or None. Last date. Defaults to the training data's.
+        steps: int or None. Values to forecast. Defaults to the horizon.
+        backend: str or None. Keras backend for run folders and `.keras` files.
+
+    Returns:
+        A DataFrame of `date` and forecast values.
+    """
+    from keras_seq.data.sources import DataSpec
+
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise KerasSeqError(f"`steps` must be an integer of at least 1. Received: steps={steps}")
+    artifact = load_artifact(path, backend=backend)
+    data = dict(artifact.data)
+    if source is not None:
+        data.update(source=source, start=None, end=None)
+    data.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
+    spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **data)
+    frame = spec.load()
+    return forecast(artifact, frame, steps)

@@ -1,0 +1,107 @@
+"""keras_seq/export.py: artifacts for every arch, parity, atomic writes, any training backend."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import files_under, run_console
+from keras_seq.data.sources import DataSpec
+from keras_seq.data.windows import WindowSpec
+from keras_seq.errors import KerasSeqError
+from keras_seq.export import FORMATS, artifact_sha256, export_run, parse_formats
+from keras_seq.models import ModelSpec
+from keras_seq.runs import fit_run
+from keras_seq.training import TrainSpec
+
+ARCH_CELLS = [("drnn", "rnn"), ("brnn", "rnn"), ("brnn", "lstm"), ("brnn", "gru"), ("lstm", "rnn"), ("gru", "rnn")]
+
+
+def tiny_run(out, arch="lstm", cell="rnn", **window):
+    return fit_run(DataSpec(), WindowSpec(window=8, **window), ModelSpec(arch=arch, cell=cell, units=4, layers=2),
+                   TrainSpec(epochs=1, batch_size=64), out=out, verbose=0).path
+
+
+@pytest.fixture(scope="module", params=ARCH_CELLS, ids=[f"{a}-{c}" for a, c in ARCH_CELLS])
+def exported(request, tmp_path_factory):
+    arch, cell = request.param
+    run_dir = tiny_run(tmp_path_factory.mktemp(f"{arch}-{cell}"), arch, cell)
+    return run_dir, export_run(run_dir, "all")
+
+
+def test_every_arch_exports_every_format_with_parity(exported):
+    run_dir, result = exported
+    assert result.path == run_dir / "export"
+    assert set(result.parity) == set(FORMATS)
+    for fmt, check in result.parity.items():
+        assert check["relative_diff"] <= 1e-5 and check["windows"] == 188
+    card = json.loads((result.path / "model_card.json").read_text())
+    assert card == result.card
+    assert card["window"] == 8 and card["horizon"] == 1 and card["target_kind"] == "next"
+    assert card["features"] == ["Close"] and card["scaling"]["target_name"] == "Close"
+    assert card["data"]["source"] == "dji" and card["data"]["last_date"] == "2023-02-10"
+    assert card["test_metrics"]["model"]["mae"] > 0 and card["training_backend"] == "tensorflow"
+    assert card["artifacts"]["savedmodel"]["path"] == f"savedmodel/{card['arch']}/1"
+    assert card["artifacts"]["onnx"]["inputs"][0]["shape"] == [None, 8, 1] and card["artifacts"]["onnx"]["opset"] >= 13
+    assert card["artifacts"]["savedmodel"]["signature"] == "serving_default"
+    for fmt, entry in card["artifacts"].items():
+        assert artifact_sha256(result.path / entry["path"]) == entry["sha256"]
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_a_failed_parity_check_leaves_nothing(tmp_path):
+    run_dir = tiny_run(tmp_path, "gru")
+    before = files_under(run_dir)
+    with pytest.raises(KerasSeqError, match="savedmodel artifact differs from the Keras model .* nothing was exported"):
+        export_run(run_dir, "savedmodel", tolerance=-1.0)
+    assert files_under(run_dir) == before
+
+
+def test_an_existing_export_is_replaced_only_with_overwrite(tmp_path):
+    run_dir = tiny_run(tmp_path, "drnn")
+    export_run(run_dir, "keras")
+    with pytest.raises(KerasSeqError, match="export folder .*export already exists. Pass --overwrite"):
+        export_run(run_dir, "onnx")
+    result = export_run(run_dir, "onnx", overwrite=True)
+    assert sorted(p.name for p in result.path.iterdir()) == ["model.onnx", "model_card.json"]
+
+
+@pytest.mark.parametrize("value, expected", [("all", FORMATS), ("onnx", ("onnx",)), ("keras,onnx", ("keras", "onnx"))])
+def test_formats(value, expected):
+    assert parse_formats(value) == expected
+
+
+def test_unknown_format():
+    with pytest.raises(KerasSeqError, match="unknown export format 'pt'. Expected one of: savedmodel, onnx, keras, all"):
+        parse_formats("onnx,pt")
+
+
+def test_a_model_trained_on_jax_exports_with_parity(tmp_path):
+    fit = run_console("fit", "--backend", "jax", "--arch", "gru", "--epochs", "1", "--units", "4", "--window", "8",
+                      "--out", tmp_path, "--quiet")
+    assert fit.returncode == 0, fit.stderr
+    (run_dir,) = list(tmp_path.iterdir())
+    result = export_run(run_dir, "onnx,savedmodel")
+    assert result.card["training_backend"] == "jax"
+    assert all(check["relative_diff"] <= 1e-5 for check in result.parity.values())
+
+
+def test_export_cli_prints_parity_and_refuses_bad_input(tmp_path, run_cli):
+    run_dir = tiny_run(tmp_path, "lstm")
+    code, out, err = run_cli("export", run_dir, "--format", "onnx")
+    assert code == 0, err
+    assert "onnx" in out and "parity: max |diff|" in out and "of the target's std over 188 test windows" in out
+    for args, words in [
+        (["export", run_dir, "--format", "pt"], "unknown export format 'pt'"),
+        (["export", run_dir, "--format", "onnx"], "already exists. Pass --overwrite"),
+        (["export", tmp_path / "nothing"], "run folder not found"),
+    ]:
+        code, _, err = run_cli(*args)
+        assert code == 1 and err.strip().count("\n") == 0 and words in err
+    shutil.copytree(run_dir, tmp_path / "broken")
+    (tmp_path / "broken" / "model.keras").unlink()
+    code, _, err = run_cli("export", tmp_path / "broken")
+    assert code == 1 and "has no model.keras" in err
