@@ -82,7 +82,12 @@ def train_model(model, windows: Windows, spec: TrainSpec, verbose: str | int = "
     if windows.validation is None:
         raise KerasSeqError("training needs a validation split. Give `splits` a validation fraction above 0.")
     network = model.get_layer("network")
-    network.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.lr), loss="mean_squared_error")
+    # Compile a wrapper, not the network itself: a compiled nested model would
+    # carry its backend's optimizer class into model.keras, and a model trained
+    # on jax or torch could then not be loaded where that backend is missing.
+    inputs = keras.Input(shape=network.input_shape[1:], name="normalized_window")
+    trainer = keras.Model(inputs, network(inputs), name="trainer")
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.lr), loss="mean_squared_error")
     best = keras.callbacks.EarlyStopping(
         monitor="val_loss",
         patience=spec.patience or spec.epochs,
@@ -90,7 +95,7 @@ def train_model(model, windows: Windows, spec: TrainSpec, verbose: str | int = "
     )
     if verbose == "auto":  # a live bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
-    history = network.fit(
+    history = trainer.fit(
         windows.train,
         validation_data=windows.validation,
         epochs=spec.epochs,
