@@ -89,7 +89,7 @@ def run_test_windows(config: dict) -> np.ndarray:
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import Scaling, WindowSpec, make_windows
 
-    data = DataSpec(**{f.name: config["data"].get(f.name, f.default) for f in dataclasses.fields(DataSpec)})
+    data = DataSpec.from_config(config["data"])
     spec = WindowSpec(**config["windows"])
     windows = make_windows(
         data.load(), target=data.target, features=data.feature_columns, batch_size=4096, normalize=False,
@@ -157,7 +157,7 @@ def export_run(
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        artifacts, parity, signatures = {}, {}, {}
+        artifacts, parity = {}, {}
         for fmt in formats:
             path, runner, signature = write_artifact(fmt, model, stage, name, version)
             outputs = np.asarray(runner(windows), dtype="float64").reshape(reference.shape)
@@ -194,6 +194,28 @@ def _replace_folder(stage: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+# === Runners: an artifact loaded in its own runtime, as a function of a float32 array ===
+
+
+def savedmodel_runner(path: str | os.PathLike):
+    """`(run, input name, output name)` for a SavedModel's `serving_default` signature."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    (input_name,) = serve.structured_input_signature[1]
+    (output_name,) = serve.structured_outputs
+    return (lambda x: serve(**{input_name: tf.constant(x)})[output_name].numpy()), input_name, output_name
+
+
+def onnx_runner(path: str | os.PathLike):
+    """`(run, input name, output name)` for an ONNX model in onnxruntime."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
+    return (lambda x: session.run([output_meta.name], {input_meta.name: x})[0]), input_meta.name, output_meta.name
+
+
 # === Writers: each writes its artifact, then returns (path, runner loaded from the artifact, signature) ===
 
 
@@ -215,37 +237,31 @@ def _write_keras(model, stage: Path, name: str, version: int):
 
 
 def _write_savedmodel(model, stage: Path, name: str, version: int):
-    import tensorflow as tf
-
     path = stage / "savedmodel" / name / str(version)
     path.parent.mkdir(parents=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.export(str(path), format="tf_saved_model", verbose=False)
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (input_name,) = serve.structured_input_signature[1]
-    (output_name,) = serve.structured_outputs
+    run, input_name, output_name = savedmodel_runner(path)
     signature = _io_signature(model)
     signature["inputs"][0]["name"], signature["outputs"][0]["name"] = input_name, output_name
     signature["signature"] = "serving_default"
-    return path, lambda x: serve(**{input_name: tf.constant(x)})[output_name].numpy(), signature
+    return path, run, signature
 
 
 def _write_onnx(model, stage: Path, name: str, version: int):
     import onnx
-    import onnxruntime
 
     path = stage / ONNX_FILE
     model(np.zeros((1, *model.input_shape[1:]), dtype="float32"))  # Keras exports only a model that has been called
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.export(str(path), format="onnx", verbose=False)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
+    run, input_name, output_name = onnx_runner(path)
     signature = _io_signature(model)
-    signature["inputs"][0]["name"], signature["outputs"][0]["name"] = input_meta.name, output_meta.name
+    signature["inputs"][0]["name"], signature["outputs"][0]["name"] = input_name, output_name
     signature["opset"] = max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx"))
-    return path, lambda x: session.run([output_meta.name], {input_meta.name: x})[0], signature
+    return path, run, signature
 
 
 _WRITERS = {"keras": _write_keras, "savedmodel": _write_savedmodel, "onnx": _write_onnx}

@@ -203,11 +203,10 @@ def evaluate_run(
         raise KerasSeqError(f"output folder {out} already exists. Give a new folder.")
     use_backend(backend)
     new_data = any(v is not None for v in (source, start, end))
-    recorded = {f.name: config["data"].get(f.name, f.default) for f in dataclasses.fields(DataSpec)}
     overrides = {k: v for k, v in (("source", source), ("start", start), ("end", end)) if v is not None}
     if source is not None and start is None and end is None:
         overrides.update(start=None, end=None)
-    data = DataSpec(**{**recorded, **overrides})
+    data = dataclasses.replace(DataSpec.from_config(config["data"]), **overrides)
     windows = WindowSpec(**config["windows"])
     scaling = Scaling.from_dict(config["scaling"])
     frame = data.load()

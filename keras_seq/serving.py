@@ -85,26 +85,20 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
     if path.is_dir() and (path / "saved_model.pb").is_file():
         card = _checked(path, "savedmodel", levels=3)
         from keras_seq.backend import import_keras, use_backend
+        from keras_seq.export import savedmodel_runner
 
         use_backend(backend)
-        import_keras()
-        import tensorflow as tf
-
-        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-        (input_name,) = serve.structured_input_signature[1]
-        (output_name,) = serve.structured_outputs
-        run = lambda x: serve(**{input_name: tf.constant(x)})[output_name].numpy()  # noqa: E731
+        import_keras()  # TensorFlow, with its start-up notices kept off the terminal
+        run, _, _ = savedmodel_runner(path)
         return Artifact("savedmodel", path, run, **_describe_card(card))
     if path.is_file() and path.suffix == ".onnx":
         card = _checked(path, "onnx", levels=0)
-        import onnxruntime
+        from keras_seq.export import onnx_runner
 
         try:
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            run, _, _ = onnx_runner(path)
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
             raise KerasSeqError(f"{path} is not a loadable ONNX model ({' '.join(str(exc).split())[:120]}).") from None
-        (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
-        run = lambda x: session.run([output_meta.name], {input_meta.name: x})[0]  # noqa: E731
         return Artifact("onnx", path, run, **_describe_card(card))
     if path.is_dir():
         raise KerasSeqError(f"{path} is not a run folder (no config.json) nor a SavedModel (no saved_model.pb).")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import io
 import os
 import subprocess
 import sys

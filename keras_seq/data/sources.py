@@ -16,7 +16,6 @@ read the cache (pass `refresh=True` to download again).
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import urllib.error
 import urllib.parse
@@ -87,6 +86,11 @@ class DataSpec:
             raise KerasSeqError(
                 f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={self.fill!r}"
             )
+
+    @classmethod
+    def from_config(cls, config: dict) -> "DataSpec":
+        """The spec recorded in a run's `config.json` (extra keys such as `rows` are ignored)."""
+        return cls(**{f.name: config.get(f.name, f.default) for f in dataclasses.fields(cls)})
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
