@@ -219,11 +219,13 @@ def onnx_runner(path: str | os.PathLike):
 # === Writers: each writes its artifact, then returns (path, runner loaded from the artifact, signature) ===
 
 
-def _io_signature(model) -> dict:
+def _io_signature(model, input_name: str = "window", output_name: str = "output_0", **extra) -> dict:
+    """Names, dtypes and shapes of an artifact's input and output, plus format-specific `extra` fields."""
     window, features = model.input_shape[1:]
     return {
-        "inputs": [{"name": "window", "dtype": "float32", "shape": [None, window, features]}],
-        "outputs": [{"name": "output_0", "dtype": "float32", "shape": [None, *model.output_shape[1:]]}],
+        "inputs": [{"name": input_name, "dtype": "float32", "shape": [None, window, features]}],
+        "outputs": [{"name": output_name, "dtype": "float32", "shape": [None, *model.output_shape[1:]]}],
+        **extra,
     }
 
 
@@ -243,10 +245,7 @@ def _write_savedmodel(model, stage: Path, name: str, version: int):
         warnings.simplefilter("ignore")
         model.export(str(path), format="tf_saved_model", verbose=False)
     run, input_name, output_name = savedmodel_runner(path)
-    signature = _io_signature(model)
-    signature["inputs"][0]["name"], signature["outputs"][0]["name"] = input_name, output_name
-    signature["signature"] = "serving_default"
-    return path, run, signature
+    return path, run, _io_signature(model, input_name, output_name, signature="serving_default")
 
 
 def _write_onnx(model, stage: Path, name: str, version: int):
@@ -258,10 +257,8 @@ def _write_onnx(model, stage: Path, name: str, version: int):
         warnings.simplefilter("ignore")
         model.export(str(path), format="onnx", verbose=False)
     run, input_name, output_name = onnx_runner(path)
-    signature = _io_signature(model)
-    signature["inputs"][0]["name"], signature["outputs"][0]["name"] = input_name, output_name
-    signature["opset"] = max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx"))
-    return path, run, signature
+    opset = max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx"))
+    return path, run, _io_signature(model, input_name, output_name, opset=opset)
 
 
 _WRITERS = {"keras": _write_keras, "savedmodel": _write_savedmodel, "onnx": _write_onnx}
