@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, fit_scaling, make_windows, split_rows
@@ -66,18 +66,26 @@ window_cases = st.fixed_dictionaries(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=window_cases)
+@example(case={"n_rows": 60, "window": 10, "horizon": 1, "kind": "sequence", "stride": 1, "batch_size": 1, "n_extra": 0})
 def test_every_window_and_target_matches_numpy(case):
     horizon = case["horizon"] if case["kind"] == "next" else 1
     frame = numbered_frame(case["n_rows"], case["n_extra"])
     features = [*(f"f{k}" for k in range(case["n_extra"])), "y"]
-    windows = make_windows(
-        frame, target="y", features=features, window=case["window"], horizon=horizon, target_kind=case["kind"],
-        sequence_stride=case["stride"], batch_size=case["batch_size"], seed=0, normalize=False,
-    )
     values, target = frame[features].to_numpy(), frame["y"].to_numpy()
+    rows = split_rows(case["n_rows"], (0.7, 0.15, 0.15))
+    wanted = {
+        name: reference_windows(values, target, lo, hi, case["window"], horizon, case["kind"], case["stride"], name == "train")
+        for name, (lo, hi) in rows.items()
+    }
+    options = dict(target="y", features=features, window=case["window"], horizon=horizon, target_kind=case["kind"],
+                   sequence_stride=case["stride"], batch_size=case["batch_size"], seed=0, normalize=False)
+    if any(len(want_x) == 0 for want_x, _ in wanted.values()):  # some split holds no whole window
+        with pytest.raises(KerasSeqError, match="the series is too short"):
+            make_windows(frame, **options)
+        return
+    windows = make_windows(frame, **options)
     for name in SPLIT_NAMES:
-        lo, hi = windows.split_rows[name]
-        want_x, want_y = reference_windows(values, target, lo, hi, case["window"], horizon, case["kind"], case["stride"], name == "train")
+        want_x, want_y = wanted[name]
         got_x, got_y = collect(windows.dataset(name))
         if name == "train":  # shuffled: restore time order by the first value of each window
             order = np.argsort(got_x[:, 0, -1])
