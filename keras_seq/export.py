@@ -25,8 +25,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -146,17 +144,17 @@ def export_run(
         use_backend("tensorflow")
     except KerasSeqError as exc:
         raise KerasSeqError(f"exporting needs the tensorflow backend in a fresh process: {exc}") from None
-    keras = import_keras()
+    import_keras()
     from keras_seq.models.builders import load_model
+    from keras_seq.training import staged_folder
 
     model = load_model(run_dir / MODEL_FILE)
     windows = run_test_windows(config)
     reference = np.asarray(model.predict(windows, verbose=0), dtype="float64")
     scale = float(config["scaling"]["target_std"])
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with staged_folder(out.parent, out.name, replace=True) as staged:
+        stage = staged.path
         artifacts, parity = {}, {}
         for fmt in formats:
             path, runner, signature = write_artifact(fmt, model, stage, name, version)
@@ -169,29 +167,9 @@ def export_run(
                     f"std, limit {tolerance:g}) on {len(windows)} test windows; nothing was exported."
                 )
             artifacts[fmt] = {"path": path.relative_to(stage).as_posix(), "sha256": artifact_sha256(path), **signature}
-        card = _model_card(config, run_dir, artifacts, parity, keras)
+        card = _model_card(config, run_dir, artifacts, parity)
         (stage / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        _replace_folder(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return ExportResult(out, parity, card)
-
-
-def _replace_folder(stage: Path, out: Path) -> None:
-    """Move `stage` to `out`; an existing `out` is removed only once the new one is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(stage, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return ExportResult(staged.final, parity, card)
 
 
 # === Runners: an artifact loaded in its own runtime, as a function of a float32 array ===
@@ -282,7 +260,7 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
     return _WRITERS[fmt](model, Path(folder), name, version)
 
 
-def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict, keras) -> dict:
+def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> dict:
     import importlib.metadata
 
     from keras_seq.data.sources import DataSpec

@@ -129,12 +129,14 @@ class StagedFolder:
 
 
 @contextlib.contextmanager
-def staged_folder(parent: str | os.PathLike, name: str):
+def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False):
     """Write a folder under a temporary name, then rename it into place.
 
     If the body raises (or is interrupted), the temporary folder is removed,
-    so a reader never sees a half-written run. An existing folder is never
-    overwritten: a taken name gets a suffix `-2`, `-3`, ...
+    so a reader never sees a half-written run. By default an existing folder
+    is never overwritten: a taken name gets a suffix `-2`, `-3`, ... With
+    `replace=True` the new folder takes the name, and the old one is removed
+    only once the new one is in place.
 
     Yields:
         A `StagedFolder`; its `final` is set when the block completes.
@@ -155,7 +157,27 @@ def staged_folder(parent: str | os.PathLike, name: str):
     except BaseException:
         shutil.rmtree(stage.path, ignore_errors=True)
         raise
-    stage.final = _publish(stage.path, parent, name)
+    try:
+        stage.final = _replace(stage.path, parent / name) if replace else _publish(stage.path, parent, name)
+    except BaseException:
+        shutil.rmtree(stage.path, ignore_errors=True)
+        raise
+
+
+def _replace(staged: Path, target: Path) -> Path:
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def _publish(staged: Path, parent: Path, name: str) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 
 import pytest
 
@@ -49,6 +51,9 @@ def test_every_arch_exports_every_format_with_parity(exported):
     for fmt, entry in card["artifacts"].items():
         assert artifact_sha256(result.path / entry["path"]) == entry["sha256"]
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging folder left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(result.path.stat().st_mode) == 0o777 & ~umask  # as readable as any folder the user makes
 
 
 def test_a_failed_parity_check_leaves_nothing(tmp_path):

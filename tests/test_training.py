@@ -97,3 +97,13 @@ def test_output_folder_that_is_a_file(tmp_path):
 def test_history_csv(tmp_path):
     write_history(tmp_path / "h.csv", {"loss": [0.5, 0.25], "val_loss": [0.75, 0.5]})
     assert (tmp_path / "h.csv").read_text() == "epoch,loss,val_loss\n1,0.5,0.75\n2,0.25,0.5\n"
+
+
+def test_replace_mode_swaps_in_the_new_folder(tmp_path):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "old.txt").write_text("old")
+    with staged_folder(tmp_path, "export", replace=True) as stage:
+        (stage.path / "new.txt").write_text("new")
+    assert stage.final == tmp_path / "export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert [p.name for p in (tmp_path / "export").iterdir()] == ["new.txt"]
