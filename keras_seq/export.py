@@ -263,10 +263,10 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
 def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> dict:
     import importlib.metadata
 
-    from keras_seq.data.sources import DataSpec
+    from keras_seq.runs import model_io
 
-    data = config["data"]
-    features = list(data.get("features") or [data.get("target", DataSpec.target)])
+    io = model_io(config)
+    recorded = {key: config["data"].get(key) for key in ("first_date", "last_date", "rows")}
     metrics_file = run_dir / "metrics.json"
     versions = dict(config.get("versions", {}))
     for package in ("tensorflow", "onnx", "onnxruntime", "tf2onnx"):
@@ -278,13 +278,9 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
         "format": "keras-seq model card 1",
         "arch": config["model"]["arch"],
         "model": config["model"],
-        "window": config["windows"]["window"],
-        "horizon": config["windows"]["horizon"],
-        "target_kind": config["windows"]["target_kind"],
-        "features": features,
-        "target": data.get("target", DataSpec.target),
+        **io,
         "scaling": config["scaling"],
-        "data": {k: data.get(k) for k in ("source", "start", "end", "first_date", "last_date", "rows", "fill", "date_column")},
+        "data": {**io["data"], **recorded},
         "split_dates": config.get("split_dates"),
         "test_metrics": json.loads(metrics_file.read_text()) if metrics_file.is_file() else None,
         "training_backend": config.get("backend"),

@@ -146,6 +146,28 @@ def fit_run(
     return RunResult(stage.final, report, history)
 
 
+# The data options a forecast needs to read a model's inputs again.
+DATA_KEYS = ("source", "start", "end", "date_column", "fill")
+
+
+def model_io(config: dict) -> dict:
+    """What a run's model reads and returns, from its `config.json`.
+
+    Returns:
+        `window`, `horizon`, `target_kind`, `features` (input columns in
+        order), `target`, and `data`: the training data's `DATA_KEYS`.
+    """
+    data = DataSpec.from_config(config["data"])
+    return {
+        "window": config["windows"]["window"],
+        "horizon": config["windows"]["horizon"],
+        "target_kind": config["windows"]["target_kind"],
+        "features": list(data.feature_columns),
+        "target": data.target,
+        "data": {key: getattr(data, key) for key in DATA_KEYS},
+    }
+
+
 def read_run_config(run_dir: str | Path) -> dict:
     """The `config.json` of a run folder.
 

@@ -16,9 +16,7 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.errors import KerasSeqError
-
-CARD_FILE = "model_card.json"
-
+from keras_seq.export import CARD_FILE, artifact_sha256
 
 @dataclasses.dataclass
 class Artifact:
@@ -36,7 +34,9 @@ class Artifact:
 
 
 def _find_card(path: Path, levels: int) -> tuple[Path | None, dict | None]:
-    for folder in [path.parent, *path.parents][: levels + 1] if path.is_file() else [path, *path.parents][: levels + 1]:
+    """The nearest `model_card.json` in the artifact's folder or up to `levels` folders above."""
+    start = path.parent if path.is_file() else path
+    for folder in [start, *start.parents][: levels + 1]:
         card = folder / CARD_FILE
         if card.is_file():
             try:
@@ -48,8 +48,6 @@ def _find_card(path: Path, levels: int) -> tuple[Path | None, dict | None]:
 
 def _checked(path: Path, kind: str, levels: int) -> dict:
     """The model card of an exported artifact, after checking the artifact's sha256."""
-    from keras_seq.export import artifact_sha256
-
     folder, card = _find_card(path, levels)
     if card is None:
         raise KerasSeqError(f"no {CARD_FILE} found beside {path}. Predict from the export folder written by `keras-seq export`.")
@@ -75,10 +73,9 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
     if not path.exists():
         raise KerasSeqError(f"artifact not found: {path}. Give a run folder, a .keras file, a SavedModel folder or an .onnx file.")
     if path.is_dir() and (path / "config.json").is_file():
-        from keras_seq.runs import MODEL_FILE, read_run_config
+        from keras_seq.runs import MODEL_FILE, model_io, read_run_config
 
-        config = read_run_config(path)
-        return _keras_artifact("run", path, path / MODEL_FILE, _describe_run(config), backend)
+        return _keras_artifact("run", path, path / MODEL_FILE, model_io(read_run_config(path)), backend)
     if path.is_file() and path.suffix == ".keras":
         card = _checked(path, "keras", levels=0)
         return _keras_artifact("keras", path, path, _describe_card(card), backend)
@@ -116,21 +113,12 @@ def _keras_artifact(kind: str, path: Path, model_file: Path, description: dict, 
     return Artifact(kind, path, lambda x: model.predict(x, verbose=0), **description)
 
 
-def _describe_run(config: dict) -> dict:
-    data = config["data"]
-    return {
-        "window": config["windows"]["window"],
-        "horizon": config["windows"]["horizon"],
-        "target_kind": config["windows"]["target_kind"],
-        "features": list(data.get("features") or [data["target"]]),
-        "target": data["target"],
-        "data": {k: data.get(k) for k in ("source", "start", "end", "date_column", "fill")},
-    }
-
-
 def _describe_card(card: dict) -> dict:
+    """The fields of `runs.model_io`, read back from a model card."""
+    from keras_seq.runs import DATA_KEYS
+
     return {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
-        "data": {k: card["data"].get(k) for k in ("source", "start", "end", "date_column", "fill")}
+        "data": {key: card["data"].get(key) for key in DATA_KEYS}
     }
 
 
@@ -148,9 +136,7 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) 
     Returns:
         A DataFrame with columns `date` and the target's name.
     """
-    steps = artifact.horizon if steps is None else steps
-    if not isinstance(steps, int) or steps < 1:
-        raise KerasSeqError(f"`steps` must be an integer of at least 1. Received: steps={steps}")
+    steps = artifact.horizon if steps is None else _checked_steps(steps)
     if len(frame) < artifact.window:
         raise KerasSeqError(
             f"the data has {len(frame)} rows, fewer than the model's window of {artifact.window}. Give a longer date range."
@@ -172,6 +158,12 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) 
         # Univariate (checked above): the forecasts become the newest inputs.
         history = np.concatenate([history, new.astype("float32")[:, None]])[-artifact.window :]
     return pd.DataFrame({"date": future_dates(frame.index, steps), artifact.target: values[:steps]})
+
+
+def _checked_steps(steps) -> int:
+    if not isinstance(steps, int) or steps < 1:
+        raise KerasSeqError(f"`steps` must be an integer of at least 1. Received: steps={steps}")
+    return steps
 
 
 def future_dates(index: pd.DatetimeIndex, steps: int) -> pd.DatetimeIndex:
@@ -208,8 +200,8 @@ def predict_artifact(
     """
     from keras_seq.data.sources import DataSpec
 
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise KerasSeqError(f"`steps` must be an integer of at least 1. Received: steps={steps}")
+    if steps is not None:
+        _checked_steps(steps)  # before loading anything
     artifact = load_artifact(path, backend=backend)
     data = dict(artifact.data)
     if source is not None:
