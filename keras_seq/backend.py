@@ -8,12 +8,17 @@ TensorFlow imports Keras), so the choice must be made before any of
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 
 from keras_seq.errors import KerasSeqError
 
-DEFAULT_BACKEND = "tensorflow"
+# Chosen by benchmarks/train_speed.py: with XLA and steps_per_execution, jax
+# trains these small recurrent models several times faster than tensorflow on
+# CPU (benchmarks/RESULTS.md). tensorflow is the fallback if jax is missing.
+DEFAULT_BACKEND = "jax"
+FALLBACK_BACKEND = "tensorflow"
 # backend name -> (module that must be importable, pip extra that installs it)
 BACKENDS = {
     "tensorflow": ("tensorflow", None),
@@ -27,7 +32,8 @@ def use_backend(name: str | None = None) -> str:
 
     Args:
         name: str or None. "tensorflow", "jax" or "torch". Defaults to the
-            `KERAS_BACKEND` environment variable, else "tensorflow".
+            `KERAS_BACKEND` environment variable, else the backend of an
+            already imported Keras, else `DEFAULT_BACKEND`.
 
     Returns:
         The backend name now in force.
@@ -40,7 +46,9 @@ def use_backend(name: str | None = None) -> str:
     >>> use_backend("tensorflow")
     'tensorflow'
     """
-    name = name or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    if name is None and not os.environ.get("KERAS_BACKEND") and "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()  # no choice made: keep the one already loaded
+    name = name or os.environ.get("KERAS_BACKEND") or _default_backend()
     if name not in BACKENDS:
         raise KerasSeqError(
             f"unknown backend '{name}'. Expected one of: {', '.join(BACKENDS)}."
@@ -67,6 +75,12 @@ def use_backend(name: str | None = None) -> str:
     return name
 
 
+def _default_backend() -> str:
+    if importlib.util.find_spec(BACKENDS[DEFAULT_BACKEND][0]) is None:
+        return FALLBACK_BACKEND
+    return DEFAULT_BACKEND
+
+
 def import_keras():
     """Import Keras (and TensorFlow) with the chosen backend, and return `keras`.
 
@@ -88,6 +102,8 @@ def import_keras():
             import keras
             import tensorflow  # noqa: F401  (tf.data; loads its native libraries now)
 
+            # Retracing notices when many models are trained in one process (compare) are noise.
+            logging.getLogger("tensorflow").setLevel(logging.ERROR)
             failed = False
         finally:
             os.dup2(saved, 2)

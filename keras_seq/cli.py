@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-ARCH_CHOICES = ("drnn", "brnn", "lstm", "gru")
+from keras_seq.models.spec import ARCHS as ARCH_CHOICES, CELLS as CELL_CHOICES, CLASSIC_ARCHS
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
 
 
@@ -51,17 +51,23 @@ def _splits(ctx, param, value):
     return parts
 
 
-def data_options(command):
-    """Options that choose the series: shared by `fit` and `evaluate`."""
-    options = [
-        click.option("--data", "source", default=None, metavar="SOURCE",
-                     help="'dji' (embedded ^DJI daily, the default), 'stooq:SYMBOL', 'fred:SERIES' or a CSV path."),
-        click.option("--start", default=None, metavar="DATE", help="First date, YYYY-MM-DD (dji default: 2018-02-13)."),
-        click.option("--end", default=None, metavar="DATE", help="Last date, YYYY-MM-DD (dji default: 2023-02-10)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def _options(*options):
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+# The series: shared by fit, compare, evaluate and predict.
+_DATA_OPTIONS = (
+    click.option("--data", "source", default=None, metavar="SOURCE",
+                 help="'dji' (embedded ^DJI daily, the default), 'stooq:SYMBOL', 'fred:SERIES' or a CSV path."),
+    click.option("--start", default=None, metavar="DATE", help="First date, YYYY-MM-DD (dji default: 2018-02-13)."),
+    click.option("--end", default=None, metavar="DATE", help="Last date, YYYY-MM-DD (dji default: 2023-02-10)."),
+)
+data_options = _options(*_DATA_OPTIONS)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -75,68 +81,171 @@ def cli():
     """
 
 
-@cli.command()
-@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True,
-              help="drnn: stacked SimpleRNN; brnn: stacked Bidirectional RNN; lstm; gru.")
-@data_options
-@click.option("--target", default="Close", show_default=True, help="Column to forecast.")
-@click.option("--features", default=None, callback=_comma_list, metavar="COLS",
-              help="Input columns, comma-separated (default: the target alone).")
-@click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected).")
-@click.option("--fill", type=click.Choice(["ffill"]), default=None,
-              help="Forward-fill missing values instead of refusing them.")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Cache for online sources (default: ~/.cache/keras-seq).")
-@click.option("--window", type=int, default=16, show_default=True, help="Input steps per window.")
-@click.option("--horizon", type=int, default=1, show_default=True, help="Values forecast after each window.")
-@click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True,
-              help="next: forecast the values after the window; sequence: the window shifted by one step.")
-@click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
-              help="Train, validation and test fractions, in time order.")
-@click.option("--stride", "sequence_stride", type=int, default=1, show_default=True, help="Steps between window starts.")
-@click.option("--units", type=int, default=64, show_default=True, help="Hidden units per layer (per direction for brnn).")
-@click.option("--layers", type=int, default=2, show_default=True, help="Stacked recurrent layers.")
-@click.option("--dropout", type=float, default=0.0, show_default=True, help="Input dropout of each recurrent layer.")
-@click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default="rnn", show_default=True,
-              help="Cell inside brnn's Bidirectional wrapper.")
-@click.option("--allow-future-leak", is_flag=True,
-              help="Allow brnn with --target-kind sequence, which reads the values it predicts (the tutorial's flaw).")
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate.")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--patience", type=int, default=None,
-              help="Stop after this many epochs without a better validation loss (best weights are restored either way).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
-              help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
-@click.option("--out", default="saved_models", show_default=True, type=click.Path(), help="Folder for the run folder.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@_reports_errors
-def fit(arch, source, start, end, target, features, date_column, fill, cache_dir, window, horizon, target_kind,
-        splits, sequence_stride, units, layers, dropout, cell, allow_future_leak, epochs, batch_size, lr, seed,
-        patience, backend, out, quiet):
-    """Train a model, evaluate it on the held-out test split, write a run folder."""
+# Everything `fit` and `compare` share: the data, the windows, the model size and the training budget.
+training_options = _options(
+    *_DATA_OPTIONS,
+    click.option("--target", default="Close", show_default=True, help="Column to forecast."),
+    click.option("--features", default=None, callback=_comma_list, metavar="COLS",
+                 help="Input columns, comma-separated (default: the target alone)."),
+    click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
+    click.option("--fill", type=click.Choice(["ffill"]), default=None,
+                 help="Forward-fill missing values instead of refusing them."),
+    click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+                 help="Cache for online sources (default: ~/.cache/keras-seq)."),
+    click.option("--window", type=int, default=16, show_default=True, help="Input steps per window."),
+    click.option("--horizon", type=int, default=1, show_default=True, help="Values forecast after each window."),
+    click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True,
+                 help="next: forecast the values after the window; sequence: the window shifted by one step."),
+    click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
+                 help="Train, validation and test fractions, in time order."),
+    click.option("--stride", "sequence_stride", type=int, default=1, show_default=True,
+                 help="Steps between window starts."),
+    click.option("--units", type=int, default=64, show_default=True,
+                 help="Hidden units per layer (per direction for brnn)."),
+    click.option("--layers", type=int, default=2, show_default=True, help="Stacked recurrent layers."),
+    click.option("--dropout", type=float, default=0.0, show_default=True, help="Input dropout of each recurrent layer."),
+    click.option("--cell", type=click.Choice(CELL_CHOICES), default="rnn", show_default=True,
+                 help="Cell inside brnn's Bidirectional wrapper."),
+    click.option("--transition-layers", type=int, default=2, show_default=True,
+                 help="Layers of the deep transition MLP (dtrnn, dtsrnn, dotrnn)."),
+    click.option("--output-layers", type=int, default=2, show_default=True,
+                 help="Layers of dotrnn's deep output, counting the head."),
+    click.option("--allow-future-leak", is_flag=True,
+                 help="Allow brnn with --target-kind sequence, which reads the values it predicts (the tutorial's flaw)."),
+    click.option("--epochs", type=int, default=20, show_default=True),
+    click.option("--batch-size", type=int, default=16, show_default=True),
+    click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate."),
+    click.option("--seed", type=int, default=42, show_default=True),
+    click.option("--patience", type=int, default=None,
+                 help="Stop after this many epochs without a better validation loss (best weights are restored either way)."),
+    click.option("--steps-per-execution", type=int, default=32, show_default=True,
+                 help="Training batches per call into the compiled step (same updates, less Python overhead)."),
+    click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+                 help="Keras backend (default: $KERAS_BACKEND, else jax)."),
+    click.option("--out", default="saved_models", show_default=True, type=click.Path(),
+                 help="Folder that receives the output folder."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+)
+
+
+def _specs(arch: str, options: dict):
+    """DataSpec, WindowSpec, ModelSpec and TrainSpec from `training_options`' values."""
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
     from keras_seq.models.spec import ModelSpec
-    from keras_seq.runs import fit_run
     from keras_seq.training import TrainSpec
 
-    result = fit_run(
-        DataSpec(source=source or "dji", start=start, end=end, target=target, features=features,
-                 date_column=date_column, fill=fill, cache_dir=cache_dir),
-        WindowSpec(window=window, horizon=horizon, target_kind=target_kind, splits=splits,
-                   sequence_stride=sequence_stride),
-        ModelSpec(arch=arch, units=units, layers=layers, dropout=dropout, cell=cell,
-                  allow_future_leak=allow_future_leak),
-        TrainSpec(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience),
-        out=out,
-        backend=backend,
-        verbose=0 if quiet else "auto",
+    o = options
+    return (
+        DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
+                 features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"]),
+        WindowSpec(window=o["window"], horizon=o["horizon"], target_kind=o["target_kind"], splits=o["splits"],
+                   sequence_stride=o["sequence_stride"]),
+        ModelSpec(arch=arch, units=o["units"], layers=o["layers"], dropout=o["dropout"], cell=o["cell"],
+                  allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
+                  output_layers=o["output_layers"]),
+        TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
+                  steps_per_execution=o["steps_per_execution"]),
     )
+
+
+@cli.command()
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True,
+              help="drnn: stacked SimpleRNN; brnn: stacked Bidirectional RNN; lstm; gru; dtrnn: deep transition; "
+                   "dtsrnn: deep transition with shortcut; dotrnn: deep transition and deep output.")
+@training_options
+@_reports_errors
+def fit(arch, **options):
+    """Train a model, evaluate it on the held-out test split, write a run folder."""
+    from keras_seq.runs import fit_run
+
+    result = fit_run(*_specs(arch, options), out=options["out"], backend=options["backend"],
+                     verbose=0 if options["quiet"] else "auto")
     click.echo()
     click.echo(result.report.table())
     click.echo(f"run written to {result.path}")
+
+
+def _arch_list(ctx, param, value):
+    archs = tuple(a.strip().lower() for a in value.split(",") if a.strip())
+    unknown = [a for a in archs if a not in ARCH_CHOICES]
+    if unknown or not archs:
+        raise click.BadParameter(
+            f"unknown arch '{unknown[0] if unknown else value}'. Expected some of {', '.join(ARCH_CHOICES)}, "
+            "separated by commas."
+        )
+    if len(set(archs)) != len(archs):
+        raise click.BadParameter(f"each arch may appear once. Received: {value}")
+    return archs
+
+
+@cli.command()
+@click.option("--archs", default=",".join(CLASSIC_ARCHS), show_default=True, callback=_arch_list,
+              help="Archs to compare, separated by commas.")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Seeds per arch (seed, seed+1, ...); figures become mean ± std.")
+@click.option("--backtest", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Walk-forward evaluation over N expanding-window folds of the test rows, refit per fold.")
+@training_options
+@_reports_errors
+def compare(archs, repeats, backtest, **options):
+    """Train several archs on identical data, split, seeds and budget; compare them on held-out data.
+
+    Writes compare-<UTC>/ under --out with comparison.md, comparison.json,
+    compare_loss.png, compare_forecast.png, compare_mae.png and every model's
+    run folder.
+    """
+    from keras_seq.compare import CompareSpec, compare_models
+
+    data, windows, model, train = _specs(archs[0], options)
+    result = compare_models(data, windows, model, train, CompareSpec(archs=archs, repeats=repeats, backtest=backtest),
+                            out=options["out"], backend=options["backend"], verbose=0 if options["quiet"] else "auto")
+    click.echo()
+    click.echo(result.markdown)
+    click.echo(f"comparison written to {result.path}")
+
+
+@cli.command(name="run")
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe key everywhere, e.g. --set train.epochs=5 (repeatable).")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+              help="Keras backend (default: $KERAS_BACKEND, else jax).")
+@click.option("--out", default="saved_models", show_default=True, type=click.Path(),
+              help="Folder that receives the recipe's run folder.")
+@click.option("--check", is_flag=True, help="Check the recipe and print it resolved, without running it.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_reports_errors
+def run_command(recipe, overrides, backend, out, check, quiet):
+    """Run a recipe: a TOML file, or the name of a shipped one (see `keras-seq recipes`).
+
+    Writes <name>-<UTC>/ under --out with report.md, the resolved recipe.toml
+    (run it again to repeat the run), run.json and a comparison folder per
+    experiment.
+    """
+    from keras_seq.recipe import load_recipe, resolved_toml, run_recipe
+
+    loaded = load_recipe(recipe, overrides)
+    if check:
+        click.echo(resolved_toml(loaded), nl=False)
+        return
+    result = run_recipe(loaded, out=out, backend=backend, verbose=0 if quiet else "auto",
+                        echo=lambda line: click.echo(f"keras-seq run: {line}", err=True))
+    click.echo()
+    click.echo(result.report)
+    click.echo(f"recipe run written to {result.path}")
+
+
+@cli.command()
+def recipes():
+    """List the recipes shipped with keras-seq."""
+    from keras_seq.recipe import shipped_recipes
+
+    shipped = shipped_recipes()
+    width = max(len(name) for name in shipped)
+    for name, (path, description) in shipped.items():
+        click.echo(f"{name:<{width}}  {description}")
+    click.echo(f"\nrun one with `keras-seq run NAME` (files in {next(iter(shipped.values()))[0].parent})")
 
 
 @cli.command()
@@ -145,7 +254,7 @@ def fit(arch, source, start, end, target, features, date_column, fill, cache_dir
 @click.option("--out", default=None, type=click.Path(),
               help="Folder for metrics.json and forecast.png (default: RUN_DIR/evaluations/<timestamp>).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
-              help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+              help="Keras backend (default: $KERAS_BACKEND, else jax).")
 @_reports_errors
 def evaluate(run_dir, source, start, end, out, backend):
     """Recompute test metrics and plots of RUN_DIR, on its own data or new data.
@@ -215,11 +324,14 @@ def predict(artifact, source, start, end, steps, csv_path, backend):
 @click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True)
 @click.option("--units", type=int, default=64, show_default=True)
 @click.option("--layers", type=int, default=2, show_default=True)
-@click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default="rnn", show_default=True)
+@click.option("--cell", type=click.Choice(CELL_CHOICES), default="rnn", show_default=True)
+@click.option("--transition-layers", type=int, default=2, show_default=True)
+@click.option("--output-layers", type=int, default=2, show_default=True)
 @click.option("--allow-future-leak", is_flag=True)
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND")
 @_reports_errors
-def summary(arch, window, n_features, horizon, target_kind, units, layers, cell, allow_future_leak, backend):
+def summary(arch, window, n_features, horizon, target_kind, units, layers, cell, transition_layers, output_layers,
+            allow_future_leak, backend):
     """List every weight of a model with its shape, and the parameter count."""
     from keras_seq.backend import import_keras, use_backend
 
@@ -228,7 +340,8 @@ def summary(arch, window, n_features, horizon, target_kind, units, layers, cell,
     from keras_seq.models.builders import build_model, describe_weights
 
     model = build_model(arch, window=window, n_features=n_features, horizon=horizon, target_kind=target_kind,
-                        units=units, layers=layers, cell=cell, allow_future_leak=allow_future_leak)
+                        units=units, layers=layers, cell=cell, allow_future_leak=allow_future_leak,
+                        transition_layers=transition_layers, output_layers=output_layers)
     weights = describe_weights(model)
     width = max(len(path) for path, _, _ in weights)
     click.echo(f"{model.name}: window {window}, {n_features} feature(s), target kind {target_kind}")

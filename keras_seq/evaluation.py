@@ -108,6 +108,8 @@ def predict_split(model, windows: Windows, split: str) -> np.ndarray:
     """Raw forecasts of a keras-seq model for `split`, shaped like `windows.targets(split)`."""
     if windows.normalized:
         raise ValueError("predict_split needs raw windows: make_windows(..., normalize=False).")
+    if split == "train" and windows.shuffled:
+        raise ValueError("the train split is shuffled, so its predictions would not line up with its targets.")
     dataset = windows.dataset(split)
     if dataset is None:
         raise ValueError(f"the {split} split has no windows.")

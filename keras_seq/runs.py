@@ -58,7 +58,7 @@ def fit_run(
         out: path. Folder that receives the run folder. Defaults to
             `"saved_models"`.
         backend: str or None. Keras backend; must be chosen before Keras is
-            imported. Defaults to `$KERAS_BACKEND`, else tensorflow.
+            imported. Defaults to `$KERAS_BACKEND`, else jax.
         verbose: "auto", 0, 1 or 2. Keras's progress output while training.
 
     Returns:
@@ -70,15 +70,59 @@ def fit_run(
     backend = use_backend(backend)
     check_future_leak(model.arch, windows.target_kind, model.allow_future_leak)
     frame = data.load()
+    import_keras()
+    from keras_seq.training import run_name, staged_folder
 
-    keras = import_keras()
+    fitted = train_and_evaluate(frame, data, windows, model, train, backend=backend, verbose=verbose)
+    with staged_folder(out, run_name(model.arch, fitted.started)) as stage:
+        write_run(stage.path, fitted)
+    return RunResult(stage.final, fitted.reports["test"], fitted.history)
+
+
+@dataclasses.dataclass
+class Fitted:
+    """A trained model, its history and reports, and everything its run folder records."""
+
+    model: object  # keras.Model
+    history: dict
+    reports: dict  # split -> evaluation.Report
+    predictions: dict  # split -> raw forecasts, shaped like raw.targets(split)
+    raw: object  # data.windows.Windows, raw values, unshuffled
+    config: dict
+    seconds: float  # wall time of training alone
+    started: datetime.datetime
+
+
+def train_and_evaluate(
+    frame,
+    data: DataSpec,
+    windows: WindowSpec,
+    model: ModelSpec,
+    train=None,
+    *,
+    backend: str,
+    splits: tuple[str, ...] = ("test",),
+    verbose: str | int = "auto",
+) -> Fitted:
+    """Window `frame`, build and train one model, and evaluate it on `splits`.
+
+    Keras must already be imported with `backend`. Nothing is written.
+    """
+    import time
+
+    from keras_seq.data.sources import frame_sha256
     from keras_seq.data.windows import make_windows
-    from keras_seq.evaluation import evaluate_model, plot_forecast, plot_loss
+    from keras_seq.evaluation import evaluate_model
     from keras_seq.models.builders import build_model
-    from keras_seq.training import TrainSpec, run_name, staged_folder, train_model, versions, write_history, write_json
+    from keras_seq.training import TrainSpec, train_model, versions
 
+    import keras
+
+    check_future_leak(model.arch, windows.target_kind, model.allow_future_leak)
     train = train or TrainSpec()
     window_options = dataclasses.asdict(windows)
+    # Before the pipeline is built: tf.data's shuffle order depends on the global seed too.
+    keras.utils.set_random_seed(train.seed)
     normalized = make_windows(
         frame,
         target=data.target,
@@ -96,7 +140,7 @@ def fit_run(
         scaling=normalized.scaling,
         **window_options,
     )
-    keras.utils.set_random_seed(train.seed)
+    keras.utils.set_random_seed(train.seed)  # weights do not depend on what building the pipelines drew
     net = build_model(
         model.arch,
         window=windows.window,
@@ -109,41 +153,58 @@ def fit_run(
         cell=model.cell,
         allow_future_leak=model.allow_future_leak,
         scaling=normalized.scaling,
+        transition_layers=model.transition_layers,
+        output_layers=model.output_layers,
     )
     started = datetime.datetime.now(datetime.timezone.utc)
-    with staged_folder(out, run_name(model.arch, started)) as stage:
-        history = train_model(net, normalized, train, verbose=verbose)
-        report, predictions = evaluate_model(net, raw, "test", name=model.arch)
-        val_loss = history.get("val_loss", [])
-        config = {
-            "created": started.isoformat(timespec="seconds"),
-            "data": {
-                **dataclasses.asdict(data),
-                "rows": len(frame),
-                "first_date": str(frame.index[0].date()),
-                "last_date": str(frame.index[-1].date()),
-            },
-            "windows": window_options,
-            "model": dataclasses.asdict(model),
-            "train": dataclasses.asdict(train),
-            "backend": backend,
-            "split_dates": raw.split_dates(),
-            "scaling": normalized.scaling.to_dict(),
-            "parameters": int(net.count_params()),
-            "result": {
-                "epochs_run": len(val_loss),
-                "best_epoch": int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1 if val_loss else None,
-                "best_val_loss": min(val_loss) if val_loss else None,
-            },
-            "versions": versions(),
-        }
-        net.save(stage.path / MODEL_FILE)
-        write_json(stage.path / CONFIG_FILE, config)
-        write_history(stage.path / "history.csv", history)
-        write_json(stage.path / "metrics.json", report.to_dict())
-        plot_loss(history, stage.path / "loss.png", title=f"{model.arch}: loss")
-        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=model.arch)
-    return RunResult(stage.final, report, history)
+    clock = time.perf_counter()
+    history = train_model(net, normalized, train, verbose=verbose)
+    seconds = time.perf_counter() - clock
+    reports, predictions = {}, {}
+    for split in splits:
+        reports[split], predictions[split] = evaluate_model(net, raw, split, name=model.arch)
+    val_loss = history.get("val_loss", [])
+    config = {
+        "created": started.isoformat(timespec="seconds"),
+        "data": {
+            **dataclasses.asdict(data),
+            "rows": len(frame),
+            "first_date": str(frame.index[0].date()),
+            "last_date": str(frame.index[-1].date()),
+            "sha256": frame_sha256(frame),
+        },
+        "windows": window_options,
+        "model": dataclasses.asdict(model),
+        "train": dataclasses.asdict(train),
+        "backend": backend,
+        "split_dates": raw.split_dates(),
+        "scaling": normalized.scaling.to_dict(),
+        "parameters": int(net.count_params()),
+        "result": {
+            "epochs_run": len(val_loss),
+            "best_epoch": int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1 if val_loss else None,
+            "best_val_loss": min(val_loss) if val_loss else None,
+            "train_seconds": round(seconds, 3),
+        },
+        "versions": versions(),
+    }
+    return Fitted(net, history, reports, predictions, raw, config, seconds, started)
+
+
+def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
+    """Write a run folder's files for `fitted` into `folder` (which exists)."""
+    from keras_seq.evaluation import plot_forecast, plot_loss
+    from keras_seq.training import write_history, write_json
+
+    arch = fitted.config["model"]["arch"]
+    split = "test" if "test" in fitted.reports else next(iter(fitted.reports))
+    fitted.model.save(folder / MODEL_FILE)
+    write_json(folder / CONFIG_FILE, fitted.config)
+    write_history(folder / "history.csv", fitted.history)
+    write_json(folder / "metrics.json", fitted.reports[split].to_dict())
+    if plots:
+        plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
+        plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch)
 
 
 # The data options a forecast needs to read a model's inputs again.
@@ -214,7 +275,7 @@ def evaluate_run(
         out: path or None. Where to write `metrics.json` and
             `forecast.png`. Defaults to `<run_dir>/evaluations/<UTC timestamp>`.
         backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
-            else tensorflow.
+            else jax.
 
     Returns:
         A `RunResult` with the output folder and the report.

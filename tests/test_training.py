@@ -53,6 +53,18 @@ def test_patience_stops_early():
     assert len(history["loss"]) < 40
 
 
+@pytest.mark.backend
+def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path, run_cli):
+    frame = pd.DataFrame({"y": np.sin(np.arange(300) / 5)}, index=pd.date_range("2020-01-01", periods=300, name="Date"))
+    windows = make_windows(frame, target="y", window=8, batch_size=8, seed=0)
+    model = build_model("drnn", window=8, n_features=1, units=8, layers=1, scaling=windows.scaling)
+    with pytest.raises(KerasSeqError, match=r"training diverged: the loss became (nan|inf) in epoch 1"):
+        train_model(model, windows, TrainSpec(epochs=5, lr=1e35, steps_per_execution=1), verbose=0)
+    code, out, err = run_cli("fit", "--arch", "drnn", "--units", "8", "--lr", "1e35", "--epochs", "3", "--out", tmp_path, "-q")
+    assert code == 1 and "training diverged" in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # no broken model saved
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -61,6 +73,8 @@ def test_patience_stops_early():
         (dict(lr=0.0), "`lr` must be a positive number"),
         (dict(seed=-1), "`seed` must be a non-negative integer"),
         (dict(patience=0), "`patience` must be an integer of at least 1"),
+        (dict(steps_per_execution=0), "`steps_per_execution` must be an integer of at least 1"),
+        (dict(jit_compile="yes"), "`jit_compile` must be true, false or"),
     ],
 )
 def test_bad_training_options(kwargs, message):

@@ -141,7 +141,7 @@ def test_normalized_windows_are_z_scores_of_raw_windows(price_frame):
 
 def test_only_training_is_shuffled_and_the_shuffle_is_seeded(price_frame):
     def first_values(split, seed):
-        w = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=seed, normalize=False)
+        w = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=seed, normalize=False, shuffle=True)
         return collect(w.dataset(split))[0][:, 0, 0], w
 
     train, w = first_values("train", 7)
@@ -152,6 +152,13 @@ def test_only_training_is_shuffled_and_the_shuffle_is_seeded(price_frame):
     for split in ("validation", "test"):
         values, w = first_values(split, 7)
         np.testing.assert_array_equal(values, price_frame["Close"].to_numpy(dtype="float32")[w.starts(split)])
+
+
+def test_evaluation_windows_keep_the_train_split_in_time_order(price_frame):
+    raw = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=7, normalize=False)
+    assert not raw.shuffled and make_windows(price_frame, target="Close", window=4).shuffled
+    values = collect(raw.train)[0][:, 0, 0]
+    np.testing.assert_array_equal(values, price_frame["Close"].to_numpy(dtype="float32")[raw.starts("train")])
 
 
 def test_windows_are_a_tf_data_pipeline_with_known_length(price_frame):

@@ -190,6 +190,17 @@ def load_series(
     return _checked_columns(frame, list(columns), fill, source)
 
 
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """sha256 of a loaded series: its dates, column names and values, exactly.
+
+    Two runs that report the same hash trained on the same numbers.
+    """
+    import hashlib
+
+    text = frame.to_csv(date_format="%Y-%m-%d", float_format="%.17g", lineterminator="\n")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _symbol(source: str) -> str:
     kind, _, symbol = source.partition(":")
     if not symbol.strip():

@@ -130,6 +130,7 @@ class Windows:
     target_kind: str
     sequence_stride: int
     normalized: bool
+    shuffled: bool = False  # the train split is reshuffled every epoch
 
     @property
     def n_features(self) -> int:
@@ -232,6 +233,7 @@ def make_windows(
     seed: int | None = None,
     normalize: bool = True,
     scaling: Scaling | None = None,
+    shuffle: bool | None = None,
 ) -> Windows:
     """Split `frame` by time and build a tf.data pipeline of windows per split.
 
@@ -258,6 +260,10 @@ def make_windows(
         scaling: Scaling or None. Statistics to use instead of fitting them on
             the training split (for a trained model's data). Defaults to
             `None`.
+        shuffle: bool or None. Shuffle the training split every epoch.
+            Defaults to `None`: shuffled when `normalize` (a training
+            pipeline), in time order otherwise (an evaluation pipeline, whose
+            predictions must line up with `targets("train")`).
 
     Returns:
         A `Windows`.
@@ -332,7 +338,7 @@ def make_windows(
             datasets[name] = None
             continue
         starts = tf.data.Dataset.range(first, last + 1, sequence_stride)
-        if name == "train":
+        if name == "train" and (normalize if shuffle is None else shuffle):
             count = len(range(first, last + 1, sequence_stride))
             starts = starts.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         datasets[name] = (
@@ -354,6 +360,7 @@ def make_windows(
         target_kind=target_kind,
         sequence_stride=sequence_stride,
         normalized=normalize,
+        shuffled=bool(normalize if shuffle is None else shuffle),
     )
 
 

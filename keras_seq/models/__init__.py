@@ -13,6 +13,8 @@ _KERAS = {
     "set_scaling": "keras_seq.models.builders",
     "Standardize": "keras_seq.models.layers",
     "Destandardize": "keras_seq.models.layers",
+    "DeepTransitionCell": "keras_seq.models.cells",
+    "cell_parameters": "keras_seq.models.cells",
 }
 
 __all__ = ["ARCHS", "CELLS", "ModelSpec", "check_future_leak", "check_model_options", *_KERAS]

@@ -1,4 +1,4 @@
-"""Build the recurrent models: DRNN, BRNN, LSTM and GRU.
+"""Build the recurrent models: DRNN, BRNN, LSTM, GRU, DT-RNN, DT(S)-RNN and DOT-RNN.
 
 Every model has the same outer shape:
 
@@ -18,6 +18,7 @@ import keras
 
 from keras_seq.data.windows import Scaling, check_window_options
 from keras_seq.errors import KerasSeqError
+from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
 from keras_seq.models.layers import Destandardize, Standardize
 from keras_seq.models.spec import check_future_leak, check_model_options
 
@@ -37,12 +38,16 @@ def build_model(
     cell: str = "rnn",
     allow_future_leak: bool = False,
     scaling: Scaling | None = None,
+    transition_layers: int = 2,
+    output_layers: int = 2,
 ) -> keras.Model:
     """Build a recurrent forecaster that takes and returns raw values.
 
     Args:
         arch: str. `drnn` (stacked SimpleRNN), `brnn` (stacked Bidirectional
-            RNN), `lstm` or `gru`.
+            RNN), `lstm`, `gru`, `dtrnn` (deep transition), `dtsrnn` (deep
+            transition with shortcut) or `dotrnn` (deep transition and deep
+            output); see `keras_seq.models.cells`.
         window: int. Input steps.
         n_features: int. Input columns.
         horizon: int. Forecast steps for target kind `next`. Defaults to `1`.
@@ -51,14 +56,17 @@ def build_model(
         units: int. Hidden units per layer (per direction for `brnn`).
             Defaults to `64`.
         layers: int. Stacked recurrent layers. Defaults to `2`.
-        dropout: float. Input dropout of each recurrent layer. Defaults to
-            `0.0`.
-        cell: str. Cell inside `brnn`: `rnn`, `lstm` or `gru`. Defaults to
-            `"rnn"`.
+        dropout: float. Input dropout of each recurrent layer (per step for
+            the deep-transition archs). Defaults to `0.0`.
+        cell: str. Cell inside `brnn`: `rnn`, `lstm`, `gru`, `dtrnn`,
+            `dtsrnn` or `dotrnn`. Defaults to `"rnn"`.
         allow_future_leak: bool. Permit `brnn` with `sequence`. Defaults to
             `False`.
         scaling: Scaling or None. Statistics of the training split. Defaults
             to identity scaling (set later with `set_scaling`).
+        transition_layers: int. Layers of the deep transition. Defaults to `2`.
+        output_layers: int. Layers of `dotrnn`'s deep output, counting the
+            head (or the next layer's input map). Defaults to `2`.
 
     Returns:
         A `keras.Model` named `keras_seq_<arch>`, with a nested model named
@@ -73,7 +81,8 @@ def build_model(
     >>> tuple(model.output.shape)
     (None, 1)
     """
-    check_model_options(arch, units, layers, dropout, cell)
+    check_model_options(arch, units, layers, dropout, cell, transition_layers, output_layers)
+    depth = {"transition_layers": transition_layers, "output_layers": output_layers}
     check_window_options(window, horizon, target_kind, (1.0, 0.0, 0.0), 1)
     if not isinstance(n_features, int) or n_features < 1:
         raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
@@ -84,7 +93,10 @@ def build_model(
     x = normalized  # (batch, window, features)
     for index in range(layers):
         return_sequences = target_kind == "sequence" or index < layers - 1
-        x = _recurrent_layer(arch, cell, units, dropout, return_sequences, name=f"{arch}_{index + 1}")(x)
+        if dropout and (arch in TRANSITION_ARCHS or (arch == "brnn" and cell in TRANSITION_ARCHS)):
+            # keras.layers.RNN has no input dropout of its own: drop inputs per step instead.
+            x = keras.layers.Dropout(dropout, name=f"{arch}_{index + 1}_dropout")(x)
+        x = _recurrent_layer(arch, cell, units, dropout, return_sequences, f"{arch}_{index + 1}", depth)(x)
     # (batch, units) for `next`, (batch, window, units) for `sequence`; x2 units for brnn
     head = keras.layers.Dense(horizon if target_kind == "next" else 1, name="head")(x)
     network = keras.Model(normalized, head, name="network")
@@ -100,11 +112,16 @@ def build_model(
     return model
 
 
-def _recurrent_layer(arch: str, cell: str, units: int, dropout: float, return_sequences: bool, name: str):
+def _recurrent_layer(arch: str, cell: str, units: int, dropout: float, return_sequences: bool, name: str, depth: dict):
     if arch == "brnn":
-        inner = _RECURRENT[cell](units, dropout=dropout, return_sequences=return_sequences, name=f"{name}_{cell}")
+        inner = _recurrent_layer(cell, cell, units, dropout, return_sequences, f"{name}_{cell}", depth)
         return keras.layers.Bidirectional(inner, name=name)
-    kind = {"drnn": "rnn", "lstm": "lstm", "gru": "gru"}[arch]
+    if arch in TRANSITION_ARCHS:
+        shortcut, deep_output = TRANSITION_ARCHS[arch]
+        rnn_cell = DeepTransitionCell(units, transition_layers=depth["transition_layers"], shortcut=shortcut,
+                                      output_layers=depth["output_layers"] if deep_output else 1, name=f"{name}_cell")
+        return keras.layers.RNN(rnn_cell, return_sequences=return_sequences, name=name)
+    kind = {"drnn": "rnn", "rnn": "rnn", "lstm": "lstm", "gru": "gru"}[arch]
     return _RECURRENT[kind](units, dropout=dropout, return_sequences=return_sequences, name=name)
 
 

@@ -6,8 +6,10 @@ import dataclasses
 
 from keras_seq.errors import KerasSeqError
 
-ARCHS = ("drnn", "brnn", "lstm", "gru")
-CELLS = ("rnn", "lstm", "gru")
+ARCHS = ("drnn", "brnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
+# The tutorial's four, compared by default.
+CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
+CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,17 +17,24 @@ class ModelSpec:
     """The architecture and size of a model.
 
     Args:
-        arch: str. One of `drnn`, `brnn`, `lstm`, `gru`. Defaults to `"lstm"`.
+        arch: str. One of `drnn`, `brnn`, `lstm`, `gru` or the deep-transition
+            archs `dtrnn`, `dtsrnn` (with shortcut) and `dotrnn` (with deep
+            output). Defaults to `"lstm"`.
         units: int. Hidden units per recurrent layer (per direction for
             `brnn`). Defaults to `64`.
         layers: int. Stacked recurrent layers. Defaults to `2`.
         dropout: float. Input dropout of each recurrent layer, in [0, 1).
             Defaults to `0.0`.
         cell: str. Recurrent cell inside `brnn`'s Bidirectional wrapper:
-            `rnn`, `lstm` or `gru`. Defaults to `"rnn"`.
+            `rnn`, `lstm`, `gru`, `dtrnn`, `dtsrnn` or `dotrnn`. Defaults to
+            `"rnn"`.
         allow_future_leak: bool. Permit `brnn` with target kind `sequence`,
             whose backward pass reads the values it predicts (kept only to
             demonstrate the tutorial's flaw). Defaults to `False`.
+        transition_layers: int. Layers of the deep transition MLP (`dtrnn`,
+            `dtsrnn`, `dotrnn`). Defaults to `2`.
+        output_layers: int. Layers of `dotrnn`'s deep output, counting the
+            affine map that reads it. Defaults to `2`.
     """
 
     arch: str = "lstm"
@@ -34,12 +43,15 @@ class ModelSpec:
     dropout: float = 0.0
     cell: str = "rnn"
     allow_future_leak: bool = False
+    transition_layers: int = 2
+    output_layers: int = 2
 
     def __post_init__(self):
-        check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell)
+        check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
+                            self.transition_layers, self.output_layers)
 
 
-def check_model_options(arch, units, layers, dropout, cell) -> None:
+def check_model_options(arch, units, layers, dropout, cell, transition_layers=2, output_layers=2) -> None:
     """Raise `KerasSeqError` for the first model option out of range."""
     if arch not in ARCHS:
         raise KerasSeqError(f"unknown arch '{arch}'. Expected one of: {', '.join(ARCHS)}.")
@@ -51,6 +63,9 @@ def check_model_options(arch, units, layers, dropout, cell) -> None:
         raise KerasSeqError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
     if cell not in CELLS:
         raise KerasSeqError(f"unknown cell '{cell}'. Expected one of: {', '.join(CELLS)}.")
+    for name, value in (("transition_layers", transition_layers), ("output_layers", output_layers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={value}")
 
 
 def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool) -> None:

@@ -1,0 +1,510 @@
+"""Compare archs on identical data, splits, seeds and budget, on held-out data.
+
+This is the tutorial's four-model experiment done honestly: every model gets
+its own optimizer, the same windows, the same seeds and the same number of
+epochs, and is scored in price units on data it never trained on, next to
+the persistence baseline.
+
+A comparison folder holds:
+- `comparison.md`, `comparison.json`: per arch the parameter count, training
+  seconds, epochs run, best validation loss, MAE, RMSE, MAPE and skill
+  against persistence (mean and standard deviation over seeds);
+- `compare_loss.png`, `compare_forecast.png`, `compare_mae.png`;
+- `runs/<arch>-seed<seed>[-fold<k>]/`: every trained model as a run folder.
+
+With `backtest=N` the test rows are cut into N consecutive blocks; fold k
+trains on every row before its validation block (an expanding window),
+validates on the rows just before block k and tests on block k. Metrics are
+given per fold and pooled over all test blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_seq.backend import import_keras, use_backend
+from keras_seq.data.sources import DataSpec, frame_sha256
+from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
+from keras_seq.errors import KerasSeqError
+from keras_seq.models.spec import ARCHS, CLASSIC_ARCHS, ModelSpec, check_future_leak
+
+METRICS = ("mae", "rmse", "mape", "skill")
+PERSISTENCE = "persistence"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareSpec:
+    """Which archs to compare, and how.
+
+    Args:
+        archs: tuple of str. Archs to train, in report order. Defaults to
+            drnn, brnn, lstm, gru.
+        repeats: int. Seeds per arch: `seed`, `seed + 1`, ... Defaults to `1`.
+        backtest: int. Walk-forward folds over the test rows; `0` scores the
+            single held-out test split. Defaults to `0`.
+        on: tuple of str. Splits to score (`train`, `validation`, `test`).
+            Scoring `train` shows how far training error flatters a model.
+            Defaults to `("test",)`.
+    """
+
+    archs: tuple[str, ...] = CLASSIC_ARCHS
+    repeats: int = 1
+    backtest: int = 0
+    on: tuple[str, ...] = ("test",)
+
+    def __post_init__(self):
+        archs = (self.archs,) if isinstance(self.archs, str) else tuple(self.archs)
+        object.__setattr__(self, "archs", archs)
+        object.__setattr__(self, "on", (self.on,) if isinstance(self.on, str) else tuple(self.on))
+        unknown = [arch for arch in archs if arch not in ARCHS]
+        if not archs or unknown:
+            raise KerasSeqError(
+                f"unknown arch '{unknown[0] if unknown else ''}' to compare. Expected some of: {', '.join(ARCHS)}."
+            )
+        if len(set(archs)) != len(archs):
+            raise KerasSeqError(f"each arch may be compared once. Received: {', '.join(archs)}")
+        if not isinstance(self.repeats, int) or isinstance(self.repeats, bool) or self.repeats < 1:
+            raise KerasSeqError(f"`repeats` must be an integer of at least 1. Received: repeats={self.repeats}")
+        if not isinstance(self.backtest, int) or isinstance(self.backtest, bool) or self.backtest < 0:
+            raise KerasSeqError(
+                f"`backtest` must be a number of folds (0 for none, or at least 1). Received: backtest={self.backtest}"
+            )
+        bad = [split for split in self.on if split not in SPLIT_NAMES]
+        if not self.on or bad:
+            raise KerasSeqError(
+                f"unknown split '{bad[0] if bad else ''}' to score. Expected some of: {', '.join(SPLIT_NAMES)}."
+            )
+        if self.backtest and self.on != ("test",):
+            raise KerasSeqError("a backtest scores its test folds only: leave `on` at test when `backtest` is set.")
+
+
+@dataclasses.dataclass
+class Comparison:
+    """A finished comparison: where it was written, its summary and its table."""
+
+    path: Path
+    summary: dict  # as in comparison.json
+    markdown: str
+
+
+def compare_models(
+    data: DataSpec = DataSpec(),
+    windows: WindowSpec = WindowSpec(),
+    model: ModelSpec = ModelSpec(),
+    train=None,
+    spec: CompareSpec = CompareSpec(),
+    *,
+    out: str | Path = "saved_models",
+    backend: str | None = None,
+    verbose: str | int = 0,
+) -> Comparison:
+    """Train and score every arch of `spec`; write a `compare-<UTC>` folder under `out`.
+
+    Args:
+        data, windows, train: as for `runs.fit_run`; shared by every arch.
+        model: ModelSpec. Size options shared by every arch (its `arch` is
+            replaced by each of `spec.archs`).
+        spec: CompareSpec. Archs, repeats, backtest folds, scored splits.
+        out: path. Folder that receives the comparison folder.
+        backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
+            else jax.
+        verbose: "auto", 0, 1 or 2. Keras's progress output per model.
+
+    Returns:
+        A `Comparison`.
+
+    Raises:
+        KerasSeqError: bad data or options; nothing is written.
+    """
+    backend = use_backend(backend)
+    check_comparison(windows, model, spec)
+    frame = data.load()
+    check_backtest(len(frame), windows, spec.backtest)
+    import_keras()
+    from keras_seq.training import staged_folder, utc_stamp
+
+    with staged_folder(out, f"compare-{utc_stamp()}") as stage:
+        summary, markdown = compare_into(
+            stage.path, frame, data, windows, model, train, spec, backend=backend, verbose=verbose
+        )
+    return Comparison(stage.final, summary, markdown)
+
+
+def check_comparison(windows: WindowSpec, model: ModelSpec, spec: CompareSpec) -> None:
+    """Refuse, before any work, an arch that cannot be built with these options."""
+    for arch in spec.archs:
+        dataclasses.replace(model, arch=arch)
+        check_future_leak(arch, windows.target_kind, model.allow_future_leak)
+
+
+def backtest_folds(n_rows: int, windows: WindowSpec, folds: int) -> list[tuple[int, int, int]]:
+    """`(validation start, test start, test end)` rows of each walk-forward fold.
+
+    The held-out test rows of `windows.splits` are cut into `folds`
+    consecutive blocks; each fold's validation block is the rows just before
+    its test block, and it trains on every row before that.
+
+    Example:
+    >>> backtest_folds(100, WindowSpec(splits=(0.6, 0.2, 0.2)), 2)
+    [(60, 80, 90), (70, 90, 100)]
+    """
+    rows = split_rows(n_rows, windows.splits)
+    (val_lo, test_lo), (_, test_hi) = rows["validation"], rows["test"]
+    edges = np.linspace(test_lo, test_hi, folds + 1).round().astype(int)
+    n_val = test_lo - val_lo
+    return [(int(lo) - n_val, int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
+    """Refuse folds whose test block cannot hold the targets of one window."""
+    if not folds:
+        return
+    if windows.splits[2] <= 0 or windows.splits[1] <= 0:
+        raise KerasSeqError("a backtest needs validation and test fractions above 0 in --splits.")
+    need = windows.horizon if windows.target_kind == "next" else windows.window
+    smallest = min(hi - lo for _, lo, hi in backtest_folds(n_rows, windows, folds))
+    if smallest < need:
+        test_rows = split_rows(n_rows, windows.splits)["test"]
+        raise KerasSeqError(
+            f"--backtest {folds} cuts the {test_rows[1] - test_rows[0]} test rows into blocks as small as {smallest} "
+            f"rows, but a fold needs at least {need} for one window's targets. Use fewer folds or a larger test fraction."
+        )
+
+
+def compare_into(
+    folder: Path, frame, data, windows, model, train, spec: CompareSpec, *, backend: str, verbose="auto", title=None
+) -> tuple[dict, str]:
+    """Run a comparison on a loaded `frame` and write its files into `folder`.
+
+    Keras must already be imported with `backend`.
+
+    Returns:
+        `(summary, markdown)`: the contents of comparison.json and comparison.md.
+    """
+    import keras
+
+    from keras_seq.runs import train_and_evaluate, write_run
+    from keras_seq.training import TrainSpec, write_json
+
+    train = train or TrainSpec()
+    seeds = [train.seed + k for k in range(spec.repeats)]
+    folds = backtest_folds(len(frame), windows, spec.backtest) if spec.backtest else [None]
+    scored = ("backtest",) if spec.backtest else spec.on
+    runs, shown = [], {}  # shown: arch -> what the plots draw (first seed)
+    for arch in spec.archs:
+        for seed in seeds:
+            pooled = {"actual": [], "model": [], "persistence": [], "positions": []}
+            for index, fold in enumerate(folds, start=1):
+                fold_frame, fold_windows = frame, windows
+                if fold is not None:
+                    val_lo, test_lo, test_hi = fold
+                    fold_frame = frame.iloc[:test_hi]
+                    fold_windows = dataclasses.replace(
+                        windows, splits=(val_lo / test_hi, (test_lo - val_lo) / test_hi, (test_hi - test_lo) / test_hi)
+                    )
+                keras.backend.clear_session()
+                fitted = train_and_evaluate(
+                    fold_frame, data, fold_windows, dataclasses.replace(model, arch=arch),
+                    dataclasses.replace(train, seed=seed), backend=backend,
+                    splits=("test",) if fold is not None else spec.on, verbose=verbose,
+                )
+                name = f"{arch}-seed{seed}" + (f"-fold{index}" if fold is not None else "")
+                (folder / "runs" / name).mkdir(parents=True)
+                write_run(folder / "runs" / name, fitted, plots=False)
+                record = {
+                    "arch": arch,
+                    "seed": seed,
+                    "fold": index if fold is not None else None,
+                    "run": f"runs/{name}",
+                    "parameters": fitted.config["parameters"],
+                    "train_seconds": fitted.seconds,
+                    "epochs_run": fitted.config["result"]["epochs_run"],
+                    "best_val_loss": fitted.config["result"]["best_val_loss"],
+                    "splits": {split: report.to_dict() for split, report in fitted.reports.items()},
+                }
+                runs.append(record)
+                if fold is not None:
+                    from keras_seq.evaluation import persistence_forecast
+
+                    pooled["actual"].append(fitted.raw.targets("test"))
+                    pooled["model"].append(fitted.predictions["test"])
+                    pooled["persistence"].append(persistence_forecast(fitted.raw, "test"))
+                    pooled["positions"].append(fitted.raw.target_positions("test"))
+                if seed == seeds[0] and (fold is None or index == len(folds)):
+                    split = "test" if "test" in fitted.predictions else spec.on[0]
+                    shown[arch] = {
+                        "history": fitted.history,
+                        "raw": fitted.raw,
+                        "split": split,
+                        "positions": fitted.raw.target_positions(split),
+                        "predictions": fitted.predictions[split],
+                    }
+            if fold is not None:
+                record_pooled(runs, arch, seed, pooled)
+                if seed == seeds[0]:
+                    shown[arch]["positions"] = np.concatenate(pooled["positions"])
+                    shown[arch]["predictions"] = np.concatenate(pooled["model"])
+                    shown[arch]["span"] = (folds[0][1], folds[-1][2])
+
+    summary = summarize(runs, spec, scored)
+    summary["settings"] = {
+        "data": {**dataclasses.asdict(data), "rows": len(frame), "first_date": str(frame.index[0].date()),
+                 "last_date": str(frame.index[-1].date()), "sha256": frame_sha256(frame)},
+        "windows": dataclasses.asdict(windows),
+        "model": {k: v for k, v in dataclasses.asdict(model).items() if k != "arch"},
+        "train": dataclasses.asdict(train),
+        "compare": dataclasses.asdict(spec),
+        "seeds": seeds,
+        "backend": backend,
+        "folds": [dict(zip(("validation_start", "test_start", "test_end"), f)) for f in folds] if spec.backtest else None,
+    }
+    summary["runs"] = runs
+    markdown = comparison_markdown(summary, title=title)
+    write_json(folder / "comparison.json", summary)
+    (folder / "comparison.md").write_text(markdown, encoding="utf-8")
+    plot_comparison(folder, shown, summary, scored[0])
+    return json.loads(json.dumps(summary, default=str)), markdown
+
+
+def record_pooled(runs: list, arch: str, seed: int, pooled: dict) -> None:
+    """Attach the metrics pooled over every fold to the fold records of one arch and seed."""
+    from keras_seq.evaluation import forecast_metrics, skill
+
+    actual = np.concatenate(pooled["actual"])
+    model = forecast_metrics(actual, np.concatenate(pooled["model"]))
+    baseline = forecast_metrics(actual, np.concatenate(pooled["persistence"]))
+    folds = [r for r in runs if r["arch"] == arch and r["seed"] == seed]
+    entry = {
+        "arch": arch,
+        "seed": seed,
+        "fold": "pooled",
+        "parameters": folds[0]["parameters"],
+        "train_seconds": sum(r["train_seconds"] for r in folds),
+        "epochs_run": float(np.mean([r["epochs_run"] for r in folds])),
+        "best_val_loss": float(np.mean([r["best_val_loss"] for r in folds])),
+        "splits": {
+            "backtest": {
+                "name": arch,
+                "split": f"{len(folds)} walk-forward test folds, pooled",
+                "windows": int(len(actual)),
+                "first_date": folds[0]["splits"]["test"]["first_date"],
+                "last_date": folds[-1]["splits"]["test"]["last_date"],
+                "model": model,
+                "persistence": baseline,
+                "skill": skill(model["mae"], baseline["mae"]),
+            }
+        },
+    }
+    runs.append(entry)
+
+
+def _mean_std(values) -> dict:
+    values = np.asarray(values, dtype="float64")
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(values.mean()), "std": std, "n": int(len(values))}
+
+
+def summarize(runs: list, spec: CompareSpec, scored: tuple[str, ...]) -> dict:
+    """Mean and standard deviation over seeds of every figure, per arch and scored split."""
+    per_seed = [r for r in runs if r["fold"] in (None, "pooled")]
+    archs = {}
+    for arch in spec.archs:
+        mine = [r for r in per_seed if r["arch"] == arch]
+        entry = {
+            "parameters": mine[0]["parameters"],
+            "train_seconds": _mean_std([r["train_seconds"] for r in mine]),
+            "epochs_run": _mean_std([r["epochs_run"] for r in mine]),
+            "best_val_loss": _mean_std([r["best_val_loss"] for r in mine]),
+            "splits": {},
+        }
+        for split in scored:
+            reports = [r["splits"][split] for r in mine]
+            entry["splits"][split] = {
+                "mae": _mean_std([rep["model"]["mae"] for rep in reports]),
+                "rmse": _mean_std([rep["model"]["rmse"] for rep in reports]),
+                "mape": _mean_std([rep["model"]["mape"] for rep in reports]),
+                "skill": _mean_std([rep["skill"] for rep in reports]),
+            }
+        if spec.backtest:
+            entry["folds"] = {
+                str(fold): _mean_std([r["splits"]["test"]["model"]["mae"] for r in runs
+                                      if r["arch"] == arch and r["fold"] == fold])
+                for fold in range(1, spec.backtest + 1)
+            }
+        archs[arch] = entry
+    first = [r for r in per_seed if r["arch"] == spec.archs[0] and r["seed"] == per_seed[0]["seed"]][0]
+    splits = {}
+    for split in scored:
+        report = first["splits"][split]
+        splits[split] = {key: report[key] for key in ("split", "windows", "first_date", "last_date")}
+        splits[split][PERSISTENCE] = report["persistence"]
+    result = {"archs": archs, "splits": splits}
+    if spec.backtest:
+        fold_runs = [r for r in runs if r["arch"] == spec.archs[0] and r["seed"] == first["seed"]
+                     and isinstance(r["fold"], int)]
+        result["folds"] = {str(r["fold"]): {"first_date": r["splits"]["test"]["first_date"],
+                                            "last_date": r["splits"]["test"]["last_date"],
+                                            "windows": r["splits"]["test"]["windows"],
+                                            "persistence_mae": r["splits"]["test"]["persistence"]["mae"]}
+                           for r in fold_runs}
+    return result
+
+
+# === Report ===
+
+
+def _figure(stats: dict, digits: int, repeats: int) -> str:
+    if repeats > 1:
+        return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+    return f"{stats['mean']:.{digits}f}"
+
+
+def comparison_markdown(summary: dict, title: str | None = None) -> str:
+    """`comparison.md`: settings, one table per scored split, folds, and the leak note."""
+    settings = summary["settings"]
+    data, win, train, compare = settings["data"], settings["windows"], settings["train"], settings["compare"]
+    repeats = compare["repeats"]
+    archs = summary["archs"]
+    seeds = settings["seeds"]
+    lines = [
+        f"# {title or 'Comparison: ' + ', '.join(archs)}",
+        "",
+        f"- data: `{data['source']}`, target {data['target']}, inputs {', '.join(data['features'] or [data['target']])}, "
+        f"{data['first_date']}..{data['last_date']} ({data['rows']} rows, sha256 `{data['sha256'][:12]}`)",
+        f"- windows: {win['window']} steps, target kind `{win['target_kind']}`, horizon {win['horizon']}, "
+        f"splits {'/'.join(f'{100 * s:g}' for s in win['splits'])} in time order",
+        f"- model: {settings['model']['units']} units, {settings['model']['layers']} layers, "
+        f"dropout {settings['model']['dropout']:g}"
+        + (f", deep transition {settings['model']['transition_layers']} layers"
+           + (f", deep output {settings['model']['output_layers']} layers" if "dotrnn" in archs else "")
+           if any(a in ("dtrnn", "dtsrnn", "dotrnn") for a in archs) else "")
+        + f"; each arch with its own Adam (lr {train['lr']:g}), "
+        f"batch {train['batch_size']}, {train['epochs']} epoch{'s' if train['epochs'] != 1 else ''}"
+        + (f", early stopping after {train['patience']}" if train["patience"] else "")
+        + ", best validation weights restored",
+        f"- seeds: {', '.join(map(str, seeds))}" + (" (figures are mean ± std over seeds)" if repeats > 1 else "")
+        + f"; backend {settings['backend']}",
+        "",
+    ]
+    for split, info in summary["splits"].items():
+        scope = info["split"] if split == "backtest" else f"{split} split"
+        lines += [
+            f"## {scope}: {info['first_date']}..{info['last_date']}, {info['windows']} windows, price units",
+            "",
+            "| arch | parameters | train s | epochs | best val loss | MAE | RMSE | MAPE % | skill |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for arch, entry in archs.items():
+            m = entry["splits"][split]
+            lines.append(
+                f"| {arch} | {entry['parameters']:,} | {_figure(entry['train_seconds'], 1, repeats)} | "
+                f"{_figure(entry['epochs_run'], 0 if not compare['backtest'] else 1, 1)} | "
+                f"{_figure(entry['best_val_loss'], 4, repeats)} | {_figure(m['mae'], 2, repeats)} | "
+                f"{_figure(m['rmse'], 2, repeats)} | {_figure(m['mape'], 3, repeats)} | "
+                f"{m['skill']['mean']:+.3f}" + (f" ± {m['skill']['std']:.3f}" if repeats > 1 else "") + " |"
+            )
+        p = info[PERSISTENCE]
+        lines += [f"| {PERSISTENCE} | 0 | | | | {p['mae']:.2f} | {p['rmse']:.2f} | {p['mape']:.3f} | +0.000 |", ""]
+    lines.append("skill = 1 - MAE / MAE of persistence (tomorrow = today); above 0 beats persistence.")
+    if compare["backtest"]:
+        lines += ["", "## test MAE per walk-forward fold", "",
+                  "| fold | test dates | windows | persistence | " + " | ".join(archs) + " |",
+                  "|---|---|---:|---:|" + "---:|" * len(archs)]
+        for fold, info in summary["folds"].items():
+            cells = [_figure(archs[a]["folds"][fold], 2, repeats) for a in archs]
+            lines.append(f"| {fold} | {info['first_date']}..{info['last_date']} | {info['windows']} | "
+                         f"{info['persistence_mae']:.2f} | " + " | ".join(cells) + " |")
+    leak = leak_note(summary)
+    if leak:
+        lines += ["", leak]
+    return "\n".join(lines) + "\n"
+
+
+def leak_note(summary: dict) -> str | None:
+    """A paragraph on BRNN's future leak, when it was allowed in this comparison."""
+    settings = summary["settings"]
+    archs = summary["archs"]
+    if not ("brnn" in archs and settings["windows"]["target_kind"] == "sequence"
+            and settings["model"]["allow_future_leak"]):
+        return None
+    causal = [a for a in archs if a != "brnn"]
+    lines = ["## Future leak", "",
+             "brnn is trained with target kind `sequence` and the leak allowed: at step t its backward "
+             "direction has already read x[t+1], the value it must predict."]
+    for split in summary["splits"]:
+        brnn = archs["brnn"]["splits"][split]["mae"]["mean"]
+        if causal:
+            best = min(causal, key=lambda a: archs[a]["splits"][split]["mae"]["mean"])
+            other = archs[best]["splits"][split]["mae"]["mean"]
+            if brnn < other:
+                lines.append(f"On the {split} split its MAE is {brnn:.2f}, {other / brnn:.1f}x lower than the best "
+                             f"causal arch ({best}, {other:.2f}) on the same windows. That gap is leakage, not skill.")
+            else:
+                lines.append(f"On the {split} split its MAE is {brnn:.2f}, not below the best causal arch "
+                             f"({best}, {other:.2f}): with this training budget the leak did not pay off.")
+    return "\n".join(lines)
+
+
+def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> None:
+    """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png`."""
+    from keras_seq.evaluation import _pyplot
+
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    backtest = summary["settings"]["compare"]["backtest"]
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (arch, item) in enumerate(shown.items()):
+        color = colors[i % len(colors)]
+        history = item["history"]
+        ax.plot(range(1, len(history["val_loss"]) + 1), history["val_loss"], color=color, label=f"{arch} validation")
+        ax.plot(range(1, len(history["loss"]) + 1), history["loss"], color=color, linestyle="--", alpha=0.6,
+                label=f"{arch} train")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (z-score units)")
+    ax.set_title("loss per epoch" + (" (last backtest fold)" if backtest else "") + ", first seed")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(folder / "compare_loss.png", dpi=100)
+    plt.close(fig)
+
+    first = next(iter(shown.values()))
+    raw = first["raw"]
+    lo, hi = first.get("span") or raw.split_rows[first["split"]]
+    column = 0 if raw.target_kind == "next" else -1
+    fig, ax = plt.subplots(figsize=(11, 5))
+    ax.plot(raw.dates[lo:hi], raw.target_values[lo:hi], color="black", linewidth=1.4, label="actual")
+    for i, (arch, item) in enumerate(shown.items()):
+        ax.plot(raw.dates[item["positions"][:, column]], item["predictions"][:, column], linewidth=0.9,
+                color=colors[i % len(colors)], label=arch)
+    ax.set_ylabel(raw.scaling.target_name)
+    scope = f"{backtest} walk-forward folds" if backtest else f"{first['split']} split"
+    ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(folder / "compare_forecast.png", dpi=100)
+    plt.close(fig)
+
+    archs = summary["archs"]
+    means = [archs[a]["splits"][split]["mae"]["mean"] for a in archs]
+    stds = [archs[a]["splits"][split]["mae"]["std"] for a in archs]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(list(archs), means, yerr=stds if summary["settings"]["compare"]["repeats"] > 1 else None, capsize=4,
+           color=[colors[i % len(colors)] for i in range(len(archs))])
+    baseline = summary["splits"][split][PERSISTENCE]["mae"]
+    ax.axhline(baseline, color="black", linestyle="--", label=f"persistence {baseline:.2f}")
+    ax.set_ylabel("MAE (price units)")
+    ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "compare_mae.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,524 @@
+"""Declarative runs: a TOML recipe names the data, windows, models, training,
+evaluation and export of one or more experiments.
+
+    description = "One line shown by `keras-seq recipes`."   # required
+
+    [data]       # source, start, end, target, features, date_column, fill, cache_dir
+    [windows]    # window, horizon, target_kind, splits, stride
+    [model]      # archs, units, layers, dropout, cell, allow_future_leak,
+                 # transition_layers, output_layers
+    [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile
+    [evaluate]   # on (splits to score), repeats, backtest
+    [export]     # formats: any of "savedmodel", "onnx", "keras" (none by default)
+
+    [[experiment]]          # optional, repeatable: each one a comparison
+    name = "held-out"       # required in an experiment: its folder's name
+    note = "Shown above its table in report.md."
+    windows.target_kind = "next"   # any section key, overriding the top level
+
+A key left out takes the CLI's default (`model.archs` defaults to
+`["lstm"]`, `fit`'s arch). `--set section.key=value` overrides a key
+everywhere, experiments included; the value is read as a TOML value, or as a
+string if it is not one. Everything is checked before any work starts.
+
+`run_recipe` writes `<out>/<name>-<UTC>/` with `recipe.toml` (the resolved
+recipe, every default filled in: running it again repeats the run),
+`run.json` (package versions, backend, each experiment's data sha256),
+`report.md`, and one comparison folder per experiment (see
+`keras_seq.compare`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from keras_seq.compare import CompareSpec
+from keras_seq.data.sources import DataSpec
+from keras_seq.data.windows import WindowSpec
+from keras_seq.errors import KerasSeqError
+from keras_seq.models.spec import ModelSpec
+
+SHIPPED = Path(__file__).with_name("recipes")
+RECIPE_FILE = "recipe.toml"
+
+
+# === Schema: section -> key -> (type name, checker) ===
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_str(v):
+    return isinstance(v, str)
+
+
+def _is_date(v):
+    return isinstance(v, (str, datetime.date)) and not isinstance(v, datetime.datetime)
+
+
+def _is_str_list(v):
+    return isinstance(v, list) and all(isinstance(item, str) for item in v)
+
+
+def _is_splits(v):
+    return isinstance(v, list) and len(v) == 3 and all(_is_number(item) for item in v)
+
+
+INT = ("an integer", _is_int)
+NUMBER = ("a number", _is_number)
+STR = ("a string", _is_str)
+BOOL = ("true or false", lambda v: isinstance(v, bool))
+DATE = ("a date like 2019-01-01", _is_date)
+STR_LIST = ("a list of strings", _is_str_list)
+SPLITS = ("a list of three fractions like [0.7, 0.15, 0.15]", _is_splits)
+
+SCHEMA = {
+    "data": {"source": STR, "start": DATE, "end": DATE, "target": STR, "features": STR_LIST,
+             "date_column": STR, "fill": STR, "cache_dir": STR},
+    "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT},
+    "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,
+              "allow_future_leak": BOOL, "transition_layers": INT, "output_layers": INT},
+    "train": {"epochs": INT, "batch_size": INT, "lr": NUMBER, "seed": INT, "patience": INT,
+              "steps_per_execution": INT,
+              "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto")},
+    "evaluate": {"on": STR_LIST, "repeats": INT, "backtest": INT},
+    "export": {"formats": STR_LIST},
+}
+TOP_KEYS = {"description": STR, "name": STR}
+EXPERIMENT_KEYS = {"name": STR, "note": STR}
+DEFAULT_ARCHS = ["lstm"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One comparison of a recipe, every option resolved."""
+
+    name: str
+    note: str
+    data: DataSpec
+    windows: WindowSpec
+    model: ModelSpec  # size options; `arch` is the first of `compare.archs`
+    train: object  # training.TrainSpec
+    compare: CompareSpec
+    export: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A checked recipe: where it came from and its experiments."""
+
+    path: Path
+    name: str
+    description: str
+    experiments: tuple[Experiment, ...]
+    overrides: tuple[str, ...]
+
+
+# === Finding and reading recipes ===
+
+
+def shipped_recipes() -> dict[str, tuple[Path, str]]:
+    """Recipes shipped with keras-seq: name -> (path, description)."""
+    found = {}
+    for path in sorted(SHIPPED.glob("*.toml")):
+        try:
+            description = tomllib.loads(path.read_text(encoding="utf-8")).get("description", "")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            description = "(not valid TOML)"
+        found[path.stem] = (path, " ".join(str(description).split()))
+    return found
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe file from a path, or from the name of a shipped recipe."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise KerasSeqError(f"{path} is a folder. Give a recipe file (.toml).")
+    shipped = shipped_recipes()
+    stem = path.name[:-5] if path.name.endswith(".toml") else path.name
+    if path.parent == Path(".") and stem in shipped:
+        return shipped[stem][0]
+    raise KerasSeqError(
+        f"recipe not found: {name_or_path}. Give a .toml file or a shipped recipe: {', '.join(shipped)} "
+        "(see `keras-seq recipes`)."
+    )
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, check and resolve a recipe, applying `--set` overrides.
+
+    Raises:
+        KerasSeqError: one line naming the file, the key and what was expected.
+    """
+    path = find_recipe(str(name_or_path))
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise KerasSeqError(f"{where}: not a UTF-8 text file. A recipe is TOML text.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KerasSeqError(f"{where}: not valid TOML ({exc}).") from None
+    except OSError as exc:
+        raise KerasSeqError(f"{where}: cannot read it ({exc.strerror or exc}).") from None
+
+    _check_top(raw, where)
+    parsed = [_parse_override(item, where) for item in overrides]
+    for (section, key), value, text in parsed:
+        target = raw if section is None else raw.setdefault(section, {})
+        target[key] = value
+        for experiment in raw.get("experiment", []):
+            if section is not None and key in experiment.get(section, {}):
+                experiment[section][key] = value
+    _check_top(raw, where, after_overrides=bool(parsed))
+
+    top_sections = {section: raw.get(section, {}) for section in SCHEMA}
+    experiments_raw = raw.get("experiment") or [{"name": "main"}]
+    experiments = []
+    for index, entry in enumerate(experiments_raw):
+        merged = {section: {**top_sections[section], **entry.get(section, {})} for section in SCHEMA}
+        label = f"{where}: experiment '{entry['name']}'" if raw.get("experiment") else where
+        experiments.append(_resolve(entry["name"], entry.get("note", ""), merged, label))
+    names = [e.name for e in experiments]
+    if len(set(names)) != len(names):
+        raise KerasSeqError(f"{where}: two experiments are named '{_first_duplicate(names)}'. Give each a unique name.")
+    return Recipe(
+        path=path,
+        name=raw.get("name") or path.stem,
+        description=" ".join(raw["description"].split()),
+        experiments=tuple(experiments),
+        overrides=tuple(overrides),
+    )
+
+
+def _first_duplicate(names):
+    seen = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def _describe(value) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+    shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 40 else kind
+    return f"{shown} ({kind})"
+
+
+def _check_section(table, section: str, label: str) -> None:
+    if not isinstance(table, dict):
+        raise KerasSeqError(f"{label}: '{section}' must be a table ([{section}]). Received: {_describe(table)}")
+    for key, value in table.items():
+        if key not in SCHEMA[section]:
+            raise KerasSeqError(
+                f"{label}: unknown key '{section}.{key}'. Expected one of: "
+                f"{', '.join(section + '.' + k for k in SCHEMA[section])}."
+            )
+        expected, check = SCHEMA[section][key]
+        if not check(value):
+            raise KerasSeqError(f"{label}: '{section}.{key}' must be {expected}. Received: {_describe(value)}")
+
+
+def _check_top(raw: dict, where: str, after_overrides: bool = False) -> None:
+    known = {**TOP_KEYS, **{s: None for s in SCHEMA}, "experiment": None}
+    for key, value in raw.items():
+        if key not in known:
+            raise KerasSeqError(
+                f"{where}: unknown key '{key}'. Expected: description, name, experiment, or a section "
+                f"({', '.join(SCHEMA)})."
+            )
+        if key in TOP_KEYS and not TOP_KEYS[key][1](value):
+            raise KerasSeqError(f"{where}: '{key}' must be {TOP_KEYS[key][0]}. Received: {_describe(value)}")
+        if key in SCHEMA:
+            _check_section(value, key, where)
+    if "description" not in raw:
+        raise KerasSeqError(f"{where}: missing 'description', a one-line summary of the recipe (a string).")
+    if "name" in raw and not _is_folder_name(raw["name"]):
+        raise KerasSeqError(f"{where}: 'name' must be letters, digits, '-' or '_'. Received: {raw['name']!r}")
+    experiments = raw.get("experiment", [])
+    if not isinstance(experiments, list) or not all(isinstance(e, dict) for e in experiments):
+        raise KerasSeqError(f"{where}: 'experiment' must be an array of tables ([[experiment]]).")
+    for index, entry in enumerate(experiments, start=1):
+        label = f"{where}: experiment {index}"
+        for key, value in entry.items():
+            if key in SCHEMA:
+                _check_section(value, key, label)
+            elif key in EXPERIMENT_KEYS:
+                if not EXPERIMENT_KEYS[key][1](value):
+                    raise KerasSeqError(f"{label}: '{key}' must be {EXPERIMENT_KEYS[key][0]}. Received: {_describe(value)}")
+            else:
+                raise KerasSeqError(
+                    f"{label}: unknown key '{key}'. Expected: name, note, or a section ({', '.join(SCHEMA)})."
+                )
+        if "name" not in entry:
+            raise KerasSeqError(f"{label}: missing 'name', the experiment's folder name (a string).")
+        if not _is_folder_name(entry["name"]):
+            raise KerasSeqError(f"{label}: 'name' must be letters, digits, '-' or '_'. Received: {entry['name']!r}")
+
+
+def _is_folder_name(value) -> bool:
+    return isinstance(value, str) and bool(value) and value.replace("-", "").replace("_", "").isalnum()
+
+
+def _parse_override(item: str, where: str):
+    """`section.key=value` -> ((section, key), value, item), the value read as TOML."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or not key:
+        raise KerasSeqError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5.")
+    if len(parts) == 1 and parts[0] in TOP_KEYS:
+        section, name = None, parts[0]
+    elif len(parts) == 2 and parts[0] in SCHEMA and parts[1] in SCHEMA[parts[0]]:
+        section, name = parts
+    else:
+        valid = ", ".join(f"{s}.<{'|'.join(keys)}>" for s, keys in SCHEMA.items())
+        raise KerasSeqError(f"--set {item}: unknown key '{key}' for {where}. Expected description, name or {valid}.")
+    try:
+        value = tomllib.loads(f"value = {text.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()  # a bare word: a string
+    if section is not None and SCHEMA[section][name] is STR_LIST and isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]  # --set model.archs=lstm,gru
+    expected, check = (TOP_KEYS[name] if section is None else SCHEMA[section][name])
+    if not check(value):
+        raise KerasSeqError(f"--set {item}: '{key}' must be {expected}. Received: {_describe(value)}")
+    return (section, name), value, item
+
+
+def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
+    """Build the specs of one experiment; range errors name the section."""
+    from keras_seq.training import TrainSpec
+
+    def build(section, factory, **values):
+        try:
+            return factory(**values)
+        except KerasSeqError as exc:
+            raise KerasSeqError(f"{label} [{section}]: {exc}") from None
+
+    data = dict(sections["data"])
+    for key in ("start", "end"):
+        if isinstance(data.get(key), datetime.date):
+            data[key] = data[key].isoformat()
+    if "features" in data:
+        data["features"] = tuple(data["features"])
+    windows = dict(sections["windows"])
+    if "stride" in windows:
+        windows["sequence_stride"] = windows.pop("stride")
+    if "splits" in windows:
+        windows["splits"] = tuple(float(s) for s in windows["splits"])
+    model = dict(sections["model"])
+    archs = tuple(model.pop("archs", DEFAULT_ARCHS))
+    if "dropout" in model:
+        model["dropout"] = float(model["dropout"])
+    train = dict(sections["train"])
+    if "lr" in train:
+        train["lr"] = float(train["lr"])
+    evaluate = dict(sections["evaluate"])
+    if "on" in evaluate:
+        evaluate["on"] = tuple(evaluate["on"])
+    formats = tuple(sections["export"].get("formats", ()))
+    if formats:
+        from keras_seq.export import parse_formats
+
+        formats = build("export", lambda: parse_formats(list(formats)))
+
+    compare = build("evaluate", CompareSpec, archs=archs, **evaluate)
+    data_spec = build("data", DataSpec, **data)
+    window_spec = build("windows", WindowSpec, **windows)
+    model_spec = build("model", ModelSpec, arch=archs[0], **model)
+    train_spec = build("train", TrainSpec, **train)
+    from keras_seq.compare import check_comparison
+
+    build("model", check_comparison, windows=window_spec, model=model_spec, spec=compare)
+    return Experiment(name, note, data_spec, window_spec, model_spec, train_spec, compare, formats)
+
+
+# === Writing the resolved recipe back as TOML ===
+
+
+def resolved_sections(experiment: Experiment, frame=None) -> dict:
+    """Every option of an experiment, as recipe sections (None values left out)."""
+    data = dataclasses.asdict(experiment.data)
+    data["features"] = list(experiment.data.feature_columns)
+    if frame is not None:  # the exact range read, so that a rerun reads the same rows
+        data["start"] = str(frame.index[0].date())
+        data["end"] = str(frame.index[-1].date())
+    windows = dataclasses.asdict(experiment.windows)
+    windows["stride"] = windows.pop("sequence_stride")
+    model = {"archs": list(experiment.compare.archs),
+             **{k: v for k, v in dataclasses.asdict(experiment.model).items() if k != "arch"}}
+    compare = dataclasses.asdict(experiment.compare)
+    evaluate = {"on": list(compare["on"]), "repeats": compare["repeats"], "backtest": compare["backtest"]}
+    sections = {
+        "data": data,
+        "windows": windows,
+        "model": model,
+        "train": dataclasses.asdict(experiment.train),
+        "evaluate": evaluate,
+        "export": {"formats": list(experiment.export)},
+    }
+    return {s: {k: v for k, v in table.items() if v is not None} for s, table in sections.items()}
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def resolved_toml(recipe: Recipe, frames: dict | None = None) -> str:
+    """The recipe with every default filled in, as TOML that `keras-seq run` accepts."""
+    lines = [
+        f"# {recipe.name}, resolved from {recipe.path}"
+        + (f" with --set {' --set '.join(recipe.overrides)}" if recipe.overrides else ""),
+        "# Every option is written out. Absent keys have no value: no train.patience, no data.date_column;",
+        "# data.start and data.end are absent only before a run (the source's default range).",
+        f"description = {_toml_value(recipe.description)}",
+        f"name = {_toml_value(recipe.name)}",
+    ]
+    for experiment in recipe.experiments:
+        frame = (frames or {}).get(experiment.name)
+        lines += ["", "[[experiment]]", f"name = {_toml_value(experiment.name)}"]
+        if experiment.note:
+            lines.append(f"note = {_toml_value(experiment.note)}")
+        for section, table in resolved_sections(experiment, frame).items():
+            lines.append(f"[experiment.{section}]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+# === Running ===
+
+
+@dataclasses.dataclass
+class RecipeResult:
+    """Where a recipe run was written, its report, and each experiment's summary."""
+
+    path: Path
+    report: str
+    summaries: dict  # experiment name -> comparison summary
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    out: str | Path = "saved_models",
+    backend: str | None = None,
+    verbose: str | int = 0,
+    echo=None,
+) -> RecipeResult:
+    """Run every experiment of `recipe` into `<out>/<name>-<UTC>/`.
+
+    Args:
+        recipe: Recipe. From `load_recipe`.
+        out: path. Folder that receives the recipe's run folder.
+        backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
+            else jax.
+        verbose: "auto", 0, 1 or 2. Keras's progress output per model.
+        echo: callable or None. Receives one progress line per step.
+
+    Returns:
+        A `RecipeResult`.
+    """
+    from keras_seq.backend import import_keras, use_backend
+    from keras_seq.compare import check_backtest, compare_into
+    from keras_seq.data.sources import frame_sha256
+
+    echo = echo or (lambda line: None)
+    backend = use_backend(backend)
+    frames = {}
+    for experiment in recipe.experiments:
+        frame = experiment.data.load()
+        check_backtest(len(frame), experiment.windows, experiment.compare.backtest)
+        frames[experiment.name] = frame
+    import_keras()
+    from keras_seq.training import staged_folder, utc_stamp, versions, write_json
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    summaries, parts = {}, [f"# {recipe.name}", "", recipe.description, ""]
+    with staged_folder(out, f"{recipe.name}-{utc_stamp(started)}") as stage:
+        for experiment in recipe.experiments:
+            echo(f"experiment {experiment.name}: {', '.join(experiment.compare.archs)} "
+                 f"x {experiment.compare.repeats} seed(s)"
+                 + (f" x {experiment.compare.backtest} folds" if experiment.compare.backtest else ""))
+            folder = stage.path / experiment.name
+            folder.mkdir()
+            summary, markdown = compare_into(
+                folder, frames[experiment.name], experiment.data, experiment.windows, experiment.model,
+                experiment.train, experiment.compare, backend=backend, verbose=verbose,
+                title=f"{experiment.name}",
+            )
+            exported = _export_runs(folder, summary, experiment, backend, echo)
+            summaries[experiment.name] = summary
+            body = markdown.split("\n", 1)[1].replace("\n## ", "\n### ")
+            parts.append(f"## {experiment.name}\n" + (f"\n{experiment.note}\n" if experiment.note else "") + body)
+            if exported:
+                parts.append("Exported: " + ", ".join(f"`{experiment.name}/{p}`" for p in exported) + "\n")
+        report = "\n".join(parts)
+        (stage.path / "report.md").write_text(report, encoding="utf-8")
+        (stage.path / RECIPE_FILE).write_text(resolved_toml(recipe, frames), encoding="utf-8")
+        write_json(stage.path / "run.json", {
+            "created": started.isoformat(timespec="seconds"),
+            "recipe": str(recipe.path),
+            "recipe_sha256": hashlib.sha256(recipe.path.read_bytes()).hexdigest(),
+            "overrides": list(recipe.overrides),
+            "backend": backend,
+            "data_sha256": {name: frame_sha256(frame) for name, frame in frames.items()},
+            "versions": versions(),
+        })
+    return RecipeResult(stage.final, report, summaries)
+
+
+def _export_runs(folder: Path, summary: dict, experiment: Experiment, backend: str, echo) -> list[str]:
+    """Export each seed's model (the last fold's, in a backtest) into its run folder's `export/`."""
+    if not experiment.export:
+        return []
+    last_fold = experiment.compare.backtest or None
+    exported = []
+    for run in summary["runs"]:
+        if run["fold"] != last_fold:
+            continue
+        run_dir = folder / run["run"]
+        echo(f"exporting {run['run']} as {', '.join(experiment.export)}")
+        if backend == "tensorflow":
+            from keras_seq.export import export_run
+
+            export_run(run_dir, experiment.export)
+        else:  # exporting needs tensorflow, and Keras is loaded with another backend here
+            command = [sys.executable, "-m", "keras_seq", "export", str(run_dir), "--format", ",".join(experiment.export)]
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+            if done.returncode != 0:
+                raise KerasSeqError(f"exporting {run_dir} failed: {done.stderr.strip().splitlines()[-1]}")
+        exported.append(f"{run['run']}/export")
+    return exported
