@@ -83,7 +83,8 @@ def main():
     print(f"pipeline built in {build_seconds:.2f} s; read once in {read_seconds:.1f} s = "
           f"{result['windows_per_second'] / 1e6:.2f} M windows/s")
     print(f"memory: series {series_mib:.0f} MiB; peak {result['peak_above_start_mib']:.0f} MiB above the start, "
-          f"against {materialised:.0f} MiB for the training inputs materialised at once")
+          f"against {materialised:.0f} MiB for the training inputs materialised at once "
+          "(the pipeline's memory grows with the rows, not with rows x window)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -476,7 +476,7 @@ def run_recipe(
             summary, markdown = compare_into(
                 folder, frames[experiment.name], experiment.data, experiment.windows, experiment.model,
                 experiment.train, experiment.compare, backend=backend, verbose=verbose,
-                title=f"{experiment.name}",
+                title=f"{recipe.name}: {experiment.name}",
             )
             exported = _export_runs(folder, summary, experiment, backend, echo)
             summaries[experiment.name] = summary

@@ -6,7 +6,9 @@ A run folder `<out>/<arch>-<UTC timestamp>/` holds:
   the scaling statistics and the package versions;
 - `history.csv`, `loss.png`: loss per epoch;
 - `metrics.json`, `forecast.png`: test metrics of the model and of the
-  persistence baseline, in price units.
+  persistence baseline, in price units;
+- `manifest.json`: the sha256 of every file above, checked before the run
+  folder is loaded again (files added later, such as `export/`, are not in it).
 
 It is written under a temporary name and renamed when complete.
 """
@@ -26,6 +28,7 @@ from keras_seq.models.spec import ModelSpec, check_future_leak
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+MANIFEST_FILE = "manifest.json"
 
 
 @dataclasses.dataclass
@@ -205,6 +208,38 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     if plots:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
         plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch)
+    write_manifest(folder)
+
+
+def write_manifest(folder: Path) -> None:
+    """`manifest.json`: the sha256 of every file in `folder` (written last)."""
+    from keras_seq.export import artifact_sha256
+    from keras_seq.training import write_json
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+    write_json(folder / MANIFEST_FILE, {"sha256": {p.relative_to(folder).as_posix(): artifact_sha256(p) for p in files}})
+
+
+def check_manifest(run_dir: Path) -> None:
+    """Refuse a run folder whose files differ from its manifest (folders from before manifests pass)."""
+    from keras_seq.export import artifact_sha256
+
+    manifest = run_dir / MANIFEST_FILE
+    if not manifest.is_file():
+        return
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise KerasSeqError(f"{manifest} is not a keras-seq manifest. Re-run `keras-seq fit`.") from None
+    for name, digest in recorded.items():
+        path = run_dir / name
+        if not path.is_file():
+            raise KerasSeqError(f"{path} is missing: the run folder is incomplete. Restore it or re-run `keras-seq fit`.")
+        if artifact_sha256(path) != digest:
+            raise KerasSeqError(
+                f"{path} does not match the sha256 in {MANIFEST_FILE}: it changed after the run was written. "
+                "Restore it or re-run `keras-seq fit`."
+            )
 
 
 # The data options a forecast needs to read a model's inputs again.
@@ -233,7 +268,8 @@ def read_run_config(run_dir: str | Path) -> dict:
     """The `config.json` of a run folder.
 
     Raises:
-        KerasSeqError: the folder, its config or its model is missing or unreadable.
+        KerasSeqError: the folder, its config or its model is missing or
+            unreadable, or a file differs from the folder's manifest.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -241,6 +277,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     for name in (CONFIG_FILE, MODEL_FILE):
         if not (run_dir / name).is_file():
             raise KerasSeqError(f"{run_dir} is not a run folder: it has no {name}. Give a folder written by `keras-seq fit`.")
+    check_manifest(run_dir)
     try:
         config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -130,3 +130,26 @@ def test_a_backend_that_is_not_installed_names_its_extra(run_cli):
     code, _, err = run_cli("fit", "--backend", "torch")
     assert code == 1
     assert err.strip() == "Error: backend 'torch' is not installed (no module 'torch'). Install it with: pip install 'keras-seq[torch]'"
+
+
+@pytest.mark.backend
+def test_same_options_and_seed_give_identical_metrics_in_separate_processes(tmp_path):
+    """Two `fit` processes started at once into one --out: two folders, the same metrics.json."""
+    import os
+    from pathlib import Path
+
+    import keras
+
+    script = Path(sys.executable).with_name("keras-seq")
+    args = [str(script), "fit", "--arch", "gru", "--units", "4", "--layers", "1", "--window", "8", "--epochs", "2",
+            "--batch-size", "64", "--out", str(tmp_path), "-q"]
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    folders = sorted(tmp_path.iterdir())
+    assert len(folders) == 2 and all(f.name.startswith("gru-") for f in folders)  # never the same folder
+    metrics = [(f / "metrics.json").read_text() for f in folders]
+    assert metrics[0] == metrics[1]
+    assert json.loads(metrics[0])["model"]["mae"] > 0

@@ -37,7 +37,7 @@ def small_run(tmp_path_factory):
 def test_run_folder_contents(small_run):
     path = small_run.path
     assert sorted(p.name for p in path.iterdir()) == [
-        "config.json", "forecast.png", "history.csv", "loss.png", "metrics.json", "model.keras"]
+        "config.json", "forecast.png", "history.csv", "loss.png", "manifest.json", "metrics.json", "model.keras"]
     assert path.name.startswith("gru-") and path.name.endswith("Z")
     config = json.loads((path / "config.json").read_text())
     assert config["data"]["source"] == "dji" and config["data"]["rows"] == 1258
@@ -104,6 +104,26 @@ def test_evaluate_run_refuses_a_broken_config(small_run, tmp_path, text, message
 
     broken = tmp_path / "run"
     shutil.copytree(small_run.path, broken)
+    (broken / "manifest.json").unlink()  # as in a folder written before manifests (with one, the edit is caught first)
     (broken / "config.json").write_text(text)
     with pytest.raises(KerasSeqError, match=message):
         evaluate_run(broken)
+
+
+def test_a_changed_run_file_is_refused_by_its_manifest(small_run, tmp_path, run_cli):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(small_run.path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())["sha256"]
+    assert set(manifest) == {"config.json", "forecast.png", "history.csv", "loss.png", "metrics.json", "model.keras"}
+    (copy / "evaluations").mkdir(exist_ok=True)  # files added later are not in the manifest: still fine
+    evaluate_run(copy, out=tmp_path / "eval-ok")
+    config = json.loads((copy / "config.json").read_text())
+    config["scaling"]["target_mean"] += 1.0  # a silent edit that would shift every forecast
+    (copy / "config.json").write_text(json.dumps(config))
+    for args in (["evaluate", copy], ["export", copy], ["predict", copy]):
+        code, out, err = run_cli(*args)
+        assert code == 1 and f"{copy / 'config.json'} does not match the sha256 in manifest.json" in err, args
+        assert len(err.strip().splitlines()) == 1
+    assert not (copy / "export").exists()

@@ -311,15 +311,15 @@ def make_windows(
             f"not features {features} and target '{target}'."
         )
 
-    values = frame[[*features, target]].to_numpy(dtype="float64")  # (rows, features + 1)
-    if normalize:
-        mean = np.array([*scaling.feature_mean, scaling.target_mean])
-        std = np.array([*scaling.feature_std, scaling.target_std])
-        values = (values - mean) / std
+    values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)
+    if normalize:  # in place: a long series is copied as few times as possible
+        values -= np.array([*scaling.feature_mean, scaling.target_mean])
+        values /= np.array([*scaling.feature_std, scaling.target_std])
 
     import tensorflow as tf
 
     series = tf.constant(values.astype("float32"))
+    del values
     first_offset, span = _target_offsets(window, horizon, target_kind)
     n_features = len(features)
 
@@ -337,14 +337,13 @@ def make_windows(
         if fraction == 0 or last < first:
             datasets[name] = None
             continue
-        starts = tf.data.Dataset.range(first, last + 1, sequence_stride)
+        starts = tf.range(first, last + 1, sequence_stride, dtype=tf.int64)  # one small tensor, never per-element
         if name == "train" and (normalize if shuffle is None else shuffle):
-            count = len(range(first, last + 1, sequence_stride))
-            starts = starts.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        datasets[name] = (
-            starts.batch(batch_size)
-            .map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE)
+            batches = _shuffled_batches(tf, starts, batch_size, seed)
+        else:
+            batches = _batches(tf, starts, batch_size)
+        datasets[name] = batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+            tf.data.AUTOTUNE
         )
 
     return Windows(
@@ -362,6 +361,36 @@ def make_windows(
         normalized=normalize,
         shuffled=bool(normalize if shuffle is None else shuffle),
     )
+
+
+def _batches(tf, starts, batch_size: int):
+    """Consecutive slices of `starts`, `batch_size` at a time: no per-window tf.data elements."""
+    count = int(starts.shape[0])
+    n_batches = -(-count // batch_size)
+    return tf.data.Dataset.range(n_batches).map(
+        lambda i: starts[i * batch_size : tf.minimum((i + 1) * batch_size, count)]
+    )
+
+
+def _shuffled_batches(tf, starts, batch_size: int, seed: int | None):
+    """Batches of a fresh permutation of `starts` every epoch (every new iterator).
+
+    Each iteration draws one key from `Dataset.random` (re-randomized per
+    iteration, seeded by `seed` and the global seed) and permutes the whole
+    index tensor with it: a full shuffle that holds two index tensors, not a
+    shuffle buffer of one tf.data element per window.
+    """
+    count = int(starts.shape[0])
+    n_batches = -(-count // batch_size)
+
+    def epoch(key):
+        order = tf.random.experimental.stateless_shuffle(starts, seed=tf.stack([key, tf.constant(count, tf.int64)]))
+        return tf.data.Dataset.range(n_batches).map(
+            lambda i: order[i * batch_size : tf.minimum((i + 1) * batch_size, count)]
+        )
+
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    return keys.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(n_batches))
 
 
 def _percent(splits) -> str:

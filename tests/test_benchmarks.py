@@ -1,0 +1,32 @@
+"""benchmarks/: the scripts run and print their figures (they time things; tests do not)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def run_script(*args, timeout=600):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_pipeline_speed_streams_every_training_window(tmp_path):
+    done = run_script("benchmarks/pipeline_speed.py", "--rows", "20000", "--batch", "256", "--json", tmp_path / "p.json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert result["train_windows"] == 14000 - 16  # 70% of the rows, less one window's inputs
+    assert result["windows_per_second"] > 0 and "M windows/s" in done.stdout
+
+
+def test_train_speed_prints_a_table_for_each_backend_asked(tmp_path):
+    done = run_script("benchmarks/train_speed.py", "--archs", "drnn", "--epochs", "2", "--backends", "jax",
+                      "--no-fit-memory", "--json", tmp_path / "t.json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "t.json").read_text())
+    keras_runs = [r for r in report["runs"] if r["backend"] == "jax"]
+    assert len(keras_runs) == 1 and keras_runs[0]["archs"]["drnn"]["seconds_per_epoch"] > 0
+    assert keras_runs[0]["archs"]["drnn"]["start_to_first_step"] > 0
+    assert "seconds per epoch" in done.stdout and "drnn" in done.stdout
