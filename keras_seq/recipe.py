@@ -340,6 +340,7 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
 
         formats = build("export", lambda: parse_formats(list(formats)))
 
+    build("model", CompareSpec, archs=archs)  # the arch names, reported under [model]
     compare = build("evaluate", CompareSpec, archs=archs, **evaluate)
     data_spec = build("data", DataSpec, **data)
     window_spec = build("windows", WindowSpec, **windows)
