@@ -187,6 +187,7 @@ def compare_into(
     """
     import keras
 
+    from keras_seq.evaluation import persistence_forecast
     from keras_seq.runs import train_and_evaluate, write_run
     from keras_seq.training import TrainSpec, write_json
 
@@ -199,13 +200,7 @@ def compare_into(
         for seed in seeds:
             pooled = {"actual": [], "model": [], "persistence": [], "positions": []}
             for index, fold in enumerate(folds, start=1):
-                fold_frame, fold_windows = frame, windows
-                if fold is not None:
-                    val_lo, test_lo, test_hi = fold
-                    fold_frame = frame.iloc[:test_hi]
-                    fold_windows = dataclasses.replace(
-                        windows, splits=(val_lo / test_hi, (test_lo - val_lo) / test_hi, (test_hi - test_lo) / test_hi)
-                    )
+                fold_frame, fold_windows = fold_data(frame, windows, fold)
                 keras.backend.clear_session()
                 fitted = train_and_evaluate(
                     fold_frame, data, fold_windows, dataclasses.replace(model, arch=arch),
@@ -215,21 +210,8 @@ def compare_into(
                 name = f"{arch}-seed{seed}" + (f"-fold{index}" if fold is not None else "")
                 (folder / "runs" / name).mkdir(parents=True)
                 write_run(folder / "runs" / name, fitted, plots=False)
-                record = {
-                    "arch": arch,
-                    "seed": seed,
-                    "fold": index if fold is not None else None,
-                    "run": f"runs/{name}",
-                    "parameters": fitted.config["parameters"],
-                    "train_seconds": fitted.seconds,
-                    "epochs_run": fitted.config["result"]["epochs_run"],
-                    "best_val_loss": fitted.config["result"]["best_val_loss"],
-                    "splits": {split: report.to_dict() for split, report in fitted.reports.items()},
-                }
-                runs.append(record)
+                runs.append(_run_record(fitted, arch, seed, index if fold is not None else None, f"runs/{name}"))
                 if fold is not None:
-                    from keras_seq.evaluation import persistence_forecast
-
                     pooled["actual"].append(fitted.raw.targets("test"))
                     pooled["model"].append(fitted.predictions["test"])
                     pooled["persistence"].append(persistence_forecast(fitted.raw, "test"))
@@ -243,9 +225,9 @@ def compare_into(
                         "positions": fitted.raw.target_positions(split),
                         "predictions": fitted.predictions[split],
                     }
-            if fold is not None:
+            if spec.backtest:
                 record_pooled(runs, arch, seed, pooled)
-                if seed == seeds[0]:
+                if seed == seeds[0]:  # the plots show every fold's test block
                     shown[arch]["positions"] = np.concatenate(pooled["positions"])
                     shown[arch]["predictions"] = np.concatenate(pooled["model"])
                     shown[arch]["span"] = (folds[0][1], folds[-1][2])
@@ -268,6 +250,30 @@ def compare_into(
     (folder / "comparison.md").write_text(markdown, encoding="utf-8")
     plot_comparison(folder, shown, summary, scored[0])
     return json.loads(json.dumps(summary, default=str)), markdown
+
+
+def fold_data(frame, windows: WindowSpec, fold: tuple[int, int, int] | None):
+    """The rows and split fractions one backtest fold trains and tests on (`fold=None`: all, unchanged)."""
+    if fold is None:
+        return frame, windows
+    val_lo, test_lo, test_hi = fold
+    splits = (val_lo / test_hi, (test_lo - val_lo) / test_hi, (test_hi - test_lo) / test_hi)
+    return frame.iloc[:test_hi], dataclasses.replace(windows, splits=splits)
+
+
+def _run_record(fitted, arch: str, seed: int, fold: int | None, run: str) -> dict:
+    """One trained model's entry in comparison.json."""
+    return {
+        "arch": arch,
+        "seed": seed,
+        "fold": fold,
+        "run": run,
+        "parameters": fitted.config["parameters"],
+        "train_seconds": fitted.seconds,
+        "epochs_run": fitted.config["result"]["epochs_run"],
+        "best_val_loss": fitted.config["result"]["best_val_loss"],
+        "splits": {split: report.to_dict() for split, report in fitted.reports.items()},
+    }
 
 
 def record_pooled(runs: list, arch: str, seed: int, pooled: dict) -> None:
