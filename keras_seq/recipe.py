@@ -179,18 +179,19 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
 
     _check_top(raw, where)
     parsed = [_parse_override(item, where) for item in overrides]
-    for (section, key), value, text in parsed:
+    for (section, key), value, _ in parsed:
         target = raw if section is None else raw.setdefault(section, {})
         target[key] = value
         for experiment in raw.get("experiment", []):
             if section is not None and key in experiment.get(section, {}):
                 experiment[section][key] = value
-    _check_top(raw, where, after_overrides=bool(parsed))
+    if parsed:
+        _check_top(raw, where)
 
     top_sections = {section: raw.get(section, {}) for section in SCHEMA}
     experiments_raw = raw.get("experiment") or [{"name": "main"}]
     experiments = []
-    for index, entry in enumerate(experiments_raw):
+    for entry in experiments_raw:
         merged = {section: {**top_sections[section], **entry.get(section, {})} for section in SCHEMA}
         label = f"{where}: experiment '{entry['name']}'" if raw.get("experiment") else where
         experiments.append(_resolve(entry["name"], entry.get("note", ""), merged, label))
@@ -236,7 +237,7 @@ def _check_section(table, section: str, label: str) -> None:
             raise KerasSeqError(f"{label}: '{section}.{key}' must be {expected}. Received: {_describe(value)}")
 
 
-def _check_top(raw: dict, where: str, after_overrides: bool = False) -> None:
+def _check_top(raw: dict, where: str) -> None:
     known = {**TOP_KEYS, **{s: None for s in SCHEMA}, "experiment": None}
     for key, value in raw.items():
         if key not in known:
