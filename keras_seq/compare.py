@@ -194,6 +194,7 @@ def compare_into(
     train = train or TrainSpec()
     seeds = [train.seed + k for k in range(spec.repeats)]
     folds = backtest_folds(len(frame), windows, spec.backtest) if spec.backtest else [None]
+    digest = frame_sha256(frame)  # once: each fold's rows are hashed by its own run
     scored = ("backtest",) if spec.backtest else spec.on
     runs, shown = [], {}  # shown: arch -> what the plots draw (first seed)
     for arch in spec.archs:
@@ -206,6 +207,7 @@ def compare_into(
                     fold_frame, data, fold_windows, dataclasses.replace(model, arch=arch),
                     dataclasses.replace(train, seed=seed), backend=backend,
                     splits=("test",) if fold is not None else spec.on, verbose=verbose,
+                    data_sha256=digest if fold is None else None,
                 )
                 name = f"{arch}-seed{seed}" + (f"-fold{index}" if fold is not None else "")
                 (folder / "runs" / name).mkdir(parents=True)
@@ -235,7 +237,7 @@ def compare_into(
     summary = summarize(runs, spec, scored)
     summary["settings"] = {
         "data": {**dataclasses.asdict(data), "rows": len(frame), "first_date": str(frame.index[0].date()),
-                 "last_date": str(frame.index[-1].date()), "sha256": frame_sha256(frame)},
+                 "last_date": str(frame.index[-1].date()), "sha256": digest},
         "windows": dataclasses.asdict(windows),
         "model": {k: v for k, v in dataclasses.asdict(model).items() if k != "arch"},
         "train": dataclasses.asdict(train),

@@ -32,6 +32,7 @@ import numpy as np
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError
+from keras_seq.training import is_folder_name
 
 FORMATS = ("savedmodel", "onnx", "keras")
 CARD_FILE = "model_card.json"
@@ -135,7 +136,7 @@ def export_run(
     name = name or config["model"]["arch"]
     if not isinstance(version, int) or version < 1:
         raise KerasSeqError(f"`version` must be an integer of at least 1. Received: version={version}")
-    if not name.replace("-", "").replace("_", "").isalnum():
+    if not is_folder_name(name):
         raise KerasSeqError(f"`name` must be letters, digits, '-' or '_'. Received: name={name!r}")
     out = Path(out) if out is not None else run_dir / "export"
     if out.exists() and not overwrite:

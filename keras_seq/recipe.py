@@ -46,6 +46,7 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.spec import ModelSpec
+from keras_seq.training import is_folder_name
 
 SHIPPED = Path(__file__).with_name("recipes")
 RECIPE_FILE = "recipe.toml"
@@ -251,7 +252,7 @@ def _check_top(raw: dict, where: str) -> None:
             _check_section(value, key, where)
     if "description" not in raw:
         raise KerasSeqError(f"{where}: missing 'description', a one-line summary of the recipe (a string).")
-    if "name" in raw and not _is_folder_name(raw["name"]):
+    if "name" in raw and not is_folder_name(raw["name"]):
         raise KerasSeqError(f"{where}: 'name' must be letters, digits, '-' or '_'. Received: {raw['name']!r}")
     experiments = raw.get("experiment", [])
     if not isinstance(experiments, list) or not all(isinstance(e, dict) for e in experiments):
@@ -270,12 +271,8 @@ def _check_top(raw: dict, where: str) -> None:
                 )
         if "name" not in entry:
             raise KerasSeqError(f"{label}: missing 'name', the experiment's folder name (a string).")
-        if not _is_folder_name(entry["name"]):
+        if not is_folder_name(entry["name"]):
             raise KerasSeqError(f"{label}: 'name' must be letters, digits, '-' or '_'. Received: {entry['name']!r}")
-
-
-def _is_folder_name(value) -> bool:
-    return isinstance(value, str) and bool(value) and value.replace("-", "").replace("_", "").isalnum()
 
 
 def _parse_override(item: str, where: str):
@@ -454,7 +451,6 @@ def run_recipe(
     """
     from keras_seq.backend import import_keras, use_backend
     from keras_seq.compare import check_backtest, compare_into
-    from keras_seq.data.sources import frame_sha256
 
     echo = echo or (lambda line: None)
     backend = use_backend(backend)
@@ -495,7 +491,7 @@ def run_recipe(
             "recipe_sha256": hashlib.sha256(recipe.path.read_bytes()).hexdigest(),
             "overrides": list(recipe.overrides),
             "backend": backend,
-            "data_sha256": {name: frame_sha256(frame) for name, frame in frames.items()},
+            "data_sha256": {name: summary["settings"]["data"]["sha256"] for name, summary in summaries.items()},
             "versions": versions(),
         })
     return RecipeResult(stage.final, report, summaries)

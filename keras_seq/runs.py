@@ -106,10 +106,13 @@ def train_and_evaluate(
     backend: str,
     splits: tuple[str, ...] = ("test",),
     verbose: str | int = "auto",
+    data_sha256: str | None = None,
 ) -> Fitted:
     """Window `frame`, build and train one model, and evaluate it on `splits`.
 
     Keras must already be imported with `backend`. Nothing is written.
+    `data_sha256` is `frame_sha256(frame)` when the caller already has it
+    (a comparison trains many models on one frame).
     """
     import time
 
@@ -174,7 +177,7 @@ def train_and_evaluate(
             "rows": len(frame),
             "first_date": str(frame.index[0].date()),
             "last_date": str(frame.index[-1].date()),
-            "sha256": frame_sha256(frame),
+            "sha256": data_sha256 or frame_sha256(frame),
         },
         "windows": window_options,
         "model": dataclasses.asdict(model),

@@ -385,9 +385,7 @@ def _shuffled_batches(tf, starts, batch_size: int, seed: int | None):
 
     def epoch(key):
         order = tf.random.experimental.stateless_shuffle(starts, seed=tf.stack([key, tf.constant(count, tf.int64)]))
-        return tf.data.Dataset.range(n_batches).map(
-            lambda i: order[i * batch_size : tf.minimum((i + 1) * batch_size, count)]
-        )
+        return _batches(tf, order, batch_size)
 
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     return keys.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(n_batches))
