@@ -67,40 +67,80 @@ def sequence_windows(values, window: int):
 # === Workers: each runs in its own process and prints one JSON line ===
 
 
+# Variants of keras-seq's fit path, for comparison (each a separate worker process):
+#   keras-seq       the defaults (`keras-seq fit`);
+#   keras-defaults  tensorflow with compile()'s defaults (steps_per_execution=1);
+#   keras-layers    Keras's own SimpleRNN and LSTM, whose input projection stays inside the loop;
+#   scan-unroll-1   keras-seq's scan with 1 step per iteration (the CPU default);
+#   scan-unroll-8   keras-seq's scan with 8 steps per iteration (the GPU default).
+# On a GPU, keras-layers' LSTM is Keras's cuDNN path.
+VARIANTS = ("keras-seq", "keras-defaults", "keras-layers", "scan-unroll-1", "scan-unroll-8")
+
+
 def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, settings: str) -> dict:
-    """keras-seq's fit path: make_windows -> build_model -> compile_trainer -> fit."""
+    """keras-seq's fit path: make_windows -> build_model -> compile_trainer -> fit(fit_data(...)).
+
+    Where TensorFlow is not installed (a GPU machine with jax alone), tf.data is
+    not there either: the same windows are then fed to `fit` as arrays.
+    """
     os.environ["KERAS_BACKEND"] = backend
-    from keras_seq.backend import import_keras, use_backend
+    from keras_seq.backend import use_backend
 
     use_backend(backend)
-    keras = import_keras()
+    has_tf = importlib.util.find_spec("tensorflow") is not None
+    if has_tf:
+        from keras_seq.backend import import_keras
+
+        keras = import_keras()
+    else:
+        import keras
     import pandas as pd
 
-    from keras_seq.data.windows import make_windows
-    from keras_seq.models.builders import build_model
-    from keras_seq.training import TrainSpec, compile_trainer
+    from keras_seq.models import builders, recurrent
+    from keras_seq.training import TrainSpec, compile_trainer, fit_data
 
-    values = series(shape)
-    frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(values.shape[1])],
-                         index=pd.bdate_range("1990-01-01", periods=len(values)))
-    columns = list(frame.columns)
     spec = TrainSpec(batch_size=shape["batch"], seed=0)
     if settings == "keras-defaults":  # what a plain compile() does
         spec = TrainSpec(batch_size=shape["batch"], seed=0, steps_per_execution=1, jit_compile="auto")
-    windows = make_windows(frame, target=columns[0], features=columns, window=shape["window"], target_kind="sequence",
-                           splits=(1.0, 0.0, 0.0), batch_size=shape["batch"], seed=0)
+    elif settings == "keras-layers":
+        builders._RECURRENT.update(rnn=keras.layers.SimpleRNN, lstm=keras.layers.LSTM)
+    elif settings.startswith("scan-unroll-"):
+        recurrent.SimpleRNN.scan_unroll = recurrent.LSTM.scan_unroll = int(settings.rsplit("-", 1)[1])
+    values = series(shape)
+    if has_tf:
+        from keras_seq.data.windows import make_windows
+
+        frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(values.shape[1])],
+                             index=pd.bdate_range("1990-01-01", periods=len(values)))
+        columns = list(frame.columns)
+        windows = make_windows(frame, target=columns[0], features=columns, window=shape["window"],
+                               target_kind="sequence", splits=(1.0, 0.0, 0.0), batch_size=shape["batch"], seed=0)
+        data, fit_args = fit_data(windows, "train"), {}  # what train_model fits on
+        source = "tf.data (make_windows)" if backend == "tensorflow" else "WindowBatches (make_windows)"
+    else:
+        x, y = sequence_windows(values, shape["window"])
+        data, fit_args, source = x, {"y": y, "batch_size": shape["batch"], "shuffle": True}, "arrays (no tensorflow)"
     results = {}
     for arch in archs:
         keras.utils.set_random_seed(0)
-        model = build_model(arch, window=shape["window"], n_features=shape["features"], target_kind="sequence",
-                            units=shape["units"], layers=shape["layers"], allow_future_leak=True)
+        model = builders.build_model(arch, window=shape["window"], n_features=shape["features"],
+                                     target_kind="sequence", units=shape["units"], layers=shape["layers"],
+                                     allow_future_leak=True)
         trainer = compile_trainer(model, spec)
         timer = EpochTimer(started)
-        trainer.fit(windows.train, epochs=epochs, verbose=0, callbacks=[timer.keras_callback(keras)])
+        trainer.fit(data, epochs=epochs, verbose=0, callbacks=[timer.keras_callback(keras)], **fit_args)
         results[arch] = timer.summary(shape["windows"])
         started = None  # only the first arch measures start-up
-    return {"backend": backend, "settings": settings, "archs": results,
+    return {"backend": backend, "settings": settings, "archs": results, "data": source, "device": _keras_device(backend),
             "steps_per_execution": spec.steps_per_execution, "jit_compile": str(spec.jit_compile)}
+
+
+def _keras_device(backend: str) -> str:
+    if backend == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    return "cpu"
 
 
 class EpochTimer:
@@ -144,15 +184,31 @@ class EpochTimer:
                 "epochs": [round(t, 4) for t in self.times], "start_to_first_step": self.first_step}
 
 
-def torch_worker(archs, shape: dict, epochs: int, started: float) -> dict:
-    """The tutorial's loop: nn.RNN / nn.LSTM / nn.GRU, a per-step Linear head, Adam, shuffled batches."""
+def torch_worker(archs, shape: dict, epochs: int, started: float, feed: str) -> dict:
+    """The tutorial's loop: nn.RNN / nn.LSTM / nn.GRU, a per-step Linear head, Adam, shuffled batches.
+
+    `feed` "loader" is the tutorial's DataLoader over a TensorDataset (batch 16,
+    shuffle=True); "tensors" slices batches from the whole tensors with one
+    permutation per epoch, PyTorch's fastest plain feed. On a GPU the windows
+    live on the device (cuDNN's fused kernels) and only "tensors" is used.
+    """
     import torch
     from torch import nn
 
     torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x, y = sequence_windows(series(shape), shape["window"])
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=shape["batch"], shuffle=True)
+    x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    batch = shape["batch"]
+
+    def batches():
+        if feed == "loader":
+            yield from torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch, shuffle=True)
+            return
+        order = torch.randperm(len(x), device=device)
+        for first in range(0, len(x), batch):
+            index = order[first:first + batch]
+            yield x[index], y[index]
 
     class Net(nn.Module):
         def __init__(self, arch):
@@ -168,31 +224,40 @@ def torch_worker(archs, shape: dict, epochs: int, started: float) -> dict:
 
     results = {}
     for arch in archs:
-        model = Net(arch)
+        model = Net(arch).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         criterion = nn.MSELoss()
         timer = EpochTimer(started)
         for _ in range(epochs):
             timer.begin_epoch()
-            for inputs, targets in loader:
+            for inputs, targets in batches():
                 timer.begin_step()
                 optimizer.zero_grad()
                 loss = criterion(model(inputs), targets)
                 loss.backward()
                 optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             timer.end_epoch()
         results[arch] = timer.summary(len(x))
         started = None
-    return {"backend": "pytorch-loop", "settings": f"torch {torch.__version__}, eager", "archs": results}
+    kind = f"cuDNN on {torch.cuda.get_device_name()}" if device.type == "cuda" else "eager, CPU"
+    how = "DataLoader" if feed == "loader" else "sliced tensors"
+    return {"backend": "pytorch-loop", "settings": f"torch {torch.__version__}, {kind}, {how}", "archs": results,
+            "device": device.type, "feed": feed}
 
 
 # === Orchestration ===
 
 
-def run_worker(args: list[str]) -> dict | None:
+def run_worker(args: list[str], timeout: float | None = None) -> dict | None:
     command = [sys.executable, __file__, "--worker", *args]
     env = {**os.environ, "BENCH_STARTED": repr(time.time()), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  failed: {' '.join(args)}: over {timeout:.0f} s")
+        return None
     if done.returncode != 0:
         print(f"  failed: {' '.join(args)}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'}")
         return None
@@ -229,18 +294,26 @@ def main():
     parser.add_argument("--backends", default=",".join(BACKENDS), help="Keras backends to try, if installed.")
     parser.add_argument("--keras-defaults", action="store_true",
                         help="Also time the tensorflow backend with Keras's compile() defaults (steps_per_execution=1).")
+    parser.add_argument("--variants", default="",
+                        help="Also time these variants on jax, comma-separated: keras-layers (Keras's own SimpleRNN "
+                             "and LSTM), scan-unroll-1, scan-unroll-8.")
     parser.add_argument("--no-fit-memory", action="store_true", help="Skip the default `keras-seq fit` memory run.")
+    parser.add_argument("--no-reference", action="store_true", help="Skip the PyTorch loop (no ratios).")
     parser.add_argument("--json", default=None, help="Also write the results here.")
+    parser.add_argument("--worker-timeout", type=float, default=None, help="Give up on a worker after this many seconds.")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = LARGE if args.large else TUTORIAL
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    unknown = [v for v in args.variants.split(",") if v.strip() and v.strip() not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant {unknown[0]!r}; expected one of: {', '.join(VARIANTS[2:])}")
 
     if args.worker:
         started = float(os.environ["BENCH_STARTED"])
         kind = args.worker[0]
         if kind == "pytorch-loop":
-            result = torch_worker(archs, shape, args.epochs, started)
+            result = torch_worker(archs, shape, args.epochs, started, args.worker[1])
         else:
             result = keras_worker(kind, archs, shape, args.epochs, started, args.worker[1])
         print(json.dumps(result))
@@ -250,26 +323,34 @@ def main():
 
     print(f"shapes: {shape}; {args.epochs} epochs per model, the first a warm-up; {os.cpu_count()} CPUs")
     runs = []
-    if importlib.util.find_spec("torch"):
-        print("PyTorch loop ...", flush=True)
-        runs.append(run_worker(["pytorch-loop", "eager", "--archs", args.archs, "--epochs", str(args.epochs)]
-                               + (["--large"] if args.large else [])))
+    if args.no_reference:
+        pass
+    elif importlib.util.find_spec("torch"):
+        import torch  # which feeds: the tutorial's DataLoader on CPU (the reference), sliced tensors too
+
+        for feed in ("tensors",) if torch.cuda.is_available() else ("loader", "tensors"):
+            print(f"PyTorch loop ({feed}) ...", flush=True)
+            runs.append(run_worker(["pytorch-loop", feed, "--archs", args.archs, "--epochs", str(args.epochs)]
+                                   + (["--large"] if args.large else []), args.worker_timeout))
     else:
         print("PyTorch not installed (pip install torch==2.13.0): no ratios.")
     for backend in [b.strip() for b in args.backends.split(",")]:
         if backend == "torch" and not importlib.util.find_spec("torch") or not importlib.util.find_spec(backend):
             continue
         variants = ["keras-seq"] + (["keras-defaults"] if args.keras_defaults and backend == "tensorflow" else [])
+        if backend == "jax":
+            variants += [v.strip() for v in args.variants.split(",") if v.strip()]
         for settings in variants:
             print(f"keras-seq on {backend} ({settings}) ...", flush=True)
             runs.append(run_worker([backend, settings, "--archs", args.archs, "--epochs", str(args.epochs)]
-                                   + (["--large"] if args.large else [])))
+                                   + (["--large"] if args.large else []), args.worker_timeout))
     runs = [r for r in runs if r]
     reference = next((r for r in runs if r["backend"] == "pytorch-loop"), None)
 
     print()
     header = f"{'arch':<6}" + "".join(f"{_label(r):>28}" for r in runs)
-    print("seconds per epoch (windows per second)" + (", ratio = PyTorch s / keras-seq s" if reference else ""))
+    print("seconds per epoch (windows per second)"
+          + (f", ratio = {_label(reference)} s / keras-seq s (above 1: keras-seq is faster)" if reference else ""))
     print(header)
     for arch in archs:
         cells = []
@@ -280,6 +361,15 @@ def main():
                 cell += f" x{reference['archs'][arch]['seconds_per_epoch'] / m['seconds_per_epoch']:.2f}"
             cells.append(f"{cell:>28}")
         print(f"{arch:<6}" + "".join(cells))
+    fastest_torch = next((r for r in runs if r.get("feed") == "tensors"), None)
+    if fastest_torch and fastest_torch is not reference:
+        for r in runs:
+            if r["backend"] != "pytorch-loop" and r["settings"] == "keras-seq":
+                print(f"{_label(r)} against PyTorch (sliced tensors): " + ", ".join(
+                    f"{arch} x{fastest_torch['archs'][arch]['seconds_per_epoch'] / r['archs'][arch]['seconds_per_epoch']:.2f}"
+                    for arch in archs))
+    for r in runs:
+        print(f"{_label(r)}: {r['settings']}" + (f", data {r['data']}, device {r['device']}" if "data" in r else ""))
     print("start to first training step, s: " + ", ".join(
         f"{_label(r)} {r['archs'][archs[0]]['start_to_first_step']:.2f}" for r in runs))
     report = {"shape": shape, "epochs": args.epochs, "default_backend": DEFAULT_BACKEND, "runs": runs}
@@ -295,8 +385,8 @@ def main():
 
 def _label(run: dict) -> str:
     if run["backend"] == "pytorch-loop":
-        return "PyTorch loop"
-    return f"{run['backend']}" + (" keras-defaults" if run["settings"] == "keras-defaults" else "")
+        return "PyTorch loop" + (" (tensors)" if run.get("feed") == "tensors" and run["device"] == "cpu" else "")
+    return run["backend"] + ("" if run["settings"] == "keras-seq" else f" {run['settings']}")
 
 
 if __name__ == "__main__":

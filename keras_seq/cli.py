@@ -27,7 +27,9 @@ def _reports_errors(command):
         try:
             return command(*args, **kwargs)
         except KerasSeqError as exc:
-            raise click.ClickException(" ".join(str(exc).split())) from None
+            error = click.ClickException(" ".join(str(exc).split()))
+            error.exit_code = getattr(exc, "exit_code", 1)
+            raise error from None
 
     return wrapper
 
@@ -153,14 +155,29 @@ def _specs(arch: str, options: dict):
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True,
               help="drnn: stacked SimpleRNN; brnn: stacked Bidirectional RNN; lstm; gru; dtrnn: deep transition; "
                    "dtsrnn: deep transition with shortcut; dotrnn: deep transition and deep output.")
+@click.option("--resume", "resume", default=None, metavar="RUN_DIR",
+              help="Continue an unfinished fit from its last completed epoch: a folder Ctrl-C marked interrupted, "
+                   "or the .partial folder of a run that was killed. Its options come from its config.json.")
 @training_options
 @_reports_errors
-def fit(arch, **options):
-    """Train a model, evaluate it on the held-out test split, write a run folder."""
-    from keras_seq.runs import fit_run
+def fit(arch, resume, **options):
+    """Train a model, evaluate it on the held-out test split, write a run folder.
 
-    result = fit_run(*_specs(arch, options), out=options["out"], backend=options["backend"],
-                     verbose=0 if options["quiet"] else "auto")
+    Ctrl-C stops training after the current batch and keeps the run, marked
+    interrupted, with the best weights so far; `--resume` continues it.
+    """
+    from keras_seq.runs import fit_run, resume_run
+
+    verbose = 0 if options["quiet"] else "auto"
+    if resume is not None:
+        ctx = click.get_current_context()
+        given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "quiet")
+                 and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"--resume takes every option from the run's config.json; drop {given[0]}.")
+        result = resume_run(resume, verbose=verbose)
+    else:
+        result = fit_run(*_specs(arch, options), out=options["out"], backend=options["backend"], verbose=verbose)
     click.echo()
     click.echo(result.report.table())
     click.echo(f"run written to {result.path}")

@@ -9,5 +9,14 @@ class KerasSeqError(ValueError):
     """
 
 
+class RunInterrupted(KerasSeqError):
+    """Ctrl-C stopped training; the run folder holds what is needed to resume it.
+
+    The CLI exits with status 130, as a shell does for an interrupted command.
+    """
+
+    exit_code = 130
+
+
 class DataWarning(UserWarning):
     """Something in the data was repaired (for example unsorted dates)."""

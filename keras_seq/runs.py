@@ -10,7 +10,14 @@ A run folder `<out>/<arch>-<UTC timestamp>/` holds:
 - `manifest.json`: the sha256 of every file above, checked before the run
   folder is loaded again (files added later, such as `export/`, are not in it).
 
-It is written under a temporary name and renamed when complete.
+It is written under a temporary name (`.<name>.XXXX.partial`) and renamed
+when complete. While `fit` trains, that folder holds `config.json` (status
+`running`) and `checkpoint.npz`, the training state after the last completed
+epoch, replaced atomically each epoch: a run killed outright can be resumed
+from it with `keras-seq fit --resume`. Ctrl-C stops training after the current
+batch and publishes the folder with status `interrupted`, the best weights so
+far and the checkpoint; the loaders refuse any folder whose status is not
+`complete`.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import re
+import shutil
 from pathlib import Path
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import Scaling, WindowSpec
-from keras_seq.errors import KerasSeqError
+from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_future_leak
 
 CONFIG_FILE = "config.json"
@@ -74,12 +83,105 @@ def fit_run(
     check_future_leak(model.arch, windows.target_kind, model.allow_future_leak)
     frame = data.load()
     import_keras()
-    from keras_seq.training import run_name, staged_folder
+    from keras_seq.training import TrainSpec, run_name
 
-    fitted = train_and_evaluate(frame, data, windows, model, train, backend=backend, verbose=verbose)
-    with staged_folder(out, run_name(model.arch, fitted.started)) as stage:
+    train = train or TrainSpec()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    return _train_into_folder(frame, data, windows, model, train, backend, Path(out), run_name(model.arch, started),
+                              started, verbose=verbose)
+
+
+def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult:
+    """Continue an interrupted or killed `fit` from its last completed epoch.
+
+    `run_dir` is a folder that Ctrl-C left with status `interrupted`, or the
+    `.<name>.XXXX.partial` folder of a run killed outright. Training goes on
+    with the run's own options, data split, scaling, weights, optimizer state
+    and best epoch, and (on jax and torch) the same batches in the same order,
+    so it ends where the uninterrupted run would have. The finished run
+    replaces `run_dir` under the run's name.
+
+    Raises:
+        KerasSeqError: `run_dir` is not an unfinished run, has no checkpoint,
+            or its data changed since it started.
+    """
+    from keras_seq.data.sources import frame_sha256
+    from keras_seq.training import CHECKPOINT_FILE, TrainSpec, read_checkpoint
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise KerasSeqError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}. Give the folder of an unfinished fit.")
+    check_manifest(run_dir)
+    config = _read_json(run_dir / CONFIG_FILE)
+    status = config.get("status", "complete")
+    if status == "complete":
+        raise KerasSeqError(f"{run_dir} is a complete run: there is nothing to resume. Use `keras-seq evaluate` on it.")
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        raise KerasSeqError(
+            f"{run_dir} has no {CHECKPOINT_FILE}: it stopped before its first epoch ended. Start it again with `keras-seq fit`."
+        )
+    state = read_checkpoint(run_dir / CHECKPOINT_FILE)
+    data = DataSpec.from_config(config["data"])
+    windows = WindowSpec(**config["windows"])
+    model = ModelSpec(**config["model"])
+    train = TrainSpec(**config["train"])
+    backend = use_backend(config["backend"])
+    frame = data.load()
+    if frame_sha256(frame) != config["data"]["sha256"]:
+        raise KerasSeqError(
+            f"the data of {run_dir} changed since the run started (its sha256 differs from config.json). "
+            "Resume with the same data, or start again with `keras-seq fit`."
+        )
+    import_keras()
+    partial = re.fullmatch(r"\.(.+)\.[^.]+\.partial", run_dir.name)
+    name = partial.group(1) if partial else run_dir.name
+    started = datetime.datetime.fromisoformat(config["created"])
+    result = _train_into_folder(frame, data, windows, model, train, backend, run_dir.parent, name, started,
+                                verbose=verbose, resume=state, replace=True)
+    if partial:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+def _train_into_folder(frame, data, windows, model, train, backend, out, name, started, *, verbose,
+                       resume=None, replace=False) -> RunResult:
+    """Train in a staged folder that holds the options and each epoch's checkpoint; publish it when done."""
+    from keras_seq.data.sources import frame_sha256
+    from keras_seq.training import CHECKPOINT_FILE, staged_folder, write_json
+
+    digest = frame_sha256(frame)
+    with staged_folder(out, name, replace=replace) as stage:
+        write_json(stage.path / CONFIG_FILE, {
+            "status": "running",
+            "created": started.isoformat(timespec="seconds"),
+            "data": {**dataclasses.asdict(data), "sha256": digest},
+            "windows": dataclasses.asdict(windows),
+            "model": dataclasses.asdict(model),
+            "train": dataclasses.asdict(train),
+            "backend": backend,
+        })
+        fitted = train_and_evaluate(frame, data, windows, model, train, backend=backend, verbose=verbose,
+                                    data_sha256=digest, checkpoint=stage.path / CHECKPOINT_FILE, resume=resume,
+                                    started=started)
+        if fitted.config["status"] == "complete":
+            (stage.path / CHECKPOINT_FILE).unlink(missing_ok=True)
         write_run(stage.path, fitted)
+    if fitted.config["status"] != "complete":
+        done, total = fitted.config["result"]["epochs_run"], train.epochs
+        hint = (f"Resume with: keras-seq fit --resume {stage.final}" if done
+                else "No epoch finished, so there is nothing to resume: run `keras-seq fit` again.")
+        raise RunInterrupted(
+            f"interrupted after epoch {done} of {total}; the best weights so far are in {stage.final} "
+            f"(marked interrupted in {CONFIG_FILE}). {hint}"
+        )
     return RunResult(stage.final, fitted.reports["test"], fitted.history)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KerasSeqError(f"{path} is not valid JSON ({exc}). Re-run `keras-seq fit`.") from None
 
 
 @dataclasses.dataclass
@@ -107,12 +209,17 @@ def train_and_evaluate(
     splits: tuple[str, ...] = ("test",),
     verbose: str | int = "auto",
     data_sha256: str | None = None,
+    checkpoint: Path | None = None,
+    resume: dict | None = None,
+    started: datetime.datetime | None = None,
 ) -> Fitted:
     """Window `frame`, build and train one model, and evaluate it on `splits`.
 
-    Keras must already be imported with `backend`. Nothing is written.
-    `data_sha256` is `frame_sha256(frame)` when the caller already has it
-    (a comparison trains many models on one frame).
+    Keras must already be imported with `backend`. Nothing is written but
+    `checkpoint` (see `train_model`). `data_sha256` is `frame_sha256(frame)`
+    when the caller already has it (a comparison trains many models on one
+    frame). If Ctrl-C stops training, nothing is evaluated and the config's
+    `status` is `interrupted`.
     """
     import time
 
@@ -162,15 +269,17 @@ def train_and_evaluate(
         transition_layers=model.transition_layers,
         output_layers=model.output_layers,
     )
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = started or datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
-    history = train_model(net, normalized, train, verbose=verbose)
+    history = train_model(net, normalized, train, verbose=verbose, checkpoint=checkpoint, resume=resume)
     seconds = time.perf_counter() - clock
+    interrupted = bool(history.pop("interrupted", False))
     reports, predictions = {}, {}
-    for split in splits:
+    for split in () if interrupted else splits:
         reports[split], predictions[split] = evaluate_model(net, raw, split, name=model.arch)
     val_loss = history.get("val_loss", [])
     config = {
+        "status": "interrupted" if interrupted else "complete",
         "created": started.isoformat(timespec="seconds"),
         "data": {
             **dataclasses.asdict(data),
@@ -203,10 +312,13 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     from keras_seq.training import write_history, write_json
 
     arch = fitted.config["model"]["arch"]
-    split = "test" if "test" in fitted.reports else next(iter(fitted.reports))
     fitted.model.save(folder / MODEL_FILE)
     write_json(folder / CONFIG_FILE, fitted.config)
     write_history(folder / "history.csv", fitted.history)
+    if not fitted.reports:  # interrupted: the best weights so far, no evaluation
+        write_manifest(folder)
+        return
+    split = "test" if "test" in fitted.reports else next(iter(fitted.reports))
     write_json(folder / "metrics.json", fitted.reports[split].to_dict())
     if plots:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
@@ -275,16 +387,24 @@ def read_run_config(run_dir: str | Path) -> dict:
             unreadable, or a file differs from the folder's manifest.
     """
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise KerasSeqError(f"{run_dir} is a file, not a run folder. Give a folder written by `keras-seq fit`.")
     if not run_dir.is_dir():
         raise KerasSeqError(f"run folder not found: {run_dir}. Give a folder written by `keras-seq fit`.")
+    if (run_dir / CONFIG_FILE).is_file():  # an unfinished run says so before anything else is missed
+        config = _read_json(run_dir / CONFIG_FILE)
+        status = config.get("status", "complete")
+        if status != "complete":
+            epochs = f" after {config.get('result', {}).get('epochs_run', 0)} of {config.get('train', {}).get('epochs', '?')} epochs"
+            raise KerasSeqError(
+                f"{run_dir} is an unfinished run ({status}{epochs if status == 'interrupted' else ''}). "
+                f"Resume it with `keras-seq fit --resume {run_dir}`, or use a complete run."
+            )
     for name in (CONFIG_FILE, MODEL_FILE):
         if not (run_dir / name).is_file():
             raise KerasSeqError(f"{run_dir} is not a run folder: it has no {name}. Give a folder written by `keras-seq fit`.")
     check_manifest(run_dir)
-    try:
-        config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not valid JSON ({exc}). Re-run `keras-seq fit`.") from None
+    config = _read_json(run_dir / CONFIG_FILE)
     missing = [key for key in ("data", "windows", "model", "scaling") if key not in config]
     if missing:
         raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it has no '{missing[0]}'.")

@@ -72,7 +72,18 @@ class TrainSpec:
             raise KerasSeqError(f"`jit_compile` must be true, false or \"auto\". Received: {self.jit_compile!r}")
 
 
-def train_model(model, windows: Windows, spec: TrainSpec, verbose: str | int = "auto") -> dict:
+CHECKPOINT_FILE = "checkpoint.npz"
+
+
+def train_model(
+    model,
+    windows: Windows,
+    spec: TrainSpec,
+    verbose: str | int = "auto",
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    resume: dict | None = None,
+) -> dict:
     """Fit a keras-seq model's `network` on normalized windows.
 
     The outer model shares the network's weights, so it is trained too. The
@@ -85,10 +96,18 @@ def train_model(model, windows: Windows, spec: TrainSpec, verbose: str | int = "
         spec: TrainSpec. Epochs, learning rate and patience.
         verbose: "auto", 0, 1 or 2. Keras's progress output. Defaults to
             `"auto"`.
+        checkpoint: path or None. Write the training state here after every
+            epoch (atomically: a temporary file, then a rename), and stop
+            after the current batch on Ctrl-C instead of raising. Defaults to
+            `None`.
+        resume: dict or None. A checkpoint read by `read_checkpoint`: training
+            continues after its last epoch, with its weights, optimizer state,
+            best epoch and history. Defaults to `None`.
 
     Returns:
         The history: `{"loss": [...], "val_loss": [...]}`, one value per
-        epoch, in normalized units (mean squared z-score error).
+        epoch, in normalized units (mean squared z-score error), and
+        `"interrupted": True` if Ctrl-C stopped training early.
     """
     import keras
 
@@ -97,29 +116,198 @@ def train_model(model, windows: Windows, spec: TrainSpec, verbose: str | int = "
     if windows.validation is None:
         raise KerasSeqError("training needs a validation split. Give `splits` a validation fraction above 0.")
     trainer = compile_trainer(model, spec)
-    best = keras.callbacks.EarlyStopping(
-        monitor="val_loss",
-        patience=spec.patience or spec.epochs,
-        restore_best_weights=True,
-    )
+    first_epoch = 0
+    previous = {}
+    if resume is not None:
+        first_epoch, previous = resume["epochs_done"], resume["history"]
+        _restore_trainer(trainer, resume)
+    best = _early_stopping(keras, spec, resume)
     if verbose == "auto":  # a live bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     guard = _stop_on_non_finite_loss(keras)
-    history = trainer.fit(
-        windows.train,
-        validation_data=windows.validation,
-        epochs=spec.epochs,
-        callbacks=[guard, best],
-        shuffle=False,  # the training pipeline shuffles itself
-        verbose=verbose,
-    )
+    callbacks = [guard, best]
+    interrupt = _Interrupt()
+    if checkpoint is not None:
+        saver = _epoch_checkpoint(keras, Path(checkpoint), best, previous, interrupt)
+        callbacks.append(saver)
+    with interrupt.catching(trainer) if checkpoint is not None else contextlib.nullcontext():
+        history = trainer.fit(
+            fit_data(windows, "train", first_epoch),
+            validation_data=fit_data(windows, "validation"),
+            epochs=spec.epochs,
+            initial_epoch=first_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the training pipeline shuffles itself
+            verbose=verbose,
+        )
     if guard.diverged:
         epoch, loss = guard.diverged
         raise KerasSeqError(
             f"training diverged: the loss became {loss} in epoch {epoch}, so no model was saved. "
             f"Try a smaller learning rate (now {spec.lr:g}) or check the data for extreme values."
         )
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
+    if interrupt.requested:  # the epochs in the last checkpoint; one cut short is not kept: resuming repeats it
+        return {**saver.history, "interrupted": True}
+    done = {key: [float(v) for v in values] for key, values in history.history.items()}
+    return {key: list(previous.get(key, [])) + done.get(key, []) for key in dict.fromkeys([*previous, *done])}
+
+
+class _Interrupt:
+    """Ctrl-C during training: stop after the current batch (a second Ctrl-C stops at once)."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def catching(self, trainer):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handle(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            trainer.stop_training = True
+
+        previous = signal.signal(signal.SIGINT, handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _early_stopping(keras, spec: TrainSpec, resume: dict | None):
+    """EarlyStopping that restores the best weights, and carries a checkpoint's best epoch over."""
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if resume is not None and resume["best"] is not None:
+                self.best, self.best_epoch, self.wait = resume["best"], resume["best_epoch"], resume["wait"]
+                self.best_weights = resume["best_weights"]
+
+    return ResumableEarlyStopping(monitor="val_loss", patience=spec.patience or spec.epochs, restore_best_weights=True)
+
+
+def _epoch_checkpoint(keras, path: Path, best, previous: dict, interrupt: _Interrupt):
+    class EpochCheckpoint(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history = {key: list(values) for key, values in previous.items()}
+
+        def on_epoch_end(self, epoch, logs=None):
+            if interrupt.requested:  # a part of an epoch is not a checkpoint
+                return
+            for key, value in (logs or {}).items():
+                self.history.setdefault(key, []).append(float(value))
+            write_checkpoint(path, self.model, best, epoch + 1, self.history)
+
+    return EpochCheckpoint()
+
+
+def write_checkpoint(path: Path, trainer, best, epochs_done: int, history: dict) -> None:
+    """The training state after `epochs_done` epochs, in one .npz written atomically."""
+    arrays = {f"weight_{i}": np.asarray(w) for i, w in enumerate(trainer.get_weights())}
+    arrays |= {f"optimizer_{i}": np.asarray(v) for i, v in enumerate(trainer.optimizer.variables)}
+    best_weights = best.best_weights or []
+    arrays |= {f"best_{i}": np.asarray(w) for i, w in enumerate(best_weights)}
+    meta = {
+        "epochs_done": epochs_done,
+        "history": history,
+        "best": None if best.best is None else float(best.best),
+        "best_epoch": int(best.best_epoch),
+        "wait": int(best.wait),
+        "counts": [len(trainer.get_weights()), len(trainer.optimizer.variables), len(best_weights)],
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint written by `write_checkpoint`, as `train_model(resume=...)` takes it."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            n_weights, n_optimizer, n_best = meta["counts"]
+            return meta | {
+                "weights": [stored[f"weight_{i}"] for i in range(n_weights)],
+                "optimizer": [stored[f"optimizer_{i}"] for i in range(n_optimizer)],
+                "best_weights": [stored[f"best_{i}"] for i in range(n_best)] or None,
+            }
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise KerasSeqError(f"{path} is not a readable keras-seq checkpoint ({exc}). Start the run again.") from None
+
+
+def _restore_trainer(trainer, state: dict) -> None:
+    trainer.set_weights(state["weights"])
+    trainer.optimizer.build(trainer.trainable_variables)
+    if len(trainer.optimizer.variables) != len(state["optimizer"]):
+        raise KerasSeqError("the checkpoint's optimizer state does not fit this model. Start the run again.")
+    for variable, value in zip(trainer.optimizer.variables, state["optimizer"]):
+        variable.assign(value)
+
+
+def fit_data(windows: Windows, split: str, first_epoch: int = 0):
+    """What `fit` reads for `split`: the tf.data pipeline on tensorflow, array batches elsewhere.
+
+    Keras reads a tf.data pipeline inside its graph on tensorflow. On jax and
+    torch it pulls each batch through TensorFlow's eager iterator instead,
+    about a millisecond a batch on a 2-core CPU: more than a small model's
+    whole training step. There `fit` gets `WindowBatches`, which gathers each
+    batch from the same series with numpy (benchmarks/RESULTS.md).
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return windows.dataset(split)
+    return _window_batches_class(keras)(windows, split, first_epoch)
+
+
+_WINDOW_BATCHES = {}
+
+
+def _window_batches_class(keras):
+    if "class" not in _WINDOW_BATCHES:
+
+        class WindowBatches(keras.utils.PyDataset):
+            """One split's windows in batches, gathered with numpy; the train split in a new order each epoch."""
+
+            def __init__(self, windows: Windows, split: str, first_epoch: int = 0):
+                super().__init__(workers=1, use_multiprocessing=False)
+                self.windows, self.split = windows, split
+                self.epoch = first_epoch - 1  # on_epoch_begin counts epochs from first_epoch
+                self.order = windows.epoch_starts(split, first_epoch)
+
+            @property
+            def num_batches(self):
+                return -(-len(self.order) // self.windows.batch_size)
+
+            def on_epoch_begin(self):
+                self.epoch += 1
+                self.order = self.windows.epoch_starts(self.split, self.epoch)
+
+            def __getitem__(self, index):
+                size = self.windows.batch_size
+                return self.windows.gather(self.order[index * size : (index + 1) * size])
+
+        _WINDOW_BATCHES["class"] = WindowBatches
+    return _WINDOW_BATCHES["class"]
 
 
 def _stop_on_non_finite_loss(keras):
@@ -215,6 +403,7 @@ def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False):
     parent = Path(parent)
     if parent.exists() and not parent.is_dir():
         raise KerasSeqError(f"output folder {parent} is a file. Give --out a folder.")
+    created = [p for p in (parent, *parent.parents) if not p.exists()]  # removed again if the block fails
     try:
         parent.mkdir(parents=True, exist_ok=True)
         stage = StagedFolder(Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)))
@@ -225,13 +414,12 @@ def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False):
         raise KerasSeqError(f"cannot write to output folder {parent}: {exc.strerror or exc}.") from None
     try:
         yield stage
-    except BaseException:
-        shutil.rmtree(stage.path, ignore_errors=True)
-        raise
-    try:
         stage.final = _replace(stage.path, parent / name) if replace else _publish(stage.path, parent, name)
     except BaseException:
         shutil.rmtree(stage.path, ignore_errors=True)
+        for folder in created:  # innermost first; a folder another run wrote into stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 

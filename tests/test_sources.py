@@ -68,14 +68,28 @@ def test_csv_explicit_date_column(write_csv):
         load_series(str(path), date_column="nope")
 
 
-def test_unsorted_and_duplicate_dates_are_repaired_with_warnings(write_csv):
-    path = write_csv("Date,Close\n2021-01-06,3\n2021-01-04,1\n2021-01-05,2\n2021-01-05,2.5\n")
+def test_unsorted_dates_and_repeated_rows_are_repaired_with_warnings(write_csv):
+    path = write_csv("Date,Close\n2021-01-06,3\n2021-01-04,1\n2021-01-05,2\n2021-01-05,2\n")
     with pytest.warns(DataWarning) as caught:
         frame = load_series(str(path), columns=["Close"])
     messages = " ".join(str(w.message) for w in caught)
-    assert "not in ascending order" in messages and "1 duplicate dates" in messages and "2021-01-05" in messages
-    assert frame["Close"].tolist() == [1.0, 2.5, 3.0]
+    assert "not in ascending order" in messages and "1 repeated rows" in messages and "2021-01-05" in messages
+    assert frame["Close"].tolist() == [1.0, 2.0, 3.0]
     assert frame.index.is_monotonic_increasing and frame.index.is_unique
+
+
+def test_a_date_with_two_different_rows_is_refused(write_csv):
+    path = write_csv("Date,Close,Open\n2021-01-04,1,1\n2021-01-05,2,2\n2021-01-05,2,2.5\n2021-01-06,3,3\n")
+    with pytest.raises(KerasSeqError, match="2021-01-05 appears twice with different values. Keep one row per date."):
+        load_series(str(path))
+
+
+def test_rows_dated_after_today_are_refused(write_csv):
+    tomorrow_but_one = (pd.Timestamp.now() + pd.Timedelta(days=3)).date()
+    path = write_csv(f"Date,Close\n2021-01-04,1\n{tomorrow_but_one},2\n")
+    with pytest.raises(KerasSeqError, match=f"1 rows dated after today \\(first: {tomorrow_but_one}\\)"):
+        load_series(str(path))
+    assert len(load_series(str(write_csv(f"Date,Close\n2021-01-04,1\n{pd.Timestamp.now().date()},2\n")))) == 2
 
 
 @pytest.mark.parametrize(

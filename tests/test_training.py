@@ -10,7 +10,7 @@ import pytest
 from keras_seq.data.windows import make_windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import build_model
-from keras_seq.training import TrainSpec, staged_folder, train_model, write_history
+from keras_seq.training import TrainSpec, fit_data, staged_folder, train_model, write_history
 
 
 @pytest.mark.backend
@@ -27,6 +27,32 @@ def test_training_learns_and_keeps_the_best_validation_epoch():
     errors = [np.asarray(network(x)) - y.numpy() for x, y in windows.validation]
     restored = float(np.mean(np.concatenate(errors) ** 2))
     assert restored == pytest.approx(min(history["val_loss"]), rel=1e-4)
+
+
+@pytest.mark.backend
+def test_fit_reads_every_training_window_once_per_epoch_in_a_new_order():
+    frame = pd.DataFrame({"y": np.arange(300.0)}, index=pd.date_range("2020-01-01", periods=300, name="Date"))
+    windows = make_windows(frame, target="y", window=6, batch_size=16, seed=3)
+    data = fit_data(windows, "train")
+    n_train = len(windows.starts("train"))
+    if keras.backend.backend() == "tensorflow":  # tf.data, read inside the graph
+        assert data is windows.train
+        return
+    epochs = []
+    for _ in range(2):
+        data.on_epoch_begin()
+        batches = [data[i] for i in range(data.num_batches)]
+        data.on_epoch_end()
+        x = np.concatenate([b[0] for b in batches])
+        assert len(x) == n_train and all(len(b[0]) == 16 for b in batches[:-1])
+        epochs.append(x[:, 0, 0])
+    first_rows = np.sort(windows.gather(windows.starts("train"))[0][:, 0, 0])
+    for firsts in epochs:
+        np.testing.assert_array_equal(np.sort(firsts), first_rows)
+    assert not np.array_equal(epochs[0], epochs[1])
+    validation = fit_data(windows, "validation")
+    x, y = validation[0]
+    np.testing.assert_array_equal(x, windows.gather(windows.starts("validation")[:16])[0])
 
 
 @pytest.mark.backend
@@ -95,10 +121,15 @@ def test_a_staged_folder_appears_only_when_complete(tmp_path):
 
 def test_a_failed_run_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
-        with staged_folder(tmp_path / "out", "gru-x") as stage:
+        with staged_folder(tmp_path / "out" / "runs", "gru-x") as stage:
             (stage.path / "model.keras").write_text("half")
             raise RuntimeError("training failed")
-    assert list((tmp_path / "out").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # not even the folders it made for --out
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError):
+        with staged_folder(tmp_path / "kept", "gru-x"):
+            raise RuntimeError("training failed")
+    assert list((tmp_path / "kept").iterdir()) == []  # a folder that was there stays
 
 
 def test_output_folder_that_is_a_file(tmp_path):

@@ -93,6 +93,10 @@ def test_every_window_and_target_matches_numpy(case):
         np.testing.assert_array_equal(got_x, want_x)
         np.testing.assert_array_equal(got_y, want_y)
         np.testing.assert_array_equal(windows.targets(name), want_y.reshape(len(want_y), -1))
+        # The numpy gather behind fit's array batches yields the same windows.
+        gathered_x, gathered_y = windows.gather(windows.starts(name))
+        np.testing.assert_array_equal(gathered_x, want_x)
+        np.testing.assert_array_equal(gathered_y, want_y)
 
 
 @settings(max_examples=40, deadline=None)
@@ -152,6 +156,23 @@ def test_only_training_is_shuffled_and_the_shuffle_is_seeded(price_frame):
     for split in ("validation", "test"):
         values, w = first_values(split, 7)
         np.testing.assert_array_equal(values, price_frame["Close"].to_numpy(dtype="float32")[w.starts(split)])
+
+
+def test_epoch_order_is_a_fresh_permutation_fixed_by_seed_and_epoch(price_frame):
+    windows = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=7)
+    starts = windows.starts("train")
+    orders = [windows.epoch_starts("train", epoch) for epoch in range(3)]
+    for order in orders:
+        np.testing.assert_array_equal(np.sort(order), starts)  # every window once per epoch
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    again = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=7)
+    np.testing.assert_array_equal(again.epoch_starts("train", 1), orders[1])  # epoch 1 replays on its own
+    other = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=8)
+    assert not np.array_equal(other.epoch_starts("train", 1), orders[1])
+    for split in ("validation", "test"):
+        np.testing.assert_array_equal(windows.epoch_starts(split, 2), windows.starts(split))
+    in_order = make_windows(price_frame, target="Close", window=4, seed=7, normalize=False)
+    np.testing.assert_array_equal(in_order.epoch_starts("train", 2), in_order.starts("train"))
 
 
 def test_evaluation_windows_keep_the_train_split_in_time_order(price_frame):

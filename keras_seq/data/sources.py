@@ -235,7 +235,16 @@ def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
 def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
     """Read a CSV and index it by its date column."""
     try:
-        raw = pd.read_csv(path_or_buffer, skipinitialspace=True)
+        with warnings.catch_warnings():
+            # Rows longer than the header: pandas would silently turn the extra leading fields into an index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            raw = pd.read_csv(path_or_buffer, skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise KerasSeqError(
+            f"data file {name} has rows with more fields than its header, so it is not a well-formed CSV. "
+            "Quote values that hold a comma "
+            "(a date like \"Jan 03, 2000\", a number like \"1,006.29\")."
+        ) from None
     except pd.errors.EmptyDataError:
         raise KerasSeqError(f"data file {name} is empty. Expected a CSV with a header row and a date column.") from None
     except UnicodeDecodeError:
@@ -290,14 +299,35 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
 
 
 def _sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Sort by date; drop repeated rows; refuse a date given two different rows, or a date in the future."""
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+    future = frame.index > today + pd.Timedelta(days=1)  # a day's grace for time zones
+    if future.any():
+        rows = ", ".join(str(d.date()) for d in frame.index[future][:3])
+        raise KerasSeqError(
+            f"data file {name} has {int(future.sum())} rows dated after today (first: {rows}). "
+            "A series cannot hold the future: check the date format (day and month swapped?) or remove those rows."
+        )
+    duplicated = frame.index.duplicated(keep="last")
+    if duplicated.any():
+        repeated = frame.index[duplicated]
+        rows = frame[frame.index.isin(repeated)]
+        conflicting = [date for date, group in rows.groupby(level=0) if len(group.drop_duplicates()) > 1]
+        if conflicting:
+            raise KerasSeqError(
+                f"data file {name}: {conflicting[0].date()} appears twice with different values"
+                + (f" ({len(conflicting)} such dates)" if len(conflicting) > 1 else "")
+                + ". Keep one row per date."
+            )
     if not frame.index.is_monotonic_increasing:
         warnings.warn(f"dates in {name} were not in ascending order; sorted them.", DataWarning, stacklevel=3)
         frame = frame.sort_index(kind="stable")
-    duplicated = frame.index.duplicated(keep="last")
+        duplicated = frame.index.duplicated(keep="last")
     if duplicated.any():
-        dates = ", ".join(str(d.date()) for d in frame.index[duplicated][:3])
+        repeated = frame.index[duplicated]
+        dates = ", ".join(str(d.date()) for d in repeated[:3])
         warnings.warn(
-            f"{int(duplicated.sum())} duplicate dates in {name} (first: {dates}); kept the last row of each.",
+            f"{int(duplicated.sum())} repeated rows in {name} (first: {dates}); kept one of each.",
             DataWarning,
             stacklevel=3,
         )

@@ -131,6 +131,9 @@ class Windows:
     sequence_stride: int
     normalized: bool
     shuffled: bool = False  # the train split is reshuffled every epoch
+    series: np.ndarray | None = None  # (rows, features + 1) float32 the pipelines gather from: inputs, then target
+    batch_size: int = 16
+    shuffle_seed: int = 0  # with the epoch, fixes the order of the training windows (`epoch_starts`)
 
     @property
     def n_features(self) -> int:
@@ -143,6 +146,31 @@ class Windows:
         """Row of each window's first input step, in time order."""
         first, last = _start_range(*self.split_rows[split], self.window, self.horizon, self.target_kind)
         return np.arange(first, last + 1, self.sequence_stride)
+
+    def epoch_starts(self, split: str, epoch: int) -> np.ndarray:
+        """`starts(split)` in the order of `epoch` (counted from 0): a permutation for a shuffled train split.
+
+        The order is a function of `shuffle_seed` and `epoch` alone, so an
+        epoch can be replayed on its own (a resumed run).
+        """
+        starts = self.starts(split)
+        if split == "train" and self.shuffled:
+            return np.random.default_rng([self.shuffle_seed, epoch]).permutation(starts)
+        return starts
+
+    def gather(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(inputs, targets)` of the windows that begin at rows `starts`, as the pipelines yield them.
+
+        Inputs are `(n, window, features)`; targets `(n, horizon)` for `next`
+        and `(n, window, 1)` for `sequence`.
+        """
+        first_offset, span = _target_offsets(self.window, self.horizon, self.target_kind)
+        spans = self.series[np.asarray(starts)[:, None] + np.arange(span)[None, :]]  # (n, span, features + 1)
+        n_features = self.n_features
+        inputs = spans[:, : self.window, :n_features]
+        if self.target_kind == "next":
+            return inputs, spans[:, self.window :, n_features]
+        return inputs, spans[:, first_offset:, n_features:]
 
     def target_positions(self, split: str) -> np.ndarray:
         """Rows of the target values: `(n, horizon)` for `next`, `(n, window)` for `sequence`."""
@@ -318,8 +346,8 @@ def make_windows(
 
     import tensorflow as tf
 
-    series = tf.constant(values.astype("float32"))
-    del values
+    values = values.astype("float32")  # (rows, features + 1), kept for `Windows.gather`
+    series = tf.constant(values)
     first_offset, span = _target_offsets(window, horizon, target_kind)
     n_features = len(features)
 
@@ -360,6 +388,9 @@ def make_windows(
         sequence_stride=sequence_stride,
         normalized=normalize,
         shuffled=bool(normalize if shuffle is None else shuffle),
+        series=values,
+        batch_size=int(batch_size),
+        shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
     )
 
 

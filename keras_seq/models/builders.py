@@ -20,9 +20,11 @@ from keras_seq.data.windows import Scaling, check_window_options
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
 from keras_seq.models.layers import Destandardize, Standardize
+from keras_seq.models.recurrent import LSTM, SimpleRNN
 from keras_seq.models.spec import check_future_leak, check_model_options
 
-_RECURRENT = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+# keras-seq's SimpleRNN and LSTM are Keras's, with the input projection out of the loop on jax.
+_RECURRENT = {"rnn": SimpleRNN, "lstm": LSTM, "gru": keras.layers.GRU}
 
 
 def build_model(
@@ -142,5 +144,18 @@ def describe_weights(model: keras.Model) -> list[tuple[str, tuple[int, ...], boo
 
 
 def load_model(path) -> keras.Model:
-    """Load a saved keras-seq model (`.keras`) with Keras's safe mode on."""
-    return keras.saving.load_model(path, safe_mode=True)
+    """Load a saved keras-seq model (`.keras`) with Keras's safe mode on.
+
+    Raises:
+        KerasSeqError: the file is missing, not a `.keras` archive, or damaged.
+    """
+    import zipfile
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KerasSeqError(
+            f"{path} is not a readable .keras model ({reason[:160]}). Restore the file or write it again "
+            "(`keras-seq fit`, `keras-seq export`)."
+        ) from None

@@ -1,0 +1,71 @@
+"""keras_seq/models/recurrent.py: keras-seq's SimpleRNN and LSTM compute what Keras's do."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_seq.models.recurrent import LSTM, SimpleRNN
+
+PAIRS = [(SimpleRNN, keras.layers.SimpleRNN), (LSTM, keras.layers.LSTM)]
+
+
+def twin_layers(ours, theirs, wrap, x, **kwargs):
+    """Keras's layer and keras-seq's, built on `x` with the same weights."""
+    reference, layer = wrap(theirs(5, **kwargs)), wrap(ours(5, **kwargs))
+    reference(x)
+    layer(x)
+    layer.set_weights(reference.get_weights())
+    return reference, layer
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("ours, theirs", PAIRS, ids=["simple_rnn", "lstm"])
+@pytest.mark.parametrize(
+    "wrap, kwargs",
+    [
+        (lambda layer: layer, {"return_sequences": True}),
+        (lambda layer: layer, {"return_sequences": False, "go_backwards": True}),
+        (lambda layer: layer, {"return_sequences": True, "use_bias": False, "activation": "relu"}),
+        (keras.layers.Bidirectional, {"return_sequences": False}),
+    ],
+    ids=["sequences", "last_backwards", "no_bias_relu", "bidirectional"],
+)
+def test_outputs_and_gradients_match_keras(ours, theirs, wrap, kwargs):
+    x = np.random.default_rng(0).normal(size=(4, 11, 3)).astype("float32")
+    reference, layer = twin_layers(ours, theirs, wrap, x, **kwargs)
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(reference(x)), atol=1e-5)
+    model_a = keras.Sequential([keras.Input((11, 3)), reference, keras.layers.Dense(1)])
+    model_b = keras.Sequential([keras.Input((11, 3)), layer, keras.layers.Dense(1)])
+    model_b.set_weights(model_a.get_weights())
+    y = np.ones((4, 11, 1) if kwargs["return_sequences"] else (4, 1), "float32")
+    for model in (model_a, model_b):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)  # equal gradients keep the weights equal
+    for a, b in zip(model_a.get_weights(), model_b.get_weights()):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("ours, theirs", PAIRS, ids=["simple_rnn", "lstm"])
+def test_a_mask_falls_back_to_keras_loop(ours, theirs):
+    x = np.random.default_rng(1).normal(size=(3, 6, 2)).astype("float32")
+    x[0, 4:] = 0.0
+    inputs = keras.Input((6, 2))
+    masked = keras.layers.Masking(0.0)(inputs)
+    models = [keras.Model(inputs, kind(4)(masked)) for kind in (theirs, ours)]
+    models[1].set_weights(models[0].get_weights())
+    np.testing.assert_allclose(np.asarray(models[1](x)), np.asarray(models[0](x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("ours", [SimpleRNN, LSTM], ids=["simple_rnn", "lstm"])
+def test_round_trip_through_a_keras_file_in_safe_mode(ours, tmp_path):
+    x = np.random.default_rng(2).normal(size=(2, 7, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((7, 3)), keras.layers.Bidirectional(ours(4, return_sequences=True)),
+                              ours(3, dropout=0.1)])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert type(loaded.layers[1]) is ours and type(loaded.layers[0].forward_layer) is ours
+    assert loaded.layers[1].get_config() == model.layers[1].get_config()
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
