@@ -116,7 +116,7 @@ def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, 
         windows = make_windows(frame, target=columns[0], features=columns, window=shape["window"],
                                target_kind="sequence", splits=(1.0, 0.0, 0.0), batch_size=shape["batch"], seed=0)
         data, fit_args = fit_data(windows, "train"), {}  # what train_model fits on
-        source = "tf.data (make_windows)" if backend == "tensorflow" else "WindowBatches (make_windows)"
+        source = "WindowBatches (make_windows)"
     else:
         x, y = sequence_windows(values, shape["window"])
         data, fit_args, source = x, {"y": y, "batch_size": shape["batch"], "shuffle": True}, "arrays (no tensorflow)"

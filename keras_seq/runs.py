@@ -97,8 +97,8 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
     `run_dir` is a folder that Ctrl-C left with status `interrupted`, or the
     `.<name>.XXXX.partial` folder of a run killed outright. Training goes on
     with the run's own options, data split, scaling, weights, optimizer state
-    and best epoch, and (on jax and torch) the same batches in the same order,
-    so it ends where the uninterrupted run would have. The finished run
+    and best epoch, and the same batches in the same order, so it ends where
+    the uninterrupted run would have. The finished run
     replaces `run_dir` under the run's name.
 
     Raises:

@@ -264,18 +264,18 @@ def _restore_trainer(trainer, state: dict) -> None:
 
 
 def fit_data(windows: Windows, split: str, first_epoch: int = 0):
-    """What `fit` reads for `split`: the tf.data pipeline on tensorflow, array batches elsewhere.
+    """What `fit` reads for `split`: `WindowBatches`, numpy batches gathered from the series.
 
-    Keras reads a tf.data pipeline inside its graph on tensorflow. On jax and
-    torch it pulls each batch through TensorFlow's eager iterator instead,
-    about a millisecond a batch on a 2-core CPU: more than a small model's
-    whole training step. There `fit` gets `WindowBatches`, which gathers each
-    batch from the same series with numpy (benchmarks/RESULTS.md).
+    On jax and torch Keras would pull each batch of a tf.data pipeline
+    through TensorFlow's eager iterator, about a millisecond a batch on a
+    2-core CPU: more than a small model's whole training step. Gathering
+    with numpy removes that (benchmarks/RESULTS.md); on tensorflow it trains
+    as fast as tf.data did. The order is fixed by the seed and the epoch on
+    every backend, so a run resumed at `first_epoch` sees the batches an
+    uninterrupted run would.
     """
     import keras
 
-    if keras.backend.backend() == "tensorflow":
-        return windows.dataset(split)
     return _window_batches_class(keras)(windows, split, first_epoch)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,11 +34,11 @@ def reference(tmp_path_factory) -> dict:
     return _metrics(out)
 
 
-def _fit_until_epoch(out: Path, epochs_done: int) -> subprocess.Popen:
+def _fit_until_epoch(out: Path, epochs_done: int, *extra: str) -> subprocess.Popen:
     """Start `fit` and return once its checkpoint holds `epochs_done` epochs (read as a reader would)."""
-    script = Path(__import__("sys").executable).with_name("keras-seq")
-    process = subprocess.Popen([str(script), *FIT, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    script = Path(sys.executable).with_name("keras-seq")
+    process = subprocess.Popen([str(script), *FIT, *extra, "--out", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         for checkpoint in out.glob(".*.partial/checkpoint.npz"):
@@ -95,3 +96,16 @@ def test_ctrl_c_keeps_the_best_weights_marked_interrupted_and_resumes(tmp_path, 
     assert _metrics(tmp_path) == reference
     again = run_console("fit", "--resume", run)
     assert again.returncode == 1 and "is a complete run: there is nothing to resume" in again.stderr
+
+
+def test_a_run_killed_on_tensorflow_resumes_to_the_same_metrics(tmp_path):
+    """The batch order is a function of seed and epoch on tensorflow too."""
+    done = run_console(*FIT, "--backend", "tensorflow", "--out", tmp_path / "reference")
+    assert done.returncode == 0, done.stderr
+    process = _fit_until_epoch(tmp_path / "cut", 3, "--backend", "tensorflow")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (partial,) = (tmp_path / "cut").iterdir()
+    resumed = run_console("fit", "--resume", partial, "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _metrics(tmp_path / "cut") == _metrics(tmp_path / "reference")
