@@ -323,6 +323,7 @@ def main():
 
     print(f"shapes: {shape}; {args.epochs} epochs per model, the first a warm-up; {os.cpu_count()} CPUs")
     runs = []
+    shared = ["--archs", args.archs, "--epochs", str(args.epochs)] + (["--large"] if args.large else [])
     if args.no_reference:
         pass
     elif importlib.util.find_spec("torch"):
@@ -330,8 +331,7 @@ def main():
 
         for feed in ("tensors",) if torch.cuda.is_available() else ("loader", "tensors"):
             print(f"PyTorch loop ({feed}) ...", flush=True)
-            runs.append(run_worker(["pytorch-loop", feed, "--archs", args.archs, "--epochs", str(args.epochs)]
-                                   + (["--large"] if args.large else []), args.worker_timeout))
+            runs.append(run_worker(["pytorch-loop", feed, *shared], args.worker_timeout))
     else:
         print("PyTorch not installed (pip install torch==2.13.0): no ratios.")
     for backend in [b.strip() for b in args.backends.split(",")]:
@@ -342,8 +342,7 @@ def main():
             variants += [v.strip() for v in args.variants.split(",") if v.strip()]
         for settings in variants:
             print(f"keras-seq on {backend} ({settings}) ...", flush=True)
-            runs.append(run_worker([backend, settings, "--archs", args.archs, "--epochs", str(args.epochs)]
-                                   + (["--large"] if args.large else []), args.worker_timeout))
+            runs.append(run_worker([backend, settings, *shared], args.worker_timeout))
     runs = [r for r in runs if r]
     reference = next((r for r in runs if r["backend"] == "pytorch-loop"), None)
 

@@ -20,3 +20,9 @@ class RunInterrupted(KerasSeqError):
 
 class DataWarning(UserWarning):
     """Something in the data was repaired (for example unsorted dates)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), to quote in one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -83,12 +83,13 @@ def fit_run(
     check_future_leak(model.arch, windows.target_kind, model.allow_future_leak)
     frame = data.load()
     import_keras()
+    from keras_seq.data.sources import frame_sha256
     from keras_seq.training import TrainSpec, run_name
 
     train = train or TrainSpec()
     started = datetime.datetime.now(datetime.timezone.utc)
-    return _train_into_folder(frame, data, windows, model, train, backend, Path(out), run_name(model.arch, started),
-                              started, verbose=verbose)
+    return _train_into_folder(frame, frame_sha256(frame), data, windows, model, train, backend, Path(out),
+                              run_name(model.arch, started), started, verbose=verbose)
 
 
 def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult:
@@ -127,7 +128,8 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
     train = TrainSpec(**config["train"])
     backend = use_backend(config["backend"])
     frame = data.load()
-    if frame_sha256(frame) != config["data"]["sha256"]:
+    digest = frame_sha256(frame)
+    if digest != config["data"]["sha256"]:
         raise KerasSeqError(
             f"the data of {run_dir} changed since the run started (its sha256 differs from config.json). "
             "Resume with the same data, or start again with `keras-seq fit`."
@@ -136,30 +138,21 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
     partial = re.fullmatch(r"\.(.+)\.[^.]+\.partial", run_dir.name)
     name = partial.group(1) if partial else run_dir.name
     started = datetime.datetime.fromisoformat(config["created"])
-    result = _train_into_folder(frame, data, windows, model, train, backend, run_dir.parent, name, started,
+    result = _train_into_folder(frame, digest, data, windows, model, train, backend, run_dir.parent, name, started,
                                 verbose=verbose, resume=state, replace=True)
     if partial:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
 
-def _train_into_folder(frame, data, windows, model, train, backend, out, name, started, *, verbose,
+def _train_into_folder(frame, digest, data, windows, model, train, backend, out, name, started, *, verbose,
                        resume=None, replace=False) -> RunResult:
     """Train in a staged folder that holds the options and each epoch's checkpoint; publish it when done."""
-    from keras_seq.data.sources import frame_sha256
     from keras_seq.training import CHECKPOINT_FILE, staged_folder, write_json
 
-    digest = frame_sha256(frame)
     with staged_folder(out, name, replace=replace) as stage:
-        write_json(stage.path / CONFIG_FILE, {
-            "status": "running",
-            "created": started.isoformat(timespec="seconds"),
-            "data": {**dataclasses.asdict(data), "sha256": digest},
-            "windows": dataclasses.asdict(windows),
-            "model": dataclasses.asdict(model),
-            "train": dataclasses.asdict(train),
-            "backend": backend,
-        })
+        write_json(stage.path / CONFIG_FILE,
+                   _options_config("running", started, frame, digest, data, windows, model, train, backend))
         fitted = train_and_evaluate(frame, data, windows, model, train, backend=backend, verbose=verbose,
                                     data_sha256=digest, checkpoint=stage.path / CHECKPOINT_FILE, resume=resume,
                                     started=started)
@@ -175,6 +168,25 @@ def _train_into_folder(frame, data, windows, model, train, backend, out, name, s
             f"(marked interrupted in {CONFIG_FILE}). {hint}"
         )
     return RunResult(stage.final, fitted.reports["test"], fitted.history)
+
+
+def _options_config(status, started, frame, digest, data, windows, model, train, backend) -> dict:
+    """What a run was asked to do: the start of its `config.json`, and all of it while it trains."""
+    return {
+        "status": status,
+        "created": started.isoformat(timespec="seconds"),
+        "data": {
+            **dataclasses.asdict(data),
+            "rows": len(frame),
+            "first_date": str(frame.index[0].date()),
+            "last_date": str(frame.index[-1].date()),
+            "sha256": digest,
+        },
+        "windows": dataclasses.asdict(windows),
+        "model": dataclasses.asdict(model),
+        "train": dataclasses.asdict(train),
+        "backend": backend,
+    }
 
 
 def _read_json(path: Path) -> dict:
@@ -279,19 +291,8 @@ def train_and_evaluate(
         reports[split], predictions[split] = evaluate_model(net, raw, split, name=model.arch)
     val_loss = history.get("val_loss", [])
     config = {
-        "status": "interrupted" if interrupted else "complete",
-        "created": started.isoformat(timespec="seconds"),
-        "data": {
-            **dataclasses.asdict(data),
-            "rows": len(frame),
-            "first_date": str(frame.index[0].date()),
-            "last_date": str(frame.index[-1].date()),
-            "sha256": data_sha256 or frame_sha256(frame),
-        },
-        "windows": window_options,
-        "model": dataclasses.asdict(model),
-        "train": dataclasses.asdict(train),
-        "backend": backend,
+        **_options_config("interrupted" if interrupted else "complete", started, frame, data_sha256 or frame_sha256(frame),
+                          data, windows, model, train, backend),
         "split_dates": raw.split_dates(),
         "scaling": normalized.scaling.to_dict(),
         "parameters": int(net.count_params()),
@@ -391,20 +392,18 @@ def read_run_config(run_dir: str | Path) -> dict:
         raise KerasSeqError(f"{run_dir} is a file, not a run folder. Give a folder written by `keras-seq fit`.")
     if not run_dir.is_dir():
         raise KerasSeqError(f"run folder not found: {run_dir}. Give a folder written by `keras-seq fit`.")
-    if (run_dir / CONFIG_FILE).is_file():  # an unfinished run says so before anything else is missed
-        config = _read_json(run_dir / CONFIG_FILE)
-        status = config.get("status", "complete")
-        if status != "complete":
-            epochs = f" after {config.get('result', {}).get('epochs_run', 0)} of {config.get('train', {}).get('epochs', '?')} epochs"
-            raise KerasSeqError(
-                f"{run_dir} is an unfinished run ({status}{epochs if status == 'interrupted' else ''}). "
-                f"Resume it with `keras-seq fit --resume {run_dir}`, or use a complete run."
-            )
+    config = _read_json(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).is_file() else None
+    status = (config or {}).get("status", "complete")
+    if status != "complete":  # an unfinished run says so before anything else is missed
+        epochs = f" after {config.get('result', {}).get('epochs_run', 0)} of {config.get('train', {}).get('epochs', '?')} epochs"
+        raise KerasSeqError(
+            f"{run_dir} is an unfinished run ({status}{epochs if status == 'interrupted' else ''}). "
+            f"Resume it with `keras-seq fit --resume {run_dir}`, or use a complete run."
+        )
     for name in (CONFIG_FILE, MODEL_FILE):
         if not (run_dir / name).is_file():
             raise KerasSeqError(f"{run_dir} is not a run folder: it has no {name}. Give a folder written by `keras-seq fit`.")
     check_manifest(run_dir)
-    config = _read_json(run_dir / CONFIG_FILE)
     missing = [key for key in ("data", "windows", "model", "scaling") if key not in config]
     if missing:
         raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it has no '{missing[0]}'.")

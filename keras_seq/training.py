@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -211,7 +212,8 @@ def _epoch_checkpoint(keras, path: Path, best, previous: dict, interrupt: _Inter
 
 def write_checkpoint(path: Path, trainer, best, epochs_done: int, history: dict) -> None:
     """The training state after `epochs_done` epochs, in one .npz written atomically."""
-    arrays = {f"weight_{i}": np.asarray(w) for i, w in enumerate(trainer.get_weights())}
+    weights = trainer.get_weights()
+    arrays = {f"weight_{i}": np.asarray(w) for i, w in enumerate(weights)}
     arrays |= {f"optimizer_{i}": np.asarray(v) for i, v in enumerate(trainer.optimizer.variables)}
     best_weights = best.best_weights or []
     arrays |= {f"best_{i}": np.asarray(w) for i, w in enumerate(best_weights)}
@@ -221,7 +223,7 @@ def write_checkpoint(path: Path, trainer, best, epochs_done: int, history: dict)
         "best": None if best.best is None else float(best.best),
         "best_epoch": int(best.best_epoch),
         "wait": int(best.wait),
-        "counts": [len(trainer.get_weights()), len(trainer.optimizer.variables), len(best_weights)],
+        "counts": [len(weights), len(trainer.optimizer.variables), len(best_weights)],
     }
     arrays["meta"] = np.array(json.dumps(meta))
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -279,35 +281,32 @@ def fit_data(windows: Windows, split: str, first_epoch: int = 0):
     return _window_batches_class(keras)(windows, split, first_epoch)
 
 
-_WINDOW_BATCHES = {}
-
-
+@functools.cache
 def _window_batches_class(keras):
-    if "class" not in _WINDOW_BATCHES:
+    """`WindowBatches`, defined once Keras is imported (a `keras.utils.PyDataset`)."""
 
-        class WindowBatches(keras.utils.PyDataset):
-            """One split's windows in batches, gathered with numpy; the train split in a new order each epoch."""
+    class WindowBatches(keras.utils.PyDataset):
+        """One split's windows in batches, gathered with numpy; the train split in a new order each epoch."""
 
-            def __init__(self, windows: Windows, split: str, first_epoch: int = 0):
-                super().__init__(workers=1, use_multiprocessing=False)
-                self.windows, self.split = windows, split
-                self.epoch = first_epoch - 1  # on_epoch_begin counts epochs from first_epoch
-                self.order = windows.epoch_starts(split, first_epoch)
+        def __init__(self, windows: Windows, split: str, first_epoch: int = 0):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.windows, self.split = windows, split
+            self.epoch = first_epoch - 1  # on_epoch_begin counts epochs from first_epoch
+            self.order = windows.epoch_starts(split, first_epoch)
 
-            @property
-            def num_batches(self):
-                return -(-len(self.order) // self.windows.batch_size)
+        @property
+        def num_batches(self):
+            return -(-len(self.order) // self.windows.batch_size)
 
-            def on_epoch_begin(self):
-                self.epoch += 1
-                self.order = self.windows.epoch_starts(self.split, self.epoch)
+        def on_epoch_begin(self):
+            self.epoch += 1
+            self.order = self.windows.epoch_starts(self.split, self.epoch)
 
-            def __getitem__(self, index):
-                size = self.windows.batch_size
-                return self.windows.gather(self.order[index * size : (index + 1) * size])
+        def __getitem__(self, index):
+            size = self.windows.batch_size
+            return self.windows.gather(self.order[index * size : (index + 1) * size])
 
-        _WINDOW_BATCHES["class"] = WindowBatches
-    return _WINDOW_BATCHES["class"]
+    return WindowBatches
 
 
 def _stop_on_non_finite_loss(keras):

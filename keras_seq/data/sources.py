@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_seq.errors import DataWarning, KerasSeqError
+from keras_seq.errors import DataWarning, KerasSeqError, first_line
 
 EMBEDDED_DJI = Path(__file__).with_name("dji_daily.csv.gz")
 # The tutorial's range: 1258 trading days.
@@ -250,8 +250,7 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
     except UnicodeDecodeError:
         raise KerasSeqError(f"data file {name} is not UTF-8 text. Expected a CSV file; re-save it as UTF-8.") from None
     except (pd.errors.ParserError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise KerasSeqError(f"data file {name} is not a readable CSV ({first}). Expected comma-separated values with a header row.") from None
+        raise KerasSeqError(f"data file {name} is not a readable CSV ({first_line(exc)}). Expected comma-separated values with a header row.") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     if raw.empty:
         raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
@@ -308,24 +307,20 @@ def _sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
             f"data file {name} has {int(future.sum())} rows dated after today (first: {rows}). "
             "A series cannot hold the future: check the date format (day and month swapped?) or remove those rows."
         )
-    duplicated = frame.index.duplicated(keep="last")
-    if duplicated.any():
-        repeated = frame.index[duplicated]
-        rows = frame[frame.index.isin(repeated)]
-        conflicting = [date for date, group in rows.groupby(level=0) if len(group.drop_duplicates()) > 1]
-        if conflicting:
-            raise KerasSeqError(
-                f"data file {name}: {conflicting[0].date()} appears twice with different values"
-                + (f" ({len(conflicting)} such dates)" if len(conflicting) > 1 else "")
-                + ". Keep one row per date."
-            )
+    sharing = frame[frame.index.duplicated(keep=False)]  # every row whose date appears more than once
+    conflicting = [date for date, group in sharing.groupby(level=0) if len(group.drop_duplicates()) > 1]
+    if conflicting:
+        raise KerasSeqError(
+            f"data file {name}: {conflicting[0].date()} appears twice with different values"
+            + (f" ({len(conflicting)} such dates)" if len(conflicting) > 1 else "")
+            + ". Keep one row per date."
+        )
     if not frame.index.is_monotonic_increasing:
         warnings.warn(f"dates in {name} were not in ascending order; sorted them.", DataWarning, stacklevel=3)
         frame = frame.sort_index(kind="stable")
-        duplicated = frame.index.duplicated(keep="last")
+    duplicated = frame.index.duplicated(keep="last")
     if duplicated.any():
-        repeated = frame.index[duplicated]
-        dates = ", ".join(str(d.date()) for d in repeated[:3])
+        dates = ", ".join(str(d.date()) for d in frame.index[duplicated][:3])
         warnings.warn(
             f"{int(duplicated.sum())} repeated rows in {name} (first: {dates}); kept one of each.",
             DataWarning,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 
 from keras_seq.data.windows import Scaling, check_window_options
-from keras_seq.errors import KerasSeqError
+from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
 from keras_seq.models.layers import Destandardize, Standardize
 from keras_seq.models.recurrent import LSTM, SimpleRNN
@@ -154,8 +154,7 @@ def load_model(path) -> keras.Model:
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KerasSeqError(
-            f"{path} is not a readable .keras model ({reason[:160]}). Restore the file or write it again "
+            f"{path} is not a readable .keras model ({first_line(exc)[:160]}). Restore the file or write it again "
             "(`keras-seq fit`, `keras-seq export`)."
         ) from None
