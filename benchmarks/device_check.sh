@@ -3,7 +3,7 @@
 # jax and PyTorch (CUDA builds) but no TensorFlow, so keras-seq's Keras models are
 # fed the same windows as arrays instead of through tf.data.
 #
-#   bash benchmarks/device_check.sh OUT_DIR
+#   bash benchmarks/device_check.sh OUT_DIR [variants]
 #
 # Keras and its two pure-Python needs it may lack (namex, optree) can be put in
 # .whl/ as wheels; they are installed into /tmp/site first. Priority order: the
@@ -33,15 +33,37 @@ for ours, theirs in ((SimpleRNN, keras.layers.SimpleRNN), (LSTM, keras.layers.LS
 print(f"keras-seq layers vs Keras layers on {keras.backend.backend()}: max abs difference {worst:.2e}")
 CHECK
 
+# The LSTM's hand-written gradient on this GPU: weights after 3 Adam steps against Keras's LSTM.
+KERAS_BACKEND=jax python3 - <<'CHECK' 2>&1 | tail -1 | tee -a "$out/gpu.txt"
+import keras, numpy as np
+from keras_seq.models.recurrent import LSTM
+rng = np.random.default_rng(1)
+x, y = rng.normal(size=(32, 21, 3)).astype("float32"), rng.normal(size=(32, 21, 1)).astype("float32")
+weights = []
+for kind in (keras.layers.LSTM, LSTM):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((21, 3)), kind(16, return_sequences=True), kind(16, return_sequences=True),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    weights.append(model.get_weights())
+worst = max(float(np.abs(a - b).max()) for a, b in zip(*weights))
+print(f"2-layer LSTM after 4 Adam steps, keras-seq vs Keras on {keras.backend.backend()}: max abs weight difference {worst:.2e}")
+CHECK
+
 bench() {  # name, time limit in seconds, then train_speed.py arguments
     local name=$1; shift
     echo "=== $name: $*"
     local limit=$1; shift
     timeout "$limit" python3 benchmarks/train_speed.py --backends jax --no-fit-memory --worker-timeout 100 \
-        --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.txt"
+        --repeats 1 --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.txt"
 }
-bench tutorial 130 --epochs 4
-bench large 170 --large --epochs 3
-variants=keras-layers,scan-unroll-1,scan-unroll-8
-bench tutorial-variants 110 --epochs 4 --archs drnn,brnn --variants $variants --no-reference
-bench large-variants 150 --large --epochs 3 --archs drnn,brnn --variants $variants --no-reference
+bench tutorial 120 --epochs 4
+bench large 160 --large --epochs 3
+# With a second argument "variants": keras-seq's choices one at a time, against the defaults.
+#   keras-loop: Keras's train function (the GPU default since the looped one lost at the large job);
+#   jax-gradient: jax differentiates the LSTM scan instead of the hand-written gradient.
+if [ "${2:-}" = variants ]; then
+    bench tutorial-variants 90 --epochs 4 --archs drnn,lstm --variants keras-loop,jax-gradient --no-reference
+    bench large-variants 120 --large --epochs 3 --archs drnn,lstm --variants keras-loop,jax-gradient --no-reference
+fi

@@ -17,6 +17,11 @@ Printed and written as JSON: seconds per epoch, windows per second, the ratio
 PyTorch time / keras-seq time (above 1: keras-seq is faster), the time from
 process start to the first training step, and the peak memory of a default
 `keras-seq fit`.
+
+On a shared 2-core machine one process can run 40% slower than the next for
+its whole life, whatever it runs. So every worker runs `--repeats` times, the
+workers taking turns (PyTorch, tensorflow, jax, ..., then again), and each
+figure is the median over those processes.
 """
 
 from __future__ import annotations
@@ -72,9 +77,11 @@ def sequence_windows(values, window: int):
 #   keras-defaults  tensorflow with compile()'s defaults (steps_per_execution=1);
 #   keras-layers    Keras's own SimpleRNN and LSTM, whose input projection stays inside the loop;
 #   scan-unroll-1   keras-seq's scan with 1 step per iteration (the CPU default);
-#   scan-unroll-8   keras-seq's scan with 8 steps per iteration (the GPU default).
+#   scan-unroll-8   keras-seq's scan with 8 steps per iteration (the GPU default);
+#   jax-gradient    keras-seq's LSTM scan differentiated by jax, not by its hand-written gradient;
+#   keras-loop      Keras's own jax train function: one compiled call per batch, not one per execution.
 # On a GPU, keras-layers' LSTM is Keras's cuDNN path.
-VARIANTS = ("keras-seq", "keras-defaults", "keras-layers", "scan-unroll-1", "scan-unroll-8")
+VARIANTS = ("keras-seq", "keras-defaults", "keras-layers", "scan-unroll-1", "scan-unroll-8", "jax-gradient", "keras-loop")
 
 
 def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, settings: str) -> dict:
@@ -96,6 +103,7 @@ def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, 
         import keras
     import pandas as pd
 
+    from keras_seq import training
     from keras_seq.models import builders, recurrent
     from keras_seq.training import TrainSpec, compile_trainer, fit_data
 
@@ -106,6 +114,10 @@ def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, 
         builders._RECURRENT.update(rnn=keras.layers.SimpleRNN, lstm=keras.layers.LSTM)
     elif settings.startswith("scan-unroll-"):
         recurrent.SimpleRNN.scan_unroll = recurrent.LSTM.scan_unroll = int(settings.rsplit("-", 1)[1])
+    elif settings == "jax-gradient":
+        recurrent.LSTM.custom_gradient = False
+    elif settings == "keras-loop":
+        training.looped_steps = False
     values = series(shape)
     if has_tf:
         from keras_seq.data.windows import make_windows
@@ -264,6 +276,22 @@ def run_worker(args: list[str], timeout: float | None = None) -> dict | None:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def median_run(results: list[dict]) -> dict:
+    """One worker's processes as one run: each arch's figures are the medians over the processes."""
+    run = dict(results[0])
+    run["archs"] = {}
+    for arch in results[0]["archs"]:
+        per_process = [r["archs"][arch] for r in results]
+        seconds = statistics.median(m["seconds_per_epoch"] for m in per_process)
+        firsts = [m["start_to_first_step"] for m in per_process if m["start_to_first_step"] is not None]
+        run["archs"][arch] = {**per_process[0], "seconds_per_epoch": seconds,
+                              "windows_per_second": statistics.median(m["windows_per_second"] for m in per_process),
+                              "start_to_first_step": statistics.median(firsts) if firsts else None,
+                              "per_process": [round(m["seconds_per_epoch"], 4) for m in per_process],
+                              "epochs": [m["epochs"] for m in per_process]}
+    return run
+
+
 def fit_memory() -> dict:
     """Peak resident memory and wall time of a default `keras-seq fit` (DJI, lstm, 20 epochs)."""
     import tempfile
@@ -290,13 +318,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--epochs", type=int, default=4, help="Epochs per model; the first is a warm-up (default 4).")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="Processes per worker, run in turns; figures are their median (default 3).")
     parser.add_argument("--large", action="store_true", help="The large job: 65,536 windows of 64 x 5, hidden 256, batch 512.")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="Keras backends to try, if installed.")
     parser.add_argument("--keras-defaults", action="store_true",
                         help="Also time the tensorflow backend with Keras's compile() defaults (steps_per_execution=1).")
     parser.add_argument("--variants", default="",
                         help="Also time these variants on jax, comma-separated: keras-layers (Keras's own SimpleRNN "
-                             "and LSTM), scan-unroll-1, scan-unroll-8.")
+                             "and LSTM), scan-unroll-1, scan-unroll-8, jax-gradient (the LSTM's scan differentiated by jax), keras-loop (one "
+                             "compiled call per batch).")
     parser.add_argument("--no-fit-memory", action="store_true", help="Skip the default `keras-seq fit` memory run.")
     parser.add_argument("--no-reference", action="store_true", help="Skip the PyTorch loop (no ratios).")
     parser.add_argument("--json", default=None, help="Also write the results here.")
@@ -321,17 +352,16 @@ def main():
 
     from keras_seq.backend import DEFAULT_BACKEND
 
-    print(f"shapes: {shape}; {args.epochs} epochs per model, the first a warm-up; {os.cpu_count()} CPUs")
-    runs = []
-    shared = ["--archs", args.archs, "--epochs", str(args.epochs)] + (["--large"] if args.large else [])
+    print(f"shapes: {shape}; {args.epochs} epochs per model, the first a warm-up; {os.cpu_count()} CPUs; "
+          f"{args.repeats} processes per worker, in turns")
+    workers = []  # (label, worker arguments)
     if args.no_reference:
         pass
     elif importlib.util.find_spec("torch"):
         import torch  # which feeds: the tutorial's DataLoader on CPU (the reference), sliced tensors too
 
         for feed in ("tensors",) if torch.cuda.is_available() else ("loader", "tensors"):
-            print(f"PyTorch loop ({feed}) ...", flush=True)
-            runs.append(run_worker(["pytorch-loop", feed, *shared], args.worker_timeout))
+            workers.append((f"PyTorch loop ({feed})", ["pytorch-loop", feed]))
     else:
         print("PyTorch not installed (pip install torch==2.13.0): no ratios.")
     for backend in [b.strip() for b in args.backends.split(",")]:
@@ -340,10 +370,16 @@ def main():
         variants = ["keras-seq"] + (["keras-defaults"] if args.keras_defaults and backend == "tensorflow" else [])
         if backend == "jax":
             variants += [v.strip() for v in args.variants.split(",") if v.strip()]
-        for settings in variants:
-            print(f"keras-seq on {backend} ({settings}) ...", flush=True)
-            runs.append(run_worker([backend, settings, *shared], args.worker_timeout))
-    runs = [r for r in runs if r]
+        workers += [(f"keras-seq on {backend} ({settings})", [backend, settings]) for settings in variants]
+    shared = ["--archs", args.archs, "--epochs", str(args.epochs)] + (["--large"] if args.large else [])
+    repeats = {label: [] for label, _ in workers}
+    for turn in range(args.repeats):
+        for label, worker in workers:
+            print(f"{label}, process {turn + 1} of {args.repeats} ...", flush=True)
+            result = run_worker([*worker, *shared], args.worker_timeout)
+            if result:
+                repeats[label].append(result)
+    runs = [median_run(results) for results in repeats.values() if results]
     reference = next((r for r in runs if r["backend"] == "pytorch-loop"), None)
 
     print()
