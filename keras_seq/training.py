@@ -388,8 +388,8 @@ def _looped_train_function(trainer):
             batch = jax.tree.map(lambda b: jax.lax.dynamic_index_in_dim(b, i, keepdims=False), batches)
             return trainer.train_step(carry[1], batch)
 
-        first = jax.tree.map(lambda b: b[0], batches)
-        no_logs = jax.tree.map(lambda v: jax.numpy.zeros(v.shape, v.dtype), jax.eval_shape(trainer.train_step, state, first)[0])
+        logs_shape = jax.eval_shape(trainer.train_step, state, jax.tree.map(lambda b: b[0], batches))[0]
+        no_logs = jax.tree.map(lambda v: jax.numpy.zeros(v.shape, v.dtype), logs_shape)
         return jax.lax.fori_loop(0, count, one, (no_logs, state))
 
     run_batches = jax.jit(run_batches, donate_argnums=0)
@@ -406,9 +406,7 @@ def _looped_train_function(trainer):
                 continue
             looped_shapes.add(shape)
             padded = group + [group[-1]] * (trainer.steps_per_execution - len(group))  # one compiled size
-            # numpy batches (CPU) are stacked on the host; batches Keras already put on a GPU, there
-            stack = np.stack if isinstance(jax.tree.leaves(group[0])[0], np.ndarray) else jax.numpy.stack
-            stacked = jax.tree.map(lambda *parts: stack(parts), *padded)
+            stacked = jax.tree.map(lambda *parts: np.stack(parts), *padded)  # numpy batches, on the CPU
             logs, state = run_batches(state, stacked, len(group))
         if logs is None:
             raise StopIteration
