@@ -24,9 +24,9 @@ demo: $(VENV)/.installed
 	$(BIN)/keras-seq fit --arch brnn
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 	@echo "--- backend-sensitive tests again under jax ---"
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m backend
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m backend --durations=20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
