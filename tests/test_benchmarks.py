@@ -23,10 +23,11 @@ def test_pipeline_speed_streams_every_training_window(tmp_path):
 
 def test_train_speed_prints_a_table_for_each_backend_asked(tmp_path):
     done = run_script("benchmarks/train_speed.py", "--archs", "drnn", "--epochs", "2", "--backends", "jax",
-                      "--no-fit-memory", "--json", tmp_path / "t.json")
+                      "--repeats", "1", "--no-fit-memory", "--json", tmp_path / "t.json")
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "t.json").read_text())
     keras_runs = [r for r in report["runs"] if r["backend"] == "jax"]
     assert len(keras_runs) == 1 and keras_runs[0]["archs"]["drnn"]["seconds_per_epoch"] > 0
     assert keras_runs[0]["archs"]["drnn"]["start_to_first_step"] > 0
+    assert len(keras_runs[0]["archs"]["drnn"]["per_process"]) == 1  # --repeats 1: one process per worker
     assert "seconds per epoch" in done.stdout and "drnn" in done.stdout
