@@ -283,9 +283,10 @@ def median_run(results: list[dict]) -> dict:
     for arch in results[0]["archs"]:
         per_process = [r["archs"][arch] for r in results]
         seconds = statistics.median(m["seconds_per_epoch"] for m in per_process)
+        n_windows = per_process[0]["windows_per_second"] * per_process[0]["seconds_per_epoch"]
         firsts = [m["start_to_first_step"] for m in per_process if m["start_to_first_step"] is not None]
         run["archs"][arch] = {**per_process[0], "seconds_per_epoch": seconds,
-                              "windows_per_second": statistics.median(m["windows_per_second"] for m in per_process),
+                              "windows_per_second": n_windows / seconds,  # from the median epoch, as each process's
                               "start_to_first_step": statistics.median(firsts) if firsts else None,
                               "per_process": [round(m["seconds_per_epoch"], 4) for m in per_process],
                               "epochs": [m["epochs"] for m in per_process]}
