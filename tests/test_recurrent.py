@@ -29,9 +29,10 @@ def twin_layers(ours, theirs, wrap, x, **kwargs):
         (lambda layer: layer, {"return_sequences": True}),
         (lambda layer: layer, {"return_sequences": False, "go_backwards": True}),
         (lambda layer: layer, {"return_sequences": True, "use_bias": False, "activation": "relu"}),
+        (lambda layer: layer, {"return_sequences": True, "use_bias": False}),
         (keras.layers.Bidirectional, {"return_sequences": False}),
     ],
-    ids=["sequences", "last_backwards", "no_bias_relu", "bidirectional"],
+    ids=["sequences", "last_backwards", "no_bias_relu", "no_bias", "bidirectional"],
 )
 def test_outputs_and_gradients_match_keras(ours, theirs, wrap, kwargs):
     x = np.random.default_rng(0).normal(size=(4, 11, 3)).astype("float32")
@@ -50,16 +51,18 @@ def test_outputs_and_gradients_match_keras(ours, theirs, wrap, kwargs):
 
 @pytest.mark.backend
 def test_lstm_gradients_through_initial_and_final_states_match_keras():
-    """The hand-written LSTM gradient (jax) carries dh and dc into the initial states and from the last c."""
+    """The hand-written LSTM gradient (jax) carries dh and dc into the initial states and from the last c,
+    and reaches the weights before the LSTM through its inputs."""
     rng = np.random.default_rng(3)
     x, context = rng.normal(size=(4, 9, 3)).astype("float32"), rng.normal(size=(4, 2)).astype("float32")
     y = rng.normal(size=(4, 1)).astype("float32")
-    recurrent._lstm_scan.cache_clear()
+    recurrent._lstm.cache_clear()
 
     def model(kind):
         inputs, extra = keras.Input((9, 3)), keras.Input((2,))
         h0, c0 = keras.layers.Dense(5, name="h0")(extra), keras.layers.Dense(5, name="c0")(extra)
-        sequence, h, c = kind(5, return_sequences=True, return_state=True)(inputs, initial_state=[h0, c0])
+        mapped = keras.layers.Dense(3, name="inputs_map")(inputs)  # trained only through the LSTM's input gradient
+        sequence, h, c = kind(5, return_sequences=True, return_state=True)(mapped, initial_state=[h0, c0])
         features = keras.layers.Concatenate()([keras.layers.Flatten()(sequence[:, ::4]), h, c])
         return keras.Model([inputs, extra], keras.layers.Dense(1)(features))
 
@@ -71,7 +74,7 @@ def test_lstm_gradients_through_initial_and_final_states_match_keras():
     for a, b in zip(model_a.get_weights(), model_b.get_weights()):
         np.testing.assert_allclose(b, a, atol=1e-5)
     if keras.backend.backend() == "jax":  # the hand-written gradient ran, not jax's own
-        assert recurrent._lstm_scan.cache_info().currsize == 1
+        assert recurrent._lstm.cache_info().currsize == 1
 
 
 @pytest.mark.backend

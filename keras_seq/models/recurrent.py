@@ -18,7 +18,7 @@ everywhere else, including TensorFlow exports, the layers run Keras's own
 loop unchanged. On a GPU the scan runs 8 steps per loop iteration.
 
 The LSTM with its default activations (tanh, sigmoid) also has its own
-gradient (`_lstm_scan`): the backward loop holds only what depends on the
+gradient (`_lstm`): the backward loop holds only what depends on the
 step before it, and everything that can be computed for all steps at once is.
 """
 
@@ -36,20 +36,33 @@ def _fast_path(layer, mask, training) -> bool:
     return not (training and (layer.dropout or layer.recurrent_dropout))
 
 
-def _time_major(layer, z):
-    """The projected inputs (batch, window, k) as (window, batch, k) in processing order, and the scan's unroll."""
-    z = ops.transpose(z, (1, 0, 2))  # scan runs over the leading axis
+def _time_major(layer, sequences):
+    """The inputs (batch, window, k) as (window, batch, k) in processing order, and the scan's unroll."""
+    x = ops.transpose(sequences, (1, 0, 2))  # scan runs over the leading axis
     if layer.go_backwards:
-        z = ops.flip(z, axis=0)
+        x = ops.flip(x, axis=0)
     # On a GPU every loop iteration costs a few kernel launches and a trip through the loop's
     # control flow: 8 steps per iteration ran SimpleRNN 1.5x faster at the large job on an H200
     # (benchmarks/RESULTS.md). On CPU it did not help.
-    return z, layer.scan_unroll or (8 if _has_gpu() else 1)
+    return x, layer.scan_unroll or (8 if _has_gpu() else 1)
 
 
-def _scan_projected(layer, z, initial_state, step):
-    """Scan `step` over the projected inputs `z` (batch, window, k); Keras's (last, outputs, states)."""
-    z, unroll = _time_major(layer, z)
+def _projected(layer, sequences):
+    """`x @ kernel + bias` for every step, time-major (window, batch, k) in processing order, and the scan's unroll.
+
+    The inputs are made time-major before the projection, not after it: the
+    projection is up to 4x wider than the inputs, and in a stack XLA cancels
+    one layer's transpose of its outputs against the next layer's of its inputs.
+    """
+    x, unroll = _time_major(layer, sequences)
+    z = ops.matmul(x, layer.cell.kernel)
+    if layer.cell.bias is not None:
+        z = z + layer.cell.bias
+    return z, unroll
+
+
+def _scan_projected(z, unroll, initial_state, step):
+    """Scan `step` over the time-major projected inputs `z`; Keras's (last, outputs, states)."""
     states, outputs = ops.scan(step, tuple(initial_state), z, unroll=unroll)
     outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, window, units), in processing order
     return states[0], outputs, list(states)
@@ -65,9 +78,7 @@ class SimpleRNN(keras.layers.SimpleRNN):
         if not _fast_path(self, mask, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         cell = self.cell
-        z = ops.matmul(sequences, cell.kernel)  # (batch, window, units)
-        if cell.bias is not None:
-            z = z + cell.bias
+        z, unroll = _projected(self, sequences)  # (window, batch, units)
         activation = cell.activation or (lambda v: v)
 
         def step(states, z_t):
@@ -77,7 +88,7 @@ class SimpleRNN(keras.layers.SimpleRNN):
 
         if not isinstance(initial_state, (list, tuple)):
             initial_state = [initial_state]
-        return _scan_projected(self, z, initial_state, step)
+        return _scan_projected(z, unroll, initial_state, step)
 
 
 @keras.saving.register_keras_serializable(package="keras_seq")
@@ -96,15 +107,14 @@ class LSTM(keras.layers.LSTM):
         if not _fast_path(self, mask, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         cell = self.cell
-        z = ops.matmul(sequences, cell.kernel)  # (batch, window, 4 * units): gates i, f, c, o
-        if cell.bias is not None:
-            z = z + cell.bias
         activation, gate = cell.activation, cell.recurrent_activation
         if self.custom_gradient and activation is keras.activations.tanh and gate is keras.activations.sigmoid:
-            z, unroll = _time_major(self, z)
+            x, unroll = _time_major(self, sequences)
+            bias = cell.bias if cell.bias is not None else ops.zeros((4 * self.units,), x.dtype)
             h, c = initial_state
-            outputs, c = _lstm_scan(unroll)(z, ops.convert_to_tensor(cell.recurrent_kernel), h, c)
+            outputs, c = _lstm(unroll)(x, *(ops.convert_to_tensor(w) for w in (cell.kernel, bias, cell.recurrent_kernel)), h, c)
             return outputs[-1], ops.transpose(outputs, (1, 0, 2)), [outputs[-1], c]
+        z, unroll = _projected(self, sequences)  # (window, batch, 4 * units): gates i, f, c, o
 
         def step(states, z_t):
             h, c = states
@@ -113,7 +123,7 @@ class LSTM(keras.layers.LSTM):
             h = gate(o) * activation(c)
             return (h, c), h
 
-        return _scan_projected(self, z, initial_state, step)
+        return _scan_projected(z, unroll, initial_state, step)
 
 
 def _has_gpu() -> bool:
@@ -124,64 +134,68 @@ def _has_gpu() -> bool:
 
 
 @functools.cache
-def _lstm_scan(unroll: int):
-    """The LSTM recurrence over projected inputs, with a hand-written gradient (jax only).
+def _lstm(unroll: int):
+    """The LSTM over time-major inputs, projection included, with a hand-written gradient (jax only).
 
-    `scan(z, U, h0, c0) -> (h for every step, last c)`, z: (window, batch,
-    4 * units) = x @ kernel + bias in Keras's gate order i, f, c, o.
+    `run(x, kernel, bias, U, h0, c0) -> (h for every step, last c)`, x:
+    (window, batch, features) in processing order; the gates are in Keras's
+    order i, f, c, o.
 
-    jax's own gradient of the scan does two small matmuls in every backward
+    jax's own gradient of a scan does two small matmuls in every backward
     step: one for dh, one to accumulate dU. Here the forward loop keeps the
     activated gates and the cell state; the gates' derivatives are formed for
-    all steps at once; the backward loop does one matmul per step; dU is one
-    matmul over all steps after it. The four gates go through one tanh:
-    sigmoid(v) = tanh(v / 2) / 2 + 1/2. keras-seq's 2-layer LSTM trained
-    x1.28 faster at the large job on an H200 and x1.08 at the tutorial's
-    shapes on a 2-core CPU (benchmarks/RESULTS.md); tests/test_recurrent.py
-    checks it against Keras's LSTM.
+    all steps at once; the backward loop does one matmul per step; dU and
+    dkernel are one matmul over all steps after it ([h[t-1], x[t]] against
+    the gates' gradient). The four gates go through one tanh: sigmoid(v) =
+    tanh(v / 2) / 2 + 1/2. Every per-step array is (batch, 4 * units) or
+    (batch, units), the gates column blocks of it: XLA's CPU loops ran twice
+    as slow on (batch, 4, units) views with a broadcast mask.
+    tests/test_recurrent.py checks it against Keras's LSTM; the speed-ups
+    are in benchmarks/RESULTS.md.
     """
     import jax
     import jax.numpy as jnp
 
-    def gate_scale(dtype):  # (4, 1): i, f, o are sigmoids (scale and shift 1/2), c is a tanh (1, 0)
-        is_tanh = (jnp.arange(4) == 2)[:, None]
-        return jnp.where(is_tanh, 1.0, 0.5).astype(dtype), jnp.where(is_tanh, 0.0, 0.5).astype(dtype)
+    def gate_scale(units, dtype):  # (4 * units,): i, f, o are sigmoids (scale and shift 1/2), c is a tanh (1, 0)
+        return (jnp.repeat(jnp.array([0.5, 0.5, 1.0, 0.5], dtype), units),
+                jnp.repeat(jnp.array([0.5, 0.5, 0.0, 0.5], dtype), units))
 
-    def forward(z, u, h0, c0):
-        batch, units = h0.shape
-        scale, shift = gate_scale(z.dtype)
+    def forward(x, kernel, bias, u, h0, c0):
+        units = h0.shape[-1]
+        scale, shift = gate_scale(units, x.dtype)
+        z = jnp.einsum("tbf,fk->tbk", x, kernel) + bias  # (window, batch, 4 * units), every step at once
 
         def step(states, z_t):
             h, c = states
-            a = jnp.tanh((z_t + h @ u).reshape(batch, 4, units) * scale) * scale + shift  # (batch, 4, units)
-            c = a[:, 1] * c + a[:, 0] * a[:, 2]
-            h = a[:, 3] * jnp.tanh(c)
+            a = jnp.tanh((z_t + h @ u) * scale) * scale + shift  # (batch, 4 * units): i, f, c, o activated
+            c = a[:, units:2 * units] * c + a[:, :units] * a[:, 2 * units:3 * units]
+            h = a[:, 3 * units:] * jnp.tanh(c)
             return (h, c), (h, c, a)
 
         _, (hs, cs, gates) = jax.lax.scan(step, (h0, c0), z, unroll=unroll)
         return hs, cs, gates
 
     @jax.custom_vjp
-    def scan(z, u, h0, c0):
-        hs, cs, _ = forward(z, u, h0, c0)
+    def run(x, kernel, bias, u, h0, c0):
+        hs, cs, _ = forward(x, kernel, bias, u, h0, c0)
         return hs, cs[-1]
 
-    def scan_forward(z, u, h0, c0):
-        hs, cs, gates = forward(z, u, h0, c0)
-        return (hs, cs[-1]), (u, h0, c0, hs, cs, gates)
+    def run_forward(x, kernel, bias, u, h0, c0):
+        hs, cs, gates = forward(x, kernel, bias, u, h0, c0)
+        return (hs, cs[-1]), (x, kernel, u, h0, c0, hs, cs, gates)
 
-    def scan_backward(saved, cotangents):
-        u, h0, c0, hs, cs, gates = saved
+    def run_backward(saved, cotangents):
+        x, kernel, u, h0, c0, hs, cs, gates = saved
         d_hs, d_c_last = cotangents
-        batch, units = h0.shape
+        window, batch, features = x.shape
+        units = h0.shape[-1]
         c_before = jnp.concatenate([c0[None], cs[:-1]])  # (window, batch, units): c[t-1]
         h_before = jnp.concatenate([h0[None], hs[:-1]])
-        i, f, g, o = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2], gates[:, :, 3]
+        i, f, g, o = (gates[..., k * units:(k + 1) * units] for k in range(4))
         tanh_c = jnp.tanh(cs)
-        # d(pre-activation gates) = dc * (gate factors) for i, f, c and dh * (its factor) for o, for every step at once
-        factors = jnp.stack([g * i * (1 - i), c_before * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], axis=2)
+        # d(pre-activation gates) = [dc, dc, dc, dh] * factors, the factors for every step at once
+        factors = jnp.concatenate([g * i * (1 - i), c_before * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], axis=-1)
         dc_from_h = o * (1 - tanh_c * tanh_c)
-        is_o = (jnp.arange(4) == 3)[:, None]
         u_t = u.T
 
         def step(carry, per_step):
@@ -189,14 +203,17 @@ def _lstm_scan(unroll: int):
             dh_t, factors_t, dc_from_h_t, f_t = per_step
             dh = dh_t + dh_next
             dc = dh * dc_from_h_t + dc_next
-            dz = (jnp.where(is_o, dh[:, None], dc[:, None]) * factors_t).reshape(batch, 4 * units)
+            dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * factors_t
             return (dz @ u_t, dc * f_t), dz
 
         (dh0, dc0), dz = jax.lax.scan(
             step, (jnp.zeros_like(h0), d_c_last), (d_hs, factors, dc_from_h, f), reverse=True, unroll=unroll
         )
-        du = jnp.einsum("tbh,tbk->hk", h_before, dz)
-        return dz, du, dh0, dc0
+        dz_all = dz.reshape(window * batch, 4 * units)
+        hx = jnp.concatenate([h_before, x], axis=-1).reshape(window * batch, units + features)
+        d_u_kernel = hx.T @ dz_all  # dU and dkernel in one matmul
+        dx = jnp.einsum("tbk,fk->tbf", dz, kernel)
+        return dx, d_u_kernel[units:], dz_all.sum(axis=0), d_u_kernel[:units], dh0, dc0
 
-    scan.defvjp(scan_forward, scan_backward)
-    return scan
+    run.defvjp(run_forward, run_backward)
+    return run
