@@ -23,10 +23,15 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/keras-seq fit --arch brnn
 
+# Two pytest workers, each test file on one worker (its module fixtures built once): on 2 cores the
+# suite ran in 9:44 instead of 14:08. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadfile
+
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest --durations=20
+	$(PYTEST)
 	@echo "--- backend-sensitive tests again under jax ---"
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m backend --durations=20
+	KERAS_BACKEND=jax $(PYTEST) -m backend
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
