@@ -78,6 +78,26 @@ def test_unsorted_dates_and_repeated_rows_are_repaired_with_warnings(write_csv):
     assert frame.index.is_monotonic_increasing and frame.index.is_unique
 
 
+def test_pandas_date_warnings_become_one_line_data_warnings(write_csv):
+    """pandas' own warnings about how it read the dates reach the user as keras-seq's one-line DataWarnings."""
+    import warnings
+
+    path = write_csv("Date,Close\n" + "".join(f"{day:02d}.01.2020,{100 + day}\n" for day in range(13, 29)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = load_series(str(path))
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (DataWarning, f"dates in {path} were read day first, the format of its first row ('13.01.2020' is 2020-01-13).")
+    ]
+    assert frame.index[0] == pd.Timestamp("2020-01-13") and frame.index[-1] == pd.Timestamp("2020-01-28")
+    path = write_csv("Date,Close\n" + "".join(f"{hour:02d}:00,{100 + hour}\n" for hour in range(5)), name="times.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_series(str(path))
+    assert [w.category for w in caught] == [DataWarning]
+    assert "not in one format that pandas recognises" in str(caught[0].message)
+
+
 def test_a_date_with_two_different_rows_is_refused(write_csv):
     path = write_csv("Date,Close,Open\n2021-01-04,1,1\n2021-01-05,2,2\n2021-01-05,2,2.5\n2021-01-06,3,3\n")
     with pytest.raises(KerasSeqError, match="2021-01-05 appears twice with different values. Keep one row per date."):

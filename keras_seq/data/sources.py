@@ -255,7 +255,9 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
     if raw.empty:
         raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
     column = _find_date_column(raw, name, date_column)
-    dates = pd.to_datetime(raw[column], errors="coerce")
+    with warnings.catch_warnings(record=True) as caught:  # pandas' own, as keras-seq's one-line warnings below
+        warnings.simplefilter("always")
+        dates = pd.to_datetime(raw[column], errors="coerce")
     bad = dates.isna()
     if bad.any():
         rows = _describe_rows(raw.index[bad], raw[column][bad])
@@ -263,6 +265,8 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
             f"column '{column}' of {name} has values that are not dates in the format of its first row: {rows}. "
             "Use one date format (e.g. YYYY-MM-DD) throughout."
         )
+    for warning in caught:
+        _date_warning(warning, name, raw[column].iloc[0], dates.iloc[0])
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     frame = raw.drop(columns=[column])
@@ -273,6 +277,20 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
         )
     frame.index = pd.DatetimeIndex(dates, name="Date")
     return _sorted_unique(frame, name)
+
+
+def _date_warning(warning: warnings.WarningMessage, name: str, first_text, first_date) -> None:
+    """Say in one line what pandas' warning about parsing `name`'s dates means; other warnings pass on unchanged."""
+    text = str(warning.message)
+    if "dayfirst" in text:  # the first row only fits day first (13.01.2020), so every row was read that way
+        message = f"dates in {name} were read day first, the format of its first row ('{first_text}' is {first_date.date()})."
+    elif "infer format" in text:  # no one format: pandas parsed each value on its own
+        message = (f"dates in {name} are not in one format that pandas recognises; each was read on its own, which can "
+                   "swap day and month. Use one date format (e.g. YYYY-MM-DD).")
+    else:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return
+    warnings.warn(message, DataWarning, stacklevel=4)
 
 
 def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> str:
