@@ -459,7 +459,7 @@ def leak_note(summary: dict) -> str | None:
 
 def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> None:
     """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png`."""
-    from keras_seq.evaluation import _pyplot
+    from keras_seq.evaluation import _pyplot, _save
 
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -480,9 +480,7 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     ax.set_ylabel("MSE (z-score units)")
     ax.set_title("loss per epoch" + (" (last backtest fold)" if backtest else "") + ", first seed")
     ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(folder / "compare_loss.png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, folder / "compare_loss.png")
 
     first = next(iter(shown.values()))
     raw = first["raw"]
@@ -498,9 +496,7 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(folder / "compare_forecast.png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, folder / "compare_forecast.png")
 
     archs = summary["archs"]
     means = [archs[a]["splits"][split]["mae"]["mean"] for a in archs]
@@ -513,6 +509,4 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     ax.set_ylabel("MAE (price units)")
     ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "compare_mae.png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, folder / "compare_mae.png")

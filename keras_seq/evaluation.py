@@ -10,6 +10,7 @@ hard to beat, so every report gives the model's skill against it:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> None:
+    """Lay out, write and close `fig`. A name in the data with characters the font lacks is drawn as boxes,
+    without matplotlib's two-line warning for each."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_loss(history: dict, path: Path, title: str = "") -> None:
     """Training and validation loss per epoch (normalized units), the best epoch marked."""
     plt = _pyplot()
@@ -178,9 +189,7 @@ def plot_loss(history: dict, path: Path, title: str = "") -> None:
     ax.set_ylabel("MSE (z-score units)")
     ax.set_title(title or "loss")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model") -> None:
@@ -197,6 +206,4 @@ def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: P
     ax.set_title(f"{name}: {split} split, one step ahead")
     ax.legend()
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)

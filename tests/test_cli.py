@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -123,6 +124,21 @@ def test_data_warnings_are_one_line_each(run_cli, write_csv, tmp_path):
         "Warning: dates in " + str(path) + " were not in ascending order; sorted them.",
         "Warning: 1 repeated rows in " + str(path) + " (first: 2021-01-01); kept one of each.",
     ]
+
+
+def test_a_column_name_the_plot_font_lacks_gives_no_warning(run_cli, write_csv, tmp_path):
+    """The run's plots draw such characters as boxes, without matplotlib's warning for each."""
+    rows = "".join(f"2021-{m:02d}-{d:02d},{100 + m + d / 31 + (d % 3)}\n" for m in range(1, 7) for d in range(1, 29))
+    path = write_csv("Date,\U00031440\n" + rows)
+    with warnings.catch_warnings(record=True) as caught:  # pytest would take warnings before they reach stderr
+        warnings.simplefilter("always")
+        code, out, err = run_cli("fit", "--data", path, "--target", "\U00031440", "--window", "4", "--epochs", "1",
+                                 "--units", "2", "--out", tmp_path / "runs", "--quiet")
+    assert code == 0, err
+    assert err == ""
+    assert not [str(w.message) for w in caught if "Glyph" in str(w.message)]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "forecast.png").stat().st_size > 0
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed here")

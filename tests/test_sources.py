@@ -90,6 +90,18 @@ def test_pandas_date_warnings_become_one_line_data_warnings(write_csv):
         (DataWarning, f"dates in {path} were read day first, the format of its first row ('13.01.2020' is 2020-01-13).")
     ]
     assert frame.index[0] == pd.Timestamp("2020-01-13") and frame.index[-1] == pd.Timestamp("2020-01-28")
+    # an ambiguous first row (01.01.2020) is read month first until a row only fits day first
+    path = write_csv("Date,Close\n" + "".join(f"{day:02d}.01.2020,{100 + day}\n" for day in range(1, 20)), name="dmy.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = load_series(str(path))
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (DataWarning, f"dates in {path} were read day first: month first, '13.01.2020' is not a date.")
+    ]
+    assert list(frame.index[:2]) == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-02")] and len(frame) == 19
+    path = write_csv("Date,Close\n01.02.2020,1\n13.02.2020,2\n2020-02-14,3\n", name="mixed.csv")
+    with pytest.raises(KerasSeqError, match="not dates in the format of its first row: row 3 '13.02.2020', row 4 '2020-02-14'"):
+        load_series(str(path))
     path = write_csv("Date,Close\n" + "".join(f"{hour:02d}:00,{100 + hour}\n" for hour in range(5)), name="times.csv")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -255,10 +255,18 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
     if raw.empty:
         raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
     column = _find_date_column(raw, name, date_column)
-    with warnings.catch_warnings(record=True) as caught:  # pandas' own, as keras-seq's one-line warnings below
-        warnings.simplefilter("always")
-        dates = pd.to_datetime(raw[column], errors="coerce")
+    dates, caught = _parse_dates(raw[column])
     bad = dates.isna()
+    if bad.any():  # an ambiguous first row (01.02.2020) was read month first; day first may fit every row
+        day_first, caught_day_first = _parse_dates(raw[column], dayfirst=True)
+        if day_first.notna().all():
+            dates, caught = day_first, [w for w in caught_day_first if "dayfirst" not in str(w.message)]
+            warnings.warn(
+                f"dates in {name} were read day first: month first, '{raw[column][bad].iloc[0]}' is not a date.",
+                DataWarning,
+                stacklevel=3,
+            )
+            bad = dates.isna()
     if bad.any():
         rows = _describe_rows(raw.index[bad], raw[column][bad])
         raise KerasSeqError(
@@ -277,6 +285,14 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
         )
     frame.index = pd.DatetimeIndex(dates, name="Date")
     return _sorted_unique(frame, name)
+
+
+def _parse_dates(values: pd.Series, dayfirst: bool = False) -> tuple[pd.Series, list]:
+    """pandas' dates in the format of the first value (NaT where a value does not fit), and pandas' warnings."""
+    with warnings.catch_warnings(record=True) as caught:  # pandas' own, as keras-seq's one-line warnings later
+        warnings.simplefilter("always")
+        dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst)
+    return dates, caught
 
 
 def _date_warning(warning: warnings.WarningMessage, name: str, first_text, first_date) -> None:
