@@ -321,9 +321,7 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
             return column
     first = raw.columns[0]
     if not pd.api.types.is_numeric_dtype(raw[first]):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pandas warns when it cannot infer one format
-            parsed = pd.to_datetime(raw[first], errors="coerce")
+        parsed, _ = _parse_dates(raw[first])  # pandas' warnings are reported once the column is read
         if parsed.notna().mean() > 0.9:
             return first
     raise KerasSeqError(
