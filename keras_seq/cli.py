@@ -24,12 +24,33 @@ def _reports_errors(command):
     def wrapper(*args, **kwargs):
         from keras_seq.errors import KerasSeqError
 
+        from keras_seq.safety import write_error
+
         try:
             return command(*args, **kwargs)
         except KerasSeqError as exc:
             error = click.ClickException(" ".join(str(exc).split()))
             error.exit_code = getattr(exc, "exit_code", 1)
             raise error from None
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's safe points
+            error = click.ClickException("interrupted; nothing unfinished was published.")
+            error.exit_code = 130
+            raise error from None
+        except OSError as exc:  # a full disk or a read-only folder met while writing: staged files are gone
+            raise click.ClickException(" ".join(str(write_error(exc.filename or "a file", exc)).split())) from None
+
+    return wrapper
+
+
+def _stops_on_signals(command):
+    """SIGINT and SIGTERM stop the command at its next safe point, the same way every time (a second one at once)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from keras_seq.safety import stop_signals
+
+        with stop_signals():
+            return command(*args, **kwargs)
 
     return wrapper
 
@@ -160,6 +181,7 @@ def _specs(arch: str, options: dict):
                    "or the .partial folder of a run that was killed. Its options come from its config.json.")
 @training_options
 @_reports_errors
+@_stops_on_signals
 def fit(arch, resume, **options):
     """Train a model, evaluate it on the held-out test split, write a run folder.
 
@@ -205,6 +227,7 @@ def _arch_list(ctx, param, value):
               help="Walk-forward evaluation over N expanding-window folds of the test rows, refit per fold.")
 @training_options
 @_reports_errors
+@_stops_on_signals
 def compare(archs, repeats, backtest, **options):
     """Train several archs on identical data, split, seeds and budget; compare them on held-out data.
 
@@ -233,6 +256,7 @@ def compare(archs, repeats, backtest, **options):
 @click.option("--check", is_flag=True, help="Check the recipe and print it resolved, without running it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @_reports_errors
+@_stops_on_signals
 def run_command(recipe, overrides, backend, out, check, quiet):
     """Run a recipe: a TOML file, or the name of a shipped one (see `keras-seq recipes`).
 
@@ -295,6 +319,7 @@ def evaluate(run_dir, source, start, end, out, backend):
 @click.option("--name", default=None, help="Model name in the SavedModel's TF Serving layout (default: the arch).")
 @click.option("--model-version", type=int, default=1, show_default=True, help="SavedModel version folder.")
 @_reports_errors
+@_stops_on_signals
 def export(run_dir, formats, out, overwrite, name, model_version):
     """Export RUN_DIR's model as SavedModel, ONNX and .keras, each proven equal to it."""
     from keras_seq.export import export_run
@@ -323,13 +348,15 @@ def predict(artifact, source, start, end, steps, csv_path, backend):
     ARTIFACT is a run folder, a .keras file, a SavedModel folder or an .onnx
     file. The data defaults to the model's training data.
     """
-    from keras_seq.serving import predict_artifact
+    import pandas as pd
 
-    table = predict_artifact(artifact, source=source, start=start, end=end, steps=steps, backend=backend)
-    click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime("%Y-%m-%d")},
+    from keras_seq.serving import date_format, predict_artifact
+
+    table = predict_artifact(artifact, source=source, start=start, end=end, steps=steps, backend=backend, csv=csv_path)
+    fmt = date_format(pd.DatetimeIndex(table["date"]))
+    click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)},
                                float_format=lambda v: f"{v:.2f}"))
     if csv_path:
-        table.to_csv(csv_path, index=False, date_format="%Y-%m-%d", float_format="%.6f")
         click.echo(f"forecast written to {csv_path}")
 
 
@@ -378,9 +405,9 @@ def _size(shape) -> int:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    from keras_seq.errors import DataWarning
+    from keras_seq.errors import DataWarning, FolderWarning
 
-    if issubclass(category, DataWarning):
+    if issubclass(category, (DataWarning, FolderWarning)):
         click.echo(f"Warning: {message}", err=True)
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
@@ -391,7 +418,11 @@ _default_showwarning = warnings.showwarning
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, printing every usage error as one line."""
+    import signal
+
     warnings.showwarning = _show_warning
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # SIGTERM unwinds like Ctrl-C: staged folders are removed
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         cli.main(args=argv, prog_name="keras-seq", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -406,6 +437,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted; nothing unfinished was published.", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -125,12 +125,14 @@ def compare_models(
     frame = data.load()
     check_backtest(len(frame), windows, spec.backtest)
     import_keras()
+    from keras_seq.safety import STOP
     from keras_seq.training import staged_folder, utc_stamp
 
     with staged_folder(out, f"compare-{utc_stamp()}") as stage:
         summary, markdown = compare_into(
             stage.path, frame, data, windows, model, train, spec, backend=backend, verbose=verbose
         )
+        STOP.check("the comparison")  # a signal while the plots were drawn: still nothing is published
     return Comparison(stage.final, summary, markdown)
 
 
@@ -189,6 +191,7 @@ def compare_into(
 
     from keras_seq.evaluation import persistence_forecast
     from keras_seq.runs import train_and_evaluate, write_run
+    from keras_seq.safety import STOP
     from keras_seq.training import TrainSpec, write_json
 
     train = train or TrainSpec()
@@ -203,12 +206,14 @@ def compare_into(
             for index, fold in enumerate(folds, start=1):
                 fold_frame, fold_windows = fold_data(frame, windows, fold)
                 keras.backend.clear_session()
+                STOP.check("the comparison")
                 fitted = train_and_evaluate(
                     fold_frame, data, fold_windows, dataclasses.replace(model, arch=arch),
                     dataclasses.replace(train, seed=seed), backend=backend,
                     splits=("test",) if fold is not None else spec.on, verbose=verbose,
                     data_sha256=digest if fold is None else None,
                 )
+                STOP.check("the comparison")  # a signal during training stopped it after a batch
                 name = f"{arch}-seed{seed}" + (f"-fold{index}" if fold is not None else "")
                 (folder / "runs" / name).mkdir(parents=True)
                 write_run(folder / "runs" / name, fitted, plots=False)

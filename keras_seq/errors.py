@@ -22,6 +22,10 @@ class DataWarning(UserWarning):
     """Something in the data was repaired (for example unsorted dates)."""
 
 
+class FolderWarning(UserWarning):
+    """Something found in an output folder needs the user's attention (a killed command's leftover)."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none), to quote in one-line errors."""
     text = str(exc).strip()

@@ -39,17 +39,21 @@ def rmse(y_true, y_pred) -> float:
     return float(np.sqrt(np.mean(errors**2)))
 
 
+MAPE_UNDEFINED = "undefined: the actual values include 0, and MAPE divides by them"
+
+
 def mape(y_true, y_pred) -> float:
-    """Mean absolute percentage error, in percent (infinite if an actual value is 0).
+    """Mean absolute percentage error, in percent; NaN (undefined) if an actual value is 0.
 
     Example:
-    >>> mape([100.0, 100.0], [110.0, 90.0])
-    10.0
+    >>> mape([100.0, 100.0], [110.0, 90.0]), mape([0.0, 1.0], [1.0, 1.0])
+    (10.0, nan)
     """
     y_true = np.asarray(y_true, dtype="float64")
+    if (y_true == 0).any():
+        return float("nan")
     errors = np.asarray(y_pred, dtype="float64") - y_true
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(100.0 * np.mean(np.abs(errors) / np.abs(y_true)))
+    return float(100.0 * np.mean(np.abs(errors) / np.abs(y_true)))
 
 
 def skill(model_mae: float, baseline_mae: float) -> float:
@@ -88,7 +92,14 @@ class Report:
     skill: float
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The report as strict JSON: an undefined MAPE is `null`, with the reason under `null_reasons`."""
+        report = dataclasses.asdict(self)
+        reasons = {}
+        for who in ("model", "persistence"):
+            if not np.isfinite(report[who]["mape"]):
+                report[who]["mape"] = None
+                reasons[f"{who}.mape"] = MAPE_UNDEFINED
+        return {**report, "null_reasons": reasons} if reasons else report
 
     def table(self) -> str:
         """A plain-text table in price units."""
@@ -100,7 +111,8 @@ class Report:
             f"{'model':<{width}}  {'MAE':>10}  {'RMSE':>10}  {'MAPE %':>8}",
         ]
         for name, metrics in rows:
-            lines.append(f"{name:<{width}}  {metrics['mae']:>10.2f}  {metrics['rmse']:>10.2f}  {metrics['mape']:>8.3f}")
+            shown = f"{metrics['mape']:>8.3f}" if np.isfinite(metrics["mape"]) else f"{'undefined':>8}"
+            lines.append(f"{name:<{width}}  {metrics['mae']:>10.2f}  {metrics['rmse']:>10.2f}  {shown}")
         lines.append(f"skill vs persistence (1 - MAE/MAE_persistence): {self.skill:+.3f}")
         return "\n".join(lines)
 

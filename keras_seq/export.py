@@ -31,13 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from keras_seq.backend import import_keras, use_backend
-from keras_seq.errors import KerasSeqError
-from keras_seq.training import is_folder_name
+from keras_seq.errors import KerasSeqError, first_line
+from keras_seq.safety import check_onnx, check_savedmodel, write_error
+from keras_seq.training import is_folder_name, write_json
 
 FORMATS = ("savedmodel", "onnx", "keras")
 CARD_FILE = "model_card.json"
 ONNX_FILE = "model.onnx"
 KERAS_FILE = "model.keras"
+# Everything an export folder may hold (what --overwrite may replace).
+EXPORT_ENTRIES = (CARD_FILE, ONNX_FILE, KERAS_FILE, "savedmodel")
 DEFAULT_TOLERANCE = 1e-5
 
 
@@ -56,12 +59,25 @@ def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def artifact_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder (every file's relative path and content, in order)."""
+    """sha256 of a file, or of a folder (every file's relative path and content, in order).
+
+    Raises:
+        KerasSeqError: the path is, or a folder holds, a symlink (keras-seq
+            never writes one, and never reads through one).
+    """
+    from keras_seq.safety import refuse_symlink
+
     path = Path(path)
+    refuse_symlink(path)
     if path.is_file():
         return _file_sha256(path)
+    files = []
+    for folder, names, file_names in os.walk(path):  # never into a symlinked folder
+        for name in names + file_names:
+            refuse_symlink(Path(folder) / name)
+        files += [Path(folder) / name for name in file_names]
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    for file in sorted(files):
         digest.update(f"{file.relative_to(path).as_posix()}\0{_file_sha256(file)}\n".encode())
     return digest.hexdigest()
 
@@ -83,16 +99,15 @@ class ExportResult:
     card: dict
 
 
-def run_test_windows(config: dict) -> np.ndarray:
+def run_test_windows(config: dict, run_dir: Path) -> np.ndarray:
     """The raw test windows of a run, `(n, window, features)` float32."""
-    from keras_seq.data.sources import DataSpec
-    from keras_seq.data.windows import Scaling, WindowSpec, make_windows
+    from keras_seq.data.windows import make_windows
+    from keras_seq.runs import scaling_from_config, specs_from_config
 
-    data = DataSpec.from_config(config["data"])
-    spec = WindowSpec(**config["windows"])
+    data, spec = specs_from_config(config, run_dir, ("data", "windows"))
     windows = make_windows(
-        data.load(), target=data.target, features=data.feature_columns, batch_size=4096, normalize=False,
-        scaling=Scaling.from_dict(config["scaling"]), **dataclasses.asdict(spec),
+        data.load(quote=False), target=data.target, features=data.feature_columns, batch_size=4096, normalize=False,
+        scaling=scaling_from_config(config, run_dir), **dataclasses.asdict(spec),
     )
     return np.concatenate([x.numpy() for x, _ in windows.test])
 
@@ -128,19 +143,56 @@ def export_run(
         KerasSeqError: bad arguments, an existing export without
             `overwrite`, or an artifact that fails parity (nothing is written).
     """
-    from keras_seq.runs import MODEL_FILE, read_run_config
+    from keras_seq.runs import check_run_folder, read_run_config
+    from keras_seq.safety import folder_lock
 
-    run_dir = Path(run_dir)
+    run_dir = check_run_folder(run_dir)
     formats = parse_formats(formats)
-    config = read_run_config(run_dir)
-    name = name or config["model"]["arch"]
     if not isinstance(version, int) or version < 1:
         raise KerasSeqError(f"`version` must be an integer of at least 1. Received: version={version}")
-    if not is_folder_name(name):
+    if name is not None and not is_folder_name(name):
         raise KerasSeqError(f"`name` must be letters, digits, '-' or '_'. Received: name={name!r}")
+    config = read_run_config(run_dir)
     out = Path(out) if out is not None else run_dir / "export"
-    if out.exists() and not overwrite:
+    check_export_target(out, run_dir, overwrite)
+    with folder_lock(run_dir, f"export {run_dir}"):
+        return _export_locked(run_dir, formats, out, overwrite, name or config["model"]["arch"], version, tolerance)
+
+
+def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
+    """Refuse an export folder that exists (unless `overwrite` and it is an export), is a symlink, or holds runs.
+
+    `--overwrite` replaces only a folder that is itself a keras-seq export:
+    it holds a model card and nothing but export files. A run folder, a
+    folder holding run folders or anything else is never replaced.
+    """
+    from keras_seq.runs import CONFIG_FILE
+    from keras_seq.safety import refuse_symlink
+
+    refuse_symlink(out)
+    if out.resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
+        raise KerasSeqError(f"--out {out} is the run folder or a folder above it. Give a new folder for the export.")
+    if not out.exists():
+        return
+    if not overwrite:
         raise KerasSeqError(f"export folder {out} already exists. Pass --overwrite to replace it, or give --out.")
+    if not out.is_dir():
+        raise KerasSeqError(f"--out {out} is a file. --overwrite replaces only an export folder; give a folder.")
+    entries = sorted(p.name for p in out.iterdir())
+    foreign = [e for e in entries if e not in EXPORT_ENTRIES or (out / e).is_symlink()]
+    if CARD_FILE not in entries or foreign or (out / CONFIG_FILE).exists():
+        what = f"it holds {foreign[0]}" if foreign else f"it has no {CARD_FILE}"
+        raise KerasSeqError(
+            f"--overwrite replaces only a keras-seq export folder (a {CARD_FILE} and export files), and {out} is "
+            f"not one: {what}. Nothing was deleted; give --out a new folder."
+        )
+
+
+def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str, version: int, tolerance: float):
+    from keras_seq.runs import MODEL_FILE, read_run_config, scaling_from_config
+    from keras_seq.safety import STOP
+
+    config = read_run_config(run_dir)  # again, now that no other command writes into the folder
     try:
         use_backend("tensorflow")
     except KerasSeqError as exc:
@@ -150,14 +202,15 @@ def export_run(
     from keras_seq.training import staged_folder
 
     model = load_model(run_dir / MODEL_FILE)
-    windows = run_test_windows(config)
+    windows = run_test_windows(config, run_dir)
     reference = np.asarray(model.predict(windows, verbose=0), dtype="float64")
-    scale = float(config["scaling"]["target_std"])
+    scale = float(scaling_from_config(config, run_dir).target_std)
 
-    with staged_folder(out.parent, out.name, replace=True) as staged:
+    with staged_folder(out.parent, out.name, replace=overwrite, exclusive=not overwrite) as staged:
         stage = staged.path
         artifacts, parity = {}, {}
         for fmt in formats:
+            STOP.check("export")
             path, runner, signature = write_artifact(fmt, model, stage, name, version)
             outputs = np.asarray(runner(windows), dtype="float64").reshape(reference.shape)
             max_abs = float(np.max(np.abs(outputs - reference))) if reference.size else 0.0
@@ -169,7 +222,8 @@ def export_run(
                 )
             artifacts[fmt] = {"path": path.relative_to(stage).as_posix(), "sha256": artifact_sha256(path), **signature}
         card = _model_card(config, run_dir, artifacts, parity)
-        (stage / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        write_json(stage / CARD_FILE, card)
+        STOP.check("export")
     return ExportResult(staged.final, parity, card)
 
 
@@ -223,6 +277,7 @@ def _write_savedmodel(model, stage: Path, name: str, version: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.export(str(path), format="tf_saved_model", verbose=False)
+    check_savedmodel(path)  # an export that needs an op off the allowlist fails here, and so do the tests
     run, input_name, output_name = savedmodel_runner(path)
     return path, run, _io_signature(model, input_name, output_name, signature="serving_default")
 
@@ -235,6 +290,7 @@ def _write_onnx(model, stage: Path, name: str, version: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.export(str(path), format="onnx", verbose=False)
+    check_onnx(path)
     run, input_name, output_name = onnx_runner(path)
     opset = max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx"))
     return path, run, _io_signature(model, input_name, output_name, opset=opset)
@@ -257,8 +313,25 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
         `(path, runner, signature)`: the artifact's path, a function from a
         float32 `(batch, window, features)` array to the artifact's outputs,
         and its input/output names, dtypes and shapes.
+
+    Raises:
+        KerasSeqError: the disk is full or the folder not writable, or the
+            artifact fails keras-seq's checks of what it may run.
     """
-    return _WRITERS[fmt](model, Path(folder), name, version)
+    try:
+        return _WRITERS[fmt](model, Path(folder), name, version)
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    except Exception as exc:
+        # TensorFlow reports a full disk as ResourceExhaustedError (or another OpError) instead of an OSError.
+        import tensorflow as tf
+
+        if isinstance(exc, tf.errors.OpError):
+            raise KerasSeqError(
+                f"cannot write the {fmt} artifact into {folder} ({type(exc).__name__}: {first_line(exc)[:120]}). "
+                "Nothing was exported; free disk space and export again."
+            ) from None
+        raise
 
 
 def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> dict:

@@ -460,6 +460,7 @@ def run_recipe(
         check_backtest(len(frame), experiment.windows, experiment.compare.backtest)
         frames[experiment.name] = frame
     import_keras()
+    from keras_seq.safety import STOP
     from keras_seq.training import staged_folder, utc_stamp, versions, write_json
 
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -477,6 +478,7 @@ def run_recipe(
                 title=f"{recipe.name}: {experiment.name}",
             )
             exported = _export_runs(folder, summary, experiment, backend, echo)
+            STOP.check("the recipe run")
             summaries[experiment.name] = summary
             body = markdown.split("\n", 1)[1].replace("\n## ", "\n### ")
             parts.append(f"## {experiment.name}\n" + (f"\n{experiment.note}\n" if experiment.note else "") + body)
@@ -494,6 +496,7 @@ def run_recipe(
             "data_sha256": {name: summary["settings"]["data"]["sha256"] for name, summary in summaries.items()},
             "versions": versions(),
         })
+        STOP.check("the recipe run")  # a signal after the last experiment: still nothing is published
     return RecipeResult(stage.final, report, summaries)
 
 

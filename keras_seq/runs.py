@@ -32,7 +32,7 @@ from pathlib import Path
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import Scaling, WindowSpec
-from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.errors import KerasSeqError, RunInterrupted, first_line
 from keras_seq.models.spec import ModelSpec, check_future_leak
 
 CONFIG_FILE = "config.json"
@@ -106,15 +106,28 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
         KerasSeqError: `run_dir` is not an unfinished run, has no checkpoint,
             or its data changed since it started.
     """
-    from keras_seq.data.sources import frame_sha256
-    from keras_seq.training import CHECKPOINT_FILE, TrainSpec, read_checkpoint
+    from keras_seq.safety import folder_lock
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise KerasSeqError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}. Give the folder of an unfinished fit.")
-    check_manifest(run_dir)
+    with folder_lock(run_dir, f"fit --resume {run_dir}"):
+        return _resume_locked(run_dir, verbose)
+
+
+def _resume_locked(run_dir: Path, verbose) -> RunResult:
+    from keras_seq.data.sources import frame_sha256
+    from keras_seq.safety import refuse_symlink
+    from keras_seq.training import CHECKPOINT_FILE, read_checkpoint
+
+    for name in (CONFIG_FILE, CHECKPOINT_FILE):
+        refuse_symlink(run_dir / name)
     config = _read_json(run_dir / CONFIG_FILE)
-    status = config.get("status", "complete")
+    status = config.get("status", "complete") if isinstance(config, dict) else None
+    if status not in ("running", "interrupted", "complete"):
+        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config. Give the folder of an unfinished fit.")
+    if status != "running":  # a killed run never got to write its manifest; every other folder has one
+        check_manifest(run_dir)
     if status == "complete":
         raise KerasSeqError(f"{run_dir} is a complete run: there is nothing to resume. Use `keras-seq evaluate` on it.")
     if not (run_dir / CHECKPOINT_FILE).is_file():
@@ -122,14 +135,12 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
             f"{run_dir} has no {CHECKPOINT_FILE}: it stopped before its first epoch ended. Start it again with `keras-seq fit`."
         )
     state = read_checkpoint(run_dir / CHECKPOINT_FILE)
-    data = DataSpec.from_config(config["data"])
-    windows = WindowSpec(**config["windows"])
-    model = ModelSpec(**config["model"])
-    train = TrainSpec(**config["train"])
-    backend = use_backend(config["backend"])
-    frame = data.load()
+    data, windows, model, train = specs_from_config(config, run_dir)
+    check_checkpoint(state, config, train, run_dir)
+    backend = use_backend(config.get("backend"))
+    frame = data.load(quote=False)
     digest = frame_sha256(frame)
-    if digest != config["data"]["sha256"]:
+    if digest != config["data"].get("sha256"):
         raise KerasSeqError(
             f"the data of {run_dir} changed since the run started (its sha256 differs from config.json). "
             "Resume with the same data, or start again with `keras-seq fit`."
@@ -137,12 +148,42 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
     import_keras()
     partial = re.fullmatch(r"\.(.+)\.[^.]+\.partial", run_dir.name)
     name = partial.group(1) if partial else run_dir.name
-    started = datetime.datetime.fromisoformat(config["created"])
+    try:
+        started = datetime.datetime.fromisoformat(config["created"])
+    except (KeyError, TypeError, ValueError):
+        raise KerasSeqError(f"{run_dir / CONFIG_FILE} has no valid 'created' time. Start the run again with `keras-seq fit`.") from None
     result = _train_into_folder(frame, digest, data, windows, model, train, backend, run_dir.parent, name, started,
                                 verbose=verbose, resume=state, replace=True)
     if partial:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
+
+
+def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
+    """Refuse a checkpoint that does not belong to this config: epochs, history and best epoch must agree.
+
+    (Weight and optimizer shapes are checked against the built model when they are restored.)
+    """
+    done = state.get("epochs_done")
+    history = state.get("history")
+    problem = None
+    if not isinstance(done, int) or isinstance(done, bool) or not 1 <= done <= train.epochs:
+        problem = f"it claims {done!r} epochs done, but the run trains {train.epochs}"
+    elif done == train.epochs and config.get("status") == "running":
+        problem = f"it holds all {done} epochs, so the run was complete; nothing is left to train"
+    elif not isinstance(history, dict) or not {"loss", "val_loss"} <= set(history):
+        problem = "it has no loss history"
+    elif any(not isinstance(v, list) or len(v) != done for v in history.values()):
+        problem = f"its history does not hold one value per epoch for its {done} epochs"
+    elif not isinstance(state.get("best_epoch"), int) or not 0 <= state["best_epoch"] < done:
+        problem = f"its best epoch {state.get('best_epoch')!r} is not one of its {done} epochs"
+    elif config.get("status") == "interrupted" and config.get("result", {}).get("epochs_run") != done:
+        problem = f"it holds {done} epochs but {CONFIG_FILE} says {config.get('result', {}).get('epochs_run')!r} ran"
+    if problem:
+        raise KerasSeqError(
+            f"the checkpoint in {run_dir} does not match its {CONFIG_FILE}: {problem}. Refusing to resume; "
+            "start the run again with `keras-seq fit`."
+        )
 
 
 def _train_into_folder(frame, digest, data, windows, model, train, backend, out, name, started, *, verbose,
@@ -337,16 +378,38 @@ def write_manifest(folder: Path) -> None:
 
 
 def check_manifest(run_dir: Path) -> None:
-    """Refuse a run folder whose files differ from its manifest (folders from before manifests pass)."""
+    """Refuse a run folder without a manifest, or whose files differ from it.
+
+    The manifest must list `config.json` and `model.keras`, and each name in
+    it must be a plain relative name inside the folder, never through a
+    symlink. It guards against accidents and careless copies; whoever can
+    write the folder can also write a matching manifest (SECURITY.md).
+    """
     from keras_seq.export import artifact_sha256
+    from keras_seq.safety import inside, refuse_symlink
 
     manifest = run_dir / MANIFEST_FILE
+    refuse_symlink(manifest)
     if not manifest.is_file():
-        return
+        raise KerasSeqError(
+            f"{run_dir} has no {MANIFEST_FILE}, so its files cannot be checked: the folder may have been changed. "
+            "Restore the manifest from the original run folder or re-run `keras-seq fit`."
+        )
     try:
         recorded = json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
+        valid = isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values())
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise KerasSeqError(f"{manifest} is not a keras-seq manifest. Re-run `keras-seq fit`.") from None
+        valid = False
+    if not valid:
+        raise KerasSeqError(f"{manifest} is not a keras-seq manifest. Re-run `keras-seq fit`.")
+    unlisted = [name for name in (CONFIG_FILE, MODEL_FILE) if name not in recorded]
+    if unlisted:
+        raise KerasSeqError(
+            f"{manifest} does not list {unlisted[0]}, so it cannot vouch for it: the folder may have been changed. "
+            "Re-run `keras-seq fit`."
+        )
+    for name in recorded:
+        inside(run_dir, name, "file in its manifest")  # every name, before any file is read
     for name, digest in recorded.items():
         path = run_dir / name
         if not path.is_file():
@@ -369,15 +432,25 @@ def model_io(config: dict) -> dict:
         `window`, `horizon`, `target_kind`, `features` (input columns in
         order), `target`, and `data`: the training data's `DATA_KEYS`.
     """
-    data = DataSpec.from_config(config["data"])
+    data, windows = specs_from_config(config, None, ("data", "windows"))
     return {
-        "window": config["windows"]["window"],
-        "horizon": config["windows"]["horizon"],
-        "target_kind": config["windows"]["target_kind"],
+        "window": windows.window,
+        "horizon": windows.horizon,
+        "target_kind": windows.target_kind,
         "features": list(data.feature_columns),
         "target": data.target,
         "data": {key: getattr(data, key) for key in DATA_KEYS},
     }
+
+
+def check_run_folder(run_dir: str | Path) -> Path:
+    """`run_dir` as a Path, refused unless it is an existing folder (nothing in it is read)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise KerasSeqError(f"{run_dir} is a file, not a run folder. Give a folder written by `keras-seq fit`.")
+    if not run_dir.is_dir():
+        raise KerasSeqError(f"run folder not found: {run_dir}. Give a folder written by `keras-seq fit`.")
+    return run_dir
 
 
 def read_run_config(run_dir: str | Path) -> dict:
@@ -387,12 +460,14 @@ def read_run_config(run_dir: str | Path) -> dict:
         KerasSeqError: the folder, its config or its model is missing or
             unreadable, or a file differs from the folder's manifest.
     """
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        raise KerasSeqError(f"{run_dir} is a file, not a run folder. Give a folder written by `keras-seq fit`.")
-    if not run_dir.is_dir():
-        raise KerasSeqError(f"run folder not found: {run_dir}. Give a folder written by `keras-seq fit`.")
+    run_dir = check_run_folder(run_dir)
+    from keras_seq.safety import refuse_symlink
+
+    for name in (CONFIG_FILE, MODEL_FILE):
+        refuse_symlink(run_dir / name)
     config = _read_json(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).is_file() else None
+    if config is not None and not isinstance(config, dict):
+        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it is not a JSON object.")
     status = (config or {}).get("status", "complete")
     if status != "complete":  # an unfinished run says so before anything else is missed
         epochs = f" after {config.get('result', {}).get('epochs_run', 0)} of {config.get('train', {}).get('epochs', '?')} epochs"
@@ -404,10 +479,38 @@ def read_run_config(run_dir: str | Path) -> dict:
         if not (run_dir / name).is_file():
             raise KerasSeqError(f"{run_dir} is not a run folder: it has no {name}. Give a folder written by `keras-seq fit`.")
     check_manifest(run_dir)
-    missing = [key for key in ("data", "windows", "model", "scaling") if key not in config]
+    missing = [key for key in ("data", "windows", "model", "scaling") if not isinstance(config.get(key), dict)]
     if missing:
-        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it has no '{missing[0]}'.")
+        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it has no '{missing[0]}' table.")
     return config
+
+
+def specs_from_config(config: dict, where: Path | None, keys: tuple[str, ...] = ("data", "windows", "model", "train")) -> tuple:
+    """The specs recorded in a run's config, each checked as the CLI checks it.
+
+    Returns:
+        One spec per key, in order: `data` -> DataSpec, `windows` ->
+        WindowSpec, `model` -> ModelSpec, `train` -> TrainSpec.
+
+    Raises:
+        KerasSeqError: a recorded option is unknown or out of range.
+    """
+    from keras_seq.training import TrainSpec
+
+    classes = {"data": DataSpec, "windows": WindowSpec, "model": ModelSpec, "train": TrainSpec}
+    specs = []
+    for key in keys:
+        cls, section = classes[key], config.get(key)
+        try:
+            if not isinstance(section, dict):
+                raise TypeError(f"no '{key}' table")
+            specs.append(cls.from_config(section) if cls is DataSpec else cls(**section))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise KerasSeqError(
+                f"{where / CONFIG_FILE if where else 'the run config'} records options that keras-seq cannot use in '{key}' ({first_line(exc)[:120]}). "
+                "The folder may have been changed; re-run `keras-seq fit`."
+            ) from None
+    return tuple(specs)
 
 
 def evaluate_run(
@@ -439,19 +542,30 @@ def evaluate_run(
     Returns:
         A `RunResult` with the output folder and the report.
     """
-    run_dir = Path(run_dir)
+    from keras_seq.safety import folder_lock
+
+    run_dir = check_run_folder(run_dir)
+    with folder_lock(run_dir, f"evaluate {run_dir}"):
+        return _evaluate_locked(run_dir, source, start, end, out, backend)
+
+
+def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResult:
+    from keras_seq.safety import refuse_symlink
+
     config = read_run_config(run_dir)
     if out is not None and Path(out).exists():
         raise KerasSeqError(f"output folder {out} already exists. Give a new folder.")
+    if out is None:
+        refuse_symlink(run_dir / "evaluations")
     use_backend(backend)
     new_data = any(v is not None for v in (source, start, end))
     overrides = {k: v for k, v in (("source", source), ("start", start), ("end", end)) if v is not None}
     if source is not None and start is None and end is None:
         overrides.update(start=None, end=None)
-    data = dataclasses.replace(DataSpec.from_config(config["data"]), **overrides)
-    windows = WindowSpec(**config["windows"])
-    scaling = Scaling.from_dict(config["scaling"])
-    frame = data.load()
+    recorded, windows, model_spec = specs_from_config(config, run_dir, ("data", "windows", "model"))
+    data = dataclasses.replace(recorded, **overrides)
+    scaling = scaling_from_config(config, run_dir)
+    frame = data.load(quote=source is not None)  # a path read from config.json is never quoted from
 
     import_keras()
     from keras_seq.data.windows import make_windows
@@ -466,7 +580,7 @@ def evaluate_run(
         frame, target=data.target, features=data.feature_columns, batch_size=256, normalize=False, scaling=scaling, **options
     )
     model = load_model(run_dir / MODEL_FILE)
-    arch = config["model"]["arch"]
+    arch = model_spec.arch
     report, predictions = evaluate_model(model, raw, "test", name=arch)
     if new_data:
         report.split = "every window of the given data"
@@ -479,3 +593,18 @@ def evaluate_run(
         )
         plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch)
     return RunResult(stage.final, report)
+
+
+def scaling_from_config(config: dict, where: Path):
+    """The training split's `Scaling` recorded in a run's config.
+
+    Raises:
+        KerasSeqError: it is missing or malformed.
+    """
+    try:
+        return Scaling.from_dict(config["scaling"])
+    except (KeyError, TypeError, ValueError):
+        raise KerasSeqError(
+            f"{where / CONFIG_FILE} has no readable 'scaling' statistics. The folder may have been changed; "
+            "re-run `keras-seq fit`."
+        ) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 
 from keras_seq.errors import KerasSeqError
 from keras_seq.export import CARD_FILE, artifact_sha256
+from keras_seq.safety import plain_name
 
 @dataclasses.dataclass
 class Artifact:
@@ -51,8 +53,10 @@ def _checked(path: Path, kind: str, levels: int) -> dict:
     folder, card = _find_card(path, levels)
     if card is None:
         raise KerasSeqError(f"no {CARD_FILE} found beside {path}. Predict from the export folder written by `keras-seq export`.")
-    entry = card.get("artifacts", {}).get(kind)
-    if entry is None or (folder / entry["path"]).resolve() != path.resolve():
+    artifacts = card.get("artifacts") if isinstance(card, dict) else None
+    entry = artifacts.get(kind) if isinstance(artifacts, dict) else None
+    if (not isinstance(entry, dict) or not plain_name(entry.get("path"))
+            or (folder / entry["path"]).resolve() != path.resolve()):
         raise KerasSeqError(f"{folder / CARD_FILE} does not list {path} as its {kind} artifact. Export the run again.")
     if artifact_sha256(path) != entry["sha256"]:
         raise KerasSeqError(
@@ -84,14 +88,19 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
         from keras_seq.backend import import_keras, use_backend
         from keras_seq.export import savedmodel_runner
 
+        from keras_seq.safety import check_savedmodel
+
         use_backend(backend)
         import_keras()  # TensorFlow, with its start-up notices kept off the terminal
+        check_savedmodel(path)  # before TensorFlow runs any of it
         run, _, _ = savedmodel_runner(path)
         return Artifact("savedmodel", path, run, **_describe_card(card))
     if path.is_file() and path.suffix == ".onnx":
         card = _checked(path, "onnx", levels=0)
         from keras_seq.export import onnx_runner
+        from keras_seq.safety import check_onnx
 
+        check_onnx(path)
         try:
             run, _, _ = onnx_runner(path)
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
@@ -117,9 +126,18 @@ def _describe_card(card: dict) -> dict:
     """The fields of `runs.model_io`, read back from a model card."""
     from keras_seq.runs import DATA_KEYS
 
-    return {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
-        "data": {key: card["data"].get(key) for key in DATA_KEYS}
-    }
+    try:
+        described = {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
+            "data": {key: card["data"].get(key) for key in DATA_KEYS}
+        }
+        valid = (all(isinstance(described[k], int) and described[k] >= 1 for k in ("window", "horizon"))
+                 and described["target_kind"] in ("next", "sequence") and isinstance(described["target"], str)
+                 and isinstance(described["features"], list) and all(isinstance(f, str) for f in described["features"]))
+    except (KeyError, TypeError, AttributeError):
+        valid = False
+    if not valid:
+        raise KerasSeqError(f"the model card ({CARD_FILE}) does not describe the model's inputs and outputs. Export the run again.")
+    return described
 
 
 def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) -> pd.DataFrame:
@@ -167,12 +185,52 @@ def _checked_steps(steps) -> int:
 
 
 def future_dates(index: pd.DatetimeIndex, steps: int) -> pd.DatetimeIndex:
-    """The `steps` dates after `index`: business days for daily data, else its median spacing."""
-    gaps = np.diff(index[-50:].values).astype("timedelta64[s]").astype("float64")
-    spacing = pd.Timedelta(seconds=float(np.median(gaps))) if len(gaps) else pd.Timedelta(days=1)
-    if spacing <= pd.Timedelta(days=4):
-        return pd.bdate_range(index[-1] + pd.offsets.BDay(1), periods=steps, name="date")
-    return pd.DatetimeIndex([index[-1] + spacing * (k + 1) for k in range(steps)], name="date")
+    """The `steps` dates after `index`, in the data's own frequency.
+
+    A frequency pandas can infer from the last 50 dates (hourly, business
+    daily, weekly, month start, year end, ...) is followed exactly. Trading
+    days with holidays (gaps of 1 to 4 days at midnight) continue as
+    business days; dates that all fall on month or year starts or ends keep
+    doing so; anything else steps by the median spacing.
+
+    Example:
+    >>> [str(d.date()) for d in future_dates(pd.date_range("2020-01-01", periods=6, freq="MS"), 2)]
+    ['2020-07-01', '2020-08-01']
+    """
+    tail = index[-50:]
+    offset = _inferred_offset(tail)
+    if offset is None:
+        gaps = np.diff(tail.values).astype("timedelta64[s]").astype("float64")
+        spacing = pd.Timedelta(seconds=float(np.median(gaps))) if len(gaps) else pd.Timedelta(days=1)
+        at_midnight = bool((tail == tail.normalize()).all())
+        if at_midnight and pd.Timedelta(days=1) <= spacing <= pd.Timedelta(days=4):
+            offset = pd.offsets.BDay()
+        elif at_midnight and spacing >= pd.Timedelta(days=28):
+            offset = next((o for o in (pd.offsets.MonthBegin(), pd.offsets.MonthEnd(), pd.offsets.YearBegin(),
+                                        pd.offsets.YearEnd()) if all(o.is_on_offset(d) for d in tail)), None)
+            if offset is not None and spacing >= pd.Timedelta(days=360):
+                offset = pd.offsets.YearBegin() if isinstance(offset, pd.offsets.MonthBegin) else offset
+                offset = pd.offsets.YearEnd() if isinstance(offset, pd.offsets.MonthEnd) else offset
+        if offset is None:
+            return pd.DatetimeIndex([index[-1] + spacing * (k + 1) for k in range(steps)], name="date")
+    return pd.date_range(index[-1], periods=steps + 1, freq=offset, name="date")[1:]
+
+
+def _inferred_offset(tail: pd.DatetimeIndex):
+    if len(tail) < 3:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 warns that infer_freq will return an offset
+        try:
+            freq = pd.infer_freq(tail)
+        except (ValueError, TypeError):
+            return None
+    return pd.tseries.frequencies.to_offset(freq) if freq is not None else None
+
+
+def date_format(dates: pd.DatetimeIndex) -> str:
+    """`%Y-%m-%d`, with the time of day when any date has one."""
+    return "%Y-%m-%d" if bool((dates == dates.normalize()).all()) else "%Y-%m-%d %H:%M"
 
 
 def predict_artifact(
@@ -183,6 +241,7 @@ def predict_artifact(
     end: str | None = None,
     steps: int | None = None,
     backend: str | None = None,
+    csv: str | Path | None = None,
 ) -> pd.DataFrame:
     """Load an artifact and the data it reads, and forecast after the data's last window.
 
@@ -194,6 +253,8 @@ def predict_artifact(
         end: str or None. Last date. Defaults to the training data's.
         steps: int or None. Values to forecast. Defaults to the horizon.
         backend: str or None. Keras backend for run folders and `.keras` files.
+        csv: path or None. Also write the forecast to this CSV (never over
+            the artifact or the data it reads). Defaults to `None`.
 
     Returns:
         A DataFrame of `date` and forecast values.
@@ -202,11 +263,49 @@ def predict_artifact(
 
     if steps is not None:
         _checked_steps(steps)  # before loading anything
+    if csv is not None:
+        check_output_path(csv, [path, *_file_sources(source)])
     artifact = load_artifact(path, backend=backend)
     data = dict(artifact.data)
     if source is not None:
         data.update(source=source, start=None, end=None)
     data.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
-    spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **data)
-    frame = spec.load()
-    return forecast(artifact, frame, steps)
+    if csv is not None:
+        check_output_path(csv, _file_sources(data.get("source")))
+    try:
+        spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **data)
+    except TypeError:
+        raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give --data.") from None
+    frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
+    table = forecast(artifact, frame, steps)
+    if csv is not None:
+        write_forecast(table, csv)
+    return table
+
+
+def check_output_path(path: str | Path, inputs: list) -> None:
+    """Refuse an output file that is one of `inputs` or lies inside one of them (an artifact's folder)."""
+    target = Path(path).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if target == source or source in target.parents:
+            raise KerasSeqError(f"--csv {path} would overwrite what the forecast reads ({given}). Give another file name.")
+
+
+def _file_sources(source) -> list:
+    """The local file a data source names, if it names one."""
+    return [] if source is None or source == "dji" or source.startswith(("stooq:", "fred:")) else [source]
+
+
+def write_forecast(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a forecast table as CSV, atomically (a temporary file beside it, then a rename).
+
+    Raises:
+        KerasSeqError: its folder is missing or read-only, or the disk is
+            full; nothing is left half-written.
+    """
+    from keras_seq.safety import write_file_atomically
+
+    fmt = date_format(pd.DatetimeIndex(table["date"]))
+    write_file_atomically(path, lambda stream: table.to_csv(stream, index=False, date_format=fmt, float_format="%.6f"))
+    return Path(path)

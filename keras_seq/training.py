@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_seq.data.windows import Windows
-from keras_seq.errors import KerasSeqError
+from keras_seq.errors import KerasSeqError, first_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +63,8 @@ class TrainSpec:
                 raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={value}")
         if not (isinstance(self.lr, (int, float)) and np.isfinite(self.lr) and self.lr > 0):
             raise KerasSeqError(f"`lr` must be a positive number. Received: lr={self.lr}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise KerasSeqError(f"`seed` must be a non-negative integer. Received: seed={self.seed}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise KerasSeqError(f"`seed` must be an integer from 0 to {2**32 - 1} (NumPy's range). Received: seed={self.seed}")
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
             raise KerasSeqError(f"`patience` must be an integer of at least 1. Received: patience={self.patience}")
         if not isinstance(self.steps_per_execution, int) or self.steps_per_execution < 1:
@@ -130,10 +130,11 @@ def train_model(
     guard = _stop_on_non_finite_loss(keras)
     callbacks = [guard, best]
     interrupt = _Interrupt()
+    saver = None
     if checkpoint is not None:
         saver = _epoch_checkpoint(keras, Path(checkpoint), best, previous, interrupt)
         callbacks.append(saver)
-    with interrupt.catching(trainer) if checkpoint is not None else contextlib.nullcontext():
+    with interrupt.catching(trainer):
         history = trainer.fit(
             fit_data(windows, "train", first_epoch),
             validation_data=fit_data(windows, "validation"),
@@ -150,37 +151,29 @@ def train_model(
             f"Try a smaller learning rate (now {spec.lr:g}) or check the data for extreme values."
         )
     if interrupt.requested:  # the epochs in the last checkpoint; one cut short is not kept: resuming repeats it
-        return {**saver.history, "interrupted": True}
+        return {**(saver.history if saver is not None else {}), "interrupted": True}
     done = {key: [float(v) for v in values] for key, values in history.history.items()}
     return {key: list(previous.get(key, [])) + done.get(key, []) for key in dict.fromkeys([*previous, *done])}
 
 
 class _Interrupt:
-    """Ctrl-C during training: stop after the current batch (a second Ctrl-C stops at once)."""
+    """SIGINT or SIGTERM during training: stop after the current batch (a second signal stops at once)."""
 
     def __init__(self):
         self.requested = False
 
     @contextlib.contextmanager
     def catching(self, trainer):
-        import signal
-        import threading
+        from keras_seq.safety import stop_signals
 
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handle(signum, frame):
-            if self.requested:
-                raise KeyboardInterrupt
+        def stop():
             self.requested = True
             trainer.stop_training = True
 
-        previous = signal.signal(signal.SIGINT, handle)
-        try:
+        with stop_signals(on_stop=stop) as request:
+            if request.requested:  # a signal that came before training began
+                stop()
             yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
 
 def _early_stopping(keras, spec: TrainSpec, resume: dict | None):
@@ -245,6 +238,9 @@ def read_checkpoint(path: Path) -> dict:
     """A checkpoint written by `write_checkpoint`, as `train_model(resume=...)` takes it."""
     import zipfile
 
+    from keras_seq.safety import check_zip_members
+
+    check_zip_members(path, small=("meta.npy",), allowed=lambda name: name.endswith(".npy") and "/" not in name)
     try:
         with np.load(path, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
@@ -254,15 +250,26 @@ def read_checkpoint(path: Path) -> dict:
                 "optimizer": [stored[f"optimizer_{i}"] for i in range(n_optimizer)],
                 "best_weights": [stored[f"best_{i}"] for i in range(n_best)] or None,
             }
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise KerasSeqError(f"{path} is not a readable keras-seq checkpoint ({exc}). Start the run again.") from None
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        raise KerasSeqError(f"{path} is not a readable keras-seq checkpoint ({first_line(exc)[:120]}). Start the run again.") from None
 
 
 def _restore_trainer(trainer, state: dict) -> None:
-    trainer.set_weights(state["weights"])
+    """Put a checkpoint's weights and optimizer state into `trainer`, refusing any that do not fit it."""
     trainer.optimizer.build(trainer.trainable_variables)
-    if len(trainer.optimizer.variables) != len(state["optimizer"]):
-        raise KerasSeqError("the checkpoint's optimizer state does not fit this model. Start the run again.")
+    for what, variables, values in (("weights", trainer.weights, state["weights"]),
+                                    ("optimizer state", trainer.optimizer.variables, state["optimizer"]),
+                                    ("best weights", trainer.weights, state["best_weights"] or trainer.get_weights())):
+        needed = [tuple(v.shape) for v in variables]
+        given = [tuple(np.shape(v)) for v in values]
+        if needed != given:
+            at = next((i for i, (a, b) in enumerate(zip(needed, given)) if a != b), min(len(needed), len(given)))
+            raise KerasSeqError(
+                f"the checkpoint's {what} do not fit this model ({len(given)} arrays for {len(needed)}; the first "
+                f"that differs is #{at}), so it belongs to another arch or size. Refusing to resume; start the run "
+                "again with `keras-seq fit`."
+            )
+    trainer.set_weights(state["weights"])
     for variable, value in zip(trainer.optimizer.variables, state["optimizer"]):
         variable.assign(value)
 
@@ -454,14 +461,16 @@ class StagedFolder:
 
 
 @contextlib.contextmanager
-def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False):
+def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False, exclusive: bool = False):
     """Write a folder under a temporary name, then rename it into place.
 
     If the body raises (or is interrupted), the temporary folder is removed,
     so a reader never sees a half-written run. By default an existing folder
     is never overwritten: a taken name gets a suffix `-2`, `-3`, ... With
     `replace=True` the new folder takes the name, and the old one is removed
-    only once the new one is in place.
+    only once the new one is in place. With `exclusive=True` the name is
+    claimed atomically, and a folder of that name that appeared meanwhile
+    (another process) is an error, never replaced.
 
     Yields:
         A `StagedFolder`; its `final` is set when the block completes.
@@ -470,23 +479,66 @@ def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False):
     if parent.exists() and not parent.is_dir():
         raise KerasSeqError(f"output folder {parent} is a file. Give --out a folder.")
     created = [p for p in (parent, *parent.parents) if not p.exists()]  # removed again if the block fails
+    _name_leftovers(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         stage = StagedFolder(Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)))
         umask = os.umask(0)
         os.umask(umask)
         stage.path.chmod(0o777 & ~umask)  # mkdtemp makes it private; a run folder is not
+        held = _hold(stage.path)  # while it is written: how the next command tells it from a killed one's leftover
     except OSError as exc:
         raise KerasSeqError(f"cannot write to output folder {parent}: {exc.strerror or exc}.") from None
     try:
         yield stage
-        stage.final = _replace(stage.path, parent / name) if replace else _publish(stage.path, parent, name)
+        if replace:
+            stage.final = _replace(stage.path, parent / name)
+        else:
+            stage.final = _publish(stage.path, parent, name, attempts=1 if exclusive else 999)
     except BaseException:
         shutil.rmtree(stage.path, ignore_errors=True)
         for folder in created:  # innermost first; a folder another run wrote into stays
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+    finally:
+        os.close(held)
+
+
+def _hold(folder: Path) -> int:
+    """An open descriptor of `folder` with an exclusive flock on it (released when it is closed)."""
+    import fcntl
+
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
+def _name_leftovers(parent: Path) -> None:
+    """Warn about each staged folder in `parent` that no process holds: a killed command left it."""
+    import fcntl
+    import warnings
+
+    from keras_seq.errors import FolderWarning
+
+    if not parent.is_dir():
+        return
+    for folder in sorted(parent.glob(".*.partial")):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # another command is writing it now
+        finally:
+            os.close(descriptor)
+        hint = (f"resume it with `keras-seq fit --resume {folder}`, or delete it" if (folder / CHECKPOINT_FILE).is_file()
+                else f"nothing can resume it: delete it (rm -r '{folder}')")
+        warnings.warn(f"{folder} was left by a keras-seq command that was killed; {hint}.", FolderWarning, stacklevel=4)
 
 
 def _replace(staged: Path, target: Path) -> Path:
@@ -505,8 +557,8 @@ def _replace(staged: Path, target: Path) -> Path:
     return target
 
 
-def _publish(staged: Path, parent: Path, name: str) -> Path:
-    for attempt in range(1, 1000):
+def _publish(staged: Path, parent: Path, name: str, attempts: int = 999) -> Path:
+    for attempt in range(1, attempts + 1):
         target = parent / (name if attempt == 1 else f"{name}-{attempt}")
         try:
             target.mkdir()  # atomic claim of the name: fails if it exists
@@ -514,11 +566,29 @@ def _publish(staged: Path, parent: Path, name: str) -> Path:
             continue
         os.replace(staged, target)  # replaces the empty folder just claimed
         return target
+    if attempts == 1:
+        raise KerasSeqError(f"{parent / name} appeared while keras-seq was writing it (another command?). Nothing was replaced.")
     raise KerasSeqError(f"could not find a free run folder name for {name} in {parent}.")
 
 
 def write_json(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    """Strict JSON: a non-finite number is written as `null`, and its place listed under `null_reasons`."""
+    reasons = {}
+    clean = _finite(json.loads(json.dumps(payload, default=_json_default)), "", reasons)
+    if reasons:
+        clean = {**clean, "null_reasons": {**clean.get("null_reasons", {}), **reasons}}
+    path.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _finite(value, where: str, reasons: dict):
+    if isinstance(value, float) and not np.isfinite(value):
+        reasons[where] = f"not a finite number ({value})"
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), reasons) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v, f"{where}[{i}]", reasons) for i, v in enumerate(value)]
+    return value
 
 
 def _json_default(value):

@@ -77,7 +77,7 @@ BAD_INPUTS = [
     (["fit", "--splits", "0.5,0.5,0.5"], 1, "`splits` must be three non-negative fractions"),
     (["fit", "--splits", "a,b"], 2, "expected three numbers like 0.7,0.15,0.15"),
     (["fit", "--data", "missing.csv"], 1, "data file not found: missing.csv"),
-    (["fit", "--target", "Price"], 1, "column 'Price' not found in dji. Available columns: Open, High, Low, Close, Volume"),
+    (["fit", "--target", "Price"], 1, "column 'Price' not found in dji. Available columns: 'Open', 'High', 'Low', 'Close', 'Volume'"),
     (["fit", "--features", "Close,Close"], 1, "names a column twice"),
     (["fit", "--features", ","], 2, "give one or more column names"),
     (["fit", "--start", "2022-01-01", "--end", "2021-01-01"], 1, "`start` is after `end`"),

@@ -87,3 +87,14 @@ def test_plots_are_written_as_png(tmp_path):
     for name in ("loss.png", "forecast.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_mape_is_undefined_when_the_target_has_zeros_and_written_as_null_with_the_reason():
+    metrics = forecast_metrics([0.0, 2.0], [1.0, 2.0])
+    assert math.isnan(metrics["mape"]) and metrics["mae"] == 0.5
+    report = Report("gru", "test", 2, "2020-01-01", "2020-01-02", metrics, forecast_metrics([0.0, 2.0], [0.0, 0.0]), 0.5)
+    written = report.to_dict()
+    assert written["model"]["mape"] is None and written["persistence"]["mape"] is None
+    assert written["null_reasons"]["model.mape"].startswith("undefined: the actual values include 0")
+    assert "undefined" in report.table().splitlines()[2]
+

@@ -14,7 +14,7 @@ from keras_seq.data.windows import WindowSpec, make_windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.evaluation import forecast_metrics
 from keras_seq.models import ModelSpec, load_model
-from keras_seq.runs import evaluate_run, fit_run
+from keras_seq.runs import evaluate_run, fit_run, write_manifest
 from keras_seq.training import TrainSpec
 
 pytestmark = pytest.mark.backend
@@ -104,8 +104,8 @@ def test_evaluate_run_refuses_a_broken_config(small_run, tmp_path, text, message
 
     broken = tmp_path / "run"
     shutil.copytree(small_run.path, broken)
-    (broken / "manifest.json").unlink()  # as in a folder written before manifests (with one, the edit is caught first)
     (broken / "config.json").write_text(text)
+    write_manifest(broken)  # a matching manifest, as whoever edits a folder can write (without one, that is refused first)
     with pytest.raises(KerasSeqError, match=message):
         evaluate_run(broken)
 

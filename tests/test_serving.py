@@ -147,3 +147,19 @@ def test_future_dates_are_business_days_for_daily_data():
     assert list(future_dates(daily, 2)) == [pd.Timestamp("2023-02-13"), pd.Timestamp("2023-02-14")]
     monthly = pd.date_range("2020-01-01", periods=12, freq="30D")
     assert future_dates(monthly, 1)[0] == monthly[-1] + pd.Timedelta(days=30)
+
+
+@pytest.mark.parametrize("index, expected", [
+    (pd.date_range("2024-01-22 00:00", "2024-01-23 02:00", freq="h"), ["2024-01-23 03:00", "2024-01-23 04:00"]),
+    (pd.date_range("2015-01-01", periods=24, freq="MS").delete([5]), ["2017-01-01", "2017-02-01"]),  # one month missing
+    (pd.date_range("2015-01-31", periods=24, freq="ME"), ["2017-01-31", "2017-02-28"]),
+    (pd.to_datetime([str(y) for y in range(1700, 2009)], format="%Y"), ["2009-01-01", "2010-01-01"]),
+    (pd.bdate_range("2023-01-02", "2023-02-10").delete([11]), ["2023-02-13", "2023-02-14"]),  # a holiday
+    (pd.date_range("2020-01-05", periods=20, freq="W-SUN"), ["2020-05-24", "2020-05-31"]),
+])
+def test_future_dates_follow_the_datas_own_frequency(index, expected):
+    from keras_seq.serving import date_format
+
+    dates = future_dates(pd.DatetimeIndex(index), 2)
+    assert [d.strftime(date_format(dates)) for d in dates] == expected
+

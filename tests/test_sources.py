@@ -64,7 +64,7 @@ def test_csv_first_column_dates_without_a_date_name(write_csv):
 def test_csv_explicit_date_column(write_csv):
     path = write_csv("x,obs\n1.0,2021-03-01\n2.0,2021-03-02\n")
     assert load_series(str(path), date_column="obs", columns=["x"])["x"].tolist() == [1.0, 2.0]
-    with pytest.raises(KerasSeqError, match="date column 'nope' not found .* Available columns: x, obs"):
+    with pytest.raises(KerasSeqError, match="date column 'nope' not found .* Available columns: 'x', 'obs'"):
         load_series(str(path), date_column="nope")
 
 
@@ -127,7 +127,7 @@ def test_rows_dated_after_today_are_refused(write_csv):
 @pytest.mark.parametrize(
     "text, columns, fill, message",
     [
-        ("Date,Close\n2021-01-04,1\n", ["Price"], None, "column 'Price' not found in .*Available columns: Close"),
+        ("Date,Close\n2021-01-04,1\n", ["Price"], None, "column 'Price' not found in .*Available columns: 'Close'"),
         ("Date,Close\n2021-01-04,1\n2021-01-05,abc\n2021-01-06,--\n", ["Close"], None,
          "column 'Close' .* non-numeric values: 2021-01-05 'abc', 2021-01-06 '--'"),
         ("Date,Close\n2021-01-04,1\n2021-01-05,\n2021-01-06,3\n", ["Close"], None,
@@ -234,3 +234,40 @@ def test_fred_through_pandas_datareader_drops_holidays_and_caches(local_server, 
 def test_online_source_without_a_name():
     with pytest.raises(KerasSeqError, match="names no series. Expected e.g. 'fred:DJIA'"):
         load_series("fred:")
+
+
+# === Hostile or unusual files (issue 14) ===
+
+
+def test_a_csv_with_too_many_columns_is_refused_from_its_header(write_csv):
+    from keras_seq.data.sources import MAX_COLUMNS
+
+    header = "Date," + ",".join(f"c{i}" for i in range(MAX_COLUMNS + 1))
+    path = write_csv(header + "\n" + "2020-01-01," + ",".join("1" for _ in range(MAX_COLUMNS + 1)) + "\n")
+    with pytest.raises(KerasSeqError, match=f"has {MAX_COLUMNS + 2:,} columns; keras-seq reads at most {MAX_COLUMNS:,}"):
+        load_series(str(path))
+    endless = write_csv("a," * (3 << 20), name="endless.csv")  # one 6 MiB header line: never parsed
+    with pytest.raises(KerasSeqError, match="has a header row longer than 4 MiB"):
+        load_series(str(endless))
+
+
+def test_mixed_utc_offsets_are_read_in_utc_with_a_warning(write_csv):
+    path = write_csv("Date,Close\n2024-03-30T00:00:00+01:00,1\n2024-03-31T00:00:00+02:00,2\n2024-04-01T00:00:00+02:00,3\n")
+    with pytest.warns(DataWarning, match="have mixed UTC offsets; they were converted to UTC"):
+        frame = load_series(str(path), columns=["Close"])
+    assert list(frame.index) == [pd.Timestamp("2024-03-29 23:00"), pd.Timestamp("2024-03-30 22:00"),
+                                 pd.Timestamp("2024-03-31 22:00")]
+
+
+def test_integer_years_are_years_and_a_year_column_is_found(write_csv):
+    rows = "".join(f"{year},{year % 11}.0\n" for year in range(1700, 2009))
+    frame = load_series(str(write_csv("YEAR,SUNACTIVITY\n" + rows)), columns=["SUNACTIVITY"])
+    assert frame.index[0] == pd.Timestamp("1700-01-01") and frame.index[-1] == pd.Timestamp("2008-01-01")
+    assert len(frame) == 309
+
+
+def test_a_numeric_column_named_as_the_date_column_is_not_dates(write_csv):
+    path = write_csv("Date,Close\n2020-01-01,101.5\n2020-01-02,101.5\n2020-01-03,99.25\n")
+    with pytest.raises(KerasSeqError, match="column 'Close' of .* holds numbers, not dates .*101.5.*--date-column"):
+        load_series(str(path), date_column="Close")
+

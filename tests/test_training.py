@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pandas as pd
@@ -119,7 +121,8 @@ def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path, run_cli):
         (dict(epochs=0), "`epochs` must be an integer of at least 1. Received: epochs=0"),
         (dict(batch_size=-4), "`batch_size` must be an integer of at least 1"),
         (dict(lr=0.0), "`lr` must be a positive number"),
-        (dict(seed=-1), "`seed` must be a non-negative integer"),
+        (dict(seed=-1), "`seed` must be an integer from 0 to 4294967295"),
+        (dict(seed=2**32), "`seed` must be an integer from 0 to 4294967295 .NumPy's range.. Received: seed=4294967296"),
         (dict(patience=0), "`patience` must be an integer of at least 1"),
         (dict(steps_per_execution=0), "`steps_per_execution` must be an integer of at least 1"),
         (dict(jit_compile="yes"), "`jit_compile` must be true, false or"),
@@ -174,3 +177,15 @@ def test_replace_mode_swaps_in_the_new_folder(tmp_path):
     assert stage.final == tmp_path / "export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
     assert [p.name for p in (tmp_path / "export").iterdir()] == ["new.txt"]
+
+
+def test_json_files_are_strict_with_non_finite_numbers_as_null_and_a_reason(tmp_path):
+    from keras_seq.training import write_json
+
+    write_json(tmp_path / "m.json", {"model": {"mape": float("inf"), "mae": 1.5}, "skill": float("nan"), "x": [1.0, -float("inf")]})
+    text = (tmp_path / "m.json").read_text()
+    loaded = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in strict JSON"))
+    assert loaded["model"] == {"mape": None, "mae": 1.5} and loaded["skill"] is None and loaded["x"] == [1.0, None]
+    assert loaded["null_reasons"] == {"model.mape": "not a finite number (inf)", "skill": "not a finite number (nan)",
+                                      "x[1]": "not a finite number (-inf)"}
+

@@ -37,7 +37,12 @@ DJI_INTRADAY_DATE = "2023-02-13"
 
 STOOQ_URL = "https://stooq.com/q/d/l/"
 FRED_URL = "https://fred.stlouisfed.org/graph/fredgraph.csv"
-DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day", "observation_date")
+DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day", "observation_date", "year")
+# A header with more columns than this is refused before the rest of the file is parsed.
+MAX_COLUMNS = 10_000
+MAX_HEADER_BYTES = 4 << 20
+# Integer dates in this range are read as years (statsmodels' sunspots: YEAR 1700..2008).
+YEARS = (1000, 2999)
 FILL_METHODS = ("ffill",)
 OFFLINE_HINT = "If you are offline, use the embedded data (--data dji) or a CSV file (--data path.csv)."
 
@@ -102,8 +107,14 @@ class DataSpec:
         """Every column the model reads: the features, then the target."""
         return list(dict.fromkeys([*self.feature_columns, self.target]))
 
-    def load(self, refresh: bool = False) -> pd.DataFrame:
-        """Load this spec's series: its feature and target columns only."""
+    def load(self, refresh: bool = False, quote: bool = True) -> pd.DataFrame:
+        """Load this spec's series: its feature and target columns only.
+
+        `quote=False` when the source was read from a run folder rather than
+        given on the command line: errors then say what failed but quote
+        nothing of the file (a crafted config.json must not turn keras-seq
+        into a reader of other files).
+        """
         return load_series(
             self.source,
             self.start,
@@ -113,6 +124,7 @@ class DataSpec:
             fill=self.fill,
             cache_dir=self.cache_dir,
             refresh=refresh,
+            quote=quote,
         )
 
 
@@ -126,6 +138,7 @@ def load_series(
     fill: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     refresh: bool = False,
+    quote: bool = True,
 ) -> pd.DataFrame:
     """Load a time series as a DataFrame indexed by ascending dates.
 
@@ -148,6 +161,9 @@ def load_series(
             `columns`. Defaults to `None` (missing values are an error).
         cache_dir: path or None. Cache folder for online sources.
         refresh: bool. Download online sources again. Defaults to `False`.
+        quote: bool. Errors and warnings about a CSV file may quote a short
+            excerpt of it. `False` for a path read from a run folder: they
+            then quote nothing of the file. Defaults to `True`.
 
     Returns:
         A DataFrame with a DatetimeIndex named `Date`, sorted ascending,
@@ -182,12 +198,39 @@ def load_series(
                 f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), "
                 "'stooq:SYMBOL' or 'fred:SERIES'."
             )
+        if not quote:
+            return _unquoted(source, lambda: _finish(_read_csv_text(path, source, date_column=date_column),
+                                                     start_ts, end_ts, source, columns, fill))
         frame = _read_csv_text(path, source, date_column=date_column)
+    return _finish(frame, start_ts, end_ts, source, columns, fill)
 
+
+def _finish(frame, start_ts, end_ts, source, columns, fill) -> pd.DataFrame:
     frame = _select_range(frame, start_ts, end_ts, source)
     if columns is None:
         return frame.apply(_to_float_if_numeric)
     return _checked_columns(frame, list(columns), fill, source)
+
+
+def _unquoted(source: str, read):
+    """`read()`, with its errors and data warnings replaced by lines that quote nothing of the file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            frame = read()
+        except KerasSeqError:
+            raise KerasSeqError(
+                f"the data file {source} named in the run's config.json cannot be read as the run's data. keras-seq "
+                "quotes nothing from a file named by a run folder; give it with --data to see what is wrong."
+            ) from None
+    repaired = [w for w in caught if issubclass(w.category, DataWarning)]
+    for warning in caught:
+        if warning not in repaired:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if repaired:
+        warnings.warn(f"the data file {source} named in the run's config.json was repaired while reading "
+                      f"({len(repaired)} warnings); give it with --data to see them.", DataWarning, stacklevel=4)
+    return frame
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
@@ -234,6 +277,8 @@ def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
 
 def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
     """Read a CSV and index it by its date column."""
+    if isinstance(path_or_buffer, (str, os.PathLike)):
+        _check_header(Path(path_or_buffer), name)
     try:
         with warnings.catch_warnings():
             # Rows longer than the header: pandas would silently turn the extra leading fields into an index.
@@ -250,7 +295,7 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
     except UnicodeDecodeError:
         raise KerasSeqError(f"data file {name} is not UTF-8 text. Expected a CSV file; re-save it as UTF-8.") from None
     except (pd.errors.ParserError, ValueError) as exc:
-        raise KerasSeqError(f"data file {name} is not a readable CSV ({first_line(exc)}). Expected comma-separated values with a header row.") from None
+        raise KerasSeqError(f"data file {name} is not a readable CSV ({first_line(exc)[:120]}). Expected comma-separated values with a header row.") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     if raw.empty:
         raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
@@ -262,11 +307,16 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
         if day_first.notna().all():
             dates, caught = day_first, [w for w in caught_day_first if "dayfirst" not in str(w.message)]
             warnings.warn(
-                f"dates in {name} were read day first: month first, '{raw[column][bad].iloc[0]}' is not a date.",
+                f"dates in {name} were read day first: month first, {excerpt(raw[column][bad].iloc[0])} is not a date.",
                 DataWarning,
                 stacklevel=3,
             )
             bad = dates.isna()
+    if bad.any() and pd.api.types.is_numeric_dtype(raw[column]):
+        raise KerasSeqError(
+            f"column '{column}' of {name} holds numbers, not dates (integer years {YEARS[0]}..{YEARS[1]} would be "
+            f"read as years): {_describe_rows(raw.index[bad], raw[column][bad])}. Name the date column with --date-column."
+        )
     if bad.any():
         rows = _describe_rows(raw.index[bad], raw[column][bad])
         raise KerasSeqError(
@@ -287,19 +337,68 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
     return _sorted_unique(frame, name)
 
 
+def _check_header(path: Path, name: str) -> None:
+    """Refuse, from its first line alone, a CSV with more columns than `MAX_COLUMNS` (pandas would take minutes)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as stream:
+        head = b""
+        while b"\n" not in head and len(head) <= MAX_HEADER_BYTES:
+            block = stream.read(1 << 16)
+            if not block:
+                break
+            head += block
+    line = head.split(b"\n", 1)[0]
+    if len(line) > MAX_HEADER_BYTES:
+        raise KerasSeqError(
+            f"data file {name} has a header row longer than {MAX_HEADER_BYTES >> 20} MiB, far more columns than "
+            f"keras-seq reads (at most {MAX_COLUMNS:,}). Keep only the columns you need."
+        )
+    try:
+        fields = next(csv.reader([line.decode("utf-8", errors="replace")]), [])
+    except csv.Error:
+        return  # pandas reports it
+    if len(fields) > MAX_COLUMNS:
+        raise KerasSeqError(
+            f"data file {name} has {len(fields):,} columns; keras-seq reads at most {MAX_COLUMNS:,}. "
+            "Keep only the columns you need."
+        )
+
+
 def _parse_dates(values: pd.Series, dayfirst: bool = False) -> tuple[pd.Series, list]:
     """pandas' dates in the format of the first value (NaT where a value does not fit), and pandas' warnings."""
+    if pd.api.types.is_numeric_dtype(values):
+        return _years(values), []
     with warnings.catch_warnings(record=True) as caught:  # pandas' own, as keras-seq's one-line warnings later
         warnings.simplefilter("always")
-        dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst)
+        try:
+            dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst)
+        except ValueError:  # mixed UTC offsets (+01:00 and +02:00 across a DST change): compare them in UTC
+            dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst, utc=True)
+            caught.append(warnings.WarningMessage(MIXED_OFFSETS, UserWarning, __file__, 0))
     return dates, caught
+
+
+MIXED_OFFSETS = "mixed UTC offsets"
+
+
+def _years(values: pd.Series) -> pd.Series:
+    """Integer years (1700, 1701, ...) as January 1st of each; NaT for any other number."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    whole = numbers.notna() & (numbers == numbers.round()) & numbers.between(*YEARS)
+    text = numbers.where(whole).map(lambda v: f"{int(v):04d}" if v == v else None)
+    return pd.to_datetime(text, format="%Y", errors="coerce")
 
 
 def _date_warning(warning: warnings.WarningMessage, name: str, first_text, first_date) -> None:
     """Say in one line what pandas' warning about parsing `name`'s dates means; other warnings pass on unchanged."""
     text = str(warning.message)
     if "dayfirst" in text:  # the first row only fits day first (13.01.2020), so every row was read that way
-        message = f"dates in {name} were read day first, the format of its first row ('{first_text}' is {first_date.date()})."
+        message = f"dates in {name} were read day first, the format of its first row ({excerpt(first_text)} is {first_date.date()})."
+    elif text == MIXED_OFFSETS:
+        message = f"dates in {name} have mixed UTC offsets; they were converted to UTC, then read without an offset."
     elif "infer format" in text:  # no one format: pandas parsed each value on its own
         message = (f"dates in {name} are not in one format that pandas recognises; each was read on its own, which can "
                    "swap day and month. Use one date format (e.g. YYYY-MM-DD).")
@@ -313,7 +412,7 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
     if date_column is not None:
         if date_column not in raw.columns:
             raise KerasSeqError(
-                f"date column '{date_column}' not found in {name}. Available columns: {', '.join(raw.columns)}."
+                f"date column {excerpt(date_column)} not found in {name}. Available columns: {_column_list(raw.columns)}."
             )
         return date_column
     for column in raw.columns:
@@ -325,7 +424,7 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
         if parsed.notna().mean() > 0.9:
             return first
     raise KerasSeqError(
-        f"no date column found in {name} (columns: {', '.join(raw.columns)}). Name it with --date-column."
+        f"no date column found in {name} (columns: {_column_list(raw.columns)}). Name it with --date-column."
     )
 
 
@@ -369,12 +468,30 @@ def _to_float_if_numeric(column: pd.Series) -> pd.Series:
     return converted.astype("float64")
 
 
+def excerpt(value, limit: int = 40) -> str:
+    """`repr(value)`, cut to `limit` characters with a marked ellipsis: how errors quote a file's contents.
+
+    Example:
+    >>> excerpt("x" * 50, 12)
+    "'xxxxxxxxx'…"
+    """
+    text = repr(value) if isinstance(value, (str, int, float)) else repr(str(value))
+    return text if len(text) <= limit else text[: limit - 2] + text[0] + "…"
+
+
+def _column_list(columns, limit: int = 8) -> str:
+    """The first few column names of a file, quoted and cut: 'Date', 'Close' … and 3 more."""
+    names = [excerpt(str(c)) for c in list(columns)[:limit]]
+    more = len(columns) - limit
+    return ", ".join(names) + (f" … and {more} more" if more > 0 else "")
+
+
 def _describe_rows(labels, values, limit: int = 3) -> str:
     """'2020-01-03 'abc', 2020-01-06 'n/a'' for the first few offending rows."""
     parts = []
     for label, value in list(zip(labels, values))[:limit]:
         where = str(label.date()) if isinstance(label, pd.Timestamp) else f"row {int(label) + 2}"
-        parts.append(f"{where} {value!r}" if value is not None else where)
+        parts.append(f"{where} {excerpt(value)}" if value is not None else where)
     more = len(labels) - limit
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
@@ -383,7 +500,7 @@ def _checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, 
     unknown = [c for c in columns if c not in frame.columns]
     if unknown:
         raise KerasSeqError(
-            f"column '{unknown[0]}' not found in {name}. Available columns: {', '.join(map(str, frame.columns))}."
+            f"column '{unknown[0]}' not found in {name}. Available columns: {_column_list(frame.columns)}."
         )
     result = {}
     for column in columns:

@@ -143,18 +143,29 @@ def describe_weights(model: keras.Model) -> list[tuple[str, tuple[int, ...], boo
     return [(w.path, tuple(int(d) for d in w.shape), bool(w.trainable)) for w in model.weights]
 
 
+KERAS_MEMBERS = ("metadata.json", "config.json", "model.weights.h5")  # what Keras writes into a .keras archive
+
+
 def load_model(path) -> keras.Model:
     """Load a saved keras-seq model (`.keras`) with Keras's safe mode on.
 
-    Raises:
-        KerasSeqError: the file is missing, not a `.keras` archive, or damaged.
-    """
-    import zipfile
+    Before Keras reads it, the archive's directory is checked: only the
+    members Keras writes, and uncompressed sizes within bounds (a small file
+    that inflates to gigabytes is refused). Safe mode refuses Lambda layers
+    and other code in the config.
 
+    Raises:
+        KerasSeqError: the file is missing, not a `.keras` archive, too large
+            once inflated, damaged, or holds code.
+    """
+    from keras_seq.safety import check_zip_members
+
+    check_zip_members(path, small=KERAS_MEMBERS[:2],
+                      allowed=lambda name: name in KERAS_MEMBERS or name.startswith("assets/"))
     try:
         return keras.saving.load_model(path, safe_mode=True)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # a hostile or damaged config raises whatever Keras meets first
         raise KerasSeqError(
-            f"{path} is not a readable .keras model ({first_line(exc)[:160]}). Restore the file or write it again "
-            "(`keras-seq fit`, `keras-seq export`)."
+            f"{path} is not a readable .keras model ({type(exc).__name__}: {first_line(exc)[:160]}). Restore the "
+            "file or write it again (`keras-seq fit`, `keras-seq export`)."
         ) from None
