@@ -125,10 +125,10 @@ def compare_models(
     frame = data.load()
     check_backtest(len(frame), windows, spec.backtest)
     import_keras()
-    from keras_seq.safety import STOP
+    from keras_seq.safety import STOP, stop_signals
     from keras_seq.training import staged_folder, utc_stamp
 
-    with staged_folder(out, f"compare-{utc_stamp()}") as stage:
+    with stop_signals(), staged_folder(out, f"compare-{utc_stamp()}") as stage:
         summary, markdown = compare_into(
             stage.path, frame, data, windows, model, train, spec, backend=backend, verbose=verbose
         )

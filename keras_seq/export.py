@@ -143,8 +143,8 @@ def export_run(
         KerasSeqError: bad arguments, an existing export without
             `overwrite`, or an artifact that fails parity (nothing is written).
     """
-    from keras_seq.runs import check_run_folder, read_run_config
-    from keras_seq.safety import folder_lock
+    from keras_seq.runs import check_run_folder
+    from keras_seq.safety import folder_lock, stop_signals
 
     run_dir = check_run_folder(run_dir)
     formats = parse_formats(formats)
@@ -152,11 +152,9 @@ def export_run(
         raise KerasSeqError(f"`version` must be an integer of at least 1. Received: version={version}")
     if name is not None and not is_folder_name(name):
         raise KerasSeqError(f"`name` must be letters, digits, '-' or '_'. Received: name={name!r}")
-    config = read_run_config(run_dir)
     out = Path(out) if out is not None else run_dir / "export"
-    check_export_target(out, run_dir, overwrite)
-    with folder_lock(run_dir, f"export {run_dir}"):
-        return _export_locked(run_dir, formats, out, overwrite, name or config["model"]["arch"], version, tolerance)
+    with stop_signals(), folder_lock(run_dir, f"export {run_dir}"):
+        return _export_locked(run_dir, formats, out, overwrite, name, version, tolerance)
 
 
 def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
@@ -188,11 +186,15 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
         )
 
 
-def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str, version: int, tolerance: float):
+def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str | None, version: int, tolerance: float):
     from keras_seq.runs import MODEL_FILE, read_run_config, scaling_from_config
     from keras_seq.safety import STOP
 
-    config = read_run_config(run_dir)  # again, now that no other command writes into the folder
+    config = read_run_config(run_dir)
+    name = name or config["model"].get("arch")
+    if not is_folder_name(name):
+        raise KerasSeqError(f"{run_dir}'s config.json names no arch that can be a folder name. Give --name.")
+    check_export_target(out, run_dir, overwrite)
     try:
         use_backend("tensorflow")
     except KerasSeqError as exc:

@@ -460,12 +460,12 @@ def run_recipe(
         check_backtest(len(frame), experiment.windows, experiment.compare.backtest)
         frames[experiment.name] = frame
     import_keras()
-    from keras_seq.safety import STOP
+    from keras_seq.safety import STOP, stop_signals
     from keras_seq.training import staged_folder, utc_stamp, versions, write_json
 
     started = datetime.datetime.now(datetime.timezone.utc)
     summaries, parts = {}, [f"# {recipe.name}", "", recipe.description, ""]
-    with staged_folder(out, f"{recipe.name}-{utc_stamp(started)}") as stage:
+    with stop_signals(), staged_folder(out, f"{recipe.name}-{utc_stamp(started)}") as stage:
         for experiment in recipe.experiments:
             echo(f"experiment {experiment.name}: {', '.join(experiment.compare.archs)} "
                  f"x {experiment.compare.repeats} seed(s)"

@@ -166,19 +166,18 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
     """
     done = state.get("epochs_done")
     history = state.get("history")
+    result = config.get("result") if isinstance(config.get("result"), dict) else {}
     problem = None
     if not isinstance(done, int) or isinstance(done, bool) or not 1 <= done <= train.epochs:
         problem = f"it claims {done!r} epochs done, but the run trains {train.epochs}"
-    elif done == train.epochs and config.get("status") == "running":
-        problem = f"it holds all {done} epochs, so the run was complete; nothing is left to train"
     elif not isinstance(history, dict) or not {"loss", "val_loss"} <= set(history):
         problem = "it has no loss history"
     elif any(not isinstance(v, list) or len(v) != done for v in history.values()):
         problem = f"its history does not hold one value per epoch for its {done} epochs"
     elif not isinstance(state.get("best_epoch"), int) or not 0 <= state["best_epoch"] < done:
         problem = f"its best epoch {state.get('best_epoch')!r} is not one of its {done} epochs"
-    elif config.get("status") == "interrupted" and config.get("result", {}).get("epochs_run") != done:
-        problem = f"it holds {done} epochs but {CONFIG_FILE} says {config.get('result', {}).get('epochs_run')!r} ran"
+    elif config.get("status") == "interrupted" and result.get("epochs_run") != done:
+        problem = f"it holds {done} epochs but {CONFIG_FILE} says {result.get('epochs_run')!r} ran"
     if problem:
         raise KerasSeqError(
             f"the checkpoint in {run_dir} does not match its {CONFIG_FILE}: {problem}. Refusing to resume; "
@@ -460,9 +459,9 @@ def read_run_config(run_dir: str | Path) -> dict:
         KerasSeqError: the folder, its config or its model is missing or
             unreadable, or a file differs from the folder's manifest.
     """
-    run_dir = check_run_folder(run_dir)
     from keras_seq.safety import refuse_symlink
 
+    run_dir = check_run_folder(run_dir)
     for name in (CONFIG_FILE, MODEL_FILE):
         refuse_symlink(run_dir / name)
     config = _read_json(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).is_file() else None
@@ -470,7 +469,8 @@ def read_run_config(run_dir: str | Path) -> dict:
         raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it is not a JSON object.")
     status = (config or {}).get("status", "complete")
     if status != "complete":  # an unfinished run says so before anything else is missed
-        epochs = f" after {config.get('result', {}).get('epochs_run', 0)} of {config.get('train', {}).get('epochs', '?')} epochs"
+        result, train = (config.get(key) if isinstance(config.get(key), dict) else {} for key in ("result", "train"))
+        epochs = f" after {result.get('epochs_run', 0)} of {train.get('epochs', '?')} epochs"
         raise KerasSeqError(
             f"{run_dir} is an unfinished run ({status}{epochs if status == 'interrupted' else ''}). "
             f"Resume it with `keras-seq fit --resume {run_dir}`, or use a complete run."

@@ -414,7 +414,7 @@ def stop_signals(on_stop=None):
     thread this does nothing. On leaving, the previous handlers come back.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield STOP
+        yield StopRequest()  # signals reach only the main thread: nothing to wait for here
         return
     if STOP.depth == 0:
         STOP.signal = None

@@ -205,12 +205,12 @@ def future_dates(index: pd.DatetimeIndex, steps: int) -> pd.DatetimeIndex:
         at_midnight = bool((tail == tail.normalize()).all())
         if at_midnight and pd.Timedelta(days=1) <= spacing <= pd.Timedelta(days=4):
             offset = pd.offsets.BDay()
-        elif at_midnight and spacing >= pd.Timedelta(days=28):
-            offset = next((o for o in (pd.offsets.MonthBegin(), pd.offsets.MonthEnd(), pd.offsets.YearBegin(),
-                                        pd.offsets.YearEnd()) if all(o.is_on_offset(d) for d in tail)), None)
-            if offset is not None and spacing >= pd.Timedelta(days=360):
-                offset = pd.offsets.YearBegin() if isinstance(offset, pd.offsets.MonthBegin) else offset
-                offset = pd.offsets.YearEnd() if isinstance(offset, pd.offsets.MonthEnd) else offset
+        elif at_midnight and spacing >= pd.Timedelta(days=28):  # calendar steps with some missing: by the calendar
+            o = pd.offsets
+            candidates = ((o.YearBegin(), o.YearEnd()) if spacing >= pd.Timedelta(days=360) else
+                          (o.QuarterBegin(startingMonth=1), o.QuarterEnd(startingMonth=3))
+                          if spacing >= pd.Timedelta(days=80) else (o.MonthBegin(), o.MonthEnd()))
+            offset = next((c for c in candidates if all(c.is_on_offset(d) for d in tail)), None)
         if offset is None:
             return pd.DatetimeIndex([index[-1] + spacing * (k + 1) for k in range(steps)], name="date")
     return pd.date_range(index[-1], periods=steps + 1, freq=offset, name="date")[1:]

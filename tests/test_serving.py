@@ -154,6 +154,8 @@ def test_future_dates_are_business_days_for_daily_data():
     (pd.date_range("2015-01-01", periods=24, freq="MS").delete([5]), ["2017-01-01", "2017-02-01"]),  # one month missing
     (pd.date_range("2015-01-31", periods=24, freq="ME"), ["2017-01-31", "2017-02-28"]),
     (pd.to_datetime([str(y) for y in range(1700, 2009)], format="%Y"), ["2009-01-01", "2010-01-01"]),
+    (pd.to_datetime([str(y) for y in range(1700, 2009) if y != 2000], format="%Y"), ["2009-01-01", "2010-01-01"]),
+    (pd.DatetimeIndex(["2020-01-01", "2020-04-01", "2020-10-01", "2021-01-01"]), ["2021-04-01", "2021-07-01"]),
     (pd.bdate_range("2023-01-02", "2023-02-10").delete([11]), ["2023-02-13", "2023-02-14"]),  # a holiday
     (pd.date_range("2020-01-05", periods=20, freq="W-SUN"), ["2020-05-24", "2020-05-31"]),
 ])

@@ -264,6 +264,8 @@ def test_integer_years_are_years_and_a_year_column_is_found(write_csv):
     frame = load_series(str(write_csv("YEAR,SUNACTIVITY\n" + rows)), columns=["SUNACTIVITY"])
     assert frame.index[0] == pd.Timestamp("1700-01-01") and frame.index[-1] == pd.Timestamp("2008-01-01")
     assert len(frame) == 309
+    compact = load_series(str(write_csv("date,v\n20200130,1\n20200131,2\n20200203,3\n", name="compact.csv")))
+    assert list(compact.index) == list(pd.to_datetime(["2020-01-30", "2020-01-31", "2020-02-03"]))
 
 
 def test_a_numeric_column_named_as_the_date_column_is_not_dates(write_csv):

@@ -189,3 +189,33 @@ def test_json_files_are_strict_with_non_finite_numbers_as_null_and_a_reason(tmp_
     assert loaded["null_reasons"] == {"model.mape": "not a finite number (inf)", "skill": "not a finite number (nan)",
                                       "x[1]": "not a finite number (-inf)"}
 
+
+
+@pytest.mark.backend
+def test_sigterm_stops_training_after_the_current_batch(monkeypatch):
+    """A real SIGTERM to this process while it trains: the handler asks Keras to stop, nothing raises mid-step."""
+    import os
+    import signal
+
+    from keras_seq.data.windows import Windows
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y": rng.normal(size=400)}, index=pd.date_range("2020-01-01", periods=400, name="Date"))
+    windows = make_windows(frame, target="y", window=8, batch_size=16, seed=0)
+    model = build_model("drnn", window=8, n_features=1, units=4, layers=1, scaling=windows.scaling)
+    gathered = []
+    gather = Windows.gather
+
+    def gather_and_signal(self, starts):  # only called inside train_model, where the handler is installed
+        gathered.append(len(starts))
+        if len(gathered) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return gather(self, starts)
+
+    monkeypatch.setattr(Windows, "gather", gather_and_signal)
+    previous = signal.getsignal(signal.SIGTERM)
+    history = train_model(model, windows, TrainSpec(epochs=50, steps_per_execution=1), verbose=0)
+    assert history["interrupted"] is True
+    # 17 training batches an epoch, 50 epochs: it stopped in the first (tensorflow gathers a few batches ahead)
+    assert len(gathered) < 17
+    assert signal.getsignal(signal.SIGTERM) == previous  # the process's own handler is back

@@ -41,7 +41,7 @@ DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day", "observatio
 # A header with more columns than this is refused before the rest of the file is parsed.
 MAX_COLUMNS = 10_000
 MAX_HEADER_BYTES = 4 << 20
-# Integer dates in this range are read as years (statsmodels' sunspots: YEAR 1700..2008).
+# Integer dates in this range are read as years (statsmodels' sunspots: YEAR 1700..2008), or as YYYYMMDD.
 YEARS = (1000, 2999)
 FILL_METHODS = ("ffill",)
 OFFLINE_HINT = "If you are offline, use the embedded data (--data dji) or a CSV file (--data path.csv)."
@@ -314,8 +314,9 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
             bad = dates.isna()
     if bad.any() and pd.api.types.is_numeric_dtype(raw[column]):
         raise KerasSeqError(
-            f"column '{column}' of {name} holds numbers, not dates (integer years {YEARS[0]}..{YEARS[1]} would be "
-            f"read as years): {_describe_rows(raw.index[bad], raw[column][bad])}. Name the date column with --date-column."
+            f"column '{column}' of {name} holds numbers, not dates (integer years {YEARS[0]}..{YEARS[1]} or YYYYMMDD "
+            f"would be read as dates): {_describe_rows(raw.index[bad], raw[column][bad])}. Name the date column with "
+            "--date-column."
         )
     if bad.any():
         rows = _describe_rows(raw.index[bad], raw[column][bad])
@@ -370,12 +371,15 @@ def _check_header(path: Path, name: str) -> None:
 def _parse_dates(values: pd.Series, dayfirst: bool = False) -> tuple[pd.Series, list]:
     """pandas' dates in the format of the first value (NaT where a value does not fit), and pandas' warnings."""
     if pd.api.types.is_numeric_dtype(values):
-        return _years(values), []
+        return _numeric_dates(values), []
     with warnings.catch_warnings(record=True) as caught:  # pandas' own, as keras-seq's one-line warnings later
         warnings.simplefilter("always")
         try:
             dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst)
-        except ValueError:  # mixed UTC offsets (+01:00 and +02:00 across a DST change): compare them in UTC
+        except ValueError as exc:
+            if "timezone" not in str(exc).lower():  # no other failure is expected with errors="coerce": not dates
+                return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]"), list(caught)
+            # mixed UTC offsets (+01:00 and +02:00 across a DST change): compare them in UTC
             dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst, utc=True)
             caught.append(warnings.WarningMessage(MIXED_OFFSETS, UserWarning, __file__, 0))
     return dates, caught
@@ -384,12 +388,17 @@ def _parse_dates(values: pd.Series, dayfirst: bool = False) -> tuple[pd.Series, 
 MIXED_OFFSETS = "mixed UTC offsets"
 
 
-def _years(values: pd.Series) -> pd.Series:
-    """Integer years (1700, 1701, ...) as January 1st of each; NaT for any other number."""
+def _numeric_dates(values: pd.Series) -> pd.Series:
+    """Integer years (1700) as January 1st, or YYYYMMDD integers (20200131) as that day; NaT for any other number."""
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    whole = numbers.notna() & (numbers == numbers.round()) & numbers.between(*YEARS)
+    whole = numbers.notna() & (numbers == numbers.round())
+    low, high = YEARS
+    if (whole & numbers.between(low * 10000 + 101, high * 10000 + 1231)).all():
+        fmt = "%Y%m%d"
+    else:
+        fmt, whole = "%Y", whole & numbers.between(low, high)
     text = numbers.where(whole).map(lambda v: f"{int(v):04d}" if v == v else None)
-    return pd.to_datetime(text, format="%Y", errors="coerce")
+    return pd.to_datetime(text, format=fmt, errors="coerce")
 
 
 def _date_warning(warning: warnings.WarningMessage, name: str, first_text, first_date) -> None:
