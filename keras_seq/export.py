@@ -32,7 +32,7 @@ import numpy as np
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
-from keras_seq.safety import check_onnx, check_savedmodel, write_error
+from keras_seq.safety import check_onnx, check_savedmodel, read_text_bounded, write_error
 from keras_seq.training import is_folder_name, write_json
 
 FORMATS = ("savedmodel", "onnx", "keras")
@@ -358,7 +358,7 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
         "scaling": config["scaling"],
         "data": {**io["data"], **recorded},
         "split_dates": config.get("split_dates"),
-        "test_metrics": json.loads(metrics_file.read_text()) if metrics_file.is_file() else None,
+        "test_metrics": json.loads(read_text_bounded(metrics_file)) if metrics_file.is_file() else None,
         "training_backend": config.get("backend"),
         "versions": versions,
         "run": str(run_dir.name),

@@ -230,8 +230,10 @@ def _options_config(status, started, frame, digest, data, windows, model, train,
 
 
 def _read_json(path: Path) -> dict:
+    from keras_seq.safety import read_text_bounded
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text_bounded(path))
     except (ValueError, UnicodeDecodeError) as exc:
         raise KerasSeqError(f"{path} is not valid JSON ({exc}). Re-run `keras-seq fit`.") from None
 
@@ -385,7 +387,7 @@ def check_manifest(run_dir: Path) -> None:
     write the folder can also write a matching manifest (SECURITY.md).
     """
     from keras_seq.export import artifact_sha256
-    from keras_seq.safety import inside, refuse_symlink
+    from keras_seq.safety import inside, read_text_bounded, refuse_symlink
 
     manifest = run_dir / MANIFEST_FILE
     refuse_symlink(manifest)
@@ -395,7 +397,7 @@ def check_manifest(run_dir: Path) -> None:
             "Restore the manifest from the original run folder or re-run `keras-seq fit`."
         )
     try:
-        recorded = json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
+        recorded = json.loads(read_text_bounded(manifest))["sha256"]
         valid = isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values())
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         valid = False
@@ -504,7 +506,8 @@ def specs_from_config(config: dict, where: Path | None, keys: tuple[str, ...] = 
         try:
             if not isinstance(section, dict):
                 raise TypeError(f"no '{key}' table")
-            specs.append(cls.from_config(section) if cls is DataSpec else cls(**section))
+            # A recorded cache folder is where that machine cached downloads: never a place to write on this one.
+            specs.append(cls.from_config({**section, "cache_dir": None}) if cls is DataSpec else cls(**section))
         except (TypeError, ValueError, AttributeError) as exc:
             raise KerasSeqError(
                 f"{where / CONFIG_FILE if where else 'the run config'} records options that keras-seq cannot use in '{key}' ({first_line(exc)[:120]}). "

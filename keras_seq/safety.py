@@ -78,6 +78,19 @@ def refuse_symlink(path: Path) -> None:
         )
 
 
+# === JSON files that keras-seq reads from folders (config, manifest, model card) ===
+
+MAX_JSON_BYTES = 16 << 20  # keras-seq writes a few kilobytes
+
+
+def read_text_bounded(path: Path, limit: int = MAX_JSON_BYTES) -> str:
+    """A small text file's contents, refused (before reading) when it is larger than `limit` bytes."""
+    size = path.stat().st_size
+    if size > limit:
+        raise KerasSeqError(f"{path} holds {size:,} bytes; keras-seq writes at most a few kilobytes there. Refusing to read it.")
+    return path.read_text(encoding="utf-8")
+
+
 # === Zip archives (.keras, .npz) ===
 
 MAX_ARCHIVE_BYTES = 8 << 30  # 8 GiB uncompressed in all

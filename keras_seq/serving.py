@@ -18,7 +18,7 @@ import pandas as pd
 
 from keras_seq.errors import KerasSeqError
 from keras_seq.export import CARD_FILE, artifact_sha256
-from keras_seq.safety import plain_name
+from keras_seq.safety import plain_name, read_text_bounded
 
 @dataclasses.dataclass
 class Artifact:
@@ -42,7 +42,7 @@ def _find_card(path: Path, levels: int) -> tuple[Path | None, dict | None]:
         card = folder / CARD_FILE
         if card.is_file():
             try:
-                return folder, json.loads(card.read_text(encoding="utf-8"))
+                return folder, json.loads(read_text_bounded(card))
             except (ValueError, UnicodeDecodeError):
                 raise KerasSeqError(f"{card} is not valid JSON. Export the run again.") from None
     return None, None

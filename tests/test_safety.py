@@ -256,14 +256,18 @@ def test_keras_payloads_are_refused_in_one_line_and_run_nothing(run_dir, tmp_pat
         assert not marker.exists(), name
 
 
-def test_archive_members_are_bounded_before_anything_is_extracted(run_dir, tmp_path):
+def test_archive_members_are_bounded_before_anything_is_extracted(run_dir, tmp_path, run_cli):
     from keras_seq.models.builders import load_model
 
-    bomb = _keras_with(run_dir / "model.keras", tmp_path / "bomb.keras",
+    export = tmp_path / "export"
+    export.mkdir()
+    bomb = _keras_with(run_dir / "model.keras", export / "model.keras",
                        members={"config.json": b" " * (40 << 20)}, compression=zipfile.ZIP_DEFLATED)
     assert bomb.stat().st_size < 1 << 20
-    with pytest.raises(KerasSeqError, match=r"would inflate 'config.json' to 41,943,040 bytes .* refusing an archive"):
-        load_model(bomb)
+    write_card(export, "keras", bomb, run_dir / "export" / CARD_FILE)
+    code, _, err = run_cli("predict", bomb)
+    one_line_error(code, err, "would inflate 'config.json' to 41,943,040 bytes")
+    assert "refusing an archive that large" in err
     sneaky = _keras_with(run_dir / "model.keras", tmp_path / "sneaky.keras", members={"../../evil.py": b"x"})
     with pytest.raises(KerasSeqError, match=r"holds an unexpected member '../../evil.py'"):
         load_model(sneaky)
@@ -284,12 +288,14 @@ def test_a_run_folder_without_a_manifest_is_refused(run_dir, run_copy, run_cli):
 
 
 @pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "evaluations/../../x", "a\\b"])
-def test_manifest_names_outside_the_folder_are_refused_unread(run_copy, name):
+def test_manifest_names_outside_the_folder_are_refused_unread(run_copy, name, run_cli, tmp_path):
     manifest = json.loads((run_copy / MANIFEST_FILE).read_text())
     manifest["sha256"][name] = "0" * 64
     (run_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(KerasSeqError, match="outside the folder. Refusing to read it"):
-        read_run_config(run_copy)
+    before = hashes_under(tmp_path)
+    code, _, err = run_cli("evaluate", run_copy)
+    one_line_error(code, err, "outside the folder. Refusing to read it")
+    assert hashes_under(tmp_path) == before
 
 
 def test_a_manifest_must_vouch_for_the_model(run_dir, run_copy):
@@ -546,3 +552,16 @@ def test_a_killed_commands_leftover_is_named_by_the_next_command(tmp_path):
     assert messages[0].startswith(f"{killed_compare} was left by a keras-seq command that was killed; nothing can resume")
     assert messages[1].endswith(f"resume it with `keras-seq fit --resume {killed_fit}`, or delete it.")
     assert killed_compare.exists() and killed_fit.exists() and busy.exists()  # named, never deleted
+
+
+def test_json_files_in_a_folder_are_bounded_and_a_recorded_cache_folder_is_never_used(run_copy, tmp_path, run_cli):
+    from keras_seq.runs import specs_from_config
+
+    config = json.loads((run_copy / "config.json").read_text())
+    config["data"] |= {"source": "stooq:^DJI", "cache_dir": str(tmp_path / "elsewhere")}
+    data, = specs_from_config(config, run_copy, ("data",))
+    assert data.cache_dir is None and data.source == "stooq:^DJI"  # downloads go to the user's own cache
+    (run_copy / "config.json").write_text(json.dumps(config) + " " * (17 << 20))
+    code, _, err = run_cli("evaluate", run_copy)
+    one_line_error(code, err, "config.json holds 17,")
+    assert "Refusing to read it" in err and not (tmp_path / "elsewhere").exists()

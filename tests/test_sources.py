@@ -239,13 +239,15 @@ def test_online_source_without_a_name():
 # === Hostile or unusual files (issue 14) ===
 
 
-def test_a_csv_with_too_many_columns_is_refused_from_its_header(write_csv):
+def test_a_csv_with_too_many_columns_is_refused_from_its_header(write_csv, run_cli, tmp_path):
     from keras_seq.data.sources import MAX_COLUMNS
 
     header = "Date," + ",".join(f"c{i}" for i in range(MAX_COLUMNS + 1))
     path = write_csv(header + "\n" + "2020-01-01," + ",".join("1" for _ in range(MAX_COLUMNS + 1)) + "\n")
-    with pytest.raises(KerasSeqError, match=f"has {MAX_COLUMNS + 2:,} columns; keras-seq reads at most {MAX_COLUMNS:,}"):
-        load_series(str(path))
+    code, _, err = run_cli("fit", "--data", path, "--target", "c1", "--out", tmp_path / "runs")
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"has {MAX_COLUMNS + 2:,} columns; keras-seq reads at most {MAX_COLUMNS:,}" in err
+    assert not (tmp_path / "runs").exists()
     endless = write_csv("a," * (3 << 20), name="endless.csv")  # one 6 MiB header line: never parsed
     with pytest.raises(KerasSeqError, match="has a header row longer than 4 MiB"):
         load_series(str(endless))
