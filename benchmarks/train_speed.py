@@ -103,48 +103,45 @@ def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, 
         import keras
     import pandas as pd
 
-    from keras_seq import training
-    from keras_seq.models import builders, recurrent
+    from keras_seq.models import builders
+    from keras_seq.speed import speed_options
     from keras_seq.training import TrainSpec, compile_trainer, fit_data
 
     spec = TrainSpec(batch_size=shape["batch"], seed=0)
     if settings == "keras-defaults":  # what a plain compile() does
         spec = TrainSpec(batch_size=shape["batch"], seed=0, steps_per_execution=1, jit_compile="auto")
-    elif settings == "keras-layers":
-        builders._RECURRENT.update(rnn=keras.layers.SimpleRNN, lstm=keras.layers.LSTM)
-    elif settings.startswith("scan-unroll-"):
-        recurrent.SimpleRNN.scan_unroll = recurrent.LSTM.scan_unroll = int(settings.rsplit("-", 1)[1])
-    elif settings == "jax-gradient":
-        recurrent.LSTM.custom_gradient = False
-    elif settings == "keras-loop":
-        training.looped_steps = False
-    values = series(shape)
-    if has_tf:
-        from keras_seq.data.windows import make_windows
+    options = {"keras-layers": {"keras_layers": True}, "jax-gradient": {"lstm_gradient": False},
+               "keras-loop": {"looped_steps": False}}.get(settings, {})
+    if settings.startswith("scan-unroll-"):
+        options = {"scan_unroll": int(settings.rsplit("-", 1)[1])}
+    with speed_options(**options):  # the fast paths this variant turns off, for its fits only
+        values = series(shape)
+        if has_tf:
+            from keras_seq.data.windows import make_windows
 
-        frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(values.shape[1])],
-                             index=pd.bdate_range("1990-01-01", periods=len(values)))
-        columns = list(frame.columns)
-        windows = make_windows(frame, target=columns[0], features=columns, window=shape["window"],
-                               target_kind="sequence", splits=(1.0, 0.0, 0.0), batch_size=shape["batch"], seed=0)
-        data, fit_args = fit_data(windows, "train"), {}  # what train_model fits on
-        source = "WindowBatches (make_windows)"
-    else:
-        x, y = sequence_windows(values, shape["window"])
-        data, fit_args, source = x, {"y": y, "batch_size": shape["batch"], "shuffle": True}, "arrays (no tensorflow)"
-    results = {}
-    for arch in archs:
-        keras.utils.set_random_seed(0)
-        model = builders.build_model(arch, window=shape["window"], n_features=shape["features"],
-                                     target_kind="sequence", units=shape["units"], layers=shape["layers"],
-                                     allow_future_leak=True)
-        trainer = compile_trainer(model, spec)
-        timer = EpochTimer(started)
-        trainer.fit(data, epochs=epochs, verbose=0, callbacks=[timer.keras_callback(keras)], **fit_args)
-        results[arch] = timer.summary(shape["windows"])
-        started = None  # only the first arch measures start-up
-    return {"backend": backend, "settings": settings, "archs": results, "data": source, "device": _keras_device(backend),
-            "steps_per_execution": spec.steps_per_execution, "jit_compile": str(spec.jit_compile)}
+            frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(values.shape[1])],
+                                 index=pd.bdate_range("1990-01-01", periods=len(values)))
+            columns = list(frame.columns)
+            windows = make_windows(frame, target=columns[0], features=columns, window=shape["window"],
+                                   target_kind="sequence", splits=(1.0, 0.0, 0.0), batch_size=shape["batch"], seed=0)
+            data, fit_args = fit_data(windows, "train"), {}  # what train_model fits on
+            source = "WindowBatches (make_windows)"
+        else:
+            x, y = sequence_windows(values, shape["window"])
+            data, fit_args, source = x, {"y": y, "batch_size": shape["batch"], "shuffle": True}, "arrays (no tensorflow)"
+        results = {}
+        for arch in archs:
+            keras.utils.set_random_seed(0)
+            model = builders.build_model(arch, window=shape["window"], n_features=shape["features"],
+                                         target_kind="sequence", units=shape["units"], layers=shape["layers"],
+                                         allow_future_leak=True)
+            trainer = compile_trainer(model, spec)
+            timer = EpochTimer(started)
+            trainer.fit(data, epochs=epochs, verbose=0, callbacks=[timer.keras_callback(keras)], **fit_args)
+            results[arch] = timer.summary(shape["windows"])
+            started = None  # only the first arch measures start-up
+        return {"backend": backend, "settings": settings, "archs": results, "data": source, "device": _keras_device(backend),
+                "steps_per_execution": spec.steps_per_execution, "jit_compile": str(spec.jit_compile)}
 
 
 def _keras_device(backend: str) -> str:

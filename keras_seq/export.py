@@ -22,7 +22,6 @@ backend-neutral): a model trained on jax or torch exports the same way.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import warnings
@@ -32,7 +31,7 @@ import numpy as np
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
-from keras_seq.safety import check_onnx, check_savedmodel, read_text_bounded, write_error
+from keras_seq.safety import artifact_sha256, check_onnx, check_savedmodel, read_text_bounded, write_error
 from keras_seq.training import is_folder_name, write_json
 
 FORMATS = ("savedmodel", "onnx", "keras")
@@ -56,38 +55,6 @@ def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
             f"unknown export format '{unknown[0] if unknown else value}'. Expected one of: {', '.join(FORMATS)}, all."
         )
     return tuple(dict.fromkeys(items))
-
-
-def artifact_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder (every file's relative path and content, in order).
-
-    Raises:
-        KerasSeqError: the path is, or a folder holds, a symlink (keras-seq
-            never writes one, and never reads through one).
-    """
-    from keras_seq.safety import refuse_symlink
-
-    path = Path(path)
-    refuse_symlink(path)
-    if path.is_file():
-        return _file_sha256(path)
-    files = []
-    for folder, names, file_names in os.walk(path):  # never into a symlinked folder
-        for name in names + file_names:
-            refuse_symlink(Path(folder) / name)
-        files += [Path(folder) / name for name in file_names]
-    digest = hashlib.sha256()
-    for file in sorted(files):
-        digest.update(f"{file.relative_to(path).as_posix()}\0{_file_sha256(file)}\n".encode())
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass

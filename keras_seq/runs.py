@@ -371,7 +371,7 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
 
 def write_manifest(folder: Path) -> None:
     """`manifest.json`: the sha256 of every file in `folder` (written last)."""
-    from keras_seq.export import artifact_sha256
+    from keras_seq.safety import artifact_sha256
     from keras_seq.training import write_json
 
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
@@ -386,8 +386,7 @@ def check_manifest(run_dir: Path) -> None:
     symlink. It guards against accidents and careless copies; whoever can
     write the folder can also write a matching manifest (SECURITY.md).
     """
-    from keras_seq.export import artifact_sha256
-    from keras_seq.safety import inside, read_text_bounded, refuse_symlink
+    from keras_seq.safety import artifact_sha256, inside, read_text_bounded, refuse_symlink
 
     manifest = run_dir / MANIFEST_FILE
     refuse_symlink(manifest)

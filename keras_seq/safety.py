@@ -6,6 +6,8 @@ of the package calls (SECURITY.md says what they guarantee and what not):
 
 - `plain_name` / `inside`: a name recorded in a file stays inside its folder
   and never crosses a symlink;
+- `artifact_sha256`: the hash a manifest or model card records, never
+  through a symlink;
 - `check_zip_members`: a zip archive (`.keras`, a checkpoint) is measured from
   its directory before anything is extracted;
 - `check_savedmodel`: every op a SavedModel can run is on an allowlist of
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import signal
 import tempfile
@@ -89,6 +92,39 @@ def read_text_bounded(path: Path, limit: int = MAX_JSON_BYTES) -> str:
     if size > limit:
         raise KerasSeqError(f"{path} holds {size:,} bytes; keras-seq writes at most a few kilobytes there. Refusing to read it.")
     return path.read_text(encoding="utf-8")
+
+
+# === Hashes of files and folders (manifests, model cards) ===
+
+
+def artifact_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a folder (every file's relative path and content, in order).
+
+    Raises:
+        KerasSeqError: the path is, or a folder holds, a symlink (keras-seq
+            never writes one, and never reads through one).
+    """
+    path = Path(path)
+    refuse_symlink(path)
+    if path.is_file():
+        return _file_sha256(path)
+    files = []
+    for folder, names, file_names in os.walk(path):  # never into a symlinked folder
+        for name in names + file_names:
+            refuse_symlink(Path(folder) / name)
+        files += [Path(folder) / name for name in file_names]
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{_file_sha256(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # === Zip archives (.keras, .npz) ===

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.export import CARD_FILE, artifact_sha256
-from keras_seq.safety import plain_name, read_text_bounded
+from keras_seq.export import CARD_FILE
+from keras_seq.safety import artifact_sha256, plain_name, read_text_bounded
 
 @dataclasses.dataclass
 class Artifact:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_seq import speed
 from keras_seq.data.windows import Windows
 from keras_seq.errors import KerasSeqError, first_line
 
@@ -360,12 +361,10 @@ def compile_trainer(model, spec: TrainSpec):
         steps_per_execution=steps,
         jit_compile=spec.jit_compile,
     )
-    if keras.backend.backend() == "jax" and trainer.jit_compile and steps > 1 and looped_steps and _jax_on_cpu():
+    looped = speed.current().looped_steps
+    if keras.backend.backend() == "jax" and trainer.jit_compile and steps > 1 and looped and _jax_on_cpu():
         trainer.train_function = _looped_train_function(trainer)  # fit() keeps a train_function it finds
     return trainer
-
-
-looped_steps = True  # False: Keras's own jax train function, one compiled call per batch (a benchmark knob)
 
 
 def _jax_on_cpu() -> bool:

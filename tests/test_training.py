@@ -55,23 +55,24 @@ def test_fit_reads_every_training_window_once_per_epoch_in_a_new_order():
 
 
 @pytest.mark.backend
-def test_batches_in_one_compiled_loop_train_as_one_call_per_batch(monkeypatch):
+def test_batches_in_one_compiled_loop_train_as_one_call_per_batch():
     """On jax an execution's batches run in one compiled loop: the same updates as Keras's loop over them."""
     from keras_seq import training
+    from keras_seq.speed import speed_options
 
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(75, 6, 2)).astype("float32"), rng.normal(size=(75, 6, 1)).astype("float32")
     spec = TrainSpec(batch_size=4, steps_per_execution=8)  # 18 full batches and one of 3: executions 8, 8, 2 + 1
     results = []
     for looped in (True, False):
-        monkeypatch.setattr(training, "looped_steps", looped)
-        keras.utils.set_random_seed(0)
-        model = build_model("lstm", window=6, n_features=2, target_kind="sequence", units=5, layers=2,
-                            allow_future_leak=True)
-        trainer = training.compile_trainer(model, spec)
-        replaced = trainer.train_function is not None
-        history = trainer.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
-        results.append((replaced, history.history["loss"], trainer.get_weights()))
+        with speed_options(looped_steps=looped):
+            keras.utils.set_random_seed(0)
+            model = build_model("lstm", window=6, n_features=2, target_kind="sequence", units=5, layers=2,
+                                allow_future_leak=True)
+            trainer = training.compile_trainer(model, spec)
+            replaced = trainer.train_function is not None
+            history = trainer.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+            results.append((replaced, history.history["loss"], trainer.get_weights()))
     (replaced, loss, weights), (_, keras_loss, keras_weights) = results
     assert replaced == (keras.backend.backend() == "jax")
     np.testing.assert_allclose(loss, keras_loss, rtol=1e-6)

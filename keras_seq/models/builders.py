@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_seq import speed
 from keras_seq.data.windows import Scaling, check_window_options
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
@@ -25,6 +26,7 @@ from keras_seq.models.spec import check_future_leak, check_model_options
 
 # keras-seq's SimpleRNN and LSTM are Keras's, with the input projection out of the loop on jax.
 _RECURRENT = {"rnn": SimpleRNN, "lstm": LSTM, "gru": keras.layers.GRU}
+_KERAS_RECURRENT = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
 def build_model(
@@ -124,7 +126,8 @@ def _recurrent_layer(arch: str, cell: str, units: int, dropout: float, return_se
                                       output_layers=depth["output_layers"] if deep_output else 1, name=f"{name}_cell")
         return keras.layers.RNN(rnn_cell, return_sequences=return_sequences, name=name)
     kind = {"drnn": "rnn", "rnn": "rnn", "lstm": "lstm", "gru": "gru"}[arch]
-    return _RECURRENT[kind](units, dropout=dropout, return_sequences=return_sequences, name=name)
+    layers = _KERAS_RECURRENT if speed.current().keras_layers else _RECURRENT
+    return layers[kind](units, dropout=dropout, return_sequences=return_sequences, name=name)
 
 
 def set_scaling(model: keras.Model, scaling: Scaling) -> None:

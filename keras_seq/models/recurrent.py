@@ -15,7 +15,8 @@ The weights, their names, the config and the outputs are those of
 `keras.layers.SimpleRNN` and `keras.layers.LSTM`. The fast path is taken on
 the jax backend when there is no mask, no active dropout and no `unroll`;
 everywhere else, including TensorFlow exports, the layers run Keras's own
-loop unchanged. On a GPU the scan runs 8 steps per loop iteration.
+loop unchanged. On a GPU the scan runs 8 steps per loop iteration
+(`keras_seq.speed` changes that, and turns each fast path off, for benchmarks).
 
 The LSTM with its default activations (tanh, sigmoid) also has its own
 gradient (`_lstm`): the backward loop holds only what depends on the
@@ -28,6 +29,8 @@ import functools
 
 import keras
 from keras import ops
+
+from keras_seq import speed
 
 
 def _fast_path(layer, mask, training) -> bool:
@@ -44,7 +47,7 @@ def _time_major(layer, sequences):
     # On a GPU every loop iteration costs a few kernel launches and a trip through the loop's
     # control flow: 8 steps per iteration ran SimpleRNN 1.5x faster at the large job on an H200
     # (benchmarks/RESULTS.md). On CPU it did not help.
-    return x, layer.scan_unroll or (8 if _has_gpu() else 1)
+    return x, speed.current().scan_unroll or (8 if _has_gpu() else 1)
 
 
 def _projected(layer, sequences):
@@ -72,8 +75,6 @@ def _scan_projected(z, unroll, initial_state, step):
 class SimpleRNN(keras.layers.SimpleRNN):
     """`keras.layers.SimpleRNN` with the input projection hoisted out of the loop."""
 
-    scan_unroll = None  # steps per scan iteration; None: 8 on a GPU, 1 on CPU (a benchmark knob, not saved)
-
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not _fast_path(self, mask, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
@@ -100,15 +101,12 @@ class LSTM(keras.layers.LSTM):
     on an H200 (benchmarks/RESULTS.md).
     """
 
-    scan_unroll = None
-    custom_gradient = True  # False: jax differentiates the scan itself (a benchmark knob, not saved)
-
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not _fast_path(self, mask, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         cell = self.cell
         activation, gate = cell.activation, cell.recurrent_activation
-        if self.custom_gradient and activation is keras.activations.tanh and gate is keras.activations.sigmoid:
+        if speed.current().lstm_gradient and activation is keras.activations.tanh and gate is keras.activations.sigmoid:
             x, unroll = _time_major(self, sequences)
             bias = cell.bias if cell.bias is not None else ops.zeros((4 * self.units,), x.dtype)
             h, c = initial_state
