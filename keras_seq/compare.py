@@ -126,7 +126,7 @@ def compare_models(
     check_backtest(len(frame), windows, spec.backtest)
     import_keras()
     from keras_seq.safety import STOP, stop_signals
-    from keras_seq.training import staged_folder, utc_stamp
+    from keras_seq.rundir import staged_folder, utc_stamp
 
     with stop_signals(), staged_folder(out, f"compare-{utc_stamp()}") as stage:
         summary, markdown = compare_into(
@@ -192,7 +192,8 @@ def compare_into(
     from keras_seq.evaluation import persistence_forecast
     from keras_seq.runs import train_and_evaluate, write_run
     from keras_seq.safety import STOP
-    from keras_seq.training import TrainSpec, write_json
+    from keras_seq.rundir import write_json
+    from keras_seq.training import TrainSpec
 
     train = train or TrainSpec()
     seeds = [train.seed + k for k in range(spec.repeats)]

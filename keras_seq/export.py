@@ -32,7 +32,7 @@ import numpy as np
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.safety import artifact_sha256, check_onnx, check_savedmodel, read_text_bounded, write_error
-from keras_seq.training import is_folder_name, write_json
+from keras_seq.rundir import is_folder_name, write_json
 
 FORMATS = ("savedmodel", "onnx", "keras")
 CARD_FILE = "model_card.json"
@@ -69,7 +69,7 @@ class ExportResult:
 def run_test_windows(config: dict, run_dir: Path) -> np.ndarray:
     """The raw test windows of a run, `(n, window, features)` float32."""
     from keras_seq.data.windows import make_windows
-    from keras_seq.runs import scaling_from_config, specs_from_config
+    from keras_seq.rundir import scaling_from_config, specs_from_config
 
     data, spec = specs_from_config(config, run_dir, ("data", "windows"))
     windows = make_windows(
@@ -110,7 +110,7 @@ def export_run(
         KerasSeqError: bad arguments, an existing export without
             `overwrite`, or an artifact that fails parity (nothing is written).
     """
-    from keras_seq.runs import check_run_folder
+    from keras_seq.rundir import check_run_folder
     from keras_seq.safety import folder_lock, stop_signals
 
     run_dir = check_run_folder(run_dir)
@@ -131,7 +131,7 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
     it holds a model card and nothing but export files. A run folder, a
     folder holding run folders or anything else is never replaced.
     """
-    from keras_seq.runs import CONFIG_FILE
+    from keras_seq.rundir import CONFIG_FILE
     from keras_seq.safety import refuse_symlink
 
     refuse_symlink(out)
@@ -154,7 +154,7 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
 
 
 def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str | None, version: int, tolerance: float):
-    from keras_seq.runs import MODEL_FILE, read_run_config, scaling_from_config
+    from keras_seq.rundir import MODEL_FILE, read_run_config, scaling_from_config
     from keras_seq.safety import STOP
 
     config = read_run_config(run_dir)
@@ -168,7 +168,7 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
         raise KerasSeqError(f"exporting needs the tensorflow backend in a fresh process: {exc}") from None
     import_keras()
     from keras_seq.models.builders import load_model
-    from keras_seq.training import staged_folder
+    from keras_seq.rundir import staged_folder
 
     model = load_model(run_dir / MODEL_FILE)
     windows = run_test_windows(config, run_dir)
@@ -306,7 +306,7 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
 def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> dict:
     import importlib.metadata
 
-    from keras_seq.runs import model_io
+    from keras_seq.rundir import model_io
 
     io = model_io(config)
     recorded = {key: config["data"].get(key) for key in ("first_date", "last_date", "rows")}

@@ -46,7 +46,7 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.spec import ModelSpec
-from keras_seq.training import is_folder_name
+from keras_seq.rundir import is_folder_name
 
 SHIPPED = Path(__file__).with_name("recipes")
 RECIPE_FILE = "recipe.toml"
@@ -461,7 +461,8 @@ def run_recipe(
         frames[experiment.name] = frame
     import_keras()
     from keras_seq.safety import STOP, stop_signals
-    from keras_seq.training import staged_folder, utc_stamp, versions, write_json
+    from keras_seq.rundir import staged_folder, utc_stamp, write_json
+    from keras_seq.training import versions
 
     started = datetime.datetime.now(datetime.timezone.utc)
     summaries, parts = {}, [f"# {recipe.name}", "", recipe.description, ""]

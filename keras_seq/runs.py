@@ -1,4 +1,4 @@
-"""Fit a model into a run folder, and evaluate a run folder again.
+"""Fit a model into a run folder, and evaluate a run folder again (the format is `keras_seq.rundir`'s).
 
 A run folder `<out>/<arch>-<UTC timestamp>/` holds:
 - `model.keras`: the model (raw values in, raw values out);
@@ -24,21 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import re
 import shutil
 from pathlib import Path
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.data.sources import DataSpec
-from keras_seq.data.windows import Scaling, WindowSpec
-from keras_seq.errors import KerasSeqError, RunInterrupted, first_line
+from keras_seq.data.windows import WindowSpec
+from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_future_leak
-
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.keras"
-MANIFEST_FILE = "manifest.json"
-
+from keras_seq.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, check_manifest, check_run_folder, read_json,
+                              read_run_config, run_name, scaling_from_config, specs_from_config, staged_folder,
+                              utc_stamp, write_history, write_json, write_manifest)
 
 @dataclasses.dataclass
 class RunResult:
@@ -84,7 +81,7 @@ def fit_run(
     frame = data.load()
     import_keras()
     from keras_seq.data.sources import frame_sha256
-    from keras_seq.training import TrainSpec, run_name
+    from keras_seq.training import TrainSpec
 
     train = train or TrainSpec()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -118,11 +115,11 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
 def _resume_locked(run_dir: Path, verbose) -> RunResult:
     from keras_seq.data.sources import frame_sha256
     from keras_seq.safety import refuse_symlink
-    from keras_seq.training import CHECKPOINT_FILE, read_checkpoint
+    from keras_seq.training import read_checkpoint
 
     for name in (CONFIG_FILE, CHECKPOINT_FILE):
         refuse_symlink(run_dir / name)
-    config = _read_json(run_dir / CONFIG_FILE)
+    config = read_json(run_dir / CONFIG_FILE)
     status = config.get("status", "complete") if isinstance(config, dict) else None
     if status not in ("running", "interrupted", "complete"):
         raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config. Give the folder of an unfinished fit.")
@@ -188,8 +185,6 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
 def _train_into_folder(frame, digest, data, windows, model, train, backend, out, name, started, *, verbose,
                        resume=None, replace=False) -> RunResult:
     """Train in a staged folder that holds the options and each epoch's checkpoint; publish it when done."""
-    from keras_seq.training import CHECKPOINT_FILE, staged_folder, write_json
-
     with staged_folder(out, name, replace=replace) as stage:
         write_json(stage.path / CONFIG_FILE,
                    _options_config("running", started, frame, digest, data, windows, model, train, backend))
@@ -227,15 +222,6 @@ def _options_config(status, started, frame, digest, data, windows, model, train,
         "train": dataclasses.asdict(train),
         "backend": backend,
     }
-
-
-def _read_json(path: Path) -> dict:
-    from keras_seq.safety import read_text_bounded
-
-    try:
-        return json.loads(read_text_bounded(path))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise KerasSeqError(f"{path} is not valid JSON ({exc}). Re-run `keras-seq fit`.") from None
 
 
 @dataclasses.dataclass
@@ -352,8 +338,6 @@ def train_and_evaluate(
 def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     """Write a run folder's files for `fitted` into `folder` (which exists)."""
     from keras_seq.evaluation import plot_forecast, plot_loss
-    from keras_seq.training import write_history, write_json
-
     arch = fitted.config["model"]["arch"]
     fitted.model.save(folder / MODEL_FILE)
     write_json(folder / CONFIG_FILE, fitted.config)
@@ -367,152 +351,6 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
         plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch)
     write_manifest(folder)
-
-
-def write_manifest(folder: Path) -> None:
-    """`manifest.json`: the sha256 of every file in `folder` (written last)."""
-    from keras_seq.safety import artifact_sha256
-    from keras_seq.training import write_json
-
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
-    write_json(folder / MANIFEST_FILE, {"sha256": {p.relative_to(folder).as_posix(): artifact_sha256(p) for p in files}})
-
-
-def check_manifest(run_dir: Path) -> None:
-    """Refuse a run folder without a manifest, or whose files differ from it.
-
-    The manifest must list `config.json` and `model.keras`, and each name in
-    it must be a plain relative name inside the folder, never through a
-    symlink. It guards against accidents and careless copies; whoever can
-    write the folder can also write a matching manifest (SECURITY.md).
-    """
-    from keras_seq.safety import artifact_sha256, inside, read_text_bounded, refuse_symlink
-
-    manifest = run_dir / MANIFEST_FILE
-    refuse_symlink(manifest)
-    if not manifest.is_file():
-        raise KerasSeqError(
-            f"{run_dir} has no {MANIFEST_FILE}, so its files cannot be checked: the folder may have been changed. "
-            "Restore the manifest from the original run folder or re-run `keras-seq fit`."
-        )
-    try:
-        recorded = json.loads(read_text_bounded(manifest))["sha256"]
-        valid = isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values())
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise KerasSeqError(f"{manifest} is not a keras-seq manifest. Re-run `keras-seq fit`.")
-    unlisted = [name for name in (CONFIG_FILE, MODEL_FILE) if name not in recorded]
-    if unlisted:
-        raise KerasSeqError(
-            f"{manifest} does not list {unlisted[0]}, so it cannot vouch for it: the folder may have been changed. "
-            "Re-run `keras-seq fit`."
-        )
-    for name in recorded:
-        inside(run_dir, name, "file in its manifest")  # every name, before any file is read
-    for name, digest in recorded.items():
-        path = run_dir / name
-        if not path.is_file():
-            raise KerasSeqError(f"{path} is missing: the run folder is incomplete. Restore it or re-run `keras-seq fit`.")
-        if artifact_sha256(path) != digest:
-            raise KerasSeqError(
-                f"{path} does not match the sha256 in {MANIFEST_FILE}: it changed after the run was written. "
-                "Restore it or re-run `keras-seq fit`."
-            )
-
-
-# The data options a forecast needs to read a model's inputs again.
-DATA_KEYS = ("source", "start", "end", "date_column", "fill")
-
-
-def model_io(config: dict) -> dict:
-    """What a run's model reads and returns, from its `config.json`.
-
-    Returns:
-        `window`, `horizon`, `target_kind`, `features` (input columns in
-        order), `target`, and `data`: the training data's `DATA_KEYS`.
-    """
-    data, windows = specs_from_config(config, None, ("data", "windows"))
-    return {
-        "window": windows.window,
-        "horizon": windows.horizon,
-        "target_kind": windows.target_kind,
-        "features": list(data.feature_columns),
-        "target": data.target,
-        "data": {key: getattr(data, key) for key in DATA_KEYS},
-    }
-
-
-def check_run_folder(run_dir: str | Path) -> Path:
-    """`run_dir` as a Path, refused unless it is an existing folder (nothing in it is read)."""
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        raise KerasSeqError(f"{run_dir} is a file, not a run folder. Give a folder written by `keras-seq fit`.")
-    if not run_dir.is_dir():
-        raise KerasSeqError(f"run folder not found: {run_dir}. Give a folder written by `keras-seq fit`.")
-    return run_dir
-
-
-def read_run_config(run_dir: str | Path) -> dict:
-    """The `config.json` of a run folder.
-
-    Raises:
-        KerasSeqError: the folder, its config or its model is missing or
-            unreadable, or a file differs from the folder's manifest.
-    """
-    from keras_seq.safety import refuse_symlink
-
-    run_dir = check_run_folder(run_dir)
-    for name in (CONFIG_FILE, MODEL_FILE):
-        refuse_symlink(run_dir / name)
-    config = _read_json(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).is_file() else None
-    if config is not None and not isinstance(config, dict):
-        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it is not a JSON object.")
-    status = (config or {}).get("status", "complete")
-    if status != "complete":  # an unfinished run says so before anything else is missed
-        result, train = (config.get(key) if isinstance(config.get(key), dict) else {} for key in ("result", "train"))
-        epochs = f" after {result.get('epochs_run', 0)} of {train.get('epochs', '?')} epochs"
-        raise KerasSeqError(
-            f"{run_dir} is an unfinished run ({status}{epochs if status == 'interrupted' else ''}). "
-            f"Resume it with `keras-seq fit --resume {run_dir}`, or use a complete run."
-        )
-    for name in (CONFIG_FILE, MODEL_FILE):
-        if not (run_dir / name).is_file():
-            raise KerasSeqError(f"{run_dir} is not a run folder: it has no {name}. Give a folder written by `keras-seq fit`.")
-    check_manifest(run_dir)
-    missing = [key for key in ("data", "windows", "model", "scaling") if not isinstance(config.get(key), dict)]
-    if missing:
-        raise KerasSeqError(f"{run_dir / CONFIG_FILE} is not a keras-seq run config: it has no '{missing[0]}' table.")
-    return config
-
-
-def specs_from_config(config: dict, where: Path | None, keys: tuple[str, ...] = ("data", "windows", "model", "train")) -> tuple:
-    """The specs recorded in a run's config, each checked as the CLI checks it.
-
-    Returns:
-        One spec per key, in order: `data` -> DataSpec, `windows` ->
-        WindowSpec, `model` -> ModelSpec, `train` -> TrainSpec.
-
-    Raises:
-        KerasSeqError: a recorded option is unknown or out of range.
-    """
-    from keras_seq.training import TrainSpec
-
-    classes = {"data": DataSpec, "windows": WindowSpec, "model": ModelSpec, "train": TrainSpec}
-    specs = []
-    for key in keys:
-        cls, section = classes[key], config.get(key)
-        try:
-            if not isinstance(section, dict):
-                raise TypeError(f"no '{key}' table")
-            # A recorded cache folder is where that machine cached downloads: never a place to write on this one.
-            specs.append(cls.from_config({**section, "cache_dir": None}) if cls is DataSpec else cls(**section))
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise KerasSeqError(
-                f"{where / CONFIG_FILE if where else 'the run config'} records options that keras-seq cannot use in '{key}' ({first_line(exc)[:120]}). "
-                "The folder may have been changed; re-run `keras-seq fit`."
-            ) from None
-    return tuple(specs)
 
 
 def evaluate_run(
@@ -573,7 +411,6 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
     from keras_seq.data.windows import make_windows
     from keras_seq.evaluation import evaluate_model, plot_forecast
     from keras_seq.models.builders import load_model
-    from keras_seq.training import staged_folder, utc_stamp, write_json
 
     options = dataclasses.asdict(windows)
     if new_data:
@@ -597,16 +434,4 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
     return RunResult(stage.final, report)
 
 
-def scaling_from_config(config: dict, where: Path):
-    """The training split's `Scaling` recorded in a run's config.
-
-    Raises:
-        KerasSeqError: it is missing or malformed.
-    """
-    try:
-        return Scaling.from_dict(config["scaling"])
-    except (KeyError, TypeError, ValueError):
-        raise KerasSeqError(
-            f"{where / CONFIG_FILE} has no readable 'scaling' statistics. The folder may have been changed; "
-            "re-run `keras-seq fit`."
-        ) from None
+#END

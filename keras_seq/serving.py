@@ -77,7 +77,7 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
     if not path.exists():
         raise KerasSeqError(f"artifact not found: {path}. Give a run folder, a .keras file, a SavedModel folder or an .onnx file.")
     if path.is_dir() and (path / "config.json").is_file():
-        from keras_seq.runs import MODEL_FILE, model_io, read_run_config
+        from keras_seq.rundir import MODEL_FILE, model_io, read_run_config
 
         return _keras_artifact("run", path, path / MODEL_FILE, model_io(read_run_config(path)), backend)
     if path.is_file() and path.suffix == ".keras":
@@ -124,7 +124,7 @@ def _keras_artifact(kind: str, path: Path, model_file: Path, description: dict, 
 
 def _describe_card(card: dict) -> dict:
     """The fields of `runs.model_io`, read back from a model card."""
-    from keras_seq.runs import DATA_KEYS
+    from keras_seq.rundir import DATA_KEYS
 
     try:
         described = {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {

@@ -1,4 +1,4 @@
-"""Fit a keras-seq model, and write run folders that never end up half-written.
+"""Fit a keras-seq model: the training loop, its checkpoints, Ctrl-C, and the fast path on jax.
 
 Keras is imported inside the functions that need it, so `TrainSpec` can be
 built (and checked) before a backend is chosen.
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import functools
 import itertools
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -74,9 +72,6 @@ class TrainSpec:
             )
         if self.jit_compile not in (True, False, "auto"):
             raise KerasSeqError(f"`jit_compile` must be true, false or \"auto\". Received: {self.jit_compile!r}")
-
-
-CHECKPOINT_FILE = "checkpoint.npz"
 
 
 def train_model(
@@ -425,188 +420,6 @@ def _batch_shape(batch) -> tuple:
     import jax
 
     return tuple(np.shape(leaf) for leaf in jax.tree.leaves(batch))
-
-
-# === Run folders ===
-
-
-def is_folder_name(value) -> bool:
-    """Letters, digits, '-' and '_' only: safe as one folder name.
-
-    Example:
-    >>> is_folder_name("lstm-v2"), is_folder_name("../x"), is_folder_name("")
-    (True, False, False)
-    """
-    return isinstance(value, str) and bool(value) and value.replace("-", "").replace("_", "").isalnum()
-
-
-def utc_stamp(now: datetime.datetime | None = None) -> str:
-    """A UTC timestamp for folder names, e.g. `20230210T153000Z`."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return now.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-def run_name(arch: str, now: datetime.datetime | None = None) -> str:
-    """`<arch>-<UTC timestamp>`, e.g. `lstm-20230210T153000Z`."""
-    return f"{arch}-{utc_stamp(now)}"
-
-
-@dataclasses.dataclass
-class StagedFolder:
-    """A folder being written (`path`) and, once complete, where it landed (`final`)."""
-
-    path: Path
-    final: Path | None = None
-
-
-@contextlib.contextmanager
-def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False, exclusive: bool = False):
-    """Write a folder under a temporary name, then rename it into place.
-
-    If the body raises (or is interrupted), the temporary folder is removed,
-    so a reader never sees a half-written run. By default an existing folder
-    is never overwritten: a taken name gets a suffix `-2`, `-3`, ... With
-    `replace=True` the new folder takes the name, and the old one is removed
-    only once the new one is in place. With `exclusive=True` the name is
-    claimed atomically, and a folder of that name that appeared meanwhile
-    (another process) is an error, never replaced.
-
-    Yields:
-        A `StagedFolder`; its `final` is set when the block completes.
-    """
-    parent = Path(parent)
-    if parent.exists() and not parent.is_dir():
-        raise KerasSeqError(f"output folder {parent} is a file. Give --out a folder.")
-    created = [p for p in (parent, *parent.parents) if not p.exists()]  # removed again if the block fails
-    _name_leftovers(parent)
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        stage = StagedFolder(Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)))
-        umask = os.umask(0)
-        os.umask(umask)
-        stage.path.chmod(0o777 & ~umask)  # mkdtemp makes it private; a run folder is not
-        held = _hold(stage.path)  # while it is written: how the next command tells it from a killed one's leftover
-    except OSError as exc:
-        raise KerasSeqError(f"cannot write to output folder {parent}: {exc.strerror or exc}.") from None
-    try:
-        yield stage
-        if replace:
-            stage.final = _replace(stage.path, parent / name)
-        else:
-            stage.final = _publish(stage.path, parent, name, attempts=1 if exclusive else 999)
-    except BaseException:
-        shutil.rmtree(stage.path, ignore_errors=True)
-        for folder in created:  # innermost first; a folder another run wrote into stays
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    finally:
-        os.close(held)
-
-
-def _hold(folder: Path) -> int:
-    """An open descriptor of `folder` with an exclusive flock on it (released when it is closed)."""
-    import fcntl
-
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    return descriptor
-
-
-def _name_leftovers(parent: Path) -> None:
-    """Warn about each staged folder in `parent` that no process holds: a killed command left it."""
-    import fcntl
-    import warnings
-
-    from keras_seq.errors import FolderWarning
-
-    if not parent.is_dir():
-        return
-    for folder in sorted(parent.glob(".*.partial")):
-        if folder.is_symlink() or not folder.is_dir():
-            continue
-        try:
-            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # another command is writing it now
-        finally:
-            os.close(descriptor)
-        hint = (f"resume it with `keras-seq fit --resume {folder}`, or delete it" if (folder / CHECKPOINT_FILE).is_file()
-                else f"nothing can resume it: delete it (rm -r '{folder}')")
-        warnings.warn(f"{folder} was left by a keras-seq command that was killed; {hint}.", FolderWarning, stacklevel=4)
-
-
-def _replace(staged: Path, target: Path) -> Path:
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    try:
-        os.replace(staged, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def _publish(staged: Path, parent: Path, name: str, attempts: int = 999) -> Path:
-    for attempt in range(1, attempts + 1):
-        target = parent / (name if attempt == 1 else f"{name}-{attempt}")
-        try:
-            target.mkdir()  # atomic claim of the name: fails if it exists
-        except FileExistsError:
-            continue
-        os.replace(staged, target)  # replaces the empty folder just claimed
-        return target
-    if attempts == 1:
-        raise KerasSeqError(f"{parent / name} appeared while keras-seq was writing it (another command?). Nothing was replaced.")
-    raise KerasSeqError(f"could not find a free run folder name for {name} in {parent}.")
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Strict JSON: a non-finite number is written as `null`, and its place listed under `null_reasons`."""
-    reasons = {}
-    clean = _finite(json.loads(json.dumps(payload, default=_json_default)), "", reasons)
-    if reasons:
-        clean = {**clean, "null_reasons": {**clean.get("null_reasons", {}), **reasons}}
-    path.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def _finite(value, where: str, reasons: dict):
-    if isinstance(value, float) and not np.isfinite(value):
-        reasons[where] = f"not a finite number ({value})"
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v, f"{where}.{k}" if where else str(k), reasons) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v, f"{where}[{i}]", reasons) for i, v in enumerate(value)]
-    return value
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def write_history(path: Path, history: dict) -> None:
-    """history.csv: `epoch,loss,val_loss`, epochs counted from 1."""
-    keys = list(history)
-    lines = [",".join(["epoch", *keys])]
-    for epoch, values in enumerate(zip(*(history[k] for k in keys)), start=1):
-        lines.append(",".join([str(epoch), *(repr(float(v)) for v in values)]))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def versions() -> dict:

@@ -14,7 +14,8 @@ from keras_seq.data.windows import WindowSpec, make_windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.evaluation import forecast_metrics
 from keras_seq.models import ModelSpec, load_model
-from keras_seq.runs import evaluate_run, fit_run, write_manifest
+from keras_seq.rundir import write_manifest
+from keras_seq.runs import evaluate_run, fit_run
 from keras_seq.training import TrainSpec
 
 pytestmark = pytest.mark.backend

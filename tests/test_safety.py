@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from keras_seq.data.sources import DataSpec
@@ -24,10 +23,10 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.export import CARD_FILE, artifact_sha256, export_run
 from keras_seq.models import ModelSpec
-from keras_seq.runs import MANIFEST_FILE, evaluate_run, fit_run, read_run_config, write_manifest
-from keras_seq.safety import (CHECKPOINT_OPS, COMPUTE_OPS, FORBIDDEN_OP_WORDS, check_onnx, check_savedmodel,
-                              check_zip_members, folder_lock, plain_name, savedmodel_ops)
-from keras_seq.serving import predict_artifact
+from keras_seq.rundir import MANIFEST_FILE, read_run_config, write_manifest
+from keras_seq.runs import fit_run
+from keras_seq.safety import (CHECKPOINT_OPS, COMPUTE_OPS, FORBIDDEN_OP_WORDS, check_onnx, check_zip_members,
+                              folder_lock, plain_name, savedmodel_ops)
 from keras_seq.training import TrainSpec
 
 
@@ -461,7 +460,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_while_the_first_holds_it(run
 
 
 def test_export_without_overwrite_never_replaces_a_folder_that_appeared_meanwhile(run_copy):
-    from keras_seq.training import staged_folder
+    from keras_seq.rundir import staged_folder
 
     with pytest.raises(KerasSeqError, match="appeared while keras-seq was writing it"):
         with staged_folder(run_copy, "export", exclusive=True) as stage:
@@ -536,7 +535,7 @@ def test_names_inside_a_folder(tmp_path):
 
 def test_a_killed_commands_leftover_is_named_by_the_next_command(tmp_path):
     from keras_seq.errors import FolderWarning
-    from keras_seq.training import CHECKPOINT_FILE, staged_folder
+    from keras_seq.rundir import CHECKPOINT_FILE, staged_folder
 
     killed_compare = tmp_path / ".compare-20260101T000000Z.ab12.partial"
     killed_fit = tmp_path / ".gru-20260101T000000Z.cd34.partial"
@@ -555,7 +554,7 @@ def test_a_killed_commands_leftover_is_named_by_the_next_command(tmp_path):
 
 
 def test_json_files_in_a_folder_are_bounded_and_a_recorded_cache_folder_is_never_used(run_copy, tmp_path, run_cli):
-    from keras_seq.runs import specs_from_config
+    from keras_seq.rundir import specs_from_config
 
     config = json.loads((run_copy / "config.json").read_text())
     config["data"] |= {"source": "stooq:^DJI", "cache_dir": str(tmp_path / "elsewhere")}
