@@ -104,25 +104,12 @@ def cli():
     """
 
 
-# Everything `fit` and `compare` share: the data, the windows, the model size and the training budget.
-training_options = _options(
-    *_DATA_OPTIONS,
-    click.option("--target", default="Close", show_default=True, help="Column to forecast."),
-    click.option("--features", default=None, callback=_comma_list, metavar="COLS",
-                 help="Input columns, comma-separated (default: the target alone)."),
-    click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
-    click.option("--fill", type=click.Choice(["ffill"]), default=None,
-                 help="Forward-fill missing values instead of refusing them."),
-    click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-                 help="Cache for online sources (default: ~/.cache/keras-seq)."),
+# What a model is: shared by fit, compare and summary.
+_MODEL_OPTIONS = (
     click.option("--window", type=int, default=16, show_default=True, help="Input steps per window."),
     click.option("--horizon", type=int, default=1, show_default=True, help="Values forecast after each window."),
     click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True,
                  help="next: forecast the values after the window; sequence: the window shifted by one step."),
-    click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
-                 help="Train, validation and test fractions, in time order."),
-    click.option("--stride", "sequence_stride", type=int, default=1, show_default=True,
-                 help="Steps between window starts."),
     click.option("--units", type=int, default=64, show_default=True,
                  help="Hidden units per layer (per direction for brnn)."),
     click.option("--layers", type=int, default=2, show_default=True, help="Stacked recurrent layers."),
@@ -135,6 +122,27 @@ training_options = _options(
                  help="Layers of dotrnn's deep output, counting the head."),
     click.option("--allow-future-leak", is_flag=True,
                  help="Allow brnn with --target-kind sequence, which reads the values it predicts (the tutorial's flaw)."),
+)
+_FEATURES_OPTION = click.option("--features", default=None, callback=_comma_list, metavar="COLS",
+                                help="Input columns, comma-separated (default: the target alone).")
+_BACKEND_OPTION = click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+                               help="Keras backend (default: $KERAS_BACKEND, else jax).")
+
+# Everything `fit` and `compare` share: the data, the windows, the model and the training budget.
+training_options = _options(
+    *_DATA_OPTIONS,
+    click.option("--target", default="Close", show_default=True, help="Column to forecast."),
+    _FEATURES_OPTION,
+    click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
+    click.option("--fill", type=click.Choice(["ffill"]), default=None,
+                 help="Forward-fill missing values instead of refusing them."),
+    click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+                 help="Cache for online sources (default: ~/.cache/keras-seq)."),
+    *_MODEL_OPTIONS,
+    click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
+                 help="Train, validation and test fractions, in time order."),
+    click.option("--stride", "sequence_stride", type=int, default=1, show_default=True,
+                 help="Steps between window starts."),
     click.option("--epochs", type=int, default=20, show_default=True),
     click.option("--batch-size", type=int, default=16, show_default=True),
     click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate."),
@@ -143,8 +151,7 @@ training_options = _options(
                  help="Stop after this many epochs without a better validation loss (best weights are restored either way)."),
     click.option("--steps-per-execution", type=int, default=32, show_default=True,
                  help="Training batches per call into the compiled step (same updates, less Python overhead)."),
-    click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
-                 help="Keras backend (default: $KERAS_BACKEND, else jax)."),
+    _BACKEND_OPTION,
     click.option("--out", default="saved_models", show_default=True, type=click.Path(),
                  help="Folder that receives the output folder."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
@@ -154,21 +161,29 @@ training_options = _options(
 def _specs(arch: str, options: dict):
     """DataSpec, WindowSpec, ModelSpec and TrainSpec from `training_options`' values."""
     from keras_seq.data.sources import DataSpec
-    from keras_seq.data.windows import WindowSpec
-    from keras_seq.models.spec import ModelSpec
     from keras_seq.training import TrainSpec
 
     o = options
     return (
         DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
                  features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"]),
-        WindowSpec(window=o["window"], horizon=o["horizon"], target_kind=o["target_kind"], splits=o["splits"],
-                   sequence_stride=o["sequence_stride"]),
+        *_model_specs(arch, o),
+        TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
+                  steps_per_execution=o["steps_per_execution"]),
+    )
+
+
+def _model_specs(arch: str, o: dict):
+    """WindowSpec and ModelSpec from `_MODEL_OPTIONS`' values (and `--splits`/`--stride` where given)."""
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.models.spec import ModelSpec
+
+    splits = {k: o[k] for k in ("splits", "sequence_stride") if k in o}
+    return (
+        WindowSpec(window=o["window"], horizon=o["horizon"], target_kind=o["target_kind"], **splits),
         ModelSpec(arch=arch, units=o["units"], layers=o["layers"], dropout=o["dropout"], cell=o["cell"],
                   allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
                   output_layers=o["output_layers"]),
-        TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
-                  steps_per_execution=o["steps_per_execution"]),
     )
 
 
@@ -249,8 +264,7 @@ def compare(archs, repeats, backtest, **options):
 @click.argument("recipe")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe key everywhere, e.g. --set train.epochs=5 (repeatable).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
-              help="Keras backend (default: $KERAS_BACKEND, else jax).")
+@_BACKEND_OPTION
 @click.option("--out", default="saved_models", show_default=True, type=click.Path(),
               help="Folder that receives the recipe's run folder.")
 @click.option("--check", is_flag=True, help="Check the recipe and print it resolved, without running it.")
@@ -294,8 +308,7 @@ def recipes():
 @data_options
 @click.option("--out", default=None, type=click.Path(),
               help="Folder for metrics.json and forecast.png (default: RUN_DIR/evaluations/<timestamp>).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
-              help="Keras backend (default: $KERAS_BACKEND, else jax).")
+@_BACKEND_OPTION
 @_reports_errors
 def evaluate(run_dir, source, start, end, out, backend):
     """Recompute test metrics and plots of RUN_DIR, on its own data or new data.
@@ -361,47 +374,27 @@ def predict(artifact, source, start, end, steps, csv_path, backend):
 
 
 @cli.command()
-@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True)
-@click.option("--window", type=int, default=16, show_default=True)
-@click.option("--features", "n_features", type=int, default=1, show_default=True, help="Number of input columns.")
-@click.option("--horizon", type=int, default=1, show_default=True)
-@click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True)
-@click.option("--units", type=int, default=64, show_default=True)
-@click.option("--layers", type=int, default=2, show_default=True)
-@click.option("--cell", type=click.Choice(CELL_CHOICES), default="rnn", show_default=True)
-@click.option("--transition-layers", type=int, default=2, show_default=True)
-@click.option("--output-layers", type=int, default=2, show_default=True)
-@click.option("--allow-future-leak", is_flag=True)
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True,
+              help="Any arch of `fit --arch`.")
+@_FEATURES_OPTION
+@_options(*_MODEL_OPTIONS)
+@_BACKEND_OPTION
 @_reports_errors
-def summary(arch, window, n_features, horizon, target_kind, units, layers, cell, transition_layers, output_layers,
-            allow_future_leak, backend):
-    """List every weight of a model with its shape, and the parameter count."""
-    from keras_seq.backend import import_keras, use_backend
+def summary(arch, features, backend, **options):
+    """List every weight of a model with its shape, and the parameter count.
 
+    Takes fit's model options; of --features only the number of columns matters.
+    """
+    from keras_seq.backend import import_keras, use_backend
+    from keras_seq.data.sources import DataSpec
+
+    windows, model = _model_specs(arch, options)
+    n_features = len(DataSpec(features=features).feature_columns)  # checked as fit checks it
     use_backend(backend)
     import_keras()
-    from keras_seq.models.builders import build_model, describe_weights
+    from keras_seq.models.builders import model_summary
 
-    model = build_model(arch, window=window, n_features=n_features, horizon=horizon, target_kind=target_kind,
-                        units=units, layers=layers, cell=cell, allow_future_leak=allow_future_leak,
-                        transition_layers=transition_layers, output_layers=output_layers)
-    weights = describe_weights(model)
-    width = max(len(path) for path, _, _ in weights)
-    click.echo(f"{model.name}: window {window}, {n_features} feature(s), target kind {target_kind}")
-    for path, shape, trainable in weights:
-        note = "" if trainable else "  (scaling, not trained)"
-        click.echo(f"  {path:<{width}}  {list(shape)}{note}")
-    trainable = sum(_size(shape) for _, shape, t in weights if t)
-    total = sum(_size(shape) for _, shape, _ in weights)
-    click.echo(f"parameters: {total} ({trainable} trainable, {total - trainable} scaling)")
-
-
-def _size(shape) -> int:
-    size = 1
-    for dim in shape:
-        size *= dim
-    return size
+    click.echo(model_summary(model, windows, n_features))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -197,6 +197,9 @@ FORBIDDEN_OP_WORDS = ("File", "Save", "Restore", "Checkpoint", "Sharded", "Print
                       "Send", "Recv", "ImmutableConst", "LoadAndRemap", "Table", "Lookup")
 
 
+MAX_GRAPH_BYTES = 256 << 20
+
+
 def savedmodel_ops(path: Path) -> dict[str, set[str]]:
     """The op types a SavedModel holds: `{"compute": ..., "checkpoint": ...}`.
 
@@ -210,9 +213,12 @@ def savedmodel_ops(path: Path) -> dict[str, set[str]]:
     folder = Path(path)
     if (folder / "saved_model.pbtxt").exists():
         raise KerasSeqError(f"{folder} holds a saved_model.pbtxt; keras-seq writes only saved_model.pb. Refusing to load it.")
+    graph = folder / "saved_model.pb"
+    if graph.stat().st_size > MAX_GRAPH_BYTES:  # the weights live in variables/; the graph itself is small
+        raise KerasSeqError(f"{graph} is larger than {MAX_GRAPH_BYTES:,} bytes. Refusing to load it.")
     proto = saved_model_pb2.SavedModel()
     try:
-        proto.ParseFromString((folder / "saved_model.pb").read_bytes())
+        proto.ParseFromString(graph.read_bytes())
     except Exception as exc:  # protobuf's DecodeError and friends
         raise KerasSeqError(f"{folder}/saved_model.pb is not a readable SavedModel ({type(exc).__name__}).") from None
     ops = {"compute": set(), "checkpoint": set()}

@@ -58,6 +58,23 @@ def test_summary_lists_weights_and_the_parameter_count(run_cli):
     assert f"parameters: {trainable + scaling} ({trainable} trainable, {scaling} scaling)" in out
 
 
+def test_summary_takes_fits_model_options_and_its_features_are_columns(run_cli):
+    from keras_seq.cli import cli
+
+    model_options = {"arch", "features", "window", "horizon", "target_kind", "units", "layers", "dropout", "cell",
+                     "transition_layers", "output_layers", "allow_future_leak", "backend"}
+    for command in ("fit", "compare", "summary"):
+        params = {p.name: p for p in cli.commands[command].params}
+        assert model_options - ({"arch"} if command == "compare" else set()) <= set(params), command  # compare: --archs
+        assert all(params[name].help for name in model_options - {"arch", "backend"} if name in params), command
+    code, out, err = run_cli("summary", "--arch", "gru", "--features", "Close,Volume,Open", "--dropout", "0.2",
+                             "--units", "4", "--layers", "1")
+    assert code == 0, err
+    assert re.search(r"^  gru_1/gru_cell/kernel +\[3, 12\]$", out, re.M) and "3 feature(s)" in out
+    code, _, err = run_cli("summary", "--features", "Close,Close")
+    assert code == 1 and "`features` names a column twice: Close" in err
+
+
 def test_summary_of_brnn_with_an_lstm_inside(run_cli):
     code, out, _ = run_cli("summary", "--arch", "brnn", "--cell", "lstm", "--units", "8", "--layers", "1")
     trainable, scaling = expected_params("brnn", n_features=1, units=8, layers=1, horizon=1, target_kind="next", cell="lstm")
