@@ -28,7 +28,7 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import Scaling, WindowSpec
 from keras_seq.errors import FolderWarning, KerasSeqError, first_line
 from keras_seq.models.spec import ModelSpec
-from keras_seq.safety import artifact_sha256, inside, read_text_bounded, refuse_symlink
+from keras_seq.safety import artifact_sha256, inside, lock_folder, read_text_bounded, refuse_symlink
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -94,7 +94,7 @@ def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False, e
         umask = os.umask(0)
         os.umask(umask)
         stage.path.chmod(0o777 & ~umask)  # mkdtemp makes it private; a run folder is not
-        held = _hold(stage.path)  # while it is written: how the next command tells it from a killed one's leftover
+        held = lock_folder(stage.path)  # while it is written: how the next command tells it from a killed one's leftover
     except OSError as exc:
         raise KerasSeqError(f"cannot write to output folder {parent}: {exc.strerror or exc}.") from None
     try:
@@ -110,21 +110,12 @@ def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False, e
                 folder.rmdir()
         raise
     finally:
-        os.close(held)
-
-
-def _hold(folder: Path) -> int:
-    """An open descriptor of `folder` with an exclusive flock on it (released when it is closed)."""
-    import fcntl
-
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    return descriptor
+        if held is not None:  # always, for a folder just made
+            os.close(held)
 
 
 def _name_leftovers(parent: Path) -> None:
     """Warn about each staged folder in `parent` that no process holds: a killed command left it."""
-    import fcntl
     import warnings
 
     if not parent.is_dir():
@@ -133,15 +124,12 @@ def _name_leftovers(parent: Path) -> None:
         if folder.is_symlink() or not folder.is_dir():
             continue
         try:
-            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            descriptor = lock_folder(folder)
         except OSError:
             continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if descriptor is None:
             continue  # another command is writing it now
-        finally:
-            os.close(descriptor)
+        os.close(descriptor)
         hint = (f"resume it with `keras-seq fit --resume {folder}`, or delete it" if (folder / CHECKPOINT_FILE).is_file()
                 else f"nothing can resume it: delete it (rm -r '{folder}')")
         warnings.warn(f"{folder} was left by a keras-seq command that was killed; {hint}.", FolderWarning, stacklevel=4)

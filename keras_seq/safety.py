@@ -375,11 +375,11 @@ def write_error(path, exc: OSError) -> KerasSeqError:
     return KerasSeqError(f"cannot write {path}: {reason}. Nothing was left half-written; free space or choose another place.")
 
 
-def write_file_atomically(path: str | os.PathLike, write) -> None:
+def write_file_atomically(path: str | os.PathLike, write, binary: bool = False) -> None:
     """Write a file through `write(stream)` into a temporary file beside it, then rename it into place.
 
     On any failure (a full disk included) the temporary file is removed and
-    `path` is as it was.
+    `path` is as it was. The stream is UTF-8 text, or bytes with `binary`.
 
     Raises:
         KerasSeqError: the folder is missing or not writable, the disk is
@@ -393,7 +393,7 @@ def write_file_atomically(path: str | os.PathLike, write) -> None:
     except OSError as exc:
         raise write_error(path, exc) from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        with os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
@@ -419,23 +419,36 @@ def folder_lock(folder: Path, command: str):
     Raises:
         KerasSeqError: another keras-seq command holds the folder.
     """
-    import fcntl
-
     try:
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        descriptor = lock_folder(folder)
     except OSError as exc:
         raise KerasSeqError(f"cannot open {folder}: {exc.strerror}.") from None
+    if descriptor is None:
+        raise KerasSeqError(
+            f"another keras-seq command is writing into {folder} (export, evaluate or resume). "
+            f"Wait for it to finish, then run `keras-seq {command}` again."
+        )
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise KerasSeqError(
-                f"another keras-seq command is writing into {folder} (export, evaluate or resume). "
-                f"Wait for it to finish, then run `keras-seq {command}` again."
-            ) from None
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def lock_folder(folder: Path) -> int | None:
+    """An open descriptor of `folder` holding an exclusive `flock` on it, or None if another process holds one.
+
+    The lock lasts until the descriptor is closed, or the process ends (so a
+    killed process never leaves a stale lock).
+    """
+    import fcntl
+
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 # === Stopping on SIGINT and SIGTERM ===

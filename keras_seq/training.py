@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from keras_seq import speed
 from keras_seq.data.windows import Windows
 from keras_seq.errors import KerasSeqError, first_line
+from keras_seq.safety import write_file_atomically
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,17 +217,7 @@ def write_checkpoint(path: Path, trainer, best, epochs_done: int, history: dict)
         "counts": [len(weights), len(trainer.optimizer.variables), len(best_weights)],
     }
     arrays["meta"] = np.array(json.dumps(meta))
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_file_atomically(path, lambda stream: np.savez(stream, **arrays), binary=True)
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -574,10 +574,10 @@ def _cache_file(cache_dir, kind: str, symbol: str) -> Path:
 
 def _write_cache(path: Path, text: str) -> None:
     """Write atomically, so an interrupted download never leaves half a file."""
+    from keras_seq.safety import write_file_atomically
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    write_file_atomically(path, lambda stream: stream.write(text))
 
 
 def _download_error(source: str, url: str, cause: object) -> KerasSeqError:
