@@ -131,7 +131,6 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
     it holds a model card and nothing but export files. A run folder, a
     folder holding run folders or anything else is never replaced.
     """
-    from keras_seq.rundir import CONFIG_FILE
     from keras_seq.safety import refuse_symlink
 
     refuse_symlink(out)
@@ -144,8 +143,8 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
     if not out.is_dir():
         raise KerasSeqError(f"--out {out} is a file. --overwrite replaces only an export folder; give a folder.")
     entries = sorted(p.name for p in out.iterdir())
-    foreign = [e for e in entries if e not in EXPORT_ENTRIES or (out / e).is_symlink()]
-    if CARD_FILE not in entries or foreign or (out / CONFIG_FILE).exists():
+    foreign = [e for e in entries if e not in EXPORT_ENTRIES or (out / e).is_symlink()]  # a run's config.json too
+    if CARD_FILE not in entries or foreign:
         what = f"it holds {foreign[0]}" if foreign else f"it has no {CARD_FILE}"
         raise KerasSeqError(
             f"--overwrite replaces only a keras-seq export folder (a {CARD_FILE} and export files), and {out} is "

@@ -259,19 +259,19 @@ def predict_artifact(
     Returns:
         A DataFrame of `date` and forecast values.
     """
-    from keras_seq.data.sources import DataSpec
+    from keras_seq.data.sources import DataSpec, csv_path
 
     if steps is not None:
         _checked_steps(steps)  # before loading anything
     if csv is not None:
-        check_output_path(csv, [path, *_file_sources(source)])
+        check_output_path(csv, [path, csv_path(source)])
     artifact = load_artifact(path, backend=backend)
     data = dict(artifact.data)
     if source is not None:
         data.update(source=source, start=None, end=None)
     data.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
     if csv is not None:
-        check_output_path(csv, _file_sources(data.get("source")))
+        check_output_path(csv, [csv_path(data.get("source"))])
     try:
         spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **data)
     except TypeError:
@@ -284,17 +284,12 @@ def predict_artifact(
 
 
 def check_output_path(path: str | Path, inputs: list) -> None:
-    """Refuse an output file that is one of `inputs` or lies inside one of them (an artifact's folder)."""
+    """Refuse an output file that is one of `inputs` or lies inside one of them (an artifact's folder); None is skipped."""
     target = Path(path).resolve()
-    for given in inputs:
+    for given in filter(None, inputs):
         source = Path(given).resolve()
         if target == source or source in target.parents:
             raise KerasSeqError(f"--csv {path} would overwrite what the forecast reads ({given}). Give another file name.")
-
-
-def _file_sources(source) -> list:
-    """The local file a data source names, if it names one."""
-    return [] if source is None or source == "dji" or source.startswith(("stooq:", "fred:")) else [source]
 
 
 def write_forecast(table: pd.DataFrame, path: str | Path) -> Path:

@@ -191,7 +191,7 @@ def load_series(
     elif source.startswith("fred:"):
         frame = _load_fred(_symbol(source), cache_dir, refresh)
     else:
-        path = Path(source).expanduser()
+        path = csv_path(source)
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "not found"
             raise KerasSeqError(
@@ -231,6 +231,18 @@ def _unquoted(source: str, read):
         warnings.warn(f"the data file {source} named in the run's config.json was repaired while reading "
                       f"({len(repaired)} warnings); give it with --data to see them.", DataWarning, stacklevel=4)
     return frame
+
+
+def csv_path(source: str | None) -> Path | None:
+    """The local file a source names (`~` expanded), or None for `dji`, `stooq:...` and `fred:...`.
+
+    Example:
+    >>> csv_path("dji"), csv_path("stooq:^DJI"), csv_path("prices.csv")
+    (None, None, PosixPath('prices.csv'))
+    """
+    if source is None or source == "dji" or source.startswith(("stooq:", "fred:")):
+        return None
+    return Path(source).expanduser()
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
