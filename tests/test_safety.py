@@ -382,7 +382,7 @@ def test_overwrite_replaces_an_export_folder(run_copy, run_cli):
 # === 7. predict --csv never writes over its inputs, and writes whole files or none ===
 
 
-def test_predict_refuses_to_write_over_its_inputs(run_dir, tmp_path, run_cli):
+def test_predict_refuses_to_write_over_its_inputs(run_dir, tmp_path, run_cli, monkeypatch):
     data = tmp_path / "mydata.csv"
     frame = DataSpec().load()
     frame.to_csv(data)
@@ -391,6 +391,9 @@ def test_predict_refuses_to_write_over_its_inputs(run_dir, tmp_path, run_cli):
     one_line_error(code, err, f"--csv {data} would overwrite what the forecast reads")
     code, _, err = run_cli("predict", run_dir / "export" / "model.onnx", "--csv", run_dir / "export" / "model.onnx")
     one_line_error(code, err, "would overwrite what the forecast reads")
+    monkeypatch.setenv("HOME", str(tmp_path))  # a data path with ~ is the file it expands to
+    code, _, err = run_cli("predict", run_dir, "--data", "~/mydata.csv", "--csv", data)
+    one_line_error(code, err, f"would overwrite what the forecast reads ({data})")
     assert hashes_under(tmp_path) == before
 
 
