@@ -18,6 +18,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The test venv also gets the `torch` extra (torch==2.13.0, a CPU build pip finds on this disk) for the third
+# pass; the default and `dev` installs stay without torch.
+$(VENV)/.installed-test: $(VENV)/.installed-dev
+	$(PIP) install -e '.[dev,torch]'
+	touch $@
+
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -28,10 +34,12 @@ demo: $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadfile
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-test
 	$(PYTEST)
 	@echo "--- backend-sensitive tests again under jax ---"
 	KERAS_BACKEND=jax $(PYTEST) -m backend
+	@echo "--- backend-sensitive tests again under torch ---"
+	KERAS_BACKEND=torch $(PYTEST) -m backend
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,25 +1,43 @@
 """keras-seq: recurrent sequence models for time series in Keras 3.
 
-The package reads as the path data takes: `data` (load a series, split,
-window) -> `models` (build a Keras model) -> `training` (fit, run folder)
--> `evaluation` (metrics, baselines, plots) -> `runs` (fit and evaluate a
-run folder) -> `cli`.
+From Python, the CLI's verbs are `keras_seq.fit`, `evaluate`, `export` and
+`predict`, with the same honest splits, scaling, run folders and checks
+(README.md, "From Python"); `build_model`, `make_windows`, `train_model` and
+`evaluate_model` are the parts they are made of.
 
 Importing `keras_seq` imports neither Keras nor pandas; the public functions
 below load their modules on first use, so a backend chosen with
 `KERAS_BACKEND` (or `keras_seq.backend.use_backend`) still takes effect.
+Where none was chosen and Keras is not imported yet, keras-seq's default
+backend (jax, as in the CLI) becomes Keras's; TensorFlow's native start-up
+notices are kept off the terminal.
 """
 
+from keras_seq.backend import default_to_keras_seq_backend as _default_backend
+
 __version__ = "0.1.0"
+_default_backend()
 
 _LAZY = {
-    "load_series": "keras_seq.data.sources",
-    "DataSpec": "keras_seq.data.sources",
-    "make_windows": "keras_seq.data.windows",
-    "WindowSpec": "keras_seq.data.windows",
-    "build_model": "keras_seq.models.builders",
-    "ModelSpec": "keras_seq.models.spec",
-    "KerasSeqError": "keras_seq.errors",
+    # the verbs, as from the CLI
+    "fit": ("keras_seq.runs", "fit_run"),
+    "evaluate": ("keras_seq.runs", "evaluate_run"),
+    "export": ("keras_seq.exporting", "export_run"),
+    "predict": ("keras_seq.serving", "predict_artifact"),
+    # what a run is made of
+    "DataSpec": ("keras_seq.data.sources", "DataSpec"),
+    "WindowSpec": ("keras_seq.data.windows", "WindowSpec"),
+    "ModelSpec": ("keras_seq.models.spec", "ModelSpec"),
+    "TrainSpec": ("keras_seq.training", "TrainSpec"),
+    "register_arch": ("keras_seq.models.registry", "register_arch"),
+    # the parts, for code of one's own
+    "load_series": ("keras_seq.data.sources", "load_series"),
+    "make_windows": ("keras_seq.data.windows", "make_windows"),
+    "build_model": ("keras_seq.models.builders", "build_model"),
+    "train_model": ("keras_seq.training", "train_model"),
+    "evaluate_model": ("keras_seq.evaluation", "evaluate_model"),
+    "load_model": ("keras_seq.models.builders", "load_model"),
+    "KerasSeqError": ("keras_seq.errors", "KerasSeqError"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -29,5 +47,6 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'keras_seq' has no attribute {name!r}")

@@ -81,10 +81,22 @@ def _default_backend() -> str:
     return DEFAULT_BACKEND
 
 
+def default_to_keras_seq_backend() -> None:
+    """Make keras-seq's default backend Keras's too, where no backend was chosen and Keras is not loaded yet.
+
+    Called when `keras_seq` is imported, so that Python code and the CLI
+    train on the same backend (jax) unless `KERAS_BACKEND` says otherwise;
+    a Keras imported before keras-seq keeps its backend. Nothing is imported.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
+        os.environ["KERAS_BACKEND"] = _default_backend()
+
+
 def import_keras():
     """Import Keras (and TensorFlow) with the chosen backend, and return `keras`.
 
-    TensorFlow's native libraries print start-up notices straight to file
+    Where no backend was chosen, it is `use_backend()`'s default. TensorFlow's native libraries print start-up notices straight to file
     descriptor 2 before its logging is configured (`TF_CPP_MIN_LOG_LEVEL`
     cannot silence them). They are captured here and shown only if the
     import fails.
@@ -92,6 +104,8 @@ def import_keras():
     if "keras" in sys.modules and "tensorflow" in sys.modules:
         return sys.modules["keras"]
     import tempfile
+
+    use_backend()
 
     sys.stderr.flush()
     saved = os.dup(2)
@@ -112,3 +126,11 @@ def import_keras():
                 captured.seek(0)
                 sys.stderr.write(captured.read().decode("utf-8", errors="replace"))
     return keras
+
+
+def import_tensorflow():
+    """`tensorflow`, imported as `import_keras` imports it (quietly, after the backend is chosen)."""
+    import_keras()
+    import tensorflow
+
+    return tensorflow

@@ -13,7 +13,9 @@ import warnings
 
 import click
 
-from keras_seq.models.spec import ARCHS as ARCH_CHOICES, CELLS as CELL_CHOICES, CLASSIC_ARCHS
+from keras_seq.models.registry import arch_names, get_arch
+from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS
+
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
 
 
@@ -72,6 +74,24 @@ def _splits(ctx, param, value):
     if len(parts) == 3 and sum(parts) > 1.5:  # given as percentages, e.g. 70/15/15
         parts = tuple(p / 100 for p in parts)
     return parts
+
+
+class ArchChoice(click.ParamType):
+    """A registered arch, looked up when the command runs (an arch registered after import is accepted)."""
+
+    name = "arch"
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(arch_names()) + "]"
+
+    def convert(self, value, param, ctx):
+        if value not in arch_names():
+            self.fail(f"{value!r} is not one of {', '.join(map(repr, arch_names()))}.", param, ctx)
+        return value
+
+
+def _arch_help(prefix: str = "") -> str:
+    return prefix + "; ".join(f"{name}: {get_arch(name).help}" for name in arch_names()) + "."
 
 
 def _options(*options):
@@ -188,9 +208,7 @@ def _model_specs(arch: str, o: dict):
 
 
 @cli.command()
-@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True,
-              help="drnn: stacked SimpleRNN; brnn: stacked Bidirectional RNN; lstm; gru; dtrnn: deep transition; "
-                   "dtsrnn: deep transition with shortcut; dotrnn: deep transition and deep output.")
+@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
 @click.option("--resume", "resume", default=None, metavar="RUN_DIR",
               help="Continue an unfinished fit from its last completed epoch: a folder Ctrl-C marked interrupted, "
                    "or the .partial folder of a run that was killed. Its options come from its config.json.")
@@ -221,16 +239,13 @@ def fit(arch, resume, **options):
 
 
 def _arch_list(ctx, param, value):
-    archs = tuple(a.strip().lower() for a in value.split(",") if a.strip())
-    unknown = [a for a in archs if a not in ARCH_CHOICES]
-    if unknown or not archs:
-        raise click.BadParameter(
-            f"unknown arch '{unknown[0] if unknown else value}'. Expected some of {', '.join(ARCH_CHOICES)}, "
-            "separated by commas."
-        )
-    if len(set(archs)) != len(archs):
-        raise click.BadParameter(f"each arch may appear once. Received: {value}")
-    return archs
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.models.registry import check_arch_list
+
+    try:
+        return check_arch_list(tuple(a.strip().lower() for a in value.split(",") if a.strip()), "")
+    except KerasSeqError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command()
@@ -331,13 +346,15 @@ def evaluate(run_dir, source, start, end, out, backend):
 @click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
 @click.option("--name", default=None, help="Model name in the SavedModel's TF Serving layout (default: the arch).")
 @click.option("--model-version", type=int, default=1, show_default=True, help="SavedModel version folder.")
+@click.option("--tolerance", type=float, default=None, hidden=True, help="Parity limit, relative to the target's std.")
 @_reports_errors
 @_stops_on_signals
-def export(run_dir, formats, out, overwrite, name, model_version):
+def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
     """Export RUN_DIR's model as SavedModel, ONNX and .keras, each proven equal to it."""
-    from keras_seq.export import export_run
+    from keras_seq.exporting import DEFAULT_TOLERANCE, export_run
 
-    result = export_run(run_dir, formats, out=out, overwrite=overwrite, name=name, version=model_version)
+    result = export_run(run_dir, formats, out=out, overwrite=overwrite, name=name, version=model_version,
+                        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance)
     for fmt, check in result.parity.items():
         artifact = result.path / result.card["artifacts"][fmt]["path"]
         click.echo(
@@ -374,8 +391,7 @@ def predict(artifact, source, start, end, steps, csv_path, backend):
 
 
 @cli.command()
-@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="lstm", show_default=True,
-              help="Any arch of `fit --arch`.")
+@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True, help="Any arch of `fit --arch`.")
 @_FEATURES_OPTION
 @_options(*_MODEL_OPTIONS)
 @_BACKEND_OPTION

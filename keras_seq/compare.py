@@ -30,7 +30,8 @@ from keras_seq.backend import import_keras, use_backend
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError
-from keras_seq.models.spec import ARCHS, CLASSIC_ARCHS, ModelSpec, check_future_leak
+from keras_seq.models.registry import check_arch_list
+from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_future_leak
 
 METRICS = ("mae", "rmse", "mape", "skill")
 PERSISTENCE = "persistence"
@@ -57,16 +58,8 @@ class CompareSpec:
     on: tuple[str, ...] = ("test",)
 
     def __post_init__(self):
-        archs = (self.archs,) if isinstance(self.archs, str) else tuple(self.archs)
-        object.__setattr__(self, "archs", archs)
+        object.__setattr__(self, "archs", check_arch_list(self.archs))
         object.__setattr__(self, "on", (self.on,) if isinstance(self.on, str) else tuple(self.on))
-        unknown = [arch for arch in archs if arch not in ARCHS]
-        if not archs or unknown:
-            raise KerasSeqError(
-                f"unknown arch '{unknown[0] if unknown else ''}' to compare. Expected some of: {', '.join(ARCHS)}."
-            )
-        if len(set(archs)) != len(archs):
-            raise KerasSeqError(f"each arch may be compared once. Received: {', '.join(archs)}")
         if not isinstance(self.repeats, int) or isinstance(self.repeats, bool) or self.repeats < 1:
             raise KerasSeqError(f"`repeats` must be an integer of at least 1. Received: repeats={self.repeats}")
         if not isinstance(self.backtest, int) or isinstance(self.backtest, bool) or self.backtest < 0:
@@ -128,10 +121,12 @@ def compare_models(
     from keras_seq.safety import STOP, stop_signals
     from keras_seq.rundir import staged_folder, utc_stamp
 
+    from keras_seq.runs import RunSpecs
+    from keras_seq.training import TrainSpec
+
+    specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
     with stop_signals(), staged_folder(out, f"compare-{utc_stamp()}") as stage:
-        summary, markdown = compare_into(
-            stage.path, frame, data, windows, model, train, spec, backend=backend, verbose=verbose
-        )
+        summary, markdown = compare_into(stage.path, frame, specs, spec, verbose=verbose)
         STOP.check("the comparison")  # a signal while the plots were drawn: still nothing is published
     return Comparison(stage.final, summary, markdown)
 
@@ -177,87 +172,110 @@ def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
         )
 
 
-def compare_into(
-    folder: Path, frame, data, windows, model, train, spec: CompareSpec, *, backend: str, verbose="auto", title=None
-) -> tuple[dict, str]:
+def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto", title=None) -> tuple[dict, str]:
     """Run a comparison on a loaded `frame` and write its files into `folder`.
 
-    Keras must already be imported with `backend`.
+    `specs` (a `runs.RunSpecs`) holds the options every model shares; its
+    arch and seed are replaced by each of `spec.archs` and seeds. Keras must
+    already be imported with `specs.backend`.
 
     Returns:
         `(summary, markdown)`: the contents of comparison.json and comparison.md.
     """
-    import keras
-
-    from keras_seq.evaluation import persistence_forecast
-    from keras_seq.runs import train_and_evaluate, write_run
-    from keras_seq.safety import STOP
     from keras_seq.rundir import write_json
-    from keras_seq.training import TrainSpec
 
-    train = train or TrainSpec()
-    seeds = [train.seed + k for k in range(spec.repeats)]
-    folds = backtest_folds(len(frame), windows, spec.backtest) if spec.backtest else [None]
-    digest = frame_sha256(frame)  # once: each fold's rows are hashed by its own run
-    scored = ("backtest",) if spec.backtest else spec.on
-    runs, shown = [], {}  # shown: arch -> what the plots draw (first seed)
+    seeds = [specs.train.seed + k for k in range(spec.repeats)]
+    folds = backtest_folds(len(frame), specs.windows, spec.backtest) if spec.backtest else [None]
+    runner = _Runner(folder, frame, specs, spec, folds, frame_sha256(frame), verbose)  # the frame hashed once
     for arch in spec.archs:
         for seed in seeds:
-            pooled = {"actual": [], "model": [], "persistence": [], "positions": []}
-            for index, fold in enumerate(folds, start=1):
-                fold_frame, fold_windows = fold_data(frame, windows, fold)
-                keras.backend.clear_session()
-                STOP.check("the comparison")
-                fitted = train_and_evaluate(
-                    fold_frame, data, fold_windows, dataclasses.replace(model, arch=arch),
-                    dataclasses.replace(train, seed=seed), backend=backend,
-                    splits=("test",) if fold is not None else spec.on, verbose=verbose,
-                    data_sha256=digest if fold is None else None,
-                )
-                STOP.check("the comparison")  # a signal during training stopped it after a batch
-                name = f"{arch}-seed{seed}" + (f"-fold{index}" if fold is not None else "")
-                (folder / "runs" / name).mkdir(parents=True)
-                write_run(folder / "runs" / name, fitted, plots=False)
-                runs.append(_run_record(fitted, arch, seed, index if fold is not None else None, f"runs/{name}"))
-                if fold is not None:
-                    pooled["actual"].append(fitted.raw.targets("test"))
-                    pooled["model"].append(fitted.predictions["test"])
-                    pooled["persistence"].append(persistence_forecast(fitted.raw, "test"))
-                    pooled["positions"].append(fitted.raw.target_positions("test"))
-                if seed == seeds[0] and (fold is None or index == len(folds)):
-                    split = "test" if "test" in fitted.predictions else spec.on[0]
-                    shown[arch] = {
-                        "history": fitted.history,
-                        "raw": fitted.raw,
-                        "split": split,
-                        "positions": fitted.raw.target_positions(split),
-                        "predictions": fitted.predictions[split],
-                    }
-            if spec.backtest:
-                record_pooled(runs, arch, seed, pooled)
-                if seed == seeds[0]:  # the plots show every fold's test block
-                    shown[arch]["positions"] = np.concatenate(pooled["positions"])
-                    shown[arch]["predictions"] = np.concatenate(pooled["model"])
-                    shown[arch]["span"] = (folds[0][1], folds[-1][2])
-
-    summary = summarize(runs, spec, scored)
-    summary["settings"] = {
-        "data": {**dataclasses.asdict(data), "rows": len(frame), "first_date": str(frame.index[0].date()),
-                 "last_date": str(frame.index[-1].date()), "sha256": digest},
-        "windows": dataclasses.asdict(windows),
-        "model": {k: v for k, v in dataclasses.asdict(model).items() if k != "arch"},
-        "train": dataclasses.asdict(train),
-        "compare": dataclasses.asdict(spec),
-        "seeds": seeds,
-        "backend": backend,
-        "folds": [dict(zip(("validation_start", "test_start", "test_end"), f)) for f in folds] if spec.backtest else None,
-    }
-    summary["runs"] = runs
+            runner.arch_and_seed(arch, seed, shown=seed == seeds[0])
+    scored = ("backtest",) if spec.backtest else spec.on
+    summary = summarize(runner.runs, spec, scored)
+    summary["settings"] = _settings(frame, specs, spec, runner.digest, seeds, folds)
+    summary["runs"] = runner.runs
     markdown = comparison_markdown(summary, title=title)
     write_json(folder / "comparison.json", summary)
     (folder / "comparison.md").write_text(markdown, encoding="utf-8")
-    plot_comparison(folder, shown, summary, scored[0])
+    plot_comparison(folder, runner.shown, summary, scored[0])
     return json.loads(json.dumps(summary, default=str)), markdown
+
+
+@dataclasses.dataclass
+class _Runner:
+    """Trains a comparison's models one by one, writing each run folder and recording its scores."""
+
+    folder: Path
+    frame: object
+    specs: object  # runs.RunSpecs
+    spec: CompareSpec
+    folds: list
+    digest: str
+    verbose: object
+    runs: list = dataclasses.field(default_factory=list)
+    shown: dict = dataclasses.field(default_factory=dict)  # arch -> what the plots draw (first seed)
+
+    def arch_and_seed(self, arch: str, seed: int, shown: bool) -> None:
+        """Every fold of one arch and seed (one fit without backtest folds), and their pooled scores."""
+        from keras_seq.evaluation import persistence_forecast
+
+        specs = dataclasses.replace(self.specs, model=dataclasses.replace(self.specs.model, arch=arch),
+                                    train=dataclasses.replace(self.specs.train, seed=seed))
+        pooled = {"actual": [], "model": [], "persistence": [], "positions": []}
+        for index, fold in enumerate(self.folds, start=1):
+            fitted = self.fit(specs, index, fold)
+            if fold is not None:
+                for key, values in (("actual", fitted.raw.targets("test")), ("model", fitted.predictions["test"]),
+                                    ("persistence", persistence_forecast(fitted.raw, "test")),
+                                    ("positions", fitted.raw.target_positions("test"))):
+                    pooled[key].append(values)
+            if shown and (fold is None or index == len(self.folds)):
+                split = "test" if "test" in fitted.predictions else self.spec.on[0]
+                self.shown[arch] = {"history": fitted.history, "raw": fitted.raw, "split": split,
+                                    "positions": fitted.raw.target_positions(split),
+                                    "predictions": fitted.predictions[split]}
+        if self.spec.backtest:
+            record_pooled(self.runs, arch, seed, pooled)
+            if shown:  # the plots show every fold's test block
+                self.shown[arch].update(positions=np.concatenate(pooled["positions"]),
+                                        predictions=np.concatenate(pooled["model"]),
+                                        span=(self.folds[0][1], self.folds[-1][2]))
+
+    def fit(self, specs, index: int, fold):
+        """Train and score one model on one fold (or the whole frame), and write its run folder."""
+        import keras
+
+        from keras_seq.runs import train_and_evaluate, write_run
+        from keras_seq.safety import STOP
+
+        fold_frame, fold_windows = fold_data(self.frame, specs.windows, fold)
+        keras.backend.clear_session()
+        STOP.check("the comparison")
+        fitted = train_and_evaluate(fold_frame, dataclasses.replace(specs, windows=fold_windows),
+                                    splits=("test",) if fold is not None else self.spec.on, verbose=self.verbose,
+                                    data_sha256=self.digest if fold is None else None)
+        STOP.check("the comparison")  # a signal during training stopped it after a batch
+        name = f"{specs.model.arch}-seed{specs.train.seed}" + (f"-fold{index}" if fold is not None else "")
+        (self.folder / "runs" / name).mkdir(parents=True)
+        write_run(self.folder / "runs" / name, fitted, plots=False)
+        self.runs.append(_run_record(fitted, specs.model.arch, specs.train.seed, index if fold is not None else None,
+                                     f"runs/{name}"))
+        return fitted
+
+
+def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: list) -> dict:
+    """What every model of a comparison shared: comparison.json's `settings`."""
+    return {
+        "data": {**dataclasses.asdict(specs.data), "rows": len(frame), "first_date": str(frame.index[0].date()),
+                 "last_date": str(frame.index[-1].date()), "sha256": digest},
+        "windows": dataclasses.asdict(specs.windows),
+        "model": {k: v for k, v in dataclasses.asdict(specs.model).items() if k != "arch"},
+        "train": dataclasses.asdict(specs.train),
+        "compare": dataclasses.asdict(spec),
+        "seeds": seeds,
+        "backend": specs.backend,
+        "folds": [dict(zip(("validation_start", "test_start", "test_end"), f)) for f in folds] if spec.backtest else None,
+    }
 
 
 def fold_data(frame, windows: WindowSpec, fold: tuple[int, int, int] | None):

@@ -35,9 +35,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -334,7 +331,7 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
         evaluate["on"] = tuple(evaluate["on"])
     formats = tuple(sections["export"].get("formats", ()))
     if formats:
-        from keras_seq.export import parse_formats
+        from keras_seq.exporting import parse_formats
 
         formats = build("export", lambda: parse_formats(list(formats)))
 
@@ -450,7 +447,7 @@ def run_recipe(
         A `RecipeResult`.
     """
     from keras_seq.backend import import_keras, use_backend
-    from keras_seq.compare import check_backtest, compare_into
+    from keras_seq.compare import check_backtest
 
     echo = echo or (lambda line: None)
     backend = use_backend(backend)
@@ -468,23 +465,9 @@ def run_recipe(
     summaries, parts = {}, [f"# {recipe.name}", "", recipe.description, ""]
     with stop_signals(), staged_folder(out, f"{recipe.name}-{utc_stamp(started)}") as stage:
         for experiment in recipe.experiments:
-            echo(f"experiment {experiment.name}: {', '.join(experiment.compare.archs)} "
-                 f"x {experiment.compare.repeats} seed(s)"
-                 + (f" x {experiment.compare.backtest} folds" if experiment.compare.backtest else ""))
-            folder = stage.path / experiment.name
-            folder.mkdir()
-            summary, markdown = compare_into(
-                folder, frames[experiment.name], experiment.data, experiment.windows, experiment.model,
-                experiment.train, experiment.compare, backend=backend, verbose=verbose,
-                title=f"{recipe.name}: {experiment.name}",
-            )
-            exported = _export_runs(folder, summary, experiment, backend, echo)
-            STOP.check("the recipe run")
-            summaries[experiment.name] = summary
-            body = markdown.split("\n", 1)[1].replace("\n## ", "\n### ")
-            parts.append(f"## {experiment.name}\n" + (f"\n{experiment.note}\n" if experiment.note else "") + body)
-            if exported:
-                parts.append("Exported: " + ", ".join(f"`{experiment.name}/{p}`" for p in exported) + "\n")
+            summaries[experiment.name], part = _run_experiment(stage.path, recipe, experiment, frames[experiment.name],
+                                                               backend, verbose, echo)
+            parts.append(part)
         report = "\n".join(parts)
         (stage.path / "report.md").write_text(report, encoding="utf-8")
         (stage.path / RECIPE_FILE).write_text(resolved_toml(recipe, frames), encoding="utf-8")
@@ -501,8 +484,33 @@ def run_recipe(
     return RecipeResult(stage.final, report, summaries)
 
 
-def _export_runs(folder: Path, summary: dict, experiment: Experiment, backend: str, echo) -> list[str]:
+def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo):
+    """Compare (and export) one experiment into `folder/<name>`; its summary and its part of report.md."""
+    from keras_seq.compare import compare_into
+    from keras_seq.runs import RunSpecs
+    from keras_seq.safety import STOP
+
+    echo(f"experiment {experiment.name}: {', '.join(experiment.compare.archs)} "
+         f"x {experiment.compare.repeats} seed(s)"
+         + (f" x {experiment.compare.backtest} folds" if experiment.compare.backtest else ""))
+    folder = folder / experiment.name
+    folder.mkdir()
+    specs = RunSpecs(experiment.data, experiment.windows, experiment.model, experiment.train, backend)
+    summary, markdown = compare_into(folder, frame, specs, experiment.compare, verbose=verbose,
+                                     title=f"{recipe.name}: {experiment.name}")
+    exported = _export_runs(folder, summary, experiment, echo)
+    STOP.check("the recipe run")
+    body = markdown.split("\n", 1)[1].replace("\n## ", "\n### ")
+    part = f"## {experiment.name}\n" + (f"\n{experiment.note}\n" if experiment.note else "") + body
+    if exported:
+        part += "\nExported: " + ", ".join(f"`{experiment.name}/{p}`" for p in exported) + "\n"
+    return summary, part
+
+
+def _export_runs(folder: Path, summary: dict, experiment: Experiment, echo) -> list[str]:
     """Export each seed's model (the last fold's, in a backtest) into its run folder's `export/`."""
+    from keras_seq.exporting import export_run
+
     if not experiment.export:
         return []
     last_fold = experiment.compare.backtest or None
@@ -512,15 +520,9 @@ def _export_runs(folder: Path, summary: dict, experiment: Experiment, backend: s
             continue
         run_dir = folder / run["run"]
         echo(f"exporting {run['run']} as {', '.join(experiment.export)}")
-        if backend == "tensorflow":
-            from keras_seq.export import export_run
-
-            export_run(run_dir, experiment.export)
-        else:  # exporting needs tensorflow, and Keras is loaded with another backend here
-            command = [sys.executable, "-m", "keras_seq", "export", str(run_dir), "--format", ",".join(experiment.export)]
-            done = subprocess.run(command, capture_output=True, text=True,
-                                  env={**os.environ, "KERAS_BACKEND": "tensorflow"})
-            if done.returncode != 0:
-                raise KerasSeqError(f"exporting {run_dir} failed: {done.stderr.strip().splitlines()[-1]}")
+        try:
+            export_run(run_dir, experiment.export)  # in a new process where Keras runs on another backend
+        except KerasSeqError as exc:
+            raise KerasSeqError(f"exporting {run_dir} failed: {exc}") from None
         exported.append(f"{run['run']}/export")
     return exported

@@ -46,6 +46,35 @@ class RunResult:
     history: dict | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class RunSpecs:
+    """Everything one fit is asked to do: the options of `config.json`'s data, windows, model and train sections."""
+
+    data: DataSpec
+    windows: WindowSpec
+    model: ModelSpec
+    train: object  # keras_seq.training.TrainSpec
+    backend: str
+
+    def options_config(self, status: str, started: datetime.datetime, frame, digest: str) -> dict:
+        """What the run was asked to do: the start of its `config.json`, and all of it while it trains."""
+        return {
+            "status": status,
+            "created": started.isoformat(timespec="seconds"),
+            "data": {
+                **dataclasses.asdict(self.data),
+                "rows": len(frame),
+                "first_date": str(frame.index[0].date()),
+                "last_date": str(frame.index[-1].date()),
+                "sha256": digest,
+            },
+            "windows": dataclasses.asdict(self.windows),
+            "model": dataclasses.asdict(self.model),
+            "train": dataclasses.asdict(self.train),
+            "backend": self.backend,
+        }
+
+
 def fit_run(
     data: DataSpec = DataSpec(),
     windows: WindowSpec = WindowSpec(),
@@ -83,10 +112,10 @@ def fit_run(
     from keras_seq.data.sources import frame_sha256
     from keras_seq.training import TrainSpec
 
-    train = train or TrainSpec()
+    specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
     started = datetime.datetime.now(datetime.timezone.utc)
-    return _train_into_folder(frame, frame_sha256(frame), data, windows, model, train, backend, Path(out),
-                              run_name(model.arch, started), started, verbose=verbose)
+    return _train_into_folder(frame, frame_sha256(frame), specs, Path(out) / run_name(model.arch, started), started,
+                              verbose=verbose)
 
 
 def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult:
@@ -149,8 +178,8 @@ def _resume_locked(run_dir: Path, verbose) -> RunResult:
         started = datetime.datetime.fromisoformat(config["created"])
     except (KeyError, TypeError, ValueError):
         raise KerasSeqError(f"{run_dir / CONFIG_FILE} has no valid 'created' time. Start the run again with `keras-seq fit`.") from None
-    result = _train_into_folder(frame, digest, data, windows, model, train, backend, run_dir.parent, name, started,
-                                verbose=verbose, resume=state, replace=True)
+    result = _train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), run_dir.parent / name,
+                                started, verbose=verbose, resume=state)
     if partial:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
@@ -182,20 +211,20 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
         )
 
 
-def _train_into_folder(frame, digest, data, windows, model, train, backend, out, name, started, *, verbose,
-                       resume=None, replace=False) -> RunResult:
-    """Train in a staged folder that holds the options and each epoch's checkpoint; publish it when done."""
-    with staged_folder(out, name, replace=replace) as stage:
-        write_json(stage.path / CONFIG_FILE,
-                   _options_config("running", started, frame, digest, data, windows, model, train, backend))
-        fitted = train_and_evaluate(frame, data, windows, model, train, backend=backend, verbose=verbose,
-                                    data_sha256=digest, checkpoint=stage.path / CHECKPOINT_FILE, resume=resume,
-                                    started=started)
+def _train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None) -> RunResult:
+    """Train in a staged folder that holds the options and each epoch's checkpoint; publish it as `folder` when done.
+
+    A resumed run (`resume` given) replaces the folder it continues.
+    """
+    with staged_folder(folder.parent, folder.name, replace=resume is not None) as stage:
+        write_json(stage.path / CONFIG_FILE, specs.options_config("running", started, frame, digest))
+        fitted = train_and_evaluate(frame, specs, verbose=verbose, data_sha256=digest,
+                                    checkpoint=stage.path / CHECKPOINT_FILE, resume=resume, started=started)
         if fitted.config["status"] == "complete":
             (stage.path / CHECKPOINT_FILE).unlink(missing_ok=True)
         write_run(stage.path, fitted)
     if fitted.config["status"] != "complete":
-        done, total = fitted.config["result"]["epochs_run"], train.epochs
+        done, total = fitted.config["result"]["epochs_run"], specs.train.epochs
         hint = (f"Resume with: keras-seq fit --resume {stage.final}" if done
                 else "No epoch finished, so there is nothing to resume: run `keras-seq fit` again.")
         raise RunInterrupted(
@@ -203,25 +232,6 @@ def _train_into_folder(frame, digest, data, windows, model, train, backend, out,
             f"(marked interrupted in {CONFIG_FILE}). {hint}"
         )
     return RunResult(stage.final, fitted.reports["test"], fitted.history)
-
-
-def _options_config(status, started, frame, digest, data, windows, model, train, backend) -> dict:
-    """What a run was asked to do: the start of its `config.json`, and all of it while it trains."""
-    return {
-        "status": status,
-        "created": started.isoformat(timespec="seconds"),
-        "data": {
-            **dataclasses.asdict(data),
-            "rows": len(frame),
-            "first_date": str(frame.index[0].date()),
-            "last_date": str(frame.index[-1].date()),
-            "sha256": digest,
-        },
-        "windows": dataclasses.asdict(windows),
-        "model": dataclasses.asdict(model),
-        "train": dataclasses.asdict(train),
-        "backend": backend,
-    }
 
 
 @dataclasses.dataclass
@@ -240,12 +250,8 @@ class Fitted:
 
 def train_and_evaluate(
     frame,
-    data: DataSpec,
-    windows: WindowSpec,
-    model: ModelSpec,
-    train=None,
+    specs: RunSpecs,
     *,
-    backend: str,
     splits: tuple[str, ...] = ("test",),
     verbose: str | int = "auto",
     data_sha256: str | None = None,
@@ -255,84 +261,67 @@ def train_and_evaluate(
 ) -> Fitted:
     """Window `frame`, build and train one model, and evaluate it on `splits`.
 
-    Keras must already be imported with `backend`. Nothing is written but
-    `checkpoint` (see `train_model`). `data_sha256` is `frame_sha256(frame)`
-    when the caller already has it (a comparison trains many models on one
-    frame). If Ctrl-C stops training, nothing is evaluated and the config's
-    `status` is `interrupted`.
+    Keras must already be imported with `specs.backend`. Nothing is written
+    but `checkpoint` (see `train_model`). `data_sha256` is
+    `frame_sha256(frame)` when the caller already has it (a comparison
+    trains many models on one frame). If Ctrl-C stops training, nothing is
+    evaluated and the config's `status` is `interrupted`.
     """
     import time
 
     from keras_seq.data.sources import frame_sha256
-    from keras_seq.data.windows import make_windows
     from keras_seq.evaluation import evaluate_model
-    from keras_seq.models.builders import build_model
-    from keras_seq.training import TrainSpec, train_model, versions
+    from keras_seq.models.builders import build_forecaster
+    from keras_seq.training import train_model, versions
 
     import keras
 
-    check_future_leak(model.arch, windows.target_kind, model.allow_future_leak)
-    train = train or TrainSpec()
-    window_options = dataclasses.asdict(windows)
-    # Before the pipeline is built: tf.data's shuffle order depends on the global seed too.
-    keras.utils.set_random_seed(train.seed)
-    normalized = make_windows(
-        frame,
-        target=data.target,
-        features=data.feature_columns,
-        batch_size=train.batch_size,
-        seed=train.seed,
-        **window_options,
-    )
-    raw = make_windows(
-        frame,
-        target=data.target,
-        features=data.feature_columns,
-        batch_size=max(train.batch_size, 256),
-        normalize=False,
-        scaling=normalized.scaling,
-        **window_options,
-    )
-    keras.utils.set_random_seed(train.seed)  # weights do not depend on what building the pipelines drew
-    net = build_model(
-        model.arch,
-        window=windows.window,
-        n_features=len(data.feature_columns),
-        horizon=windows.horizon,
-        target_kind=windows.target_kind,
-        units=model.units,
-        layers=model.layers,
-        dropout=model.dropout,
-        cell=model.cell,
-        allow_future_leak=model.allow_future_leak,
-        scaling=normalized.scaling,
-        transition_layers=model.transition_layers,
-        output_layers=model.output_layers,
-    )
+    check_future_leak(specs.model.arch, specs.windows.target_kind, specs.model.allow_future_leak)
+    normalized, raw = run_windows(frame, specs)
+    keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
+    net = build_forecaster(specs.model, specs.windows, len(specs.data.feature_columns), scaling=normalized.scaling)
     started = started or datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
-    history = train_model(net, normalized, train, verbose=verbose, checkpoint=checkpoint, resume=resume)
+    history = train_model(net, normalized, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
     seconds = time.perf_counter() - clock
     interrupted = bool(history.pop("interrupted", False))
     reports, predictions = {}, {}
     for split in () if interrupted else splits:
-        reports[split], predictions[split] = evaluate_model(net, raw, split, name=model.arch)
-    val_loss = history.get("val_loss", [])
+        reports[split], predictions[split] = evaluate_model(net, raw, split, name=specs.model.arch)
     config = {
-        **_options_config("interrupted" if interrupted else "complete", started, frame, data_sha256 or frame_sha256(frame),
-                          data, windows, model, train, backend),
+        **specs.options_config("interrupted" if interrupted else "complete", started, frame,
+                               data_sha256 or frame_sha256(frame)),
         "split_dates": raw.split_dates(),
         "scaling": normalized.scaling.to_dict(),
         "parameters": int(net.count_params()),
-        "result": {
-            "epochs_run": len(val_loss),
-            "best_epoch": int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1 if val_loss else None,
-            "best_val_loss": min(val_loss) if val_loss else None,
-            "train_seconds": round(seconds, 3),
-        },
-        "versions": versions(),
+        "result": _training_result(history, seconds),
     }
-    return Fitted(net, history, reports, predictions, raw, config, seconds, started)
+    return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started)
+
+
+def run_windows(frame, specs: RunSpecs):
+    """The normalized training windows of a run (shuffled by its seed) and the raw ones it is evaluated on."""
+    from keras_seq.data.windows import make_windows
+
+    import keras
+
+    options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns)
+    # Before the pipeline is built: tf.data's shuffle order depends on the global seed too.
+    keras.utils.set_random_seed(specs.train.seed)
+    normalized = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)
+    raw = make_windows(frame, batch_size=max(specs.train.batch_size, 256), normalize=False,
+                       scaling=normalized.scaling, **options)
+    return normalized, raw
+
+
+def _training_result(history: dict, seconds: float) -> dict:
+    val_loss = history.get("val_loss", [])
+    return {
+        "epochs_run": len(val_loss),
+        "best_epoch": int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1 if val_loss else None,
+        "best_val_loss": min(val_loss) if val_loss else None,
+        "train_seconds": round(seconds, 3),
+    }
 
 
 def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:

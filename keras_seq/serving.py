@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.export import CARD_FILE
+from keras_seq.exporting import CARD_FILE
 from keras_seq.safety import artifact_sha256, plain_name, read_text_bounded
 
 @dataclasses.dataclass
@@ -86,7 +86,7 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
     if path.is_dir() and (path / "saved_model.pb").is_file():
         card = _checked(path, "savedmodel", levels=3)
         from keras_seq.backend import import_keras, use_backend
-        from keras_seq.export import savedmodel_runner
+        from keras_seq.exporting import savedmodel_runner
 
         from keras_seq.safety import check_savedmodel
 
@@ -97,7 +97,7 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
         return Artifact("savedmodel", path, run, **_describe_card(card))
     if path.is_file() and path.suffix == ".onnx":
         card = _checked(path, "onnx", levels=0)
-        from keras_seq.export import onnx_runner
+        from keras_seq.exporting import onnx_runner
         from keras_seq.safety import check_onnx
 
         check_onnx(path)

@@ -115,41 +115,30 @@ def train_model(
     if windows.validation is None:
         raise KerasSeqError("training needs a validation split. Give `splits` a validation fraction above 0.")
     trainer = compile_trainer(model, spec)
-    first_epoch = 0
-    previous = {}
+    first_epoch, previous = (resume["epochs_done"], resume["history"]) if resume is not None else (0, {})
     if resume is not None:
-        first_epoch, previous = resume["epochs_done"], resume["history"]
         _restore_trainer(trainer, resume)
-    best = _early_stopping(keras, spec, resume)
     if verbose == "auto":  # a live bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
-    guard = _stop_on_non_finite_loss(keras)
-    callbacks = [guard, best]
     interrupt = _Interrupt()
-    saver = None
-    if checkpoint is not None:
-        saver = _epoch_checkpoint(keras, Path(checkpoint), best, previous, interrupt)
-        callbacks.append(saver)
+    guard, best, saver = _callbacks(keras, spec, resume, checkpoint, previous, interrupt)
     with interrupt.catching(trainer):
-        history = trainer.fit(
-            fit_data(windows, "train", first_epoch),
-            validation_data=fit_data(windows, "validation"),
-            epochs=spec.epochs,
-            initial_epoch=first_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the training pipeline shuffles itself
-            verbose=verbose,
-        )
-    if guard.diverged:
-        epoch, loss = guard.diverged
-        raise KerasSeqError(
-            f"training diverged: the loss became {loss} in epoch {epoch}, so no model was saved. "
-            f"Try a smaller learning rate (now {spec.lr:g}) or check the data for extreme values."
-        )
+        history = trainer.fit(fit_data(windows, "train", first_epoch), validation_data=fit_data(windows, "validation"),
+                              epochs=spec.epochs, initial_epoch=first_epoch, verbose=verbose,
+                              callbacks=[c for c in (guard, best, saver) if c is not None],
+                              shuffle=False)  # the training pipeline shuffles itself
+    guard.check(spec.lr)
     if interrupt.requested:  # the epochs in the last checkpoint; one cut short is not kept: resuming repeats it
         return {**(saver.history if saver is not None else {}), "interrupted": True}
     done = {key: [float(v) for v in values] for key, values in history.history.items()}
     return {key: list(previous.get(key, [])) + done.get(key, []) for key in dict.fromkeys([*previous, *done])}
+
+
+def _callbacks(keras, spec: TrainSpec, resume, checkpoint, previous: dict, interrupt):
+    """The divergence guard, the best-epoch keeper and (with a checkpoint path) the per-epoch checkpoint writer."""
+    best = _early_stopping(keras, spec, resume)
+    saver = None if checkpoint is None else _epoch_checkpoint(keras, Path(checkpoint), best, previous, interrupt)
+    return _stop_on_non_finite_loss(keras), best, saver
 
 
 class _Interrupt:
@@ -322,10 +311,19 @@ def _stop_on_non_finite_loss(keras):
                 self.diverged = (self.epoch, float(loss))
                 self.model.stop_training = True
 
+        def check(self, lr: float) -> None:
+            """Raise if training diverged."""
+            if self.diverged:
+                epoch, loss = self.diverged
+                raise KerasSeqError(
+                    f"training diverged: the loss became {loss} in epoch {epoch}, so no model was saved. "
+                    f"Try a smaller learning rate (now {lr:g}) or check the data for extreme values."
+                )
+
     return StopOnNonFiniteLoss()
 
 
-def compile_trainer(model, spec: TrainSpec):
+def compile_trainer(model, spec: TrainSpec, head: str = "point"):
     """The compiled Keras model that `train_model` fits: `model`'s network on z-scores.
 
     A wrapper is compiled, not the network itself: a compiled nested model
@@ -335,14 +333,17 @@ def compile_trainer(model, spec: TrainSpec):
     """
     import keras
 
-    network = model.get_layer("network")
+    from keras_seq.models.builders import network_of
+    from keras_seq.models.heads import HEADS
+
+    network = network_of(model)
     inputs = keras.Input(shape=network.input_shape[1:], name="normalized_window")
     trainer = keras.Model(inputs, network(inputs), name="trainer")
     # Keras's torch trainer runs one step per call (it refuses steps_per_execution > 1).
     steps = 1 if keras.backend.backend() == "torch" else spec.steps_per_execution
     trainer.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.lr),
-        loss="mean_squared_error",
+        loss=HEADS[head].loss,
         steps_per_execution=steps,
         jit_compile=spec.jit_compile,
     )

@@ -29,6 +29,16 @@ if MADE_JAX_CACHE:
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The tests run in-process on tensorflow unless KERAS_BACKEND names another backend (`make test`'s jax and torch
+# passes), whichever test module imports Keras first. The variable is not left set: the processes tests start
+# get keras-seq's own default, as a user's would.
+if not os.environ.get("KERAS_BACKEND"):
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    from keras_seq.backend import import_keras
+
+    import_keras()  # TensorFlow's start-up notices kept off the terminal, as keras-seq keeps them
+    del os.environ["KERAS_BACKEND"]
+
 
 def pytest_sessionfinish(session, exitstatus):
     if MADE_JAX_CACHE and not hasattr(session.config, "workerinput"):  # the first process, after every worker

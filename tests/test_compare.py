@@ -103,7 +103,7 @@ def test_backtest_pools_its_folds(tmp_path):
     "kwargs, words",
     [
         (dict(archs=("lstm", "transformer")), "unknown arch 'transformer'"),
-        (dict(archs=("lstm", "lstm")), "compared once"),
+        (dict(archs=("lstm", "lstm")), "may appear once"),
         (dict(repeats=0), "`repeats` must be an integer"),
         (dict(backtest=-1), "`backtest` must be a number of folds"),
         (dict(on=("holdout",)), "unknown split 'holdout'"),

@@ -1,4 +1,4 @@
-"""keras_seq/export.py: artifacts for every arch, parity, atomic writes, any training backend."""
+"""keras_seq/exporting.py: artifacts for every arch, parity, atomic writes, any training backend."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import files_under, run_console
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.export import FORMATS, artifact_sha256, export_run, parse_formats
+from keras_seq.exporting import FORMATS, artifact_sha256, export_run, parse_formats
 from keras_seq.models import ModelSpec
 from keras_seq.runs import fit_run
 from keras_seq.training import TrainSpec

@@ -52,7 +52,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_between_keras_seq_modules():
     graph = module_imports()
-    assert {"keras_seq.runs", "keras_seq.export", "keras_seq.safety"} <= set(graph)
+    assert {"keras_seq.runs", "keras_seq.exporting", "keras_seq.safety"} <= set(graph)
     assert "keras_seq.safety" in graph["keras_seq.runs"]  # function-level imports are seen
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
@@ -60,3 +60,43 @@ def test_no_import_cycle_between_keras_seq_modules():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+MAX_LINES, MAX_PARAMETERS = 60, 8
+
+
+def long_functions(source: str) -> list[str]:
+    """Functions of `source` over MAX_LINES lines (nested functions count in their outer one) or MAX_PARAMETERS
+    parameters (not counting self, cls, *args and **kwargs); the constructors of Keras layers and cells, which mirror
+    Keras's own signatures, are excepted from the parameter count."""
+    found = []
+    tree = ast.parse(source)
+    keras_classes = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                     and any(ast.unparse(base).startswith("keras.layers.") for base in node.bases)}
+    constructors = {id(item) for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name in keras_classes
+                    for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"}
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        lines = node.end_lineno - node.lineno + 1
+        named = [a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)]
+        parameters = len([name for name in named if name not in ("self", "cls")])
+        if lines > MAX_LINES:
+            found.append(f"{node.name}: {lines} lines")
+        if parameters > MAX_PARAMETERS and id(node) not in constructors:
+            found.append(f"{node.name}: {parameters} parameters")
+    return found
+
+
+def test_no_function_in_keras_seq_is_over_60_lines_or_8_parameters():
+    found = [f"{path.relative_to(PACKAGE.parent)}: {problem}" for path in sorted(PACKAGE.rglob("*.py"))
+             for problem in long_functions(path.read_text(encoding="utf-8"))]
+    assert not found, "\n".join(found)
+
+
+def test_the_size_check_sees_long_functions_and_long_argument_lists():
+    body = "\n".join(f"    x{i} = {i}" for i in range(60))
+    source = (f"def long():\n{body}\n\ndef short(a, b):\n    return a\n\ndef wide(a, b, c, d, e, f, g, h, i, *args, **kw):\n"
+              "    pass\n\nclass Cell(keras.layers.Layer):\n    def __init__(self, a, b, c, d, e, f, g, h, i):\n        pass\n\n"
+              "class Plain:\n    def __init__(self, a, b, c, d, e, f, g, h, i):\n        pass\n")
+    assert long_functions(source) == ["long: 61 lines", "wide: 9 parameters", "__init__: 9 parameters"]

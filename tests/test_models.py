@@ -82,8 +82,8 @@ def test_scaling_lives_inside_the_model(arch):
     model = build_model(arch, window=8, n_features=2, units=4, scaling=SCALING)
     raw = np.stack([np.full((8,), 31000.0), np.full((8,), 6e8)], axis=-1)[None].astype("float32")
     normalized = (raw - np.array(SCALING.feature_mean, dtype="float32")) / np.array(SCALING.feature_std, dtype="float32")
-    inner = np.asarray(model.get_layer("network")(normalized))
-    np.testing.assert_allclose(np.asarray(model(raw)), inner * 3000.0 + 30000.0, rtol=1e-5)
+    inner = keras.ops.convert_to_numpy(model.get_layer("network")(normalized))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(raw)), inner * 3000.0 + 30000.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -93,7 +93,7 @@ def test_save_and_load_give_identical_outputs(arch, tmp_path):
     path = tmp_path / f"{arch}.keras"
     model.save(path)
     loaded = load_model(path)
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)))
     assert loaded.get_layer("standardize").mean == list(SCALING.feature_mean)
 
 
@@ -109,7 +109,7 @@ def test_causal_sequence_models_do_not_read_the_future(arch):
     x = np.random.default_rng(1).normal(size=(1, 8, 1)).astype("float32")
     changed = x.copy()
     changed[0, 5:, 0] += 10.0  # change the future of step 4
-    np.testing.assert_allclose(np.asarray(model(x))[0, :5], np.asarray(model(changed))[0, :5], rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x))[0, :5], keras.ops.convert_to_numpy(model(changed))[0, :5], rtol=1e-6)
 
 
 def test_a_bidirectional_sequence_model_does_read_the_future():
@@ -117,7 +117,7 @@ def test_a_bidirectional_sequence_model_does_read_the_future():
     x = np.random.default_rng(1).normal(size=(1, 8, 1)).astype("float32")
     changed = x.copy()
     changed[0, 5, 0] += 10.0
-    assert not np.allclose(np.asarray(model(x))[0, 4], np.asarray(model(changed))[0, 4])
+    assert not np.allclose(keras.ops.convert_to_numpy(model(x))[0, 4], keras.ops.convert_to_numpy(model(changed))[0, 4])
 
 
 @pytest.mark.parametrize(
@@ -149,4 +149,4 @@ def test_scaling_layers_round_trip_their_config(layer_class, tmp_path):
     assert type(restored) is layer_class and restored.get_config()["mean"] == [2.0] and restored.std == [4.0]
     x = np.array([[[6.0], [2.0], [-2.0]]], dtype="float32")
     expected = (x - 2.0) / 4.0 if layer_class is Standardize else x * 4.0 + 2.0
-    np.testing.assert_allclose(np.asarray(loaded(x)), expected)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), expected)

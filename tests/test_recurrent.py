@@ -37,7 +37,7 @@ def twin_layers(ours, theirs, wrap, x, **kwargs):
 def test_outputs_and_gradients_match_keras(ours, theirs, wrap, kwargs):
     x = np.random.default_rng(0).normal(size=(4, 11, 3)).astype("float32")
     reference, layer = twin_layers(ours, theirs, wrap, x, **kwargs)
-    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(reference(x)), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(reference(x)), atol=1e-5)
     model_a = keras.Sequential([keras.Input((11, 3)), reference, keras.layers.Dense(1)])
     model_b = keras.Sequential([keras.Input((11, 3)), layer, keras.layers.Dense(1)])
     model_b.set_weights(model_a.get_weights())
@@ -86,7 +86,7 @@ def test_a_mask_falls_back_to_keras_loop(ours, theirs):
     masked = keras.layers.Masking(0.0)(inputs)
     models = [keras.Model(inputs, kind(4)(masked)) for kind in (theirs, ours)]
     models[1].set_weights(models[0].get_weights())
-    np.testing.assert_allclose(np.asarray(models[1](x)), np.asarray(models[0](x)), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(models[1](x)), keras.ops.convert_to_numpy(models[0](x)), atol=1e-5)
 
 
 @pytest.mark.parametrize("ours", [SimpleRNN, LSTM], ids=["simple_rnn", "lstm"])
@@ -98,4 +98,4 @@ def test_round_trip_through_a_keras_file_in_safe_mode(ours, tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert type(loaded.layers[1]) is ours and type(loaded.layers[0].forward_layer) is ours
     assert loaded.layers[1].get_config() == model.layers[1].get_config()
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6)

@@ -21,7 +21,7 @@ import pytest
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.export import CARD_FILE, artifact_sha256, export_run
+from keras_seq.exporting import CARD_FILE, artifact_sha256, export_run
 from keras_seq.models import ModelSpec
 from keras_seq.rundir import MANIFEST_FILE, read_run_config, write_manifest
 from keras_seq.runs import fit_run
@@ -111,7 +111,7 @@ def test_a_savedmodel_with_file_ops_is_refused_before_it_runs(run_dir, tmp_path,
 ])
 def test_exports_of_every_arch_need_only_allowlisted_ops(tmp_path, arch, cell, kind, horizon, dropout):
     """With tests/test_export.py's six archs, every arch and head; `write_artifact` refuses an op off the list."""
-    from keras_seq.export import write_artifact
+    from keras_seq.exporting import write_artifact
     from keras_seq.models.builders import build_model
 
     model = build_model(arch, window=8, n_features=2, horizon=horizon, target_kind=kind, units=4, layers=2,

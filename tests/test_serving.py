@@ -15,7 +15,7 @@ import pytest
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.export import export_run
+from keras_seq.exporting import export_run
 from keras_seq.models import ModelSpec
 from keras_seq.runs import fit_run
 from keras_seq.serving import future_dates, predict_artifact

@@ -24,7 +24,7 @@ def test_training_learns_and_keeps_the_best_validation_epoch():
     assert len(history["loss"]) == len(history["val_loss"]) == 6
     assert history["loss"][-1] < history["loss"][0] / 4
     network = model.get_layer("network")
-    errors = [np.asarray(network(x)) - y.numpy() for x, y in windows.validation]
+    errors = [keras.ops.convert_to_numpy(network(x)) - y.numpy() for x, y in windows.validation]
     restored = float(np.mean(np.concatenate(errors) ** 2))
     assert restored == pytest.approx(min(history["val_loss"]), rel=1e-4)
 

@@ -115,31 +115,19 @@ class DataSpec:
         nothing of the file (a crafted config.json must not turn keras-seq
         into a reader of other files).
         """
-        return load_series(
-            self.source,
-            self.start,
-            self.end,
-            columns=self.columns,
-            date_column=self.date_column,
-            fill=self.fill,
-            cache_dir=self.cache_dir,
-            refresh=refresh,
-            quote=quote,
-        )
+        def read():
+            return load_series(self.source, self.start, self.end, columns=self.columns, date_column=self.date_column,
+                               fill=self.fill, cache_dir=self.cache_dir, refresh=refresh)
+
+        path = csv_path(self.source)
+        if quote or path is None or not path.is_file():
+            return read()
+        return _unquoted(self.source, read)
 
 
-def load_series(
-    source: str = "dji",
-    start: str | None = None,
-    end: str | None = None,
-    *,
-    columns: list[str] | None = None,
-    date_column: str | None = None,
-    fill: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    refresh: bool = False,
-    quote: bool = True,
-) -> pd.DataFrame:
+def load_series(source: str = "dji", start: str | None = None, end: str | None = None, *,
+                columns: list[str] | None = None, date_column: str | None = None, fill: str | None = None,
+                cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> pd.DataFrame:
     """Load a time series as a DataFrame indexed by ascending dates.
 
     For `dji`, leaving both `start` and `end` out selects the tutorial's
@@ -161,9 +149,6 @@ def load_series(
             `columns`. Defaults to `None` (missing values are an error).
         cache_dir: path or None. Cache folder for online sources.
         refresh: bool. Download online sources again. Defaults to `False`.
-        quote: bool. Errors and warnings about a CSV file may quote a short
-            excerpt of it. `False` for a path read from a run folder: they
-            then quote nothing of the file. Defaults to `True`.
 
     Returns:
         A DataFrame with a DatetimeIndex named `Date`, sorted ascending,
@@ -194,13 +179,8 @@ def load_series(
         path = csv_path(source)
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "not found"
-            raise KerasSeqError(
-                f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), "
-                "'stooq:SYMBOL' or 'fred:SERIES'."
-            )
-        if not quote:
-            return _unquoted(source, lambda: _finish(_read_csv_text(path, source, date_column=date_column),
-                                                     start_ts, end_ts, source, columns, fill))
+            raise KerasSeqError(f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), 'stooq:SYMBOL' "
+                                "or 'fred:SERIES'.")
         frame = _read_csv_text(path, source, date_column=date_column)
     return _finish(frame, start_ts, end_ts, source, columns, fill)
 
@@ -229,7 +209,7 @@ def _unquoted(source: str, read):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if repaired:
         warnings.warn(f"the data file {source} named in the run's config.json was repaired while reading "
-                      f"({len(repaired)} warnings); give it with --data to see them.", DataWarning, stacklevel=4)
+                      f"({len(repaired)} warnings); give it with --data to see them.", DataWarning, stacklevel=3)
     return frame
 
 
@@ -312,6 +292,21 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
     if raw.empty:
         raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
     column = _find_date_column(raw, name, date_column)
+    dates = _dates_of(raw, column, name)
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    frame = raw.drop(columns=[column])
+    if frame.columns.empty:
+        raise KerasSeqError(
+            f"data file {name} has no columns besides its dates ('{column}'). "
+            "Expected comma-separated values with a date column and value columns."
+        )
+    frame.index = pd.DatetimeIndex(dates, name="Date")
+    return _sorted_unique(frame, name)
+
+
+def _dates_of(raw: pd.DataFrame, column: str, name: str) -> pd.Series:
+    """`raw[column]` parsed as dates (month first, else day first where that fits every row), or a clear error."""
     dates, caught = _parse_dates(raw[column])
     bad = dates.isna()
     if bad.any():  # an ambiguous first row (01.02.2020) was read month first; day first may fit every row
@@ -321,7 +316,7 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
             warnings.warn(
                 f"dates in {name} were read day first: month first, {excerpt(raw[column][bad].iloc[0])} is not a date.",
                 DataWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             bad = dates.isna()
     if bad.any() and pd.api.types.is_numeric_dtype(raw[column]):
@@ -338,16 +333,7 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
         )
     for warning in caught:
         _date_warning(warning, name, raw[column].iloc[0], dates.iloc[0])
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    frame = raw.drop(columns=[column])
-    if frame.columns.empty:
-        raise KerasSeqError(
-            f"data file {name} has no columns besides its dates ('{column}'). "
-            "Expected comma-separated values with a date column and value columns."
-        )
-    frame.index = pd.DatetimeIndex(dates, name="Date")
-    return _sorted_unique(frame, name)
+    return dates
 
 
 def _check_header(path: Path, name: str) -> None:
@@ -426,7 +412,7 @@ def _date_warning(warning: warnings.WarningMessage, name: str, first_text, first
     else:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return
-    warnings.warn(message, DataWarning, stacklevel=4)
+    warnings.warn(message, DataWarning, stacklevel=5)
 
 
 def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> str:

@@ -13,6 +13,15 @@ Two target kinds:
 - `sequence` (the tutorial's task): the target is the window shifted by one
   step, a prediction at every step: `(batch, window, features) ->
   (batch, window, 1)`.
+
+Example:
+>>> import numpy as np, pandas as pd
+>>> frame = pd.DataFrame({"Close": np.arange(100.0)},
+...                      index=pd.date_range("2020-01-01", periods=100))
+>>> w = make_windows(frame, target="Close", window=4, batch_size=8)
+>>> x, y = next(iter(w.test))
+>>> tuple(x.shape), tuple(y.shape)
+((8, 4, 1), (8, 1))
 """
 
 from __future__ import annotations
@@ -247,26 +256,15 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
     )
 
 
-def make_windows(
-    frame: pd.DataFrame,
-    *,
-    target: str,
-    features: list[str] | tuple[str, ...] | None = None,
-    window: int = 16,
-    horizon: int = 1,
-    target_kind: str = "next",
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15),
-    sequence_stride: int = 1,
-    batch_size: int = 16,
-    seed: int | None = None,
-    normalize: bool = True,
-    scaling: Scaling | None = None,
-    shuffle: bool | None = None,
-) -> Windows:
+def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tuple[str, ...] | None = None,
+                 batch_size: int = 16, seed: int | None = None, normalize: bool = True, scaling: Scaling | None = None,
+                 shuffle: bool | None = None, **options) -> Windows:
     """Split `frame` by time and build a tf.data pipeline of windows per split.
 
     Windows are gathered batch by batch from the series inside tf.data: no
-    Python loop over windows and no copy of every window in memory.
+    Python loop over windows and no copy of every window in memory. The
+    pipelines cut the windows that `Windows.starts` lists, the one index that
+    `Windows.gather` (the numpy path of jax and torch training) reads too.
 
     Args:
         frame: DataFrame. Rows in time order, with the feature and target
@@ -274,12 +272,6 @@ def make_windows(
         target: str. Column to forecast.
         features: list of str or None. Input columns in order. Defaults to
             the target alone.
-        window: int. Input steps per window. Defaults to `16`.
-        horizon: int. Values forecast after each window. Defaults to `1`.
-        target_kind: str. `"next"` or `"sequence"`. Defaults to `"next"`.
-        splits: tuple of 3 floats. Train, validation and test fractions.
-            Defaults to `(0.7, 0.15, 0.15)`.
-        sequence_stride: int. Steps between window starts. Defaults to `1`.
         batch_size: int. Windows per batch. Defaults to `16`.
         seed: int or None. Seed of the training shuffle. Defaults to `None`.
         normalize: bool. Yield z-scored windows and targets (what a network
@@ -292,106 +284,117 @@ def make_windows(
             Defaults to `None`: shuffled when `normalize` (a training
             pipeline), in time order otherwise (an evaluation pipeline, whose
             predictions must line up with `targets("train")`).
+        **options: `WindowSpec`'s fields (`window`, `horizon`,
+            `target_kind`, `splits`, `sequence_stride`), its defaults too.
 
     Returns:
-        A `Windows`.
+        A `Windows` (see the module docstring for an example).
 
     Raises:
         KerasSeqError: an option is out of range, or a split is too short for
             a single window.
-
-    Example:
-    >>> import numpy as np, pandas as pd
-    >>> frame = pd.DataFrame({"Close": np.arange(100.0)},
-    ...                      index=pd.date_range("2020-01-01", periods=100))
-    >>> w = make_windows(frame, target="Close", window=4, batch_size=8)
-    >>> x, y = next(iter(w.test))
-    >>> tuple(x.shape), tuple(y.shape)
-    ((8, 4, 1), (8, 1))
     """
+    spec = _window_spec(options)
     features = list(features) if features else [target]
-    splits = tuple(float(s) for s in splits)
-    check_window_options(window, horizon, target_kind, splits, sequence_stride)
+    _check_batch_and_columns(frame, features, target, batch_size)
+    rows = split_rows(len(frame), spec.splits)
+    _check_split_lengths(len(frame), rows, spec)
+    scaling = _checked_scaling(frame, features, target, rows, spec.splits, scaling)
+    values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)
+    if normalize:  # in place: a long series is copied as few times as possible
+        values -= np.array([*scaling.feature_mean, scaling.target_mean])
+        values /= np.array([*scaling.feature_std, scaling.target_std])
+    windows = Windows(
+        train=None, validation=None, test=None, scaling=scaling, dates=frame.index,
+        target_values=frame[target].to_numpy(dtype="float64"), split_rows=rows, window=spec.window,
+        horizon=spec.horizon, target_kind=spec.target_kind, sequence_stride=spec.sequence_stride, normalized=normalize,
+        shuffled=bool(normalize if shuffle is None else shuffle),
+        series=values.astype("float32"),  # (rows, features + 1), what the pipelines and `Windows.gather` cut
+        batch_size=int(batch_size),
+        shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
+    )
+    return dataclasses.replace(windows, **_pipelines(windows, spec.splits, seed))
+
+
+def _check_batch_and_columns(frame, features: list, target: str, batch_size) -> None:
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise KerasSeqError(f"`batch_size` must be an integer of at least 1. Received: batch_size={batch_size}")
     missing = [c for c in dict.fromkeys([*features, target]) if c not in frame.columns]
     if missing:
         raise KerasSeqError(f"column '{missing[0]}' not in the data. Available columns: {', '.join(map(str, frame.columns))}.")
 
-    rows = split_rows(len(frame), splits)
-    for name, fraction in zip(SPLIT_NAMES, splits):
+
+def _window_spec(options: dict) -> WindowSpec:
+    """`make_windows`' window options as a (checked) `WindowSpec`."""
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(WindowSpec)})
+    if unknown:
+        raise KerasSeqError(
+            f"unknown window option '{unknown[0]}'. Expected some of: "
+            f"{', '.join(f.name for f in dataclasses.fields(WindowSpec))}."
+        )
+    return WindowSpec(**options)
+
+
+def _check_split_lengths(n_rows: int, rows: dict, spec: WindowSpec) -> None:
+    """Refuse a split with rows (a fraction above 0) but too few of them for one window."""
+    for name, fraction in zip(SPLIT_NAMES, spec.splits):
         lo, hi = rows[name]
-        first, last = _start_range(lo, hi, window, horizon, target_kind)
+        first, last = _start_range(lo, hi, spec.window, spec.horizon, spec.target_kind)
         if fraction > 0 and last < first:
-            span = _target_offsets(window, horizon, target_kind)[1]
+            span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
             raise KerasSeqError(
-                f"the series is too short: {len(frame)} rows split {_percent(splits)} leave the {name} split "
-                f"{hi - lo} rows, not enough for one window of {span} steps (window={window}, "
-                f"horizon={horizon}). Use a longer date range, a smaller --window or other --splits."
+                f"the series is too short: {n_rows} rows split {_percent(spec.splits)} leave the {name} split "
+                f"{hi - lo} rows, not enough for one window of {span} steps (window={spec.window}, "
+                f"horizon={spec.horizon}). Use a longer date range, a smaller --window or other --splits."
             )
+
+
+def _checked_scaling(frame, features: list, target: str, rows: dict, splits, scaling: Scaling | None) -> Scaling:
+    """`scaling` if it is for these columns, else the training split's (refused where there are no training rows)."""
     if scaling is None:
         if splits[0] == 0:
             raise KerasSeqError("`splits` leave no training rows to fit the scaling on. Give a train fraction above 0.")
-        scaling = fit_scaling(frame, features, target, rows["train"])
-    elif list(scaling.feature_names) != features or scaling.target_name != target:
+        return fit_scaling(frame, features, target, rows["train"])
+    if list(scaling.feature_names) != features or scaling.target_name != target:
         raise KerasSeqError(
             f"the scaling is for features {list(scaling.feature_names)} and target '{scaling.target_name}', "
             f"not features {features} and target '{target}'."
         )
+    return scaling
 
-    values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)
-    if normalize:  # in place: a long series is copied as few times as possible
-        values -= np.array([*scaling.feature_mean, scaling.target_mean])
-        values /= np.array([*scaling.feature_std, scaling.target_std])
 
-    import tensorflow as tf
+def _pipelines(windows: Windows, splits, seed: int | None) -> dict:
+    """A tf.data pipeline of `(inputs, targets)` batches per split, cut at `windows.starts(split)` (None if empty)."""
+    from keras_seq.backend import import_tensorflow
 
-    values = values.astype("float32")  # (rows, features + 1), kept for `Windows.gather`
-    series = tf.constant(values)
-    first_offset, span = _target_offsets(window, horizon, target_kind)
-    n_features = len(features)
+    tf = import_tensorflow()
+    series = tf.constant(windows.series)
+    first_offset, span = _target_offsets(windows.window, windows.horizon, windows.target_kind)
+    n_features, window = windows.n_features, windows.window
 
     def to_pairs(starts):  # starts: (batch,)
         steps = starts[:, None] + tf.range(span, dtype=tf.int64)[None, :]  # (batch, span)
         spans = tf.gather(series, steps)  # (batch, span, features + 1)
         inputs = spans[:, :window, :n_features]
-        if target_kind == "next":
+        if windows.target_kind == "next":
             return inputs, spans[:, window:, n_features]  # (batch, horizon)
         return inputs, spans[:, first_offset:, n_features:]  # (batch, window, 1)
 
     datasets = {}
     for name, fraction in zip(SPLIT_NAMES, splits):
-        first, last = _start_range(*rows[name], window, horizon, target_kind)
-        if fraction == 0 or last < first:
+        starts = windows.starts(name)
+        if fraction == 0 or not len(starts):
             datasets[name] = None
             continue
-        starts = tf.range(first, last + 1, sequence_stride, dtype=tf.int64)  # one small tensor, never per-element
-        if name == "train" and (normalize if shuffle is None else shuffle):
-            batches = _shuffled_batches(tf, starts, batch_size, seed)
+        starts = tf.constant(starts, dtype=tf.int64)  # one small tensor, never per-element
+        if name == "train" and windows.shuffled:
+            batches = _shuffled_batches(tf, starts, windows.batch_size, seed)
         else:
-            batches = _batches(tf, starts, batch_size)
+            batches = _batches(tf, starts, windows.batch_size)
         datasets[name] = batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
             tf.data.AUTOTUNE
         )
-
-    return Windows(
-        train=datasets["train"],
-        validation=datasets["validation"],
-        test=datasets["test"],
-        scaling=scaling,
-        dates=frame.index,
-        target_values=frame[target].to_numpy(dtype="float64"),
-        split_rows=rows,
-        window=window,
-        horizon=horizon,
-        target_kind=target_kind,
-        sequence_stride=sequence_stride,
-        normalized=normalize,
-        shuffled=bool(normalize if shuffle is None else shuffle),
-        series=values,
-        batch_size=int(batch_size),
-        shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
-    )
+    return datasets
 
 
 def _batches(tf, starts, batch_size: int):

@@ -4,10 +4,13 @@
 builders and layers import Keras on first use.
 """
 
+from keras_seq.models.registry import Arch, arch_names, get_arch, register_arch, unregister_arch
 from keras_seq.models.spec import ARCHS, CELLS, ModelSpec, check_future_leak, check_model_options
 
 _KERAS = {
     "build_model": "keras_seq.models.builders",
+    "build_forecaster": "keras_seq.models.builders",
+    "network_of": "keras_seq.models.builders",
     "describe_weights": "keras_seq.models.builders",
     "load_model": "keras_seq.models.builders",
     "set_scaling": "keras_seq.models.builders",
@@ -17,7 +20,8 @@ _KERAS = {
     "cell_parameters": "keras_seq.models.cells",
 }
 
-__all__ = ["ARCHS", "CELLS", "ModelSpec", "check_future_leak", "check_model_options", *_KERAS]
+__all__ = ["ARCHS", "CELLS", "Arch", "ModelSpec", "arch_names", "check_future_leak", "check_model_options", "get_arch",
+           "register_arch", "unregister_arch", *_KERAS]
 
 
 def __getattr__(name: str):

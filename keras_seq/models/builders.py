@@ -1,144 +1,115 @@
-"""Build the recurrent models: DRNN, BRNN, LSTM, GRU, DT-RNN, DT(S)-RNN and DOT-RNN.
+"""Assemble a Forecaster from its parts: scaler -> backbone -> head, raw values in and raw values out.
 
 Every model has the same outer shape:
 
     raw window (batch, window, features)
-      -> Standardize            (training-split statistics, non-trainable)
-      -> network                (a nested keras.Model on z-scores: the RNN stack and a Dense head)
-      -> Destandardize          (back to the target's units)
+      -> scaler                 (`keras_seq.models.scalers`: training-split z-scores, non-trainable)
+      -> network                (a nested keras.Model on normalized values: the arch's backbone from
+                                 `keras_seq.models.registry`, then the head's layers)
+      -> the head's inverse     (`keras_seq.models.heads`: back to the target's units)
       -> raw forecast (batch, horizon) for `next`, (batch, window, 1) for `sequence`
 
-Training fits the nested `network` on normalized windows; the outer model is
-what is saved and exported, so it takes and returns prices.
+Training fits the nested `network` (`network_of(model)`) with the head's
+loss; the outer model is what is saved and exported, so it takes and
+returns raw values.
 """
 
 from __future__ import annotations
 
-import keras
-
-from keras_seq import speed
-from keras_seq.data.windows import Scaling, check_window_options
+from keras_seq.backend import import_keras
+from keras_seq.data.windows import Scaling, WindowSpec
 from keras_seq.errors import KerasSeqError, first_line
-from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
-from keras_seq.models.layers import Destandardize, Standardize
-from keras_seq.models.recurrent import LSTM, SimpleRNN
-from keras_seq.models.spec import check_future_leak, check_model_options
+from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers and cells, which load_model reads)
+from keras_seq.models.heads import HEADS
+from keras_seq.models.registry import get_arch
+from keras_seq.models.scalers import SCALERS
+from keras_seq.models.spec import ModelSpec, check_future_leak
 
-# keras-seq's SimpleRNN and LSTM are Keras's, with the input projection out of the loop on jax.
-_RECURRENT = {"rnn": SimpleRNN, "lstm": LSTM, "gru": keras.layers.GRU}
-_KERAS_RECURRENT = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
 
 def build_model(
-    arch: str,
+    arch: str | ModelSpec = "lstm",
     *,
     window: int,
-    n_features: int,
+    n_features: int = 1,
     horizon: int = 1,
     target_kind: str = "next",
-    units: int = 64,
-    layers: int = 2,
-    dropout: float = 0.0,
-    cell: str = "rnn",
-    allow_future_leak: bool = False,
     scaling: Scaling | None = None,
-    transition_layers: int = 2,
-    output_layers: int = 2,
+    **options,
 ) -> keras.Model:
-    """Build a recurrent forecaster that takes and returns raw values.
+    """Build a forecaster that takes and returns raw values.
 
     Args:
-        arch: str. `drnn` (stacked SimpleRNN), `brnn` (stacked Bidirectional
-            RNN), `lstm`, `gru`, `dtrnn` (deep transition), `dtsrnn` (deep
-            transition with shortcut) or `dotrnn` (deep transition and deep
-            output); see `keras_seq.models.cells`.
+        arch: str or ModelSpec. A registered arch (`drnn`, `brnn`, `lstm`,
+            `gru`, `dtrnn`, `dtsrnn`, `dotrnn` or one added with
+            `keras_seq.models.registry.register_arch`), or a whole
+            `ModelSpec`. Defaults to `"lstm"`.
         window: int. Input steps.
-        n_features: int. Input columns.
+        n_features: int. Input columns. Defaults to `1`.
         horizon: int. Forecast steps for target kind `next`. Defaults to `1`.
-        target_kind: str. `"next"` (a Dense head on the last step) or
-            `"sequence"` (a Dense head on every step). Defaults to `"next"`.
-        units: int. Hidden units per layer (per direction for `brnn`).
-            Defaults to `64`.
-        layers: int. Stacked recurrent layers. Defaults to `2`.
-        dropout: float. Input dropout of each recurrent layer (per step for
-            the deep-transition archs). Defaults to `0.0`.
-        cell: str. Cell inside `brnn`: `rnn`, `lstm`, `gru`, `dtrnn`,
-            `dtsrnn` or `dotrnn`. Defaults to `"rnn"`.
-        allow_future_leak: bool. Permit `brnn` with `sequence`. Defaults to
-            `False`.
+        target_kind: str. `"next"` (the head reads the last step) or
+            `"sequence"` (the head reads every step). Defaults to `"next"`.
         scaling: Scaling or None. Statistics of the training split. Defaults
             to identity scaling (set later with `set_scaling`).
-        transition_layers: int. Layers of the deep transition. Defaults to `2`.
-        output_layers: int. Layers of `dotrnn`'s deep output, counting the
-            head (or the next layer's input map). Defaults to `2`.
+        **options: the other `ModelSpec` fields (`units`, `layers`,
+            `dropout`, `cell`, `allow_future_leak`, `transition_layers`,
+            `output_layers`), when `arch` is a name.
 
     Returns:
         A `keras.Model` named `keras_seq_<arch>`, with a nested model named
-        `network` that works on z-scores.
+        `network` that works on normalized values.
 
     Raises:
-        KerasSeqError: an option is out of range, or `brnn` with target kind
-            `sequence` without `allow_future_leak`.
+        KerasSeqError: an option is out of range, or an arch that reads the
+            future (`brnn`) with target kind `sequence` without
+            `allow_future_leak`.
 
     Example:
     >>> model = build_model("gru", window=16, n_features=1, units=8, layers=1)
     >>> tuple(model.output.shape)
     (None, 1)
     """
-    check_model_options(arch, units, layers, dropout, cell, transition_layers, output_layers)
-    depth = {"transition_layers": transition_layers, "output_layers": output_layers}
-    check_window_options(window, horizon, target_kind, (1.0, 0.0, 0.0), 1)
-    if not isinstance(n_features, int) or n_features < 1:
-        raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
-    check_future_leak(arch, target_kind, allow_future_leak)
+    if isinstance(arch, ModelSpec):
+        if options:
+            raise KerasSeqError(f"give the model options in the ModelSpec or as keywords, not both. Received: {sorted(options)}")
+        spec = arch
+    else:
+        spec = ModelSpec(arch=arch, **options)
+    windows = WindowSpec(window=window, horizon=horizon, target_kind=target_kind)
+    return build_forecaster(spec, windows, n_features, scaling=scaling)
 
-    # === Network: z-scores in, z-scores out ===
-    normalized = keras.Input(shape=(window, n_features), name="normalized_window")
-    x = normalized  # (batch, window, features)
-    for index in range(layers):
-        return_sequences = target_kind == "sequence" or index < layers - 1
-        if dropout and (arch in TRANSITION_ARCHS or (arch == "brnn" and cell in TRANSITION_ARCHS)):
-            # keras.layers.RNN has no input dropout of its own: drop inputs per step instead.
-            x = keras.layers.Dropout(dropout, name=f"{arch}_{index + 1}_dropout")(x)
-        x = _recurrent_layer(arch, cell, units, dropout, return_sequences, f"{arch}_{index + 1}", depth)(x)
-    # (batch, units) for `next`, (batch, window, units) for `sequence`; x2 units for brnn
-    head = keras.layers.Dense(horizon if target_kind == "next" else 1, name="head")(x)
-    network = keras.Model(normalized, head, name="network")
+
+def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, scaling: Scaling | None = None,
+                     head: str = "point", scaler: str = "zscore") -> keras.Model:
+    """The Forecaster of `spec` for `windows`: `scaler`, then the arch's backbone and `head` (see the module docstring)."""
+    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
+        raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
+    check_future_leak(spec.arch, windows.target_kind, spec.allow_future_leak)
+    the_head, the_scaler = HEADS[head], SCALERS[scaler]
+
+    # === Network: normalized values in, normalized forecast out ===
+    normalized = keras.Input(shape=(windows.window, n_features), name="normalized_window")
+    features = get_arch(spec.arch).build(spec, normalized, windows.target_kind == "sequence")
+    network = keras.Model(normalized, the_head.outputs(features, windows), name="network")
 
     # === Functional Model: raw values in, raw values out ===
-    inputs = keras.Input(shape=(window, n_features), name="window")
-    x = Standardize(name="standardize")(inputs)
-    x = network(x)
-    outputs = Destandardize(name="destandardize")(x)
-    model = keras.Model(inputs, outputs, name=f"keras_seq_{arch}")
+    inputs = keras.Input(shape=(windows.window, n_features), name="window")
+    outputs = the_head.to_raw(network(the_scaler.normalize(inputs)))
+    model = keras.Model(inputs, outputs, name=f"keras_seq_{spec.arch}")
     if scaling is not None:
-        set_scaling(model, scaling)
+        the_scaler.set_statistics(model, scaling)
     return model
 
 
-def _recurrent_layer(arch: str, cell: str, units: int, dropout: float, return_sequences: bool, name: str, depth: dict):
-    if arch == "brnn":
-        inner = _recurrent_layer(cell, cell, units, dropout, return_sequences, f"{name}_{cell}", depth)
-        return keras.layers.Bidirectional(inner, name=name)
-    if arch in TRANSITION_ARCHS:
-        shortcut, deep_output = TRANSITION_ARCHS[arch]
-        rnn_cell = DeepTransitionCell(units, transition_layers=depth["transition_layers"], shortcut=shortcut,
-                                      output_layers=depth["output_layers"] if deep_output else 1, name=f"{name}_cell")
-        return keras.layers.RNN(rnn_cell, return_sequences=return_sequences, name=name)
-    kind = {"drnn": "rnn", "rnn": "rnn", "lstm": "lstm", "gru": "gru"}[arch]
-    layers = _KERAS_RECURRENT if speed.current().keras_layers else _RECURRENT
-    return layers[kind](units, dropout=dropout, return_sequences=return_sequences, name=name)
+def network_of(model: keras.Model) -> keras.Model:
+    """The nested model of a Forecaster that training fits (normalized values in and out)."""
+    return model.get_layer("network")
 
 
-def set_scaling(model: keras.Model, scaling: Scaling) -> None:
-    """Store `scaling` in a keras-seq model's Standardize and Destandardize layers."""
-    n_features = model.get_layer("standardize").mean_weight.shape[0]
-    if len(scaling.feature_mean) != n_features:
-        raise KerasSeqError(
-            f"the scaling has {len(scaling.feature_mean)} features but the model takes {n_features}."
-        )
-    model.get_layer("standardize").set_statistics(scaling.feature_mean, scaling.feature_std)
-    model.get_layer("destandardize").set_statistics([scaling.target_mean], [scaling.target_std])
+def set_scaling(model: keras.Model, scaling: Scaling, scaler: str = "zscore") -> None:
+    """Store `scaling` in a keras-seq model (its scaler's and head's statistics)."""
+    SCALERS[scaler].set_statistics(model, scaling)
 
 
 def describe_weights(model: keras.Model) -> list[tuple[str, tuple[int, ...], bool]]:
@@ -162,10 +133,7 @@ def model_summary(spec, windows, n_features: int) -> str:
     """
     import math
 
-    model = build_model(spec.arch, window=windows.window, n_features=n_features, horizon=windows.horizon,
-                        target_kind=windows.target_kind, units=spec.units, layers=spec.layers, dropout=spec.dropout,
-                        cell=spec.cell, allow_future_leak=spec.allow_future_leak,
-                        transition_layers=spec.transition_layers, output_layers=spec.output_layers)
+    model = build_forecaster(spec, windows, n_features)
     weights = describe_weights(model)
     width = max(len(path) for path, _, _ in weights)
     lines = [f"{model.name}: window {windows.window}, {n_features} feature(s), target kind {windows.target_kind}"]

@@ -30,8 +30,11 @@ for the recurrent kernel W_1 and the shortcut S_h, zero biases).
 
 from __future__ import annotations
 
-import keras
-from keras import ops
+from keras_seq.backend import import_keras
+
+keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
+ops = keras.ops
+
 
 TRANSITION_ARCHS = {
     # arch -> (shortcut, deep output)

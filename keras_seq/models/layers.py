@@ -8,8 +8,11 @@ inputs; these layers export as plain constants.)
 
 from __future__ import annotations
 
-import keras
 import numpy as np
+
+from keras_seq.backend import import_keras
+
+keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
 
 class _Statistics(keras.layers.Layer):

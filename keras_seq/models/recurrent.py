@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import functools
 
-import keras
-from keras import ops
-
 from keras_seq import speed
+from keras_seq.backend import import_keras
+
+keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
+ops = keras.ops
 
 
 def _fast_path(layer, mask, training) -> bool:
@@ -152,66 +153,73 @@ def _lstm(unroll: int):
     are in benchmarks/RESULTS.md.
     """
     import jax
-    import jax.numpy as jnp
-
-    def gate_scale(units, dtype):  # (4 * units,): i, f, o are sigmoids (scale and shift 1/2), c is a tanh (1, 0)
-        return (jnp.repeat(jnp.array([0.5, 0.5, 1.0, 0.5], dtype), units),
-                jnp.repeat(jnp.array([0.5, 0.5, 0.0, 0.5], dtype), units))
-
-    def forward(x, kernel, bias, u, h0, c0):
-        units = h0.shape[-1]
-        scale, shift = gate_scale(units, x.dtype)
-        z = jnp.einsum("tbf,fk->tbk", x, kernel) + bias  # (window, batch, 4 * units), every step at once
-
-        def step(states, z_t):
-            h, c = states
-            a = jnp.tanh((z_t + h @ u) * scale) * scale + shift  # (batch, 4 * units): i, f, c, o activated
-            c = a[:, units:2 * units] * c + a[:, :units] * a[:, 2 * units:3 * units]
-            h = a[:, 3 * units:] * jnp.tanh(c)
-            return (h, c), (h, c, a)
-
-        _, (hs, cs, gates) = jax.lax.scan(step, (h0, c0), z, unroll=unroll)
-        return hs, cs, gates
 
     @jax.custom_vjp
     def run(x, kernel, bias, u, h0, c0):
-        hs, cs, _ = forward(x, kernel, bias, u, h0, c0)
+        hs, cs, _ = _lstm_forward(x, kernel, bias, u, h0, c0, unroll)
         return hs, cs[-1]
 
     def run_forward(x, kernel, bias, u, h0, c0):
-        hs, cs, gates = forward(x, kernel, bias, u, h0, c0)
+        hs, cs, gates = _lstm_forward(x, kernel, bias, u, h0, c0, unroll)
         return (hs, cs[-1]), (x, kernel, u, h0, c0, hs, cs, gates)
 
-    def run_backward(saved, cotangents):
-        x, kernel, u, h0, c0, hs, cs, gates = saved
-        d_hs, d_c_last = cotangents
-        window, batch, features = x.shape
-        units = h0.shape[-1]
-        c_before = jnp.concatenate([c0[None], cs[:-1]])  # (window, batch, units): c[t-1]
-        h_before = jnp.concatenate([h0[None], hs[:-1]])
-        i, f, g, o = (gates[..., k * units:(k + 1) * units] for k in range(4))
-        tanh_c = jnp.tanh(cs)
-        # d(pre-activation gates) = [dc, dc, dc, dh] * factors, the factors for every step at once
-        factors = jnp.concatenate([g * i * (1 - i), c_before * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], axis=-1)
-        dc_from_h = o * (1 - tanh_c * tanh_c)
-        u_t = u.T
-
-        def step(carry, per_step):
-            dh_next, dc_next = carry
-            dh_t, factors_t, dc_from_h_t, f_t = per_step
-            dh = dh_t + dh_next
-            dc = dh * dc_from_h_t + dc_next
-            dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * factors_t
-            return (dz @ u_t, dc * f_t), dz
-
-        (dh0, dc0), dz = jax.lax.scan(
-            step, (jnp.zeros_like(h0), d_c_last), (d_hs, factors, dc_from_h, f), reverse=True, unroll=unroll
-        )
-        dz_all = dz.reshape(window * batch, 4 * units)
-        hx = jnp.concatenate([h_before, x], axis=-1).reshape(window * batch, units + features)
-        d_u_kernel = hx.T @ dz_all  # dU and dkernel in one matmul
-        dx = jnp.einsum("tbk,fk->tbf", dz, kernel)
-        return dx, d_u_kernel[units:], dz_all.sum(axis=0), d_u_kernel[:units], dh0, dc0
-
-    run.defvjp(run_forward, run_backward)
+    run.defvjp(run_forward, functools.partial(_lstm_backward, unroll))
     return run
+
+
+def _lstm_forward(x, kernel, bias, u, h0, c0, unroll: int):
+    """The forward scan: h and c of every step, and the activated gates (window, batch, 4 * units)."""
+    import jax
+    import jax.numpy as jnp
+
+    units = h0.shape[-1]
+    # (4 * units,): i, f, o are sigmoids (scale and shift 1/2), c is a tanh (1, 0)
+    scale = jnp.repeat(jnp.array([0.5, 0.5, 1.0, 0.5], x.dtype), units)
+    shift = jnp.repeat(jnp.array([0.5, 0.5, 0.0, 0.5], x.dtype), units)
+    z = jnp.einsum("tbf,fk->tbk", x, kernel) + bias  # (window, batch, 4 * units), every step at once
+
+    def step(states, z_t):
+        h, c = states
+        a = jnp.tanh((z_t + h @ u) * scale) * scale + shift  # (batch, 4 * units): i, f, c, o activated
+        c = a[:, units:2 * units] * c + a[:, :units] * a[:, 2 * units:3 * units]
+        h = a[:, 3 * units:] * jnp.tanh(c)
+        return (h, c), (h, c, a)
+
+    _, (hs, cs, gates) = jax.lax.scan(step, (h0, c0), z, unroll=unroll)
+    return hs, cs, gates
+
+
+def _lstm_backward(unroll: int, saved, cotangents):
+    """The gradient of `_lstm`'s run: one matmul per backward step, dU and dkernel in one after the loop."""
+    import jax
+    import jax.numpy as jnp
+
+    x, kernel, u, h0, c0, hs, cs, gates = saved
+    d_hs, d_c_last = cotangents
+    window, batch, features = x.shape
+    units = h0.shape[-1]
+    c_before = jnp.concatenate([c0[None], cs[:-1]])  # (window, batch, units): c[t-1]
+    h_before = jnp.concatenate([h0[None], hs[:-1]])
+    i, f, g, o = (gates[..., k * units:(k + 1) * units] for k in range(4))
+    tanh_c = jnp.tanh(cs)
+    # d(pre-activation gates) = [dc, dc, dc, dh] * factors, the factors for every step at once
+    factors = jnp.concatenate([g * i * (1 - i), c_before * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], axis=-1)
+    dc_from_h = o * (1 - tanh_c * tanh_c)
+    u_t = u.T
+
+    def step(carry, per_step):
+        dh_next, dc_next = carry
+        dh_t, factors_t, dc_from_h_t, f_t = per_step
+        dh = dh_t + dh_next
+        dc = dh * dc_from_h_t + dc_next
+        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * factors_t
+        return (dz @ u_t, dc * f_t), dz
+
+    (dh0, dc0), dz = jax.lax.scan(
+        step, (jnp.zeros_like(h0), d_c_last), (d_hs, factors, dc_from_h, f), reverse=True, unroll=unroll
+    )
+    dz_all = dz.reshape(window * batch, 4 * units)
+    hx = jnp.concatenate([h_before, x], axis=-1).reshape(window * batch, units + features)
+    d_u_kernel = hx.T @ dz_all  # dU and dkernel in one matmul
+    dx = jnp.einsum("tbk,fk->tbf", dz, kernel)
+    return dx, d_u_kernel[units:], dz_all.sum(axis=0), d_u_kernel[:units], dh0, dc0

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from keras_seq.errors import KerasSeqError
+from keras_seq.models.registry import BUILTIN_ARCHS, get_arch
 
-ARCHS = ("drnn", "brnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
+# The built-in archs; `keras_seq.models.registry.arch_names()` adds the registered ones.
+ARCHS = BUILTIN_ARCHS
 # The tutorial's four, compared by default.
 CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
@@ -19,7 +21,8 @@ class ModelSpec:
     Args:
         arch: str. One of `drnn`, `brnn`, `lstm`, `gru` or the deep-transition
             archs `dtrnn`, `dtsrnn` (with shortcut) and `dotrnn` (with deep
-            output). Defaults to `"lstm"`.
+            output), or an arch added with `register_arch`. Defaults to
+            `"lstm"`.
         units: int. Hidden units per recurrent layer (per direction for
             `brnn`). Defaults to `64`.
         layers: int. Stacked recurrent layers. Defaults to `2`.
@@ -53,8 +56,7 @@ class ModelSpec:
 
 def check_model_options(arch, units, layers, dropout, cell, transition_layers=2, output_layers=2) -> None:
     """Raise `KerasSeqError` for the first model option out of range."""
-    if arch not in ARCHS:
-        raise KerasSeqError(f"unknown arch '{arch}'. Expected one of: {', '.join(ARCHS)}.")
+    get_arch(arch)  # refuses an unknown one
     if not isinstance(units, int) or units < 1:
         raise KerasSeqError(f"`units` must be an integer of at least 1. Received: units={units}")
     if not isinstance(layers, int) or layers < 1:
@@ -69,10 +71,10 @@ def check_model_options(arch, units, layers, dropout, cell, transition_layers=2,
 
 
 def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool) -> None:
-    """Refuse a bidirectional model trained to predict values it can read."""
-    if arch == "brnn" and target_kind == "sequence" and not allow_future_leak:
+    """Refuse an arch that reads later steps (brnn's backward pass) trained to predict values it can read."""
+    if target_kind == "sequence" and not allow_future_leak and not get_arch(arch).causal:
         raise KerasSeqError(
-            "arch 'brnn' with target kind 'sequence' reads the future: its backward pass at step t has "
+            f"arch '{arch}' with target kind 'sequence' reads the future: its backward pass at step t has "
             "seen x[t+1], the very value it must predict. Use target kind 'next', a causal arch, or "
             "--allow-future-leak to reproduce the tutorial's flaw on purpose."
         )

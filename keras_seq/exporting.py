@@ -16,7 +16,9 @@ deviation, must be at most `tolerance`. Everything is written in a temporary
 folder and renamed into place only when every artifact passed.
 
 Exporting always runs on the tensorflow backend (the weights are
-backend-neutral): a model trained on jax or torch exports the same way.
+backend-neutral): a model trained on jax or torch exports the same way, and
+Python code whose Keras already runs on another backend exports through
+`keras-seq export` in a new process.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -120,8 +123,25 @@ def export_run(
     if name is not None and not is_folder_name(name):
         raise KerasSeqError(f"`name` must be letters, digits, '-' or '_'. Received: name={name!r}")
     out = Path(out) if out is not None else run_dir / "export"
+    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "tensorflow":
+        return _export_in_tensorflow_process(run_dir, formats, out, overwrite, name, version, tolerance)
     with stop_signals(), folder_lock(run_dir, f"export {run_dir}"):
         return _export_locked(run_dir, formats, out, overwrite, name, version, tolerance)
+
+
+def _export_in_tensorflow_process(run_dir: Path, formats, out: Path, overwrite: bool, name, version: int, tolerance):
+    """`keras-seq export` in a new process on tensorflow, for Python code whose Keras runs on jax or torch."""
+    import subprocess
+
+    command = [sys.executable, "-m", "keras_seq", "export", str(run_dir), "--format", ",".join(formats),
+               "--out", str(out), "--model-version", str(version), "--tolerance", repr(float(tolerance))]
+    command += ["--overwrite"] * overwrite + (["--name", name] if name else [])
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise KerasSeqError(lines[-1].removeprefix("Error: ") if lines else f"export failed (exit {done.returncode}).")
+    card = json.loads(read_text_bounded(out / CARD_FILE))
+    return ExportResult(out, card["parity"], card)
 
 
 def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:

@@ -1,0 +1,139 @@
+"""The arch registry: every arch keras-seq can build, by name (this module does not import Keras).
+
+An arch is a backbone: a function `backbone(spec, x, sequences)` that takes
+the normalized window `x` (a Keras tensor, `(batch, window, features)`) and
+the `ModelSpec`, and returns the features the head reads: `(batch, k)`
+when `sequences` is false, `(batch, window, k)` when it is true (target
+kind `sequence`). Scaling before it and the head after it are the
+Forecaster's other parts (`keras_seq.models.builders`).
+
+A new arch is one call, from any module, before it is used:
+
+    register_arch("myarch", my_backbone, help="what it is")
+
+after which `ModelSpec(arch="myarch")`, `keras-seq fit --arch myarch`,
+`compare`, recipes, `summary`, `export` and `predict` all know it. The
+built-in archs are registered below by the dotted name of their backbone,
+so that nothing here imports Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Callable
+
+from keras_seq.errors import KerasSeqError
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """A registered arch.
+
+    Args:
+        name: str. What `--arch` and `ModelSpec.arch` call it.
+        backbone: callable or str. `backbone(spec, x, sequences)` (see the
+            module docstring), or `"module:function"` to import on first use.
+        causal: bool. False where the output at step t reads later steps
+            (`brnn`): such an arch is refused for target kind `sequence`.
+            Defaults to `True`.
+        help: str. One line for `--help` and error messages.
+        options: tuple of str. The `ModelSpec` fields the arch reads beyond
+            units, layers and dropout (e.g. `("cell",)`), for `summary`.
+    """
+
+    name: str
+    backbone: Callable | str
+    causal: bool = True
+    help: str = ""
+    options: tuple[str, ...] = ()
+
+    def build(self, spec, x, sequences: bool):
+        """The backbone's output for the normalized window `x`."""
+        backbone = self.backbone
+        if isinstance(backbone, str):
+            module, function = backbone.split(":")
+            backbone = getattr(importlib.import_module(module), function)
+        return backbone(spec, x, sequences)
+
+
+_REGISTRY: dict[str, Arch] = {}
+
+
+def register_arch(name: str, backbone: Callable | str, *, causal: bool = True, help: str = "",
+                  options: tuple[str, ...] = (), replace: bool = False) -> Arch:
+    """Register an arch under `name` and return it; see `Arch` for the arguments.
+
+    Raises:
+        KerasSeqError: `name` is not a lowercase word, or is taken and
+            `replace` is false.
+
+    Example:
+    >>> arch = register_arch("doc_mlp", "keras_seq.models.archs:recurrent", help="an example")
+    >>> "doc_mlp" in arch_names()
+    True
+    >>> unregister_arch("doc_mlp")
+    """
+    if not (isinstance(name, str) and name.replace("_", "").isalnum() and name == name.lower() and name[:1].isalpha()):
+        raise KerasSeqError(f"an arch name must be a lowercase word (letters, digits, _). Received: {name!r}")
+    if name in _REGISTRY and not replace:
+        raise KerasSeqError(f"arch '{name}' is already registered. Choose another name, or pass replace=True.")
+    arch = Arch(name, backbone, causal=causal, help=help, options=tuple(options))
+    _REGISTRY[name] = arch
+    return arch
+
+
+def unregister_arch(name: str) -> None:
+    """Forget a registered arch (a test's or a plugin's); built-in archs stay."""
+    if name in BUILTIN_ARCHS:
+        raise KerasSeqError(f"arch '{name}' is built in and cannot be unregistered.")
+    _REGISTRY.pop(name, None)
+
+
+def arch_names() -> tuple[str, ...]:
+    """Every registered arch, the built-in ones first."""
+    return tuple(_REGISTRY)
+
+
+def get_arch(name: str) -> Arch:
+    """The registered arch called `name`.
+
+    Raises:
+        KerasSeqError: no arch has that name.
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise KerasSeqError(f"unknown arch '{name}'. Expected one of: {', '.join(_REGISTRY)}.") from None
+
+
+def check_arch_list(archs, what: str = "to compare") -> tuple[str, ...]:
+    """`archs` (a name or names) as a tuple of registered archs, each once.
+
+    Raises:
+        KerasSeqError: none given, an unknown one, or one given twice.
+    """
+    archs = (archs,) if isinstance(archs, str) else tuple(archs)
+    unknown = [arch for arch in archs if arch not in _REGISTRY]
+    if not archs or unknown:
+        raise KerasSeqError(
+            f"unknown arch '{unknown[0] if unknown else ''}'{' ' + what if what else ''}. "
+            f"Expected some of: {', '.join(_REGISTRY)}, separated by commas."
+        )
+    if len(set(archs)) != len(archs):
+        raise KerasSeqError(f"each arch may appear once. Received: {', '.join(archs)}")
+    return archs
+
+
+_RECURRENT = "keras_seq.models.archs:recurrent"
+for _name, _help, _options, _causal in (
+    ("drnn", "stacked SimpleRNN", (), True),
+    ("brnn", "stacked Bidirectional RNN (its cell: --cell)", ("cell",), False),
+    ("lstm", "stacked LSTM", (), True),
+    ("gru", "stacked GRU", (), True),
+    ("dtrnn", "deep transition RNN", ("transition_layers",), True),
+    ("dtsrnn", "deep transition RNN with shortcut", ("transition_layers",), True),
+    ("dotrnn", "deep transition, deep output RNN", ("transition_layers", "output_layers"), True),
+):
+    register_arch(_name, _RECURRENT, causal=_causal, help=_help, options=_options)
+BUILTIN_ARCHS = arch_names()
