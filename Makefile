@@ -18,11 +18,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# The test venv also gets the `torch` extra (torch==2.13.0, a CPU build pip finds on this disk) for the third
-# pass; the default and `dev` installs stay without torch.
-$(VENV)/.installed-test: $(VENV)/.installed-dev
+# The test venv gets the `dev` and `torch` extras in one install (torch==2.13.0, a CPU build pip finds on this
+# disk) for the third pass; the default and `dev` installs stay without torch.
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev,torch]'
-	touch $@
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
@@ -34,11 +34,14 @@ demo: $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadfile
 
+# One JAX compilation cache for the three passes and every process they start (a folder removed at the end).
 test: $(VENV)/.installed-test
-	$(PYTEST)
-	@echo "--- backend-sensitive tests again under jax ---"
-	KERAS_BACKEND=jax $(PYTEST) -m backend
-	@echo "--- backend-sensitive tests again under torch ---"
+	@export JAX_COMPILATION_CACHE_DIR="$$(mktemp -d)" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0; \
+	trap 'rm -rf "$$JAX_COMPILATION_CACHE_DIR"' EXIT; \
+	$(PYTEST) && \
+	echo "--- backend-sensitive tests again under jax ---" && \
+	KERAS_BACKEND=jax $(PYTEST) -m backend && \
+	echo "--- backend-sensitive tests again under torch ---" && \
 	KERAS_BACKEND=torch $(PYTEST) -m backend
 
 clean:

@@ -391,7 +391,7 @@ def predict(artifact, source, start, end, steps, csv_path, backend):
 
 
 @cli.command()
-@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True, help="Any arch of `fit --arch`.")
+@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
 @_FEATURES_OPTION
 @_options(*_MODEL_OPTIONS)
 @_BACKEND_OPTION
