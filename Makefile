@@ -20,8 +20,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 # The test venv gets the `dev` and `torch` extras in one install (torch==2.13.0, a CPU build pip finds on this
 # disk) for the third pass; the default and `dev` installs stay without torch.
+# pip byte-compiles the installed modules one at a time; compileall does it on every core (the install took
+# 1:52 with pip's compile, 0:51 + 0:33 this way). Like pip, it leaves a file that does not compile as it is
+# (torch ships a Python 3.12 test helper).
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[dev,torch]'
+	$(PIP) install --no-compile -e '.[dev,torch]'
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 venv: $(VENV)/.installed

@@ -9,8 +9,10 @@
 - `model_card.json`: what the model reads and returns, its scaling, data,
   test metrics, versions and each artifact's sha256.
 
-Each artifact is loaded back in its own runtime (`tf.saved_model.load`,
-`onnxruntime.InferenceSession`, Keras) and run on the run's test windows; the
+Each format is a module of `keras_seq.formats`. Each artifact is loaded back
+in its own runtime (`tf.saved_model.load`, `onnxruntime.InferenceSession`,
+Keras), through the format's loader that `predict` uses, and run on the
+run's test windows; the
 largest difference from the Keras model, relative to the target's standard
 deviation, must be at most `tolerance`. Everything is written in a temporary
 folder and renamed into place only when every artifact passed.
@@ -27,22 +29,20 @@ import dataclasses
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
-from keras_seq.safety import artifact_sha256, check_onnx, check_savedmodel, read_text_bounded, write_error
+from keras_seq.formats import format_names, get_format, io_signature
+from keras_seq.safety import artifact_sha256, read_text_bounded, write_error
 from keras_seq.rundir import is_folder_name, write_json
 
-FORMATS = ("savedmodel", "onnx", "keras")
+FORMATS = format_names()  # keras_seq.formats: savedmodel, onnx, keras
 CARD_FILE = "model_card.json"
-ONNX_FILE = "model.onnx"
-KERAS_FILE = "model.keras"
 # Everything an export folder may hold (what --overwrite may replace).
-EXPORT_ENTRIES = (CARD_FILE, ONNX_FILE, KERAS_FILE, "savedmodel")
+EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS))
 DEFAULT_TOLERANCE = 1e-5
 
 
@@ -215,78 +215,6 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
     return ExportResult(staged.final, parity, card)
 
 
-# === Runners: an artifact loaded in its own runtime, as a function of a float32 array ===
-
-
-def savedmodel_runner(path: str | os.PathLike):
-    """`(run, input name, output name)` for a SavedModel's `serving_default` signature."""
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (input_name,) = serve.structured_input_signature[1]
-    (output_name,) = serve.structured_outputs
-    return (lambda x: serve(**{input_name: tf.constant(x)})[output_name].numpy()), input_name, output_name
-
-
-def onnx_runner(path: str | os.PathLike):
-    """`(run, input name, output name)` for an ONNX model in onnxruntime."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
-    return (lambda x: session.run([output_meta.name], {input_meta.name: x})[0]), input_meta.name, output_meta.name
-
-
-# === Writers: each writes its artifact, then returns (path, runner loaded from the artifact, signature) ===
-
-
-def _io_signature(model, input_name: str = "window", output_name: str = "output_0", **extra) -> dict:
-    """Names, dtypes and shapes of an artifact's input and output, plus format-specific `extra` fields."""
-    window, features = model.input_shape[1:]
-    return {
-        "inputs": [{"name": input_name, "dtype": "float32", "shape": [None, window, features]}],
-        "outputs": [{"name": output_name, "dtype": "float32", "shape": [None, *model.output_shape[1:]]}],
-        **extra,
-    }
-
-
-def _write_keras(model, stage: Path, name: str, version: int):
-    from keras_seq.models.builders import load_model
-
-    path = stage / KERAS_FILE
-    model.save(path)
-    loaded = load_model(path)
-    return path, lambda x: loaded.predict(x, verbose=0), _io_signature(model)
-
-
-def _write_savedmodel(model, stage: Path, name: str, version: int):
-    path = stage / "savedmodel" / name / str(version)
-    path.parent.mkdir(parents=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(str(path), format="tf_saved_model", verbose=False)
-    check_savedmodel(path)  # an export that needs an op off the allowlist fails here, and so do the tests
-    run, input_name, output_name = savedmodel_runner(path)
-    return path, run, _io_signature(model, input_name, output_name, signature="serving_default")
-
-
-def _write_onnx(model, stage: Path, name: str, version: int):
-    import onnx
-
-    path = stage / ONNX_FILE
-    model(np.zeros((1, *model.input_shape[1:]), dtype="float32"))  # Keras exports only a model that has been called
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(str(path), format="onnx", verbose=False)
-    check_onnx(path)
-    run, input_name, output_name = onnx_runner(path)
-    opset = max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx"))
-    return path, run, _io_signature(model, input_name, output_name, opset=opset)
-
-
-_WRITERS = {"keras": _write_keras, "savedmodel": _write_savedmodel, "onnx": _write_onnx}
-
-
 def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: int = 1):
     """Write one artifact of `model` into `folder` and load it back in its own runtime.
 
@@ -307,7 +235,10 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
             artifact fails keras-seq's checks of what it may run.
     """
     try:
-        return _WRITERS[fmt](model, Path(folder), name, version)
+        writer = get_format(fmt)
+        path = writer.write(model, Path(folder), name, version)
+        loaded = writer.load(path)
+        return path, loaded.run, io_signature(model, loaded, **writer.signature_extra(path))
     except OSError as exc:
         raise write_error(folder, exc) from None
     except Exception as exc:

@@ -1,6 +1,7 @@
 """Forecast from any keras-seq artifact: a run folder, `.keras`, SavedModel or ONNX.
 
-An artifact is recognized by itself. Exported artifacts are checked against
+An artifact is recognized by itself (each format of `keras_seq.formats`
+detects and loads its own). Exported artifacts are checked against
 the sha256 in their `model_card.json` before they are loaded; a mismatch is
 refused. ONNX files run on onnxruntime and SavedModels on TensorFlow, without
 Keras.
@@ -18,6 +19,7 @@ import pandas as pd
 
 from keras_seq.errors import KerasSeqError
 from keras_seq.exporting import CARD_FILE
+from keras_seq.formats import detect_format
 from keras_seq.safety import artifact_sha256, plain_name, read_text_bounded
 
 @dataclasses.dataclass
@@ -77,49 +79,28 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
     if not path.exists():
         raise KerasSeqError(f"artifact not found: {path}. Give a run folder, a .keras file, a SavedModel folder or an .onnx file.")
     if path.is_dir() and (path / "config.json").is_file():
-        from keras_seq.rundir import MODEL_FILE, model_io, read_run_config
+        return _run_folder_artifact(path, backend)
+    fmt = detect_format(path)
+    if fmt is not None:
+        card = _checked(path, fmt.name, levels=fmt.card_levels)
+        if fmt.uses_backend:
+            from keras_seq.backend import use_backend
 
-        return _keras_artifact("run", path, path / MODEL_FILE, model_io(read_run_config(path)), backend)
-    if path.is_file() and path.suffix == ".keras":
-        card = _checked(path, "keras", levels=0)
-        return _keras_artifact("keras", path, path, _describe_card(card), backend)
-    if path.is_dir() and (path / "saved_model.pb").is_file():
-        card = _checked(path, "savedmodel", levels=3)
-        from keras_seq.backend import import_keras, use_backend
-        from keras_seq.exporting import savedmodel_runner
-
-        from keras_seq.safety import check_savedmodel
-
-        use_backend(backend)
-        import_keras()  # TensorFlow, with its start-up notices kept off the terminal
-        check_savedmodel(path)  # before TensorFlow runs any of it
-        run, _, _ = savedmodel_runner(path)
-        return Artifact("savedmodel", path, run, **_describe_card(card))
-    if path.is_file() and path.suffix == ".onnx":
-        card = _checked(path, "onnx", levels=0)
-        from keras_seq.exporting import onnx_runner
-        from keras_seq.safety import check_onnx
-
-        check_onnx(path)
-        try:
-            run, _, _ = onnx_runner(path)
-        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise KerasSeqError(f"{path} is not a loadable ONNX model ({' '.join(str(exc).split())[:120]}).") from None
-        return Artifact("onnx", path, run, **_describe_card(card))
+            use_backend(backend)
+        return Artifact(fmt.name, path, fmt.load(path).run, **_describe_card(card))
     if path.is_dir():
         raise KerasSeqError(f"{path} is not a run folder (no config.json) nor a SavedModel (no saved_model.pb).")
     raise KerasSeqError(f"{path} is not a keras-seq artifact. Expected a run folder, a .keras file, a SavedModel folder or an .onnx file.")
 
 
-def _keras_artifact(kind: str, path: Path, model_file: Path, description: dict, backend: str | None) -> Artifact:
-    from keras_seq.backend import import_keras, use_backend
+def _run_folder_artifact(path: Path, backend: str | None) -> Artifact:
+    from keras_seq.backend import use_backend
+    from keras_seq.formats import get_format
+    from keras_seq.rundir import MODEL_FILE, model_io, read_run_config
 
+    description = model_io(read_run_config(path))
     use_backend(backend)
-    import_keras()
-    from keras_seq.models.builders import load_model
-
-    model = load_model(model_file)
-    return Artifact(kind, path, lambda x: model.predict(x, verbose=0), **description)
+    return Artifact("run", path, get_format("keras").load(path / MODEL_FILE).run, **description)
 
 
 def _describe_card(card: dict) -> dict:

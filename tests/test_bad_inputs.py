@@ -87,6 +87,7 @@ def outcomes(artifacts, tmp_path_factory) -> dict:
     return {"cases": results, "unchanged": before == after, "before": before, "after": after}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_bad_input_gets_one_clear_line_and_changes_nothing(case, outcomes):
     done, left = outcomes["cases"][case["name"]]
@@ -98,6 +99,7 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(case, outcomes):
     assert left == {}, f"files written: {sorted(left)}"
 
 
+@pytest.mark.slow
 def test_no_case_touched_the_artifacts_or_the_corpus(outcomes):
     for folder, files in outcomes["before"].items():
         changed = {name for name in files.keys() | outcomes["after"][folder].keys()

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -21,6 +23,7 @@ def test_pipeline_speed_streams_every_training_window(tmp_path):
     assert result["windows_per_second"] > 0 and "M windows/s" in done.stdout
 
 
+@pytest.mark.slow
 def test_train_speed_prints_a_table_for_each_backend_asked(tmp_path):
     done = run_script("benchmarks/train_speed.py", "--archs", "drnn", "--epochs", "2", "--backends", "jax",
                       "--repeats", "1", "--no-fit-memory", "--json", tmp_path / "t.json")

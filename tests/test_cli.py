@@ -166,6 +166,7 @@ def test_a_backend_that_is_not_installed_names_its_extra(run_cli, monkeypatch):
     assert err.strip() == "Error: backend 'torch' is not installed (no module 'torch'). Install it with: pip install 'keras-seq[torch]'"
 
 
+@pytest.mark.slow
 @pytest.mark.backend
 def test_same_options_and_seed_give_identical_metrics_in_separate_processes(tmp_path):
     """Two `fit` processes started at once into one --out: two folders, the same metrics.json."""

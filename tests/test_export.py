@@ -83,6 +83,7 @@ def test_unknown_format():
         parse_formats("onnx,pt")
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_jax_exports_with_parity(tmp_path):
     fit = run_console("fit", "--backend", "jax", "--arch", "gru", "--epochs", "1", "--units", "4", "--window", "8",
                       "--out", tmp_path, "--quiet")
@@ -109,3 +110,20 @@ def test_export_cli_prints_parity_and_refuses_bad_input(tmp_path, run_cli):
     (tmp_path / "broken" / "model.keras").unlink()
     code, _, err = run_cli("export", tmp_path / "broken")
     assert code == 1 and "has no model.keras" in err
+
+
+def test_each_format_is_one_registered_module_that_export_and_predict_share(tmp_path):
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.exporting import EXPORT_ENTRIES
+    from keras_seq.formats import detect_format, format_names, get_format, register_format
+
+    assert format_names() == FORMATS == ("savedmodel", "onnx", "keras")
+    assert set(EXPORT_ENTRIES) == {"model_card.json", "savedmodel", "model.onnx", "model.keras"}
+    with pytest.raises(KerasSeqError, match="already registered"):
+        register_format(get_format("onnx"))
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"")
+    for name in ("model.onnx", "model.keras"):
+        (tmp_path / name).write_bytes(b"")
+    assert [getattr(detect_format(tmp_path / p), "name", None) for p in ("sm", "model.onnx", "model.keras", "x.csv")] == [
+        "savedmodel", "onnx", "keras", None]

@@ -53,6 +53,7 @@ def _fit_until_epoch(out: Path, epochs_done: int, *extra: str) -> subprocess.Pop
     pytest.fail(f"no checkpoint of {epochs_done} epochs appeared: {process.communicate()[1][-500:]}")
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_checkpoint_that_resumes_to_the_same_metrics(tmp_path, reference):
     process = _fit_until_epoch(tmp_path, 3)
     process.send_signal(signal.SIGKILL)
@@ -72,6 +73,7 @@ def test_sigkill_leaves_a_checkpoint_that_resumes_to_the_same_metrics(tmp_path, 
     assert not (run / "checkpoint.npz").exists() and json.loads((run / "config.json").read_text())["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_best_weights_marked_interrupted_and_resumes(tmp_path, reference):
     process = _fit_until_epoch(tmp_path, 3)
     process.send_signal(signal.SIGINT)
@@ -98,6 +100,7 @@ def test_ctrl_c_keeps_the_best_weights_marked_interrupted_and_resumes(tmp_path, 
     assert again.returncode == 1 and "is a complete run: there is nothing to resume" in again.stderr
 
 
+@pytest.mark.slow
 def test_a_run_killed_on_tensorflow_resumes_to_the_same_metrics(tmp_path):
     """The batch order is a function of seed and epoch on tensorflow too."""
     done = run_console(*FIT, "--backend", "tensorflow", "--out", tmp_path / "reference")
@@ -121,6 +124,7 @@ def _wait_for(pattern_parent: Path, pattern: str, process: subprocess.Popen) -> 
     pytest.fail(f"no {pattern} under {pattern_parent}: {process.communicate()[1][-500:]}")
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_stop_compare_and_export_the_same_way_and_leave_nothing(tmp_path):
     """Signals set a flag that each command checks at its safe points: one line, exit 130, no folder left."""
     done = run_console("fit", "--arch", "gru", "--units", "4", "--layers", "1", "--epochs", "1", "-q", "--out", tmp_path / "run")

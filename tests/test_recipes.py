@@ -132,6 +132,7 @@ def test_unknown_recipe_names_the_shipped_ones(run_cli, tmp_path):
     assert code == 1 and "recipe not found: no-such-recipe" in err and "dji-compare" in err
 
 
+@pytest.mark.slow
 @pytest.mark.backend
 def test_same_recipe_seed_and_backend_give_identical_metrics(run_cli, tmp_path):
     path = write_recipe(tmp_path, TINY)

@@ -240,3 +240,42 @@ def test_constant_training_split_is_refused(price_frame):
     price_frame["Flat"] = 5.0
     with pytest.raises(KerasSeqError, match="column 'Flat' is constant over the training split .* cannot be standardized"):
         fit_scaling(price_frame, ["Flat"], "Close", (0, 100))
+
+
+def test_a_panel_of_two_series_keeps_windows_inside_each_series_and_cuts_both_at_the_same_dates():
+    """Two series stacked (the second starts later and is shorter): the one index serves tf.data and numpy alike."""
+    import dataclasses
+
+    from keras_seq.data.windows import _pipelines, _target_offsets, split_by_dates
+
+    long, short = numbered_frame(90), numbered_frame(100).iloc[30:]  # 2000-01-01..03-30 and 2000-01-31..04-09
+    short = short.assign(y=short["y"] + 1000.0)  # values name their series too
+    single = make_windows(long, target="y", window=4, horizon=2, batch_size=8, normalize=False)
+    dates = long.index.append(short.index)
+    bounds = [(0, len(long)), (len(long), len(long) + len(short))]
+    splits = (0.6, 0.2, 0.2)
+    panel = dataclasses.replace(
+        single, dates=dates, target_values=np.concatenate([long["y"], short["y"]]),
+        series=np.concatenate([single.series, short[["y", "y"]].to_numpy("float32")]),
+        series_ids=("long", "short"), series_splits=tuple(split_by_dates(dates, bounds, splits)))
+    union = dates.unique().sort_values()
+    cut = split_rows(len(union), splits)
+    _, span = _target_offsets(4, 2, "next")
+    for name in SPLIT_NAMES:
+        starts = panel.starts(name)
+        series = np.searchsorted([end for _, end in bounds], starts, side="right")  # the series each window is in
+        assert len(set(series)) == 2, name  # both series have windows in every split
+        for start, k in zip(starts, series):
+            assert bounds[k][0] <= start and start + span <= bounds[k][1]  # never across two series
+            lo, hi = union[cut[name][0]], union[cut[name][1] - 1]
+            target_dates = dates[start + 4 : start + span]
+            assert (target_dates >= lo).all() and (target_dates <= hi).all()  # the same cut dates in both series
+        x, y = panel.gather(starts)
+        assert ((x[:, :, 0] >= OFFSET + 1000) == (series == 1)[:, None]).all()  # inputs come from their own series
+        if name != "train":
+            pipeline = _pipelines(panel, splits, seed=0)[name]
+            got = [np.concatenate(parts) for parts in zip(*[(bx.numpy(), by.numpy()) for bx, by in pipeline])]
+            np.testing.assert_array_equal(got[0], x)
+            np.testing.assert_array_equal(got[1], y)
+    # one series alone: split by dates is split by rows
+    assert single.split_rows == split_rows(len(long), (0.7, 0.15, 0.15)) and single.series_splits == (single.split_rows,)

@@ -125,6 +125,12 @@ class Windows:
     `train`, `validation` and `test` are `tf.data.Dataset`s of
     `(window, target)` batches (None for an empty split); only `train` is
     shuffled. Positions below are row numbers of `dates`.
+
+    The rows are a panel: one or more series stacked one after another
+    (`series_ids`, and per series the rows of each split in `series_splits`),
+    each in time order. Windows never cross from one series into the next,
+    and every series is cut at the same dates (`split_by_dates`). A single
+    series is a panel of one: `split_rows` is its `series_splits[0]`.
     """
 
     train: object
@@ -143,6 +149,14 @@ class Windows:
     series: np.ndarray | None = None  # (rows, features + 1) float32 the pipelines gather from: inputs, then target
     batch_size: int = 16
     shuffle_seed: int = 0  # with the epoch, fixes the order of the training windows (`epoch_starts`)
+    series_ids: tuple = ()  # one name per series of the panel; () for one series, named by its target
+    series_splits: tuple = ()  # per series: split name -> (first row, end row); () for `(split_rows,)`
+
+    def __post_init__(self):
+        if not self.series_splits:
+            self.series_splits = (self.split_rows,)
+        if not self.series_ids:
+            self.series_ids = (self.scaling.target_name,)
 
     @property
     def n_features(self) -> int:
@@ -152,9 +166,15 @@ class Windows:
         return {"train": self.train, "validation": self.validation, "test": self.test}[split]
 
     def starts(self, split: str) -> np.ndarray:
-        """Row of each window's first input step, in time order."""
-        first, last = _start_range(*self.split_rows[split], self.window, self.horizon, self.target_kind)
-        return np.arange(first, last + 1, self.sequence_stride)
+        """Row of each window's first input step: series by series, each in time order.
+
+        A window's inputs may reach back into the series' earlier splits,
+        never into the series before it.
+        """
+        ranges = [_start_range(*rows[split], self.window, self.horizon, self.target_kind, floor=rows["train"][0])
+                  for rows in self.series_splits]
+        return np.concatenate([np.arange(first, last + 1, self.sequence_stride, dtype=np.int64)
+                               for first, last in ranges])
 
     def epoch_starts(self, split: str, epoch: int) -> np.ndarray:
         """`starts(split)` in the order of `epoch` (counted from 0): a permutation for a shuffled train split.
@@ -218,10 +238,10 @@ def _target_offsets(window: int, horizon: int, target_kind: str) -> tuple[int, i
     return 1, window + 1
 
 
-def _start_range(lo: int, hi: int, window: int, horizon: int, target_kind: str) -> tuple[int, int]:
-    """First and last (inclusive) window start whose targets all lie in rows [lo, hi)."""
+def _start_range(lo: int, hi: int, window: int, horizon: int, target_kind: str, floor: int = 0) -> tuple[int, int]:
+    """First and last (inclusive) window start whose targets all lie in rows [lo, hi), its inputs from row `floor` on."""
     first_offset, span = _target_offsets(window, horizon, target_kind)
-    return max(lo - first_offset, 0), hi - span
+    return max(lo - first_offset, floor), hi - span
 
 
 def split_rows(n_rows: int, splits: tuple[float, float, float]) -> dict:
@@ -230,6 +250,31 @@ def split_rows(n_rows: int, splits: tuple[float, float, float]) -> dict:
     n_validation = min(int(round(n_rows * splits[1])), n_rows - n_train)
     bounds = [0, n_train, n_train + n_validation, n_rows]
     return {name: (bounds[i], bounds[i + 1]) for i, name in enumerate(SPLIT_NAMES)}
+
+
+def split_by_dates(dates: pd.DatetimeIndex, bounds: list[tuple[int, int]], splits) -> list[dict]:
+    """The rows of each split, per series, cut at the same dates for every series.
+
+    `dates` holds the stacked rows of every series; series k is rows
+    `bounds[k] = (first, end)`, in time order. The split fractions are taken
+    of the union of all dates (as `split_rows` takes them of one series' rows),
+    so the validation and test periods begin on the same date in every series:
+    no series' test period is seen while another trains.
+
+    Example:
+    >>> dates = pd.DatetimeIndex(pd.date_range("2020-01-01", periods=10).append(pd.date_range("2020-01-05", periods=4)))
+    >>> split_by_dates(dates, [(0, 10), (10, 14)], (0.6, 0.2, 0.2))[1]  # the 2nd series ends before the test period
+    {'train': (10, 12), 'validation': (12, 14), 'test': (14, 14)}
+    """
+    union = dates.unique().sort_values()
+    cuts = split_rows(len(union), splits)
+    starts = [union[cuts[name][0]] if cuts[name][0] < len(union) else None for name in ("validation", "test")]
+    result = []
+    for first, end in bounds:
+        own = dates[first:end]
+        lo_validation, lo_test = (first + int(own.searchsorted(day) if day is not None else len(own)) for day in starts)
+        result.append({"train": (first, lo_validation), "validation": (lo_validation, lo_test), "test": (lo_test, end)})
+    return result
 
 
 def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tuple[int, int]) -> Scaling:
@@ -297,7 +342,7 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     spec = _window_spec(options)
     features = list(features) if features else [target]
     _check_batch_and_columns(frame, features, target, batch_size)
-    rows = split_rows(len(frame), spec.splits)
+    (rows,) = split_by_dates(frame.index, [(0, len(frame))], spec.splits)  # one series: the same cut as by rows
     _check_split_lengths(len(frame), rows, spec)
     scaling = _checked_scaling(frame, features, target, rows, spec.splits, scaling)
     values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)

@@ -1,0 +1,80 @@
+"""Export formats: each is one module that says how to write, recognize and load its artifact.
+
+A format is an object with:
+- `name` (what `--format` calls it) and `entry` (the file or folder it writes
+  in an export folder);
+- `card_levels`: how many folders above the artifact its `model_card.json` lies;
+- `uses_backend`: whether loading it imports Keras (so a chosen backend applies);
+- `write(model, folder, name, version) -> path`: write the artifact of a
+  keras-seq model (tensorflow backend) into an existing folder;
+- `detect(path) -> bool`: whether `path` is such an artifact;
+- `load(path) -> Loaded`: check what the artifact may run, then load it in
+  its own runtime, as a function of a float32 `(batch, window, features)` array;
+- `signature_extra(path) -> dict`: format-specific fields of the model card.
+
+`keras_seq.exporting` writes every format and proves each equal to the Keras
+model through its own `load`; `keras_seq.serving` loads whichever format it
+is given through the same `load`. A new format is one module calling
+`register_format`. Nothing here imports Keras or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+from keras_seq.errors import KerasSeqError
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """An artifact loaded in its own runtime: `run(x)` maps raw windows to raw forecasts."""
+
+    run: Callable
+    input_name: str
+    output_name: str
+
+
+_FORMATS: dict = {}
+
+
+def register_format(fmt) -> None:
+    """Register an export format (see the module docstring); a second one of the same name is refused."""
+    if fmt.name in _FORMATS:
+        raise KerasSeqError(f"export format '{fmt.name}' is already registered.")
+    _FORMATS[fmt.name] = fmt
+
+
+def format_names() -> tuple[str, ...]:
+    """Every registered format, in the order `all` exports them."""
+    return tuple(_FORMATS)
+
+
+def get_format(name: str):
+    return _FORMATS[name]
+
+
+def detect_format(path: Path):
+    """The format whose artifact `path` is, or None."""
+    return next((fmt for fmt in _FORMATS.values() if fmt.detect(Path(path))), None)
+
+
+def io_signature(model, loaded: Loaded, **extra) -> dict:
+    """Names, dtypes and shapes of an artifact's input and output, plus format-specific `extra` fields."""
+    window, features = model.input_shape[1:]
+    return {
+        "inputs": [{"name": loaded.input_name, "dtype": "float32", "shape": [None, window, features]}],
+        "outputs": [{"name": loaded.output_name, "dtype": "float32", "shape": [None, *model.output_shape[1:]]}],
+        **extra,
+    }
+
+
+def _register_builtin() -> None:
+    from keras_seq.formats import keras_file, onnx, savedmodel
+
+    for module in (savedmodel, onnx, keras_file):
+        register_format(module.FORMAT)
+
+
+_register_builtin()

@@ -1,0 +1,37 @@
+"""A copy of the Keras model (`model.keras`), loaded with keras-seq's checked loader (safe mode on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_seq.formats import Loaded
+
+
+class KerasFile:
+    name = "keras"
+    entry = "model.keras"
+    card_levels = 0
+    uses_backend = True  # loading imports Keras/TensorFlow, so `--backend` applies
+
+    def write(self, model, folder: Path, name: str, version: int) -> Path:
+        path = folder / self.entry
+        model.save(path)
+        return path
+
+    def detect(self, path: Path) -> bool:
+        return path.is_file() and path.suffix == ".keras"
+
+    def load(self, path: Path) -> Loaded:
+        from keras_seq.backend import import_keras
+
+        import_keras()
+        from keras_seq.models.builders import load_model
+
+        model = load_model(path)
+        return Loaded(lambda x: model.predict(x, verbose=0), "window", "output_0")
+
+    def signature_extra(self, path: Path) -> dict:
+        return {}
+
+
+FORMAT = KerasFile()

@@ -1,0 +1,55 @@
+"""ONNX (`model.onnx`): fixed window length, dynamic batch, run on onnxruntime.
+
+Checked by `safety.check_onnx` (opset, no external data, no custom domains)
+when it is written and before onnxruntime loads it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from keras_seq.errors import KerasSeqError
+from keras_seq.formats import Loaded
+from keras_seq.safety import check_onnx
+
+
+class Onnx:
+    name = "onnx"
+    entry = "model.onnx"
+    card_levels = 0
+    uses_backend = False  # onnxruntime alone: `--backend` does not apply
+
+    def write(self, model, folder: Path, name: str, version: int) -> Path:
+        path = folder / self.entry
+        model(np.zeros((1, *model.input_shape[1:]), dtype="float32"))  # Keras exports only a model that has been called
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.export(str(path), format="onnx", verbose=False)
+        check_onnx(path)
+        return path
+
+    def detect(self, path: Path) -> bool:
+        return path.is_file() and path.suffix == ".onnx"
+
+    def load(self, path: Path) -> Loaded:
+        import onnxruntime
+
+        check_onnx(path)
+        try:
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise KerasSeqError(f"{path} is not a loadable ONNX model ({' '.join(str(exc).split())[:120]}).") from None
+        (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
+        return Loaded(lambda x: session.run([output_meta.name], {input_meta.name: x})[0], input_meta.name,
+                      output_meta.name)
+
+    def signature_extra(self, path: Path) -> dict:
+        import onnx
+
+        return {"opset": max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx"))}
+
+
+FORMAT = Onnx()
