@@ -1,15 +1,20 @@
-"""The bad-input corpus (tests/bad_inputs/cases.toml), through the real console script.
+"""The bad-input corpus (tests/bad_inputs/cases.toml), through the CLI's real entry point.
 
-Every case runs `keras-seq` in a new process, in an empty working folder (where
-`saved_models/` would appear), and must exit non-zero with one line on stderr
-that holds the expected words, no traceback, and no file created or changed:
-not in its working folder, not in the artifacts it was given, not in the
-corpus's own files. The cases run two at a time.
+Every case runs `keras-seq` in an empty working folder (where `saved_models/`
+would appear), and must exit non-zero with one line on stderr that holds the
+expected words, no traceback, and no file created or changed: not in its
+working folder, not in the artifacts it was given, not in the corpus's own
+files. Every case runs in this process through `keras_seq.cli.main`; the
+first case of each command also runs as the installed console script in a
+new process (two at a time), where the same line must be all that reaches
+stderr: nothing from TensorFlow's start-up, no warning, no traceback.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import io
 import os
 import shutil
 import tomllib
@@ -66,37 +71,79 @@ def artifacts(tmp_path_factory) -> dict:
     return places
 
 
+def _in_process(args: list[str], cwd: Path):
+    """`keras-seq ARGS` through `keras_seq.cli.main` in `cwd`: (exit code, stdout, stderr)."""
+    from keras_seq.cli import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(args)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(before)
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture(scope="module")
 def outcomes(artifacts, tmp_path_factory) -> dict:
-    """Run every case (two at a time); name -> (process, files left in its working folder)."""
+    """Run every case in this process, and each command's first case as a console script too.
+
+    name -> {"in_process": (code, stdout, stderr), "console": CompletedProcess or None, "left": files left}.
+    """
     watched = [artifacts["root"], CORPUS]
     before = {str(folder): files_under(folder) for folder in watched}
     work = tmp_path_factory.mktemp("cases")
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}  # the CLI's default backend
+    firsts = {case["args"][0]: case["name"] for case in reversed(CASES)}  # command -> its first case
+    results = {}
 
-    def run(case):
-        cwd = work / case["name"]
-        cwd.mkdir()
-        args = [arg.format(**{k: v for k, v in artifacts.items() if k != "root"}) for arg in case["args"]]
-        done = run_console(*args, cwd=cwd, env=env, timeout=600)
-        return case["name"], (done, files_under(cwd))
+    def arguments(case):
+        return [arg.format(**{k: v for k, v in artifacts.items() if k != "root"}) for arg in case["args"]]
+
+    def console(case):
+        cwd = work / "console" / case["name"]
+        cwd.mkdir(parents=True)
+        return case["name"], (run_console(*arguments(case), cwd=cwd, env=env, timeout=600), files_under(cwd))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(pool.map(run, CASES))
+        consoles = dict(pool.map(console, [case for case in CASES if case["name"] in firsts.values()]))
+    for case in CASES:
+        cwd = work / case["name"]
+        cwd.mkdir()
+        results[case["name"]] = {"in_process": _in_process(arguments(case), cwd), "left": files_under(cwd),
+                                 "console": consoles.get(case["name"])}
     after = {str(folder): files_under(folder) for folder in watched}
     return {"cases": results, "unchanged": before == after, "before": before, "after": after}
+
+
+def _check_one_line(case, code: int, out: str, err: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == case.get("status", 1), err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: ") and case["words"] in lines[0], lines[0]
+    assert "Traceback" not in out + err
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_bad_input_gets_one_clear_line_and_changes_nothing(case, outcomes):
-    done, left = outcomes["cases"][case["name"]]
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == case.get("status", 1), done.stderr
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("Error: ") and case["words"] in lines[0], lines[0]
-    assert "Traceback" not in done.stdout + done.stderr
-    assert left == {}, f"files written: {sorted(left)}"
+    result = outcomes["cases"][case["name"]]
+    _check_one_line(case, *result["in_process"])
+    assert result["left"] == {}, f"files written: {sorted(result['left'])}"
+    if result["console"] is not None:  # the first case of its command, as the console script in a new process
+        done, left = result["console"]
+        _check_one_line(case, done.returncode, done.stdout, done.stderr)
+        assert left == {}, f"files written by the console script: {sorted(left)}"
+
+
+@pytest.mark.slow
+def test_every_command_runs_as_a_console_script_in_the_corpus(outcomes):
+    console = {name for name, result in outcomes["cases"].items() if result["console"] is not None}
+    assert {case["args"][0] for case in CASES if case["name"] in console} == set(COMMANDS)
 
 
 @pytest.mark.slow
