@@ -20,8 +20,8 @@ _default_backend()
 
 _LAZY = {
     # the verbs, as from the CLI
-    "fit": ("keras_seq.runs", "fit_run"),
-    "evaluate": ("keras_seq.runs", "evaluate_run"),
+    "fit": ("keras_seq.fitting", "fit_run"),
+    "evaluate": ("keras_seq.evaluating", "evaluate_run"),
     "export": ("keras_seq.exporting", "export_run"),
     "predict": ("keras_seq.serving", "predict_artifact"),
     # what a run is made of

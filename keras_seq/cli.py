@@ -1,4 +1,4 @@
-"""The `keras-seq` command line: a thin Click layer over `keras_seq.runs`.
+"""The `keras-seq` command line: a thin Click layer over `keras_seq.fitting`.
 
 Nothing heavy is imported at module level: `keras-seq --help` answers without
 importing Keras or TensorFlow, and `--backend` is applied before they load.
@@ -221,7 +221,7 @@ def fit(arch, resume, **options):
     Ctrl-C stops training after the current batch and keeps the run, marked
     interrupted, with the best weights so far; `--resume` continues it.
     """
-    from keras_seq.runs import fit_run, resume_run
+    from keras_seq.fitting import fit_run, resume_run
 
     verbose = 0 if options["quiet"] else "auto"
     if resume is not None:
@@ -331,7 +331,7 @@ def evaluate(run_dir, source, start, end, out, backend):
     With no data options, the run's own held-out test split is used. With
     --data, --start or --end, every window of that data is evaluated.
     """
-    from keras_seq.runs import evaluate_run
+    from keras_seq.evaluating import evaluate_run
 
     result = evaluate_run(run_dir, source=source, start=start, end=end, out=out, backend=backend)
     click.echo(result.report.table())
@@ -408,7 +408,7 @@ def summary(arch, features, backend, **options):
     n_features = len(DataSpec(features=features).feature_columns)  # checked as fit checks it
     use_backend(backend)
     import_keras()
-    from keras_seq.models.builders import model_summary
+    from keras_seq.summarizing import model_summary
 
     click.echo(model_summary(model, windows, n_features))
 

@@ -98,7 +98,7 @@ def compare_models(
     """Train and score every arch of `spec`; write a `compare-<UTC>` folder under `out`.
 
     Args:
-        data, windows, train: as for `runs.fit_run`; shared by every arch.
+        data, windows, train: as for `fitting.fit_run`; shared by every arch.
         model: ModelSpec. Size options shared by every arch (its `arch` is
             replaced by each of `spec.archs`).
         spec: CompareSpec. Archs, repeats, backtest folds, scored splits.
@@ -121,7 +121,7 @@ def compare_models(
     from keras_seq.safety import STOP, stop_signals
     from keras_seq.rundir import staged_folder, utc_stamp
 
-    from keras_seq.runs import RunSpecs
+    from keras_seq.fitting import RunSpecs
     from keras_seq.training import TrainSpec
 
     specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
@@ -175,7 +175,7 @@ def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
 def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto", title=None) -> tuple[dict, str]:
     """Run a comparison on a loaded `frame` and write its files into `folder`.
 
-    `specs` (a `runs.RunSpecs`) holds the options every model shares; its
+    `specs` (a `fitting.RunSpecs`) holds the options every model shares; its
     arch and seed are replaced by each of `spec.archs` and seeds. Keras must
     already be imported with `specs.backend`.
 
@@ -207,7 +207,7 @@ class _Runner:
 
     folder: Path
     frame: object
-    specs: object  # runs.RunSpecs
+    specs: object  # fitting.RunSpecs
     spec: CompareSpec
     folds: list
     digest: str
@@ -245,7 +245,7 @@ class _Runner:
         """Train and score one model on one fold (or the whole frame), and write its run folder."""
         import keras
 
-        from keras_seq.runs import train_and_evaluate, write_run
+        from keras_seq.fitting import train_and_evaluate, write_run
         from keras_seq.safety import STOP
 
         fold_frame, fold_windows = fold_data(self.frame, specs.windows, fold)

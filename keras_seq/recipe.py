@@ -487,7 +487,7 @@ def run_recipe(
 def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo):
     """Compare (and export) one experiment into `folder/<name>`; its summary and its part of report.md."""
     from keras_seq.compare import compare_into
-    from keras_seq.runs import RunSpecs
+    from keras_seq.fitting import RunSpecs
     from keras_seq.safety import STOP
 
     echo(f"experiment {experiment.name}: {', '.join(experiment.compare.archs)} "

@@ -104,7 +104,7 @@ def _run_folder_artifact(path: Path, backend: str | None) -> Artifact:
 
 
 def _describe_card(card: dict) -> dict:
-    """The fields of `runs.model_io`, read back from a model card."""
+    """The fields of `fitting.model_io`, read back from a model card."""
     from keras_seq.rundir import DATA_KEYS
 
     try:

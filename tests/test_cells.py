@@ -13,7 +13,7 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.exporting import export_run
 from keras_seq.models import DeepTransitionCell, ModelSpec, build_model, cell_parameters, load_model
-from keras_seq.runs import fit_run
+from keras_seq.fitting import fit_run
 from keras_seq.training import TrainSpec
 
 from conftest import run_console

@@ -15,7 +15,7 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.exporting import FORMATS, artifact_sha256, export_run, parse_formats
 from keras_seq.models import ModelSpec
-from keras_seq.runs import fit_run
+from keras_seq.fitting import fit_run
 from keras_seq.training import TrainSpec
 
 ARCH_CELLS = [("drnn", "rnn"), ("brnn", "rnn"), ("brnn", "lstm"), ("brnn", "gru"), ("lstm", "rnn"), ("gru", "rnn")]

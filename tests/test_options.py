@@ -14,7 +14,7 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.models.spec import ModelSpec
 from keras_seq.recipe import SCHEMA
 from keras_seq.rundir import specs_from_config
-from keras_seq.runs import RunSpecs
+from keras_seq.fitting import RunSpecs
 from keras_seq.training import TrainSpec
 
 SECTIONS = {"data": DataSpec, "windows": WindowSpec, "model": ModelSpec, "train": TrainSpec}

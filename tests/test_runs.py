@@ -1,4 +1,4 @@
-"""keras_seq/runs.py: a run folder holds everything, and evaluates again to the same numbers."""
+"""keras_seq/fitting.py: a run folder holds everything, and evaluates again to the same numbers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from keras_seq.errors import KerasSeqError
 from keras_seq.evaluation import forecast_metrics
 from keras_seq.models import ModelSpec, load_model
 from keras_seq.rundir import write_manifest
-from keras_seq.runs import evaluate_run, fit_run
+from keras_seq.evaluating import evaluate_run
+from keras_seq.fitting import fit_run
 from keras_seq.training import TrainSpec
 
 pytestmark = pytest.mark.backend

@@ -24,7 +24,7 @@ from keras_seq.errors import KerasSeqError
 from keras_seq.exporting import CARD_FILE, artifact_sha256, export_run
 from keras_seq.models import ModelSpec
 from keras_seq.rundir import MANIFEST_FILE, read_run_config, write_manifest
-from keras_seq.runs import fit_run
+from keras_seq.fitting import fit_run
 from keras_seq.safety import (CHECKPOINT_OPS, COMPUTE_OPS, FORBIDDEN_OP_WORDS, check_onnx, check_zip_members,
                               folder_lock, plain_name, savedmodel_ops)
 from keras_seq.training import TrainSpec

@@ -17,7 +17,7 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.exporting import export_run
 from keras_seq.models import ModelSpec
-from keras_seq.runs import fit_run
+from keras_seq.fitting import fit_run
 from keras_seq.serving import future_dates, predict_artifact
 from keras_seq.training import TrainSpec
 

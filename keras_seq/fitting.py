@@ -1,4 +1,4 @@
-"""Fit a model into a run folder, and evaluate a run folder again (the format is `keras_seq.rundir`'s).
+"""The `fit` verb: fit a model into a run folder, or resume one (the format is `keras_seq.rundir`'s).
 
 A run folder `<out>/<arch>-<UTC timestamp>/` holds:
 - `model.keras`: the model (raw values in, raw values out);
@@ -33,9 +33,9 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_future_leak
-from keras_seq.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, check_manifest, check_run_folder, read_json,
-                              read_run_config, run_name, scaling_from_config, specs_from_config, staged_folder,
-                              utc_stamp, write_history, write_json, write_manifest)
+from keras_seq.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, check_manifest, read_json, run_name,
+                              specs_from_config, staged_folder, write_history, write_json, write_manifest)
+
 
 @dataclasses.dataclass
 class RunResult:
@@ -340,87 +340,3 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
         plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch)
     write_manifest(folder)
-
-
-def evaluate_run(
-    run_dir: str | Path,
-    *,
-    source: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    out: str | Path | None = None,
-    backend: str | None = None,
-) -> RunResult:
-    """Recompute test metrics and the forecast plot of a run folder.
-
-    On the run's own data (no `source`, `start` or `end`) the test split is
-    the one the run held out. On other data (another source or range), every
-    window of that data is evaluated.
-
-    Args:
-        run_dir: path. A folder written by `fit_run`.
-        source: str or None. Other data (as `DataSpec.source`). Defaults to
-            the run's.
-        start: str or None. First date. Defaults to the run's.
-        end: str or None. Last date. Defaults to the run's.
-        out: path or None. Where to write `metrics.json` and
-            `forecast.png`. Defaults to `<run_dir>/evaluations/<UTC timestamp>`.
-        backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
-            else jax.
-
-    Returns:
-        A `RunResult` with the output folder and the report.
-    """
-    from keras_seq.safety import folder_lock
-
-    run_dir = check_run_folder(run_dir)
-    with folder_lock(run_dir, f"evaluate {run_dir}"):
-        return _evaluate_locked(run_dir, source, start, end, out, backend)
-
-
-def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResult:
-    from keras_seq.safety import refuse_symlink
-
-    config = read_run_config(run_dir)
-    if out is not None and Path(out).exists():
-        raise KerasSeqError(f"output folder {out} already exists. Give a new folder.")
-    if out is None:
-        refuse_symlink(run_dir / "evaluations")
-    use_backend(backend)
-    new_data = any(v is not None for v in (source, start, end))
-    overrides = {k: v for k, v in (("source", source), ("start", start), ("end", end)) if v is not None}
-    if source is not None and start is None and end is None:
-        overrides.update(start=None, end=None)
-    recorded, windows, model_spec = specs_from_config(config, run_dir, ("data", "windows", "model"))
-    data = dataclasses.replace(recorded, **overrides)
-    scaling = scaling_from_config(config, run_dir)
-    frame = data.load(quote=source is not None)  # a path read from config.json is never quoted from
-
-    import_keras()
-    from keras_seq.data.windows import make_windows
-    from keras_seq.evaluation import evaluate_model, plot_forecast
-    from keras_seq.models.builders import load_model
-
-    options = dataclasses.asdict(windows)
-    if new_data:
-        options["splits"] = (0.0, 0.0, 1.0)
-    raw = make_windows(
-        frame, target=data.target, features=data.feature_columns, batch_size=256, normalize=False, scaling=scaling, **options
-    )
-    model = load_model(run_dir / MODEL_FILE)
-    arch = model_spec.arch
-    report, predictions = evaluate_model(model, raw, "test", name=arch)
-    if new_data:
-        report.split = "every window of the given data"
-    now = datetime.datetime.now(datetime.timezone.utc)
-    parent, name = (Path(out).parent, Path(out).name) if out else (run_dir / "evaluations", utc_stamp(now))
-    with staged_folder(parent, name) as stage:
-        write_json(
-            stage.path / "metrics.json",
-            {**report.to_dict(), "data": dataclasses.asdict(data), "evaluated": now.isoformat(timespec="seconds")},
-        )
-        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch)
-    return RunResult(stage.final, report)
-
-
-#END

@@ -1,0 +1,33 @@
+"""The `summary` verb: every weight of a model with its shape, and the parameter count, without training it."""
+
+from __future__ import annotations
+
+import math
+
+from keras_seq.models.builders import build_forecaster, describe_weights
+
+
+def model_summary(spec, windows, n_features: int) -> str:
+    """What `keras-seq summary` prints: the model of `spec` and `windows`, every weight and the parameter count.
+
+    Args:
+        spec: ModelSpec. The arch and its size.
+        windows: WindowSpec. Window, horizon and target kind.
+        n_features: int. Input columns.
+
+    Example:
+    >>> from keras_seq.data.windows import WindowSpec
+    >>> from keras_seq.models.spec import ModelSpec
+    >>> model_summary(ModelSpec(arch="gru", units=2, layers=1), WindowSpec(window=4), 1).splitlines()[-1]
+    'parameters: 37 (33 trainable, 4 scaling)'
+    """
+    model = build_forecaster(spec, windows, n_features)
+    weights = describe_weights(model)
+    width = max(len(path) for path, _, _ in weights)
+    lines = [f"{model.name}: window {windows.window}, {n_features} feature(s), target kind {windows.target_kind}"]
+    lines += [f"  {path:<{width}}  {list(shape)}{'' if trainable else '  (scaling, not trained)'}"
+              for path, shape, trainable in weights]
+    trainable = sum(math.prod(shape) for _, shape, t in weights if t)
+    total = sum(math.prod(shape) for _, shape, _ in weights)
+    lines.append(f"parameters: {total} ({trainable} trainable, {total - trainable} scaling)")
+    return "\n".join(lines)
