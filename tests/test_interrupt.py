@@ -60,7 +60,10 @@ def test_sigkill_leaves_a_checkpoint_that_resumes_to_the_same_metrics(tmp_path, 
     process.wait()
     (partial,) = tmp_path.iterdir()  # no published run: only the staged folder
     assert partial.name.startswith(".gru-") and partial.name.endswith(".partial")
-    assert sorted(p.name for p in partial.iterdir()) == ["checkpoint.npz", "config.json"]
+    entries = sorted(p.name for p in partial.iterdir())
+    # A kill during an epoch's checkpoint write leaves that write's temporary file beside the last whole checkpoint.
+    cut_short = [e for e in entries if e.startswith(".checkpoint.npz.") and e.endswith(".tmp")]
+    assert [e for e in entries if e not in cut_short] == ["checkpoint.npz", "config.json"] and len(cut_short) <= 1
     assert json.loads((partial / "config.json").read_text())["status"] == "running"
 
     refused = run_console("evaluate", partial)
