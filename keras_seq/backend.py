@@ -96,7 +96,8 @@ def default_to_keras_seq_backend() -> None:
 def import_keras():
     """Import Keras (and TensorFlow) with the chosen backend, and return `keras`.
 
-    Where no backend was chosen, it is `use_backend()`'s default. TensorFlow's native libraries print start-up notices straight to file
+    Where no backend was chosen, it is `use_backend()`'s default.
+    TensorFlow's native libraries print start-up notices straight to file
     descriptor 2 before its logging is configured (`TF_CPP_MIN_LOG_LEVEL`
     cannot silence them). They are captured here and shown only if the
     import fails.

@@ -1,4 +1,4 @@
-"""The `keras-seq` command line: a thin Click layer over `keras_seq.fitting`.
+"""The `keras-seq` command line: a thin Click layer over the verb modules (README.md, "Layout").
 
 Nothing heavy is imported at module level: `keras-seq --help` answers without
 importing Keras or TensorFlow, and `--backend` is applied before they load.
@@ -90,8 +90,8 @@ class ArchChoice(click.ParamType):
         return value
 
 
-def _arch_help(prefix: str = "") -> str:
-    return prefix + "; ".join(f"{name}: {get_arch(name).help}" for name in arch_names()) + "."
+def _arch_help() -> str:
+    return "; ".join(f"{name}: {get_arch(name).help}" for name in arch_names()) + "."
 
 
 def _options(*options):

@@ -266,8 +266,7 @@ class _Runner:
 def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: list) -> dict:
     """What every model of a comparison shared: comparison.json's `settings`."""
     return {
-        "data": {**dataclasses.asdict(specs.data), "rows": len(frame), "first_date": str(frame.index[0].date()),
-                 "last_date": str(frame.index[-1].date()), "sha256": digest},
+        "data": specs.data_record(frame, digest),
         "windows": dataclasses.asdict(specs.windows),
         "model": {k: v for k, v in dataclasses.asdict(specs.model).items() if k != "arch"},
         "train": dataclasses.asdict(specs.train),

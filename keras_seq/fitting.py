@@ -56,18 +56,17 @@ class RunSpecs:
     train: object  # keras_seq.training.TrainSpec
     backend: str
 
+    def data_record(self, frame, digest: str) -> dict:
+        """The data options and what was loaded: rows, first and last date, sha256 (`frame_sha256`)."""
+        return {**dataclasses.asdict(self.data), "rows": len(frame), "first_date": str(frame.index[0].date()),
+                "last_date": str(frame.index[-1].date()), "sha256": digest}
+
     def options_config(self, status: str, started: datetime.datetime, frame, digest: str) -> dict:
         """What the run was asked to do: the start of its `config.json`, and all of it while it trains."""
         return {
             "status": status,
             "created": started.isoformat(timespec="seconds"),
-            "data": {
-                **dataclasses.asdict(self.data),
-                "rows": len(frame),
-                "first_date": str(frame.index[0].date()),
-                "last_date": str(frame.index[-1].date()),
-                "sha256": digest,
-            },
+            "data": self.data_record(frame, digest),
             "windows": dataclasses.asdict(self.windows),
             "model": dataclasses.asdict(self.model),
             "train": dataclasses.asdict(self.train),
@@ -276,7 +275,6 @@ def train_and_evaluate(
 
     import keras
 
-    check_future_leak(specs.model.arch, specs.windows.target_kind, specs.model.allow_future_leak)
     normalized, raw = run_windows(frame, specs)
     keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
     net = build_forecaster(specs.model, specs.windows, len(specs.data.feature_columns), scaling=normalized.scaling)

@@ -130,7 +130,7 @@ class Windows:
     (`series_ids`, and per series the rows of each split in `series_splits`),
     each in time order. Windows never cross from one series into the next,
     and every series is cut at the same dates (`split_by_dates`). A single
-    series is a panel of one: `split_rows` is its `series_splits[0]`.
+    series is a panel of one, and `split_rows` is its `series_splits[0]`.
     """
 
     train: object
@@ -139,7 +139,7 @@ class Windows:
     scaling: Scaling
     dates: pd.DatetimeIndex
     target_values: np.ndarray  # (rows,) raw target column
-    split_rows: dict  # split name -> (first row, end row), end exclusive
+    series_splits: tuple  # per series of the panel: split name -> (first row, end row), end exclusive
     window: int
     horizon: int
     target_kind: str
@@ -149,14 +149,12 @@ class Windows:
     series: np.ndarray | None = None  # (rows, features + 1) float32 the pipelines gather from: inputs, then target
     batch_size: int = 16
     shuffle_seed: int = 0  # with the epoch, fixes the order of the training windows (`epoch_starts`)
-    series_ids: tuple = ()  # one name per series of the panel; () for one series, named by its target
-    series_splits: tuple = ()  # per series: split name -> (first row, end row); () for `(split_rows,)`
+    series_ids: tuple = ()  # one name per series of the panel, in order (one series: its target's name)
 
-    def __post_init__(self):
-        if not self.series_splits:
-            self.series_splits = (self.split_rows,)
-        if not self.series_ids:
-            self.series_ids = (self.scaling.target_name,)
+    @property
+    def split_rows(self) -> dict:
+        """The first series' rows of each split: split name -> (first row, end row), end exclusive."""
+        return self.series_splits[0]
 
     @property
     def n_features(self) -> int:
@@ -351,8 +349,9 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         values /= np.array([*scaling.feature_std, scaling.target_std])
     windows = Windows(
         train=None, validation=None, test=None, scaling=scaling, dates=frame.index,
-        target_values=frame[target].to_numpy(dtype="float64"), split_rows=rows, window=spec.window,
-        horizon=spec.horizon, target_kind=spec.target_kind, sequence_stride=spec.sequence_stride, normalized=normalize,
+        target_values=frame[target].to_numpy(dtype="float64"), series_splits=(rows,), series_ids=(target,),
+        window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind, sequence_stride=spec.sequence_stride,
+        normalized=normalize,
         shuffled=bool(normalize if shuffle is None else shuffle),
         series=values.astype("float32"),  # (rows, features + 1), what the pipelines and `Windows.gather` cut
         batch_size=int(batch_size),

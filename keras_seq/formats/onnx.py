@@ -1,7 +1,7 @@
 """ONNX (`model.onnx`): fixed window length, dynamic batch, run on onnxruntime.
 
 Checked by `safety.check_onnx` (opset, no external data, no custom domains)
-when it is written and before onnxruntime loads it.
+before onnxruntime loads it: by export, right after writing it, and by predict.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ class Onnx:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.export(str(path), format="onnx", verbose=False)
-        check_onnx(path)
-        return path
+        return path  # checked by `load`, which export runs on it next
 
     def detect(self, path: Path) -> bool:
         return path.is_file() and path.suffix == ".onnx"
