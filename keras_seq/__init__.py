@@ -15,7 +15,7 @@ notices are kept off the terminal.
 
 from keras_seq.backend import default_to_keras_seq_backend as _default_backend
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 _default_backend()
 
 _LAZY = {

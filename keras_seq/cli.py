@@ -14,7 +14,7 @@ import warnings
 import click
 
 from keras_seq.models.registry import arch_names, get_arch
-from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS
+from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, SCALER_NAMES, TRANSFORMS, ModelSpec
 
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
 
@@ -142,9 +142,21 @@ _MODEL_OPTIONS = (
                  help="Layers of dotrnn's deep output, counting the head."),
     click.option("--allow-future-leak", is_flag=True,
                  help="Allow brnn with --target-kind sequence, which reads the values it predicts (the tutorial's flaw)."),
+    click.option("--scaler", type=click.Choice(SCALER_NAMES), default=ModelSpec.scaler, show_default=True,
+                 help="window: each window scaled by its own mean and std (follows the series into any range); "
+                      "zscore: the training split's statistics (the scaling before 0.2)."),
+    click.option("--transform", type=click.Choice(TRANSFORMS), default=ModelSpec.transform, show_default=True,
+                 help="What the network forecasts: levels (none), changes (diff) or log-changes (logdiff)."),
+    click.option("--residual/--no-residual", default=ModelSpec.residual, show_default=True,
+                 help="Forecast the last value plus the network's output (untrained: exactly persistence)."),
+    click.option("--supervision", type=click.Choice(["last", "every"]), default="last", show_default=True,
+                 help="Train on the last step's forecast, or on every step's (causal archs; evaluated at the last)."),
 )
 _FEATURES_OPTION = click.option("--features", default=None, callback=_comma_list, metavar="COLS",
                                 help="Input columns, comma-separated (default: the target alone).")
+_SEASON_OPTION = click.option("--season", type=int, default=None,
+                              help="Seasonal period in steps for the seasonal naive baseline and MASE (1: none; "
+                                   "default: inferred from the dates, e.g. 5 for business days).")
 _BACKEND_OPTION = click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
                                help="Keras backend (default: $KERAS_BACKEND, else jax).")
 
@@ -158,6 +170,7 @@ training_options = _options(
                  help="Forward-fill missing values instead of refusing them."),
     click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
                  help="Cache for online sources (default: ~/.cache/keras-seq)."),
+    _SEASON_OPTION,
     *_MODEL_OPTIONS,
     click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
                  help="Train, validation and test fractions, in time order."),
@@ -186,7 +199,8 @@ def _specs(arch: str, options: dict):
     o = options
     return (
         DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
-                 features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"]),
+                 features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"],
+                 season=o["season"]),
         *_model_specs(arch, o),
         TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
                   steps_per_execution=o["steps_per_execution"]),
@@ -196,14 +210,15 @@ def _specs(arch: str, options: dict):
 def _model_specs(arch: str, o: dict):
     """WindowSpec and ModelSpec from `_MODEL_OPTIONS`' values (and `--splits`/`--stride` where given)."""
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.models.spec import ModelSpec
 
     splits = {k: o[k] for k in ("splits", "sequence_stride") if k in o}
     return (
-        WindowSpec(window=o["window"], horizon=o["horizon"], target_kind=o["target_kind"], **splits),
+        WindowSpec(window=o["window"], horizon=o["horizon"], target_kind=o["target_kind"],
+                   supervision=o["supervision"], **splits),
         ModelSpec(arch=arch, units=o["units"], layers=o["layers"], dropout=o["dropout"], cell=o["cell"],
                   allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
-                  output_layers=o["output_layers"]),
+                  output_layers=o["output_layers"], scaler=o["scaler"], transform=o["transform"],
+                  residual=o["residual"]),
     )
 
 

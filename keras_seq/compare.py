@@ -2,7 +2,7 @@
 
 This is the tutorial's four-model experiment done honestly: every model gets
 its own optimizer, the same windows, the same seeds and the same number of
-epochs, and is scored in price units on data it never trained on, next to
+epochs, and is scored in the target's units on data it never trained on, next to
 the persistence baseline.
 
 A comparison folder holds:
@@ -31,7 +31,7 @@ from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.registry import check_arch_list
-from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_future_leak
+from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_model_for_windows
 
 METRICS = ("mae", "rmse", "mape", "skill")
 PERSISTENCE = "persistence"
@@ -114,7 +114,7 @@ def compare_models(
         KerasSeqError: bad data or options; nothing is written.
     """
     backend = use_backend(backend)
-    check_comparison(windows, model, spec)
+    check_comparison(windows, model, spec, data)
     frame = data.load()
     check_backtest(len(frame), windows, spec.backtest)
     import_keras()
@@ -131,11 +131,12 @@ def compare_models(
     return Comparison(stage.final, summary, markdown)
 
 
-def check_comparison(windows: WindowSpec, model: ModelSpec, spec: CompareSpec) -> None:
-    """Refuse, before any work, an arch that cannot be built with these options."""
+def check_comparison(windows: WindowSpec, model: ModelSpec, spec: CompareSpec, data=None) -> None:
+    """Refuse, before any work, an arch that cannot be built with these options (and columns, given `data`)."""
+    features, target = (data.feature_columns, data.target) if data is not None else (None, None)
     for arch in spec.archs:
-        dataclasses.replace(model, arch=arch)
-        check_future_leak(arch, windows.target_kind, model.allow_future_leak)
+        check_model_for_windows(dataclasses.replace(model, arch=arch), windows.target_kind, windows.supervision,
+                                features, target)
 
 
 def backtest_folds(n_rows: int, windows: WindowSpec, folds: int) -> list[tuple[int, int, int]]:
@@ -214,6 +215,13 @@ class _Runner:
     verbose: object
     runs: list = dataclasses.field(default_factory=list)
     shown: dict = dataclasses.field(default_factory=dict)  # arch -> what the plots draw (first seed)
+    started: int = 0  # fits begun, for the progress labels
+
+    def label(self, arch: str, seed: int, index: int, fold) -> str:
+        """`[3/12] gru, seed 43, fold 1 of 4`: which fit the progress output below belongs to."""
+        total = len(self.spec.archs) * self.spec.repeats * len(self.folds)
+        where = f", fold {index} of {len(self.folds)}" if fold is not None else ""
+        return f"[{self.started}/{total}] {arch}, seed {seed}{where}"
 
     def arch_and_seed(self, arch: str, seed: int, shown: bool) -> None:
         """Every fold of one arch and seed (one fit without backtest folds), and their pooled scores."""
@@ -249,6 +257,9 @@ class _Runner:
         from keras_seq.safety import STOP
 
         fold_frame, fold_windows = fold_data(self.frame, specs.windows, fold)
+        self.started += 1
+        if self.verbose != 0:  # Keras's epoch lines follow: say whose they are
+            print(self.label(specs.model.arch, specs.train.seed, index, fold), flush=True)
         keras.backend.clear_session()
         STOP.check("the comparison")
         fitted = train_and_evaluate(fold_frame, dataclasses.replace(specs, windows=fold_windows),
@@ -334,7 +345,7 @@ def record_pooled(runs: list, arch: str, seed: int, pooled: dict) -> None:
 
 
 def _mean_std(values) -> dict:
-    values = np.asarray(values, dtype="float64")
+    values = np.asarray([np.nan if v is None else v for v in values], dtype="float64")
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"mean": float(values.mean()), "std": std, "n": int(len(values))}
 
@@ -358,6 +369,7 @@ def summarize(runs: list, spec: CompareSpec, scored: tuple[str, ...]) -> dict:
                 "mae": _mean_std([rep["model"]["mae"] for rep in reports]),
                 "rmse": _mean_std([rep["model"]["rmse"] for rep in reports]),
                 "mape": _mean_std([rep["model"]["mape"] for rep in reports]),
+                "mase": _mean_std([rep["model"].get("mase") for rep in reports]),
                 "skill": _mean_std([rep["skill"] for rep in reports]),
             }
         if spec.backtest:
@@ -373,6 +385,8 @@ def summarize(runs: list, spec: CompareSpec, scored: tuple[str, ...]) -> dict:
         report = first["splits"][split]
         splits[split] = {key: report[key] for key in ("split", "windows", "first_date", "last_date")}
         splits[split][PERSISTENCE] = report["persistence"]
+        splits[split]["baselines"] = report.get("baselines") or {PERSISTENCE: report["persistence"]}
+        splits[split]["best_baseline"] = report.get("best_baseline", PERSISTENCE)
     result = {"archs": archs, "splits": splits}
     if spec.backtest:
         fold_runs = [r for r in runs if r["arch"] == spec.archs[0] and r["seed"] == first["seed"]
@@ -424,10 +438,11 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
     for split, info in summary["splits"].items():
         scope = info["split"] if split == "backtest" else f"{split} split"
         lines += [
-            f"## {scope}: {info['first_date']}..{info['last_date']}, {info['windows']} windows, price units",
+            f"## {scope}: {info['first_date']}..{info['last_date']}, {info['windows']} windows, errors in "
+            f"{data['target']}'s units",
             "",
-            "| arch | parameters | train s | epochs | best val loss | MAE | RMSE | MAPE % | skill |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| arch | parameters | train s | epochs | best val loss | MAE | RMSE | MAPE % | MASE | skill |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for arch, entry in archs.items():
             m = entry["splits"][split]
@@ -436,11 +451,11 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
                 f"{_figure(entry['epochs_run'], 0 if not compare['backtest'] else 1, 1)} | "
                 f"{_figure(entry['best_val_loss'], 4, repeats)} | {_figure(m['mae'], 2, repeats)} | "
                 f"{_figure(m['rmse'], 2, repeats)} | {_figure(m['mape'], 3, repeats)} | "
+                f"{_figure(m.get('mase', {'mean': float('nan'), 'std': 0.0}), 3, repeats)} | "
                 f"{m['skill']['mean']:+.3f}" + (f" ± {m['skill']['std']:.3f}" if repeats > 1 else "") + " |"
             )
-        p = info[PERSISTENCE]
-        lines += [f"| {PERSISTENCE} | 0 | | | | {p['mae']:.2f} | {p['rmse']:.2f} | {p['mape']:.3f} | +0.000 |", ""]
-    lines.append("skill = 1 - MAE / MAE of persistence (tomorrow = today); above 0 beats persistence.")
+        lines += _baseline_rows(info) + ["", f"best baseline: {info.get('best_baseline', PERSISTENCE)}", ""]
+    lines.append(SKILL_NOTE)
     if compare["backtest"]:
         lines += ["", "## test MAE per walk-forward fold", "",
                   "| fold | test dates | windows | persistence | " + " | ".join(archs) + " |",
@@ -453,6 +468,20 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
     if leak:
         lines += ["", leak]
     return "\n".join(lines) + "\n"
+
+
+SKILL_NOTE = ("skill = 1 - MAE / MAE of persistence (tomorrow = today); above 0 beats persistence. MASE: MAE over the "
+              "training split's in-sample seasonal naive MAE.")
+
+
+def _baseline_rows(info: dict) -> list[str]:
+    """comparison.md's rows of the baselines on one scored split (persistence alone for pooled backtests)."""
+    rows = []
+    for name, b in info.get("baselines", {PERSISTENCE: info[PERSISTENCE]}).items():
+        mape, mase = b.get("mape"), b.get("mase")
+        rows.append(f"| {name} | 0 | | | | {b['mae']:.2f} | {b['rmse']:.2f} | {'' if mape is None else format(mape, '.3f')} | "
+                    f"{'' if mase is None else format(mase, '.3f')} | {1 - b['mae'] / info[PERSISTENCE]['mae']:+.3f} |")
+    return rows
 
 
 def leak_note(summary: dict) -> str | None:
@@ -500,7 +529,7 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (z-score units)")
+    ax.set_ylabel("MSE (normalized units)")
     ax.set_title("loss per epoch" + (" (last backtest fold)" if backtest else "") + ", first seed")
     ax.legend(fontsize=8, ncol=2)
     _save(plt, fig, folder / "compare_loss.png")
@@ -529,7 +558,7 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
            color=[colors[i % len(colors)] for i in range(len(archs))])
     baseline = summary["splits"][split][PERSISTENCE]["mae"]
     ax.axhline(baseline, color="black", linestyle="--", label=f"persistence {baseline:.2f}")
-    ax.set_ylabel("MAE (price units)")
+    ax.set_ylabel(f"MAE ({summary['settings']['data']['target']}'s units)")
     ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
     ax.legend()
     _save(plt, fig, folder / "compare_mae.png")

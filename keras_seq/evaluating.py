@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import warnings
 from pathlib import Path
 
 from keras_seq.backend import import_keras, use_backend
-from keras_seq.errors import KerasSeqError
+from keras_seq.errors import DataWarning, KerasSeqError
 from keras_seq.fitting import RunResult
 from keras_seq.rundir import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, specs_from_config,
                               staged_folder, utc_stamp, write_json)
@@ -69,20 +70,27 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
 
     import_keras()
     from keras_seq.data.windows import make_windows
-    from keras_seq.evaluation import evaluate_model, plot_forecast
+    from keras_seq.evaluation import evaluate_model, losing_note, plot_forecast, scaling_distance
     from keras_seq.models.builders import load_model
 
-    options = dataclasses.asdict(windows)
+    options = dataclasses.asdict(windows) | {"supervision": "last"}  # evaluated at the last step, however trained
     if new_data:
         options["splits"] = (0.0, 0.0, 1.0)
     raw = make_windows(
-        frame, target=data.target, features=data.feature_columns, batch_size=256, normalize=False, scaling=scaling, **options
+        frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling, **options
     )
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch
-    report, predictions = evaluate_model(model, raw, "test", name=arch)
+    report, predictions = evaluate_model(model, raw, "test", name=arch, season=data.season)
     if new_data:
-        report.split = "every window of the given data"
+        report.split = "the given data"
+    distance = scaling_distance(raw.targets("test").ravel(), scaling)
+    if model_spec.scaler == "zscore" and distance > 3:
+        warnings.warn(
+            f"the evaluated {data.target} lies {distance:.1f} training standard deviations from the training split's "
+            f"mean ({scaling.target_mean:.6g} ± {scaling.target_std:.6g}), and this model's z-scores were fixed there: "
+            "expect a poor forecast. A model fitted with --scaler window follows any range.", DataWarning, stacklevel=2)
+    report.note = losing_note(report, model_spec, windows.supervision, distance)
     now = datetime.datetime.now(datetime.timezone.utc)
     parent, name = (Path(out).parent, Path(out).name) if out else (run_dir / "evaluations", utc_stamp(now))
     with staged_folder(parent, name) as stage:
@@ -90,5 +98,5 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
             stage.path / "metrics.json",
             {**report.to_dict(), "data": dataclasses.asdict(data), "evaluated": now.isoformat(timespec="seconds")},
         )
-        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch)
+        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch, report=report)
     return RunResult(stage.final, report)

@@ -1,10 +1,14 @@
-"""Metrics in price units, the persistence baseline, and plots.
+"""Metrics in the target's units, the baselines a forecaster is judged by, and plots.
 
 Every metric compares raw forecasts with raw actual values of a held-out
-split. The persistence baseline forecasts each value as the last value known
-when the forecast is made ("tomorrow = today"); on daily index closes it is
-hard to beat, so every report gives the model's skill against it:
-`1 - MAE_model / MAE_persistence` (above 0: better than persistence).
+split: MAE, RMSE, MAPE, sMAPE and MASE (the MAE over the training split's
+in-sample seasonal naive MAE: below 1 beats that naive forecast on average).
+Four baselines are scored on the same rows: persistence ("tomorrow =
+today"), seasonal naive (the value one season before; the season inferred
+from the dates or given), drift (the last value plus the average change so
+far) and the training split's mean. Every report gives the model's skill,
+`1 - MAE_model / MAE_baseline` (above 0: better), against persistence and
+against the best baseline, named.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from keras_seq.data.windows import Windows
 
@@ -68,9 +73,103 @@ def skill(model_mae: float, baseline_mae: float) -> float:
     return 1.0 - model_mae / baseline_mae
 
 
-def forecast_metrics(y_true, y_pred) -> dict:
-    """MAE, RMSE and MAPE (percent) of a forecast."""
-    return {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "mape": mape(y_true, y_pred)}
+def smape(y_true, y_pred) -> float:
+    """Symmetric MAPE in percent (the M4 competition's): `200 * mean(|error| / (|actual| + |forecast|))`.
+
+    A term whose actual value and forecast are both 0 counts as 0.
+
+    Example:
+    >>> round(smape([100.0, 100.0], [110.0, 90.0]), 4)
+    10.0251
+    """
+    y_true, y_pred = np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")
+    denominator = np.abs(y_true) + np.abs(y_pred)
+    terms = np.divide(2 * np.abs(y_pred - y_true), denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return float(100.0 * np.mean(terms))
+
+
+def forecast_metrics(y_true, y_pred, mase_scale: float | None = None) -> dict:
+    """MAE, RMSE, MAPE and sMAPE (percent), and MASE where `mase_scale` (the in-sample naive MAE) is given."""
+    metrics = {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "mape": mape(y_true, y_pred),
+               "smape": smape(y_true, y_pred)}
+    if mase_scale is not None:
+        metrics["mase"] = metrics["mae"] / mase_scale if mase_scale > 0 else float("nan")
+    return metrics
+
+
+# === Baselines ===
+
+BASELINES = ("persistence", "seasonal naive", "drift", "train mean")
+
+
+def infer_season(dates) -> tuple[int, str]:
+    """The seasonal period of a series from the spacing of its dates, and what it was read from.
+
+    Example:
+    >>> import pandas as pd
+    >>> infer_season(pd.bdate_range("2020-01-01", periods=30))
+    (5, 'business-day dates: a week of 5')
+    >>> infer_season(pd.date_range("2000-01-01", periods=30, freq="MS"))
+    (12, 'monthly dates: a year of 12')
+    """
+    if len(dates) < 3:
+        return 1, "too few dates to tell: none"
+    days = float(np.median(np.diff(np.asarray(dates, dtype="datetime64[s]").astype("int64")))) / 86400
+    if days < 0.9:  # intraday: a day of steps
+        steps = max(1, int(round(1 / days)))
+        return steps, f"intraday dates {24 * days:g} h apart: a day of {steps}"
+    for low, high, season, words in ((0.9, 1.5, 7, "daily"), (6, 8, 52, "weekly"), (27, 32, 12, "monthly"),
+                                     (88, 93, 4, "quarterly"), (360, 370, 1, "yearly")):
+        if low <= days <= high:
+            if words == "daily" and (pd.DatetimeIndex(dates).dayofweek < 5).all():
+                return 5, "business-day dates: a week of 5"
+            if season == 1:
+                return 1, "yearly dates: no calendar season (give --season for a cycle such as 11)"
+            span = "a week" if season == 7 else "a year"
+            return season, f"{words} dates: {span} of {season}"
+    return 1, f"dates {days:g} days apart: none"
+
+
+def baseline_forecasts(windows: Windows, split: str, season: int) -> dict:
+    """Each baseline's forecast of every target value of `split`, shaped like `windows.targets(split)`.
+
+    - persistence: the last known value ("tomorrow = today");
+    - seasonal naive: the value one season before (the last known one of
+      that phase when the horizon is longer than the season);
+    - drift: the last known value plus the average change per step from
+      the series' first row to it;
+    - train mean: the mean of the series' training split.
+    """
+    values, positions, observed = windows.target_values, windows.target_positions(split), windows.observed_positions(split)
+    first, train_mean = _series_rows(windows, positions)
+    ahead = positions - observed
+    seasonal_rows = np.maximum(positions - season * -(-ahead // season), first)
+    span = np.maximum(observed - first, 1)
+    return {
+        "persistence": values[observed],
+        "seasonal naive": values[seasonal_rows],
+        "drift": values[observed] + ahead * (values[observed] - values[first]) / span,
+        "train mean": train_mean,
+    }
+
+
+def _series_rows(windows: Windows, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each target position: the first row of its series, and the mean of that series' training split."""
+    firsts = np.array([rows["train"][0] for rows in windows.series_splits])
+    which = np.searchsorted(firsts, positions, side="right") - 1
+    means = np.array([windows.target_values[lo:hi].mean() if hi > lo else np.nan
+                      for lo, hi in (rows["train"] for rows in windows.series_splits)])
+    return firsts[which], means[which]
+
+
+def naive_scale(windows: Windows, season: int) -> float:
+    """The in-sample MAE of the seasonal naive forecast over the training rows: MASE's denominator."""
+    errors = []
+    for lo, hi in (rows["train"] for rows in windows.series_splits):
+        train = windows.target_values[lo:hi]
+        if len(train) > season:
+            errors.append(np.abs(train[season:] - train[:-season]))
+    return float(np.mean(np.concatenate(errors))) if errors else float("nan")
 
 
 def persistence_forecast(windows: Windows, split: str) -> np.ndarray:
@@ -78,9 +177,20 @@ def persistence_forecast(windows: Windows, split: str) -> np.ndarray:
     return windows.target_values[windows.observed_positions(split)]
 
 
+NULL_REASONS = {"mape": MAPE_UNDEFINED, "mase": "undefined: the training split's seasonal naive error is 0",
+                "skill": "undefined: the baseline's MAE is 0"}
+
+
 @dataclasses.dataclass
 class Report:
-    """Test metrics of one model and of the persistence baseline."""
+    """Metrics of one model and of the baselines on one split, in the target's units.
+
+    `persistence` and `skill` (against it) are kept beside `baselines` (every
+    baseline's metrics, persistence included) and `skill_vs_best` (against
+    `best_baseline`, the baseline with the lowest MAE). For a horizon above 1
+    each metric is the mean over the steps ahead, and `per_step` gives the MAE
+    of every step.
+    """
 
     name: str
     split: str
@@ -90,31 +200,71 @@ class Report:
     model: dict
     persistence: dict
     skill: float
+    baselines: dict = dataclasses.field(default_factory=dict)
+    best_baseline: str = "persistence"
+    skill_vs_best: float | None = None
+    season: int = 1
+    season_note: str = ""
+    target: str = ""
+    horizon: int = 1
+    per_step: dict = dataclasses.field(default_factory=dict)  # who -> MAE of each step ahead (horizon > 1)
+    note: str = ""  # why a model that loses to a baseline may lose, and what to try
+
+    @property
+    def scope(self) -> str:
+        """What was evaluated: `test split 2022-05-13..2023-02-10` or the range given."""
+        where = f"{self.split} split" if self.split in ("train", "validation", "test") else self.split
+        return f"{where} {self.first_date}..{self.last_date}"
+
+    @property
+    def steps_ahead(self) -> str:
+        if self.horizon == 1:
+            return "1 step ahead"
+        return f"1..{self.horizon} steps ahead (each figure the mean over the {self.horizon} steps)"
 
     def to_dict(self) -> dict:
-        """The report as strict JSON: an undefined MAPE is `null`, with the reason under `null_reasons`."""
+        """The report as strict JSON: an undefined metric is `null`, with the reason under `null_reasons`."""
         report = dataclasses.asdict(self)
         reasons = {}
-        for who in ("model", "persistence"):
-            if not np.isfinite(report[who]["mape"]):
-                report[who]["mape"] = None
-                reasons[f"{who}.mape"] = MAPE_UNDEFINED
+        for who, metrics in [("model", report["model"]), ("persistence", report["persistence"]),
+                             *((f"baselines.{name}", m) for name, m in report["baselines"].items())]:
+            for key, value in metrics.items():
+                if value is not None and not np.isfinite(value):
+                    metrics[key] = None
+                    reasons[f"{who}.{key}"] = NULL_REASONS.get(key, "undefined")
+        for key in ("skill", "skill_vs_best"):
+            if report[key] is not None and not np.isfinite(report[key]):
+                report[key] = None
+                reasons[key] = NULL_REASONS["skill"]
         return {**report, "null_reasons": reasons} if reasons else report
 
     def table(self) -> str:
-        """A plain-text table in price units."""
-        rows = [(self.name, self.model), ("persistence", self.persistence)]
+        """A plain-text table in the target's units, the baselines under the model."""
+        rows = [(self.name, self.model)] + [(_baseline_label(n, self.season), m) for n, m in
+                                            (self.baselines or {"persistence": self.persistence}).items()]
         width = max(len(name) for name, _ in rows)
-        scope = f"{self.split} split" if self.split in ("train", "validation", "test") else self.split
-        lines = [
-            f"{scope} {self.first_date}..{self.last_date}, {self.windows} windows, price units",
-            f"{'model':<{width}}  {'MAE':>10}  {'RMSE':>10}  {'MAPE %':>8}",
-        ]
+        units = f"{self.target}'s units" if self.target else "the target's units"
+        lines = [f"{self.scope}: {self.windows} windows, forecasts {self.steps_ahead}; errors in {units}",
+                 f"{'model':<{width}}  {'MAE':>10}  {'RMSE':>10}  {'MAPE %':>9}  {'sMAPE %':>8}  {'MASE':>7}"]
         for name, metrics in rows:
-            shown = f"{metrics['mape']:>8.3f}" if np.isfinite(metrics["mape"]) else f"{'undefined':>8}"
-            lines.append(f"{name:<{width}}  {metrics['mae']:>10.2f}  {metrics['rmse']:>10.2f}  {shown}")
+            mape_shown = f"{metrics['mape']:>9.3f}" if np.isfinite(metrics["mape"]) else f"{'undefined':>9}"
+            lines.append(f"{name:<{width}}  {metrics['mae']:>10.2f}  {metrics['rmse']:>10.2f}  {mape_shown}  "
+                         f"{metrics.get('smape', float('nan')):>8.3f}  {metrics.get('mase', float('nan')):>7.3f}")
+        if self.per_step:
+            lines.append("MAE by step ahead: " + "; ".join(
+                f"{who} " + " ".join(f"{v:.2f}" for v in values) for who, values in self.per_step.items()))
         lines.append(f"skill vs persistence (1 - MAE/MAE_persistence): {self.skill:+.3f}")
+        if self.baselines:
+            lines.append(f"best baseline: {self.best_baseline}; skill vs it: {self.skill_vs_best:+.3f}. "
+                         f"Season {self.season} ({self.season_note}); MASE scales by its in-sample error on the "
+                         "training split.")
+        if self.note:
+            lines.append(self.note)
         return "\n".join(lines)
+
+
+def _baseline_label(name: str, season: int) -> str:
+    return f"seasonal naive ({season})" if name == "seasonal naive" else name
 
 
 def predict_split(model, windows: Windows, split: str) -> np.ndarray:
@@ -130,36 +280,91 @@ def predict_split(model, windows: Windows, split: str) -> np.ndarray:
     return predictions.reshape(windows.target_positions(split).shape)
 
 
-def evaluate_model(model, windows: Windows, split: str = "test", name: str = "model") -> tuple[Report, np.ndarray]:
-    """Metrics of `model` and of persistence on one split, in the target's units.
+def evaluate_model(model, windows: Windows, split: str = "test", name: str = "model",
+                   season: int | None = None) -> tuple[Report, np.ndarray]:
+    """Metrics of `model` and of the baselines on one split, in the target's units.
 
     Args:
         model: keras.Model. A keras-seq model (raw values in and out).
-        windows: Windows. Raw windows: `make_windows(..., normalize=False)`.
+        windows: Windows. Raw windows: `make_windows(...)`.
         split: str. `"train"`, `"validation"` or `"test"`. Defaults to
             `"test"`.
         name: str. The model's name in the report. Defaults to `"model"`.
+        season: int or None. The seasonal naive baseline's period and
+            MASE's. Defaults to `None`: inferred from the dates
+            (`infer_season`).
 
     Returns:
         `(report, predictions)`, the predictions shaped like
         `windows.targets(split)`.
     """
     predictions = predict_split(model, windows, split)
+    return score_forecast(windows, split, predictions, name, season), predictions
+
+
+def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: str = "model",
+                   season: int | None = None) -> Report:
+    """The `Report` of raw `predictions` (shaped like `windows.targets(split)`) against the actual values."""
+    if season is None:
+        season, season_note = infer_season(windows.dates[slice(*windows.split_rows["train"])])
+    else:
+        season_note = "given"
     actual = windows.targets(split)
-    model_metrics = forecast_metrics(actual, predictions)
-    baseline = forecast_metrics(actual, persistence_forecast(windows, split))
+    scale = naive_scale(windows, season)
+    model_metrics = forecast_metrics(actual, predictions, scale)
+    forecasts = baseline_forecasts(windows, split, season)
+    baselines = {who: forecast_metrics(actual, forecast, scale) for who, forecast in forecasts.items()}
+    best = min(baselines, key=lambda who: baselines[who]["mae"])
     positions = windows.target_positions(split)
-    report = Report(
-        name=name,
-        split=split,
-        windows=int(len(positions)),
-        first_date=str(windows.dates[positions.min()].date()),
-        last_date=str(windows.dates[positions.max()].date()),
-        model=model_metrics,
-        persistence=baseline,
-        skill=skill(model_metrics["mae"], baseline["mae"]),
+    horizon = positions.shape[1] if windows.target_kind == "next" else 1
+    per_step = {}
+    if horizon > 1:
+        per_step = {name: np.mean(np.abs(predictions - actual), axis=0).tolist(),
+                    "persistence": np.mean(np.abs(forecasts["persistence"] - actual), axis=0).tolist()}
+    return Report(
+        name=name, split=split, windows=int(len(positions)),
+        first_date=str(windows.dates[positions.min()].date()), last_date=str(windows.dates[positions.max()].date()),
+        model=model_metrics, persistence=baselines["persistence"],
+        skill=skill(model_metrics["mae"], baselines["persistence"]["mae"]),
+        baselines=baselines, best_baseline=best, skill_vs_best=skill(model_metrics["mae"], baselines[best]["mae"]),
+        season=int(season), season_note=season_note, target=windows.scaling.target_name, horizon=int(horizon),
+        per_step=per_step,
     )
-    return report, predictions
+
+
+def losing_note(report: Report, model=None, supervision: str = "last", distance: float | None = None) -> str:
+    """One line for a model that loses to its best baseline: the likely reason and what to try ("" otherwise).
+
+    `model` is the run's `ModelSpec` (what was already tried is not
+    suggested again); `distance` is how far the evaluated values lie from the
+    training split's, in training standard deviations (`scaling_distance`).
+    """
+    if report.skill_vs_best is None or not report.skill_vs_best < 0:
+        return ""
+    head = f"{report.name} loses to {report.best_baseline} here (skill {report.skill_vs_best:+.3f})"
+    scaler, transform = (model.scaler, model.transform) if model is not None else (None, None)
+    if scaler == "zscore" and distance is not None and distance > 3:
+        return (f"{head}: its z-scores were fixed on the training split and these values lie {distance:.1f} training "
+                "standard deviations from it; refit with --scaler window, which scales every window by its own "
+                "statistics.")
+    if report.best_baseline == "seasonal naive":
+        why = (f"the season of {report.season} steps carries most of the signal; give the model a --window of two "
+               f"seasons or more ({2 * report.season}), or check --season")
+    elif report.best_baseline == "train mean":
+        why = "the series keeps returning to one level; try --scaler zscore --no-residual, which can learn that level"
+    else:
+        tries = [option for option, used in (("--scaler window", scaler == "window"),
+                                             ("--supervision every", supervision == "every"),
+                                             ("--transform logdiff", transform == "logdiff")) if not used]
+        why = ("close to a random walk, tomorrow = today (or its drift) is hard to beat, and a small loss to it is "
+               "expected; try " + ", ".join(tries + ["more --epochs with --patience"]))
+    return f"{head}: {why}."
+
+
+def scaling_distance(values, scaling) -> float:
+    """How far `values` of the target lie from the training split's: the median |z-score| of the training statistics."""
+    values = np.asarray(values, dtype="float64")
+    return float(np.median(np.abs(values - scaling.target_mean)) / scaling.target_std) if len(values) else 0.0
 
 
 # === Plots ===
@@ -198,24 +403,42 @@ def plot_loss(history: dict, path: Path, title: str = "") -> None:
         ax.axvline(best + 1, color="grey", linestyle=":", label=f"best validation (epoch {best + 1})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (z-score units)")
+    ax.set_ylabel("MSE (normalized units)")
     ax.set_title(title or "loss")
     ax.legend()
     _save(plt, fig, path)
 
 
-def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model") -> None:
-    """Actual values of `split` and the model's one-step-ahead forecasts, in price units."""
+def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model",
+                  report: Report | None = None) -> tuple[str, list[str]]:
+    """Actual values of `split`, the model's forecasts and persistence's, in the target's units.
+
+    One forecast per date is drawn: the first step ahead (`next`) or the
+    last step (`sequence`); the legend gives each line's MAE on those
+    points, and the title the range evaluated and the horizon. Returns the
+    title and the legend's labels.
+    """
     plt = _pyplot()
     positions = windows.target_positions(split)
     # One forecast per date: the first horizon step (`next`) or the last step (`sequence`).
     column = 0 if windows.target_kind == "next" else -1
     lo, hi = windows.split_rows[split]
+    actual = windows.targets(split)[:, column]
+    baseline = persistence_forecast(windows, split)[:, column]
+    dates = windows.dates[positions[:, column]]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(windows.dates[lo:hi], windows.target_values[lo:hi], color="black", linewidth=1.2, label="actual")
-    ax.plot(windows.dates[positions[:, column]], predictions[:, column], linewidth=1.0, label=f"{name} forecast")
+    ax.plot(dates, baseline, color="grey", linewidth=0.9, linestyle="--",
+            label=f"persistence (MAE {mae(actual, baseline):.2f})")
+    ax.plot(dates, predictions[:, column], linewidth=1.0,
+            label=f"{name} forecast (MAE {mae(actual, predictions[:, column]):.2f})")
     ax.set_ylabel(windows.scaling.target_name)
-    ax.set_title(f"{name}: {split} split, one step ahead")
-    ax.legend()
+    scope = report.scope if report is not None else f"{split} split"
+    horizon = windows.horizon if windows.target_kind == "next" else 1
+    ahead = "1 step ahead" if horizon == 1 else f"step 1 of a {horizon}-step horizon"
+    title = f"{name}: {scope}, {ahead}"
+    ax.set_title(title)
+    labels = [text.get_text() for text in ax.legend().get_texts()]
     fig.autofmt_xdate()
     _save(plt, fig, path)
+    return title, labels

@@ -6,7 +6,7 @@ A run folder `<out>/<arch>-<UTC timestamp>/` holds:
   the scaling statistics and the package versions;
 - `history.csv`, `loss.png`: loss per epoch;
 - `metrics.json`, `forecast.png`: test metrics of the model and of the
-  persistence baseline, in price units;
+  baselines, in the target's units;
 - `manifest.json`: the sha256 of every file above, checked before the run
   folder is loaded again (files added later, such as `export/`, are not in it).
 
@@ -32,7 +32,7 @@ from keras_seq.backend import import_keras, use_backend
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
-from keras_seq.models.spec import ModelSpec, check_future_leak
+from keras_seq.models.spec import ModelSpec, check_model_for_windows
 from keras_seq.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, check_manifest, read_json, run_name,
                               specs_from_config, staged_folder, write_history, write_json, write_manifest)
 
@@ -55,6 +55,17 @@ class RunSpecs:
     model: ModelSpec
     train: object  # keras_seq.training.TrainSpec
     backend: str
+
+    @property
+    def target_index(self) -> int | None:
+        """The target's column among the model's inputs (None where it is not one)."""
+        columns = list(self.data.feature_columns)
+        return columns.index(self.data.target) if self.data.target in columns else None
+
+    def check(self) -> None:
+        """Refuse a model that cannot be trained on these windows and columns, before any data is read."""
+        check_model_for_windows(self.model, self.windows.target_kind, self.windows.supervision,
+                                self.data.feature_columns, self.data.target)
 
     def data_record(self, frame, digest: str) -> dict:
         """The data options and what was loaded: rows, first and last date, sha256 (`frame_sha256`)."""
@@ -105,16 +116,31 @@ def fit_run(
         KerasSeqError: bad data or options; nothing is written.
     """
     backend = use_backend(backend)
-    check_future_leak(model.arch, windows.target_kind, model.allow_future_leak)
-    frame = data.load()
-    import_keras()
-    from keras_seq.data.sources import frame_sha256
     from keras_seq.training import TrainSpec
 
     specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
+    specs.check()
+    frame = data.load()
+    check_positive_target(frame, specs)
+    import_keras()
+    from keras_seq.data.sources import frame_sha256
+
     started = datetime.datetime.now(datetime.timezone.utc)
     return _train_into_folder(frame, frame_sha256(frame), specs, Path(out) / run_name(model.arch, started), started,
                               verbose=verbose)
+
+
+def check_positive_target(frame, specs: RunSpecs) -> None:
+    """Refuse the log-difference transform on a target that is not positive everywhere (one line)."""
+    if specs.model.transform != "logdiff":
+        return
+    values = frame[specs.data.target]
+    if (values <= 0).any():
+        day = values.index[int((values <= 0).to_numpy().argmax())]
+        raise KerasSeqError(
+            f"transform 'logdiff' takes the log of '{specs.data.target}', but it is {values[day]:g} on {day.date()} "
+            "(log-changes need positive values). Use --transform diff or none."
+        )
 
 
 def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult:
@@ -269,28 +295,32 @@ def train_and_evaluate(
     import time
 
     from keras_seq.data.sources import frame_sha256
-    from keras_seq.evaluation import evaluate_model
+    from keras_seq.evaluation import evaluate_model, losing_note
     from keras_seq.models.builders import build_forecaster
     from keras_seq.training import train_model, versions
 
     import keras
 
-    normalized, raw = run_windows(frame, specs)
+    check_positive_target(frame, specs)
+    training, raw = run_windows(frame, specs)
     keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
-    net = build_forecaster(specs.model, specs.windows, len(specs.data.feature_columns), scaling=normalized.scaling)
+    net = build_forecaster(specs.model, specs.windows, len(specs.data.feature_columns), scaling=training.scaling,
+                           target_index=specs.target_index)
     started = started or datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
-    history = train_model(net, normalized, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
+    history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
     seconds = time.perf_counter() - clock
     interrupted = bool(history.pop("interrupted", False))
     reports, predictions = {}, {}
     for split in () if interrupted else splits:
-        reports[split], predictions[split] = evaluate_model(net, raw, split, name=specs.model.arch)
+        reports[split], predictions[split] = evaluate_model(net, raw, split, name=specs.model.arch,
+                                                            season=specs.data.season)
+        reports[split].note = losing_note(reports[split], specs.model, specs.windows.supervision)
     config = {
         **specs.options_config("interrupted" if interrupted else "complete", started, frame,
                                data_sha256 or frame_sha256(frame)),
         "split_dates": raw.split_dates(),
-        "scaling": normalized.scaling.to_dict(),
+        "scaling": training.scaling.to_dict(),
         "parameters": int(net.count_params()),
         "result": _training_result(history, seconds),
     }
@@ -298,7 +328,7 @@ def train_and_evaluate(
 
 
 def run_windows(frame, specs: RunSpecs):
-    """The normalized training windows of a run (shuffled by its seed) and the raw ones it is evaluated on."""
+    """The training windows of a run (raw, shuffled by its seed) and the ones it is evaluated on (raw, in order)."""
     from keras_seq.data.windows import make_windows
 
     import keras
@@ -306,10 +336,10 @@ def run_windows(frame, specs: RunSpecs):
     options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns)
     # Before the pipeline is built: tf.data's shuffle order depends on the global seed too.
     keras.utils.set_random_seed(specs.train.seed)
-    normalized = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)
-    raw = make_windows(frame, batch_size=max(specs.train.batch_size, 256), normalize=False,
-                       scaling=normalized.scaling, **options)
-    return normalized, raw
+    training = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)
+    raw = make_windows(frame, batch_size=max(specs.train.batch_size, 256), shuffle=False,
+                       scaling=training.scaling, **(options | {"supervision": "last"}))
+    return training, raw
 
 
 def _training_result(history: dict, seconds: float) -> dict:
@@ -336,5 +366,6 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     write_json(folder / "metrics.json", fitted.reports[split].to_dict())
     if plots:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
-        plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch)
+        plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch,
+                      report=fitted.reports[split])
     write_manifest(folder)

@@ -86,10 +86,12 @@ SPLITS = ("a list of three fractions like [0.7, 0.15, 0.15]", _is_splits)
 
 SCHEMA = {
     "data": {"source": STR, "start": DATE, "end": DATE, "target": STR, "features": STR_LIST,
-             "date_column": STR, "fill": STR, "cache_dir": STR},
-    "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT},
+             "date_column": STR, "fill": STR, "cache_dir": STR, "season": INT},
+    "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT,
+                "supervision": STR},
     "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,
-              "allow_future_leak": BOOL, "transition_layers": INT, "output_layers": INT},
+              "allow_future_leak": BOOL, "transition_layers": INT, "output_layers": INT, "scaler": STR,
+              "transform": STR, "residual": BOOL},
     "train": {"epochs": INT, "batch_size": INT, "lr": NUMBER, "seed": INT, "patience": INT,
               "steps_per_execution": INT,
               "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto")},
@@ -343,7 +345,7 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
     train_spec = build("train", TrainSpec, **train)
     from keras_seq.compare import check_comparison
 
-    build("model", check_comparison, windows=window_spec, model=model_spec, spec=compare)
+    build("model", check_comparison, windows=window_spec, model=model_spec, spec=compare, data=data_spec)
     return Experiment(name, note, data_spec, window_spec, model_spec, train_spec, compare, formats)
 
 

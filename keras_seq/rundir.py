@@ -284,9 +284,46 @@ def model_io(config: dict) -> dict:
     }
 
 
+LATEST = "latest"
+
+
+def resolve_latest(path: str | Path) -> Path:
+    """`path`, or for `latest` (`saved_models/latest`, `<out>/latest`) the newest complete run folder there.
+
+    A bare `latest` looks in `saved_models`, `fit`'s default `--out`. A real
+    folder named `latest` is kept as it is. Only plain folders (no links)
+    with a `config.json` whose status is `complete` count; the newest is the
+    one created last.
+
+    Raises:
+        KerasSeqError: there is no complete run folder there.
+    """
+    path = Path(path)
+    if path.name != LATEST or path.exists() or path.is_symlink():
+        return path
+    parent = path.parent if str(path.parent) != "." else Path("saved_models")
+    runs = []
+    for folder in sorted(parent.iterdir()) if parent.is_dir() else []:
+        if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+            continue
+        config_path = folder / CONFIG_FILE
+        if not config_path.is_file() or config_path.is_symlink():
+            continue
+        try:
+            config = read_json(config_path)
+        except KerasSeqError:
+            continue
+        if isinstance(config, dict) and config.get("status", "complete") == "complete":
+            runs.append((str(config.get("created", "")), folder.name, folder))
+    if not runs:
+        raise KerasSeqError(f"no complete run folder in {parent} for '{path}'. Give a run folder, or fit one with "
+                            f"`keras-seq fit --out {parent}`.")
+    return max(runs)[2]
+
+
 def check_run_folder(run_dir: str | Path) -> Path:
-    """`run_dir` as a Path, refused unless it is an existing folder (nothing in it is read)."""
-    run_dir = Path(run_dir)
+    """`run_dir` as a Path (`latest`: see `resolve_latest`), refused unless it is an existing folder."""
+    run_dir = resolve_latest(run_dir)
     if run_dir.is_file():
         raise KerasSeqError(f"{run_dir} is a file, not a run folder. Give a folder written by `keras-seq fit`.")
     if not run_dir.is_dir():
@@ -325,6 +362,10 @@ def read_run_config(run_dir: str | Path) -> dict:
     return config
 
 
+# What a run's config means when it has no scaling options (written before keras-seq 0.2).
+PRE_0_2_MODEL = {"scaler": "zscore", "transform": "none", "residual": False}
+
+
 def specs_from_config(config: dict, where: Path | None, keys: tuple[str, ...] = ("data", "windows", "model", "train")) -> tuple:
     """The specs recorded in a run's config, each checked as the CLI checks it.
 
@@ -345,6 +386,8 @@ def specs_from_config(config: dict, where: Path | None, keys: tuple[str, ...] = 
             if not isinstance(section, dict):
                 raise TypeError(f"no '{key}' table")
             # A recorded cache folder is where that machine cached downloads: never a place to write on this one.
+            if cls is ModelSpec:  # a run from before these options scaled by z-scores alone
+                section = {**PRE_0_2_MODEL, **section}
             specs.append(cls.from_config({**section, "cache_dir": None}) if cls is DataSpec else cls(**section))
         except (TypeError, ValueError, AttributeError) as exc:
             raise KerasSeqError(

@@ -182,6 +182,8 @@ CHECKPOINT_OPS = frozenset({
 # graph (collected by tests/test_safety.py's exports, minus anything that reads, writes or formats files,
 # prints, or runs Python). A test fails when an export needs an op that is not here.
 COMPUTE_OPS = frozenset({
+    # The scaling and transforms inside the model (keras_seq.models.layers): statistics, log and exp, running sums.
+    "Abs", "Cumsum", "Exp", "Log", "Maximum", "Mean", "Sqrt", "Square", "ZerosLike",
     "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Fill", "FloorMod", "GatherV2",
     "GreaterEqual", "Identity", "Less", "LogicalAnd", "MatMul", "Max", "Mul", "NoOp", "OnesLike", "Pack",
     "Placeholder", "Prod", "Range", "ReadVariableOp", "RealDiv", "Reshape", "ReverseV2", "SelectV2", "Shape",

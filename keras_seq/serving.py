@@ -75,7 +75,9 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
         KerasSeqError: the path is none of these, a file is missing, or an
             exported artifact's sha256 differs from its model card.
     """
-    path = Path(path)
+    from keras_seq.rundir import resolve_latest
+
+    path = resolve_latest(path)
     if not path.exists():
         raise KerasSeqError(f"artifact not found: {path}. Give a run folder, a .keras file, a SavedModel folder or an .onnx file.")
     if path.is_dir() and (path / "config.json").is_file():

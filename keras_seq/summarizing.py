@@ -19,7 +19,7 @@ def model_summary(spec, windows, n_features: int) -> str:
     >>> from keras_seq.data.windows import WindowSpec
     >>> from keras_seq.models.spec import ModelSpec
     >>> model_summary(ModelSpec(arch="gru", units=2, layers=1), WindowSpec(window=4), 1).splitlines()[-1]
-    'parameters: 37 (33 trainable, 4 scaling)'
+    'parameters: 33 (33 trainable, 0 scaling)'
     """
     model = build_forecaster(spec, windows, n_features)
     weights = describe_weights(model)

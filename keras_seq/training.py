@@ -83,15 +83,15 @@ def train_model(
     checkpoint: str | os.PathLike | None = None,
     resume: dict | None = None,
 ) -> dict:
-    """Fit a keras-seq model's `network` on normalized windows.
+    """Fit a keras-seq model on raw windows, its loss in the target's normalized units.
 
-    The outer model shares the network's weights, so it is trained too. The
+    The trainer shares the model's weights (see `compile_trainer`). The
     weights of the epoch with the lowest validation loss are restored.
 
     Args:
         model: keras.Model. Built by `build_model`.
-        windows: Windows. From `make_windows(..., normalize=True)`, with a
-            validation split.
+        windows: Windows. From `make_windows(...)` (raw values, the train
+            split shuffled), with a validation split.
         spec: TrainSpec. Epochs, learning rate and patience.
         verbose: "auto", 0, 1 or 2. Keras's progress output. Defaults to
             `"auto"`.
@@ -105,13 +105,14 @@ def train_model(
 
     Returns:
         The history: `{"loss": [...], "val_loss": [...]}`, one value per
-        epoch, in normalized units (mean squared z-score error), and
+        epoch, in normalized units (mean squared error of the scaled target), and
         `"interrupted": True` if Ctrl-C stopped training early.
     """
     import keras
 
-    if not windows.normalized:
-        raise ValueError("train_model needs normalized windows: make_windows(..., normalize=True).")
+    if windows.normalized:
+        raise ValueError("train_model needs raw windows (the model scales them itself): "
+                         "make_windows(...) without normalize=True.")
     if windows.validation is None:
         raise KerasSeqError("training needs a validation split. Give `splits` a validation fraction above 0.")
     trainer = compile_trainer(model, spec)
@@ -324,26 +325,31 @@ def _stop_on_non_finite_loss(keras):
 
 
 def compile_trainer(model, spec: TrainSpec, head: str = "point"):
-    """The compiled Keras model that `train_model` fits: `model`'s network on z-scores.
+    """The compiled Keras model that `train_model` fits: `model`'s `prepare` layer and network, on raw windows.
 
-    A wrapper is compiled, not the network itself: a compiled nested model
-    would carry its backend's optimizer class into model.keras, and a model
-    trained on jax or torch could then not be loaded where that backend is
-    missing.
+    It returns the network's output with the target's `(last, center,
+    scale)` appended, and the head's loss scores that against the raw target
+    transformed and scaled the same way, so the loss is in normalized units
+    whatever the scaler. A wrapper is compiled, not the model itself: a
+    compiled model would carry its backend's optimizer class into
+    model.keras, and a model trained on jax or torch could then not be
+    loaded where that backend is missing.
     """
     import keras
 
     from keras_seq.models.builders import network_of
     from keras_seq.models.heads import HEADS
 
-    network = network_of(model)
-    inputs = keras.Input(shape=network.input_shape[1:], name="normalized_window")
-    trainer = keras.Model(inputs, network(inputs), name="trainer")
+    prepare, network = model.get_layer("prepare"), network_of(model)
+    inputs = keras.Input(shape=model.input_shape[1:], name="window")
+    prepared, stats = prepare(inputs)
+    packed = keras.layers.Concatenate(axis=-1, name="packed")([network(prepared), stats])
+    trainer = keras.Model(inputs, packed, name="trainer")
     # Keras's torch trainer runs one step per call (it refuses steps_per_execution > 1).
     steps = 1 if keras.backend.backend() == "torch" else spec.steps_per_execution
     trainer.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.lr),
-        loss=HEADS[head].loss,
+        loss=HEADS[head].loss(prepare.transform, prepare.warmup_steps(model.input_shape[1])),
         steps_per_execution=steps,
         jit_compile=spec.jit_compile,
     )

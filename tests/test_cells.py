@@ -116,7 +116,7 @@ def gradients(model, x):
 def test_gradients_through_64_steps_are_finite_and_reach_every_weight(arch):
     keras.utils.set_random_seed(0)
     network = build_model(arch, window=64, n_features=2, units=8, layers=2, transition_layers=3,
-                          output_layers=3).get_layer("network")
+                          output_layers=3, residual=False).get_layer("network")  # residual: a head that starts at 0
     x = np.random.default_rng(0).normal(size=(4, 64, 2)).astype("float32")
     grads, grad_x = gradients(network, x)
     assert len(grads) == len(network.trainable_variables)
@@ -197,6 +197,8 @@ def test_deep_archs_train_and_export_with_parity(deep_runs, arch):
     assert config["model"]["transition_layers"] == 3 and config["model"]["arch"] == arch
     if keras.backend.backend() == "tensorflow":
         parity = export_run(run.path, "savedmodel,onnx").parity
+    elif arch != "dotrnn":  # on another backend, one deep arch (the one with every part) exports: ~10 s each
+        return
     else:  # trained on another backend: export in a tensorflow process, as users do
         done = run_console("export", run.path, "--format", "savedmodel,onnx", env={"KERAS_BACKEND": "tensorflow"})
         assert done.returncode == 0, done.stderr
@@ -209,7 +211,7 @@ def test_cli_fit_and_summary_know_the_deep_archs(run_cli, tmp_path):
     code, out, err = run_cli("summary", "--arch", "dtsrnn", "--units", "4", "--layers", "1", "--transition-layers", "3")
     assert code == 0, err
     assert "shortcut_recurrent_kernel" in out and "transition_kernel_3" in out
-    assert f"parameters: {cell_parameters(4, 1, 3, True, 1) + 5 + 4}" in out  # + head + 4 scaling values
+    assert f"parameters: {cell_parameters(4, 1, 3, True, 1) + 5}" in out  # + head (scaler window keeps no statistics)
     code, out, err = run_cli("fit", "--arch", "dtrnn", "--transition-layers", "0", "--out", tmp_path)
     assert code == 1 and "`transition_layers` must be an integer of at least 1" in err
     assert len(err.strip().splitlines()) == 1 and not any(tmp_path.iterdir())

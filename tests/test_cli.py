@@ -36,7 +36,7 @@ def test_fit_one_epoch_on_dji_then_evaluate(arch, run_cli, tmp_path):
     code, out, err = run_cli("fit", "--arch", arch, "--epochs", "1", "--units", "4", "--batch-size", "64",
                              "--out", tmp_path, "--quiet")
     assert code == 0, err
-    assert "test split 2022-05-13..2023-02-10, 188 windows, price units" in out
+    assert "test split 2022-05-13..2023-02-10: 188 windows, forecasts 1 step ahead; errors in Close's units" in out
     assert "persistence" in out and "skill vs persistence" in out
     (run_dir,) = [p for p in tmp_path.iterdir()]
     assert f"run written to {run_dir}" in out
@@ -49,13 +49,15 @@ def test_fit_one_epoch_on_dji_then_evaluate(arch, run_cli, tmp_path):
 
 
 def test_summary_lists_weights_and_the_parameter_count(run_cli):
-    code, out, err = run_cli("summary", "--arch", "gru")
-    assert code == 0, err
-    assert re.search(r"^  gru_1/gru_cell/kernel +\[1, 192\]$", out, re.M)
-    assert re.search(r"^  gru_2/gru_cell/recurrent_kernel +\[64, 192\]$", out, re.M)
-    assert re.search(r"^  standardize/mean +\[1\]  \(scaling, not trained\)$", out, re.M)
-    trainable, scaling = expected_params("gru", n_features=1, units=64, layers=2, horizon=1, target_kind="next")
-    assert f"parameters: {trainable + scaling} ({trainable} trainable, {scaling} scaling)" in out
+    for scaler in ("window", "zscore"):  # zscore keeps the training split's statistics as weights
+        code, out, err = run_cli("summary", "--arch", "gru", "--scaler", scaler)
+        assert code == 0, err
+        assert re.search(r"^  gru_1/gru_cell/kernel +\[1, 192\]$", out, re.M)
+        assert re.search(r"^  gru_2/gru_cell/recurrent_kernel +\[64, 192\]$", out, re.M)
+        assert bool(re.search(r"^  prepare/mean +\[1\]  \(scaling, not trained\)$", out, re.M)) == (scaler == "zscore")
+        trainable, scaling = expected_params("gru", n_features=1, units=64, layers=2, horizon=1, target_kind="next",
+                                             scaler=scaler)
+        assert f"parameters: {trainable + scaling} ({trainable} trainable, {scaling} scaling)" in out
 
 
 def test_summary_takes_fits_model_options_and_its_features_are_columns(run_cli):
@@ -99,7 +101,7 @@ BAD_INPUTS = [
     (["fit", "--features", ","], 2, "give one or more column names"),
     (["fit", "--start", "2022-01-01", "--end", "2021-01-01"], 1, "`start` is after `end`"),
     (["fit", "--start", "not-a-date"], 1, "`start` is not a date"),
-    (["fit", "--start", "1925-01-01", "--end", "1932-01-01", "--features", "Volume"], 1, "column 'Volume' of dji has"),
+    (["fit", "--start", "1925-01-01", "--end", "1932-01-01", "--features", "Volume,Close"], 1, "column 'Volume' of dji has"),
     (["fit", "--arch", "brnn", "--target-kind", "sequence"], 1, "reads the future"),
     (["fit", "--target-kind", "sequence", "--horizon", "2"], 1, "`horizon` must be 1"),
     (["fit", "--backend", "theano"], 2, "Invalid value for '--backend'"),

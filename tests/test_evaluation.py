@@ -15,8 +15,12 @@ from keras_seq.evaluation import (
     evaluate_model,
     forecast_metrics,
     mae,
+    baseline_forecasts,
+    infer_season,
     mape,
+    naive_scale,
     persistence_forecast,
+    smape,
     plot_forecast,
     plot_loss,
     rmse,
@@ -34,7 +38,13 @@ def test_metrics_against_hand_computed_values():
     assert skill(10.0, 40.0) == pytest.approx(0.75)
     assert skill(60.0, 40.0) == pytest.approx(-0.5)
     assert math.isnan(skill(1.0, 0.0))
-    assert forecast_metrics(actual, forecast) == {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast), "mape": mape(actual, forecast)}
+    # sMAPE: 200 * mean(|e| / (|y| + |f|)) = 200/3 * (10/210 + 20/380 + 0)
+    assert smape(actual, forecast) == pytest.approx(200 / 3 * (10 / 210 + 20 / 380))
+    assert smape([0.0], [0.0]) == 0.0
+    assert forecast_metrics(actual, forecast, mase_scale=20.0) == {
+        "mae": mae(actual, forecast), "rmse": rmse(actual, forecast), "mape": mape(actual, forecast),
+        "smape": smape(actual, forecast), "mase": 0.5}
+    assert math.isnan(forecast_metrics(actual, forecast, mase_scale=0.0)["mase"])
 
 
 def frame_of(values):
@@ -50,11 +60,11 @@ def test_persistence_is_the_last_known_value():
     np.testing.assert_array_equal(baseline, np.stack([values[starts + 3]] * 2, axis=1))
 
 
-def last_value_model(window: int) -> keras.Model:
-    """A model that forecasts the last input value: persistence as a Keras model."""
+def last_value_model(window: int, horizon: int = 1) -> keras.Model:
+    """A model that forecasts the last input value for every step: persistence as a Keras model."""
     inputs = keras.Input((window, 1))
-    last = keras.layers.Cropping1D((window - 1, 0))(inputs)  # (batch, 1, 1)
-    return keras.Model(inputs, keras.layers.Flatten()(last))
+    last = keras.layers.Flatten()(keras.layers.Cropping1D((window - 1, 0))(inputs))  # (batch, 1)
+    return keras.Model(inputs, keras.layers.Concatenate()([last] * horizon) if horizon > 1 else last)
 
 
 @pytest.mark.backend
@@ -72,12 +82,47 @@ def test_a_model_that_repeats_the_last_value_scores_exactly_persistence():
     assert report.persistence["mae"] == pytest.approx(np.mean(np.abs(np.diff(frame["Close"].to_numpy())[-len(actual):])))
 
 
-def test_report_table_is_in_price_units():
-    report = Report("lstm", "test", 188, "2022-05-13", "2023-02-10",
-                    {"mae": 332.37, "rmse": 431.89, "mape": 1.039}, {"mae": 296.5, "rmse": 389.9, "mape": 0.926}, -0.121)
+def test_the_baselines_against_hand_computed_values():
+    """Weekly dates (season 52 would need years): a given season of 4 on 60 rows split 60/20/20."""
+    values = 100 + np.arange(60.0) ** 1.2 + 5 * np.sin(np.arange(60) * np.pi / 2)
+    frame = pd.DataFrame({"y": values}, index=pd.date_range("2020-01-05", periods=60, freq="W", name="Date"))
+    windows = make_windows(frame, target="y", window=6, horizon=3, splits=(0.6, 0.2, 0.2), shuffle=False)
+    forecasts = baseline_forecasts(windows, "test", season=4)
+    start = windows.starts("test")[0]
+    observed = start + 5  # the window's last row; targets are rows +1, +2, +3
+    np.testing.assert_allclose(forecasts["persistence"][0], [values[observed]] * 3)
+    np.testing.assert_allclose(forecasts["seasonal naive"][0], values[[observed + 1 - 4, observed + 2 - 4, observed + 3 - 4]])
+    slope = (values[observed] - values[0]) / observed
+    np.testing.assert_allclose(forecasts["drift"][0], values[observed] + slope * np.arange(1, 4))
+    np.testing.assert_allclose(forecasts["train mean"][0], [values[:36].mean()] * 3)
+    assert naive_scale(windows, 4) == pytest.approx(np.mean(np.abs(values[4:36] - values[:32])))
+
+
+def test_the_season_is_inferred_from_the_dates():
+    assert infer_season(pd.bdate_range("2020-01-01", periods=50))[0] == 5
+    assert infer_season(pd.date_range("2020-01-01", periods=50))[0] == 7
+    assert infer_season(pd.date_range("2020-01-05", periods=50, freq="W"))[0] == 52
+    assert infer_season(pd.date_range("2000-01-01", periods=50, freq="QS"))[0] == 4
+    assert infer_season(pd.date_range("2020-01-01", periods=50, freq="h"))[0] == 24
+    assert infer_season(pd.date_range("1700-01-01", periods=50, freq="YS")) == (
+        1, "yearly dates: no calendar season (give --season for a cycle such as 11)")
+
+
+@pytest.mark.backend
+def test_a_report_names_the_target_the_horizon_and_the_best_baseline():
+    """The table of a 3-step forecast of a trending series: every baseline, per-step MAE, the best one named."""
+    frame = pd.DataFrame({"Temp": 10 + np.arange(120.0)}, index=pd.date_range("2020-01-01", periods=120, name="Date"))
+    windows = make_windows(frame, target="Temp", window=4, horizon=3, shuffle=False)
+    report, _ = evaluate_model(last_value_model(4, 3), windows, "test", name="last")
     table = report.table()
-    assert "test split 2022-05-13..2023-02-10, 188 windows, price units" in table
-    assert "lstm" in table and "332.37" in table and "296.50" in table and "-0.121" in table
+    assert "forecasts 1..3 steps ahead (each figure the mean over the 3 steps); errors in Temp's units" in table
+    assert "price" not in table
+    for label in ("persistence", "seasonal naive (7)", "drift", "train mean"):
+        assert label in table
+    assert report.best_baseline == "drift" and report.baselines["drift"]["mae"] == pytest.approx(0.0, abs=1e-9)
+    assert "best baseline: drift; skill vs it: " in table and "Season 7 (daily dates: a week of 7)" in table
+    assert report.per_step["last"] == pytest.approx([1.0, 2.0, 3.0])  # persistence's error grows by 1 a step
+    assert "MAE by step ahead: last 1.00 2.00 3.00" in table
 
 
 def test_plots_are_written_as_png(tmp_path):
@@ -97,4 +142,5 @@ def test_mape_is_undefined_when_the_target_has_zeros_and_written_as_null_with_th
     assert written["model"]["mape"] is None and written["persistence"]["mape"] is None
     assert written["null_reasons"]["model.mape"].startswith("undefined: the actual values include 0")
     assert "undefined" in report.table().splitlines()[2]
+    assert "price" not in report.table()
 

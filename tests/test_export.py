@@ -127,3 +127,18 @@ def test_each_format_is_one_registered_module_that_export_and_predict_share(tmp_
         (tmp_path / name).write_bytes(b"")
     assert [getattr(detect_format(tmp_path / p), "name", None) for p in ("sm", "model.onnx", "model.keras", "x.csv")] == [
         "savedmodel", "onnx", "keras", None]
+
+
+@pytest.mark.parametrize("model, windows", [
+    (dict(scaler="window", transform="logdiff", residual=True), dict(supervision="every", horizon=3)),
+    (dict(scaler="zscore", transform="none", residual=False), dict(horizon=2)),
+], ids=["window-logdiff-every", "zscore"])
+def test_every_scaling_exports_raw_in_raw_out_with_parity(tmp_path, model, windows):
+    """The transform, the per-window or z-score scaling and the last-step read all live in the artifact."""
+    run_dir = fit_run(DataSpec(start="2021-06-01"), WindowSpec(window=8, **windows),
+                      ModelSpec(arch="gru", units=4, layers=1, **model), TrainSpec(epochs=1, batch_size=64),
+                      out=tmp_path, verbose=0).path
+    result = export_run(run_dir, "savedmodel,onnx")
+    for fmt in ("savedmodel", "onnx"):
+        assert result.parity[fmt]["relative_diff"] <= 1e-5 and result.parity[fmt]["windows"] > 0
+        assert result.card["artifacts"][fmt]["outputs"][0]["shape"][-1] == windows["horizon"]

@@ -20,8 +20,8 @@ def cell_params(cell: str, d: int, u: int) -> int:
     return {"rnn": u * (d + u + 1), "lstm": 4 * u * (d + u + 1), "gru": 3 * u * (d + u + 2)}[cell]
 
 
-def expected_params(arch, *, n_features, units, layers, horizon, target_kind, cell="rnn") -> tuple[int, int]:
-    """(trainable, non-trainable) from the closed-form formula."""
+def expected_params(arch, *, n_features, units, layers, horizon, target_kind, cell="rnn", scaler="window") -> tuple[int, int]:
+    """(trainable, non-trainable) from the closed-form formula (zscore keeps 2 statistics per input and the target's)."""
     kind = {"drnn": "rnn", "brnn": cell, "lstm": "lstm", "gru": "gru"}[arch]
     directions = 2 if arch == "brnn" else 1
     total, width = 0, n_features
@@ -30,7 +30,7 @@ def expected_params(arch, *, n_features, units, layers, horizon, target_kind, ce
         width = directions * units
     outputs = horizon if target_kind == "next" else 1
     total += width * outputs + outputs
-    return total, 2 * n_features + 2
+    return total, 2 * n_features + 2 if scaler == "zscore" else 0
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -42,27 +42,27 @@ def test_output_shapes(arch, target_kind):
     out = model(np.zeros((5, 10, 2), dtype="float32"))
     assert tuple(out.shape) == ((5, 3) if target_kind == "next" else (5, 10, 1))
     assert model.name == f"keras_seq_{arch}"
-    assert [layer.name for layer in model.layers] == ["window", "standardize", "network", "destandardize"]
+    assert [layer.name for layer in model.layers] == ["window", "prepare", "network", "restore"]
 
 
 @pytest.mark.parametrize(
-    "arch, cell, n_features, units, layers, horizon, target_kind",
+    "arch, cell, n_features, units, layers, horizon, target_kind, scaler",
     [
-        ("drnn", "rnn", 1, 64, 2, 1, "next"),
-        ("brnn", "rnn", 1, 64, 2, 1, "next"),
-        ("brnn", "lstm", 3, 16, 3, 2, "next"),
-        ("brnn", "gru", 2, 8, 1, 1, "sequence"),
-        ("lstm", "rnn", 1, 64, 2, 1, "next"),
-        ("lstm", "rnn", 4, 32, 1, 5, "next"),
-        ("gru", "rnn", 1, 64, 2, 1, "next"),
-        ("gru", "rnn", 2, 10, 3, 1, "sequence"),
+        ("drnn", "rnn", 1, 64, 2, 1, "next", "window"),
+        ("brnn", "rnn", 1, 64, 2, 1, "next", "zscore"),
+        ("brnn", "lstm", 3, 16, 3, 2, "next", "window"),
+        ("brnn", "gru", 2, 8, 1, 1, "sequence", "zscore"),
+        ("lstm", "rnn", 1, 64, 2, 1, "next", "zscore"),
+        ("lstm", "rnn", 4, 32, 1, 5, "next", "window"),
+        ("gru", "rnn", 1, 64, 2, 1, "next", "window"),
+        ("gru", "rnn", 2, 10, 3, 1, "sequence", "window"),
     ],
 )
-def test_parameter_counts_match_the_closed_form(arch, cell, n_features, units, layers, horizon, target_kind):
+def test_parameter_counts_match_the_closed_form(arch, cell, n_features, units, layers, horizon, target_kind, scaler):
     model = build_model(arch, window=16, n_features=n_features, horizon=horizon, target_kind=target_kind,
-                        units=units, layers=layers, cell=cell, allow_future_leak=True)
+                        units=units, layers=layers, cell=cell, allow_future_leak=True, scaler=scaler)
     trainable, scaling = expected_params(arch, n_features=n_features, units=units, layers=layers,
-                                         horizon=horizon, target_kind=target_kind, cell=cell)
+                                         horizon=horizon, target_kind=target_kind, cell=cell, scaler=scaler)
     weights = describe_weights(model)
     assert sum(int(np.prod(s)) for _, s, t in weights if t) == trainable
     assert sum(int(np.prod(s)) for _, s, t in weights if not t) == scaling
@@ -78,8 +78,8 @@ def test_tutorial_shapes_of_the_lstm_and_gru_weights():
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_scaling_lives_inside_the_model(arch):
-    model = build_model(arch, window=8, n_features=2, units=4, scaling=SCALING)
+def test_zscore_scaling_lives_inside_the_model(arch):
+    model = build_model(arch, window=8, n_features=2, units=4, scaling=SCALING, scaler="zscore", residual=False)
     raw = np.stack([np.full((8,), 31000.0), np.full((8,), 6e8)], axis=-1)[None].astype("float32")
     normalized = (raw - np.array(SCALING.feature_mean, dtype="float32")) / np.array(SCALING.feature_std, dtype="float32")
     inner = keras.ops.convert_to_numpy(model.get_layer("network")(normalized))
@@ -88,13 +88,13 @@ def test_scaling_lives_inside_the_model(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_save_and_load_give_identical_outputs(arch, tmp_path):
-    model = build_model(arch, window=8, n_features=2, horizon=2, units=4, scaling=SCALING)
+    model = build_model(arch, window=8, n_features=2, horizon=2, units=4, scaling=SCALING, scaler="zscore")
     x = np.random.default_rng(0).normal([30000, 5e8], [3000, 1e8], size=(6, 8, 2)).astype("float32")
     path = tmp_path / f"{arch}.keras"
     model.save(path)
     loaded = load_model(path)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)))
-    assert loaded.get_layer("standardize").mean == list(SCALING.feature_mean)
+    assert loaded.get_layer("prepare").mean == list(SCALING.feature_mean)
 
 
 def test_bidirectional_sequence_model_is_refused_unless_the_leak_is_allowed():
@@ -103,9 +103,11 @@ def test_bidirectional_sequence_model_is_refused_unless_the_leak_is_allowed():
     assert build_model("brnn", window=8, n_features=1, target_kind="sequence", units=2, allow_future_leak=True)
 
 
-@pytest.mark.parametrize("arch", ["drnn", "lstm", "gru"])
-def test_causal_sequence_models_do_not_read_the_future(arch):
-    model = build_model(arch, window=8, n_features=1, target_kind="sequence", units=4)
+@pytest.mark.parametrize("arch, scaler", [("drnn", "window"), ("lstm", "zscore"), ("gru", "window")])
+def test_causal_sequence_models_do_not_read_the_future(arch, scaler):
+    # Not residual (whose head starts at 0): the network's own output must not move. Scaler window scales
+    # step t by the statistics of steps 0..t.
+    model = build_model(arch, window=8, n_features=1, target_kind="sequence", units=4, scaler=scaler, residual=False)
     x = np.random.default_rng(1).normal(size=(1, 8, 1)).astype("float32")
     changed = x.copy()
     changed[0, 5:, 0] += 10.0  # change the future of step 4
@@ -113,7 +115,8 @@ def test_causal_sequence_models_do_not_read_the_future(arch):
 
 
 def test_a_bidirectional_sequence_model_does_read_the_future():
-    model = build_model("brnn", window=8, n_features=1, target_kind="sequence", units=4, allow_future_leak=True)
+    model = build_model("brnn", window=8, n_features=1, target_kind="sequence", units=4, allow_future_leak=True,
+                        residual=False)
     x = np.random.default_rng(1).normal(size=(1, 8, 1)).astype("float32")
     changed = x.copy()
     changed[0, 5, 0] += 10.0

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from keras_seq.errors import KerasSeqError
 from keras_seq.recipe import load_recipe, resolved_sections, resolved_toml, shipped_recipes
 
 from conftest import REPO, files_under
@@ -132,8 +131,7 @@ def test_unknown_recipe_names_the_shipped_ones(run_cli, tmp_path):
     assert code == 1 and "recipe not found: no-such-recipe" in err and "dji-compare" in err
 
 
-@pytest.mark.slow
-@pytest.mark.backend
+@pytest.mark.slow  # on tensorflow only: test_cli's separate-process test checks each backend's determinism
 def test_same_recipe_seed_and_backend_give_identical_metrics(run_cli, tmp_path):
     path = write_recipe(tmp_path, TINY)
     folders = []
@@ -171,7 +169,8 @@ def test_recipe_exports_its_models(run_cli, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["seed-replication", "dji-compare", "dji-lstm-export"])
 def test_shipped_recipe_runs_shortened(run_cli, tmp_path, name):
-    shortened = ["train.epochs=1", "evaluate.repeats=1"]  # one epoch, one seed: the suite's time is short
+    # One epoch, one seed, two years of rows: the suite's time is short.
+    shortened = ["train.epochs=1", "evaluate.repeats=1", "data.start=2021-01-04"]
     code, out, err = run_cli("run", REPO / "recipes" / f"{name}.toml", *(a for s in shortened for a in ("--set", s)),
                              "--out", tmp_path, "-q")
     assert code == 0, err

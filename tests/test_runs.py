@@ -12,7 +12,7 @@ import pytest
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec, make_windows
 from keras_seq.errors import KerasSeqError
-from keras_seq.evaluation import forecast_metrics
+from keras_seq.evaluation import forecast_metrics, naive_scale
 from keras_seq.models import ModelSpec, load_model
 from keras_seq.rundir import write_manifest
 from keras_seq.evaluating import evaluate_run
@@ -65,7 +65,7 @@ def test_the_saved_model_alone_reproduces_the_test_metrics(small_run):
     windows = make_windows(frame, target="Close", window=8, normalize=False, batch_size=1000)
     raw_test = next(iter(windows.test))[0].numpy()  # prices, no scaling applied outside the model
     predictions = np.asarray(model.predict(raw_test, verbose=0))
-    metrics = forecast_metrics(windows.targets("test"), predictions)
+    metrics = forecast_metrics(windows.targets("test"), predictions, naive_scale(windows, small_run.report.season))
     assert metrics == pytest.approx(small_run.report.model, rel=1e-5)
     assert config["split_dates"]["test"]["windows"] == len(raw_test)
 

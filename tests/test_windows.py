@@ -171,12 +171,12 @@ def test_epoch_order_is_a_fresh_permutation_fixed_by_seed_and_epoch(price_frame)
     assert not np.array_equal(other.epoch_starts("train", 1), orders[1])
     for split in ("validation", "test"):
         np.testing.assert_array_equal(windows.epoch_starts(split, 2), windows.starts(split))
-    in_order = make_windows(price_frame, target="Close", window=4, seed=7, normalize=False)
+    in_order = make_windows(price_frame, target="Close", window=4, seed=7, shuffle=False)
     np.testing.assert_array_equal(in_order.epoch_starts("train", 2), in_order.starts("train"))
 
 
 def test_evaluation_windows_keep_the_train_split_in_time_order(price_frame):
-    raw = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=7, normalize=False)
+    raw = make_windows(price_frame, target="Close", window=4, batch_size=8, seed=7, shuffle=False)
     assert not raw.shuffled and make_windows(price_frame, target="Close", window=4).shuffled
     values = collect(raw.train)[0][:, 0, 0]
     np.testing.assert_array_equal(values, price_frame["Close"].to_numpy(dtype="float32")[raw.starts("train")])

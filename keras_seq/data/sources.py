@@ -65,6 +65,9 @@ class DataSpec:
             makes them an error. Defaults to `None`.
         cache_dir: str or None. Cache folder for online sources. Defaults to
             `$KERAS_SEQ_CACHE`, else `~/.cache/keras-seq`.
+        season: int or None. The series' seasonal period in steps (the
+            seasonal naive baseline's and MASE's; 1 for none). Defaults to
+            `None`: inferred from the dates' spacing and said in the report.
     """
 
     source: str = "dji"
@@ -75,8 +78,12 @@ class DataSpec:
     date_column: str | None = None
     fill: str | None = None
     cache_dir: str | None = None
+    season: int | None = None
 
     def __post_init__(self):
+        if self.season is not None and (not isinstance(self.season, int) or isinstance(self.season, bool)
+                                        or self.season < 1):
+            raise KerasSeqError(f"`season` must be an integer of at least 1 (1: no season). Received: season={self.season!r}")
         if self.features is not None:
             features = tuple(self.features)
             if not features:

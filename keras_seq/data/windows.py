@@ -34,6 +34,7 @@ import pandas as pd
 from keras_seq.errors import KerasSeqError
 
 TARGET_KINDS = ("next", "sequence")
+SUPERVISIONS = ("last", "every")
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -51,6 +52,11 @@ class WindowSpec:
             `(0.7, 0.15, 0.15)`.
         sequence_stride: int. Steps between the starts of consecutive
             windows. Defaults to `1`.
+        supervision: str. What training scores for target kind `next`: the
+            forecast from the window's last step (`"last"`), or from every
+            step, each predicting the `horizon` values after it (`"every"`,
+            teacher forcing, causal archs only). Evaluation and export read
+            the last step either way. Defaults to `"last"`.
     """
 
     window: int = 16
@@ -58,10 +64,20 @@ class WindowSpec:
     target_kind: str = "next"
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     sequence_stride: int = 1
+    supervision: str = "last"
 
     def __post_init__(self):
         object.__setattr__(self, "splits", tuple(float(s) for s in self.splits))
         check_window_options(self.window, self.horizon, self.target_kind, self.splits, self.sequence_stride)
+        if self.supervision not in SUPERVISIONS:
+            raise KerasSeqError(
+                f"`supervision` must be one of {', '.join(SUPERVISIONS)}. Received: supervision={self.supervision!r}"
+            )
+        if self.supervision == "every" and self.target_kind != "next":
+            raise KerasSeqError(
+                "supervision 'every' is for target kind 'next' (target kind 'sequence' already scores every step). "
+                "Use --target-kind next with it."
+            )
 
 
 def check_window_options(window, horizon, target_kind, splits, sequence_stride) -> None:
@@ -150,6 +166,7 @@ class Windows:
     batch_size: int = 16
     shuffle_seed: int = 0  # with the epoch, fixes the order of the training windows (`epoch_starts`)
     series_ids: tuple = ()  # one name per series of the panel, in order (one series: its target's name)
+    supervision: str = "last"  # "every": the pipelines yield (batch, window, horizon) targets, one row per step
 
     @property
     def split_rows(self) -> dict:
@@ -195,6 +212,8 @@ class Windows:
         spans = self.series[np.asarray(starts)[:, None] + np.arange(span)[None, :]]  # (n, span, features + 1)
         n_features = self.n_features
         inputs = spans[:, : self.window, :n_features]
+        if self.supervision == "every":  # step t's targets are the horizon values after it
+            return inputs, spans[:, _every_step_offsets(self.window, self.horizon), n_features]
         if self.target_kind == "next":
             return inputs, spans[:, self.window :, n_features]
         return inputs, spans[:, first_offset:, n_features:]
@@ -227,6 +246,11 @@ class Windows:
                 "last": str(self.dates[hi - 1].date()) if hi > lo else None,
             }
         return result
+
+
+def _every_step_offsets(window: int, horizon: int) -> np.ndarray:
+    """(window, horizon) offsets into a window's span: step t's targets are steps t+1 .. t+horizon."""
+    return 1 + np.arange(window)[:, None] + np.arange(horizon)[None, :]
 
 
 def _target_offsets(window: int, horizon: int, target_kind: str) -> tuple[int, int]:
@@ -300,8 +324,8 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
 
 
 def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tuple[str, ...] | None = None,
-                 batch_size: int = 16, seed: int | None = None, normalize: bool = True, scaling: Scaling | None = None,
-                 shuffle: bool | None = None, **options) -> Windows:
+                 batch_size: int = 16, seed: int | None = None, normalize: bool = False, scaling: Scaling | None = None,
+                 shuffle: bool = True, **options) -> Windows:
     """Split `frame` by time and build a tf.data pipeline of windows per split.
 
     Windows are gathered batch by batch from the series inside tf.data: no
@@ -317,16 +341,17 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
             the target alone.
         batch_size: int. Windows per batch. Defaults to `16`.
         seed: int or None. Seed of the training shuffle. Defaults to `None`.
-        normalize: bool. Yield z-scored windows and targets (what a network
-            trains on) rather than raw values (what a keras-seq model, which
-            scales inside, takes). Defaults to `True`.
+        normalize: bool. Yield z-scored windows and targets rather than raw
+            values (what a keras-seq model takes: it scales inside, and
+            trains on raw windows too). Defaults to `False`.
         scaling: Scaling or None. Statistics to use instead of fitting them on
             the training split (for a trained model's data). Defaults to
             `None`.
-        shuffle: bool or None. Shuffle the training split every epoch.
-            Defaults to `None`: shuffled when `normalize` (a training
-            pipeline), in time order otherwise (an evaluation pipeline, whose
-            predictions must line up with `targets("train")`).
+        shuffle: bool. Shuffle the training split every epoch (a training
+            pipeline); `False` keeps it in time order (an evaluation of the
+            train split, whose predictions must line up with
+            `targets("train")`). The other splits are always in time order.
+            Defaults to `True`.
         **options: `WindowSpec`'s fields (`window`, `horizon`,
             `target_kind`, `splits`, `sequence_stride`), its defaults too.
 
@@ -352,9 +377,9 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         target_values=frame[target].to_numpy(dtype="float64"), series_splits=(rows,), series_ids=(target,),
         window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind, sequence_stride=spec.sequence_stride,
         normalized=normalize,
-        shuffled=bool(normalize if shuffle is None else shuffle),
+        shuffled=bool(shuffle),
         series=values.astype("float32"),  # (rows, features + 1), what the pipelines and `Windows.gather` cut
-        batch_size=int(batch_size),
+        batch_size=int(batch_size), supervision=spec.supervision,
         shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
     )
     return dataclasses.replace(windows, **_pipelines(windows, spec.splits, seed))
@@ -415,11 +440,14 @@ def _pipelines(windows: Windows, splits, seed: int | None) -> dict:
     series = tf.constant(windows.series)
     first_offset, span = _target_offsets(windows.window, windows.horizon, windows.target_kind)
     n_features, window = windows.n_features, windows.window
+    every = tf.constant(_every_step_offsets(window, windows.horizon))
 
     def to_pairs(starts):  # starts: (batch,)
         steps = starts[:, None] + tf.range(span, dtype=tf.int64)[None, :]  # (batch, span)
         spans = tf.gather(series, steps)  # (batch, span, features + 1)
         inputs = spans[:, :window, :n_features]
+        if windows.supervision == "every":
+            return inputs, tf.gather(spans[:, :, n_features], every, axis=1)  # (batch, window, horizon)
         if windows.target_kind == "next":
             return inputs, spans[:, window:, n_features]  # (batch, horizon)
         return inputs, spans[:, first_offset:, n_features:]  # (batch, window, 1)

@@ -3,15 +3,17 @@
 Every model has the same outer shape:
 
     raw window (batch, window, features)
-      -> scaler                 (`keras_seq.models.scalers`: training-split z-scores, non-trainable)
+      -> `prepare`              (`keras_seq.models.scalers`: the target's transform, then per-window or
+                                 training-split scaling; also returns the target's (last, center, scale))
       -> network                (a nested keras.Model on normalized values: the arch's backbone from
                                  `keras_seq.models.registry`, then the head's layers)
-      -> the head's inverse     (`keras_seq.models.heads`: back to the target's units)
+      -> `restore`              (`keras_seq.models.heads`: center + scale * output, then back to levels)
       -> raw forecast (batch, horizon) for `next`, (batch, window, 1) for `sequence`
 
-Training fits the nested `network` (`network_of(model)`) with the head's
-loss; the outer model is what is saved and exported, so it takes and
-returns raw values.
+Training fits a wrapper of `prepare` and `network` whose loss compares the
+network's output with the raw target transformed and scaled the same way
+(`keras_seq.training.compile_trainer`); the outer model is what is saved and
+exported, so it takes and returns raw values.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers 
 from keras_seq.models.heads import HEADS
 from keras_seq.models.registry import get_arch
 from keras_seq.models.scalers import SCALERS
-from keras_seq.models.spec import ModelSpec, check_future_leak
+from keras_seq.models.layers import LastStep
+from keras_seq.models.spec import ModelSpec, check_model_for_windows
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
@@ -35,7 +38,9 @@ def build_model(
     n_features: int = 1,
     horizon: int = 1,
     target_kind: str = "next",
+    supervision: str = "last",
     scaling: Scaling | None = None,
+    target_index: int | None = 0,
     **options,
 ) -> keras.Model:
     """Build a forecaster that takes and returns raw values.
@@ -50,11 +55,17 @@ def build_model(
         horizon: int. Forecast steps for target kind `next`. Defaults to `1`.
         target_kind: str. `"next"` (the head reads the last step) or
             `"sequence"` (the head reads every step). Defaults to `"next"`.
-        scaling: Scaling or None. Statistics of the training split. Defaults
-            to identity scaling (set later with `set_scaling`).
+        supervision: str. `"last"` or `"every"` (trained from every step;
+            see `WindowSpec`). Defaults to `"last"`.
+        scaling: Scaling or None. Statistics of the training split (used by
+            scaler `zscore`). Defaults to identity scaling (set later with
+            `set_scaling`).
+        target_index: int or None. The target's column among the inputs.
+            Defaults to `0`.
         **options: the other `ModelSpec` fields (`units`, `layers`,
             `dropout`, `cell`, `allow_future_leak`, `transition_layers`,
-            `output_layers`), when `arch` is a name.
+            `output_layers`, `scaler`, `transform`, `residual`), when `arch`
+            is a name.
 
     Returns:
         A `keras.Model` named `keras_seq_<arch>`, with a nested model named
@@ -76,27 +87,37 @@ def build_model(
         spec = arch
     else:
         spec = ModelSpec(arch=arch, **options)
-    windows = WindowSpec(window=window, horizon=horizon, target_kind=target_kind)
-    return build_forecaster(spec, windows, n_features, scaling=scaling)
+    windows = WindowSpec(window=window, horizon=horizon, target_kind=target_kind, supervision=supervision)
+    return build_forecaster(spec, windows, n_features, scaling=scaling, target_index=target_index)
 
 
 def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, scaling: Scaling | None = None,
-                     head: str = "point", scaler: str = "zscore") -> keras.Model:
-    """The Forecaster of `spec` for `windows`: `scaler`, then the arch's backbone and `head` (see the module docstring)."""
+                     head: str = "point", target_index: int | None = 0) -> keras.Model:
+    """The Forecaster of `spec` for `windows`: `spec.scaler`, then the arch's backbone and `head` (module docstring).
+
+    `target_index` is the target's column among the `n_features` inputs
+    (None where the target is not an input).
+    """
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
-    check_future_leak(spec.arch, windows.target_kind, spec.allow_future_leak)
-    the_head, the_scaler = HEADS[head], SCALERS[scaler]
+    names = [f"f{i}" for i in range(n_features)]
+    check_model_for_windows(spec, windows.target_kind, windows.supervision, names,
+                            names[target_index] if target_index is not None else "the target")
+    the_head, the_scaler = HEADS[head], SCALERS[spec.scaler]
+    every = windows.supervision == "every"
 
     # === Network: normalized values in, normalized forecast out ===
     normalized = keras.Input(shape=(windows.window, n_features), name="normalized_window")
-    features = get_arch(spec.arch).build(spec, normalized, windows.target_kind == "sequence")
-    network = keras.Model(normalized, the_head.outputs(features, windows), name="network")
+    features = get_arch(spec.arch).build(spec, normalized, windows.target_kind == "sequence" or every)
+    network = keras.Model(normalized, the_head.outputs(features, windows, zero=spec.residual), name="network")
 
     # === Functional Model: raw values in, raw values out ===
     inputs = keras.Input(shape=(windows.window, n_features), name="window")
-    outputs = the_head.to_raw(network(the_scaler.normalize(inputs)))
-    model = keras.Model(inputs, outputs, name=f"keras_seq_{spec.arch}")
+    prepared, stats = the_scaler.normalize(inputs, spec, target_index, per_step=windows.target_kind == "sequence" or every)
+    output = network(prepared)
+    if every:  # trained from every step; forecasts from the last
+        output, stats = LastStep(name="last_step")(output), LastStep(name="last_stats")(stats)
+    model = keras.Model(inputs, the_head.to_raw(output, stats, spec.transform), name=f"keras_seq_{spec.arch}")
     if scaling is not None:
         the_scaler.set_statistics(model, scaling)
     return model
@@ -107,9 +128,9 @@ def network_of(model: keras.Model) -> keras.Model:
     return model.get_layer("network")
 
 
-def set_scaling(model: keras.Model, scaling: Scaling, scaler: str = "zscore") -> None:
-    """Store `scaling` in a keras-seq model (its scaler's and head's statistics)."""
-    SCALERS[scaler].set_statistics(model, scaling)
+def set_scaling(model: keras.Model, scaling: Scaling) -> None:
+    """Store `scaling` in a keras-seq model (where its scaler uses the training split's statistics)."""
+    SCALERS[model.get_layer("prepare").scaler].set_statistics(model, scaling)
 
 
 def describe_weights(model: keras.Model) -> list[tuple[str, tuple[int, ...], bool]]:

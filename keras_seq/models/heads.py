@@ -1,11 +1,13 @@
 """Heads of a Forecaster: what the network outputs, how it is trained, and how it maps back to raw values.
 
 A head owns four things:
-- `outputs(features, windows)`: the layers from the backbone's features to
-  the network's (normalized) output;
-- `loss`: what training minimizes on that output;
-- `to_raw(x)`: the layers from the normalized output to raw values (the
-  target's inverse scaling), inside the saved model;
+- `outputs(features, windows, zero)`: the layers from the backbone's
+  features to the network's (normalized) output;
+- `loss(transform)`: what training minimizes on that output, from the raw
+  target;
+- `to_raw(output, stats, transform)`: the layers from the normalized output
+  and the target's `(last, center, scale)` to raw values, inside the saved
+  model;
 - `point(forecast)`: the point forecast that evaluation scores, from the
   raw output.
 
@@ -16,30 +18,37 @@ are one class each.
 from __future__ import annotations
 
 from keras_seq.backend import import_keras
-from keras_seq.models.layers import Destandardize
+from keras_seq.models.layers import RestoreForecast, normalized_error
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
 
 class PointHead:
-    """One value per forecast step: Dense to `horizon` on the last step (`next`), to 1 on every step (`sequence`).
+    """One value per forecast step: Dense to `horizon` per step read (the last, or every step).
 
-    Trained on the mean squared error of z-scores; its raw output is the point forecast.
+    Trained on the mean squared error of the normalized target; its raw
+    output is the point forecast.
     """
 
     name = "point"
-    loss = "mean_squared_error"
 
     def width(self, windows) -> int:
-        """Output values per window (per step for `sequence`)."""
+        """Output values per step read."""
         return windows.horizon if windows.target_kind == "next" else 1
 
-    def outputs(self, features, windows):
-        """(batch, horizon) for `next`, (batch, window, 1) for `sequence`, in z-scores."""
-        return keras.layers.Dense(self.width(windows), name="head")(features)
+    def outputs(self, features, windows, zero: bool = False):
+        """(batch, width) from the last step's features, (batch, window, width) from every step's.
 
-    def to_raw(self, x):
-        return Destandardize(name="destandardize")(x)
+        `zero` starts the output at exactly 0 (a residual model: persistence until it learns).
+        """
+        initial = {"kernel_initializer": "zeros", "bias_initializer": "zeros"} if zero else {}
+        return keras.layers.Dense(self.width(windows), name="head", **initial)(features)
+
+    def loss(self, transform: str, skip_steps: int = 0):
+        return normalized_error(transform, skip_steps)
+
+    def to_raw(self, output, stats, transform: str):
+        return RestoreForecast(transform=transform, name="restore")([output, stats])
 
     def point(self, forecast):
         return forecast

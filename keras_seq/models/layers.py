@@ -95,3 +95,215 @@ class Destandardize(_Statistics):
 
     def call(self, inputs):
         return inputs * self.std_weight + self.mean_weight
+
+
+# === Scale-free forecasting: target transforms and per-window scaling inside the model ===
+
+def forward_transform(values, previous, transform: str):
+    """The steps of `values` as the network sees them: levels (`none`), changes (`diff`) or log-changes (`logdiff`).
+
+    `values` (..., steps) follow `previous` (..., 1), the value before the first step.
+    """
+    if transform == "none":
+        return values
+    before = keras.ops.concatenate([previous, values[..., :-1]], axis=-1)
+    if transform == "diff":
+        return values - before
+    return keras.ops.log(values) - keras.ops.log(before)
+
+
+def inverse_transform(steps, last, transform: str):
+    """Levels from the transformed `steps` (..., horizon) that follow the last observed level `last` (..., 1)."""
+    if transform == "none":
+        return steps
+    if transform == "diff":
+        return last + keras.ops.cumsum(steps, axis=-1)
+    return last * keras.ops.exp(keras.ops.cumsum(steps, axis=-1))
+
+
+def _window_transform(column, transform: str):
+    """A window's target column (batch, window) transformed step by step; the first step, with no value before it, is 0."""
+    if transform == "none":
+        return column
+    changes = forward_transform(column[:, 1:], column[:, :1], transform)
+    return keras.ops.concatenate([keras.ops.zeros_like(column[:, :1]), changes], axis=1)
+
+
+def _window_statistics(x):
+    """Each column's mean and spread over the whole window, `(batch, 1, features)` each."""
+    ops = keras.ops
+    mean = ops.mean(x, axis=1, keepdims=True)
+    spread = ops.sqrt(ops.mean(ops.square(x - mean), axis=1, keepdims=True))
+    return mean, spread + 1e-3 * ops.mean(ops.abs(x), axis=1, keepdims=True) + 1e-6  # a flat window stays finite
+
+
+def _running_statistics(x):
+    """Each column's mean and spread over steps 0..t at every step t, `(batch, window, features)` each.
+
+    What a model that forecasts from every step scales by: step t never
+    sees a statistic of a later step. Sums are taken from the window's first
+    value, so large levels keep their precision.
+    """
+    ops = keras.ops
+    count = ops.cast(ops.arange(1, ops.shape(x)[1] + 1), x.dtype)[None, :, None]
+    shifted = x - x[:, :1, :]
+    mean = ops.cumsum(shifted, axis=1) / count
+    variance = ops.maximum(ops.cumsum(ops.square(shifted), axis=1) / count - ops.square(mean), 0.0)
+    magnitude = ops.cumsum(ops.abs(x), axis=1) / count
+    return mean + x[:, :1, :], ops.sqrt(variance) + 1e-3 * magnitude + 1e-6
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class PrepareWindow(keras.layers.Layer):
+    """Raw window in; what the network reads, and the target's statistics that map its output back.
+
+    Steps, in order:
+    1. the target's column is transformed (`transform`: `none`, `diff` or
+       `logdiff`; the first step becomes 0);
+    2. every column is scaled: by the training split's statistics
+       (`scaler="zscore"`, non-trainable weights) or by the window's own mean
+       and standard deviation (`scaler="window"`: the forecast follows the
+       window's level and scale, whatever range the series is in; with
+       `per_step`, step t by the statistics of steps 0..t, so no step reads
+       a later one);
+    3. the target's statistics are returned beside it as `(last, center,
+       scale)`: the last observed raw value, and the center and scale of the
+       transformed target. With `residual`, the center is the transformed
+       value of "no change" (the last value, or 0 for the difference
+       transforms), so a network that outputs 0 forecasts persistence.
+
+    Args:
+        scaler: str. `"zscore"` or `"window"`.
+        transform: str. `"none"`, `"diff"` or `"logdiff"`.
+        residual: bool. Center the target on persistence.
+        target_index: int or None. The target's column among the inputs
+            (None: the target is not an input, allowed for zscore without
+            transform or residual).
+        per_step: bool. Statistics at every step `(batch, window, 3)` (the
+            network predicts from every step) rather than at the last
+            `(batch, 3)`.
+        mean, std: lists of float or None. The inputs' training-split
+            statistics (zscore only).
+        target_mean, target_std: float or None. The target's (zscore only).
+    """
+
+    def __init__(self, scaler="zscore", transform="none", residual=False, target_index=None, per_step=False,
+                 mean=None, std=None, target_mean=None, target_std=None, **kwargs):
+        super().__init__(**kwargs)
+        self.scaler, self.transform, self.residual = scaler, transform, bool(residual)
+        self.target_index = None if target_index is None else int(target_index)
+        self.per_step = bool(per_step)
+        self.mean = None if mean is None else [float(v) for v in np.ravel(mean)]
+        self.std = None if std is None else [float(v) for v in np.ravel(std)]
+        self.target_mean = None if target_mean is None else float(target_mean)
+        self.target_std = None if target_std is None else float(target_std)
+
+    def build(self, input_shape):
+        if self.scaler != "zscore":
+            return
+        size = input_shape[-1]
+        for name, values, default in (("mean", self.mean, 0.0), ("std", self.std, 1.0)):
+            if values is not None and len(values) != size:
+                raise ValueError(f"`{name}` has {len(values)} values for {size} features. Received: {name}={values}")
+            initializer = keras.initializers.Constant(values if values is not None else default)
+            setattr(self, f"{name}_weight", self.add_weight(shape=(size,), initializer=initializer, trainable=False, name=name))
+        for name, value, default in (("target_mean", self.target_mean, 0.0), ("target_std", self.target_std, 1.0)):
+            initializer = keras.initializers.Constant(value if value is not None else default)
+            setattr(self, f"{name}_weight", self.add_weight(shape=(1,), initializer=initializer, trainable=False, name=name))
+
+    def set_statistics(self, scaling) -> None:
+        """Store a `Scaling` (the training split's statistics; the layer must be built with scaler zscore)."""
+        self.mean, self.std = list(scaling.feature_mean), list(scaling.feature_std)
+        self.target_mean, self.target_std = float(scaling.target_mean), float(scaling.target_std)
+        for name in ("mean", "std", "target_mean", "target_std"):
+            getattr(self, f"{name}_weight").assign(np.ravel(np.asarray(getattr(self, name), dtype="float32")))
+
+    def call(self, inputs):
+        ops, index = keras.ops, self.target_index
+        x = inputs
+        column = inputs[..., index] if index is not None else ops.zeros_like(inputs[..., 0])  # (batch, window), raw
+        if index is not None and self.transform != "none":
+            moved = _window_transform(column, self.transform)[..., None]
+            x = ops.concatenate([inputs[..., :index], moved, inputs[..., index + 1 :]], axis=-1)
+        if self.scaler == "zscore":
+            normalized = (x - self.mean_weight) / self.std_weight
+            center, scale = self.target_mean_weight[0] + 0 * column, self.target_std_weight[0] + 0 * column
+        else:
+            mean, spread = (_running_statistics if self.per_step else _window_statistics)(x)
+            normalized = (x - mean) / spread
+            center, scale = mean[..., index] + 0 * column, spread[..., index] + 0 * column  # (batch, window)
+        if self.residual:
+            center = column if self.transform == "none" else 0 * column
+        stats = ops.stack([column, center, scale], axis=-1)  # (batch, window, 3)
+        return normalized, (stats if self.per_step else stats[:, -1, :])
+
+    def warmup_steps(self, window: int) -> int:
+        """Steps at the start of a per-step output that training leaves out: with scaler `window`, step t is
+        scaled by the spread of steps 0..t, too few values at first (step 0 has none)."""
+        return max(1, window // 4) if self.per_step and self.scaler == "window" else 0
+
+    def compute_output_shape(self, input_shape):
+        stats = (input_shape[0], input_shape[1], 3) if self.per_step else (input_shape[0], 3)
+        return input_shape, stats
+
+    def get_config(self):
+        return {**super().get_config(), "scaler": self.scaler, "transform": self.transform, "residual": self.residual,
+                "target_index": self.target_index, "per_step": self.per_step, "mean": self.mean, "std": self.std,
+                "target_mean": self.target_mean, "target_std": self.target_std}
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class RestoreForecast(keras.layers.Layer):
+    """The network's output and the target's `(last, center, scale)` in; the raw forecast out.
+
+    `center + scale * output` is the transformed forecast, and the inverse
+    transform (a running sum of changes from the last value, or its
+    exponential for log-changes) turns it into levels.
+    """
+
+    def __init__(self, transform="none", **kwargs):
+        super().__init__(**kwargs)
+        self.transform = transform
+
+    def call(self, inputs):
+        output, stats = inputs
+        last, center, scale = stats[..., 0:1], stats[..., 1:2], stats[..., 2:3]
+        return inverse_transform(center + scale * output, last, self.transform)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "transform": self.transform}
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class LastStep(keras.layers.Layer):
+    """`x[:, -1]`: the last step of a sequence (what a model trained on every step forecasts from)."""
+
+    def call(self, inputs):
+        return inputs[:, -1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *input_shape[2:])
+
+
+def normalized_error(transform: str, skip_steps: int = 0):
+    """The loss of a point forecast in the target's normalized units, from the raw target.
+
+    `packed` is the network's output with the target's `(last, center,
+    scale)` appended on the last axis (what the trainer returns): the raw
+    target is transformed and scaled exactly as `RestoreForecast` undoes it.
+    `skip_steps` leaves the first steps of a per-step output out of the loss
+    (see `PrepareWindow.warmup_steps`).
+    """
+
+    def loss(y_true, packed):
+        if skip_steps:
+            y_true, packed = y_true[:, skip_steps:], packed[:, skip_steps:]
+        output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
+        target = (forward_transform(y_true, last, transform) - center) / scale
+        return keras.ops.mean(keras.ops.square(target - output), axis=-1)
+
+    loss.__name__ = "normalized_mse"
+    return loss

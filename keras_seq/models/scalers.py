@@ -1,36 +1,55 @@
 """Scalers of a Forecaster: how raw inputs are normalized inside the model, and where their statistics come from.
 
 A scaler owns:
-- `normalize(inputs)`: the layers from the raw window to what the backbone reads;
+- `normalize(inputs, spec, target_index, per_step)`: the layer from the raw
+  window to what the backbone reads and the target's `(last, center, scale)`
+  (`keras_seq.models.layers.PrepareWindow`, named `prepare`);
 - `set_statistics(model, scaling)`: store a `Scaling` (the training split's
-  statistics) in a built model, input and target side.
+  statistics) in a built model, where the scaler uses them.
 
-`SCALERS` maps a scaler's name to it; per-window scaling is the next one.
+`SCALERS` maps a scaler's name to it:
+- `window`: each window by its own mean and standard deviation (reversible
+  instance normalization): nothing is fixed on the training period, so the
+  model follows a series into ranges it never saw;
+- `zscore`: the training split's mean and standard deviation (keras-seq's
+  scaling before 0.2, kept to reproduce those runs).
 """
 
 from __future__ import annotations
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.models.layers import Standardize
+from keras_seq.models.layers import PrepareWindow
 
 
-class ZScoreScaler:
+class _Scaler:
+    name = ""
+
+    def normalize(self, inputs, spec, target_index: int | None, per_step: bool):
+        layer = PrepareWindow(scaler=self.name, transform=spec.transform, residual=spec.residual,
+                              target_index=target_index, per_step=per_step, name="prepare")
+        return layer(inputs)
+
+    def set_statistics(self, model, scaling) -> None:
+        """Check that `scaling` is for this model's inputs (and store it where the scaler uses it)."""
+        n_features = model.input_shape[-1]
+        if len(scaling.feature_mean) != n_features:
+            raise KerasSeqError(f"the scaling has {len(scaling.feature_mean)} features but the model takes {n_features}.")
+
+
+class ZScoreScaler(_Scaler):
     """The training split's mean and standard deviation, per input column and for the target, as model weights."""
 
     name = "zscore"
 
-    def normalize(self, inputs):
-        return Standardize(name="standardize")(inputs)
-
     def set_statistics(self, model, scaling) -> None:
-        standardize, destandardize = model.get_layer("standardize"), model.get_layer("destandardize")
-        n_features = standardize.mean_weight.shape[0]
-        if len(scaling.feature_mean) != n_features:
-            raise KerasSeqError(
-                f"the scaling has {len(scaling.feature_mean)} features but the model takes {n_features}."
-            )
-        standardize.set_statistics(scaling.feature_mean, scaling.feature_std)
-        destandardize.set_statistics([scaling.target_mean], [scaling.target_std])
+        super().set_statistics(model, scaling)
+        model.get_layer("prepare").set_statistics(scaling)
 
 
-SCALERS = {"zscore": ZScoreScaler()}
+class WindowScaler(_Scaler):
+    """Each window's own mean and standard deviation per column: no statistics to store."""
+
+    name = "window"
+
+
+SCALERS = {"zscore": ZScoreScaler(), "window": WindowScaler()}

@@ -12,6 +12,8 @@ ARCHS = BUILTIN_ARCHS
 # The tutorial's four, compared by default.
 CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
+SCALER_NAMES = ("window", "zscore")
+TRANSFORMS = ("none", "diff", "logdiff")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +40,18 @@ class ModelSpec:
             `dtsrnn`, `dotrnn`). Defaults to `2`.
         output_layers: int. Layers of `dotrnn`'s deep output, counting the
             affine map that reads it. Defaults to `2`.
+        scaler: str. How the model scales its inputs: `"window"` (each
+            window by its own mean and standard deviation, so the forecast
+            follows the series into any range) or `"zscore"` (the training
+            split's statistics, keras-seq's only scaling before 0.2).
+            Defaults to `"window"`.
+        transform: str. What the network forecasts: the target's levels
+            (`"none"`), its changes (`"diff"`) or its log-changes
+            (`"logdiff"`, log-returns of a price; positive values only).
+            The model maps them back to levels itself. Defaults to `"none"`.
+        residual: bool. Forecast the last observed value plus what the
+            network outputs, the head starting at 0: an untrained model is
+            exactly persistence. Defaults to `True`.
     """
 
     arch: str = "lstm"
@@ -48,10 +62,45 @@ class ModelSpec:
     allow_future_leak: bool = False
     transition_layers: int = 2
     output_layers: int = 2
+    scaler: str = "window"
+    transform: str = "none"
+    residual: bool = True
 
     def __post_init__(self):
         check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
                             self.transition_layers, self.output_layers)
+        check_scaling_options(self.scaler, self.transform, self.residual)
+
+    @property
+    def reads_target(self) -> bool:
+        """True where the model needs the target's own past among its inputs (every option but plain z-scores)."""
+        return self.scaler != "zscore" or self.transform != "none" or self.residual
+
+
+def check_scaling_options(scaler, transform, residual) -> None:
+    """Raise `KerasSeqError` for a scaler, transform or residual option that is unknown or does not combine."""
+    if scaler not in SCALER_NAMES:
+        raise KerasSeqError(f"unknown scaler {scaler!r}. Expected one of: {', '.join(SCALER_NAMES)}.")
+    if transform not in TRANSFORMS:
+        raise KerasSeqError(f"unknown transform {transform!r}. Expected one of: {', '.join(TRANSFORMS)}.")
+    if not isinstance(residual, bool):
+        raise KerasSeqError(f"`residual` must be true or false. Received: residual={residual!r}")
+    if scaler == "zscore" and transform != "none":
+        raise KerasSeqError(
+            f"transform {transform!r} needs scaler 'window': the z-score statistics are of the levels, not of their "
+            "changes. Use --scaler window with it, or --transform none with --scaler zscore."
+        )
+
+
+def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str, features, target: str) -> None:
+    """Refuse a model that cannot be trained on these windows and columns (each reason in one line)."""
+    check_future_leak(spec.arch, target_kind, spec.allow_future_leak, supervision)
+    if spec.reads_target and target is not None and target not in list(features or [target]):
+        raise KerasSeqError(
+            f"the model reads the target's own past (scaler {spec.scaler!r}, transform {spec.transform!r}, residual "
+            f"{str(spec.residual).lower()}), but the target '{target}' is not among the features "
+            f"{list(features)}. Add it to --features, or use --scaler zscore --transform none --no-residual."
+        )
 
 
 def check_model_options(arch, units, layers, dropout, cell, transition_layers=2, output_layers=2) -> None:
@@ -70,8 +119,13 @@ def check_model_options(arch, units, layers, dropout, cell, transition_layers=2,
             raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={value}")
 
 
-def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool) -> None:
+def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool, supervision: str = "last") -> None:
     """Refuse an arch that reads later steps (brnn's backward pass) trained to predict values it can read."""
+    if supervision == "every" and not get_arch(arch).causal:
+        raise KerasSeqError(
+            f"arch '{arch}' with supervision 'every' reads the future: its backward pass at step t has seen "
+            "x[t+1], the very value step t is trained to predict. Use --supervision last, or a causal arch."
+        )
     if target_kind == "sequence" and not allow_future_leak and not get_arch(arch).causal:
         raise KerasSeqError(
             f"arch '{arch}' with target kind 'sequence' reads the future: its backward pass at step t has "
