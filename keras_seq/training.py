@@ -340,6 +340,9 @@ def compile_trainer(model, spec: TrainSpec, head: str = "point"):
     from keras_seq.models.builders import network_of
     from keras_seq.models.heads import HEADS
 
+    if "prepare" not in [layer.name for layer in model.layers]:
+        raise KerasSeqError("this model has no `prepare` layer: it was built by keras-seq before 0.2, which trained "
+                            "another way. It still evaluates, exports and predicts; to train, start a new run.")
     prepare, network = model.get_layer("prepare"), network_of(model)
     inputs = keras.Input(shape=model.input_shape[1:], name="window")
     prepared, stats = prepare(inputs)
