@@ -16,7 +16,6 @@ from keras_seq.training import TrainSpec
 
 from conftest import files_under
 
-pytestmark = pytest.mark.backend
 
 SMALL = dict(model=ModelSpec(units=4, layers=1), train=TrainSpec(epochs=2, batch_size=64))
 
@@ -28,6 +27,7 @@ def repeated(tmp_path_factory):
                           out=out, **SMALL)
 
 
+@pytest.mark.backend  # a comparison trains on each backend; the rest is orchestration
 def test_comparison_folder_holds_tables_plots_and_every_model(repeated):
     names = sorted(p.name for p in repeated.path.iterdir())
     assert names == ["compare_forecast.png", "compare_loss.png", "compare_mae.png", "comparison.json",
@@ -41,6 +41,7 @@ def test_comparison_folder_holds_tables_plots_and_every_model(repeated):
         assert (repeated.path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.backend  # a comparison trains on each backend; the rest is orchestration
 def test_every_arch_is_scored_on_identical_windows_and_seeds(repeated):
     summary = json.loads((repeated.path / "comparison.json").read_text())
     configs = {name: json.loads((repeated.path / "runs" / name / "config.json").read_text())
@@ -56,6 +57,7 @@ def test_every_arch_is_scored_on_identical_windows_and_seeds(repeated):
     assert summary["settings"]["seeds"] == [42, 43]
 
 
+@pytest.mark.backend  # a comparison trains on each backend; the rest is orchestration
 def test_summary_is_mean_and_std_over_seeds(repeated):
     summary = json.loads((repeated.path / "comparison.json").read_text())
     for arch in ("drnn", "gru"):

@@ -99,7 +99,7 @@ def test_every_window_and_target_matches_numpy(case):
         np.testing.assert_array_equal(gathered_y, want_y)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(case=window_cases)
 def test_no_validation_or_test_value_reaches_training(case):
     horizon = case["horizon"] if case["kind"] == "next" else 1
