@@ -162,10 +162,10 @@ def _series_rows(windows: Windows, positions: np.ndarray) -> tuple[np.ndarray, n
     return firsts[which], means[which]
 
 
-def naive_scale(windows: Windows, season: int) -> float:
-    """The in-sample MAE of the seasonal naive forecast over the training rows: MASE's denominator."""
+def naive_scale(windows: Windows, season: int, whole: bool = False) -> float:
+    """The in-sample MAE of the seasonal naive forecast over the training rows (`whole`: every row): MASE's denominator."""
     errors = []
-    for lo, hi in (rows["train"] for rows in windows.series_splits):
+    for lo, hi in ((rows["train"][0], rows["test"][1]) if whole else rows["train"] for rows in windows.series_splits):
         train = windows.target_values[lo:hi]
         if len(train) > season:
             errors.append(np.abs(train[season:] - train[:-season]))
@@ -209,6 +209,7 @@ class Report:
     horizon: int = 1
     per_step: dict = dataclasses.field(default_factory=dict)  # who -> MAE of each step ahead (horizon > 1)
     note: str = ""  # why a model that loses to a baseline may lose, and what to try
+    mase_scale: str = "training split"  # whose in-sample seasonal naive error MASE divides by
 
     @property
     def scope(self) -> str:
@@ -257,7 +258,7 @@ class Report:
         if self.baselines:
             lines.append(f"best baseline: {self.best_baseline}; skill vs it: {self.skill_vs_best:+.3f}. "
                          f"Season {self.season} ({self.season_note}); MASE scales by its in-sample error on the "
-                         "training split.")
+                         f"{self.mase_scale}.")
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
@@ -305,14 +306,19 @@ def evaluate_model(model, windows: Windows, split: str = "test", name: str = "mo
 def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: str = "model",
                    season: int | None = None) -> Report:
     """The `Report` of raw `predictions` (shaped like `windows.targets(split)`) against the actual values."""
+    # Data without training rows (a run evaluated on other dates): the season and MASE's scale come from the data
+    # itself, and there is no training mean.
+    trained = any(hi > lo for lo, hi in (rows["train"] for rows in windows.series_splits))
     if season is None:
-        season, season_note = infer_season(windows.dates[slice(*windows.split_rows["train"])])
+        season, season_note = infer_season(windows.dates[slice(*windows.split_rows["train"])] if trained else windows.dates)
     else:
         season_note = "given"
     actual = windows.targets(split)
-    scale = naive_scale(windows, season)
+    scale = naive_scale(windows, season, whole=not trained)
     model_metrics = forecast_metrics(actual, predictions, scale)
     forecasts = baseline_forecasts(windows, split, season)
+    if not trained:
+        del forecasts["train mean"]
     baselines = {who: forecast_metrics(actual, forecast, scale) for who, forecast in forecasts.items()}
     best = min(baselines, key=lambda who: baselines[who]["mae"])
     positions = windows.target_positions(split)
@@ -328,7 +334,7 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
         skill=skill(model_metrics["mae"], baselines["persistence"]["mae"]),
         baselines=baselines, best_baseline=best, skill_vs_best=skill(model_metrics["mae"], baselines[best]["mae"]),
         season=int(season), season_note=season_note, target=windows.scaling.target_name, horizon=int(horizon),
-        per_step=per_step,
+        per_step=per_step, mase_scale="training split" if trained else "evaluated data (it has no training rows)",
     )
 
 

@@ -49,6 +49,9 @@ def test_evaluating_far_from_the_training_range_warns_and_titles_the_range(zscor
     assert out.startswith("the given data 2010-01") and "..2012-12-31:" in out.splitlines()[0]
     assert "test split" not in out
     assert "its z-scores were fixed on the training split" in out  # the losing line names the reason
+    # No training rows in that data: the season and MASE's scale come from it, and there is no training mean.
+    assert "Season 5 (business-day dates: a week of 5); MASE scales by its in-sample error on the evaluated data" in out
+    assert "train mean" not in out and " nan" not in out
 
 
 def test_latest_names_the_newest_complete_run(zscore_run, run_cli, monkeypatch, tmp_path):
