@@ -166,6 +166,9 @@ training_options = _options(
     click.option("--target", default="Close", show_default=True, help="Column to forecast."),
     _FEATURES_OPTION,
     click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
+    click.option("--series-column", default=None, metavar="COL",
+                 help="A long table's column that names each row's series (with --series)."),
+    click.option("--series", default=None, metavar="NAME", help="The series of --series-column to read."),
     click.option("--fill", type=click.Choice(["ffill"]), default=None,
                  help="Forward-fill missing values instead of refusing them."),
     click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
@@ -200,7 +203,7 @@ def _specs(arch: str, options: dict):
     return (
         DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
                  features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"],
-                 season=o["season"]),
+                 season=o["season"], series_column=o["series_column"], series=o["series"]),
         *_model_specs(arch, o),
         TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
                   steps_per_execution=o["steps_per_execution"]),

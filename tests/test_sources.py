@@ -275,3 +275,18 @@ def test_a_numeric_column_named_as_the_date_column_is_not_dates(write_csv):
     with pytest.raises(KerasSeqError, match="column 'Close' of .* holds numbers, not dates .*101.5.*--date-column"):
         load_series(str(path), date_column="Close")
 
+
+
+def test_one_series_of_a_long_table_is_read_by_its_name():
+    from conftest import REPO
+
+    path = REPO / "tests" / "bad_inputs" / "files" / "long_table.csv"
+    raw = pd.read_csv(path, parse_dates=["date"])
+    frame = DataSpec(source=str(path), target="price", features=("price", "volume"), series_column="symbol",
+                     series="MSFT").load()
+    msft = raw[raw["symbol"] == "MSFT"].set_index("date")
+    assert list(frame.columns) == ["price", "volume"] and len(frame) == 120
+    np.testing.assert_array_equal(frame["price"].to_numpy(), msft["price"].to_numpy())
+    assert (frame.index == msft.index).all()
+    with pytest.raises(KerasSeqError, match="`series` \\('MSFT'\\) needs `series_column`"):
+        DataSpec(source=str(path), series="MSFT")

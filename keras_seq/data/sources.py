@@ -65,6 +65,11 @@ class DataSpec:
             makes them an error. Defaults to `None`.
         cache_dir: str or None. Cache folder for online sources. Defaults to
             `$KERAS_SEQ_CACHE`, else `~/.cache/keras-seq`.
+        series_column: str or None. A long table's column that names the
+            series of each row (a symbol, a store, a sensor). Defaults to
+            `None`: one series per file.
+        series: str or None. With `series_column`, the series to read.
+            Defaults to `None`.
         season: int or None. The series' seasonal period in steps (the
             seasonal naive baseline's and MASE's; 1 for none). Defaults to
             `None`: inferred from the dates' spacing and said in the report.
@@ -78,9 +83,14 @@ class DataSpec:
     date_column: str | None = None
     fill: str | None = None
     cache_dir: str | None = None
+    series_column: str | None = None
+    series: str | None = None
     season: int | None = None
 
     def __post_init__(self):
+        if self.series is not None and self.series_column is None:
+            raise KerasSeqError(f"`series` ({self.series!r}) needs `series_column`: the column of the long table that "
+                                "names each row's series. Give --series-column.")
         if self.season is not None and (not isinstance(self.season, int) or isinstance(self.season, bool)
                                         or self.season < 1):
             raise KerasSeqError(f"`season` must be an integer of at least 1 (1: no season). Received: season={self.season!r}")
@@ -124,7 +134,8 @@ class DataSpec:
         """
         def read():
             return load_series(self.source, self.start, self.end, columns=self.columns, date_column=self.date_column,
-                               fill=self.fill, cache_dir=self.cache_dir, refresh=refresh)
+                               fill=self.fill, cache_dir=self.cache_dir, refresh=refresh,
+                               series_column=self.series_column, series=self.series)
 
         path = csv_path(self.source)
         if quote or path is None or not path.is_file():
@@ -134,7 +145,8 @@ class DataSpec:
 
 def load_series(source: str = "dji", start: str | None = None, end: str | None = None, *,
                 columns: list[str] | None = None, date_column: str | None = None, fill: str | None = None,
-                cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> pd.DataFrame:
+                cache_dir: str | os.PathLike | None = None, refresh: bool = False, series_column: str | None = None,
+                series: str | None = None) -> pd.DataFrame:
     """Load a time series as a DataFrame indexed by ascending dates.
 
     For `dji`, leaving both `start` and `end` out selects the tutorial's
@@ -156,6 +168,9 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
             `columns`. Defaults to `None` (missing values are an error).
         cache_dir: path or None. Cache folder for online sources.
         refresh: bool. Download online sources again. Defaults to `False`.
+        series_column: str or None. A CSV's column naming each row's series
+            (a long table). Defaults to `None`.
+        series: str or None. The series of `series_column` to read.
 
     Returns:
         A DataFrame with a DatetimeIndex named `Date`, sorted ascending,
@@ -173,6 +188,9 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
     if fill is not None and fill not in FILL_METHODS:
         raise KerasSeqError(f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={fill!r}")
     start_ts, end_ts = _parse_range(start, end)
+    if series_column is not None and csv_path(source) is None:
+        raise KerasSeqError(f"--series-column reads a long table from a CSV file, and {source} is not one. "
+                            "Give --data path.csv, or leave --series-column out.")
     if source == "dji":
         frame = _read_csv_text(EMBEDDED_DJI, "dji", date_column="Date")
         frame = frame.loc[: pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]
@@ -188,7 +206,7 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
             what = "is a folder, not a file" if path.is_dir() else "not found"
             raise KerasSeqError(f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), 'stooq:SYMBOL' "
                                 "or 'fred:SERIES'.")
-        frame = _read_csv_text(path, source, date_column=date_column)
+        frame = _read_csv_text(path, source, date_column=date_column, series=(series_column, series))
     return _finish(frame, start_ts, end_ts, source, columns, fill)
 
 
@@ -274,8 +292,8 @@ def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
     return selected
 
 
-def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
-    """Read a CSV and index it by its date column."""
+def _read_csv_text(path_or_buffer, name: str, date_column: str | None, series=(None, None)) -> pd.DataFrame:
+    """Read a CSV and index it by its date column (of a long table: the rows of one series, `(column, name)`)."""
     if isinstance(path_or_buffer, (str, os.PathLike)):
         _check_header(Path(path_or_buffer), name)
     try:
@@ -309,7 +327,35 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
             "Expected comma-separated values with a date column and value columns."
         )
     frame.index = pd.DatetimeIndex(dates, name="Date")
+    if series[0] is not None:
+        frame = _one_series(frame, name, *series)
     return _sorted_unique(frame, name)
+
+
+def _one_series(frame: pd.DataFrame, name: str, column: str, series: str | None) -> pd.DataFrame:
+    """The rows of `series` in a long table's `column`, without that column."""
+    if column not in frame.columns:
+        raise KerasSeqError(f"series column {excerpt(column)} not found in {name}. Available columns: "
+                            f"{_column_list(frame.columns)}.")
+    ids = frame[column].astype(str).str.strip()
+    names = sorted(ids.unique())
+    listed = ", ".join(excerpt(n, 20) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    if series is None or str(series) not in names:
+        what = "choose one" if series is None else f"there is no series {excerpt(series)}; choose one"
+        raise KerasSeqError(f"{name} is a long table of {len(names)} series in column '{column}' ({listed}): {what} "
+                            "with --series NAME. (One model over several series is not in keras-seq yet.)")
+    return frame[ids == str(series)].drop(columns=[column])
+
+
+def _series_like_column(frame: pd.DataFrame) -> str | None:
+    """A text column under which every date appears once: what names each row's series in a long table."""
+    for column in frame.columns:
+        values = frame[column]
+        if pd.to_numeric(values, errors="coerce").notna().any() or values.nunique() < 2:
+            continue
+        if not pd.MultiIndex.from_arrays([frame.index, values]).duplicated().any():
+            return column
+    return None
 
 
 def _dates_of(raw: pd.DataFrame, column: str, name: str) -> pd.Series:
@@ -455,10 +501,13 @@ def _sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     sharing = frame[frame.index.duplicated(keep=False)]  # every row whose date appears more than once
     conflicting = [date for date, group in sharing.groupby(level=0) if len(group.drop_duplicates()) > 1]
     if conflicting:
+        column = _series_like_column(frame)
+        hint = (f". Column '{column}' looks like a series id ({frame[column].nunique()} values): this is a long table of "
+                f"several series; read one with --series-column {column} --series NAME" if column is not None
+                else ". Keep one row per date")
         raise KerasSeqError(
             f"data file {name}: {conflicting[0].date()} appears twice with different values"
-            + (f" ({len(conflicting)} such dates)" if len(conflicting) > 1 else "")
-            + ". Keep one row per date."
+            + (f" ({len(conflicting)} such dates)" if len(conflicting) > 1 else "") + hint + "."
         )
     if not frame.index.is_monotonic_increasing:
         warnings.warn(f"dates in {name} were not in ascending order; sorted them.", DataWarning, stacklevel=3)
