@@ -168,7 +168,8 @@ training_options = _options(
     click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
     click.option("--series-column", default=None, metavar="COL",
                  help="A long table's column that names each row's series (with --series)."),
-    click.option("--series", default=None, metavar="NAME", help="The series of --series-column to read."),
+    click.option("--series", default=None, metavar="NAMES", callback=lambda ctx, param, value: _series_names(value),
+                 help="The series of --series-column to read: one (NAME), several (A,B) or all (one global model)."),
     click.option("--fill", type=click.Choice(["ffill"]), default=None,
                  help="Forward-fill missing values instead of refusing them."),
     click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
@@ -192,6 +193,13 @@ training_options = _options(
                  help="Folder that receives the output folder."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
+
+
+def _series_names(value):
+    """--series: one name as it is, several (comma-separated) as a tuple, or "all"."""
+    if value is None or value == "all" or "," not in value:
+        return value
+    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def _specs(arch: str, options: dict):

@@ -115,6 +115,9 @@ def compare_models(
     """
     backend = use_backend(backend)
     check_comparison(windows, model, spec, data)
+    if spec.backtest and data.panel_column is not None:
+        raise KerasSeqError("--backtest cuts the rows of one series, and this comparison reads several. Leave "
+                            "--backtest out, or choose one series with --series NAME.")
     frame = data.load()
     check_backtest(len(frame), windows, spec.backtest)
     import_keras()

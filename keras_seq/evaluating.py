@@ -77,7 +77,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
     if new_data:
         options["splits"] = (0.0, 0.0, 1.0)
     raw = make_windows(
-        frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling, **options
+        frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling,
+        series_column=data.panel_column, **options
     )
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch

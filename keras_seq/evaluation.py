@@ -210,6 +210,7 @@ class Report:
     per_step: dict = dataclasses.field(default_factory=dict)  # who -> MAE of each step ahead (horizon > 1)
     note: str = ""  # why a model that loses to a baseline may lose, and what to try
     mase_scale: str = "training split"  # whose in-sample seasonal naive error MASE divides by
+    per_series: dict = dataclasses.field(default_factory=dict)  # a panel's series -> their MAE, MASE and skill
 
     @property
     def scope(self) -> str:
@@ -233,6 +234,8 @@ class Report:
                 if value is not None and not np.isfinite(value):
                     metrics[key] = None
                     reasons[f"{who}.{key}"] = NULL_REASONS.get(key, "undefined")
+        for metrics in report["per_series"].values():
+            metrics.update({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()})
         for key in ("skill", "skill_vs_best"):
             if report[key] is not None and not np.isfinite(report[key]):
                 report[key] = None
@@ -259,9 +262,39 @@ class Report:
             lines.append(f"best baseline: {self.best_baseline}; skill vs it: {self.skill_vs_best:+.3f}. "
                          f"Season {self.season} ({self.season_note}); MASE scales by its in-sample error on the "
                          f"{self.mase_scale}.")
+        if self.per_series:
+            lines.append(_per_series_line(self.per_series))
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
+
+
+def _per_series_line(per_series: dict) -> str:
+    """A panel's spread over series: MASE and skill against each series' own persistence, mean and median."""
+    mase = np.array([m["mase"] for m in per_series.values()], dtype="float64")
+    skills = np.array([m["skill"] for m in per_series.values()], dtype="float64")
+    worst = min(per_series, key=lambda name: per_series[name]["skill"])
+    return (f"{len(per_series)} series: MASE mean {np.nanmean(mase):.3f}, median {np.nanmedian(mase):.3f}; skill vs "
+            f"each one's persistence mean {np.nanmean(skills):+.3f}, median {np.nanmedian(skills):+.3f}, "
+            f"{int((skills > 0).sum())} above 0; lowest {worst} ({per_series[worst]['skill']:+.3f}).")
+
+
+def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, season: int, whole: bool) -> dict:
+    """Each series of a panel: its MAE, MASE (by its own training split's naive error) and skill vs its persistence."""
+    positions, actual = windows.target_positions(split)[:, 0], windows.targets(split)
+    persistence = persistence_forecast(windows, split)
+    result = {}
+    for name, rows in zip(windows.series_ids, windows.series_splits):
+        mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
+        if not mine.any():
+            continue
+        one = dataclasses.replace(windows, series_splits=(rows,), series_ids=(name,))
+        model_mae = mae(actual[mine], predictions[mine])
+        scale = naive_scale(one, season, whole)
+        result[str(name)] = {"windows": int(mine.sum()), "mae": model_mae,
+                             "mase": model_mae / scale if scale > 0 else float("nan"),
+                             "skill": skill(model_mae, mae(actual[mine], persistence[mine]))}
+    return result
 
 
 def _baseline_label(name: str, season: int) -> str:
@@ -335,6 +368,8 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
         baselines=baselines, best_baseline=best, skill_vs_best=skill(model_metrics["mae"], baselines[best]["mae"]),
         season=int(season), season_note=season_note, target=windows.scaling.target_name, horizon=int(horizon),
         per_step=per_step, mase_scale="training split" if trained else "evaluated data (it has no training rows)",
+        per_series=per_series_metrics(windows, split, predictions, season, not trained)
+        if len(windows.series_ids) > 1 else {},
     )
 
 

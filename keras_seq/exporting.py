@@ -77,6 +77,7 @@ def run_test_windows(config: dict, run_dir: Path) -> np.ndarray:
     data, spec = specs_from_config(config, run_dir, ("data", "windows"))
     windows = make_windows(
         data.load(quote=False), target=data.target, features=data.feature_columns, batch_size=4096, shuffle=False,
+        series_column=data.panel_column,
         scaling=scaling_from_config(config, run_dir), **(dataclasses.asdict(spec) | {"supervision": "last"}),
     )
     return np.concatenate([x.numpy() for x, _ in windows.test])

@@ -69,8 +69,8 @@ class RunSpecs:
 
     def data_record(self, frame, digest: str) -> dict:
         """The data options and what was loaded: rows, first and last date, sha256 (`frame_sha256`)."""
-        return {**dataclasses.asdict(self.data), "rows": len(frame), "first_date": str(frame.index[0].date()),
-                "last_date": str(frame.index[-1].date()), "sha256": digest}
+        return {**dataclasses.asdict(self.data), "rows": len(frame), "first_date": str(frame.index.min().date()),
+                "last_date": str(frame.index.max().date()), "sha256": digest}
 
     def options_config(self, status: str, started: datetime.datetime, frame, digest: str) -> dict:
         """What the run was asked to do: the start of its `config.json`, and all of it while it trains."""
@@ -333,7 +333,8 @@ def run_windows(frame, specs: RunSpecs):
 
     import keras
 
-    options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns)
+    options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns,
+                   series_column=specs.data.panel_column)
     # Before the pipeline is built: tf.data's shuffle order depends on the global seed too.
     keras.utils.set_random_seed(specs.train.seed)
     training = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)

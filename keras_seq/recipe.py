@@ -358,8 +358,8 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
     data = dataclasses.asdict(experiment.data)
     data["features"] = list(experiment.data.feature_columns)
     if frame is not None:  # the exact range read, so that a rerun reads the same rows
-        data["start"] = str(frame.index[0].date())
-        data["end"] = str(frame.index[-1].date())
+        data["start"] = str(frame.index.min().date())
+        data["end"] = str(frame.index.max().date())
     windows = dataclasses.asdict(experiment.windows)
     windows["stride"] = windows.pop("sequence_stride")
     model = {"archs": list(experiment.compare.archs),

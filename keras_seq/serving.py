@@ -250,8 +250,8 @@ def predict_artifact(
         check_output_path(csv, [path, csv_path(source)])
     artifact = load_artifact(path, backend=backend)
     data = dict(artifact.data)
-    if source is not None:
-        data.update(source=source, start=None, end=None)
+    if source is not None:  # read as given: one series
+        data.update(source=source, start=None, end=None, series_column=None, series=None)
     data.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
     if csv is not None:
         check_output_path(csv, [csv_path(data.get("source"))])
@@ -259,6 +259,12 @@ def predict_artifact(
         spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **data)
     except TypeError:
         raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give --data.") from None
+    if spec.panel_column is not None:
+        raise KerasSeqError(
+            f"{path} was trained on several series of {spec.source} (column '{spec.series_column}'), and predict "
+            "forecasts one: give --data a CSV of the series to forecast (a model that scales each window itself "
+            "forecasts any series)."
+        )
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
     table = forecast(artifact, frame, steps)
     if csv is not None:

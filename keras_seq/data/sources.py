@@ -68,7 +68,9 @@ class DataSpec:
         series_column: str or None. A long table's column that names the
             series of each row (a symbol, a store, a sensor). Defaults to
             `None`: one series per file.
-        series: str or None. With `series_column`, the series to read.
+        series: str, tuple of str or None. With `series_column`, the series
+            to read: one name (a single series, as any other file), several,
+            or `"all"` (a panel: one global model over every series read).
             Defaults to `None`.
         season: int or None. The series' seasonal period in steps (the
             seasonal naive baseline's and MASE's; 1 for none). Defaults to
@@ -88,6 +90,11 @@ class DataSpec:
     season: int | None = None
 
     def __post_init__(self):
+        if isinstance(self.series, (list, tuple)):
+            names = tuple(str(n) for n in self.series)
+            if not names or len(set(names)) != len(names):
+                raise KerasSeqError(f"`series` must name each series once. Received: series={list(names)}")
+            object.__setattr__(self, "series", names[0] if len(names) == 1 else names)
         if self.series is not None and self.series_column is None:
             raise KerasSeqError(f"`series` ({self.series!r}) needs `series_column`: the column of the long table that "
                                 "names each row's series. Give --series-column.")
@@ -113,6 +120,11 @@ class DataSpec:
     def from_config(cls, config: dict) -> "DataSpec":
         """The spec recorded in a run's `config.json` (extra keys such as `rows` are ignored)."""
         return cls(**{f.name: config.get(f.name, f.default) for f in dataclasses.fields(cls)})
+
+    @property
+    def panel_column(self) -> str | None:
+        """The series column of a spec that reads several series (None for one series)."""
+        return self.series_column if self.series == "all" or isinstance(self.series, tuple) else None
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
@@ -207,6 +219,8 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
             raise KerasSeqError(f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), 'stooq:SYMBOL' "
                                 "or 'fred:SERIES'.")
         frame = _read_csv_text(path, source, date_column=date_column, series=(series_column, series))
+        if isinstance(frame, list):  # several series of a long table
+            return _finish_panel(frame, start_ts, end_ts, source, columns, fill, series_column)
     return _finish(frame, start_ts, end_ts, source, columns, fill)
 
 
@@ -327,24 +341,49 @@ def _read_csv_text(path_or_buffer, name: str, date_column: str | None, series=(N
             "Expected comma-separated values with a date column and value columns."
         )
     frame.index = pd.DatetimeIndex(dates, name="Date")
-    if series[0] is not None:
-        frame = _one_series(frame, name, *series)
-    return _sorted_unique(frame, name)
+    if series[0] is None:
+        return _sorted_unique(frame, name)
+    parts = _series_parts(frame, name, *series)
+    if isinstance(series[1], str) and series[1] != "all":
+        return _sorted_unique(parts[0][1], name)
+    return [(sid, _sorted_unique(part, f"{name} (series {sid})")) for sid, part in parts]
 
 
-def _one_series(frame: pd.DataFrame, name: str, column: str, series: str | None) -> pd.DataFrame:
-    """The rows of `series` in a long table's `column`, without that column."""
+def _series_parts(frame: pd.DataFrame, name: str, column: str, wanted) -> list[tuple[str, pd.DataFrame]]:
+    """`(name, rows)` of each wanted series (one name, several, or "all") of a long table's `column`, without it."""
     if column not in frame.columns:
         raise KerasSeqError(f"series column {excerpt(column)} not found in {name}. Available columns: "
                             f"{_column_list(frame.columns)}.")
     ids = frame[column].astype(str).str.strip()
     names = sorted(ids.unique())
     listed = ", ".join(excerpt(n, 20) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-    if series is None or str(series) not in names:
-        what = "choose one" if series is None else f"there is no series {excerpt(series)}; choose one"
+    chosen = names if wanted == "all" else [wanted] if isinstance(wanted, str) else list(wanted or [])
+    unknown = [n for n in chosen if n not in names]
+    if not chosen or unknown:
+        what = "choose" if not chosen else f"there is no series {excerpt(unknown[0])}; choose"
         raise KerasSeqError(f"{name} is a long table of {len(names)} series in column '{column}' ({listed}): {what} "
-                            "with --series NAME. (One model over several series is not in keras-seq yet.)")
-    return frame[ids == str(series)].drop(columns=[column])
+                            "one with --series NAME, several with --series A,B, or every one with --series all.")
+    return [(n, frame[ids == n].drop(columns=[column])) for n in chosen]
+
+
+def _finish_panel(parts, start_ts, end_ts, source, columns, fill, column: str) -> pd.DataFrame:
+    """Several series as one long frame: the series column first, each series' rows in date order, one after another.
+
+    A series without rows in the date range is left out with a warning that names it.
+    """
+    finished, empty = [], []
+    for name, part in parts:
+        if not len(part.loc[start_ts:end_ts]):
+            empty.append(name)
+            continue
+        rows = _finish(part, start_ts, end_ts, f"{source} (series {name})", columns, fill)
+        finished.append(rows.assign(**{column: name})[[column, *rows.columns]])
+    if empty:
+        warnings.warn(f"{len(empty)} series of {source} have no rows in the date range and were left out: "
+                      f"{', '.join(map(str, empty[:10]))}.", DataWarning, stacklevel=4)
+    if not finished:
+        raise KerasSeqError(f"no series of {source} has rows in the date range. Choose --start/--end inside the data.")
+    return pd.concat(finished)
 
 
 def _series_like_column(frame: pd.DataFrame) -> str | None:

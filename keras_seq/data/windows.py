@@ -325,7 +325,7 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
 
 def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tuple[str, ...] | None = None,
                  batch_size: int = 16, seed: int | None = None, normalize: bool = False, scaling: Scaling | None = None,
-                 shuffle: bool = True, **options) -> Windows:
+                 shuffle: bool = True, series_column: str | None = None, **options) -> Windows:
     """Split `frame` by time and build a tf.data pipeline of windows per split.
 
     Windows are gathered batch by batch from the series inside tf.data: no
@@ -352,6 +352,11 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
             train split, whose predictions must line up with
             `targets("train")`). The other splits are always in time order.
             Defaults to `True`.
+        series_column: str or None. A long frame's column naming each row's
+            series (`DataSpec.load` of several series): the windows are a panel,
+            every series cut at the same dates, no window crossing from one
+            series into the next, and a series too short for one window left
+            out with a warning. Defaults to `None` (one series).
         **options: `WindowSpec`'s fields (`window`, `horizon`,
             `target_kind`, `splits`, `sequence_stride`), its defaults too.
 
@@ -364,17 +369,23 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     """
     spec = _window_spec(options)
     features = list(features) if features else [target]
+    if series_column is not None:
+        frame, bounds, ids = _panel(frame, series_column, spec)
+    else:
+        bounds, ids = [(0, len(frame))], (target,)
     _check_batch_and_columns(frame, features, target, batch_size)
-    (rows,) = split_by_dates(frame.index, [(0, len(frame))], spec.splits)  # one series: the same cut as by rows
-    _check_split_lengths(len(frame), rows, spec)
-    scaling = _checked_scaling(frame, features, target, rows, spec.splits, scaling)
+    series_splits = tuple(split_by_dates(frame.index, bounds, spec.splits))  # one series: the same cut as by rows
+    if series_column is None:
+        _check_split_lengths(len(frame), series_splits[0], spec)
+    train = pd.concat([frame.iloc[slice(*rows["train"])] for rows in series_splits])
+    scaling = _checked_scaling(train, features, target, {"train": (0, len(train))}, spec.splits, scaling)
     values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)
     if normalize:  # in place: a long series is copied as few times as possible
         values -= np.array([*scaling.feature_mean, scaling.target_mean])
         values /= np.array([*scaling.feature_std, scaling.target_std])
     windows = Windows(
         train=None, validation=None, test=None, scaling=scaling, dates=frame.index,
-        target_values=frame[target].to_numpy(dtype="float64"), series_splits=(rows,), series_ids=(target,),
+        target_values=frame[target].to_numpy(dtype="float64"), series_splits=series_splits, series_ids=tuple(ids),
         window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind, sequence_stride=spec.sequence_stride,
         normalized=normalize,
         shuffled=bool(shuffle),
@@ -383,6 +394,34 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
     )
     return dataclasses.replace(windows, **_pipelines(windows, spec.splits, seed))
+
+
+def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataFrame, list, list]:
+    """A long frame's series stacked in order: (the frame without `column`, each series' rows, their names).
+
+    A series shorter than one window's span is left out, with a warning that names it.
+    """
+    import warnings
+
+    from keras_seq.errors import DataWarning
+
+    if column not in frame.columns:
+        raise KerasSeqError(f"series column '{column}' not in the data. Available columns: {', '.join(map(str, frame.columns))}.")
+    span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
+    ids = frame[column].to_numpy()
+    names = list(dict.fromkeys(ids))
+    lengths = {name: int((ids == name).sum()) for name in names}
+    short = [name for name in names if lengths[name] < span]
+    kept = [name for name in names if name not in short]
+    if short:
+        warnings.warn(f"{len(short)} of {len(names)} series are shorter than one window's {span} steps and were left "
+                      f"out: {', '.join(f'{n} ({lengths[n]} rows)' for n in short[:10])}.", DataWarning, stacklevel=3)
+    if not kept:
+        raise KerasSeqError(f"every series is shorter than one window's {span} steps (window={spec.window}, "
+                            f"horizon={spec.horizon}). Use a smaller --window or longer series.")
+    parts = [frame[ids == name].drop(columns=[column]) for name in kept]
+    ends = np.cumsum([len(part) for part in parts])
+    return pd.concat(parts), [(int(end - len(part)), int(end)) for end, part in zip(ends, parts)], kept
 
 
 def _check_batch_and_columns(frame, features: list, target: str, batch_size) -> None:
