@@ -145,9 +145,12 @@ class DataSpec:
         into a reader of other files).
         """
         def read():
+            if self.series_column is not None:
+                return load_long_table(self.source, self.start, self.end, columns=self.columns,
+                                       date_column=self.date_column, fill=self.fill, series_column=self.series_column,
+                                       series=self.series)
             return load_series(self.source, self.start, self.end, columns=self.columns, date_column=self.date_column,
-                               fill=self.fill, cache_dir=self.cache_dir, refresh=refresh,
-                               series_column=self.series_column, series=self.series)
+                               fill=self.fill, cache_dir=self.cache_dir, refresh=refresh)
 
         path = csv_path(self.source)
         if quote or path is None or not path.is_file():
@@ -157,8 +160,7 @@ class DataSpec:
 
 def load_series(source: str = "dji", start: str | None = None, end: str | None = None, *,
                 columns: list[str] | None = None, date_column: str | None = None, fill: str | None = None,
-                cache_dir: str | os.PathLike | None = None, refresh: bool = False, series_column: str | None = None,
-                series: str | None = None) -> pd.DataFrame:
+                cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> pd.DataFrame:
     """Load a time series as a DataFrame indexed by ascending dates.
 
     For `dji`, leaving both `start` and `end` out selects the tutorial's
@@ -180,9 +182,6 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
             `columns`. Defaults to `None` (missing values are an error).
         cache_dir: path or None. Cache folder for online sources.
         refresh: bool. Download online sources again. Defaults to `False`.
-        series_column: str or None. A CSV's column naming each row's series
-            (a long table). Defaults to `None`.
-        series: str or None. The series of `series_column` to read.
 
     Returns:
         A DataFrame with a DatetimeIndex named `Date`, sorted ascending,
@@ -200,9 +199,6 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
     if fill is not None and fill not in FILL_METHODS:
         raise KerasSeqError(f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={fill!r}")
     start_ts, end_ts = _parse_range(start, end)
-    if series_column is not None and csv_path(source) is None:
-        raise KerasSeqError(f"--series-column reads a long table from a CSV file, and {source} is not one. "
-                            "Give --data path.csv, or leave --series-column out.")
     if source == "dji":
         frame = _read_csv_text(EMBEDDED_DJI, "dji", date_column="Date")
         frame = frame.loc[: pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]
@@ -218,9 +214,34 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
             what = "is a folder, not a file" if path.is_dir() else "not found"
             raise KerasSeqError(f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), 'stooq:SYMBOL' "
                                 "or 'fred:SERIES'.")
-        frame = _read_csv_text(path, source, date_column=date_column, series=(series_column, series))
-        if isinstance(frame, list):  # several series of a long table
-            return _finish_panel(frame, start_ts, end_ts, source, columns, fill, series_column)
+        frame = _read_csv_text(path, source, date_column=date_column)
+    return _finish(frame, start_ts, end_ts, source, columns, fill)
+
+
+def load_long_table(source: str, start: str | None = None, end: str | None = None, *, columns: list[str] | None = None,
+                    date_column: str | None = None, fill: str | None = None, series_column: str,
+                    series: str | tuple[str, ...] | None) -> pd.DataFrame:
+    """Load series of a long CSV table (a date, a series column and value columns).
+
+    One name in `series` returns that series as `load_series` would a file of
+    its own. Several names, or `"all"`, return one long frame: the series
+    column first, each series' rows in date order, one series after another
+    (a series with no rows in the date range is left out, with a warning).
+
+    Raises:
+        KerasSeqError: the source is not a CSV file, the column is missing, or
+            a series is not in it (the error lists them).
+    """
+    path = csv_path(source)
+    if path is None:
+        raise KerasSeqError(f"--series-column reads a long table from a CSV file, and {source} is not one. "
+                            "Give --data path.csv, or leave --series-column out.")
+    if not path.is_file():
+        return load_series(source, start, end, columns=columns)  # the missing-file error, worded as for any file
+    start_ts, end_ts = _parse_range(start, end)
+    frame = _read_csv_text(path, source, date_column=date_column, series=(series_column, series))
+    if isinstance(frame, list):  # several series
+        return _finish_panel(frame, start_ts, end_ts, source, columns, fill, series_column)
     return _finish(frame, start_ts, end_ts, source, columns, fill)
 
 

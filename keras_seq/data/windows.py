@@ -325,7 +325,7 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
 
 def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tuple[str, ...] | None = None,
                  batch_size: int = 16, seed: int | None = None, normalize: bool = False, scaling: Scaling | None = None,
-                 shuffle: bool = True, series_column: str | None = None, **options) -> Windows:
+                 shuffle: bool = True, **options) -> Windows:
     """Split `frame` by time and build a tf.data pipeline of windows per split.
 
     Windows are gathered batch by batch from the series inside tf.data: no
@@ -341,24 +341,19 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
             the target alone.
         batch_size: int. Windows per batch. Defaults to `16`.
         seed: int or None. Seed of the training shuffle. Defaults to `None`.
-        normalize: bool. Yield z-scored windows and targets rather than raw
-            values (what a keras-seq model takes: it scales inside, and
-            trains on raw windows too). Defaults to `False`.
+        normalize: bool. Yield z-scored windows and targets, not the raw
+            values a keras-seq model takes. Defaults to `False`.
         scaling: Scaling or None. Statistics to use instead of fitting them on
             the training split (for a trained model's data). Defaults to
             `None`.
-        shuffle: bool. Shuffle the training split every epoch (a training
-            pipeline); `False` keeps it in time order (an evaluation of the
-            train split, whose predictions must line up with
-            `targets("train")`). The other splits are always in time order.
-            Defaults to `True`.
-        series_column: str or None. A long frame's column naming each row's
-            series (`DataSpec.load` of several series): the windows are a panel,
-            every series cut at the same dates, no window crossing from one
-            series into the next, and a series too short for one window left
-            out with a warning. Defaults to `None` (one series).
+        shuffle: bool. Shuffle the training split every epoch; `False`
+            keeps it in time order (to evaluate the train split). The other
+            splits are always in time order. Defaults to `True`.
         **options: `WindowSpec`'s fields (`window`, `horizon`,
-            `target_kind`, `splits`, `sequence_stride`), its defaults too.
+            `target_kind`, `splits`, `sequence_stride`, `supervision`), its
+            defaults too; and `series_column`, a long frame's column naming
+            each row's series: a panel, every series cut at the same dates,
+            a series too short for one window left out with a warning.
 
     Returns:
         A `Windows` (see the module docstring for an example).
@@ -367,16 +362,11 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         KerasSeqError: an option is out of range, or a split is too short for
             a single window.
     """
+    series_column = options.pop("series_column", None)
     spec = _window_spec(options)
     features = list(features) if features else [target]
-    if series_column is not None:
-        frame, bounds, ids = _panel(frame, series_column, spec)
-    else:
-        bounds, ids = [(0, len(frame))], (target,)
+    frame, series_splits, ids = _layout(frame, series_column, spec, target)
     _check_batch_and_columns(frame, features, target, batch_size)
-    series_splits = tuple(split_by_dates(frame.index, bounds, spec.splits))  # one series: the same cut as by rows
-    if series_column is None:
-        _check_split_lengths(len(frame), series_splits[0], spec)
     train = pd.concat([frame.iloc[slice(*rows["train"])] for rows in series_splits])
     scaling = _checked_scaling(train, features, target, {"train": (0, len(train))}, spec.splits, scaling)
     values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)
@@ -387,13 +377,22 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         train=None, validation=None, test=None, scaling=scaling, dates=frame.index,
         target_values=frame[target].to_numpy(dtype="float64"), series_splits=series_splits, series_ids=tuple(ids),
         window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind, sequence_stride=spec.sequence_stride,
-        normalized=normalize,
-        shuffled=bool(shuffle),
+        normalized=normalize, shuffled=bool(shuffle),
         series=values.astype("float32"),  # (rows, features + 1), what the pipelines and `Windows.gather` cut
         batch_size=int(batch_size), supervision=spec.supervision,
         shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
     )
     return dataclasses.replace(windows, **_pipelines(windows, spec.splits, seed))
+
+
+def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, target: str):
+    """(the frame's rows stacked series by series, each series' split rows, the series' names)."""
+    if series_column is None:
+        (rows,) = split_by_dates(frame.index, [(0, len(frame))], spec.splits)  # one series: the same cut as by rows
+        _check_split_lengths(len(frame), rows, spec)
+        return frame, (rows,), (target,)
+    frame, bounds, ids = _panel(frame, series_column, spec)
+    return frame, tuple(split_by_dates(frame.index, bounds, spec.splits)), ids
 
 
 def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataFrame, list, list]:
