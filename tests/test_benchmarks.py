@@ -38,11 +38,11 @@ def test_train_speed_prints_a_table_for_each_backend_asked(tmp_path):
 
 @pytest.mark.slow
 def test_accuracy_prints_each_series_table_and_the_summary(tmp_path):
-    done = run_script("benchmarks/accuracy.py", "--series", "nile", "--archs", "gru", "--configs", "old,window-residual",
+    done = run_script("benchmarks/accuracy.py", "--series", "nile", "--archs", "gru", "--configs", "window-residual",
                       "--seeds", "1", "--epochs", "1", "--jobs", "1", "--json", tmp_path / "a.json")
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "a.json").read_text())
-    assert [(r["series"], r["config"]) for r in report["records"]] == [("nile", "old"), ("nile", "window-residual")]
+    assert [(r["series"], r["config"]) for r in report["records"]] == [("nile", "window-residual")]
     assert all(r["baselines"]["persistence"]["mae"] > 0 for r in report["records"])
     assert report["ets"]["nile"]["model"].startswith("ETS(A,")
     assert "### nile: test 1956-01-01..1970-01-01, 15 windows" in done.stdout

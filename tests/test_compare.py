@@ -117,14 +117,18 @@ def test_compare_spec_refuses_bad_options(kwargs, words):
         CompareSpec(**kwargs)
 
 
-def test_cli_compare_writes_its_folder(run_cli, tmp_path):
+def test_cli_compare_writes_its_folder_and_labels_each_fits_progress(run_cli, tmp_path):
     code, out, err = run_cli("compare", "--archs", "drnn,lstm", "--epochs", "1", "--units", "4", "--layers", "1",
-                             "--window", "8", "--out", tmp_path, "-q")
+                             "--window", "8", "--out", tmp_path)
     assert code == 0, err
     (folder,) = tmp_path.iterdir()
     assert f"comparison written to {folder}" in out
     assert "| lstm |" in out and "| persistence |" in out
     assert (folder / "comparison.md").read_text() in out
+    # Keras's progress lines, each block under the fit it belongs to.
+    lines = out.splitlines()
+    first, second = lines.index("[1/2] drnn, seed 42"), lines.index("[2/2] lstm, seed 42")
+    assert first < second and any("val_loss:" in line for line in lines[first:second])
 
 
 @pytest.mark.parametrize(

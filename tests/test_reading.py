@@ -84,13 +84,3 @@ def test_a_longer_horizon_is_scored_and_plotted_per_step(tmp_path):
     assert title == f"m: test split {report.first_date}..{report.last_date}, step 1 of a 5-step horizon"
     persistence = np.mean(np.abs(windows.targets("test")[:, 0] - windows.target_values[windows.observed_positions("test")[:, 0]]))
     assert labels == ["actual", f"persistence (MAE {persistence:.2f})", "m forecast (MAE 1.00)"]
-
-
-@pytest.mark.slow
-def test_compare_labels_each_models_progress(run_cli, tmp_path):
-    code, out, err = run_cli("compare", "--archs", "gru,drnn", "--start", "2022-01-03", "--units", "2", "--layers", "1",
-                             "--epochs", "1", "--batch-size", "64", "--out", tmp_path)
-    assert code == 0, err
-    lines = out.splitlines()
-    first, second = lines.index("[1/2] gru, seed 42"), lines.index("[2/2] drnn, seed 42")
-    assert first < second and any("val_loss:" in line for line in lines[first:second])  # Keras's line, labelled
