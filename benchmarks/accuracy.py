@@ -19,7 +19,7 @@ The series (each read by keras-seq from a CSV written here, as a user's file wou
 Every model: window 16, 64 units x 2 layers, batch 16, Adam 1e-3, 20 epochs, the
 best validation epoch's weights, 70/15/15 chronological splits; only the scaling
 options change between configurations (`CONFIGS`). Each fit runs in its own
-process (`--jobs` at a time), scored on the test split's windows against
+process (`--jobs` at a time; `--jobs 1` runs them in this one), scored on the test split's windows against
 persistence, seasonal naive, drift and the training mean (keras-seq's own report)
 and an ETS (statsmodels' ETSModel: additive error, trend none/additive/damped and
 an additive season where the series has one, chosen by AIC on the rows before the
@@ -279,7 +279,7 @@ def main(argv=None) -> None:
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"some of {', '.join(CONFIGS)}")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=2, help="fits at a time, each in its own process")
+    parser.add_argument("--jobs", type=int, default=2, help="fits at a time, each in its own process (1: in this one)")
     parser.add_argument("--eval-dji-2010", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
@@ -297,12 +297,18 @@ def main(argv=None) -> None:
                 for name in names for config in configs for arch in archs for k in range(args.seeds)]
         jobs = [j for j in jobs if not skipped(j)]
         records = []
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-            for done, record in enumerate(pool.map(fit_one, jobs), start=1):
-                records.append(record)
-                print(f"[{done}/{len(jobs)}] {record['series']} {record['arch']} {record['config']} seed "
-                      f"{record['seed']}: MAE {record['mae']:.3f}", file=sys.stderr, flush=True)
+        if args.jobs == 1:  # in this process, one after another
+            results = map(fit_one, jobs)
+        else:
+            pool = concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs,
+                                                          mp_context=multiprocessing.get_context("spawn"))
+            results = pool.map(fit_one, jobs)
+        for done, record in enumerate(results, start=1):
+            records.append(record)
+            print(f"[{done}/{len(jobs)}] {record['series']} {record['arch']} {record['config']} seed "
+                  f"{record['seed']}: MAE {record['mae']:.3f}", file=sys.stderr, flush=True)
+        if args.jobs != 1:
+            pool.shutdown()
         ets = {name: ets_forecast(sources[name], SERIES[name][1] | ({"fill": "ffill"} if name == "co2" else {}),
                                   SERIES[name][2]) for name in names}
     lines = [f"## Accuracy: {args.seeds} seeds, {args.epochs} epochs, window 16, 64 units x 2 layers", ""]
