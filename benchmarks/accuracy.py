@@ -142,9 +142,14 @@ def fit_one(job: dict) -> dict:
 
 
 def skipped(job: dict) -> str | None:
-    """Why a job cannot run (brnn reads the future when every step is trained), or None."""
-    if job["arch"] == "brnn" and CONFIGS[job["config"]][1]["supervision"] == "every":
-        return "brnn reads the future with supervision every"
+    """Why keras-seq refuses a job (brnn reads the future when every step is trained), or None."""
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.models.spec import check_future_leak
+
+    try:
+        check_future_leak(job["arch"], "next", False, CONFIGS[job["config"]][1]["supervision"])
+    except KerasSeqError as exc:
+        return str(exc)
     return None
 
 

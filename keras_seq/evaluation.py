@@ -99,9 +99,6 @@ def forecast_metrics(y_true, y_pred, mase_scale: float | None = None) -> dict:
 
 # === Baselines ===
 
-BASELINES = ("persistence", "seasonal naive", "drift", "train mean")
-
-
 def infer_season(dates) -> tuple[int, str]:
     """The seasonal period of a series from the spacing of its dates, and what it was read from.
 

@@ -121,7 +121,6 @@ def fit_run(
     specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
     specs.check()
     frame = data.load()
-    check_positive_target(frame, specs)
     import_keras()
     from keras_seq.data.sources import frame_sha256
 

@@ -367,7 +367,7 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     features = list(features) if features else [target]
     frame, series_splits, ids = _layout(frame, series_column, spec, target)
     _check_batch_and_columns(frame, features, target, batch_size)
-    train = pd.concat([frame.iloc[slice(*rows["train"])] for rows in series_splits])
+    train = _training_rows(frame, series_splits)
     scaling = _checked_scaling(train, features, target, {"train": (0, len(train))}, spec.splits, scaling)
     values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)
     if normalize:  # in place: a long series is copied as few times as possible
@@ -393,6 +393,12 @@ def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, ta
         return frame, (rows,), (target,)
     frame, bounds, ids = _panel(frame, series_column, spec)
     return frame, tuple(split_by_dates(frame.index, bounds, spec.splits)), ids
+
+
+def _training_rows(frame: pd.DataFrame, series_splits) -> pd.DataFrame:
+    """Every series' training rows: for one series a slice of `frame`, not a copy of its rows."""
+    parts = [frame.iloc[slice(*rows["train"])] for rows in series_splits]
+    return parts[0] if len(parts) == 1 else pd.concat(parts)
 
 
 def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataFrame, list, list]:
