@@ -164,6 +164,9 @@ _BACKEND_OPTION = click.option("--backend", type=click.Choice(BACKEND_CHOICES), 
 training_options = _options(
     *_DATA_OPTIONS,
     click.option("--target", default="Close", show_default=True, help="Column to forecast."),
+    click.option("--targets", default=None, metavar="COLS", callback=lambda ctx, param, value: _series_names(value),
+                 help="A wide table's columns to forecast with one global model, one series each: A,B or all "
+                      "(every numeric column but the features)."),
     _FEATURES_OPTION,
     click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
     click.option("--series-column", default=None, metavar="COL",
@@ -211,7 +214,8 @@ def _specs(arch: str, options: dict):
     return (
         DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
                  features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"],
-                 season=o["season"], series_column=o["series_column"], series=o["series"]),
+                 season=o["season"], series_column=o["series_column"], series=o["series"],
+                 targets=o["targets"]),
         *_model_specs(arch, o),
         TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
                   steps_per_execution=o["steps_per_execution"]),
@@ -349,9 +353,12 @@ def recipes():
 @data_options
 @click.option("--out", default=None, type=click.Path(),
               help="Folder for metrics.json and forecast.png (default: RUN_DIR/evaluations/<timestamp>).")
+@click.option("--plot-series", default=None, metavar="NAMES", callback=_comma_list,
+              help="A panel's series to draw in forecast.png, comma-separated (default: the lowest, median and "
+                   "highest skill).")
 @_BACKEND_OPTION
 @_reports_errors
-def evaluate(run_dir, source, start, end, out, backend):
+def evaluate(run_dir, source, start, end, out, plot_series, backend):
     """Recompute test metrics and plots of RUN_DIR, on its own data or new data.
 
     With no data options, the run's own held-out test split is used. With
@@ -359,7 +366,8 @@ def evaluate(run_dir, source, start, end, out, backend):
     """
     from keras_seq.evaluating import evaluate_run
 
-    result = evaluate_run(run_dir, source=source, start=start, end=end, out=out, backend=backend)
+    result = evaluate_run(run_dir, source=source, start=start, end=end, out=out, backend=backend,
+                          plot_series=plot_series)
     click.echo(result.report.table())
     click.echo(f"evaluation written to {result.path}")
 
@@ -395,20 +403,27 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
 @data_options
 @click.option("--steps", type=int, default=None, help="Values to forecast (default: the model's horizon).")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the forecast to this CSV.")
+@click.option("--series", default=None, metavar="NAMES", callback=lambda ctx, param, value: _series_names(value),
+              help="Series to forecast: of a model trained on several (default: all of them), or of --data's long "
+                   "table with --series-column. NAME, A,B or all.")
+@click.option("--series-column", default=None, metavar="COL",
+              help="--data's column that names each row's series (a long table).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
               help="Keras backend for run folders and .keras files.")
 @_reports_errors
-def predict(artifact, source, start, end, steps, csv_path, backend):
+def predict(artifact, steps, csv_path, backend, **data):
     """Forecast the values after the data's last window.
 
     ARTIFACT is a run folder, a .keras file, a SavedModel folder or an .onnx
-    file. The data defaults to the model's training data.
+    file. The data defaults to the model's training data. A model trained on
+    several series forecasts each of them: a long table of series, date and
+    forecast.
     """
     import pandas as pd
 
     from keras_seq.serving import date_format, predict_artifact
 
-    table = predict_artifact(artifact, source=source, start=start, end=end, steps=steps, backend=backend, csv=csv_path)
+    table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, **data)
     fmt = date_format(pd.DatetimeIndex(table["date"]))
     click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)},
                                float_format=lambda v: f"{v:.2f}"))

@@ -22,6 +22,7 @@ def evaluate_run(
     end: str | None = None,
     out: str | Path | None = None,
     backend: str | None = None,
+    plot_series=None,
 ) -> RunResult:
     """Recompute test metrics and the forecast plot of a run folder.
 
@@ -39,6 +40,9 @@ def evaluate_run(
             `forecast.png`. Defaults to `<run_dir>/evaluations/<UTC timestamp>`.
         backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
             else jax.
+        plot_series: str, list of str or None. A panel's series to draw in
+            `forecast.png`. Defaults to the series with the lowest, the
+            median and the highest skill against their own persistence.
 
     Returns:
         A `RunResult` with the output folder and the report.
@@ -47,10 +51,10 @@ def evaluate_run(
 
     run_dir = check_run_folder(run_dir)
     with folder_lock(run_dir, f"evaluate {run_dir}"):
-        return _evaluate_locked(run_dir, source, start, end, out, backend)
+        return _evaluate_locked(run_dir, source, start, end, out, backend, plot_series)
 
 
-def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResult:
+def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_series) -> RunResult:
     from keras_seq.safety import refuse_symlink
 
     config = read_run_config(run_dir)
@@ -70,7 +74,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
 
     import_keras()
     from keras_seq.data.windows import make_windows
-    from keras_seq.evaluation import evaluate_model, losing_note, plot_forecast, scaling_distance
+    from keras_seq.evaluation import (_plotted_series, evaluate_model, losing_note, plot_forecast, plot_series_skill,
+                                      scaling_distance)
     from keras_seq.models.builders import load_model
 
     options = dataclasses.asdict(windows) | {"supervision": "last"}  # evaluated at the last step, however trained
@@ -80,6 +85,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
         frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling,
         series_column=data.panel_column, **options
     )
+    _plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch
     report, predictions = evaluate_model(model, raw, "test", name=arch, season=data.season)
@@ -99,5 +105,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend) -> RunResu
             stage.path / "metrics.json",
             {**report.to_dict(), "data": dataclasses.asdict(data), "evaluated": now.isoformat(timespec="seconds")},
         )
-        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch, report=report)
+        plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch, report=report,
+                      series=plot_series)
+        if report.per_series:
+            plot_series_skill(report, stage.path / "series_skill.png")
     return RunResult(stage.final, report)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.data.windows import Windows
+from keras_seq.errors import KerasSeqError
 
 
 def mae(y_true, y_pred) -> float:
@@ -208,6 +209,7 @@ class Report:
     note: str = ""  # why a model that loses to a baseline may lose, and what to try
     mase_scale: str = "training split"  # whose in-sample seasonal naive error MASE divides by
     per_series: dict = dataclasses.field(default_factory=dict)  # a panel's series -> their MAE, MASE and skill
+    panel: dict = dataclasses.field(default_factory=dict)  # `panel_summary(per_series)`: aggregates over the series
 
     @property
     def scope(self) -> str:
@@ -231,7 +233,7 @@ class Report:
                 if value is not None and not np.isfinite(value):
                     metrics[key] = None
                     reasons[f"{who}.{key}"] = NULL_REASONS.get(key, "undefined")
-        for metrics in report["per_series"].values():
+        for metrics in [*report["per_series"].values(), report["panel"]]:
             metrics.update({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()})
         for key in ("skill", "skill_vs_best"):
             if report[key] is not None and not np.isfinite(report[key]):
@@ -267,19 +269,49 @@ class Report:
 
 
 def _per_series_line(per_series: dict) -> str:
-    """A panel's spread over series: MASE and skill against each series' own persistence, mean and median."""
-    mase = np.array([m["mase"] for m in per_series.values()], dtype="float64")
-    skills = np.array([m["skill"] for m in per_series.values()], dtype="float64")
-    worst = min(per_series, key=lambda name: per_series[name]["skill"])
-    return (f"{len(per_series)} series: MASE mean {np.nanmean(mase):.3f}, median {np.nanmedian(mase):.3f}; skill vs "
-            f"each one's persistence mean {np.nanmean(skills):+.3f}, median {np.nanmedian(skills):+.3f}, "
-            f"{int((skills > 0).sum())} above 0; lowest {worst} ({per_series[worst]['skill']:+.3f}).")
+    """A panel's spread over series: MASE and skill against each series' own baselines, mean and median."""
+    summary = panel_summary(per_series)
+    skills = {name: m["skill"] for name, m in per_series.items() if np.isfinite(m["skill"])}
+    worst = min(skills, key=skills.get) if skills else None
+    lowest = f"; lowest {worst} ({skills[worst]:+.3f})" if worst is not None else ""
+    return (f"{summary['series']} series: MASE mean {summary['mase_mean']:.3f}, median {summary['mase_median']:.3f}, "
+            f"weighted {summary['mase_weighted']:.3f}; skill vs each one's persistence mean "
+            f"{summary['skill_mean']:+.3f}, median {summary['skill_median']:+.3f}, {summary['above_persistence']} above "
+            f"0{lowest}; vs its seasonal naive mean {summary['skill_seasonal_mean']:+.3f}, "
+            f"{summary['above_seasonal_naive']} above 0.")
+
+
+def panel_summary(per_series: dict) -> dict:
+    """Aggregates over a panel's series: mean and median of each series' MASE, sMAPE and skills, and weighted MASE.
+
+    The weighted MASE is the sum of every series' MAE over the sum of their
+    seasonal naive scales (each weighted by its windows): series with larger
+    naive errors weigh more, and no single near-constant series dominates as
+    it can in the plain mean.
+    """
+    def column(key):
+        return np.array([m[key] for m in per_series.values()], dtype="float64")
+
+    weights, maes, scales = column("windows"), column("mae"), column("scale")
+    valid = np.isfinite(scales) & (scales > 0)
+    summary = {"series": len(per_series)}
+    for key in ("mase", "smape", "skill", "skill_seasonal"):
+        values = column(key)
+        finite = values[np.isfinite(values)]
+        summary[f"{key}_mean"] = float(finite.mean()) if len(finite) else float("nan")
+        summary[f"{key}_median"] = float(np.median(finite)) if len(finite) else float("nan")
+    summary["mase_weighted"] = (float((weights * maes)[valid].sum() / (weights * scales)[valid].sum())
+                                if valid.any() else float("nan"))
+    summary["above_persistence"] = int((column("skill") > 0).sum())
+    summary["above_seasonal_naive"] = int((column("skill_seasonal") > 0).sum())
+    return summary
 
 
 def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, season: int, whole: bool) -> dict:
-    """Each series of a panel: its MAE, MASE (by its own training split's naive error) and skill vs its persistence."""
+    """Each series of a panel: its MAE, sMAPE, MASE (by its own training split's naive error) and skill against
+    its own persistence and seasonal naive."""
     positions, actual = windows.target_positions(split)[:, 0], windows.targets(split)
-    persistence = persistence_forecast(windows, split)
+    baselines = baseline_forecasts(windows, split, season)
     result = {}
     for name, rows in zip(windows.series_ids, windows.series_splits):
         mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
@@ -288,9 +320,10 @@ def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, se
         one = dataclasses.replace(windows, series_splits=(rows,), series_ids=(name,))
         model_mae = mae(actual[mine], predictions[mine])
         scale = naive_scale(one, season, whole)
-        result[str(name)] = {"windows": int(mine.sum()), "mae": model_mae,
-                             "mase": model_mae / scale if scale > 0 else float("nan"),
-                             "skill": skill(model_mae, mae(actual[mine], persistence[mine]))}
+        result[str(name)] = {"windows": int(mine.sum()), "mae": model_mae, "smape": smape(actual[mine], predictions[mine]),
+                             "mase": model_mae / scale if scale > 0 else float("nan"), "scale": scale,
+                             "skill": skill(model_mae, mae(actual[mine], baselines["persistence"][mine])),
+                             "skill_seasonal": skill(model_mae, mae(actual[mine], baselines["seasonal naive"][mine]))}
     return result
 
 
@@ -357,16 +390,17 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     if horizon > 1:
         per_step = {name: np.mean(np.abs(predictions - actual), axis=0).tolist(),
                     "persistence": np.mean(np.abs(forecasts["persistence"] - actual), axis=0).tolist()}
+    per_series = per_series_metrics(windows, split, predictions, season, not trained) if len(windows.series_ids) > 1 else {}
+    dates = windows.dates[positions.ravel()]  # of a panel: the earliest and latest date of any series
     return Report(
         name=name, split=split, windows=int(len(positions)),
-        first_date=str(windows.dates[positions.min()].date()), last_date=str(windows.dates[positions.max()].date()),
+        first_date=str(dates.min().date()), last_date=str(dates.max().date()),
         model=model_metrics, persistence=baselines["persistence"],
         skill=skill(model_metrics["mae"], baselines["persistence"]["mae"]),
         baselines=baselines, best_baseline=best, skill_vs_best=skill(model_metrics["mae"], baselines[best]["mae"]),
         season=int(season), season_note=season_note, target=windows.scaling.target_name, horizon=int(horizon),
         per_step=per_step, mase_scale="training split" if trained else "evaluated data (it has no training rows)",
-        per_series=per_series_metrics(windows, split, predictions, season, not trained)
-        if len(windows.series_ids) > 1 else {},
+        per_series=per_series, panel=panel_summary(per_series) if per_series else {},
     )
 
 
@@ -448,35 +482,89 @@ def plot_loss(history: dict, path: Path, title: str = "") -> None:
 
 
 def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model",
-                  report: Report | None = None) -> tuple[str, list[str]]:
+                  report: Report | None = None, series=None) -> tuple[str, list[str]]:
     """Actual values of `split`, the model's forecasts and persistence's, in the target's units.
 
     One forecast per date is drawn: the first step ahead (`next`) or the
     last step (`sequence`); the legend gives each line's MAE on those
-    points, and the title the range evaluated and the horizon. Returns the
-    title and the legend's labels.
+    points, and the title the range evaluated and the horizon. A panel gets
+    one plot per series of `series` (names; default: the series with the
+    lowest, the median and the highest skill against its own persistence).
+    Returns the title and the first plot's legend labels.
+
+    Raises:
+        KerasSeqError: `series` names a series the windows do not hold.
     """
     plt = _pyplot()
-    positions = windows.target_positions(split)
-    # One forecast per date: the first horizon step (`next`) or the last step (`sequence`).
-    column = 0 if windows.target_kind == "next" else -1
-    lo, hi = windows.split_rows[split]
+    chosen = _plotted_series(windows, report, series)
+    column = 0 if windows.target_kind == "next" else -1  # the first horizon step, or a sequence's last step
+    positions = windows.target_positions(split)[:, column]
     actual = windows.targets(split)[:, column]
     baseline = persistence_forecast(windows, split)[:, column]
-    dates = windows.dates[positions[:, column]]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(windows.dates[lo:hi], windows.target_values[lo:hi], color="black", linewidth=1.2, label="actual")
-    ax.plot(dates, baseline, color="grey", linewidth=0.9, linestyle="--",
-            label=f"persistence (MAE {mae(actual, baseline):.2f})")
-    ax.plot(dates, predictions[:, column], linewidth=1.0,
-            label=f"{name} forecast (MAE {mae(actual, predictions[:, column]):.2f})")
-    ax.set_ylabel(windows.scaling.target_name)
+    panel = len(windows.series_ids) > 1
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 4.5 if len(chosen) == 1 else 3.0 * len(chosen) + 0.6),
+                             squeeze=False)
+    for ax, k in zip(axes[:, 0], chosen):
+        rows = windows.series_splits[k]
+        lo, hi = rows[split]
+        mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
+        dates = windows.dates[positions[mine]]
+        ax.plot(windows.dates[lo:hi], windows.target_values[lo:hi], color="black", linewidth=1.2, label="actual")
+        ax.plot(dates, baseline[mine], color="grey", linewidth=0.9, linestyle="--",
+                label=f"persistence (MAE {mae(actual[mine], baseline[mine]):.2f})")
+        ax.plot(dates, predictions[mine, column], linewidth=1.0,
+                label=f"{name} forecast (MAE {mae(actual[mine], predictions[mine, column]):.2f})")
+        ax.set_ylabel(windows.series_ids[k] if panel else windows.scaling.target_name)
+        ax.legend(fontsize="small" if panel else None)
+        if panel and report is not None and str(windows.series_ids[k]) in report.per_series:
+            metrics = report.per_series[str(windows.series_ids[k])]
+            ax.set_title(f"{windows.series_ids[k]}: MASE {metrics['mase']:.3f}, skill vs its persistence "
+                         f"{metrics['skill']:+.3f}", fontsize="medium")
     scope = report.scope if report is not None else f"{split} split"
     horizon = windows.horizon if windows.target_kind == "next" else 1
     ahead = "1 step ahead" if horizon == 1 else f"step 1 of a {horizon}-step horizon"
     title = f"{name}: {scope}, {ahead}"
-    ax.set_title(title)
-    labels = [text.get_text() for text in ax.legend().get_texts()]
+    (fig.suptitle if panel else axes[0, 0].set_title)(title)
+    labels = [text.get_text() for text in axes[0, 0].get_legend().get_texts()]
     fig.autofmt_xdate()
     _save(plt, fig, path)
     return title, labels
+
+
+def _plotted_series(windows: Windows, report: Report | None, series) -> list[int]:
+    """Positions in `windows.series_ids` of the series to plot (see `plot_forecast`)."""
+    names = [str(n) for n in windows.series_ids]
+    if series:
+        wanted = [series] if isinstance(series, str) else list(series)
+        unknown = [n for n in wanted if str(n) not in names]
+        if unknown:
+            listed = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+            raise KerasSeqError(f"--plot-series {unknown[0]}: no such series in this run ({listed}). "
+                                "Name series of the run, separated by commas.")
+        return [names.index(str(n)) for n in dict.fromkeys(wanted)]
+    if len(names) == 1 or report is None or not report.per_series:
+        return [0]
+    ranked = sorted((m["skill"] if np.isfinite(m["skill"]) else -np.inf, n) for n, m in report.per_series.items())
+    picks = dict.fromkeys([ranked[0][1], ranked[len(ranked) // 2][1], ranked[-1][1]])
+    return [names.index(n) for n in picks]
+
+
+def plot_series_skill(report: Report, path: Path) -> None:
+    """A panel's distribution of per-series skill against each series' own persistence and seasonal naive."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    series = {label: np.array([m[key] for m in report.per_series.values()], dtype="float64")
+              for key, label in (("skill", "vs its persistence"), ("skill_seasonal", "vs its seasonal naive"))}
+    series = {label: values[np.isfinite(values)] for label, values in series.items()}
+    pooled = np.concatenate([*series.values(), [0.0]])
+    edges = np.histogram_bin_edges(pooled, bins=min(30, max(6, len(report.per_series) // 2)))  # shared by both
+    for label, values in series.items():
+        if len(values):
+            ax.hist(values, bins=edges, alpha=0.6,
+                    label=f"{label}: mean {values.mean():+.3f}, median {np.median(values):+.3f}")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("skill (1 - MAE / baseline MAE); above 0: better than the baseline")
+    ax.set_ylabel("series")
+    ax.set_title(f"{report.name}: skill of {len(report.per_series)} series, {report.scope}")
+    ax.legend(fontsize="small")
+    _save(plt, fig, path)

@@ -354,7 +354,7 @@ def _training_result(history: dict, seconds: float) -> dict:
 
 def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     """Write a run folder's files for `fitted` into `folder` (which exists)."""
-    from keras_seq.evaluation import plot_forecast, plot_loss
+    from keras_seq.evaluation import plot_forecast, plot_loss, plot_series_skill
     arch = fitted.config["model"]["arch"]
     fitted.model.save(folder / MODEL_FILE)
     write_json(folder / CONFIG_FILE, fitted.config)
@@ -368,4 +368,6 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
         plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch,
                       report=fitted.reports[split])
+        if fitted.reports[split].per_series:
+            plot_series_skill(fitted.reports[split], folder / "series_skill.png")
     write_manifest(folder)

@@ -3,7 +3,7 @@ evaluation and export of one or more experiments.
 
     description = "One line shown by `keras-seq recipes`."   # required
 
-    [data]       # source, start, end, target, features, date_column, fill, cache_dir, season, series_column, series
+    [data]       # source, start, end, target, features, date_column, fill, cache_dir, season, series_column, series, targets
     [windows]    # window, horizon, target_kind, splits, stride
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers
@@ -82,12 +82,13 @@ STR = ("a string", _is_str)
 BOOL = ("true or false", lambda v: isinstance(v, bool))
 DATE = ("a date like 2019-01-01", _is_date)
 STR_LIST = ("a list of strings", _is_str_list)
+STR_OR_LIST = ("a string or a list of strings", lambda v: _is_str(v) or _is_str_list(v))
 SPLITS = ("a list of three fractions like [0.7, 0.15, 0.15]", _is_splits)
 
 SCHEMA = {
     "data": {"source": STR, "start": DATE, "end": DATE, "target": STR, "features": STR_LIST,
              "date_column": STR, "fill": STR, "cache_dir": STR, "season": INT,
-             "series_column": STR, "series": STR},
+             "series_column": STR, "series": STR_OR_LIST, "targets": STR_OR_LIST},
     "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT,
                 "supervision": STR},
     "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,

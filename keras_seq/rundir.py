@@ -263,7 +263,7 @@ def check_manifest(run_dir: Path) -> None:
 
 
 # The data options a forecast needs to read a model's inputs again.
-DATA_KEYS = ("source", "start", "end", "date_column", "fill", "series_column", "series")
+DATA_KEYS = ("source", "start", "end", "date_column", "fill", "series_column", "series", "targets")
 
 
 def model_io(config: dict) -> dict:

@@ -142,23 +142,69 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) 
         raise KerasSeqError(
             f"the data has {len(frame)} rows, fewer than the model's window of {artifact.window}. Give a longer date range."
         )
+    _check_rolling(artifact, steps)
+    history = frame[artifact.features].to_numpy(dtype="float32")[-artifact.window :]
+    values = _roll(artifact, history[None], steps)[0]
+    return pd.DataFrame({"date": future_dates(frame.index, steps), artifact.target: values})
+
+
+def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: int | None = None) -> pd.DataFrame:
+    """Forecast the `steps` values after the last window of every series of a long frame, in one batch.
+
+    A series with fewer rows than the model's window is left out, with a
+    warning that names it.
+
+    Args:
+        frame: DataFrame. The series `column`, then the artifact's feature
+            columns; each series' rows in date order (as `DataSpec.load`
+            returns a panel).
+
+    Returns:
+        A long DataFrame of `column`, `date` and the target's name: `steps`
+        rows per series, in the series' order.
+    """
+    from keras_seq.errors import DataWarning
+
+    steps = artifact.horizon if steps is None else _checked_steps(steps)
+    _check_rolling(artifact, steps)
+    parts = [(name, part) for name, part in frame.groupby(column, sort=False)]
+    short = [f"{name} ({len(part)} rows)" for name, part in parts if len(part) < artifact.window]
+    kept = [(name, part) for name, part in parts if len(part) >= artifact.window]
+    if short:
+        warnings.warn(f"{len(short)} of {len(parts)} series have fewer rows than the model's window of "
+                      f"{artifact.window} and are not forecast: {', '.join(short[:10])}.", DataWarning, stacklevel=2)
+    if not kept:
+        raise KerasSeqError(f"no series has the model's window of {artifact.window} rows. Give a longer date range.")
+    histories = np.stack([part[artifact.features].to_numpy(dtype="float32")[-artifact.window :] for _, part in kept])
+    values = _roll(artifact, histories, steps)
+    return pd.DataFrame({
+        column: np.repeat([name for name, _ in kept], steps),
+        "date": np.concatenate([future_dates(pd.DatetimeIndex(part.index), steps) for _, part in kept]),
+        artifact.target: values.reshape(-1),
+    })
+
+
+def _check_rolling(artifact: Artifact, steps: int) -> None:
     per_call = artifact.horizon if artifact.target_kind == "next" else 1
     if steps > per_call and artifact.features != [artifact.target]:
         raise KerasSeqError(
             f"--steps {steps} goes beyond the model's horizon of {per_call}, which needs a univariate model "
             f"(it reads {', '.join(artifact.features)} to forecast {artifact.target}). Use --steps {per_call} or less."
         )
-    history = frame[artifact.features].to_numpy(dtype="float32")[-artifact.window :]
-    values: list[float] = []
+
+
+def _roll(artifact: Artifact, histories: np.ndarray, steps: int) -> np.ndarray:
+    """`(n, steps)` forecasts after each of `histories` (`(n, window, features)`), rolling a univariate model on."""
+    collected = []
     while True:
-        output = np.asarray(artifact.run(history[None]), dtype="float64")
-        new = output.reshape(-1)[-1:] if artifact.target_kind == "sequence" else output.reshape(-1)
-        values.extend(new.tolist())
-        if len(values) >= steps:
+        output = np.asarray(artifact.run(histories), dtype="float64").reshape(len(histories), -1)
+        new = output[:, -1:] if artifact.target_kind == "sequence" else output
+        collected.append(new)
+        if sum(block.shape[1] for block in collected) >= steps:
             break
-        # Univariate (checked above): the forecasts become the newest inputs.
-        history = np.concatenate([history, new.astype("float32")[:, None]])[-artifact.window :]
-    return pd.DataFrame({"date": future_dates(frame.index, steps), artifact.target: values[:steps]})
+        # Univariate (checked): the forecasts become the newest inputs.
+        histories = np.concatenate([histories, new.astype("float32")[:, :, None]], axis=1)[:, -artifact.window :]
+    return np.concatenate(collected, axis=1)[:, :steps]
 
 
 def _checked_steps(steps) -> int:
@@ -216,60 +262,108 @@ def date_format(dates: pd.DatetimeIndex) -> str:
     return "%Y-%m-%d" if bool((dates == dates.normalize()).all()) else "%Y-%m-%d %H:%M"
 
 
-def predict_artifact(
-    path: str | Path,
-    *,
-    source: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    steps: int | None = None,
-    backend: str | None = None,
-    csv: str | Path | None = None,
-) -> pd.DataFrame:
+PREDICT_DATA = ("source", "start", "end", "series", "series_column")
+
+
+def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str | None = None,
+                     csv: str | Path | None = None, **data) -> pd.DataFrame:
     """Load an artifact and the data it reads, and forecast after the data's last window.
+
+    A model trained on several series forecasts every one of them (or those
+    of `series`), as a long table of the series column, `date` and the
+    forecast.
 
     Args:
         path: path. A run folder, `.keras` file, SavedModel folder or `.onnx` file.
-        source: str or None. Data to read (as `DataSpec.source`). Defaults to
-            the model's training data.
-        start: str or None. First date. Defaults to the training data's.
-        end: str or None. Last date. Defaults to the training data's.
         steps: int or None. Values to forecast. Defaults to the horizon.
         backend: str or None. Keras backend for run folders and `.keras` files.
         csv: path or None. Also write the forecast to this CSV (never over
             the artifact or the data it reads). Defaults to `None`.
+        **data: what to read, each defaulting to the model's training data:
+            `source` (as `DataSpec.source`), `start` and `end` (dates);
+            `series` (a name, a tuple of names or "all": the series to
+            forecast, of a panel model's own data or of a long table
+            `source`), and `series_column` (with `source`: the long table's
+            column that names each row's series).
 
     Returns:
-        A DataFrame of `date` and forecast values.
+        A DataFrame of `date` and forecast values (of a panel: the series
+        column first).
     """
     from keras_seq.data.sources import DataSpec, csv_path
 
+    unknown = sorted(set(data) - set(PREDICT_DATA))
+    if unknown:
+        raise KerasSeqError(f"unknown predict option '{unknown[0]}'. Expected some of: {', '.join(PREDICT_DATA)}.")
+    source, series = data.get("source"), data.get("series")
     if steps is not None:
         _checked_steps(steps)  # before loading anything
     if csv is not None:
         check_output_path(csv, [path, csv_path(source)])
     artifact = load_artifact(path, backend=backend)
-    data = dict(artifact.data)
-    if source is not None:  # read as given: one series
-        data.update(source=source, start=None, end=None, series_column=None, series=None)
-    data.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
+    read = _predicted_data(path, artifact, source, series, data.get("series_column"))
+    read.update({k: data[k] for k in ("start", "end") if data.get(k) is not None})
     if csv is not None:
-        check_output_path(csv, [csv_path(data.get("source"))])
+        check_output_path(csv, [csv_path(read.get("source"))])
     try:
-        spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **data)
+        spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **read)
     except TypeError:
         raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give --data.") from None
-    if spec.panel_column is not None:
-        raise KerasSeqError(
-            f"{path} was trained on several series of {spec.source} (column '{spec.series_column}'), and predict "
-            "forecasts one: give --data a CSV of the series to forecast (a model that scales each window itself "
-            "forecasts any series)."
-        )
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
-    table = forecast(artifact, frame, steps)
+    table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None)
     if csv is not None:
         write_forecast(table, csv)
     return table
+
+
+def _forecast_spec(artifact: Artifact, spec, frame: pd.DataFrame, steps, series, own: bool) -> pd.DataFrame:
+    """The forecast of every series `spec` read (of the model's own data: those of `series`)."""
+    if spec.panel_column is not None:
+        if own and series is not None:  # of the model's own series: chosen once they are read
+            frame = _chosen_series(frame, spec.panel_column, series)
+        return forecast_panel(artifact, frame, spec.panel_column, steps)
+    table = forecast(artifact, frame, steps)
+    if series is not None:  # one series of a long table, chosen by name: still a long table
+        table.insert(0, spec.series_column, spec.series)
+    return table
+
+
+def _predicted_data(path, artifact: Artifact, source, series, series_column) -> dict:
+    """The data options `predict` reads: the model's own data, or `source` (a long table's `series` of it)."""
+    data = dict(artifact.data)
+    if source is not None:  # read as given: one series, or those of a long table's series_column
+        if series_column is None and series is not None:
+            raise KerasSeqError("--series with --data picks series of a long table: give its --series-column too.")
+        if series_column is not None and series is None:
+            raise KerasSeqError("--series-column reads a long table: choose its series with --series NAME, A,B or all.")
+        data.update(source=source, start=None, end=None, series_column=series_column, series=series, targets=None)
+    elif series_column is not None:
+        raise KerasSeqError("--series-column is for a long table given with --data; without --data the model's own "
+                            "series are read. Drop --series-column or give --data.")
+    elif series is not None and data.get("targets") is None and not _is_panel(data.get("series")):
+        if data.get("series_column") is None:
+            raise KerasSeqError(f"--series picks series of a panel, and {path} reads one series. Drop --series, or "
+                                "give --data a long table with --series-column.")
+        data["series"] = series  # a model of one series of a long table: another series of it
+    return data
+
+
+def _is_panel(series) -> bool:
+    return series == "all" or isinstance(series, (list, tuple))
+
+
+def _chosen_series(frame: pd.DataFrame, column: str, series) -> pd.DataFrame:
+    """The rows of `series` (a name, names or "all") of a long frame, in the order asked for."""
+    if series == "all":
+        return frame
+    wanted = [series] if isinstance(series, str) else list(series)
+    present = list(dict.fromkeys(frame[column]))
+    unknown = [name for name in wanted if name not in present]
+    if unknown:
+        listed = ", ".join(map(str, present[:8])) + (f", ... ({len(present)} in all)" if len(present) > 8 else "")
+        raise KerasSeqError(f"--series {unknown[0]}: the model's data has no such series ({listed}). "
+                            "Name some of them, or give --data with the series to forecast.")
+    return pd.concat([frame[frame[column] == name] for name in wanted])
 
 
 def check_output_path(path: str | Path, inputs: list) -> None:

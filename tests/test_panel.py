@@ -1,5 +1,5 @@
-"""Several series of a long table in one global model: reading, windows that stay inside their series, and a
-report per series (the first part of the many-series work)."""
+"""Several series of a long or a wide table in one global model: reading, windows that stay inside their series,
+a report per series with aggregates over them, and forecasts of every series as a long table."""
 
 from __future__ import annotations
 
@@ -59,5 +59,102 @@ def test_a_global_model_fits_reports_each_series_and_exports(run_cli, tmp_path):
     assert "3 series: MASE mean " in out and "skill vs each one's persistence" in out
     code, out, err = run_cli("export", run_dir, "--format", "onnx")
     assert code == 0 and "over 54 test windows" in out, err
-    code, out, err = run_cli("predict", run_dir)
-    assert code == 1 and "was trained on several series" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli("evaluate", run_dir, "--plot-series", "MSFT,IBM", "--out", tmp_path / "eval")
+    assert code == 0 and (tmp_path / "eval" / "series_skill.png").is_file(), err
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["panel"]["series"] == 3
+    code, out, err = run_cli("evaluate", run_dir, "--plot-series", "NOPE", "--out", tmp_path / "eval2")
+    assert code == 1 and "--plot-series NOPE: no such series" in err and not (tmp_path / "eval2").exists()
+    # predict forecasts every series of the panel in one long table; the ONNX file forecasts the same
+    code, out, err = run_cli("predict", run_dir, "--steps", "2", "--csv", tmp_path / "run.csv")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "run.csv", parse_dates=["date"])
+    assert list(table.columns) == ["symbol", "date", "price"] and list(table["symbol"]) == ["AAPL"] * 2 + ["IBM"] * 2 + ["MSFT"] * 2
+    raw = pd.read_csv(LONG, parse_dates=["date"])
+    assert (table.groupby("symbol")["date"].min() > raw.groupby("symbol")["date"].max()).all()
+    (onnx_file,) = (run_dir / "export").glob("*.onnx")
+    code, out, err = run_cli("predict", onnx_file, "--steps", "2", "--series", "MSFT,AAPL", "--csv", tmp_path / "onnx.csv")
+    assert code == 0, err
+    chosen = pd.read_csv(tmp_path / "onnx.csv", parse_dates=["date"])
+    expected = pd.concat([table[table["symbol"] == n] for n in ("MSFT", "AAPL")]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(chosen[["symbol", "date"]], expected[["symbol", "date"]])
+    np.testing.assert_allclose(chosen["price"], expected["price"], rtol=1e-4)
+    code, out, err = run_cli("predict", run_dir, "--series", "MSFT,NOPE")
+    assert code == 1 and "--series NOPE: the model's data has no such series (AAPL, IBM, MSFT)" in err
+
+
+@pytest.fixture
+def wide_csv(tmp_path):
+    """A wide table: series A (rows 0..79), B (rows 10..99, a later start) and C (rows 0..89), and a feature column."""
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2021-01-01", periods=100, freq="D")
+    frame = pd.DataFrame({"date": dates, "A": 100 + rng.normal(size=100).cumsum(), "B": 5 + rng.normal(size=100).cumsum() / 10,
+                          "C": 1000 + rng.normal(size=100).cumsum() * 10, "holiday": (dates.dayofweek == 6).astype(float)})
+    frame.loc[80:, "A"] = np.nan
+    frame.loc[:9, "B"] = np.nan
+    frame.loc[90:, "C"] = np.nan
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_a_wide_table_loads_one_series_per_column_each_over_its_own_dates(wide_csv):
+    path, raw = wide_csv
+    frame = DataSpec(source=str(path), targets="all", features=("holiday",)).load()
+    assert list(frame.columns) == ["series", "holiday", "value"] and list(dict.fromkeys(frame["series"])) == ["A", "B", "C"]
+    for name in "ABC":
+        mine = frame[frame["series"] == name]
+        expected = raw.set_index("date")[name].dropna()
+        np.testing.assert_array_equal(mine["value"], expected)
+        assert mine.index[0] == expected.index[0] and mine.index[-1] == expected.index[-1]
+    assert list(dict.fromkeys(DataSpec(source=str(path), targets=("C", "A")).load()["series"])) == ["C", "A"]
+    one = DataSpec(source=str(path), targets="B")  # one column: the same as --target B
+    assert one.target == "B" and one.targets is None and one.panel_column is None
+    windows = make_windows(frame, target="value", features=["holiday", "value"], window=8, series_column="series",
+                           shuffle=False)
+    assert windows.series_ids == ("A", "B", "C")
+    tested = {name: rows["test"] for name, rows in zip(windows.series_ids, windows.series_splits)}
+    assert tested["A"][0] == tested["A"][1]  # A ends before the test period (85% of the 100 dates)
+    assert {windows.dates[tested[name][0]] for name in "BC"} == {raw["date"][85]}
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(targets=("A", "Z")), "--targets names column 'Z', which is not in"),
+    (dict(targets="all", series_column="symbol"), "give one of them"),
+    (dict(targets=("A", "B"), target="price"), "leave --target out"),
+])
+def test_wide_table_mistakes_get_one_clear_line(wide_csv, options, message):
+    from keras_seq.errors import KerasSeqError
+
+    with pytest.raises(KerasSeqError, match=message):
+        DataSpec(source=str(wide_csv[0]), **options).load()
+
+
+def test_a_global_model_of_a_wide_table_fits_and_predicts_each_column(run_cli, wide_csv, tmp_path):
+    code, out, err = run_cli("fit", "--data", wide_csv[0], "--targets", "A,B,C", "--arch", "gru", "--units", "4",
+                             "--layers", "1", "--epochs", "1", "--window", "8", "--out", tmp_path / "runs", "-q")
+    assert code == 0, err
+    assert "2 series: MASE mean " in out and "weighted" in out and "vs its seasonal naive" in out  # A ends earlier
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    per_series = metrics["per_series"]
+    assert sorted(per_series) == ["B", "C"] and metrics["panel"]["series"] == 2
+    assert metrics["panel"]["mase_median"] == pytest.approx(np.median([m["mase"] for m in per_series.values()]))
+    assert (run_dir / "series_skill.png").is_file()
+    code, out, err = run_cli("predict", run_dir, "--series", "C", "--steps", "3")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["series", "date", "value"] and [line.split()[:2] for line in lines[1:]] == [
+        ["C", "2021-04-01"], ["C", "2021-04-02"], ["C", "2021-04-03"]]
+
+
+def test_panel_summary_weights_each_series_by_its_naive_error():
+    from keras_seq.evaluation import panel_summary
+
+    per_series = {"flat": {"windows": 10, "mae": 1.0, "scale": 0.01, "mase": 100.0, "smape": 1.0, "skill": -0.5,
+                           "skill_seasonal": 0.1},
+                  "big": {"windows": 10, "mae": 50.0, "scale": 100.0, "mase": 0.5, "smape": 2.0, "skill": 0.2,
+                          "skill_seasonal": 0.3}}
+    summary = panel_summary(per_series)
+    assert summary["mase_mean"] == pytest.approx(50.25)  # the near-constant series dominates the plain mean
+    assert summary["mase_weighted"] == pytest.approx(51.0 / 100.01)  # not the weighted one
+    assert summary["above_persistence"] == 1 and summary["above_seasonal_naive"] == 2

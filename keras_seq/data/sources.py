@@ -44,6 +44,9 @@ MAX_HEADER_BYTES = 4 << 20
 # Integer dates in this range are read as years (statsmodels' sunspots: YEAR 1700..2008), or as YYYYMMDD.
 YEARS = (1000, 2999)
 FILL_METHODS = ("ffill",)
+DEFAULT_TARGET = "Close"
+# A wide table's series are read as a long frame of these two columns (`DataSpec.targets`).
+WIDE_SERIES, WIDE_VALUE = "series", "value"
 OFFLINE_HINT = "If you are offline, use the embedded data (--data dji) or a CSV file (--data path.csv)."
 
 
@@ -75,12 +78,19 @@ class DataSpec:
         season: int or None. The series' seasonal period in steps (the
             seasonal naive baseline's and MASE's; 1 for none). Defaults to
             `None`: inferred from the dates' spacing and said in the report.
+        targets: tuple of str, str or None. A wide table's columns, one series
+            each, to forecast with one global model: several names, or
+            `"all"` (every numeric column that is not a feature). They are
+            read as a long frame of a `series` and a `value` column (the
+            model's target); each series runs from its first to its last
+            value, so series may start and end on different dates. One name
+            is the same as `target`. Defaults to `None`.
     """
 
     source: str = "dji"
     start: str | None = None
     end: str | None = None
-    target: str = "Close"
+    target: str = DEFAULT_TARGET
     features: tuple[str, ...] | None = None
     date_column: str | None = None
     fill: str | None = None
@@ -88,8 +98,10 @@ class DataSpec:
     series_column: str | None = None
     series: str | None = None
     season: int | None = None
+    targets: tuple[str, ...] | str | None = None
 
     def __post_init__(self):
+        self._check_targets()
         if isinstance(self.series, (list, tuple)):
             names = tuple(str(n) for n in self.series)
             if not names or len(set(names)) != len(names):
@@ -116,6 +128,31 @@ class DataSpec:
                 f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={self.fill!r}"
             )
 
+    def _check_targets(self) -> None:
+        """`targets`: a tuple of names, or "all"; one name becomes `target` (unless `target` is already the wide
+        table's value column, as in a wide run's config: a panel of one)."""
+        targets = self.targets
+        if targets is None:
+            return
+        if isinstance(targets, str) and targets != "all":
+            targets = tuple(name.strip() for name in targets.split(","))
+        if isinstance(targets, (list, tuple)):
+            targets = tuple(str(name) for name in targets)
+            if not targets or len(set(targets)) != len(targets) or not all(targets):
+                raise KerasSeqError(f"`targets` must name each column once. Received: targets={list(targets)}")
+        if self.series_column is not None:
+            raise KerasSeqError("--targets reads the series of a wide table (one column each) and --series-column those "
+                                "of a long one (a column of names): give one of them.")
+        if self.target not in (DEFAULT_TARGET, WIDE_VALUE):
+            raise KerasSeqError(f"--targets names the columns to forecast, so --target ({self.target!r}) has no "
+                                "place beside it: leave --target out.")
+        if isinstance(targets, tuple) and len(targets) == 1 and self.target != WIDE_VALUE:  # 'value': a wide run's
+            object.__setattr__(self, "target", targets[0])
+            object.__setattr__(self, "targets", None)
+            return
+        object.__setattr__(self, "target", WIDE_VALUE)
+        object.__setattr__(self, "targets", targets)
+
     @classmethod
     def from_config(cls, config: dict) -> "DataSpec":
         """The spec recorded in a run's `config.json` (extra keys such as `rows` are ignored)."""
@@ -124,6 +161,8 @@ class DataSpec:
     @property
     def panel_column(self) -> str | None:
         """The series column of a spec that reads several series (None for one series)."""
+        if self.targets is not None:
+            return WIDE_SERIES
         return self.series_column if self.series == "all" or isinstance(self.series, tuple) else None
 
     @property
@@ -145,6 +184,11 @@ class DataSpec:
         into a reader of other files).
         """
         def read():
+            if self.targets is not None:
+                features = [f for f in self.features or () if f != WIDE_VALUE]  # 'value' is the series itself
+                return load_wide_table(self.source, self.start, self.end, features=features,
+                                       targets=self.targets, date_column=self.date_column, fill=self.fill,
+                                       cache_dir=self.cache_dir, refresh=refresh)
             if self.series_column is not None:
                 return load_long_table(self.source, self.start, self.end, columns=self.columns,
                                        date_column=self.date_column, fill=self.fill, series_column=self.series_column,
@@ -243,6 +287,58 @@ def load_long_table(source: str, start: str | None = None, end: str | None = Non
     if isinstance(frame, list):  # several series
         return _finish_panel(frame, start_ts, end_ts, source, columns, fill, series_column)
     return _finish(frame, start_ts, end_ts, source, columns, fill)
+
+
+def load_wide_table(source: str, start: str | None = None, end: str | None = None, *, features=(), targets,
+                    fill: str | None = None, **read) -> pd.DataFrame:
+    """Load several columns of a wide table (one series per column) as one long frame.
+
+    The frame has a `series` column (the column's name), then the features
+    and a `value` column, each series' rows in date order, one series after
+    another: what `load_long_table` returns for a long table. Each series
+    runs from its first to its last value, so series may start and end on
+    different dates; a missing value inside that span is an error (or
+    forward-filled with `fill`), and a column with no value in the date
+    range is left out with a warning.
+
+    Args:
+        targets: tuple of str or `"all"`: the columns to read, or every
+            numeric column that is not among `features`.
+        **read: `load_series`' `date_column`, `cache_dir` and `refresh`.
+
+    Raises:
+        KerasSeqError: a column is unknown or not numeric, or no series has a
+            value in the date range.
+    """
+    frame = load_series(source, start, end, **read)
+    features = list(features)
+    clash = [name for name in (WIDE_SERIES, WIDE_VALUE) if name in frame.columns]
+    if clash:
+        raise KerasSeqError(f"{source} has a column '{clash[0]}', and --targets reads a wide table's series as "
+                            f"columns '{WIDE_SERIES}' and '{WIDE_VALUE}'. Rename that column.")
+    unknown = [c for c in features if c not in frame.columns]
+    if unknown:
+        raise KerasSeqError(f"column '{unknown[0]}' not found in {source}. Available columns: {_column_list(frame.columns)}.")
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c not in features]
+    if targets == "all":
+        chosen = numeric
+        if not chosen:
+            raise KerasSeqError(f"--targets all found no numeric column in {source} besides the features. "
+                                f"Available columns: {_column_list(frame.columns)}.")
+    else:
+        chosen = list(targets)
+        missing = [c for c in chosen if c not in frame.columns]
+        if missing:
+            raise KerasSeqError(f"--targets names column {excerpt(missing[0])}, which is not in {source}. Numeric "
+                                f"columns: {_column_list(numeric)}; give several with --targets A,B or every one "
+                                "with --targets all.")
+    parts = []
+    for name in chosen:
+        values = pd.to_numeric(frame[name], errors="coerce")
+        first, last = values.first_valid_index(), values.last_valid_index()
+        rows = frame.iloc[:0] if first is None else frame.loc[first:last]
+        parts.append((name, rows[[*features, name]].rename(columns={name: WIDE_VALUE})))
+    return _finish_panel(parts, None, None, source, [*features, WIDE_VALUE], fill, WIDE_SERIES)
 
 
 def _finish(frame, start_ts, end_ts, source, columns, fill) -> pd.DataFrame:
