@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -276,20 +277,27 @@ def _window_batches_class(keras):
         def __init__(self, windows: Windows, split: str, first_epoch: int = 0):
             super().__init__(workers=1, use_multiprocessing=False)
             self.windows, self.split = windows, split
-            self.epoch = first_epoch - 1  # on_epoch_begin counts epochs from first_epoch
-            self.order = windows.epoch_starts(split, first_epoch)
+            self.epoch = first_epoch  # on_epoch_begin counts epochs from first_epoch
+            self.began = False
+            self.order = None  # drawn when the epoch's first batch is asked for: one index held at a time
+            self.lock = threading.Lock()
 
         @property
         def num_batches(self):
-            return -(-len(self.order) // self.windows.batch_size)
+            return -(-self.windows.count(self.split) // self.windows.batch_size)
 
         def on_epoch_begin(self):
-            self.epoch += 1
-            self.order = self.windows.epoch_starts(self.split, self.epoch)
+            with self.lock:
+                self.epoch += self.began  # the first call begins first_epoch itself
+                self.began, self.order = True, None
 
         def __getitem__(self, index):
             size = self.windows.batch_size
-            return self.windows.gather(self.order[index * size : (index + 1) * size])
+            with self.lock:
+                if self.order is None:
+                    self.order = self.windows.epoch_order(self.split, self.epoch)
+                order = self.order
+            return self.windows.gather(order[index * size : (index + 1) * size])
 
     return WindowBatches
 

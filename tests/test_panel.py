@@ -46,6 +46,13 @@ def test_panel_windows_stay_inside_their_series_and_short_ones_are_named():
             rows = windows.series_splits[series]
             assert start + 8 < rows["test"][1]  # inputs and target inside the window's own series
             np.testing.assert_array_equal(inputs[:, 0], windows.target_values[start:start + 8].astype("float32"))
+    # the rows interleaved by date (each series still in date order): the same series, windows and values
+    interleaved = make_windows(frame.sort_index(kind="stable"), target="price", window=8, series_column="symbol",
+                               shuffle=False)
+    assert interleaved.series_ids == ("AAPL", "IBM", "MSFT") and interleaved.series_splits == windows.series_splits
+    for split in ("train", "test"):
+        for mine, theirs in zip(interleaved.gather(interleaved.starts(split)), windows.gather(windows.starts(split))):
+            np.testing.assert_array_equal(mine, theirs)
 
 
 def test_a_global_model_fits_reports_each_series_and_exports(run_cli, tmp_path):
@@ -158,3 +165,40 @@ def test_panel_summary_weights_each_series_by_its_naive_error():
     assert summary["mase_mean"] == pytest.approx(50.25)  # the near-constant series dominates the plain mean
     assert summary["mase_weighted"] == pytest.approx(51.0 / 100.01)  # not the weighted one
     assert summary["above_persistence"] == 1 and summary["above_seasonal_naive"] == 2
+
+
+@pytest.mark.parametrize("counts, stride", [([5], 1), ([3, 7, 1, 0, 12], 2), ([1000, 17, 4096], 3)])
+def test_a_keyed_order_is_a_permutation_of_the_starts_fixed_by_its_key(counts, stride):
+    from keras_seq.data.windows import KeyedOrder
+
+    counts = np.array(counts)
+    firsts = np.cumsum(counts * stride + 5) - counts * stride
+    expected = np.concatenate([f + stride * np.arange(c) for f, c in zip(firsts, counts)])
+    order = KeyedOrder(firsts, counts, stride, [7, 0])
+    whole = order[: len(order)]
+    assert len(order) == len(expected) and sorted(whole) == sorted(expected)  # every window once
+    np.testing.assert_array_equal(np.concatenate([order[i : i + 4] for i in range(0, len(order), 4)]), whole)
+    np.testing.assert_array_equal(KeyedOrder(firsts, counts, stride, [7, 0])[: len(order)], whole)  # replayable
+    if len(expected) > 100:
+        assert not np.array_equal(KeyedOrder(firsts, counts, stride, [7, 1])[: len(order)], whole)  # next epoch
+        assert abs(np.corrcoef(np.arange(len(whole)), whole)[0, 1]) < 0.1  # not close to the stored order
+
+
+def test_a_large_train_split_is_read_in_a_keyed_order_every_window_once(monkeypatch):
+    """Above KEYED_ORDER_WINDOWS, fit reads batches of a keyed order: the same windows, each once an epoch."""
+    import keras_seq.data.windows as windows_module
+    from keras_seq.training import fit_data
+
+    frame = DataSpec(source=str(LONG), target="price", series_column="symbol", series="all").load()
+    windows = make_windows(frame, target="price", window=8, series_column="symbol", batch_size=16, seed=5)
+    in_memory = windows.epoch_starts("train", 0)
+    monkeypatch.setattr(windows_module, "KEYED_ORDER_WINDOWS", 0)
+    assert isinstance(windows.epoch_order("train", 0), windows_module.KeyedOrder)
+    keyed = windows.epoch_starts("train", 0)
+    assert sorted(keyed) == sorted(in_memory) and not np.array_equal(keyed, in_memory)
+    data = fit_data(windows, "train")
+    data.on_epoch_begin()
+    inputs = np.concatenate([data[i][0] for i in range(data.num_batches)])
+    np.testing.assert_array_equal(inputs, windows.gather(keyed)[0])
+    data.on_epoch_begin()  # the next epoch: another order of the same windows
+    assert not np.array_equal(data[0][0], inputs[:16])

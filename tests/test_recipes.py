@@ -153,10 +153,14 @@ def test_same_recipe_seed_and_backend_give_identical_metrics(run_cli, tmp_path):
 
 
 def test_recipe_exports_its_models(run_cli, tmp_path):
-    path = write_recipe(tmp_path, TINY.replace('["drnn", "gru"]', '["gru"]') + '\n[export]\nformats = ["onnx"]\n')
+    # a panel too: ^DJI's open and close as two series of a wide table, one global model
+    text = TINY.replace('["drnn", "gru"]', '["gru"]').replace('start = 2021-01-01', 'start = 2021-01-01\ntargets = ["Open", "Close"]')
+    path = write_recipe(tmp_path, text + '\n[export]\nformats = ["onnx"]\n')
     code, out, err = run_cli("run", path, "--out", tmp_path, "-q")
     assert code == 0, err
     (folder,) = tmp_path.glob("tiny-*")
+    metrics = json.loads((folder / "main" / "runs" / "gru-seed3" / "metrics.json").read_text())
+    assert sorted(metrics["per_series"]) == ["Close", "Open"] and metrics["panel"]["series"] == 2
     card = json.loads((folder / "main" / "runs" / "gru-seed3" / "export" / "model_card.json").read_text())
     assert set(card["artifacts"]) == {"onnx"} and card["parity"]["onnx"]["relative_diff"] <= 1e-5
     assert "Exported: `main/runs/gru-seed3/export`" in (folder / "report.md").read_text()

@@ -256,7 +256,7 @@ def test_a_panel_of_two_series_keeps_windows_inside_each_series_and_cuts_both_at
     splits = (0.6, 0.2, 0.2)
     panel = dataclasses.replace(
         single, dates=dates, target_values=np.concatenate([long["y"], short["y"]]),
-        series=np.concatenate([single.series, short[["y", "y"]].to_numpy("float32")]),
+        series=np.concatenate([single.series, short[["y"]].to_numpy("float32")]),  # a univariate series: one column
         series_ids=("long", "short"), series_splits=tuple(split_by_dates(dates, bounds, splits)))
     union = dates.unique().sort_values()
     cut = split_rows(len(union), splits)
@@ -273,7 +273,7 @@ def test_a_panel_of_two_series_keeps_windows_inside_each_series_and_cuts_both_at
         x, y = panel.gather(starts)
         assert ((x[:, :, 0] >= OFFSET + 1000) == (series == 1)[:, None]).all()  # inputs come from their own series
         if name != "train":
-            pipeline = _pipelines(panel, splits, seed=0)[name]
+            pipeline = _pipelines(panel)[name]
             got = [np.concatenate(parts) for parts in zip(*[(bx.numpy(), by.numpy()) for bx, by in pipeline])]
             np.testing.assert_array_equal(got[0], x)
             np.testing.assert_array_equal(got[1], y)

@@ -140,7 +140,10 @@ class Windows:
 
     `train`, `validation` and `test` are `tf.data.Dataset`s of
     `(window, target)` batches (None for an empty split); only `train` is
-    shuffled. Positions below are row numbers of `dates`.
+    shuffled. They are built on first use: `fit` reads numpy batches
+    (`gather`) on every backend, so training a model never holds the
+    series a second time inside TensorFlow. Positions below are row numbers
+    of `dates`.
 
     The rows are a panel: one or more series stacked one after another
     (`series_ids`, and per series the rows of each split in `series_splits`),
@@ -149,12 +152,9 @@ class Windows:
     series is a panel of one, and `split_rows` is its `series_splits[0]`.
     """
 
-    train: object
-    validation: object
-    test: object
     scaling: Scaling
     dates: pd.DatetimeIndex
-    target_values: np.ndarray  # (rows,) raw target column
+    target_values: np.ndarray  # (rows,) raw target column, in its own float dtype (float64 from a CSV)
     series_splits: tuple  # per series of the panel: split name -> (first row, end row), end exclusive
     window: int
     horizon: int
@@ -162,11 +162,26 @@ class Windows:
     sequence_stride: int
     normalized: bool
     shuffled: bool = False  # the train split is reshuffled every epoch
-    series: np.ndarray | None = None  # (rows, features + 1) float32 the pipelines gather from: inputs, then target
+    series: np.ndarray | None = None  # (rows, columns) float32 the pipelines gather from: each column once
     batch_size: int = 16
     shuffle_seed: int = 0  # with the epoch, fixes the order of the training windows (`epoch_starts`)
     series_ids: tuple = ()  # one name per series of the panel, in order (one series: its target's name)
     supervision: str = "last"  # "every": the pipelines yield (batch, window, horizon) targets, one row per step
+    input_columns: tuple = ()  # `series` column of each input feature, in order (default: the first n_features)
+    target_column: int = -1  # `series` column of the target
+    _datasets: dict | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def train(self):
+        return self.dataset("train")
+
+    @property
+    def validation(self):
+        return self.dataset("validation")
+
+    @property
+    def test(self):
+        return self.dataset("test")
 
     @property
     def split_rows(self) -> dict:
@@ -178,7 +193,16 @@ class Windows:
         return len(self.scaling.feature_names)
 
     def dataset(self, split: str):
-        return {"train": self.train, "validation": self.validation, "test": self.test}[split]
+        """The tf.data pipeline of `split` (None when it has no window), every split's built on first use."""
+        if self._datasets is None:
+            self._datasets = _pipelines(self)
+        return self._datasets[split]
+
+    @property
+    def columns(self) -> tuple[tuple, int]:
+        """(the `series` columns of the inputs, the target's column)."""
+        inputs = self.input_columns or tuple(range(self.n_features))
+        return inputs, self.target_column % self.series.shape[1]
 
     def starts(self, split: str) -> np.ndarray:
         """Row of each window's first input step: series by series, each in time order.
@@ -186,10 +210,29 @@ class Windows:
         A window's inputs may reach back into the series' earlier splits,
         never into the series before it.
         """
-        ranges = [_start_range(*rows[split], self.window, self.horizon, self.target_kind, floor=rows["train"][0])
-                  for rows in self.series_splits]
-        return np.concatenate([np.arange(first, last + 1, self.sequence_stride, dtype=np.int64)
-                               for first, last in ranges])
+        firsts, counts = self._start_counts(split)
+        dtype = np.int32 if len(self.dates) < 2**31 - 1 else np.int64  # half the index of a large panel
+        if len(firsts) == 1:
+            return np.arange(firsts[0], firsts[0] + counts[0] * self.sequence_stride, self.sequence_stride, dtype=dtype)
+        # start i of series k is firsts[k] + stride * (i - offsets[k]): built in place, no list of per-series arrays
+        offsets = np.cumsum(counts) - counts
+        starts = np.arange(int(counts.sum()), dtype=dtype)
+        if self.sequence_stride != 1:
+            starts *= self.sequence_stride
+        starts += np.repeat((firsts - self.sequence_stride * offsets).astype(dtype), counts)
+        return starts
+
+    def count(self, split: str) -> int:
+        """The number of windows of `split` (`len(starts(split))`, without building them)."""
+        return int(self._start_counts(split)[1].sum())
+
+    def _start_counts(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per series: the first window start of `split` and how many windows it has there."""
+        ranges = np.array([_start_range(*rows[split], self.window, self.horizon, self.target_kind,
+                                        floor=rows["train"][0]) for rows in self.series_splits], dtype=np.int64)
+        firsts, lasts = ranges[:, 0], ranges[:, 1]
+        counts = np.where(lasts >= firsts, (lasts - firsts) // self.sequence_stride + 1, 0)
+        return firsts, counts
 
     def epoch_starts(self, split: str, epoch: int) -> np.ndarray:
         """`starts(split)` in the order of `epoch` (counted from 0): a permutation for a shuffled train split.
@@ -197,9 +240,26 @@ class Windows:
         The order is a function of `shuffle_seed` and `epoch` alone, so an
         epoch can be replayed on its own (a resumed run).
         """
+        order = self.epoch_order(split, epoch)
+        if isinstance(order, np.ndarray):
+            return order
+        return order[: len(order)]
+
+    def epoch_order(self, split: str, epoch: int):
+        """What `fit` reads `split` in: `epoch_starts(split, epoch)`, or for a train split of more than
+        `KEYED_ORDER_WINDOWS` windows a `KeyedOrder` that computes any slice of it on demand.
+
+        Shuffling tens of millions of starts takes seconds and a second index
+        of them; the keyed order holds neither, so a large panel's first
+        batch comes at once.
+        """
+        if not (split == "train" and self.shuffled):
+            return self.starts(split)
+        firsts, counts = self._start_counts(split)
+        if counts.sum() > KEYED_ORDER_WINDOWS:
+            return KeyedOrder(firsts, counts, self.sequence_stride, [self.shuffle_seed, epoch])
         starts = self.starts(split)
-        if split == "train" and self.shuffled:
-            return np.random.default_rng([self.shuffle_seed, epoch]).permutation(starts)
+        np.random.default_rng([self.shuffle_seed, epoch]).shuffle(starts)  # in place (as `permutation` orders)
         return starts
 
     def gather(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,14 +269,15 @@ class Windows:
         and `(n, window, 1)` for `sequence`.
         """
         first_offset, span = _target_offsets(self.window, self.horizon, self.target_kind)
-        spans = self.series[np.asarray(starts)[:, None] + np.arange(span)[None, :]]  # (n, span, features + 1)
-        n_features = self.n_features
-        inputs = spans[:, : self.window, :n_features]
+        spans = self.series[np.asarray(starts)[:, None] + np.arange(span)[None, :]]  # (n, span, columns)
+        columns, target = self.columns
+        inputs = spans[:, : self.window]
+        inputs = inputs[:, :, columns[0] : columns[-1] + 1] if _consecutive(columns) else inputs[:, :, list(columns)]
         if self.supervision == "every":  # step t's targets are the horizon values after it
-            return inputs, spans[:, _every_step_offsets(self.window, self.horizon), n_features]
+            return inputs, spans[:, _every_step_offsets(self.window, self.horizon), target]
         if self.target_kind == "next":
-            return inputs, spans[:, self.window :, n_features]
-        return inputs, spans[:, first_offset:, n_features:]
+            return inputs, spans[:, self.window :, target]
+        return inputs, spans[:, first_offset:, target : target + 1]
 
     def target_positions(self, split: str) -> np.ndarray:
         """Rows of the target values: `(n, horizon)` for `next`, `(n, window)` for `sequence`."""
@@ -241,11 +302,89 @@ class Windows:
         for name, (lo, hi) in self.split_rows.items():
             result[name] = {
                 "rows": hi - lo,
-                "windows": int(len(self.starts(name))),
+                "windows": self.count(name),
                 "first": str(self.dates[lo].date()) if hi > lo else None,
                 "last": str(self.dates[hi - 1].date()) if hi > lo else None,
             }
         return result
+
+
+# Above this many training windows an epoch's order is computed batch by batch (`KeyedOrder`), not shuffled whole.
+KEYED_ORDER_WINDOWS = 1 << 24
+
+
+class KeyedOrder:
+    """A random order of a split's window starts, computed for any slice on demand.
+
+    Position p of the epoch maps to window `perm(p)` through a keyed
+    bijection of [0, 2**bits), the smallest power of two above n: rounds of
+    adding a key, multiplying by an odd constant and xor-shifting, each
+    invertible modulo 2**bits; values that land at n or above walk on
+    through it until they fall inside (cycle-walking, so the result is a
+    bijection of [0, n)). Window i of series k starts at
+    `firsts[k] + stride * (i - offsets[k])`. It holds one small array per
+    series, never an index of every window.
+    """
+
+    MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93],
+                           dtype=np.uint64)
+    BLOCK = 1 << 15  # positions computed at a time: numpy's per-call cost spread over many batches
+
+    def __init__(self, firsts: np.ndarray, counts: np.ndarray, stride: int, key):
+        import threading
+
+        self.firsts, self.stride = np.asarray(firsts, dtype=np.int64), int(stride)
+        self.offsets = np.cumsum(counts) - counts
+        self.n = int(np.sum(counts))
+        self.bits = max(2, (self.n - 1).bit_length())
+        self.mask = np.uint64((1 << self.bits) - 1)
+        self.shift = np.uint64(self.bits // 2 + 1)
+        self.keys = np.random.default_rng(key).integers(0, 2**63, size=len(self.MULTIPLIERS), dtype=np.uint64)
+        self.cached, self.block = -1, None  # the block of BLOCK positions last computed, and its starts
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        first, end, step = index.indices(self.n)
+        if step == 1 and end > first and first // self.BLOCK == (end - 1) // self.BLOCK:  # a batch: from its block
+            number = first // self.BLOCK
+            with self.lock:
+                if self.cached != number:
+                    lo = number * self.BLOCK
+                    self.block, self.cached = self.starts_at(np.arange(lo, min(lo + self.BLOCK, self.n))), number
+                block = self.block
+            return block[first - number * self.BLOCK : end - number * self.BLOCK]
+        return self.starts_at(np.arange(first, end, step))
+
+    def starts_at(self, positions: np.ndarray) -> np.ndarray:
+        """The window starts at epoch `positions`."""
+        windows = self.permute(positions.astype(np.uint64)).astype(np.int64)
+        series = np.searchsorted(self.offsets, windows, side="right") - 1
+        return self.firsts[series] + self.stride * (windows - self.offsets[series])
+
+    def permute(self, positions: np.ndarray) -> np.ndarray:
+        """The window numbers at `positions` (uint64): a bijection of [0, n)."""
+        values = self._mix(positions)
+        outside = np.flatnonzero(values >= self.n)
+        while len(outside):
+            values[outside] = self._mix(values[outside])
+            outside = outside[values[outside] >= self.n]
+        return values
+
+    def _mix(self, values: np.ndarray) -> np.ndarray:
+        values = values.copy()
+        for key, multiplier in zip(self.keys, self.MULTIPLIERS):
+            values += key
+            values *= multiplier  # odd: invertible modulo 2**bits (uint64 wraps modulo 2**64)
+            values &= self.mask
+            values ^= values >> self.shift
+        return values
+
+
+def _consecutive(columns) -> bool:
+    return list(columns) == list(range(columns[0], columns[0] + len(columns)))
 
 
 def _every_step_offsets(window: int, horizon: int) -> np.ndarray:
@@ -288,13 +427,14 @@ def split_by_dates(dates: pd.DatetimeIndex, bounds: list[tuple[int, int]], split
     >>> split_by_dates(dates, [(0, 10), (10, 14)], (0.6, 0.2, 0.2))[1]  # the 2nd series ends before the test period
     {'train': (10, 12), 'validation': (12, 14), 'test': (14, 14)}
     """
-    union = dates.unique().sort_values()
+    stamps = dates.asi8  # int64 nanoseconds, a view: numpy slices of it cost nothing per series
+    union = np.sort(pd.unique(stamps))
     cuts = split_rows(len(union), splits)
     starts = [union[cuts[name][0]] if cuts[name][0] < len(union) else None for name in ("validation", "test")]
     result = []
     for first, end in bounds:
-        own = dates[first:end]
-        lo_validation, lo_test = (first + int(own.searchsorted(day) if day is not None else len(own)) for day in starts)
+        own = stamps[first:end]
+        lo_validation, lo_test = (first + int(np.searchsorted(own, day) if day is not None else len(own)) for day in starts)
         result.append({"train": (first, lo_validation), "validation": (lo_validation, lo_test), "test": (lo_test, end)})
     return result
 
@@ -321,6 +461,24 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
         target_mean=stats[target][0],
         target_std=stats[target][1],
     )
+
+
+def _fit_panel_scaling(frame: pd.DataFrame, features: list, target: str, ranges: list) -> Scaling:
+    """`fit_scaling` over the training rows of every series of a panel, slice by slice (no copy of those rows)."""
+    stats = {}
+    for column in dict.fromkeys([*features, target]):
+        values = frame[column].to_numpy()
+        parts = [values[lo:hi].astype("float64") for lo, hi in ranges if hi > lo]
+        count = sum(len(part) for part in parts)
+        mean = sum(float(part.sum()) for part in parts) / count
+        std = float(np.sqrt(sum(float(np.square(part - mean).sum()) for part in parts) / count))
+        if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
+            raise KerasSeqError(f"column '{column}' is constant over the training split of every series (value "
+                                f"{mean:g}), so it cannot be standardized. Leave it out of --features.")
+        stats[column] = (mean, std)
+    return Scaling(feature_names=tuple(features), feature_mean=tuple(stats[f][0] for f in features),
+                   feature_std=tuple(stats[f][1] for f in features), target_name=target,
+                   target_mean=stats[target][0], target_std=stats[target][1])
 
 
 def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tuple[str, ...] | None = None,
@@ -367,22 +525,37 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     features = list(features) if features else [target]
     frame, series_splits, ids = _layout(frame, series_column, spec, target)
     _check_batch_and_columns(frame, features, target, batch_size)
-    train = _training_rows(frame, series_splits)
-    scaling = _checked_scaling(train, features, target, {"train": (0, len(train))}, spec.splits, scaling)
-    values = frame[[*features, target]].to_numpy(dtype="float64", copy=True)  # (rows, features + 1)
-    if normalize:  # in place: a long series is copied as few times as possible
-        values -= np.array([*scaling.feature_mean, scaling.target_mean])
-        values /= np.array([*scaling.feature_std, scaling.target_std])
+    scaling = _checked_scaling(frame, features, target, series_splits, spec.splits, scaling)
+    columns = list(dict.fromkeys([*features, target]))  # each column once: a univariate series is held once
     windows = Windows(
-        train=None, validation=None, test=None, scaling=scaling, dates=frame.index,
-        target_values=frame[target].to_numpy(dtype="float64"), series_splits=series_splits, series_ids=tuple(ids),
-        window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind, sequence_stride=spec.sequence_stride,
-        normalized=normalize, shuffled=bool(shuffle),
-        series=values.astype("float32"),  # (rows, features + 1), what the pipelines and `Windows.gather` cut
+        scaling=scaling, dates=frame.index, target_values=_float_values(frame[target]), series_splits=series_splits,
+        series_ids=tuple(ids), window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind,
+        sequence_stride=spec.sequence_stride, normalized=normalize, shuffled=bool(shuffle),
+        series=_series_array(frame, columns, scaling if normalize else None),  # what the pipelines and `gather` cut
+        input_columns=tuple(columns.index(f) for f in features), target_column=columns.index(target),
         batch_size=int(batch_size), supervision=spec.supervision,
         shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
     )
-    return dataclasses.replace(windows, **_pipelines(windows, spec.splits, seed))
+    return windows
+
+
+def _float_values(column: pd.Series) -> np.ndarray:
+    """A column's values as a float array: its own float dtype without a copy, else float64."""
+    if pd.api.types.is_float_dtype(column.dtype) and isinstance(column.dtype, np.dtype):
+        return column.to_numpy()
+    return column.to_numpy(dtype="float64")
+
+
+def _series_array(frame: pd.DataFrame, columns: list, scaling: Scaling | None) -> np.ndarray:
+    """`(rows, columns)` float32, filled column by column (no float64 copy of the whole frame); z-scored with `scaling`."""
+    values = np.empty((len(frame), len(columns)), dtype="float32")
+    if scaling is not None:
+        stats = dict(zip([*scaling.feature_names, scaling.target_name],
+                         zip([*scaling.feature_mean, scaling.target_mean], [*scaling.feature_std, scaling.target_std])))
+    for k, column in enumerate(columns):
+        raw = frame[column].to_numpy(dtype="float64" if scaling is not None else None)
+        values[:, k] = (raw - stats[column][0]) / stats[column][1] if scaling is not None else raw
+    return values
 
 
 def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, target: str):
@@ -393,12 +566,6 @@ def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, ta
         return frame, (rows,), (target,)
     frame, bounds, ids = _panel(frame, series_column, spec)
     return frame, tuple(split_by_dates(frame.index, bounds, spec.splits)), ids
-
-
-def _training_rows(frame: pd.DataFrame, series_splits) -> pd.DataFrame:
-    """Every series' training rows: for one series a slice of `frame`, not a copy of its rows."""
-    parts = [frame.iloc[slice(*rows["train"])] for rows in series_splits]
-    return parts[0] if len(parts) == 1 else pd.concat(parts)
 
 
 def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataFrame, list, list]:
@@ -413,20 +580,40 @@ def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataF
     if column not in frame.columns:
         raise KerasSeqError(f"series column '{column}' not in the data. Available columns: {', '.join(map(str, frame.columns))}.")
     span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
-    ids = frame[column].to_numpy()
-    names = list(dict.fromkeys(ids))
-    lengths = {name: int((ids == name).sum()) for name in names}
-    short = [name for name in names if lengths[name] < span]
-    kept = [name for name in names if name not in short]
-    if short:
-        warnings.warn(f"{len(short)} of {len(names)} series are shorter than one window's {span} steps and were left "
-                      f"out: {', '.join(f'{n} ({lengths[n]} rows)' for n in short[:10])}.", DataWarning, stacklevel=3)
-    if not kept:
+    names, lengths, codes = _series_blocks(frame[column])
+    keep = lengths >= span
+    if not keep.all():
+        short = [f"{names[k]} ({lengths[k]} rows)" for k in np.flatnonzero(~keep)[:10]]
+        warnings.warn(f"{int((~keep).sum())} of {len(names)} series are shorter than one window's {span} steps and "
+                      f"were left out: {', '.join(short)}.", DataWarning, stacklevel=3)
+    if not keep.any():
         raise KerasSeqError(f"every series is shorter than one window's {span} steps (window={spec.window}, "
                             f"horizon={spec.horizon}). Use a smaller --window or longer series.")
-    parts = [frame[ids == name].drop(columns=[column]) for name in kept]
-    ends = np.cumsum([len(part) for part in parts])
-    return pd.concat(parts), [(int(end - len(part)), int(end)) for end, part in zip(ends, parts)], kept
+    if codes is None:  # already stacked series by series (a loaded panel): no reordering
+        stacked = frame if keep.all() else frame[np.repeat(keep, lengths)]
+    else:
+        order = np.argsort(codes, kind="stable")
+        stacked = frame.take(order[keep[codes[order]]])
+    ends = np.cumsum(lengths[keep])
+    bounds = [(int(end - n), int(end)) for end, n in zip(ends, lengths[keep])]
+    return stacked.drop(columns=[column]), bounds, [names[k] for k in np.flatnonzero(keep)]
+
+
+def _series_blocks(ids: pd.Series) -> tuple[list, np.ndarray, np.ndarray | None]:
+    """(series names in order of first appearance, their row counts, each row's series number or None).
+
+    The row numbers are None when every series is one run of consecutive
+    rows (the panel is stacked already): found from the runs alone, without
+    hashing every row (a categorical column is compared by its codes).
+    """
+    values = ids.array.codes if isinstance(ids.dtype, pd.CategoricalDtype) else ids.to_numpy()
+    if len(values):
+        starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+        runs = ids.iloc[starts].tolist()
+        if len(set(runs)) == len(runs):
+            return runs, np.diff(np.append(starts, len(values))), None
+    codes, uniques = pd.factorize(ids, sort=False)  # interleaved rows: numbered by first appearance, O(rows)
+    return list(uniques), np.bincount(codes, minlength=len(uniques)), codes
 
 
 def _check_batch_and_columns(frame, features: list, target: str, batch_size) -> None:
@@ -462,12 +649,14 @@ def _check_split_lengths(n_rows: int, rows: dict, spec: WindowSpec) -> None:
             )
 
 
-def _checked_scaling(frame, features: list, target: str, rows: dict, splits, scaling: Scaling | None) -> Scaling:
+def _checked_scaling(frame, features: list, target: str, series_splits, splits, scaling: Scaling | None) -> Scaling:
     """`scaling` if it is for these columns, else the training split's (refused where there are no training rows)."""
     if scaling is None:
         if splits[0] == 0:
             raise KerasSeqError("`splits` leave no training rows to fit the scaling on. Give a train fraction above 0.")
-        return fit_scaling(frame, features, target, rows["train"])
+        if len(series_splits) == 1:
+            return fit_scaling(frame, features, target, series_splits[0]["train"])
+        return _fit_panel_scaling(frame, features, target, [rows["train"] for rows in series_splits])
     if list(scaling.feature_names) != features or scaling.target_name != target:
         raise KerasSeqError(
             f"the scaling is for features {list(scaling.feature_names)} and target '{scaling.target_name}', "
@@ -476,35 +665,36 @@ def _checked_scaling(frame, features: list, target: str, rows: dict, splits, sca
     return scaling
 
 
-def _pipelines(windows: Windows, splits, seed: int | None) -> dict:
+def _pipelines(windows: Windows) -> dict:
     """A tf.data pipeline of `(inputs, targets)` batches per split, cut at `windows.starts(split)` (None if empty)."""
     from keras_seq.backend import import_tensorflow
 
     tf = import_tensorflow()
     series = tf.constant(windows.series)
     first_offset, span = _target_offsets(windows.window, windows.horizon, windows.target_kind)
-    n_features, window = windows.n_features, windows.window
+    window = windows.window
+    columns, target = windows.columns
     every = tf.constant(_every_step_offsets(window, windows.horizon))
 
     def to_pairs(starts):  # starts: (batch,)
-        steps = starts[:, None] + tf.range(span, dtype=tf.int64)[None, :]  # (batch, span)
-        spans = tf.gather(series, steps)  # (batch, span, features + 1)
-        inputs = spans[:, :window, :n_features]
+        steps = tf.cast(starts, tf.int64)[:, None] + tf.range(span, dtype=tf.int64)[None, :]  # (batch, span)
+        spans = tf.gather(series, steps)  # (batch, span, columns)
+        inputs = tf.gather(spans[:, :window], list(columns), axis=2)
         if windows.supervision == "every":
-            return inputs, tf.gather(spans[:, :, n_features], every, axis=1)  # (batch, window, horizon)
+            return inputs, tf.gather(spans[:, :, target], every, axis=1)  # (batch, window, horizon)
         if windows.target_kind == "next":
-            return inputs, spans[:, window:, n_features]  # (batch, horizon)
-        return inputs, spans[:, first_offset:, n_features:]  # (batch, window, 1)
+            return inputs, spans[:, window:, target]  # (batch, horizon)
+        return inputs, spans[:, first_offset:, target : target + 1]  # (batch, window, 1)
 
     datasets = {}
-    for name, fraction in zip(SPLIT_NAMES, splits):
+    for name in SPLIT_NAMES:
         starts = windows.starts(name)
-        if fraction == 0 or not len(starts):
+        if not len(starts):
             datasets[name] = None
             continue
-        starts = tf.constant(starts, dtype=tf.int64)  # one small tensor, never per-element
+        starts = tf.constant(starts)  # one small tensor, never per-element
         if name == "train" and windows.shuffled:
-            batches = _shuffled_batches(tf, starts, windows.batch_size, seed)
+            batches = _shuffled_batches(tf, starts, windows.batch_size, windows.shuffle_seed)
         else:
             batches = _batches(tf, starts, windows.batch_size)
         datasets[name] = batches.map(to_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
