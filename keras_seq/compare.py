@@ -115,11 +115,8 @@ def compare_models(
     """
     backend = use_backend(backend)
     check_comparison(windows, model, spec, data)
-    if spec.backtest and data.panel_column is not None:
-        raise KerasSeqError("--backtest cuts the rows of one series, and this comparison reads several. Leave "
-                            "--backtest out, or choose one series with --series NAME.")
     frame = data.load()
-    check_backtest(len(frame), windows, spec.backtest)
+    check_backtest(date_count(frame), windows, spec.backtest)
     import_keras()
     from keras_seq.safety import STOP, stop_signals
     from keras_seq.rundir import staged_folder, utc_stamp
@@ -142,8 +139,17 @@ def check_comparison(windows: WindowSpec, model: ModelSpec, spec: CompareSpec, d
                                 features, target)
 
 
+def date_count(frame) -> int:
+    """The distinct dates of a loaded frame: its rows for one series, the union of its series' dates for a panel."""
+    return len(frame.index.unique())
+
+
 def backtest_folds(n_rows: int, windows: WindowSpec, folds: int) -> list[tuple[int, int, int]]:
     """`(validation start, test start, test end)` rows of each walk-forward fold.
+
+    The rows are the distinct dates (`date_count`): of a panel, positions in
+    the union of its series' dates, so every series' folds begin on the same
+    dates.
 
     The held-out test rows of `windows.splits` are cut into `folds`
     consecutive blocks; each fold's validation block is the rows just before
@@ -189,7 +195,7 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
     from keras_seq.rundir import write_json
 
     seeds = [specs.train.seed + k for k in range(spec.repeats)]
-    folds = backtest_folds(len(frame), specs.windows, spec.backtest) if spec.backtest else [None]
+    folds = backtest_folds(date_count(frame), specs.windows, spec.backtest) if spec.backtest else [None]
     runner = _Runner(folder, frame, specs, spec, folds, frame_sha256(frame), verbose)  # the frame hashed once
     for arch in spec.archs:
         for seed in seeds:
@@ -232,25 +238,24 @@ class _Runner:
 
         specs = dataclasses.replace(self.specs, model=dataclasses.replace(self.specs.model, arch=arch),
                                     train=dataclasses.replace(self.specs.train, seed=seed))
-        pooled = {"actual": [], "model": [], "persistence": [], "positions": []}
+        pooled = {"actual": [], "model": [], "persistence": [], "positions": [], "drawn": []}
         for index, fold in enumerate(self.folds, start=1):
             fitted = self.fit(specs, index, fold)
             if fold is not None:
                 for key, values in (("actual", fitted.raw.targets("test")), ("model", fitted.predictions["test"]),
                                     ("persistence", persistence_forecast(fitted.raw, "test")),
-                                    ("positions", fitted.raw.target_positions("test"))):
+                                    ("positions", fitted.raw.target_positions("test")),
+                                    ("drawn", _first_series_points(fitted.raw, "test", fitted.predictions["test"]))):
                     pooled[key].append(values)
             if shown and (fold is None or index == len(self.folds)):
                 split = "test" if "test" in fitted.predictions else self.spec.on[0]
                 self.shown[arch] = {"history": fitted.history, "raw": fitted.raw, "split": split,
-                                    "positions": fitted.raw.target_positions(split),
-                                    "predictions": fitted.predictions[split]}
+                                    "drawn": _first_series_points(fitted.raw, split, fitted.predictions[split])}
         if self.spec.backtest:
             record_pooled(self.runs, arch, seed, pooled)
             if shown:  # the plots show every fold's test block
-                self.shown[arch].update(positions=np.concatenate(pooled["positions"]),
-                                        predictions=np.concatenate(pooled["model"]),
-                                        span=(self.folds[0][1], self.folds[-1][2]))
+                dates, values = zip(*pooled["drawn"])
+                self.shown[arch].update(drawn=(np.concatenate(dates), np.concatenate(values)), span=True)
 
     def fit(self, specs, index: int, fold):
         """Train and score one model on one fold (or the whole frame), and write its run folder."""
@@ -291,13 +296,25 @@ def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: 
     }
 
 
+def _first_series_points(raw, split: str, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dates, forecasts) of the first series' windows of `split`, one per date (first step ahead, or a sequence's
+    last): what compare_forecast.png draws (of a panel, its first series)."""
+    column = 0 if raw.target_kind == "next" else -1
+    positions = raw.target_positions(split)[:, column]
+    rows = raw.series_splits[0]
+    mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
+    return raw.dates[positions[mine]].to_numpy(), predictions[mine, column]
+
+
 def fold_data(frame, windows: WindowSpec, fold: tuple[int, int, int] | None):
     """The rows and split fractions one backtest fold trains and tests on (`fold=None`: all, unchanged)."""
     if fold is None:
         return frame, windows
     val_lo, test_lo, test_hi = fold
     splits = (val_lo / test_hi, (test_lo - val_lo) / test_hi, (test_hi - test_lo) / test_hi)
-    return frame.iloc[:test_hi], dataclasses.replace(windows, splits=splits)
+    dates = np.sort(frame.index.unique())  # of one series, its rows; of a panel, the union of its series' dates
+    kept = frame if test_hi >= len(dates) else frame[frame.index < dates[test_hi]]  # every series up to the fold's end
+    return kept, dataclasses.replace(windows, splits=splits)
 
 
 def _run_record(fitted, arch: str, seed: int, fold: int | None, run: str) -> dict:
@@ -539,14 +556,17 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
 
     first = next(iter(shown.values()))
     raw = first["raw"]
-    lo, hi = first.get("span") or raw.split_rows[first["split"]]
-    column = 0 if raw.target_kind == "next" else -1
+    dates = first["drawn"][0]
+    rows = raw.series_splits[0]  # of a panel, its first series
+    lo, hi = (rows["train"][0], rows["test"][1]) if first.get("span") else rows[first["split"]]
     fig, ax = plt.subplots(figsize=(11, 5))
-    ax.plot(raw.dates[lo:hi], raw.target_values[lo:hi], color="black", linewidth=1.4, label="actual")
+    if len(dates):
+        inside = (raw.dates[lo:hi] >= dates.min()) & (raw.dates[lo:hi] <= dates.max())
+        ax.plot(raw.dates[lo:hi][inside], raw.target_values[lo:hi][inside], color="black", linewidth=1.4,
+                label="actual")
     for i, (arch, item) in enumerate(shown.items()):
-        ax.plot(raw.dates[item["positions"][:, column]], item["predictions"][:, column], linewidth=0.9,
-                color=colors[i % len(colors)], label=arch)
-    ax.set_ylabel(raw.scaling.target_name)
+        ax.plot(*item["drawn"], linewidth=0.9, color=colors[i % len(colors)], label=arch)
+    ax.set_ylabel(raw.scaling.target_name if len(raw.series_ids) == 1 else f"{raw.series_ids[0]} (the first series)")
     scope = f"{backtest} walk-forward folds" if backtest else f"{first['split']} split"
     ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
     ax.legend(fontsize=8)

@@ -451,14 +451,14 @@ def run_recipe(
         A `RecipeResult`.
     """
     from keras_seq.backend import import_keras, use_backend
-    from keras_seq.compare import check_backtest
+    from keras_seq.compare import check_backtest, date_count
 
     echo = echo or (lambda line: None)
     backend = use_backend(backend)
     frames = {}
     for experiment in recipe.experiments:
         frame = experiment.data.load()
-        check_backtest(len(frame), experiment.windows, experiment.compare.backtest)
+        check_backtest(date_count(frame), experiment.windows, experiment.compare.backtest)
         frames[experiment.name] = frame
     import_keras()
     from keras_seq.safety import STOP, stop_signals

@@ -202,3 +202,21 @@ def test_a_large_train_split_is_read_in_a_keyed_order_every_window_once(monkeypa
     np.testing.assert_array_equal(inputs, windows.gather(keyed)[0])
     data.on_epoch_begin()  # the next epoch: another order of the same windows
     assert not np.array_equal(data[0][0], inputs[:16])
+
+
+def test_a_panel_backtest_cuts_every_series_at_the_same_fold_dates(run_cli, tmp_path):
+    code, out, err = run_cli("compare", "--data", LONG, "--target", "price", "--series-column", "symbol", "--series",
+                             "all", "--archs", "gru", "--backtest", "2", "--window", "8", "--units", "4", "--layers",
+                             "1", "--epochs", "1", "--out", tmp_path, "-q")
+    assert code == 0, err
+    (folder,) = tmp_path.iterdir()
+    summary = json.loads((folder / "comparison.json").read_text())
+    folds = summary["settings"]["folds"]
+    assert [f["test_end"] for f in folds] == [111, 120] and folds[1]["test_start"] == 111  # of the 120 dates
+    raw_dates = sorted(pd.read_csv(LONG, parse_dates=["date"])["date"].unique())
+    for index, fold in enumerate(folds, start=1):
+        report = json.loads((folder / "runs" / f"gru-seed42-fold{index}" / "metrics.json").read_text())
+        assert sorted(report["per_series"]) == ["AAPL", "IBM", "MSFT"]
+        assert report["first_date"] == str(raw_dates[fold["test_start"]].date())
+        assert report["last_date"] == str(raw_dates[fold["test_end"] - 1].date())
+    assert (folder / "compare_forecast.png").is_file()
