@@ -168,6 +168,9 @@ training_options = _options(
                  help="A wide table's columns to forecast with one global model, one series each: A,B or all "
                       "(every numeric column but the features)."),
     _FEATURES_OPTION,
+    click.option("--calendar", default=None, callback=_comma_list, metavar="NAMES",
+                 help="Calendar inputs made from the dates, comma-separated: dow, month, day, doy, hour "
+                      "(each as its sine and cosine)."),
     click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
     click.option("--series-column", default=None, metavar="COL",
                  help="A long table's column that names each row's series (with --series)."),
@@ -215,7 +218,7 @@ def _specs(arch: str, options: dict):
         DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
                  features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"],
                  season=o["season"], series_column=o["series_column"], series=o["series"],
-                 targets=o["targets"]),
+                 targets=o["targets"], calendar=o["calendar"]),
         *_model_specs(arch, o),
         TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
                   steps_per_execution=o["steps_per_execution"]),

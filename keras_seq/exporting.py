@@ -268,11 +268,15 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
             versions[f"export_{package}"] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
+    from keras_seq.data.sources import calendar_description
+
+    calendar = calendar_description(io["data"].get("calendar"))
     return {
         "format": "keras-seq model card 1",
         "arch": config["model"]["arch"],
         "model": config["model"],
         **io,
+        **({"calendar_inputs": calendar} if calendar else {}),
         "scaling": config["scaling"],
         "data": {**io["data"], **recorded},
         "split_dates": config.get("split_dates"),

@@ -62,6 +62,14 @@ class RunSpecs:
         columns = list(self.data.feature_columns)
         return columns.index(self.data.target) if self.data.target in columns else None
 
+    @property
+    def unscaled_columns(self) -> tuple[int, ...]:
+        """The inputs on a fixed scale already (the calendar's sines and cosines), which the scaler passes through."""
+        from keras_seq.data.sources import calendar_columns
+
+        columns = list(self.data.feature_columns)
+        return tuple(columns.index(c) for c in calendar_columns(self.data.calendar))
+
     def check(self) -> None:
         """Refuse a model that cannot be trained on these windows and columns, before any data is read."""
         check_model_for_windows(self.model, self.windows.target_kind, self.windows.supervision,
@@ -304,7 +312,7 @@ def train_and_evaluate(
     training, raw = run_windows(frame, specs)
     keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
     net = build_forecaster(specs.model, specs.windows, len(specs.data.feature_columns), scaling=training.scaling,
-                           target_index=specs.target_index)
+                           target_index=specs.target_index, unscaled=specs.unscaled_columns)
     started = started or datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
     history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)

@@ -3,7 +3,7 @@ evaluation and export of one or more experiments.
 
     description = "One line shown by `keras-seq recipes`."   # required
 
-    [data]       # source, start, end, target, features, date_column, fill, cache_dir, season, series_column, series, targets
+    [data]       # source, start, end, target, features, date_column, fill, cache_dir, season, series_column, series, targets, calendar
     [windows]    # window, horizon, target_kind, splits, stride
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers
@@ -88,7 +88,8 @@ SPLITS = ("a list of three fractions like [0.7, 0.15, 0.15]", _is_splits)
 SCHEMA = {
     "data": {"source": STR, "start": DATE, "end": DATE, "target": STR, "features": STR_LIST,
              "date_column": STR, "fill": STR, "cache_dir": STR, "season": INT,
-             "series_column": STR, "series": STR_OR_LIST, "targets": STR_OR_LIST},
+             "series_column": STR, "series": STR_OR_LIST, "targets": STR_OR_LIST,
+             "calendar": STR_LIST},
     "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT,
                 "supervision": STR},
     "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,
@@ -357,7 +358,7 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
 def resolved_sections(experiment: Experiment, frame=None) -> dict:
     """Every option of an experiment, as recipe sections (None values left out)."""
     data = dataclasses.asdict(experiment.data)
-    data["features"] = list(experiment.data.feature_columns)
+    data["features"] = list(experiment.data.features or (experiment.data.target,))  # the calendar's stay in `calendar`
     if frame is not None:  # the exact range read, so that a rerun reads the same rows
         data["start"] = str(frame.index.min().date())
         data["end"] = str(frame.index.max().date())

@@ -263,7 +263,7 @@ def check_manifest(run_dir: Path) -> None:
 
 
 # The data options a forecast needs to read a model's inputs again.
-DATA_KEYS = ("source", "start", "end", "date_column", "fill", "series_column", "series", "targets")
+DATA_KEYS = ("source", "start", "end", "date_column", "fill", "series_column", "series", "targets", "calendar")
 
 
 def model_io(config: dict) -> dict:

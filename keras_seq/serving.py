@@ -144,8 +144,9 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) 
         )
     _check_rolling(artifact, steps)
     history = frame[artifact.features].to_numpy(dtype="float32")[-artifact.window :]
-    values = _roll(artifact, history[None], steps)[0]
-    return pd.DataFrame({"date": future_dates(frame.index, steps), artifact.target: values})
+    dates = future_dates(frame.index, steps)
+    values = _roll(artifact, history[None], steps, _future_rows(artifact, [dates]))[0]
+    return pd.DataFrame({"date": dates, artifact.target: values})
 
 
 def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: int | None = None) -> pd.DataFrame:
@@ -176,34 +177,62 @@ def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: 
     if not kept:
         raise KerasSeqError(f"no series has the model's window of {artifact.window} rows. Give a longer date range.")
     histories = np.stack([part[artifact.features].to_numpy(dtype="float32")[-artifact.window :] for _, part in kept])
-    values = _roll(artifact, histories, steps)
+    dates = [future_dates(pd.DatetimeIndex(part.index), steps) for _, part in kept]
+    values = _roll(artifact, histories, steps, _future_rows(artifact, dates))
     return pd.DataFrame({
         column: np.repeat([name for name, _ in kept], steps),
-        "date": np.concatenate([future_dates(pd.DatetimeIndex(part.index), steps) for _, part in kept]),
+        "date": np.concatenate(dates),
         artifact.target: values.reshape(-1),
     })
 
 
+def _calendar_of(artifact: Artifact) -> list:
+    from keras_seq.data.sources import calendar_columns
+
+    return calendar_columns((artifact.data or {}).get("calendar"))
+
+
 def _check_rolling(artifact: Artifact, steps: int) -> None:
+    """Refuse steps beyond the horizon unless every input but the target is known ahead (calendar columns)."""
     per_call = artifact.horizon if artifact.target_kind == "next" else 1
-    if steps > per_call and artifact.features != [artifact.target]:
+    others = set(artifact.features) - {artifact.target} - set(_calendar_of(artifact))
+    if steps > per_call and (others or artifact.target not in artifact.features):
         raise KerasSeqError(
             f"--steps {steps} goes beyond the model's horizon of {per_call}, which needs a univariate model "
             f"(it reads {', '.join(artifact.features)} to forecast {artifact.target}). Use --steps {per_call} or less."
         )
 
 
-def _roll(artifact: Artifact, histories: np.ndarray, steps: int) -> np.ndarray:
-    """`(n, steps)` forecasts after each of `histories` (`(n, window, features)`), rolling a univariate model on."""
-    collected = []
+def _future_rows(artifact: Artifact, dates: list) -> np.ndarray:
+    """`(series, steps, features)` input rows of the forecast dates: their calendar columns, the rest 0."""
+    from keras_seq.data.sources import add_calendar
+
+    rows = np.zeros((len(dates), len(dates[0]), len(artifact.features)), dtype="float32")
+    names = (artifact.data or {}).get("calendar")
+    for k, these in enumerate(dates if names else ()):
+        made = add_calendar(pd.DataFrame(index=these), names)
+        for column in made.columns:
+            rows[k, :, artifact.features.index(column)] = made[column].to_numpy()
+    return rows
+
+
+def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndarray) -> np.ndarray:
+    """`(n, steps)` forecasts after each of `histories` (`(n, window, features)`), rolling the model on.
+
+    Past the horizon the forecasts become the newest inputs, in rows of
+    `future` (the calendar of the forecast dates; checked by `_check_rolling`).
+    """
+    collected, done, target = [], 0, artifact.features.index(artifact.target) if steps > 1 else 0
     while True:
         output = np.asarray(artifact.run(histories), dtype="float64").reshape(len(histories), -1)
         new = output[:, -1:] if artifact.target_kind == "sequence" else output
         collected.append(new)
-        if sum(block.shape[1] for block in collected) >= steps:
+        done += new.shape[1]
+        if done >= steps:
             break
-        # Univariate (checked): the forecasts become the newest inputs.
-        histories = np.concatenate([histories, new.astype("float32")[:, :, None]], axis=1)[:, -artifact.window :]
+        rows = future[:, done - new.shape[1] : done].copy()
+        rows[:, :, target] = new
+        histories = np.concatenate([histories, rows], axis=1)[:, -artifact.window :]
     return np.concatenate(collected, axis=1)[:, :steps]
 
 
@@ -290,7 +319,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
         A DataFrame of `date` and forecast values (of a panel: the series
         column first).
     """
-    from keras_seq.data.sources import DataSpec, csv_path
+    from keras_seq.data.sources import DataSpec, calendar_columns, csv_path
 
     unknown = sorted(set(data) - set(PREDICT_DATA))
     if unknown:
@@ -305,8 +334,9 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     read.update({k: data[k] for k in ("start", "end") if data.get(k) is not None})
     if csv is not None:
         check_output_path(csv, [csv_path(read.get("source"))])
+    made = set(calendar_columns(read.get("calendar")))  # computed from the dates, not read
     try:
-        spec = DataSpec(target=artifact.target, features=tuple(artifact.features), **read)
+        spec = DataSpec(target=artifact.target, features=tuple(f for f in artifact.features if f not in made), **read)
     except TypeError:
         raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give --data.") from None
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from

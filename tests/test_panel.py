@@ -57,15 +57,20 @@ def test_panel_windows_stay_inside_their_series_and_short_ones_are_named():
 
 def test_a_global_model_fits_reports_each_series_and_exports(run_cli, tmp_path):
     code, out, err = run_cli("fit", "--data", LONG, "--target", "price", "--series-column", "symbol", "--series", "all",
-                             "--arch", "gru", "--units", "4", "--layers", "1", "--epochs", "1", "--out", tmp_path, "-q")
+                             "--calendar", "dow", "--arch", "gru", "--units", "4", "--layers", "1", "--epochs", "1",
+                             "--out", tmp_path, "-q")
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["calendar"] == ["dow"] and config["scaling"]["feature_names"] == ["price", "dow_sin", "dow_cos"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert sorted(metrics["per_series"]) == ["AAPL", "IBM", "MSFT"] and metrics["windows"] == 54
     assert sum(m["windows"] for m in metrics["per_series"].values()) == 54
     assert "3 series: MASE mean " in out and "skill vs each one's persistence" in out
     code, out, err = run_cli("export", run_dir, "--format", "onnx")
     assert code == 0 and "over 54 test windows" in out, err
+    card = json.loads((run_dir / "export" / "model_card.json").read_text())
+    assert card["features"] == ["price", "dow_sin", "dow_cos"] and set(card["calendar_inputs"]) == {"dow_sin", "dow_cos"}
     code, out, err = run_cli("evaluate", run_dir, "--plot-series", "MSFT,IBM", "--out", tmp_path / "eval")
     assert code == 0 and (tmp_path / "eval" / "series_skill.png").is_file(), err
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["panel"]["series"] == 3
@@ -126,6 +131,8 @@ def test_a_wide_table_loads_one_series_per_column_each_over_its_own_dates(wide_c
 
 @pytest.mark.parametrize("options, message", [
     (dict(targets=("A", "Z")), "--targets names column 'Z', which is not in"),
+    (dict(target="A", calendar=("week",)), "`calendar` names calendar features once each, of dow, month"),
+    (dict(target="A", features=("A", "dow_sin"), calendar=("dow",)), "a column --calendar makes from the dates"),
     (dict(targets="all", series_column="symbol"), "give one of them"),
     (dict(targets=("A", "B"), target="price"), "leave --target out"),
 ])
@@ -220,3 +227,27 @@ def test_a_panel_backtest_cuts_every_series_at_the_same_fold_dates(run_cli, tmp_
         assert report["first_date"] == str(raw_dates[fold["test_start"]].date())
         assert report["last_date"] == str(raw_dates[fold["test_end"] - 1].date())
     assert (folder / "compare_forecast.png").is_file()
+
+
+def test_calendar_columns_reach_the_network_unscaled_and_the_rest_scaled():
+    import keras
+
+    from keras_seq.data.sources import add_calendar
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.models import ModelSpec
+    from keras_seq.models.builders import build_forecaster
+
+    dates = pd.date_range("2024-01-01", periods=40, freq="D")
+    frame = add_calendar(pd.DataFrame({"y": 100 + np.arange(40.0) ** 1.5}, index=dates), ["dow", "month"])
+    np.testing.assert_allclose(frame["dow_sin"] ** 2 + frame["dow_cos"] ** 2, 1.0)
+    np.testing.assert_allclose(np.arctan2(frame["dow_sin"], frame["dow_cos"]) % (2 * np.pi),
+                               2 * np.pi * dates.dayofweek / 7, atol=1e-9)
+    x = frame.to_numpy("float32")[None, :8]  # one window: y, then four calendar columns
+    for scaler in ("window", "zscore"):
+        model = build_forecaster(ModelSpec(arch="gru", units=4, layers=1, scaler=scaler), WindowSpec(window=8), 5,
+                                 target_index=0, unscaled=(1, 2, 3, 4))
+        normalized, _ = model.get_layer("prepare")(keras.ops.convert_to_tensor(x))
+        normalized = keras.ops.convert_to_numpy(normalized)
+        np.testing.assert_array_equal(normalized[..., 1:], x[..., 1:])  # which weekday and month it is, as given
+        if scaler == "window":  # (zscore here has no statistics set: the identity)
+            assert np.abs(normalized[..., 0]).max() < 10  # the level of y is scaled away

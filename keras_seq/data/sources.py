@@ -45,6 +45,14 @@ MAX_HEADER_BYTES = 4 << 20
 YEARS = (1000, 2999)
 FILL_METHODS = ("ffill",)
 DEFAULT_TARGET = "Close"
+# Calendar features a model can read (`DataSpec.calendar`): name -> (what it is, its value from 0, its period).
+CALENDAR = {
+    "dow": ("the day of the week (Monday 0)", lambda d: d.dayofweek, 7),
+    "month": ("the month (January 0)", lambda d: d.month - 1, 12),
+    "day": ("the day of the month (the 1st 0)", lambda d: d.day - 1, 31),
+    "doy": ("the day of the year (January 1st 0)", lambda d: d.dayofyear - 1, 366),
+    "hour": ("the hour of the day", lambda d: d.hour, 24),
+}
 # A wide table's series are read as a long frame of these two columns (`DataSpec.targets`).
 WIDE_SERIES, WIDE_VALUE = "series", "value"
 OFFLINE_HINT = "If you are offline, use the embedded data (--data dji) or a CSV file (--data path.csv)."
@@ -78,6 +86,14 @@ class DataSpec:
         season: int or None. The series' seasonal period in steps (the
             seasonal naive baseline's and MASE's; 1 for none). Defaults to
             `None`: inferred from the dates' spacing and said in the report.
+        calendar: tuple of str or None. Calendar features of each row's date
+            added to the inputs, each as two columns `<name>_sin` and
+            `<name>_cos` (the sine and cosine of 2 pi value / period; see
+            `CALENDAR`: `dow`, `month`, `day`, `doy`, `hour`). Computed from
+            the dates, never read from the file; an exported model takes
+            them as inputs the caller computes (its model card says how).
+            The scaler passes them to the network unscaled. Defaults to
+            `None`.
         targets: tuple of str, str or None. A wide table's columns, one series
             each, to forecast with one global model: several names, or
             `"all"` (every numeric column that is not a feature). They are
@@ -99,9 +115,21 @@ class DataSpec:
     series: str | None = None
     season: int | None = None
     targets: tuple[str, ...] | str | None = None
+    calendar: tuple[str, ...] | None = None
 
     def __post_init__(self):
         self._check_targets()
+        if self.calendar is not None:
+            names = tuple(self.calendar)
+            unknown = [n for n in names if n not in CALENDAR]
+            if unknown or not names or len(set(names)) != len(names):
+                raise KerasSeqError(f"`calendar` names calendar features once each, of {', '.join(CALENDAR)}. "
+                                    f"Received: calendar={list(names)}")
+            object.__setattr__(self, "calendar", names)
+            made = [f for f in self.features or () if f in calendar_columns(names)]
+            if made:
+                raise KerasSeqError(f"`features` names '{made[0]}', a column --calendar makes from the dates: "
+                                    "leave it out of --features.")
         if isinstance(self.series, (list, tuple)):
             names = tuple(str(n) for n in self.series)
             if not names or len(set(names)) != len(names):
@@ -167,13 +195,13 @@ class DataSpec:
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
-        """Input columns in order (the target alone unless `features` is set)."""
-        return self.features or (self.target,)
+        """Input columns in order (the target alone unless `features` is set), then the calendar's."""
+        return (*(self.features or (self.target,)), *calendar_columns(self.calendar))
 
     @property
     def columns(self) -> list[str]:
-        """Every column the model reads: the features, then the target."""
-        return list(dict.fromkeys([*self.feature_columns, self.target]))
+        """Every column read from the data: the features, then the target (not the calendar's, made from dates)."""
+        return list(dict.fromkeys([*(self.features or (self.target,)), self.target]))
 
     def load(self, refresh: bool = False, quote: bool = True) -> pd.DataFrame:
         """Load this spec's series: its feature and target columns only.
@@ -197,9 +225,40 @@ class DataSpec:
                                fill=self.fill, cache_dir=self.cache_dir, refresh=refresh)
 
         path = csv_path(self.source)
-        if quote or path is None or not path.is_file():
-            return read()
-        return _unquoted(self.source, read)
+        frame = read() if quote or path is None or not path.is_file() else _unquoted(self.source, read)
+        return add_calendar(frame, self.calendar) if self.calendar else frame
+
+
+def calendar_columns(names) -> list[str]:
+    """The input columns of calendar features `names`: `<name>_sin`, `<name>_cos` each."""
+    return [f"{name}_{part}" for name in names or () for part in ("sin", "cos")]
+
+
+def add_calendar(frame: pd.DataFrame, names) -> pd.DataFrame:
+    """`frame` with the calendar columns of `names` computed from its dates (see `DataSpec.calendar`).
+
+    Example:
+    >>> frame = add_calendar(pd.DataFrame({"y": [1.0, 2.0]}, index=pd.DatetimeIndex(["2024-01-01", "2024-01-03"])), ["dow"])
+    >>> frame.round(3).to_dict("list")
+    {'y': [1.0, 2.0], 'dow_sin': [0.0, 0.975], 'dow_cos': [1.0, -0.223]}
+    """
+    clash = [c for c in calendar_columns(names) if c in frame.columns]
+    if clash:
+        raise KerasSeqError(f"the data already has a column '{clash[0]}', the name of a calendar feature. Rename it, "
+                            "or leave that feature out of --calendar.")
+    dates = pd.DatetimeIndex(frame.index)
+    columns = {}
+    for name in names:
+        _, value, period = CALENDAR[name]
+        angle = 2 * np.pi * np.asarray(value(dates), dtype="float64") / period
+        columns[f"{name}_sin"], columns[f"{name}_cos"] = np.sin(angle), np.cos(angle)
+    return frame.assign(**columns)
+
+
+def calendar_description(names) -> dict:
+    """What each calendar input column of `names` holds, for a model card."""
+    return {f"{name}_{part}": f"{part}(2 pi x {CALENDAR[name][0]} / {CALENDAR[name][2]}) of the row's date"
+            for name in names or () for part in ("sin", "cos")}
 
 
 def load_series(source: str = "dji", start: str | None = None, end: str | None = None, *,

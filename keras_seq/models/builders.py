@@ -92,11 +92,12 @@ def build_model(
 
 
 def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, scaling: Scaling | None = None,
-                     head: str = "point", target_index: int | None = 0) -> keras.Model:
+                     head: str = "point", target_index: int | None = 0, unscaled=()) -> keras.Model:
     """The Forecaster of `spec` for `windows`: `spec.scaler`, then the arch's backbone and `head` (module docstring).
 
     `target_index` is the target's column among the `n_features` inputs
-    (None where the target is not an input).
+    (None where the target is not an input); `unscaled` the columns already
+    on a fixed scale (calendar features), which the scaler passes through.
     """
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
@@ -113,7 +114,8 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
 
     # === Functional Model: raw values in, raw values out ===
     inputs = keras.Input(shape=(windows.window, n_features), name="window")
-    prepared, stats = the_scaler.normalize(inputs, spec, target_index, per_step=windows.target_kind == "sequence" or every)
+    prepared, stats = the_scaler.normalize(inputs, spec, target_index, per_step=windows.target_kind == "sequence" or every,
+                                           unscaled=unscaled)
     output = network(prepared)
     if every:  # trained from every step; forecasts from the last
         output, stats = LastStep(name="last_step")(output), LastStep(name="last_stats")(stats)

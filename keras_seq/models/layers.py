@@ -185,11 +185,16 @@ class PrepareWindow(keras.layers.Layer):
         mean, std: lists of float or None. The inputs' training-split
             statistics (zscore only).
         target_mean, target_std: float or None. The target's (zscore only).
+        unscaled: list of int. Input columns on a fixed scale already (the
+            sine and cosine of a calendar feature): passed to the network as
+            they are, so a window keeps which month or weekday it is in.
+            Defaults to none.
     """
 
     def __init__(self, scaler="zscore", transform="none", residual=False, target_index=None, per_step=False,
-                 mean=None, std=None, target_mean=None, target_std=None, **kwargs):
+                 mean=None, std=None, target_mean=None, target_std=None, unscaled=(), **kwargs):
         super().__init__(**kwargs)
+        self.unscaled = [int(k) for k in unscaled or ()]
         self.scaler, self.transform, self.residual = scaler, transform, bool(residual)
         self.target_index = None if target_index is None else int(target_index)
         self.per_step = bool(per_step)
@@ -232,6 +237,10 @@ class PrepareWindow(keras.layers.Layer):
             mean, spread = (_running_statistics if self.per_step else _window_statistics)(x)
             normalized = (x - mean) / spread
             center, scale = mean[..., index] + 0 * column, spread[..., index] + 0 * column  # (batch, window)
+        if self.unscaled:  # a 0/1 mask over the columns: arithmetic, so every export format has the ops
+            mask = np.zeros(inputs.shape[-1], dtype="float32")
+            mask[self.unscaled] = 1.0
+            normalized = normalized * (1.0 - mask) + x * mask
         if self.residual:
             center = column if self.transform == "none" else 0 * column
         stats = ops.stack([column, center, scale], axis=-1)  # (batch, window, 3)
@@ -249,7 +258,7 @@ class PrepareWindow(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "scaler": self.scaler, "transform": self.transform, "residual": self.residual,
                 "target_index": self.target_index, "per_step": self.per_step, "mean": self.mean, "std": self.std,
-                "target_mean": self.target_mean, "target_std": self.target_std}
+                "target_mean": self.target_mean, "target_std": self.target_std, "unscaled": self.unscaled}
 
 
 @keras.saving.register_keras_serializable(package="keras_seq")

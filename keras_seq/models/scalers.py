@@ -1,7 +1,7 @@
 """Scalers of a Forecaster: how raw inputs are normalized inside the model, and where their statistics come from.
 
 A scaler owns:
-- `normalize(inputs, spec, target_index, per_step)`: the layer from the raw
+- `normalize(inputs, spec, target_index, per_step, unscaled)`: the layer from the raw
   window to what the backbone reads and the target's `(last, center, scale)`
   (`keras_seq.models.layers.PrepareWindow`, named `prepare`);
 - `set_statistics(model, scaling)`: store a `Scaling` (the training split's
@@ -24,9 +24,9 @@ from keras_seq.models.layers import PrepareWindow
 class _Scaler:
     name = ""
 
-    def normalize(self, inputs, spec, target_index: int | None, per_step: bool):
+    def normalize(self, inputs, spec, target_index: int | None, per_step: bool, unscaled=()):
         layer = PrepareWindow(scaler=self.name, transform=spec.transform, residual=spec.residual,
-                              target_index=target_index, per_step=per_step, name="prepare")
+                              target_index=target_index, per_step=per_step, unscaled=unscaled, name="prepare")
         return layer(inputs)
 
     def set_statistics(self, model, scaling) -> None:
