@@ -340,7 +340,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     except TypeError:
         raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give --data.") from None
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
-    table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None)
+    table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None or read.get("targets") is not None)
     if csv is not None:
         write_forecast(table, csv)
     return table
@@ -359,9 +359,12 @@ def _forecast_spec(artifact: Artifact, spec, frame: pd.DataFrame, steps, series,
 
 
 def _predicted_data(path, artifact: Artifact, source, series, series_column) -> dict:
-    """The data options `predict` reads: the model's own data, or `source` (a long table's `series` of it)."""
+    """The data options `predict` reads: the model's own data, or `source` (a long table's `series` of it; for a
+    model of a wide table, `source`'s columns `series`, default all)."""
     data = dict(artifact.data)
-    if source is not None:  # read as given: one series, or those of a long table's series_column
+    if source is not None and data.get("targets") is not None and series_column is None:  # a wide model: wide data
+        data.update(source=source, start=None, end=None, series=None, targets=series if series is not None else "all")
+    elif source is not None:  # read as given: one series, or those of a long table's series_column
         if series_column is None and series is not None:
             raise KerasSeqError("--series with --data picks series of a long table: give its --series-column too.")
         if series_column is not None and series is None:

@@ -90,6 +90,14 @@ def test_a_global_model_fits_reports_each_series_and_exports(run_cli, tmp_path):
     expected = pd.concat([table[table["symbol"] == n] for n in ("MSFT", "AAPL")]).reset_index(drop=True)
     pd.testing.assert_frame_equal(chosen[["symbol", "date"]], expected[["symbol", "date"]])
     np.testing.assert_allclose(chosen["price"], expected["price"], rtol=1e-4)
+    # a series it never saw, 50 times IBM's level: raw values in, a forecast at that level out
+    unseen = raw[raw["symbol"] == "IBM"].assign(symbol="NEW", price=lambda f: f["price"] * 50 + 3)
+    unseen.to_csv(tmp_path / "unseen.csv", index=False)
+    code, out, err = run_cli("predict", onnx_file, "--data", tmp_path / "unseen.csv", "--series-column", "symbol",
+                             "--series", "NEW", "--csv", tmp_path / "new.csv")
+    assert code == 0, err
+    new = pd.read_csv(tmp_path / "new.csv")
+    assert list(new["symbol"]) == ["NEW"] and abs(new["price"][0] / unseen["price"].iloc[-1] - 1) < 0.05
     code, out, err = run_cli("predict", run_dir, "--series", "MSFT,NOPE")
     assert code == 1 and "--series NOPE: the model's data has no such series (AAPL, IBM, MSFT)" in err
 
@@ -159,6 +167,13 @@ def test_a_global_model_of_a_wide_table_fits_and_predicts_each_column(run_cli, w
     lines = out.strip().splitlines()
     assert lines[0].split() == ["series", "date", "value"] and [line.split()[:2] for line in lines[1:]] == [
         ["C", "2021-04-01"], ["C", "2021-04-02"], ["C", "2021-04-03"]]
+    # another wide table: its columns are the series a wide model forecasts (here one it never saw, 10x C's level)
+    other = wide_csv[1][["date"]].assign(D=wide_csv[1]["C"] * 10).iloc[:90]
+    other.to_csv(tmp_path / "other.csv", index=False)
+    code, out, err = run_cli("predict", run_dir, "--data", tmp_path / "other.csv", "--series", "D")
+    assert code == 0, err
+    (row,) = out.strip().splitlines()[1:]
+    assert row.split()[0] == "D" and abs(float(row.split()[2]) / other["D"].iloc[-1] - 1) < 0.05
 
 
 def test_panel_summary_weights_each_series_by_its_naive_error():
