@@ -234,7 +234,7 @@ class Report:
                     metrics[key] = None
                     reasons[f"{who}.{key}"] = NULL_REASONS.get(key, "undefined")
         for metrics in [*report["per_series"].values(), report["panel"]]:
-            metrics.update({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()})
+            metrics.update({k: None for k, v in metrics.items() if isinstance(v, float) and not np.isfinite(v)})
         for key in ("skill", "skill_vs_best"):
             if report[key] is not None and not np.isfinite(report[key]):
                 report[key] = None
@@ -263,6 +263,10 @@ class Report:
                          f"{self.mase_scale}.")
         if self.per_series:
             lines.append(_per_series_line(self.per_series))
+            missing = self.panel.get("without_windows", [])
+            if missing:
+                lines.append(f"{len(missing)} series {'has' if len(missing) == 1 else 'have'} no window in this split (their rows end before it or "
+                             f"are too few): {', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''}.")
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
@@ -279,6 +283,14 @@ def _per_series_line(per_series: dict) -> str:
             f"{summary['skill_mean']:+.3f}, median {summary['skill_median']:+.3f}, {summary['above_persistence']} above "
             f"0{lowest}; vs its seasonal naive mean {summary['skill_seasonal_mean']:+.3f}, "
             f"{summary['above_seasonal_naive']} above 0.")
+
+
+def _panel(windows: Windows, per_series: dict) -> dict:
+    """`panel_summary`, and the series of the panel that have no window in the split (named, never dropped silently)."""
+    if not per_series:
+        return {}
+    missing = [str(name) for name in windows.series_ids if str(name) not in per_series]
+    return {**panel_summary(per_series), **({"without_windows": missing} if missing else {})}
 
 
 def panel_summary(per_series: dict) -> dict:
@@ -400,7 +412,7 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
         baselines=baselines, best_baseline=best, skill_vs_best=skill(model_metrics["mae"], baselines[best]["mae"]),
         season=int(season), season_note=season_note, target=windows.scaling.target_name, horizon=int(horizon),
         per_step=per_step, mase_scale="training split" if trained else "evaluated data (it has no training rows)",
-        per_series=per_series, panel=panel_summary(per_series) if per_series else {},
+        per_series=per_series, panel=_panel(windows, per_series),
     )
 
 

@@ -156,10 +156,12 @@ def test_a_global_model_of_a_wide_table_fits_and_predicts_each_column(run_cli, w
                              "--layers", "1", "--epochs", "1", "--window", "8", "--out", tmp_path / "runs", "-q")
     assert code == 0, err
     assert "2 series: MASE mean " in out and "weighted" in out and "vs its seasonal naive" in out  # A ends earlier
+    assert "1 series has no window in this split (their rows end before it or are too few): A." in out
     (run_dir,) = (tmp_path / "runs").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     per_series = metrics["per_series"]
     assert sorted(per_series) == ["B", "C"] and metrics["panel"]["series"] == 2
+    assert metrics["panel"]["without_windows"] == ["A"]
     assert metrics["panel"]["mase_median"] == pytest.approx(np.median([m["mase"] for m in per_series.values()]))
     assert (run_dir / "series_skill.png").is_file()
     code, out, err = run_cli("predict", run_dir, "--series", "C", "--steps", "3")
