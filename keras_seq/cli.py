@@ -171,6 +171,9 @@ training_options = _options(
     click.option("--calendar", default=None, callback=_comma_list, metavar="NAMES",
                  help="Calendar inputs made from the dates, comma-separated: dow, month, day, doy, hour "
                       "(each as its sine and cosine)."),
+    click.option("--future-features", default=None, callback=_comma_list, metavar="COLS",
+                 help="Columns known in advance (a holiday flag, a planned price): the model reads their values for "
+                      "the dates it forecasts; predict takes those from --future."),
     click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
     click.option("--series-column", default=None, metavar="COL",
                  help="A long table's column that names each row's series (with --series)."),
@@ -218,7 +221,7 @@ def _specs(arch: str, options: dict):
         DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
                  features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"],
                  season=o["season"], series_column=o["series_column"], series=o["series"],
-                 targets=o["targets"], calendar=o["calendar"]),
+                 targets=o["targets"], calendar=o["calendar"], future_features=o["future_features"]),
         *_model_specs(arch, o),
         TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
                   steps_per_execution=o["steps_per_execution"]),
@@ -411,6 +414,9 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
                    "table with --series-column. NAME, A,B or all.")
 @click.option("--series-column", default=None, metavar="COL",
               help="--data's column that names each row's series (a long table).")
+@click.option("--future", default=None, type=click.Path(dir_okay=False), metavar="CSV",
+              help="Values known in advance for the dates forecast (a model with --future-features): a date column, "
+                   "a panel's series column and those columns.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
               help="Keras backend for run folders and .keras files.")
 @_reports_errors

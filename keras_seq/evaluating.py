@@ -83,7 +83,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
         options["splits"] = (0.0, 0.0, 1.0)
     raw = make_windows(
         frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling,
-        series_column=data.panel_column, **options
+        series_column=data.panel_column, future_features=data.future_features, **options
     )
     _plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
     model = load_model(run_dir / MODEL_FILE)

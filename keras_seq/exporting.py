@@ -77,7 +77,7 @@ def run_test_windows(config: dict, run_dir: Path) -> np.ndarray:
     data, spec = specs_from_config(config, run_dir, ("data", "windows"))
     windows = make_windows(
         data.load(quote=False), target=data.target, features=data.feature_columns, batch_size=4096, shuffle=False,
-        series_column=data.panel_column,
+        series_column=data.panel_column, future_features=data.future_features,
         scaling=scaling_from_config(config, run_dir), **(dataclasses.asdict(spec) | {"supervision": "last"}),
     )
     return np.concatenate([x.numpy() for x, _ in windows.test])
@@ -271,12 +271,15 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
     from keras_seq.data.sources import calendar_description
 
     calendar = calendar_description(io["data"].get("calendar"))
+    future = {f"{name}+{step}": f"{name} {step} step(s) after the row's date (known in advance)"
+              for name in io["data"].get("future_features") or () for step in range(1, io["horizon"] + 1)}
     return {
         "format": "keras-seq model card 1",
         "arch": config["model"]["arch"],
         "model": config["model"],
         **io,
         **({"calendar_inputs": calendar} if calendar else {}),
+        **({"future_inputs": future} if future else {}),
         "scaling": config["scaling"],
         "data": {**io["data"], **recorded},
         "split_dates": config.get("split_dates"),

@@ -63,6 +63,13 @@ class RunSpecs:
         return columns.index(self.data.target) if self.data.target in columns else None
 
     @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The model's input columns in order: the data's feature columns, then the future features' leads."""
+        from keras_seq.data.windows import lead_columns
+
+        return (*self.data.feature_columns, *lead_columns(self.data.future_features, self.windows.horizon))
+
+    @property
     def unscaled_columns(self) -> tuple[int, ...]:
         """The inputs on a fixed scale already (the calendar's sines and cosines), which the scaler passes through."""
         from keras_seq.data.sources import calendar_columns
@@ -311,7 +318,7 @@ def train_and_evaluate(
     check_positive_target(frame, specs)
     training, raw = run_windows(frame, specs)
     keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
-    net = build_forecaster(specs.model, specs.windows, len(specs.data.feature_columns), scaling=training.scaling,
+    net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
                            target_index=specs.target_index, unscaled=specs.unscaled_columns)
     started = started or datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
@@ -341,7 +348,7 @@ def run_windows(frame, specs: RunSpecs):
     import keras
 
     options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns,
-                   series_column=specs.data.panel_column)
+                   series_column=specs.data.panel_column, future_features=specs.data.future_features)
     # Before the pipeline is built: tf.data's shuffle order depends on the global seed too.
     keras.utils.set_random_seed(specs.train.seed)
     training = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)

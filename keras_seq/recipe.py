@@ -3,7 +3,8 @@ evaluation and export of one or more experiments.
 
     description = "One line shown by `keras-seq recipes`."   # required
 
-    [data]       # source, start, end, target, features, date_column, fill, cache_dir, season, series_column, series, targets, calendar
+    [data]       # source, start, end, target, features, date_column, fill, cache_dir, season,
+                 # series_column, series, targets, calendar, future_features
     [windows]    # window, horizon, target_kind, splits, stride
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers
@@ -89,7 +90,7 @@ SCHEMA = {
     "data": {"source": STR, "start": DATE, "end": DATE, "target": STR, "features": STR_LIST,
              "date_column": STR, "fill": STR, "cache_dir": STR, "season": INT,
              "series_column": STR, "series": STR_OR_LIST, "targets": STR_OR_LIST,
-             "calendar": STR_LIST},
+             "calendar": STR_LIST, "future_features": STR_LIST},
     "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT,
                 "supervision": STR},
     "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,

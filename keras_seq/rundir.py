@@ -263,7 +263,7 @@ def check_manifest(run_dir: Path) -> None:
 
 
 # The data options a forecast needs to read a model's inputs again.
-DATA_KEYS = ("source", "start", "end", "date_column", "fill", "series_column", "series", "targets", "calendar")
+DATA_KEYS = ("source", "start", "end", "date_column", "fill", "series_column", "series", "targets", "calendar", "future_features")
 
 
 def model_io(config: dict) -> dict:
@@ -273,12 +273,14 @@ def model_io(config: dict) -> dict:
         `window`, `horizon`, `target_kind`, `features` (input columns in
         order), `target`, and `data`: the training data's `DATA_KEYS`.
     """
+    from keras_seq.data.windows import lead_columns
+
     data, windows = specs_from_config(config, None, ("data", "windows"))
     return {
         "window": windows.window,
         "horizon": windows.horizon,
         "target_kind": windows.target_kind,
-        "features": list(data.feature_columns),
+        "features": [*data.feature_columns, *lead_columns(data.future_features, windows.horizon)],
         "target": data.target,
         "data": {key: getattr(data, key) for key in DATA_KEYS},
     }

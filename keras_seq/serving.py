@@ -291,7 +291,7 @@ def date_format(dates: pd.DatetimeIndex) -> str:
     return "%Y-%m-%d" if bool((dates == dates.normalize()).all()) else "%Y-%m-%d %H:%M"
 
 
-PREDICT_DATA = ("source", "start", "end", "series", "series_column")
+PREDICT_DATA = ("source", "start", "end", "series", "series_column", "future")
 
 
 def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str | None = None,
@@ -312,14 +312,18 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
             `source` (as `DataSpec.source`), `start` and `end` (dates);
             `series` (a name, a tuple of names or "all": the series to
             forecast, of a panel model's own data or of a long table
-            `source`), and `series_column` (with `source`: the long table's
-            column that names each row's series).
+            `source`), `series_column` (with `source`: the long table's
+            column that names each row's series), and `future` (a CSV path:
+            a model with future features reads their values for the dates it
+            forecasts from it, a date column, the series column of a panel
+            and those columns).
 
     Returns:
         A DataFrame of `date` and forecast values (of a panel: the series
         column first).
     """
     from keras_seq.data.sources import DataSpec, calendar_columns, csv_path
+    from keras_seq.data.windows import lead_columns
 
     unknown = sorted(set(data) - set(PREDICT_DATA))
     if unknown:
@@ -328,18 +332,20 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     if steps is not None:
         _checked_steps(steps)  # before loading anything
     if csv is not None:
-        check_output_path(csv, [path, csv_path(source)])
+        check_output_path(csv, [path, csv_path(source), data.get("future")])
     artifact = load_artifact(path, backend=backend)
     read = _predicted_data(path, artifact, source, series, data.get("series_column"))
     read.update({k: data[k] for k in ("start", "end") if data.get(k) is not None})
     if csv is not None:
         check_output_path(csv, [csv_path(read.get("source"))])
-    made = set(calendar_columns(read.get("calendar")))  # computed from the dates, not read
+    made = {*calendar_columns(read.get("calendar")),  # computed from the dates and the --future table, not read
+            *lead_columns(read.get("future_features"), artifact.horizon)}
     try:
         spec = DataSpec(target=artifact.target, features=tuple(f for f in artifact.features if f not in made), **read)
     except TypeError:
         raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give --data.") from None
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
+    frame = _with_future(frame, artifact, data.get("future"), spec.panel_column)
     table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None or read.get("targets") is not None)
     if csv is not None:
         write_forecast(table, csv)
@@ -356,6 +362,50 @@ def _forecast_spec(artifact: Artifact, spec, frame: pd.DataFrame, steps, series,
     if series is not None:  # one series of a long table, chosen by name: still a long table
         table.insert(0, spec.series_column, spec.series)
     return table
+
+
+def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | None) -> pd.DataFrame:
+    """`frame` with the leads of the model's future features, their values after the data read from `future`."""
+    from keras_seq.data.windows import add_leads
+
+    names, horizon = (artifact.data or {}).get("future_features"), artifact.horizon
+    if not names:
+        if future is not None:
+            raise KerasSeqError("--future gives values known in advance, and this model reads none. Drop --future.")
+        return frame
+    if future is None:
+        raise KerasSeqError(f"this model reads {', '.join(names)} for the dates it forecasts: give --future a CSV of "
+                            f"a date column{', the series column ' + repr(column) if column else ''} and "
+                            f"{', '.join(names)} for the {horizon} date(s) after the data.")
+    known = _future_table(future, list(names), column)
+    parts = frame.groupby(column, sort=False) if column else [(None, frame)]
+    extended = []
+    for name, part in parts:
+        dates = future_dates(pd.DatetimeIndex(part.index), horizon)
+        rows = known.get(name)
+        missing = [d for d in dates if rows is None or d not in rows.index]
+        if missing:
+            where = f" of series {name}" if column else ""
+            raise KerasSeqError(f"--future has no {', '.join(names)} for {missing[0].date()}{where}, a date the "
+                                f"forecast reads. Give the {horizon} date(s) after the data: "
+                                f"{', '.join(str(d.date()) for d in dates)}.")
+        ahead = rows.loc[dates, list(names)].astype("float64")
+        with_leads = add_leads(pd.concat([part, ahead]), names, horizon)  # the leads of the data's last rows
+        extended.append(with_leads.iloc[: len(part)])
+    return pd.concat(extended)
+
+
+def _future_table(path, names: list, column: str | None) -> dict:
+    """The rows of a --future CSV per series (None for one series): date-indexed, with `names` checked numeric."""
+    from keras_seq.data.sources import _checked_columns, _read_csv_text, csv_path
+
+    where = csv_path(str(path))
+    if where is None or not where.is_file():
+        raise KerasSeqError(f"--future file not found: {path}. Expected a CSV of dates and {', '.join(names)}.")
+    read = _read_csv_text(where, str(path), date_column=None, series=(column, "all") if column else (None, None))
+    parts = read if column else [(None, read)]
+    return {name: _checked_columns(part, names, None, f"{path}" + (f" (series {name})" if column else ""))
+            for name, part in parts}
 
 
 def _predicted_data(path, artifact: Artifact, source, series, series_column) -> dict:

@@ -1,5 +1,6 @@
 """Several series of a long or a wide table in one global model: reading, windows that stay inside their series,
-a report per series with aggregates over them, and forecasts of every series as a long table."""
+a report per series with aggregates over them, forecasts of every series as a long table, a large panel's keyed
+order, calendar inputs and future features."""
 
 from __future__ import annotations
 
@@ -268,3 +269,60 @@ def test_calendar_columns_reach_the_network_unscaled_and_the_rest_scaled():
         np.testing.assert_array_equal(normalized[..., 1:], x[..., 1:])  # which weekday and month it is, as given
         if scaler == "window":  # (zscore here has no statistics set: the identity)
             assert np.abs(normalized[..., 0]).max() < 10  # the level of y is scaled away
+
+
+def test_future_features_enter_a_window_for_the_dates_it_forecasts_and_no_later():
+    """A window ending at t reads a future feature's values at t+1..t+horizon, a past one's only up to t."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"y": rng.normal(size=60).cumsum(), "past": rng.normal(size=60), "promo": rng.random(60)},
+                         index=pd.date_range("2024-01-01", periods=60))
+    options = dict(target="y", features=["y", "past"], window=6, horizon=2, future_features=["promo"], shuffle=False)
+    windows = make_windows(frame, **options)
+    assert windows.scaling.feature_names == ("y", "past", "promo+1", "promo+2")
+    starts = windows.starts("test")
+    x, _ = windows.gather(starts)
+    ends = starts + 6 - 1  # each window's last row: its forecast time t
+    np.testing.assert_array_equal(x[:, -1, 2], frame["promo"].to_numpy("float32")[ends + 1])
+    np.testing.assert_array_equal(x[:, -1, 3], frame["promo"].to_numpy("float32")[ends + 2])
+    t = int(ends[0])
+    for column, first_unseen in (("promo", t + 3), ("past", t + 1), ("y", t + 1)):
+        changed = frame.copy()
+        changed.iloc[first_unseen:, changed.columns.get_loc(column)] += 1000.0
+        x_changed, _ = make_windows(changed, **options).gather(starts[:1])
+        np.testing.assert_array_equal(x_changed, x[:1], err_msg=column)  # nothing after what is known at t
+    changed = frame.copy()
+    changed.iloc[t + 2, changed.columns.get_loc("promo")] += 1000.0  # known in advance: seen
+    assert not np.array_equal(make_windows(changed, **options).gather(starts[:1])[0], x[:1])
+
+
+def test_a_model_with_future_features_predicts_from_values_given_for_the_dates_ahead(run_cli, tmp_path):
+    rng = np.random.default_rng(0)
+    parts = []
+    for store, level in (("A", 100.0), ("B", 50.0)):
+        promo = (rng.random(80) < 0.3).astype(float)
+        parts.append(pd.DataFrame({"date": pd.date_range("2020-01-01", periods=80), "store": store, "promo": promo,
+                                   "sales": level * (1 + 0.1 * promo) + rng.normal(size=80).cumsum() * 0.1}))
+    pd.concat(parts).to_csv(tmp_path / "sales.csv", index=False)
+    code, out, err = run_cli("fit", "--data", tmp_path / "sales.csv", "--target", "sales", "--series-column", "store",
+                             "--series", "all", "--future-features", "promo", "--arch", "gru", "--units", "4",
+                             "--layers", "1", "--epochs", "1", "--window", "8", "--out", tmp_path / "runs", "-q")
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    code, out, err = run_cli("export", run_dir, "--format", "onnx")
+    assert code == 0, err
+    card = json.loads((run_dir / "export" / "model_card.json").read_text())
+    assert card["features"] == ["sales", "promo+1"] and list(card["future_inputs"]) == ["promo+1"]
+    code, out, err = run_cli("predict", run_dir)
+    assert code == 1 and "this model reads promo for the dates it forecasts: give --future" in err
+    future = tmp_path / "future.csv"
+    future.write_text("date,store,promo\n2020-03-21,A,1\n2020-03-21,B,0\n")
+    tables = []
+    for artifact in (run_dir, run_dir / "export" / "model.onnx"):
+        code, out, err = run_cli("predict", artifact, "--future", future, "--csv", tmp_path / "f.csv")
+        assert code == 0, err
+        tables.append(pd.read_csv(tmp_path / "f.csv"))
+    assert list(tables[0]["store"]) == ["A", "B"] and list(tables[0]["date"]) == ["2020-03-21"] * 2
+    np.testing.assert_allclose(tables[0]["sales"], tables[1]["sales"], rtol=1e-4)
+    future.write_text("date,store,promo\n2020-03-22,A,1\n2020-03-21,B,0\n")
+    code, out, err = run_cli("predict", run_dir, "--future", future)
+    assert code == 1 and "--future has no promo for 2020-03-21 of series A" in err and len(err.strip().splitlines()) == 1

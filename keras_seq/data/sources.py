@@ -94,6 +94,13 @@ class DataSpec:
             them as inputs the caller computes (its model card says how).
             The scaler passes them to the network unscaled. Defaults to
             `None`.
+        future_features: tuple of str or None. Columns known in advance for
+            the dates forecast (a holiday flag, a planned price): the model
+            reads each one's values at the 1st .. horizon-th step after every
+            row (input columns `<name>+1` .. `<name>+<horizon>`), so a
+            forecast sees them for the dates it forecasts; `predict` takes
+            them for the dates after the data from a `--future` CSV. The
+            target cannot be one. Defaults to `None`.
         targets: tuple of str, str or None. A wide table's columns, one series
             each, to forecast with one global model: several names, or
             `"all"` (every numeric column that is not a feature). They are
@@ -116,8 +123,10 @@ class DataSpec:
     season: int | None = None
     targets: tuple[str, ...] | str | None = None
     calendar: tuple[str, ...] | None = None
+    future_features: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        self._check_future()
         self._check_targets()
         if self.calendar is not None:
             names = tuple(self.calendar)
@@ -155,6 +164,17 @@ class DataSpec:
             raise KerasSeqError(
                 f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={self.fill!r}"
             )
+
+    def _check_future(self) -> None:
+        if self.future_features is None:
+            return
+        names = tuple(self.future_features)
+        if not names or len(set(names)) != len(names):
+            raise KerasSeqError(f"`future_features` must name each column once. Received: {list(names)}")
+        if self.target in names:
+            raise KerasSeqError(f"--future-features names the target '{self.target}': its future is what is forecast, "
+                                "so it cannot be an input known in advance. Leave it out.")
+        object.__setattr__(self, "future_features", names)
 
     def _check_targets(self) -> None:
         """`targets`: a tuple of names, or "all"; one name becomes `target` (unless `target` is already the wide
@@ -200,8 +220,9 @@ class DataSpec:
 
     @property
     def columns(self) -> list[str]:
-        """Every column read from the data: the features, then the target (not the calendar's, made from dates)."""
-        return list(dict.fromkeys([*(self.features or (self.target,)), self.target]))
+        """Every column read from the data: the features, the target and the future features (not the calendar's,
+        made from dates)."""
+        return list(dict.fromkeys([*(self.features or (self.target,)), self.target, *(self.future_features or ())]))
 
     def load(self, refresh: bool = False, quote: bool = True) -> pd.DataFrame:
         """Load this spec's series: its feature and target columns only.

@@ -383,6 +383,32 @@ class KeyedOrder:
         return values
 
 
+def add_leads(frame: pd.DataFrame, names, horizon: int, series_column: str | None = None) -> pd.DataFrame:
+    """`frame` with each future feature's values 1 .. `horizon` steps after every row (within its series).
+
+    The last rows of a series have no value that far ahead: their leads are
+    missing (NaN), and they are never a window's inputs.
+
+    Example:
+    >>> frame = pd.DataFrame({"y": [1.0, 2, 3], "h": [0.0, 1, 0]}, index=pd.date_range("2024-01-01", periods=3))
+    >>> add_leads(frame, ["h"], 2)["h+1"].tolist(), add_leads(frame, ["h"], 2)["h+2"].tolist()
+    ([1.0, 0.0, nan], [0.0, nan, nan])
+    """
+    clash = [c for c in lead_columns(names, horizon) if c in frame.columns]
+    if clash:
+        raise KerasSeqError(f"the data already has a column '{clash[0]}', the name of a future feature's lead. "
+                            "Rename that column.")
+    source = frame.groupby(series_column, sort=False)[list(names)] if series_column else frame[list(names)]
+    leads = {f"{name}+{step}": shifted[name] for step in range(1, horizon + 1)
+             for shifted in [source.shift(-step)] for name in names}
+    return frame.assign(**{column: leads[column] for column in lead_columns(names, horizon)})
+
+
+def lead_columns(names, horizon: int) -> list[str]:
+    """The input columns of future features `names` for a `horizon`: `<name>+1` .. `<name>+<horizon>` each."""
+    return [f"{name}+{step}" for name in names or () for step in range(1, horizon + 1)]
+
+
 def _consecutive(columns) -> bool:
     return list(columns) == list(range(columns[0], columns[0] + len(columns)))
 
@@ -445,6 +471,7 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
     stats = {}
     for column in dict.fromkeys([*features, target]):
         values = train[column].to_numpy(dtype="float64")
+        values = values[~np.isnan(values)]  # a future feature's leads are missing after a series' last rows
         mean, std = float(values.mean()), float(values.std())
         if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
             raise KerasSeqError(
@@ -469,6 +496,7 @@ def _fit_panel_scaling(frame: pd.DataFrame, features: list, target: str, ranges:
     for column in dict.fromkeys([*features, target]):
         values = frame[column].to_numpy()
         parts = [values[lo:hi].astype("float64") for lo, hi in ranges if hi > lo]
+        parts = [part[~np.isnan(part)] for part in parts]  # a future feature's leads end before their series
         count = sum(len(part) for part in parts)
         mean = sum(float(part.sum()) for part in parts) / count
         std = float(np.sqrt(sum(float(np.square(part - mean).sum()) for part in parts) / count))
@@ -511,7 +539,8 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
             `target_kind`, `splits`, `sequence_stride`, `supervision`), its
             defaults too; and `series_column`, a long frame's column naming
             each row's series: a panel, every series cut at the same dates,
-            a series too short for one window left out with a warning.
+            a series too short for one window left out with a warning; and
+            `future_features`, columns known in advance (`add_leads`).
 
     Returns:
         A `Windows` (see the module docstring for an example).
@@ -521,13 +550,17 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
             a single window.
     """
     series_column = options.pop("series_column", None)
+    future = tuple(options.pop("future_features", None) or ())
     spec = _window_spec(options)
     features = list(features) if features else [target]
+    if future:  # each one's values 1 .. horizon steps ahead, as input columns after the others
+        frame = add_leads(frame, future, spec.horizon, series_column)
+        features += lead_columns(future, spec.horizon)
     frame, series_splits, ids = _layout(frame, series_column, spec, target)
     _check_batch_and_columns(frame, features, target, batch_size)
     scaling = _checked_scaling(frame, features, target, series_splits, spec.splits, scaling)
     columns = list(dict.fromkeys([*features, target]))  # each column once: a univariate series is held once
-    windows = Windows(
+    return Windows(
         scaling=scaling, dates=frame.index, target_values=_float_values(frame[target]), series_splits=series_splits,
         series_ids=tuple(ids), window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind,
         sequence_stride=spec.sequence_stride, normalized=normalize, shuffled=bool(shuffle),
@@ -536,7 +569,6 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         batch_size=int(batch_size), supervision=spec.supervision,
         shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
     )
-    return windows
 
 
 def _float_values(column: pd.Series) -> np.ndarray:
