@@ -187,6 +187,9 @@ training_options = _options(
     *_MODEL_OPTIONS,
     click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
                  help="Train, validation and test fractions, in time order."),
+    click.option("--split-dates", default=None, callback=_comma_list, metavar="VAL,TEST",
+                 help="The first day of the validation and of the test split, e.g. 2015-01-01,2018-01-01 (every "
+                      "series cut there; replaces --splits)."),
     click.option("--stride", "sequence_stride", type=int, default=1, show_default=True,
                  help="Steps between window starts."),
     click.option("--epochs", type=int, default=20, show_default=True),
@@ -232,7 +235,7 @@ def _model_specs(arch: str, o: dict):
     """WindowSpec and ModelSpec from `_MODEL_OPTIONS`' values (and `--splits`/`--stride` where given)."""
     from keras_seq.data.windows import WindowSpec
 
-    splits = {k: o[k] for k in ("splits", "sequence_stride") if k in o}
+    splits = {k: o[k] for k in ("splits", "sequence_stride", "split_dates") if k in o}
     return (
         WindowSpec(window=o["window"], horizon=o["horizon"], target_kind=o["target_kind"],
                    supervision=o["supervision"], **splits),

@@ -80,7 +80,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
 
     options = dataclasses.asdict(windows) | {"supervision": "last"}  # evaluated at the last step, however trained
     if new_data:
-        options["splits"] = (0.0, 0.0, 1.0)
+        options.update(splits=(0.0, 0.0, 1.0), split_dates=None)
     raw = make_windows(
         frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling,
         series_column=data.panel_column, future_features=data.future_features, **options

@@ -5,7 +5,7 @@ evaluation and export of one or more experiments.
 
     [data]       # source, start, end, target, features, date_column, fill, cache_dir, season,
                  # series_column, series, targets, calendar, future_features
-    [windows]    # window, horizon, target_kind, splits, stride
+    [windows]    # window, horizon, target_kind, splits, stride, supervision, split_dates
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers
     [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile
@@ -92,7 +92,9 @@ SCHEMA = {
              "series_column": STR, "series": STR_OR_LIST, "targets": STR_OR_LIST,
              "calendar": STR_LIST, "future_features": STR_LIST},
     "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT,
-                "supervision": STR},
+                "supervision": STR, "split_dates": ("two dates like [2015-01-01, 2018-01-01]",
+                                                    lambda v: isinstance(v, list) and len(v) == 2
+                                                    and all(_is_date(d) for d in v))},
     "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,
               "allow_future_leak": BOOL, "transition_layers": INT, "output_layers": INT, "scaler": STR,
               "transform": STR, "residual": BOOL},

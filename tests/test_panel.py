@@ -326,3 +326,19 @@ def test_a_model_with_future_features_predicts_from_values_given_for_the_dates_a
     future.write_text("date,store,promo\n2020-03-22,A,1\n2020-03-21,B,0\n")
     code, out, err = run_cli("predict", run_dir, "--future", future)
     assert code == 1 and "--future has no promo for 2020-03-21 of series A" in err and len(err.strip().splitlines()) == 1
+
+
+def test_split_dates_cut_every_series_at_the_days_given():
+    from keras_seq.errors import KerasSeqError
+
+    frame = DataSpec(source=str(LONG), target="price", series_column="symbol", series="all").load()
+    windows = make_windows(frame, target="price", window=8, series_column="symbol", shuffle=False,
+                           split_dates=("2020-03-01", "2020-04-01"))
+    for rows in windows.series_splits:
+        assert str(windows.dates[rows["validation"][0]].date()) == "2020-03-01"
+        assert str(windows.dates[rows["test"][0]].date()) == "2020-04-01"
+        assert windows.dates[rows["validation"][0] - 1] < pd.Timestamp("2020-03-01")
+    with pytest.raises(KerasSeqError, match="no series has a window in the test split .--split-dates 2020-03-01,2021-01-01"):
+        make_windows(frame, target="price", window=8, series_column="symbol", split_dates=("2020-03-01", "2021-01-01"))
+    with pytest.raises(KerasSeqError, match="`split_dates` must be two dates in order"):
+        make_windows(frame, target="price", window=8, series_column="symbol", split_dates=("2020-04-01", "2020-03-01"))

@@ -57,6 +57,9 @@ class WindowSpec:
             step, each predicting the `horizon` values after it (`"every"`,
             teacher forcing, causal archs only). Evaluation and export read
             the last step either way. Defaults to `"last"`.
+        split_dates: tuple of 2 dates or None. The first day of the
+            validation split and of the test split, for every series alike;
+            given, they replace `splits`' fractions. Defaults to `None`.
     """
 
     window: int = 16
@@ -65,9 +68,12 @@ class WindowSpec:
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     sequence_stride: int = 1
     supervision: str = "last"
+    split_dates: tuple[str, str] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "splits", tuple(float(s) for s in self.splits))
+        if self.split_dates is not None:
+            object.__setattr__(self, "split_dates", _checked_split_dates(self.split_dates))
         check_window_options(self.window, self.horizon, self.target_kind, self.splits, self.sequence_stride)
         if self.supervision not in SUPERVISIONS:
             raise KerasSeqError(
@@ -78,6 +84,18 @@ class WindowSpec:
                 "supervision 'every' is for target kind 'next' (target kind 'sequence' already scores every step). "
                 "Use --target-kind next with it."
             )
+
+
+def _checked_split_dates(values) -> tuple[str, str]:
+    """Two dates in order, as ISO strings (validation's first day, then test's)."""
+    try:
+        days = [pd.Timestamp(v) for v in values]
+    except (TypeError, ValueError):
+        days = []
+    if len(days) != 2 or any(pd.isna(d) for d in days) or days[0] > days[1]:
+        raise KerasSeqError(f"`split_dates` must be two dates in order, the first day of the validation split and of "
+                            f"the test split, e.g. 2015-01-01,2018-01-01. Received: split_dates={list(values)}")
+    return tuple(str(d.date()) if d == d.normalize() else d.isoformat() for d in days)
 
 
 def check_window_options(window, horizon, target_kind, splits, sequence_stride) -> None:
@@ -439,24 +457,28 @@ def split_rows(n_rows: int, splits: tuple[float, float, float]) -> dict:
     return {name: (bounds[i], bounds[i + 1]) for i, name in enumerate(SPLIT_NAMES)}
 
 
-def split_by_dates(dates: pd.DatetimeIndex, bounds: list[tuple[int, int]], splits) -> list[dict]:
+def split_by_dates(dates: pd.DatetimeIndex, bounds: list[tuple[int, int]], splits, cut_dates=None) -> list[dict]:
     """The rows of each split, per series, cut at the same dates for every series.
 
     `dates` holds the stacked rows of every series; series k is rows
     `bounds[k] = (first, end)`, in time order. The split fractions are taken
     of the union of all dates (as `split_rows` takes them of one series' rows),
     so the validation and test periods begin on the same date in every series:
-    no series' test period is seen while another trains.
+    no series' test period is seen while another trains. `cut_dates` (the
+    first day of validation and of test) replace the fractions.
 
     Example:
     >>> dates = pd.DatetimeIndex(pd.date_range("2020-01-01", periods=10).append(pd.date_range("2020-01-05", periods=4)))
     >>> split_by_dates(dates, [(0, 10), (10, 14)], (0.6, 0.2, 0.2))[1]  # the 2nd series ends before the test period
     {'train': (10, 12), 'validation': (12, 14), 'test': (14, 14)}
     """
-    stamps = dates.asi8  # int64 nanoseconds, a view: numpy slices of it cost nothing per series
-    union = np.sort(pd.unique(stamps))
-    cuts = split_rows(len(union), splits)
-    starts = [union[cuts[name][0]] if cuts[name][0] < len(union) else None for name in ("validation", "test")]
+    stamps = dates.asi8  # int64 in the index's unit, a view: numpy slices of it cost nothing per series
+    if cut_dates is not None:  # given: the first day of validation and of test
+        starts = [int(np.datetime64(pd.Timestamp(day), dates.unit).astype("int64")) for day in cut_dates]
+    else:
+        union = np.sort(pd.unique(stamps))
+        cuts = split_rows(len(union), splits)
+        starts = [union[cuts[name][0]] if cuts[name][0] < len(union) else None for name in ("validation", "test")]
     result = []
     for first, end in bounds:
         own = stamps[first:end]
@@ -593,11 +615,21 @@ def _series_array(frame: pd.DataFrame, columns: list, scaling: Scaling | None) -
 def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, target: str):
     """(the frame's rows stacked series by series, each series' split rows, the series' names)."""
     if series_column is None:
-        (rows,) = split_by_dates(frame.index, [(0, len(frame))], spec.splits)  # one series: the same cut as by rows
+        (rows,) = split_by_dates(frame.index, [(0, len(frame))], spec.splits, spec.split_dates)  # as by rows
         _check_split_lengths(len(frame), rows, spec)
         return frame, (rows,), (target,)
     frame, bounds, ids = _panel(frame, series_column, spec)
-    return frame, tuple(split_by_dates(frame.index, bounds, spec.splits)), ids
+    series_splits = tuple(split_by_dates(frame.index, bounds, spec.splits, spec.split_dates))
+    for name, fraction in zip(SPLIT_NAMES, spec.splits):
+        ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0])
+                  for rows in series_splits]
+        if (fraction > 0 or spec.split_dates is not None) and all(last < first for first, last in ranges):
+            how = (f"--splits {_percent(spec.splits)}" if spec.split_dates is None else
+                   f"--split-dates {spec.split_dates[0]},{spec.split_dates[1]}")
+            raise KerasSeqError(f"no series has a window in the {name} split ({how}, dates "
+                                f"{frame.index.min().date()}..{frame.index.max().date()}). Use other {how.split()[0]}, "
+                                "a smaller --window or a longer date range.")
+    return frame, series_splits, ids
 
 
 def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataFrame, list, list]:
@@ -672,20 +704,23 @@ def _check_split_lengths(n_rows: int, rows: dict, spec: WindowSpec) -> None:
     for name, fraction in zip(SPLIT_NAMES, spec.splits):
         lo, hi = rows[name]
         first, last = _start_range(lo, hi, spec.window, spec.horizon, spec.target_kind)
-        if fraction > 0 and last < first:
+        if (fraction > 0 or spec.split_dates is not None) and last < first:
             span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
+            how, option = ((f"split {_percent(spec.splits)}", "--splits") if spec.split_dates is None else
+                           (f"cut at {spec.split_dates[0]} and {spec.split_dates[1]}", "--split-dates"))
             raise KerasSeqError(
-                f"the series is too short: {n_rows} rows split {_percent(spec.splits)} leave the {name} split "
+                f"the series is too short: {n_rows} rows {how} leave the {name} split "
                 f"{hi - lo} rows, not enough for one window of {span} steps (window={spec.window}, "
-                f"horizon={spec.horizon}). Use a longer date range, a smaller --window or other --splits."
+                f"horizon={spec.horizon}). Use a longer date range, a smaller --window or other {option}."
             )
 
 
 def _checked_scaling(frame, features: list, target: str, series_splits, splits, scaling: Scaling | None) -> Scaling:
     """`scaling` if it is for these columns, else the training split's (refused where there are no training rows)."""
     if scaling is None:
-        if splits[0] == 0:
-            raise KerasSeqError("`splits` leave no training rows to fit the scaling on. Give a train fraction above 0.")
+        if splits[0] == 0 or not any(rows["train"][1] > rows["train"][0] for rows in series_splits):
+            raise KerasSeqError("the splits leave no training rows to fit the scaling on. Give a train fraction above "
+                                "0, or a first --split-dates date after the data's first date.")
         if len(series_splits) == 1:
             return fit_scaling(frame, features, target, series_splits[0]["train"])
         return _fit_panel_scaling(frame, features, target, [rows["train"] for rows in series_splits])
