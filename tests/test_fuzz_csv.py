@@ -75,7 +75,7 @@ def test_load_series_returns_a_clean_frame_or_a_clear_error(csv, fill, pick):
 
 
 @pytest.mark.filterwarnings("ignore::keras_seq.errors.DataWarning")
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(csv=csv_texts(min_rows=30, max_rows=80))
 def test_fit_on_a_generated_csv_runs_or_fails_cleanly(csv, run_cli, tmp_path):
     text, _, value_names = csv

@@ -4,6 +4,7 @@ order, calendar inputs and future features."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -229,22 +230,24 @@ def test_a_large_train_split_is_read_in_a_keyed_order_every_window_once(monkeypa
     assert not np.array_equal(data[0][0], inputs[:16])
 
 
-def test_a_panel_backtest_cuts_every_series_at_the_same_fold_dates(run_cli, tmp_path):
-    code, out, err = run_cli("compare", "--data", LONG, "--target", "price", "--series-column", "symbol", "--series",
-                             "all", "--archs", "gru", "--backtest", "2", "--window", "8", "--units", "4", "--layers",
-                             "1", "--epochs", "1", "--out", tmp_path, "-q")
-    assert code == 0, err
-    (folder,) = tmp_path.iterdir()
-    summary = json.loads((folder / "comparison.json").read_text())
-    folds = summary["settings"]["folds"]
-    assert [f["test_end"] for f in folds] == [111, 120] and folds[1]["test_start"] == 111  # of the 120 dates
-    raw_dates = sorted(pd.read_csv(LONG, parse_dates=["date"])["date"].unique())
-    for index, fold in enumerate(folds, start=1):
-        report = json.loads((folder / "runs" / f"gru-seed42-fold{index}" / "metrics.json").read_text())
-        assert sorted(report["per_series"]) == ["AAPL", "IBM", "MSFT"]
-        assert report["first_date"] == str(raw_dates[fold["test_start"]].date())
-        assert report["last_date"] == str(raw_dates[fold["test_end"] - 1].date())
-    assert (folder / "compare_forecast.png").is_file()
+def test_a_panel_backtest_cuts_every_series_at_the_same_fold_dates():
+    """Folds are positions in the union of the series' dates; each fold truncates every series at its end."""
+    from keras_seq.compare import backtest_folds, date_count, fold_data
+    from keras_seq.data.windows import WindowSpec
+
+    frame = DataSpec(source=str(LONG), target="price", series_column="symbol", series="all").load()
+    frame = frame[~((frame["symbol"] == "IBM") & (frame.index < "2020-01-11"))]  # IBM starts 10 days later
+    dates = np.sort(frame.index.unique())
+    assert date_count(frame) == 120
+    folds = backtest_folds(date_count(frame), WindowSpec(window=8), 2)
+    assert [f[1:] for f in folds] == [(102, 111), (111, 120)]
+    for val_lo, test_lo, test_hi in folds:
+        rows, spec = fold_data(frame, WindowSpec(window=8), (val_lo, test_lo, test_hi))
+        assert rows.index.max() == dates[test_hi - 1] and len(rows.groupby("symbol")) == 3
+        windows = make_windows(rows, target="price", series_column="symbol", shuffle=False, **dataclasses.asdict(spec))
+        for series in windows.series_splits:  # every series' test block begins and its validation ends on one date
+            assert windows.dates[series["test"][0]] == dates[test_lo]
+            assert windows.dates[series["validation"][0]] == dates[val_lo]
 
 
 def test_calendar_columns_reach_the_network_unscaled_and_the_rest_scaled():
