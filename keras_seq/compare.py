@@ -240,13 +240,12 @@ class _Runner:
 
         specs = dataclasses.replace(self.specs, model=dataclasses.replace(self.specs.model, arch=arch),
                                     train=dataclasses.replace(self.specs.train, seed=seed))
-        pooled = {"actual": [], "model": [], "persistence": [], "positions": [], "drawn": []}
+        pooled = {"actual": [], "model": [], "persistence": [], "drawn": []}
         for index, fold in enumerate(self.folds, start=1):
             fitted = self.fit(specs, index, fold)
             if fold is not None:
                 for key, values in (("actual", fitted.raw.targets("test")), ("model", fitted.predictions["test"]),
                                     ("persistence", persistence_forecast(fitted.raw, "test")),
-                                    ("positions", fitted.raw.target_positions("test")),
                                     ("drawn", _first_series_points(fitted.raw, "test", fitted.predictions["test"]))):
                     pooled[key].append(values)
             if shown and (fold is None or index == len(self.folds)):

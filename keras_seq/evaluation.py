@@ -162,12 +162,22 @@ def _series_rows(windows: Windows, positions: np.ndarray) -> tuple[np.ndarray, n
 
 def naive_scale(windows: Windows, season: int, whole: bool = False) -> float:
     """The in-sample MAE of the seasonal naive forecast over the training rows (`whole`: every row): MASE's denominator."""
-    errors = []
-    for lo, hi in ((rows["train"][0], rows["test"][1]) if whole else rows["train"] for rows in windows.series_splits):
-        train = windows.target_values[lo:hi]
-        if len(train) > season:
-            errors.append(np.abs(train[season:] - train[:-season]))
+    errors = [_naive_errors(windows.target_values, rows, season, whole) for rows in windows.series_splits]
+    errors = [e for e in errors if len(e)]
     return float(np.mean(np.concatenate(errors))) if errors else float("nan")
+
+
+def _naive_errors(values: np.ndarray, rows: dict, season: int, whole: bool) -> np.ndarray:
+    """|seasonal naive error| over one series' training rows (`whole`: all its rows); empty if too few."""
+    lo, hi = (rows["train"][0], rows["test"][1]) if whole else rows["train"]
+    train = values[lo:hi]
+    return np.abs(train[season:] - train[:-season]) if len(train) > season else train[:0]
+
+
+def _naive_mae(values: np.ndarray, rows: dict, season: int, whole: bool) -> float:
+    """`naive_scale` of one series."""
+    errors = _naive_errors(values, rows, season, whole)
+    return float(np.mean(errors)) if len(errors) else float("nan")
 
 
 def persistence_forecast(windows: Windows, split: str) -> np.ndarray:
@@ -262,19 +272,20 @@ class Report:
                          f"Season {self.season} ({self.season_note}); MASE scales by its in-sample error on the "
                          f"{self.mase_scale}.")
         if self.per_series:
-            lines.append(_per_series_line(self.per_series))
+            lines.append(_per_series_line(self.per_series, self.panel))
             missing = self.panel.get("without_windows", [])
             if missing:
-                lines.append(f"{len(missing)} series {'has' if len(missing) == 1 else 'have'} no window in this split (their rows end before it or "
-                             f"are too few): {', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''}.")
+                lines.append(f"{len(missing)} series {'has' if len(missing) == 1 else 'have'} no window in this split "
+                             f"(their rows end before it or are too few): {', '.join(missing[:10])}"
+                             f"{', ...' if len(missing) > 10 else ''}.")
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
 
 
-def _per_series_line(per_series: dict) -> str:
-    """A panel's spread over series: MASE and skill against each series' own baselines, mean and median."""
-    summary = panel_summary(per_series)
+def _per_series_line(per_series: dict, summary: dict) -> str:
+    """A panel's spread over series (`summary`: its `panel_summary`): MASE and skill against each series' own
+    baselines, mean and median."""
     skills = {name: m["skill"] for name, m in per_series.items() if np.isfinite(m["skill"])}
     worst = min(skills, key=skills.get) if skills else None
     lowest = f"; lowest {worst} ({skills[worst]:+.3f})" if worst is not None else ""
@@ -322,17 +333,17 @@ def panel_summary(per_series: dict) -> dict:
 def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, season: int, whole: bool) -> dict:
     """Each series of a panel: its MAE, sMAPE, MASE (by its own training split's naive error) and skill against
     its own persistence and seasonal naive."""
-    positions, actual = windows.target_positions(split)[:, 0], windows.targets(split)
+    positions, actual = windows.target_positions(split)[:, 0], windows.targets(split)  # series by series, in order
     baselines = baseline_forecasts(windows, split, season)
     result = {}
     for name, rows in zip(windows.series_ids, windows.series_splits):
-        mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
-        if not mine.any():
+        mine = slice(*np.searchsorted(positions, [rows["train"][0], rows["test"][1]]))  # this series' windows
+        if mine.stop == mine.start:
             continue
-        one = dataclasses.replace(windows, series_splits=(rows,), series_ids=(name,))
         model_mae = mae(actual[mine], predictions[mine])
-        scale = naive_scale(one, season, whole)
-        result[str(name)] = {"windows": int(mine.sum()), "mae": model_mae, "smape": smape(actual[mine], predictions[mine]),
+        scale = _naive_mae(windows.target_values, rows, season, whole)
+        result[str(name)] = {"windows": int(mine.stop - mine.start), "mae": model_mae,
+                             "smape": smape(actual[mine], predictions[mine]),
                              "mase": model_mae / scale if scale > 0 else float("nan"), "scale": scale,
                              "skill": skill(model_mae, mae(actual[mine], baselines["persistence"][mine])),
                              "skill_seasonal": skill(model_mae, mae(actual[mine], baselines["seasonal naive"][mine]))}

@@ -65,9 +65,7 @@ class RunSpecs:
     @property
     def input_columns(self) -> tuple[str, ...]:
         """The model's input columns in order: the data's feature columns, then the future features' leads."""
-        from keras_seq.data.windows import lead_columns
-
-        return (*self.data.feature_columns, *lead_columns(self.data.future_features, self.windows.horizon))
+        return self.data.input_columns(self.windows.horizon)
 
     @property
     def unscaled_columns(self) -> tuple[int, ...]:

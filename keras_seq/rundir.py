@@ -273,14 +273,12 @@ def model_io(config: dict) -> dict:
         `window`, `horizon`, `target_kind`, `features` (input columns in
         order), `target`, and `data`: the training data's `DATA_KEYS`.
     """
-    from keras_seq.data.windows import lead_columns
-
     data, windows = specs_from_config(config, None, ("data", "windows"))
     return {
         "window": windows.window,
         "horizon": windows.horizon,
         "target_kind": windows.target_kind,
-        "features": [*data.feature_columns, *lead_columns(data.future_features, windows.horizon)],
+        "features": list(data.input_columns(windows.horizon)),
         "target": data.target,
         "data": {key: getattr(data, key) for key in DATA_KEYS},
     }

@@ -322,8 +322,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
         A DataFrame of `date` and forecast values (of a panel: the series
         column first).
     """
-    from keras_seq.data.sources import DataSpec, calendar_columns, csv_path
-    from keras_seq.data.windows import lead_columns
+    from keras_seq.data.sources import DataSpec, calendar_columns, csv_path, lead_columns
 
     unknown = sorted(set(data) - set(PREDICT_DATA))
     if unknown:
@@ -397,13 +396,13 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
 
 def _future_table(path, names: list, column: str | None) -> dict:
     """The rows of a --future CSV per series (None for one series): date-indexed, with `names` checked numeric."""
-    from keras_seq.data.sources import _checked_columns, _read_csv_text, csv_path
+    from keras_seq.data.sources import _checked_columns, _read_csv_frame, _sorted_unique, csv_path, long_table_series
 
     where = csv_path(str(path))
     if where is None or not where.is_file():
         raise KerasSeqError(f"--future file not found: {path}. Expected a CSV of dates and {', '.join(names)}.")
-    read = _read_csv_text(where, str(path), date_column=None, series=(column, "all") if column else (None, None))
-    parts = read if column else [(None, read)]
+    frame = _read_csv_frame(where, str(path), date_column=None)
+    parts = long_table_series(frame, str(path), column, "all") if column else [(None, _sorted_unique(frame, str(path)))]
     return {name: _checked_columns(part, names, None, f"{path}" + (f" (series {name})" if column else ""))
             for name, part in parts}
 
@@ -411,6 +410,8 @@ def _future_table(path, names: list, column: str | None) -> dict:
 def _predicted_data(path, artifact: Artifact, source, series, series_column) -> dict:
     """The data options `predict` reads: the model's own data, or `source` (a long table's `series` of it; for a
     model of a wide table, `source`'s columns `series`, default all)."""
+    from keras_seq.data.sources import reads_several
+
     data = dict(artifact.data)
     if source is not None and data.get("targets") is not None and series_column is None:  # a wide model: wide data
         data.update(source=source, start=None, end=None, series=None, targets=series if series is not None else "all")
@@ -423,16 +424,12 @@ def _predicted_data(path, artifact: Artifact, source, series, series_column) -> 
     elif series_column is not None:
         raise KerasSeqError("--series-column is for a long table given with --data; without --data the model's own "
                             "series are read. Drop --series-column or give --data.")
-    elif series is not None and data.get("targets") is None and not _is_panel(data.get("series")):
+    elif series is not None and data.get("targets") is None and not reads_several(data.get("series")):
         if data.get("series_column") is None:
             raise KerasSeqError(f"--series picks series of a panel, and {path} reads one series. Drop --series, or "
                                 "give --data a long table with --series-column.")
         data["series"] = series  # a model of one series of a long table: another series of it
     return data
-
-
-def _is_panel(series) -> bool:
-    return series == "all" or isinstance(series, (list, tuple))
 
 
 def _chosen_series(frame: pd.DataFrame, column: str, series) -> pd.DataFrame:
@@ -446,7 +443,8 @@ def _chosen_series(frame: pd.DataFrame, column: str, series) -> pd.DataFrame:
         listed = ", ".join(map(str, present[:8])) + (f", ... ({len(present)} in all)" if len(present) > 8 else "")
         raise KerasSeqError(f"--series {unknown[0]}: the model's data has no such series ({listed}). "
                             "Name some of them, or give --data with the series to forecast.")
-    return pd.concat([frame[frame[column] == name] for name in wanted])
+    rows = frame.groupby(column, sort=False).indices  # name -> its row positions, in one pass
+    return frame.iloc[np.concatenate([rows[name] for name in wanted])]
 
 
 def check_output_path(path: str | Path, inputs: list) -> None:

@@ -281,10 +281,11 @@ def _window_batches_class(keras):
             self.began = False
             self.order = None  # drawn when the epoch's first batch is asked for: one index held at a time
             self.lock = threading.Lock()
+            self.count = windows.count(split)  # the same every epoch: counted once
 
         @property
         def num_batches(self):
-            return -(-self.windows.count(self.split) // self.windows.batch_size)
+            return -(-self.count // self.windows.batch_size)
 
         def on_epoch_begin(self):
             with self.lock:

@@ -211,12 +211,16 @@ class DataSpec:
         """The series column of a spec that reads several series (None for one series)."""
         if self.targets is not None:
             return WIDE_SERIES
-        return self.series_column if self.series == "all" or isinstance(self.series, tuple) else None
+        return self.series_column if reads_several(self.series) else None
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
         """Input columns in order (the target alone unless `features` is set), then the calendar's."""
         return (*(self.features or (self.target,)), *calendar_columns(self.calendar))
+
+    def input_columns(self, horizon: int) -> tuple[str, ...]:
+        """The model's input columns for a `horizon`: `feature_columns`, then the future features' leads."""
+        return (*self.feature_columns, *lead_columns(self.future_features, horizon))
 
     @property
     def columns(self) -> list[str]:
@@ -248,6 +252,16 @@ class DataSpec:
         path = csv_path(self.source)
         frame = read() if quote or path is None or not path.is_file() else _unquoted(self.source, read)
         return add_calendar(frame, self.calendar) if self.calendar else frame
+
+
+def reads_several(series) -> bool:
+    """Whether a `series` selection (None, a name, names or "all") reads several series: a panel."""
+    return series == "all" or isinstance(series, (list, tuple))
+
+
+def lead_columns(names, horizon: int) -> list[str]:
+    """The input columns of future features `names` for a `horizon`: `<name>+1` .. `<name>+<horizon>` each."""
+    return [f"{name}+{step}" for name in names or () for step in range(1, horizon + 1)]
 
 
 def calendar_columns(names) -> list[str]:
@@ -364,15 +378,14 @@ def load_long_table(source: str, start: str | None = None, end: str | None = Non
         return load_series(source, start, end, columns=columns)  # the missing-file error, worded as for any file
     start_ts, end_ts = _parse_range(start, end)
     raw = _read_csv_frame(path, source, date_column)
-    several = series == "all" or isinstance(series, (list, tuple))
+    several = reads_several(series)
     quick = _quick_panel(raw, series_column, series, start_ts, end_ts, columns) if several else None
     if quick is not None:  # a clean table of many series: checked in a few passes, not series by series
         return quick
-    parts = _series_parts(raw, source, series_column, series)  # an unknown column or series: its error
+    read = long_table_series(raw, source, series_column, series)  # an unknown column or series: its error
     if not several:
-        return _finish(_sorted_unique(parts[0][1], source), start_ts, end_ts, source, columns, fill)
-    parts = [(sid, _sorted_unique(part, f"{source} (series {sid})")) for sid, part in parts]
-    return _finish_panel(parts, start_ts, end_ts, source, columns, fill, series_column)
+        return _finish(read, start_ts, end_ts, source, columns, fill)
+    return _finish_panel(read, start_ts, end_ts, source, columns, fill, series_column)
 
 
 def load_wide_table(source: str, start: str | None = None, end: str | None = None, *, features=(), targets,
@@ -509,13 +522,16 @@ def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
     return selected
 
 
-def _read_csv_text(path_or_buffer, name: str, date_column: str | None, series=(None, None)) -> pd.DataFrame:
-    """Read a CSV and index it by its date column (of a long table: the rows of one series, `(column, name)`)."""
-    frame = _read_csv_frame(path_or_buffer, name, date_column)
-    if series[0] is None:
-        return _sorted_unique(frame, name)
-    parts = _series_parts(frame, name, *series)
-    if isinstance(series[1], str) and series[1] != "all":
+def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
+    """Read a CSV and index it by its date column, sorted and without repeated rows."""
+    return _sorted_unique(_read_csv_frame(path_or_buffer, name, date_column), name)
+
+
+def long_table_series(frame: pd.DataFrame, name: str, column: str, wanted):
+    """A long table's wanted series (`_series_parts`), each sorted and without repeats: the one series' rows for a
+    single name, else a list of `(name, rows)`."""
+    parts = _series_parts(frame, name, column, wanted)
+    if not reads_several(wanted):
         return _sorted_unique(parts[0][1], name)
     return [(sid, _sorted_unique(part, f"{name} (series {sid})")) for sid, part in parts]
 
@@ -575,11 +591,10 @@ def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, col
     ranks = pd.Categorical(ids, categories=chosen).codes.astype(np.int64)  # -1: a series not chosen
     order = np.flatnonzero(ranks >= 0)
     order = order[np.argsort(ranks[order], kind="stable")]  # series by series, each in the file's order
-    stamps, ranks = frame.index.asi8[order], ranks[order]
-    same = ranks[1:] == ranks[:-1]
-    if (frame.index[order] > today + pd.Timedelta(days=1)).any() or (same & (stamps[1:] <= stamps[:-1])).any():
+    dates, ranks = frame.index[order], ranks[order]
+    stamps, same = dates.asi8, ranks[1:] == ranks[:-1]
+    if (dates > today + pd.Timedelta(days=1)).any() or (same & (stamps[1:] <= stamps[:-1])).any():
         return None  # a date in the future, or a series out of order or with a date twice: the careful path
-    dates = frame.index[order]
     inside = np.ones(len(order), dtype=bool) if start_ts is None else dates >= start_ts
     if end_ts is not None:
         inside &= dates <= end_ts

@@ -31,6 +31,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from keras_seq.data.sources import lead_columns
 from keras_seq.errors import KerasSeqError
 
 TARGET_KINDS = ("next", "sequence")
@@ -228,7 +229,10 @@ class Windows:
         A window's inputs may reach back into the series' earlier splits,
         never into the series before it.
         """
-        firsts, counts = self._start_counts(split)
+        return self._starts_of(*self._start_counts(split))
+
+    def _starts_of(self, firsts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """The window starts of per-series first starts and counts (`_start_counts`)."""
         dtype = np.int32 if len(self.dates) < 2**31 - 1 else np.int64  # half the index of a large panel
         if len(firsts) == 1:
             return np.arange(firsts[0], firsts[0] + counts[0] * self.sequence_stride, self.sequence_stride, dtype=dtype)
@@ -276,7 +280,7 @@ class Windows:
         firsts, counts = self._start_counts(split)
         if counts.sum() > KEYED_ORDER_WINDOWS:
             return KeyedOrder(firsts, counts, self.sequence_stride, [self.shuffle_seed, epoch])
-        starts = self.starts(split)
+        starts = self._starts_of(firsts, counts)
         np.random.default_rng([self.shuffle_seed, epoch]).shuffle(starts)  # in place (as `permutation` orders)
         return starts
 
@@ -422,11 +426,6 @@ def add_leads(frame: pd.DataFrame, names, horizon: int, series_column: str | Non
     return frame.assign(**{column: leads[column] for column in lead_columns(names, horizon)})
 
 
-def lead_columns(names, horizon: int) -> list[str]:
-    """The input columns of future features `names` for a `horizon`: `<name>+1` .. `<name>+<horizon>` each."""
-    return [f"{name}+{step}" for name in names or () for step in range(1, horizon + 1)]
-
-
 def _consecutive(columns) -> bool:
     return list(columns) == list(range(columns[0], columns[0] + len(columns)))
 
@@ -493,7 +492,8 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
     stats = {}
     for column in dict.fromkeys([*features, target]):
         values = train[column].to_numpy(dtype="float64")
-        values = values[~np.isnan(values)]  # a future feature's leads are missing after a series' last rows
+        if np.isnan(values).any():  # a future feature's leads are missing after a series' last rows
+            values = values[~np.isnan(values)]
         mean, std = float(values.mean()), float(values.std())
         if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
             raise KerasSeqError(
@@ -502,6 +502,11 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
                 "Choose a date range where it varies, or leave it out of --features."
             )
         stats[column] = (mean, std)
+    return _scaling_of(stats, features, target)
+
+
+def _scaling_of(stats: dict, features: list, target: str) -> Scaling:
+    """A `Scaling` from each column's `(mean, std)`."""
     return Scaling(
         feature_names=tuple(features),
         feature_mean=tuple(stats[f][0] for f in features),
@@ -526,9 +531,7 @@ def _fit_panel_scaling(frame: pd.DataFrame, features: list, target: str, ranges:
             raise KerasSeqError(f"column '{column}' is constant over the training split of every series (value "
                                 f"{mean:g}), so it cannot be standardized. Leave it out of --features.")
         stats[column] = (mean, std)
-    return Scaling(feature_names=tuple(features), feature_mean=tuple(stats[f][0] for f in features),
-                   feature_std=tuple(stats[f][1] for f in features), target_name=target,
-                   target_mean=stats[target][0], target_std=stats[target][1])
+    return _scaling_of(stats, features, target)
 
 
 def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tuple[str, ...] | None = None,
@@ -614,21 +617,12 @@ def _series_array(frame: pd.DataFrame, columns: list, scaling: Scaling | None) -
 
 def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, target: str):
     """(the frame's rows stacked series by series, each series' split rows, the series' names)."""
-    if series_column is None:
-        (rows,) = split_by_dates(frame.index, [(0, len(frame))], spec.splits, spec.split_dates)  # as by rows
-        _check_split_lengths(len(frame), rows, spec)
-        return frame, (rows,), (target,)
-    frame, bounds, ids = _panel(frame, series_column, spec)
+    if series_column is None:  # one series: the same cut as by rows
+        frame, bounds, ids = frame, [(0, len(frame))], (target,)
+    else:
+        frame, bounds, ids = _panel(frame, series_column, spec)
     series_splits = tuple(split_by_dates(frame.index, bounds, spec.splits, spec.split_dates))
-    for name, fraction in zip(SPLIT_NAMES, spec.splits):
-        ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0])
-                  for rows in series_splits]
-        if (fraction > 0 or spec.split_dates is not None) and all(last < first for first, last in ranges):
-            how = (f"--splits {_percent(spec.splits)}" if spec.split_dates is None else
-                   f"--split-dates {spec.split_dates[0]},{spec.split_dates[1]}")
-            raise KerasSeqError(f"no series has a window in the {name} split ({how}, dates "
-                                f"{frame.index.min().date()}..{frame.index.max().date()}). Use other {how.split()[0]}, "
-                                "a smaller --window or a longer date range.")
+    _check_split_lengths(frame, series_splits, spec)
     return frame, series_splits, ids
 
 
@@ -699,20 +693,28 @@ def _window_spec(options: dict) -> WindowSpec:
     return WindowSpec(**options)
 
 
-def _check_split_lengths(n_rows: int, rows: dict, spec: WindowSpec) -> None:
-    """Refuse a split with rows (a fraction above 0) but too few of them for one window."""
+def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: WindowSpec) -> None:
+    """Refuse a split that is asked for (a fraction above 0, or --split-dates) but holds no window of any series."""
     for name, fraction in zip(SPLIT_NAMES, spec.splits):
-        lo, hi = rows[name]
-        first, last = _start_range(lo, hi, spec.window, spec.horizon, spec.target_kind)
-        if (fraction > 0 or spec.split_dates is not None) and last < first:
-            span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
-            how, option = ((f"split {_percent(spec.splits)}", "--splits") if spec.split_dates is None else
-                           (f"cut at {spec.split_dates[0]} and {spec.split_dates[1]}", "--split-dates"))
-            raise KerasSeqError(
-                f"the series is too short: {n_rows} rows {how} leave the {name} split "
-                f"{hi - lo} rows, not enough for one window of {span} steps (window={spec.window}, "
-                f"horizon={spec.horizon}). Use a longer date range, a smaller --window or other {option}."
-            )
+        ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0])
+                  for rows in series_splits]
+        if (fraction == 0 and spec.split_dates is None) or any(last >= first for first, last in ranges):
+            continue
+        option = "--splits" if spec.split_dates is None else "--split-dates"
+        if len(series_splits) > 1:
+            given = _percent(spec.splits) if spec.split_dates is None else ",".join(spec.split_dates)
+            raise KerasSeqError(f"no series has a window in the {name} split ({option} {given}, dates "
+                                f"{frame.index.min().date()}..{frame.index.max().date()}). Use other {option}, "
+                                "a smaller --window or a longer date range.")
+        how = (f"split {_percent(spec.splits)}" if spec.split_dates is None else
+               f"cut at {spec.split_dates[0]} and {spec.split_dates[1]}")
+        lo, hi = series_splits[0][name]
+        span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
+        raise KerasSeqError(
+            f"the series is too short: {len(frame)} rows {how} leave the {name} split "
+            f"{hi - lo} rows, not enough for one window of {span} steps (window={spec.window}, "
+            f"horizon={spec.horizon}). Use a longer date range, a smaller --window or other {option}."
+        )
 
 
 def _checked_scaling(frame, features: list, target: str, series_splits, splits, scaling: Scaling | None) -> Scaling:
