@@ -222,7 +222,7 @@ def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndar
     Past the horizon the forecasts become the newest inputs, in rows of
     `future` (the calendar of the forecast dates; checked by `_check_rolling`).
     """
-    collected, done, target = [], 0, artifact.features.index(artifact.target) if steps > 1 else 0
+    collected, done = [], 0
     while True:
         output = np.asarray(artifact.run(histories), dtype="float64").reshape(len(histories), -1)
         new = output[:, -1:] if artifact.target_kind == "sequence" else output
@@ -231,7 +231,7 @@ def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndar
         if done >= steps:
             break
         rows = future[:, done - new.shape[1] : done].copy()
-        rows[:, :, target] = new
+        rows[:, :, artifact.features.index(artifact.target)] = new
         histories = np.concatenate([histories, rows], axis=1)[:, -artifact.window :]
     return np.concatenate(collected, axis=1)[:, :steps]
 

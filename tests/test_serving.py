@@ -165,3 +165,20 @@ def test_future_dates_follow_the_datas_own_frequency(index, expected):
     dates = future_dates(pd.DatetimeIndex(index), 2)
     assert [d.strftime(date_format(dates)) for d in dates] == expected
 
+
+
+def test_a_model_that_does_not_read_its_target_forecasts_within_its_horizon():
+    """--steps below a horizon of 3 needs no rolling, so the target need not be among the inputs."""
+    import keras
+
+    from keras_seq.models.builders import build_model
+    from keras_seq.serving import Artifact, forecast
+
+    model = build_model("gru", window=8, n_features=1, horizon=3, units=4, layers=1, scaler="zscore",
+                        residual=False, target_index=None)
+    artifact = Artifact("keras", None, lambda x: keras.ops.convert_to_numpy(model(x)), window=8, horizon=3,
+                        target_kind="next", features=["Open"], target="Close", data={})
+    frame = pd.DataFrame({"Open": np.arange(20.0)}, index=pd.date_range("2024-01-01", periods=20))
+    table = forecast(artifact, frame, steps=2)
+    expected = keras.ops.convert_to_numpy(model(frame[["Open"]].to_numpy("float32")[None, -8:]))[0, :2]
+    np.testing.assert_allclose(table["Close"], expected, rtol=1e-6)
