@@ -2,6 +2,7 @@
 
     python benchmarks/panel_accuracy.py                       # gru and lstm, 3 seeds
     python benchmarks/panel_accuracy.py --archs gru --seeds 42 --epochs 5 --json out.json
+    python benchmarks/panel_accuracy.py --archs gru --globals window,series,embedding4   # three global models
     python benchmarks/panel_accuracy.py --write-csv macrodata.csv   # only write the panel, as a wide CSV
 
 The panel is statsmodels' `macrodata` (in the `bench` and `dev` extras):
@@ -12,10 +13,14 @@ investment, government spending and disposable income, CPI, M1 and
 population; their levels run from 28.98 to 13,415 and their growth differs.
 
 For each arch and seed, with the same options throughout (window 8,
-splits 70/15/15 by date, the default window scaler and residual head):
-- one global model over all eight series (`--targets all`), its report
-  per series;
-- eight models, each trained on one series alone (`--target NAME`).
+splits 70/15/15 by date, the residual head):
+- global models over all eight series (`--targets all`), their reports
+  per series, one for each of `--globals`: `window` (the default window
+  scaler), `series` (`--scaler series`: each series by its own training
+  statistics, stored in the model) and `embeddingN` (the window scaler and
+  `--series-embedding N`); `series+embeddingN` combines both;
+- eight models, each trained on one series alone (`--target NAME`, the
+  window scaler).
 Both are scored on the same test rows of every series. MASE divides by each
 series' own in-sample seasonal naive error (season 4). Prints per-series
 MASE (mean ± std over seeds), the mean over series, and the baselines'.
@@ -45,14 +50,27 @@ def write_macro_csv(path: Path) -> Path:
     return path
 
 
-def fit(data, arch: str, seed: int, epochs: int):
+def model_options(variant: str) -> dict:
+    """`ModelSpec` options of a global model variant: window, series, embeddingN or series+embeddingN."""
+    options = {}
+    for part in variant.split("+"):
+        if part in ("window", "series"):
+            options["scaler"] = part
+        elif part.startswith("embedding") and part[len("embedding"):].isdigit():
+            options["series_embedding"] = int(part[len("embedding"):])
+        else:
+            raise SystemExit(f"unknown global variant {variant!r}: expected window, series, embeddingN or a+b")
+    return options
+
+
+def fit(data, arch: str, seed: int, epochs: int, variant: str = "window"):
     """The test report of one fit (nothing written)."""
     from keras_seq.data.windows import WindowSpec
     from keras_seq.fitting import RunSpecs, train_and_evaluate
     from keras_seq.models.spec import ModelSpec
     from keras_seq.training import TrainSpec
 
-    specs = RunSpecs(data, WindowSpec(window=8), ModelSpec(arch=arch, units=32, layers=1),
+    specs = RunSpecs(data, WindowSpec(window=8), ModelSpec(arch=arch, units=32, layers=1, **model_options(variant)),
                      TrainSpec(epochs=epochs, batch_size=16, seed=seed), "jax")
     return train_and_evaluate(data.load(), specs, verbose=0).reports["test"]
 
@@ -69,6 +87,7 @@ def main(argv=None) -> None:
     parser.add_argument("--archs", default="gru,lstm")
     parser.add_argument("--seeds", default="42,43,44")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--globals", default="window", help="global model variants, comma-separated (see above)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--write-csv", default=None, metavar="PATH", help="write the panel as a wide CSV and stop")
     args = parser.parse_args(argv)
@@ -86,14 +105,19 @@ def main(argv=None) -> None:
     from keras_seq.data.sources import DataSpec
 
     archs, seeds = args.archs.split(","), [int(s) for s in args.seeds.split(",")]
+    variants = args.globals.split(",")
+    for variant in variants:
+        model_options(variant)  # refuses an unknown one before any fit
+    kinds = [f"global {v}" if len(variants) > 1 or v != "window" else "global" for v in variants] + ["per-series"]
     records = []  # (arch, seed, kind, series, mase)
     baselines = {}
     with tempfile.TemporaryDirectory() as folder:
         path = str(write_macro_csv(Path(folder) / "macrodata.csv"))
         for arch in archs:
             for seed in seeds:
-                report = fit(DataSpec(source=path, targets="all"), arch, seed, args.epochs)
-                records += [(arch, seed, "global", name, m["mase"]) for name, m in report.per_series.items()]
+                for variant, kind in zip(variants, kinds):
+                    report = fit(DataSpec(source=path, targets="all"), arch, seed, args.epochs, variant)
+                    records += [(arch, seed, kind, name, m["mase"]) for name, m in report.per_series.items()]
                 for name in SERIES:
                     one = fit(DataSpec(source=path, target=name), arch, seed, args.epochs)
                     records.append((arch, seed, "per-series", name, one.model["mase"]))
@@ -101,7 +125,7 @@ def main(argv=None) -> None:
                 print(f"done: {arch}, seed {seed}", flush=True)
     print(f"\nmacrodata, 8 US quarterly series; test 2002Q1..2009Q3 (30 quarters each); MASE (season 4), "
           f"mean ± std over seeds {', '.join(map(str, seeds))}; {args.epochs} epochs, 32 units\n")
-    columns = [f"{arch} {kind}" for arch in archs for kind in ("global", "per-series")]
+    columns = [f"{arch} {kind}" for arch in archs for kind in kinds]
     print(f"| series | {' | '.join(columns)} | persistence | seasonal naive | drift |")
     print("|---|" + "---|" * (len(columns) + 3))
 
@@ -113,10 +137,10 @@ def main(argv=None) -> None:
         return mean_std([np.mean(v) for v in by_seed.values()])
 
     for name in SERIES:
-        row = [cell(arch, kind, name) for arch in archs for kind in ("global", "per-series")]
+        row = [cell(arch, kind, name) for arch in archs for kind in kinds]
         b = baselines[name]
         print(f"| {name} | {' | '.join(row)} | {b['persistence']:.3f} | {b['seasonal naive']:.3f} | {b['drift']:.3f} |")
-    means = [cell(arch, kind) for arch in archs for kind in ("global", "per-series")]
+    means = [cell(arch, kind) for arch in archs for kind in kinds]
     base = {who: np.mean([baselines[n][who] for n in SERIES]) for who in ("persistence", "seasonal naive", "drift")}
     print(f"| **mean over series** | {' | '.join(means)} | {base['persistence']:.3f} | "
           f"{base['seasonal naive']:.3f} | {base['drift']:.3f} |")

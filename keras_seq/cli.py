@@ -144,7 +144,11 @@ _MODEL_OPTIONS = (
                  help="Allow brnn with --target-kind sequence, which reads the values it predicts (the tutorial's flaw)."),
     click.option("--scaler", type=click.Choice(SCALER_NAMES), default=ModelSpec.scaler, show_default=True,
                  help="window: each window scaled by its own mean and std (follows the series into any range); "
-                      "zscore: the training split's statistics (the scaling before 0.2)."),
+                      "zscore: the training split's statistics (the scaling before 0.2); series: each series by its "
+                      "own training statistics, stored in the model (an unseen series by its window's)."),
+    click.option("--series-embedding", type=int, default=ModelSpec.series_embedding, show_default=True, metavar="N",
+                 help="A learned vector of N values per series known in training, read at every step (0: none). "
+                      "The model then takes the series index as a second input."),
     click.option("--transform", type=click.Choice(TRANSFORMS), default=ModelSpec.transform, show_default=True,
                  help="What the network forecasts: levels (none), changes (diff) or log-changes (logdiff)."),
     click.option("--residual/--no-residual", default=ModelSpec.residual, show_default=True,
@@ -242,7 +246,7 @@ def _model_specs(arch: str, o: dict):
         ModelSpec(arch=arch, units=o["units"], layers=o["layers"], dropout=o["dropout"], cell=o["cell"],
                   allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
                   output_layers=o["output_layers"], scaler=o["scaler"], transform=o["transform"],
-                  residual=o["residual"]),
+                  residual=o["residual"], series_embedding=o["series_embedding"]),
     )
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import DataWarning, KerasSeqError
 from keras_seq.fitting import RunResult
-from keras_seq.rundir import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, specs_from_config,
-                              staged_folder, utc_stamp, write_json)
+from keras_seq.rundir import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, series_vocabulary_of,
+                              specs_from_config, staged_folder, utc_stamp, write_json)
 
 
 def evaluate_run(
@@ -73,7 +73,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     frame = data.load(quote=source is not None)  # a path read from config.json is never quoted from
 
     import_keras()
-    from keras_seq.data.windows import make_windows
+    from keras_seq.data.windows import make_windows, with_series_index
     from keras_seq.evaluation import (_plotted_series, evaluate_model, losing_note, plot_forecast, plot_series_skill,
                                       scaling_distance)
     from keras_seq.models.builders import load_model
@@ -85,6 +85,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
         frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling,
         series_column=data.panel_column, future_features=data.future_features, **options
     )
+    raw = with_series_index(raw, series_vocabulary_of(config, run_dir / "config.json"), data.series_name)
     _plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch

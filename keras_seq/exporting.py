@@ -3,7 +3,8 @@
 `export_run` writes, into `RUN_DIR/export/` by default:
 - `savedmodel/<name>/<version>/`: a TF SavedModel in TF Serving's layout,
   signature `serving_default`, float32 `(batch, window, features)` raw values
-  in, raw values out;
+  in (and for a model that reads the series, `series`: int32 `(batch,)`, as
+  the card's `series_input` says), raw values out;
 - `model.onnx`: fixed window length, dynamic batch;
 - `model.keras`: a copy of the Keras model;
 - `model_card.json`: what the model reads and returns, its scaling, data,
@@ -69,10 +70,11 @@ class ExportResult:
     card: dict
 
 
-def run_test_windows(config: dict, run_dir: Path) -> np.ndarray:
-    """The raw test windows of a run, `(n, window, features)` float32."""
-    from keras_seq.data.windows import make_windows
-    from keras_seq.rundir import scaling_from_config, specs_from_config
+def run_test_windows(config: dict, run_dir: Path):
+    """The raw test windows of a run, `(n, window, features)` float32 (of a model that reads the series, the pair
+    of those and their int32 series indices)."""
+    from keras_seq.data.windows import make_windows, with_series_index
+    from keras_seq.rundir import scaling_from_config, series_vocabulary_of, specs_from_config
 
     data, spec = specs_from_config(config, run_dir, ("data", "windows"))
     windows = make_windows(
@@ -80,7 +82,8 @@ def run_test_windows(config: dict, run_dir: Path) -> np.ndarray:
         series_column=data.panel_column, future_features=data.future_features,
         scaling=scaling_from_config(config, run_dir), **(dataclasses.asdict(spec) | {"supervision": "last"}),
     )
-    return np.concatenate([x.numpy() for x, _ in windows.test])
+    vocabulary = series_vocabulary_of(config, run_dir / "config.json")
+    return with_series_index(windows, vocabulary, data.series_name).model_inputs("test")
 
 
 def export_run(
@@ -191,8 +194,8 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
     from keras_seq.rundir import staged_folder
 
     model = load_model(run_dir / MODEL_FILE)
-    windows = run_test_windows(config, run_dir)
-    reference = np.asarray(model.predict(windows, verbose=0), dtype="float64")
+    windows = parity_inputs(run_test_windows(config, run_dir))
+    reference = np.asarray(model.predict(list(windows), verbose=0), dtype="float64")
     scale = float(scaling_from_config(config, run_dir).target_std)
 
     with staged_folder(out.parent, out.name, replace=overwrite, exclusive=not overwrite) as staged:
@@ -201,19 +204,41 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
         for fmt in formats:
             STOP.check("export")
             path, runner, signature = write_artifact(fmt, model, stage, name, version)
-            outputs = np.asarray(runner(windows), dtype="float64").reshape(reference.shape)
+            outputs = np.asarray(runner(*windows), dtype="float64").reshape(reference.shape)
             max_abs = float(np.max(np.abs(outputs - reference))) if reference.size else 0.0
-            parity[fmt] = {"max_abs_diff": max_abs, "relative_diff": max_abs / scale, "windows": int(len(windows))}
+            count = len(windows[0])
+            parity[fmt] = {"max_abs_diff": max_abs, "relative_diff": max_abs / scale, "windows": count}
             if not max_abs / scale <= tolerance:
                 raise KerasSeqError(
                     f"{fmt} artifact differs from the Keras model by {max_abs:.3g} ({max_abs / scale:.2e} of the target's "
-                    f"std, limit {tolerance:g}) on {len(windows)} test windows; nothing was exported."
+                    f"std, limit {tolerance:g}) on {count} test windows; nothing was exported."
                 )
             artifacts[fmt] = {"path": path.relative_to(stage).as_posix(), "sha256": artifact_sha256(path), **signature}
         card = _model_card(config, run_dir, artifacts, parity)
         write_json(stage / CARD_FILE, card)
         STOP.check("export")
     return ExportResult(staged.final, parity, card)
+
+
+# The model card's description of a model's second input (a model with scaler `series` or a series embedding).
+SERIES_INPUT = {
+    "name": "series",
+    "dtype": "int32",
+    "shape": [None],
+    "description": ("one index per window: k+1 for the series series_vocabulary[k] (known at training time), 0 for "
+                    "any other. A known series is scaled by its own training statistics and reads its learned vector; "
+                    "index 0 (or any index outside 1..len(series_vocabulary)) is scaled by its window and reads the "
+                    "mean of the learned vectors."),
+}
+
+
+def parity_inputs(windows) -> tuple:
+    """The inputs every artifact is checked on: the test windows; of a model that reads the series, each window
+    twice, with its series' index and as an unseen series (index 0), so both paths through the model are proven."""
+    if not isinstance(windows, tuple):
+        return (windows,)
+    x, index = windows
+    return np.concatenate([x, x]), np.concatenate([index, np.zeros_like(index)])
 
 
 def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: int = 1):
@@ -228,8 +253,9 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
 
     Returns:
         `(path, runner, signature)`: the artifact's path, a function from a
-        float32 `(batch, window, features)` array to the artifact's outputs,
-        and its input/output names, dtypes and shapes.
+        float32 `(batch, window, features)` array (and for a model that
+        reads the series, its int32 `(batch,)` index) to the artifact's
+        outputs, and its input/output names, dtypes and shapes.
 
     Raises:
         KerasSeqError: the disk is full or the folder not writable, or the
@@ -260,6 +286,7 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
     from keras_seq.rundir import model_io
 
     io = model_io(config)
+    vocabulary = io.pop("series_vocabulary")
     recorded = {key: config["data"].get(key) for key in ("first_date", "last_date", "rows")}
     metrics_file = run_dir / "metrics.json"
     versions = dict(config.get("versions", {}))
@@ -280,6 +307,7 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
         **io,
         **({"calendar_inputs": calendar} if calendar else {}),
         **({"future_inputs": future} if future else {}),
+        **({"series_input": SERIES_INPUT, "series_vocabulary": vocabulary} if vocabulary is not None else {}),
         "scaling": config["scaling"],
         "data": {**io["data"], **recorded},
         "split_dates": config.get("split_dates"),

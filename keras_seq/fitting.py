@@ -308,16 +308,11 @@ def train_and_evaluate(
 
     from keras_seq.data.sources import frame_sha256
     from keras_seq.evaluation import evaluate_model, losing_note
-    from keras_seq.models.builders import build_forecaster
     from keras_seq.training import train_model, versions
-
-    import keras
 
     check_positive_target(frame, specs)
     training, raw = run_windows(frame, specs)
-    keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
-    net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
-                           target_index=specs.target_index, unscaled=specs.unscaled_columns)
+    net, vocabulary = _run_model(specs, training)
     started = started or datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
     history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
@@ -334,14 +329,34 @@ def train_and_evaluate(
         "split_dates": raw.split_dates(),
         "scaling": training.scaling.to_dict(),
         "parameters": int(net.count_params()),
+        **({"series_vocabulary": [str(name) for name in vocabulary]} if vocabulary is not None else {}),
         "result": _training_result(history, seconds),
     }
     return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started)
 
 
+def _run_model(specs: RunSpecs, training):
+    """The untrained model of a run, seeded, its statistics stored; and the series it knows (None: windows alone)."""
+    from keras_seq.data.windows import series_statistics, series_vocabulary
+    from keras_seq.models.builders import build_forecaster
+    from keras_seq.models.scalers import set_series_statistics
+
+    import keras
+
+    vocabulary = series_vocabulary(training, specs.data.series_name) if specs.model.reads_series else None
+    keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
+    net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
+                           target_index=specs.target_index, unscaled=specs.unscaled_columns,
+                           series_count=len(vocabulary or ()))
+    if specs.model.scaler == "series":
+        set_series_statistics(net, *series_statistics(training))
+    return net, vocabulary
+
+
 def run_windows(frame, specs: RunSpecs):
-    """The training windows of a run (raw, shuffled by its seed) and the ones it is evaluated on (raw, in order)."""
-    from keras_seq.data.windows import make_windows
+    """The training windows of a run (raw, shuffled by its seed) and the ones it is evaluated on (raw, in order);
+    of a model that reads the series, each window with its series' index."""
+    from keras_seq.data.windows import make_windows, series_vocabulary, with_series_index
 
     import keras
 
@@ -352,7 +367,11 @@ def run_windows(frame, specs: RunSpecs):
     training = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)
     raw = make_windows(frame, batch_size=max(specs.train.batch_size, 256), shuffle=False,
                        scaling=training.scaling, **(options | {"supervision": "last"}))
-    return training, raw
+    if not specs.model.reads_series:
+        return training, raw
+    name = specs.data.series_name
+    vocabulary = series_vocabulary(training, name)
+    return with_series_index(training, vocabulary, name), with_series_index(raw, vocabulary, name)
 
 
 def _training_result(history: dict, seconds: float) -> dict:

@@ -281,7 +281,24 @@ def model_io(config: dict) -> dict:
         "features": list(data.input_columns(windows.horizon)),
         "target": data.target,
         "data": {key: getattr(data, key) for key in DATA_KEYS},
+        "series_vocabulary": series_vocabulary_of(config, "config.json"),
     }
+
+
+def series_vocabulary_of(record: dict, where) -> list | None:
+    """The names of the series a model knows, index k+1 for the k-th (None: the model reads windows alone).
+
+    Raises:
+        KerasSeqError: `record` (a run's config or a model card) holds one
+            that is not a list of distinct names.
+    """
+    names = record.get("series_vocabulary")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise KerasSeqError(f"{where} has a 'series_vocabulary' that is not a list of distinct series names. "
+                            "Fit or export the run again.")
+    return names
 
 
 LATEST = "latest"

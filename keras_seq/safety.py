@@ -184,6 +184,8 @@ CHECKPOINT_OPS = frozenset({
 COMPUTE_OPS = frozenset({
     # The scaling and transforms inside the model (keras_seq.models.layers): statistics, log and exp, running sums.
     "Abs", "Cumsum", "Exp", "Log", "Maximum", "Mean", "Sqrt", "Square", "ZerosLike",
+    # The series index input (keras_seq.models.layers.known_series): which indices name a known series.
+    "Greater", "LessEqual",
     "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Fill", "FloorMod", "GatherV2",
     "GreaterEqual", "Identity", "Less", "LogicalAnd", "MatMul", "Max", "Mul", "NoOp", "OnesLike", "Pack",
     "Placeholder", "Prod", "Range", "ReadVariableOp", "RealDiv", "Reshape", "ReverseV2", "SelectV2", "Shape",

@@ -35,6 +35,23 @@ class Artifact:
     features: list
     target: str
     data: dict  # source, start, end, date_column, fill of the training data
+    series_vocabulary: list | None = None  # the series known at training time (index k+1); None: windows alone
+
+    def indices(self, names) -> np.ndarray | None:
+        """The series input for `names` (k+1 for the k-th known series, 0 for an unseen one; warned), or None
+        for a model that reads windows alone."""
+        from keras_seq.errors import DataWarning
+
+        if self.series_vocabulary is None:
+            return None
+        numbers = {name: k + 1 for k, name in enumerate(self.series_vocabulary)}
+        index = np.array([numbers.get(str(name), 0) for name in names], dtype=np.int32)
+        unseen = [str(name) for name, k in zip(names, index) if k == 0]
+        if unseen:
+            warnings.warn(f"{len(unseen)} of {len(index)} series were not seen in training ({', '.join(unseen[:10])}): "
+                          "they are forecast as a new series (scaled by their window, with the mean series vector).",
+                          DataWarning, stacklevel=3)
+        return index
 
 
 def _find_card(path: Path, levels: int) -> tuple[Path | None, dict | None]:
@@ -107,11 +124,12 @@ def _run_folder_artifact(path: Path, backend: str | None) -> Artifact:
 
 def _describe_card(card: dict) -> dict:
     """The fields of `fitting.model_io`, read back from a model card."""
-    from keras_seq.rundir import DATA_KEYS
+    from keras_seq.rundir import DATA_KEYS, series_vocabulary_of
 
     try:
         described = {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
-            "data": {key: card["data"].get(key) for key in DATA_KEYS}
+            "data": {key: card["data"].get(key) for key in DATA_KEYS},
+            "series_vocabulary": series_vocabulary_of(card, CARD_FILE),
         }
         valid = (all(isinstance(described[k], int) and described[k] >= 1 for k in ("window", "horizon"))
                  and described["target_kind"] in ("next", "sequence") and isinstance(described["target"], str)
@@ -123,7 +141,7 @@ def _describe_card(card: dict) -> dict:
     return described
 
 
-def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) -> pd.DataFrame:
+def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None, name: str | None = None) -> pd.DataFrame:
     """Forecast the `steps` values after the last window of `frame`.
 
     With `steps` beyond the model's horizon and a univariate model (its only
@@ -133,6 +151,8 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) 
         artifact: Artifact. From `load_artifact`.
         frame: DataFrame. Dates in order, with the artifact's feature columns.
         steps: int or None. Values to forecast. Defaults to the horizon.
+        name: str or None. The series' name, for a model that reads the
+            series (`DataSpec.series_name`). Defaults to the target's.
 
     Returns:
         A DataFrame with columns `date` and the target's name.
@@ -145,7 +165,8 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None) 
     _check_rolling(artifact, steps)
     history = frame[artifact.features].to_numpy(dtype="float32")[-artifact.window :]
     dates = future_dates(frame.index, steps)
-    values = _roll(artifact, history[None], steps, _future_rows(artifact, [dates]))[0]
+    index = artifact.indices([name or artifact.target])
+    values = _roll(artifact, history[None], steps, _future_rows(artifact, [dates]), index)[0]
     return pd.DataFrame({"date": dates, artifact.target: values})
 
 
@@ -178,7 +199,7 @@ def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: 
         raise KerasSeqError(f"no series has the model's window of {artifact.window} rows. Give a longer date range.")
     histories = np.stack([part[artifact.features].to_numpy(dtype="float32")[-artifact.window :] for _, part in kept])
     dates = [future_dates(pd.DatetimeIndex(part.index), steps) for _, part in kept]
-    values = _roll(artifact, histories, steps, _future_rows(artifact, dates))
+    values = _roll(artifact, histories, steps, _future_rows(artifact, dates), artifact.indices([n for n, _ in kept]))
     return pd.DataFrame({
         column: np.repeat([name for name, _ in kept], steps),
         "date": np.concatenate(dates),
@@ -216,15 +237,17 @@ def _future_rows(artifact: Artifact, dates: list) -> np.ndarray:
     return rows
 
 
-def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndarray) -> np.ndarray:
+def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndarray, index=None) -> np.ndarray:
     """`(n, steps)` forecasts after each of `histories` (`(n, window, features)`), rolling the model on.
 
     Past the horizon the forecasts become the newest inputs, in rows of
     `future` (the calendar of the forecast dates; checked by `_check_rolling`).
+    `index` is the series input of a model that reads the series.
     """
     collected, done = [], 0
     while True:
-        output = np.asarray(artifact.run(histories), dtype="float64").reshape(len(histories), -1)
+        output = artifact.run(histories) if index is None else artifact.run(histories, index)
+        output = np.asarray(output, dtype="float64").reshape(len(histories), -1)
         new = output[:, -1:] if artifact.target_kind == "sequence" else output
         collected.append(new)
         done += new.shape[1]
@@ -357,7 +380,7 @@ def _forecast_spec(artifact: Artifact, spec, frame: pd.DataFrame, steps, series,
         if own and series is not None:  # of the model's own series: chosen once they are read
             frame = _chosen_series(frame, spec.panel_column, series)
         return forecast_panel(artifact, frame, spec.panel_column, steps)
-    table = forecast(artifact, frame, steps)
+    table = forecast(artifact, frame, steps, name=spec.series_name)
     if series is not None:  # one series of a long table, chosen by name: still a long table
         table.insert(0, spec.series_column, spec.series)
     return table

@@ -346,22 +346,26 @@ def compile_trainer(model, spec: TrainSpec, head: str = "point"):
     """
     import keras
 
-    from keras_seq.models.builders import network_of
+    from keras_seq.models.builders import network_of, reads_series, window_shape
     from keras_seq.models.heads import HEADS
 
     if "prepare" not in [layer.name for layer in model.layers]:
         raise KerasSeqError("this model has no `prepare` layer: it was built by keras-seq before 0.2, which trained "
                             "another way. It still evaluates, exports and predicts; to train, start a new run.")
     prepare, network = model.get_layer("prepare"), network_of(model)
-    inputs = keras.Input(shape=model.input_shape[1:], name="window")
-    prepared, stats = prepare(inputs)
+    window = window_shape(model)
+    inputs = keras.Input(shape=window, name="window")
+    series = keras.Input(shape=(), dtype="int32", name="series") if reads_series(model) else None
+    prepared, stats = prepare([inputs, series] if prepare.scaler == "series" else inputs)
+    if "series_embedding" in [layer.name for layer in model.layers]:
+        prepared = model.get_layer("series_embedding")([prepared, series])
     packed = keras.layers.Concatenate(axis=-1, name="packed")([network(prepared), stats])
-    trainer = keras.Model(inputs, packed, name="trainer")
+    trainer = keras.Model([inputs, series] if series is not None else inputs, packed, name="trainer")
     # Keras's torch trainer runs one step per call (it refuses steps_per_execution > 1).
     steps = 1 if keras.backend.backend() == "torch" else spec.steps_per_execution
     trainer.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.lr),
-        loss=HEADS[head].loss(prepare.transform, prepare.warmup_steps(model.input_shape[1])),
+        loss=HEADS[head].loss(prepare.transform, prepare.warmup_steps(window[0])),
         steps_per_execution=steps,
         jit_compile=spec.jit_compile,
     )

@@ -153,8 +153,9 @@ def test_same_recipe_seed_and_backend_give_identical_metrics(run_cli, tmp_path):
 
 
 def test_recipe_exports_its_models(run_cli, tmp_path):
-    # a panel too: ^DJI's open and close as two series of a wide table, one global model
-    text = TINY.replace('["drnn", "gru"]', '["gru"]').replace('start = 2021-01-01', 'start = 2021-01-01\ntargets = ["Open", "Close"]')
+    # a panel too: ^DJI's open and close as two series of a wide table, one global model that reads the series
+    text = TINY.replace('["drnn", "gru"]', '["gru"]\nscaler = "series"\nseries_embedding = 2').replace(
+        'start = 2021-01-01', 'start = 2021-01-01\ntargets = ["Open", "Close"]')
     path = write_recipe(tmp_path, text + '\n[export]\nformats = ["onnx"]\n')
     code, out, err = run_cli("run", path, "--out", tmp_path, "-q")
     assert code == 0, err
@@ -163,6 +164,8 @@ def test_recipe_exports_its_models(run_cli, tmp_path):
     assert sorted(metrics["per_series"]) == ["Close", "Open"] and metrics["panel"]["series"] == 2
     card = json.loads((folder / "main" / "runs" / "gru-seed3" / "export" / "model_card.json").read_text())
     assert set(card["artifacts"]) == {"onnx"} and card["parity"]["onnx"]["relative_diff"] <= 1e-5
+    assert card["series_vocabulary"] == ["Open", "Close"] and card["model"]["series_embedding"] == 2
+    assert [i["name"] for i in card["artifacts"]["onnx"]["inputs"]][1] == card["series_input"]["name"]
     assert "Exported: `main/runs/gru-seed3/export`" in (folder / "report.md").read_text()
 
 

@@ -214,6 +214,11 @@ class DataSpec:
         return self.series_column if reads_several(self.series) else None
 
     @property
+    def series_name(self) -> str:
+        """What the series of a one-series spec is called: its name in a long table, else its target's."""
+        return str(self.series) if self.series_column and isinstance(self.series, str) else self.target
+
+    @property
     def feature_columns(self) -> tuple[str, ...]:
         """Input columns in order (the target alone unless `features` is set), then the calendar's."""
         return (*(self.features or (self.target,)), *calendar_columns(self.calendar))

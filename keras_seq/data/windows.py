@@ -188,7 +188,9 @@ class Windows:
     supervision: str = "last"  # "every": the pipelines yield (batch, window, horizon) targets, one row per step
     input_columns: tuple = ()  # `series` column of each input feature, in order (default: the first n_features)
     target_column: int = -1  # `series` column of the target
+    series_index: np.ndarray | None = None  # per series: the model's series input (0: unseen); None: windows alone
     _datasets: dict | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _firsts: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def train(self):
@@ -244,6 +246,24 @@ class Windows:
         starts += np.repeat((firsts - self.sequence_stride * offsets).astype(dtype), counts)
         return starts
 
+    def series_of(self, starts: np.ndarray) -> np.ndarray:
+        """The panel position of the series each window start lies in."""
+        if self._firsts is None:
+            self._firsts = np.array([rows["train"][0] for rows in self.series_splits], dtype=np.int64)
+        return np.searchsorted(self._firsts, np.asarray(starts), side="right") - 1
+
+    def inputs_of(self, starts: np.ndarray, windows: np.ndarray):
+        """What the model reads for `windows` beginning at `starts`: the windows, and with a `series_index` the
+        int32 index of each one's series beside them."""
+        if self.series_index is None:
+            return windows
+        return windows, self.series_index[self.series_of(starts)].astype(np.int32)
+
+    def model_inputs(self, split: str):
+        """Every window of `split` as the model reads it (`inputs_of`), in order."""
+        starts = self.starts(split)
+        return self.inputs_of(starts, self.gather(starts, indexed=False)[0])
+
     def count(self, split: str) -> int:
         """The number of windows of `split` (`len(starts(split))`, without building them)."""
         return int(self._start_counts(split)[1].sum())
@@ -284,11 +304,12 @@ class Windows:
         np.random.default_rng([self.shuffle_seed, epoch]).shuffle(starts)  # in place (as `permutation` orders)
         return starts
 
-    def gather(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gather(self, starts: np.ndarray, indexed: bool = True) -> tuple:
         """`(inputs, targets)` of the windows that begin at rows `starts`, as the pipelines yield them.
 
-        Inputs are `(n, window, features)`; targets `(n, horizon)` for `next`
-        and `(n, window, 1)` for `sequence`.
+        Inputs are `(n, window, features)` (with a `series_index` and
+        `indexed`, the pair of those and each window's series index);
+        targets `(n, horizon)` for `next` and `(n, window, 1)` for `sequence`.
         """
         first_offset, span = _target_offsets(self.window, self.horizon, self.target_kind)
         spans = self.series[np.asarray(starts)[:, None] + np.arange(span)[None, :]]  # (n, span, columns)
@@ -296,10 +317,12 @@ class Windows:
         inputs = spans[:, : self.window]
         inputs = inputs[:, :, columns[0] : columns[-1] + 1] if _consecutive(columns) else inputs[:, :, list(columns)]
         if self.supervision == "every":  # step t's targets are the horizon values after it
-            return inputs, spans[:, _every_step_offsets(self.window, self.horizon), target]
-        if self.target_kind == "next":
-            return inputs, spans[:, self.window :, target]
-        return inputs, spans[:, first_offset:, target : target + 1]
+            targets = spans[:, _every_step_offsets(self.window, self.horizon), target]
+        elif self.target_kind == "next":
+            targets = spans[:, self.window :, target]
+        else:
+            targets = spans[:, first_offset:, target : target + 1]
+        return (self.inputs_of(starts, inputs) if indexed else inputs), targets
 
     def target_positions(self, split: str) -> np.ndarray:
         """Rows of the target values: `(n, horizon)` for `next`, `(n, window)` for `sequence`."""
@@ -534,6 +557,50 @@ def _fit_panel_scaling(frame: pd.DataFrame, features: list, target: str, ranges:
     return _scaling_of(stats, features, target)
 
 
+def _series_names(windows: Windows, name) -> tuple:
+    """The series' names, a single series called `name` where given (`DataSpec.series_name`)."""
+    return (name,) if name is not None and len(windows.series_ids) == 1 else windows.series_ids
+
+
+def series_vocabulary(windows: Windows, name: str | None = None) -> list:
+    """The names of the series with a training window, in panel order: the series a model knows (index k+1).
+
+    `name` is what a single series is called (`DataSpec.series_name`: one series of a long table by its own name).
+    """
+    names = _series_names(windows, name)
+    return [str(names[k]) for k in np.flatnonzero(windows._start_counts("train")[1] > 0)]
+
+
+def with_series_index(windows: Windows, vocabulary, name: str | None = None) -> Windows:
+    """`windows` whose batches carry each window's series index: k+1 for `vocabulary[k]`, 0 for a series not in it
+    (`windows` itself for a vocabulary of None: a model that reads windows alone). `name` as `series_vocabulary`'s."""
+    if vocabulary is None:
+        return windows
+    numbers = {str(name): k + 1 for k, name in enumerate(vocabulary)}
+    index = np.array([numbers.get(str(n), 0) for n in _series_names(windows, name)], dtype=np.int32)
+    return dataclasses.replace(windows, series_index=index)
+
+
+def series_statistics(windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each input column over each known series' training rows, `(known, inputs)`.
+
+    The known series are those of `series_vocabulary`, in its order. A
+    column constant over one series' training rows takes the pooled standard
+    deviation of every series (`windows.scaling`), so a value it has never
+    had stays finite.
+    """
+    columns = list(windows.columns[0])
+    counts = windows._start_counts("train")[1]
+    means, stds = [], []
+    for k in np.flatnonzero(counts > 0):
+        lo, hi = windows.series_splits[k]["train"]
+        rows = windows.series[lo:hi, columns].astype("float64")
+        mean, std = np.nanmean(rows, axis=0), np.nanstd(rows, axis=0)
+        means.append(mean)
+        stds.append(np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, windows.scaling.feature_std))
+    return np.array(means), np.array(stds)
+
+
 def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tuple[str, ...] | None = None,
                  batch_size: int = 16, seed: int | None = None, normalize: bool = False, scaling: Scaling | None = None,
                  shuffle: bool = True, **options) -> Windows:
@@ -744,11 +811,16 @@ def _pipelines(windows: Windows) -> dict:
     window = windows.window
     columns, target = windows.columns
     every = tf.constant(_every_step_offsets(window, windows.horizon))
+    if windows.series_index is not None:
+        windows.series_of(np.zeros(0, dtype=np.int64))  # the series' first rows, computed once
+        firsts, index = tf.constant(windows._firsts), tf.constant(windows.series_index.astype(np.int32))
 
     def to_pairs(starts):  # starts: (batch,)
         steps = tf.cast(starts, tf.int64)[:, None] + tf.range(span, dtype=tf.int64)[None, :]  # (batch, span)
         spans = tf.gather(series, steps)  # (batch, span, columns)
         inputs = tf.gather(spans[:, :window], list(columns), axis=2)
+        if windows.series_index is not None:  # each window's series index beside it
+            inputs = inputs, tf.gather(index, tf.searchsorted(firsts, tf.cast(starts, tf.int64), side="right") - 1)
         if windows.supervision == "every":
             return inputs, tf.gather(spans[:, :, target], every, axis=1)  # (batch, window, horizon)
         if windows.target_kind == "next":

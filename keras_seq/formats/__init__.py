@@ -9,7 +9,8 @@ A format is an object with:
   keras-seq model (tensorflow backend) into an existing folder;
 - `detect(path) -> bool`: whether `path` is such an artifact;
 - `load(path) -> Loaded`: check what the artifact may run, then load it in
-  its own runtime, as a function of a float32 `(batch, window, features)` array;
+  its own runtime, as a function of a float32 `(batch, window, features)` array
+  (and, for a model that reads the series, an int32 `(batch,)` series index);
 - `signature_extra(path) -> dict`: format-specific fields of the model card.
 
 `keras_seq.exporting` writes every format and proves each equal to the Keras
@@ -29,11 +30,15 @@ from keras_seq.errors import KerasSeqError
 
 @dataclasses.dataclass(frozen=True)
 class Loaded:
-    """An artifact loaded in its own runtime: `run(x)` maps raw windows to raw forecasts."""
+    """An artifact loaded in its own runtime: `run(x)` (or `run(x, series)`) maps raw windows to raw forecasts.
+
+    `series_name` is the name of the series index input, None where the model reads windows alone.
+    """
 
     run: Callable
     input_name: str
     output_name: str
+    series_name: str | None = None
 
 
 _FORMATS: dict = {}
@@ -62,9 +67,10 @@ def detect_format(path: Path):
 
 def io_signature(model, loaded: Loaded, **extra) -> dict:
     """Names, dtypes and shapes of an artifact's input and output, plus format-specific `extra` fields."""
-    window, features = model.input_shape[1:]
+    window, features = (int(d) for d in model.inputs[0].shape[1:])
+    series = [{"name": loaded.series_name, "dtype": "int32", "shape": [None]}] if loaded.series_name else []
     return {
-        "inputs": [{"name": loaded.input_name, "dtype": "float32", "shape": [None, window, features]}],
+        "inputs": [{"name": loaded.input_name, "dtype": "float32", "shape": [None, window, features]}, *series],
         "outputs": [{"name": loaded.output_name, "dtype": "float32", "shape": [None, *model.output_shape[1:]]}],
         **extra,
     }

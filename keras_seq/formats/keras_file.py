@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from keras_seq.formats import Loaded
 
 
@@ -28,7 +30,12 @@ class KerasFile:
         from keras_seq.models.builders import load_model
 
         model = load_model(path)
-        return Loaded(lambda x: model.predict(x, verbose=0), "window", "output_0")
+        series = "series" if len(model.inputs) > 1 else None
+
+        def run(x, index=None):
+            return model.predict(x if series is None else [x, np.asarray(index, dtype="int32")], verbose=0)
+
+        return Loaded(run, "window", "output_0", series)
 
     def signature_extra(self, path: Path) -> dict:
         return {}

@@ -24,7 +24,8 @@ class Onnx:
 
     def write(self, model, folder: Path, name: str, version: int) -> Path:
         path = folder / self.entry
-        model(np.zeros((1, *model.input_shape[1:]), dtype="float32"))  # Keras exports only a model that has been called
+        window = np.zeros((1, *model.inputs[0].shape[1:]), dtype="float32")
+        model([window, np.zeros(1, dtype="int32")] if len(model.inputs) > 1 else window)  # Keras exports a called model
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.export(str(path), format="onnx", verbose=False)
@@ -41,9 +42,18 @@ class Onnx:
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
             raise KerasSeqError(f"{path} is not a loadable ONNX model ({' '.join(str(exc).split())[:120]}).") from None
-        (input_meta,), (output_meta,) = session.get_inputs(), session.get_outputs()
-        return Loaded(lambda x: session.run([output_meta.name], {input_meta.name: x})[0], input_meta.name,
-                      output_meta.name)
+        inputs, (output_meta,) = session.get_inputs(), session.get_outputs()
+        window = next((i.name for i in inputs if i.type == "tensor(float)"), None)
+        series = next((i.name for i in inputs if i.type == "tensor(int32)"), None)
+        if window is None or len(inputs) != 1 + (series is not None):
+            raise KerasSeqError(f"{path} does not take a keras-seq model's inputs (a float32 window, and an int32 "
+                                f"series index or nothing). Export the run again.")
+
+        def run(x, index=None):
+            feed = {window: x} if series is None else {window: x, series: np.asarray(index, dtype="int32")}
+            return session.run([output_meta.name], feed)[0]
+
+        return Loaded(run, window, output_meta.name, series)
 
     def signature_extra(self, path: Path) -> dict:
         import onnx

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from keras_seq.errors import KerasSeqError
 from keras_seq.formats import Loaded
 from keras_seq.safety import check_savedmodel
 
@@ -36,9 +37,19 @@ class SavedModel:
         tf = import_tensorflow()  # with its start-up notices kept off the terminal
         check_savedmodel(path)  # before TensorFlow runs any of it
         serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-        (input_name,) = serve.structured_input_signature[1]
+        specs = serve.structured_input_signature[1]
+        window = next((n for n, spec in specs.items() if spec.dtype == tf.float32), None)
+        series = next((n for n, spec in specs.items() if spec.dtype == tf.int32), None)
         (output_name,) = serve.structured_outputs
-        return Loaded(lambda x: serve(**{input_name: tf.constant(x)})[output_name].numpy(), input_name, output_name)
+        if window is None or len(specs) != 1 + (series is not None):
+            raise KerasSeqError(f"{path} does not take a keras-seq model's inputs (a float32 window, and an int32 "
+                                "series index or nothing). Export the run again.")
+
+        def run(x, index=None):
+            feed = {window: tf.constant(x)} | ({series: tf.constant(index, dtype=tf.int32)} if series else {})
+            return serve(**feed)[output_name].numpy()
+
+        return Loaded(run, window, output_name, series)
 
     def signature_extra(self, path: Path) -> dict:
         return {"signature": "serving_default"}

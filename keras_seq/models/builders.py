@@ -25,7 +25,7 @@ from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers 
 from keras_seq.models.heads import HEADS
 from keras_seq.models.registry import get_arch
 from keras_seq.models.scalers import SCALERS
-from keras_seq.models.layers import LastStep
+from keras_seq.models.layers import LastStep, SeriesEmbedding
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
@@ -92,37 +92,57 @@ def build_model(
 
 
 def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, scaling: Scaling | None = None,
-                     head: str = "point", target_index: int | None = 0, unscaled=()) -> keras.Model:
+                     head: str = "point", target_index: int | None = 0, unscaled=(), series_count: int = 0) -> keras.Model:
     """The Forecaster of `spec` for `windows`: `spec.scaler`, then the arch's backbone and `head` (module docstring).
 
     `target_index` is the target's column among the `n_features` inputs
     (None where the target is not an input); `unscaled` the columns already
     on a fixed scale (calendar features), which the scaler passes through.
+    A model that reads the series (`spec.reads_series`) takes a second
+    input, `series`: int32 `(batch,)`, 1..`series_count` for the series
+    known at training time and 0 for any other.
     """
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
+    if spec.reads_series and (not isinstance(series_count, int) or series_count < 1):
+        raise KerasSeqError(f"scaler {spec.scaler!r} with series_embedding {spec.series_embedding} needs the series "
+                            f"known at training time: `series_count` of at least 1. Received: {series_count!r}")
     names = [f"f{i}" for i in range(n_features)]
     check_model_for_windows(spec, windows.target_kind, windows.supervision, names,
                             names[target_index] if target_index is not None else "the target")
     the_head, the_scaler = HEADS[head], SCALERS[spec.scaler]
     every = windows.supervision == "every"
 
-    # === Network: normalized values in, normalized forecast out ===
-    normalized = keras.Input(shape=(windows.window, n_features), name="normalized_window")
+    # === Network: normalized values (and a series' vector) in, normalized forecast out ===
+    normalized = keras.Input(shape=(windows.window, n_features + spec.series_embedding), name="normalized_window")
     features = get_arch(spec.arch).build(spec, normalized, windows.target_kind == "sequence" or every)
     network = keras.Model(normalized, the_head.outputs(features, windows, zero=spec.residual), name="network")
 
-    # === Functional Model: raw values in, raw values out ===
+    # === Functional Model: raw values (and the series index) in, raw values out ===
     inputs = keras.Input(shape=(windows.window, n_features), name="window")
+    series = keras.Input(shape=(), dtype="int32", name="series") if spec.reads_series else None
     prepared, stats = the_scaler.normalize(inputs, spec, target_index, per_step=windows.target_kind == "sequence" or every,
-                                           unscaled=unscaled)
+                                           unscaled=unscaled, series=series, series_count=series_count)
+    if spec.series_embedding:
+        prepared = SeriesEmbedding(series_count, spec.series_embedding, name="series_embedding")([prepared, series])
     output = network(prepared)
     if every:  # trained from every step; forecasts from the last
         output, stats = LastStep(name="last_step")(output), LastStep(name="last_stats")(stats)
-    model = keras.Model(inputs, the_head.to_raw(output, stats, spec.transform), name=f"keras_seq_{spec.arch}")
+    model = keras.Model([inputs, series] if series is not None else inputs, the_head.to_raw(output, stats, spec.transform),
+                        name=f"keras_seq_{spec.arch}")
     if scaling is not None:
         the_scaler.set_statistics(model, scaling)
     return model
+
+
+def window_shape(model: keras.Model) -> tuple[int, int]:
+    """`(window, features)` of a keras-seq model's raw window, its first input (a second is the series index)."""
+    return tuple(int(d) for d in model.inputs[0].shape[1:])
+
+
+def reads_series(model: keras.Model) -> bool:
+    """True where `model` takes the series index as a second input (`ModelSpec.reads_series`)."""
+    return len(model.inputs) > 1
 
 
 def network_of(model: keras.Model) -> keras.Model:

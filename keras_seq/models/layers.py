@@ -153,6 +153,13 @@ def _running_statistics(x):
     return mean + x[:, :1, :], ops.sqrt(variance) + 1e-3 * magnitude + 1e-6
 
 
+def known_series(series, count: int):
+    """A batch of series indices as int32 `(batch,)`, any outside 1..`count` (unseen, or not an index) as 0."""
+    ops = keras.ops
+    series = ops.reshape(ops.cast(series, "int32"), (-1,))
+    return ops.where(ops.logical_and(series > 0, series <= count), series, ops.zeros_like(series))
+
+
 @keras.saving.register_keras_serializable(package="keras_seq")
 class PrepareWindow(keras.layers.Layer):
     """Raw window in; what the network reads, and the target's statistics that map its output back.
@@ -161,11 +168,14 @@ class PrepareWindow(keras.layers.Layer):
     1. the target's column is transformed (`transform`: `none`, `diff` or
        `logdiff`; the first step becomes 0);
     2. every column is scaled: by the training split's statistics
-       (`scaler="zscore"`, non-trainable weights) or by the window's own mean
+       (`scaler="zscore"`, non-trainable weights), by the window's own mean
        and standard deviation (`scaler="window"`: the forecast follows the
        window's level and scale, whatever range the series is in; with
        `per_step`, step t by the statistics of steps 0..t, so no step reads
-       a later one);
+       a later one), or by its series' training-split statistics
+       (`scaler="series"`: a table of `series_count + 1` rows of
+       non-trainable weights, the layer's inputs `[window, series index]`;
+       index 0, a series not seen in training, is scaled as `window` does);
     3. the target's statistics are returned beside it as `(last, center,
        scale)`: the last observed raw value, and the center and scale of the
        transformed target. With `residual`, the center is the transformed
@@ -189,11 +199,17 @@ class PrepareWindow(keras.layers.Layer):
             sine and cosine of a calendar feature): passed to the network as
             they are, so a window keeps which month or weekday it is in.
             Defaults to none.
+        series_count: int. Series known at training time (`scaler="series"`):
+            indices 1..series_count select their statistics.
     """
 
     def __init__(self, scaler="zscore", transform="none", residual=False, target_index=None, per_step=False,
-                 mean=None, std=None, target_mean=None, target_std=None, unscaled=(), **kwargs):
+                 mean=None, std=None, target_mean=None, target_std=None, unscaled=(), series_count=0, **kwargs):
         super().__init__(**kwargs)
+        self.series_count = int(series_count)
+        if scaler == "series" and (self.series_count < 1 or target_index is None):
+            raise ValueError(f"scaler 'series' needs series_count >= 1 and a target_index. Received: "
+                             f"series_count={series_count}, target_index={target_index}")
         self.unscaled = [int(k) for k in unscaled or ()]
         self.scaler, self.transform, self.residual = scaler, transform, bool(residual)
         self.target_index = None if target_index is None else int(target_index)
@@ -204,6 +220,12 @@ class PrepareWindow(keras.layers.Layer):
         self.target_std = None if target_std is None else float(target_std)
 
     def build(self, input_shape):
+        if self.scaler == "series":  # row k: series k's statistics (row 0, unseen series, is never read)
+            size = input_shape[0][-1]
+            for name, default in (("series_mean", 0.0), ("series_std", 1.0)):
+                setattr(self, f"{name}_weight", self.add_weight(shape=(self.series_count + 1, size), trainable=False,
+                                                               initializer=keras.initializers.Constant(default), name=name))
+            return
         if self.scaler != "zscore":
             return
         size = input_shape[-1]
@@ -223,8 +245,20 @@ class PrepareWindow(keras.layers.Layer):
         for name in ("mean", "std", "target_mean", "target_std"):
             getattr(self, f"{name}_weight").assign(np.ravel(np.asarray(getattr(self, name), dtype="float32")))
 
+    def set_series_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Store each known series' statistics, `(series_count, features)` each (scaler series; the layer built)."""
+        for weight, values, pad in ((self.series_mean_weight, mean, 0.0), (self.series_std_weight, std, 1.0)):
+            values = np.asarray(values, dtype="float32")
+            if values.shape != (self.series_count, weight.shape[1]):
+                raise ValueError(f"expected statistics of shape {(self.series_count, weight.shape[1])}, "
+                                 f"received {values.shape}")
+            weight.assign(np.concatenate([np.full((1, values.shape[1]), pad, dtype="float32"), values]))
+
     def call(self, inputs):
         ops, index = keras.ops, self.target_index
+        series = None
+        if self.scaler == "series":
+            inputs, series = inputs
         x = inputs
         column = inputs[..., index] if index is not None else ops.zeros_like(inputs[..., 0])  # (batch, window), raw
         if index is not None and self.transform != "none":
@@ -235,6 +269,11 @@ class PrepareWindow(keras.layers.Layer):
             center, scale = self.target_mean_weight[0] + 0 * column, self.target_std_weight[0] + 0 * column
         else:
             mean, spread = (_running_statistics if self.per_step else _window_statistics)(x)
+            if series is not None:  # a known series by its own statistics, an unseen one (index 0) by the window's
+                series = known_series(series, self.series_count)
+                known = ops.reshape(series > 0, (-1, 1, 1))
+                mean = ops.where(known, ops.take(self.series_mean_weight, series, axis=0)[:, None, :], mean)
+                spread = ops.where(known, ops.take(self.series_std_weight, series, axis=0)[:, None, :], spread)
             normalized = (x - mean) / spread
             center, scale = mean[..., index] + 0 * column, spread[..., index] + 0 * column  # (batch, window)
         if self.unscaled:  # a 0/1 mask over the columns: arithmetic, so every export format has the ops
@@ -252,13 +291,56 @@ class PrepareWindow(keras.layers.Layer):
         return max(1, window // 4) if self.per_step and self.scaler == "window" else 0
 
     def compute_output_shape(self, input_shape):
+        if self.scaler == "series":
+            input_shape = input_shape[0]
         stats = (input_shape[0], input_shape[1], 3) if self.per_step else (input_shape[0], 3)
         return input_shape, stats
 
     def get_config(self):
         return {**super().get_config(), "scaler": self.scaler, "transform": self.transform, "residual": self.residual,
                 "target_index": self.target_index, "per_step": self.per_step, "mean": self.mean, "std": self.std,
-                "target_mean": self.target_mean, "target_std": self.target_std, "unscaled": self.unscaled}
+                "target_mean": self.target_mean, "target_std": self.target_std, "unscaled": self.unscaled,
+                "series_count": self.series_count}
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class SeriesEmbedding(keras.layers.Layer):
+    """A learned vector per known series, appended to every step of the normalized window.
+
+    Inputs `[normalized (batch, window, features), series index (batch,)]`;
+    output `(batch, window, features + dim)`. Index k in 1..`series_count`
+    selects series k's vector; index 0, a series not seen in training,
+    reads the mean of the learned vectors (a typical series, not the
+    untrained row).
+
+    Args:
+        series_count: int. Series known at training time.
+        dim: int. Width of each vector.
+    """
+
+    def __init__(self, series_count, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.series_count, self.dim = int(series_count), int(dim)
+
+    def build(self, input_shape):
+        self.table = self.add_weight(shape=(self.series_count + 1, self.dim), name="table",
+                                     initializer=keras.initializers.RandomNormal(stddev=0.05))
+
+    def call(self, inputs):
+        ops = keras.ops
+        normalized, series = inputs
+        series = known_series(series, self.series_count)
+        typical = ops.mean(self.table[1:], axis=0, keepdims=True)  # (1, dim)
+        vectors = ops.where(ops.reshape(series > 0, (-1, 1)), ops.take(self.table, series, axis=0), typical)
+        steps = ops.zeros_like(normalized[..., :1]) + vectors[:, None, :]  # (batch, window, dim)
+        return ops.concatenate([normalized, steps], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0]
+        return (*shape[:-1], shape[-1] + self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "series_count": self.series_count, "dim": self.dim}
 
 
 @keras.saving.register_keras_serializable(package="keras_seq")

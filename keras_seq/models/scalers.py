@@ -12,7 +12,10 @@ A scaler owns:
   instance normalization): nothing is fixed on the training period, so the
   model follows a series into ranges it never saw;
 - `zscore`: the training split's mean and standard deviation (keras-seq's
-  scaling before 0.2, kept to reproduce those runs).
+  scaling before 0.2, kept to reproduce those runs);
+- `series`: each known series by its own training-split mean and standard
+  deviation (a table in the model, selected by the series index input),
+  an unseen series by its window's.
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from keras_seq.models.layers import PrepareWindow
 class _Scaler:
     name = ""
 
-    def normalize(self, inputs, spec, target_index: int | None, per_step: bool, unscaled=()):
+    def normalize(self, inputs, spec, target_index: int | None, per_step: bool, unscaled=(), series=None,
+                  series_count: int = 0):
         layer = PrepareWindow(scaler=self.name, transform=spec.transform, residual=spec.residual,
-                              target_index=target_index, per_step=per_step, unscaled=unscaled, name="prepare")
-        return layer(inputs)
+                              target_index=target_index, per_step=per_step, unscaled=unscaled, name="prepare",
+                              series_count=series_count if self.name == "series" else 0)
+        return layer([inputs, series] if self.name == "series" else inputs)
 
     def set_statistics(self, model, scaling) -> None:
         """Check that `scaling` is for this model's inputs (and store it where the scaler uses it)."""
-        n_features = model.input_shape[-1]
+        n_features = model.inputs[0].shape[-1]  # the raw window (a second input is the series index)
         if len(scaling.feature_mean) != n_features:
             raise KerasSeqError(f"the scaling has {len(scaling.feature_mean)} features but the model takes {n_features}.")
 
@@ -52,4 +57,16 @@ class WindowScaler(_Scaler):
     name = "window"
 
 
-SCALERS = {"zscore": ZScoreScaler(), "window": WindowScaler()}
+class SeriesScaler(_Scaler):
+    """Each known series' own training-split mean and standard deviation per column (`set_series_statistics`),
+    an unseen series' window's."""
+
+    name = "series"
+
+
+def set_series_statistics(model, mean, std) -> None:
+    """Store per-series statistics `(series, features)` in a model with scaler `series`."""
+    model.get_layer("prepare").set_series_statistics(mean, std)
+
+
+SCALERS = {"zscore": ZScoreScaler(), "window": WindowScaler(), "series": SeriesScaler()}

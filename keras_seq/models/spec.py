@@ -12,7 +12,7 @@ ARCHS = BUILTIN_ARCHS
 # The tutorial's four, compared by default.
 CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
-SCALER_NAMES = ("window", "zscore")
+SCALER_NAMES = ("window", "zscore", "series")
 TRANSFORMS = ("none", "diff", "logdiff")
 
 
@@ -52,6 +52,10 @@ class ModelSpec:
         residual: bool. Forecast the last observed value plus what the
             network outputs, the head starting at 0: an untrained model is
             exactly persistence. Defaults to `True`.
+        series_embedding: int. Width of a learned vector per series known at
+            training time, read beside the inputs at every step (selected by
+            the series index input; a series not seen in training reads the
+            mean of the learned vectors). `0`: none. Defaults to `0`.
     """
 
     arch: str = "lstm"
@@ -65,11 +69,21 @@ class ModelSpec:
     scaler: str = "window"
     transform: str = "none"
     residual: bool = True
+    series_embedding: int = 0
 
     def __post_init__(self):
         check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
                             self.transition_layers, self.output_layers)
         check_scaling_options(self.scaler, self.transform, self.residual)
+        value = self.series_embedding
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1024:
+            raise KerasSeqError(f"`series_embedding` must be an integer from 0 (none) to 1024. Received: "
+                                f"series_embedding={value!r}")
+
+    @property
+    def reads_series(self) -> bool:
+        """True where the model takes a series index as its second input (per-series statistics or an embedding)."""
+        return self.scaler == "series" or self.series_embedding > 0
 
     @property
     def reads_target(self) -> bool:
@@ -85,10 +99,10 @@ def check_scaling_options(scaler, transform, residual) -> None:
         raise KerasSeqError(f"unknown transform {transform!r}. Expected one of: {', '.join(TRANSFORMS)}.")
     if not isinstance(residual, bool):
         raise KerasSeqError(f"`residual` must be true or false. Received: residual={residual!r}")
-    if scaler == "zscore" and transform != "none":
+    if scaler in ("zscore", "series") and transform != "none":
         raise KerasSeqError(
-            f"transform {transform!r} needs scaler 'window': the z-score statistics are of the levels, not of their "
-            "changes. Use --scaler window with it, or --transform none with --scaler zscore."
+            f"transform {transform!r} needs scaler 'window': the {scaler} statistics are of the levels, not of their "
+            f"changes. Use --scaler window with it, or --transform none with --scaler {scaler}."
         )
 
 
