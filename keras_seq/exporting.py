@@ -195,7 +195,7 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
 
     model = load_model(run_dir / MODEL_FILE)
     windows = parity_inputs(run_test_windows(config, run_dir))
-    reference = np.asarray(model.predict(list(windows), verbose=0), dtype="float64")
+    reference = np.asarray(model.predict(windows[0] if len(windows) == 1 else list(windows), verbose=0), dtype="float64")
     scale = float(scaling_from_config(config, run_dir).target_std)
 
     with staged_folder(out.parent, out.name, replace=overwrite, exclusive=not overwrite) as staged:

@@ -106,7 +106,7 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
             from keras_seq.backend import use_backend
 
             use_backend(backend)
-        return Artifact(fmt.name, path, fmt.load(path).run, **_describe_card(card))
+        return _artifact(fmt.name, path, fmt.load(path), _describe_card(card), CARD_FILE)
     if path.is_dir():
         raise KerasSeqError(f"{path} is not a run folder (no config.json) nor a SavedModel (no saved_model.pb).")
     raise KerasSeqError(f"{path} is not a keras-seq artifact. Expected a run folder, a .keras file, a SavedModel folder or an .onnx file.")
@@ -119,7 +119,17 @@ def _run_folder_artifact(path: Path, backend: str | None) -> Artifact:
 
     description = model_io(read_run_config(path))
     use_backend(backend)
-    return Artifact("run", path, get_format("keras").load(path / MODEL_FILE).run, **description)
+    return _artifact("run", path, get_format("keras").load(path / MODEL_FILE), description, "config.json")
+
+
+def _artifact(kind: str, path: Path, loaded, description: dict, record: str) -> Artifact:
+    """An `Artifact`, refused where the model's inputs and its record disagree on the series index."""
+    if (loaded.series_name is None) != (description.get("series_vocabulary") is None):
+        has = "takes" if loaded.series_name else "does not take"
+        raise KerasSeqError(f"{path} {has} a series index input, but its {record} "
+                            f"{'lists no' if loaded.series_name else 'lists a'} series_vocabulary: the two do not "
+                            "belong together. Export the run again.")
+    return Artifact(kind, path, loaded.run, **description)
 
 
 def _describe_card(card: dict) -> dict:

@@ -121,6 +121,10 @@ def test_a_global_model_with_series_statistics_and_vectors_exports_and_forecasts
         tables[artifact.name] = pd.read_csv(tmp_path / "forecast.csv").set_index("symbol")["price"]
     for table in tables.values():
         np.testing.assert_allclose(table, tables[run_dir.name], rtol=1e-5)
+    card.pop("series_vocabulary")  # a card that does not say which series are known: refused, not guessed
+    (run_dir / "export" / "model_card.json").write_text(json.dumps(card))
+    code, out, err = run_cli("predict", run_dir / "export" / "model.onnx")
+    assert code == 1 and "takes a series index input, but its model_card.json lists no series_vocabulary" in err
     forecast = tables[run_dir.name]
     assert forecast["NEW50"] == pytest.approx(50 * forecast["NEW1"], rel=1e-4)  # an unseen series: scale-free
     assert forecast["IBM"] != pytest.approx(forecast["NEW1"], rel=1e-6)  # the same values, known: its own path

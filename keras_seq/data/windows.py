@@ -169,6 +169,10 @@ class Windows:
     each in time order. Windows never cross from one series into the next,
     and every series is cut at the same dates (`split_by_dates`). A single
     series is a panel of one, and `split_rows` is its `series_splits[0]`.
+
+    With a `series_index` (`with_series_index`, for a model that reads the
+    series), the pipelines and `gather` yield `((windows, series index),
+    targets)`: each window's series index as the model's second input.
     """
 
     scaling: Scaling
