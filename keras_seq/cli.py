@@ -66,6 +66,16 @@ def _comma_list(ctx, param, value):
     return items
 
 
+def _number_list(ctx, param, value):
+    """`0.1,0.5,0.9` -> (0.1, 0.5, 0.9); None stays None."""
+    if value is None:
+        return ()
+    try:
+        return tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, e.g. 0.1,0.5,0.9. Received: {value!r}") from None
+
+
 def _splits(ctx, param, value):
     try:
         parts = tuple(float(p) for p in value.replace("/", ",").split(","))
@@ -146,6 +156,9 @@ _MODEL_OPTIONS = (
                  help="window: each window scaled by its own mean and std (follows the series into any range); "
                       "zscore: the training split's statistics (the scaling before 0.2); series: each series by its "
                       "own training statistics, stored in the model (an unseen series by its window's)."),
+    click.option("--quantiles", default=None, callback=_number_list, metavar="LEVELS",
+                 help="A quantile head at these levels, e.g. 0.1,0.5,0.9 (the median is added if missing and is the "
+                      "point forecast); trained on the pinball loss, scored by coverage, interval width and CRPS."),
     click.option("--series-embedding", type=int, default=ModelSpec.series_embedding, show_default=True, metavar="N",
                  help="A learned vector of N values per series known in training, read at every step (0: none). "
                       "The model then takes the series index as a second input."),
@@ -246,7 +259,7 @@ def _model_specs(arch: str, o: dict):
         ModelSpec(arch=arch, units=o["units"], layers=o["layers"], dropout=o["dropout"], cell=o["cell"],
                   allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
                   output_layers=o["output_layers"], scaler=o["scaler"], transform=o["transform"],
-                  residual=o["residual"], series_embedding=o["series_embedding"]),
+                  residual=o["residual"], series_embedding=o["series_embedding"], quantiles=o["quantiles"]),
     )
 
 

@@ -371,6 +371,18 @@ def _mean_std(values) -> dict:
     return {"mean": float(values.mean()), "std": std, "n": int(len(values))}
 
 
+def _interval_summary(reports: list) -> dict:
+    """Of quantile models' reports (every seed's): mean ± std of the CRPS, its skill against the random walk and
+    each interval's coverage; nothing for point models."""
+    if not all(rep.get("intervals") for rep in reports):
+        return {}
+    scores = [rep["intervals"] for rep in reports]
+    return {"crps": _mean_std([s["model"]["crps"] for s in scores]),
+            "crps_skill": _mean_std([s["crps_skill"] for s in scores]),
+            "coverage": {name: _mean_std([s["model"]["intervals"][name]["coverage"] for s in scores])
+                         for name in scores[0]["model"]["intervals"]}}
+
+
 def summarize(runs: list, spec: CompareSpec, scored: tuple[str, ...]) -> dict:
     """Mean and standard deviation over seeds of every figure, per arch and scored split."""
     per_seed = [r for r in runs if r["fold"] in (None, "pooled")]
@@ -392,6 +404,7 @@ def summarize(runs: list, spec: CompareSpec, scored: tuple[str, ...]) -> dict:
                 "mape": _mean_std([rep["model"]["mape"] for rep in reports]),
                 "mase": _mean_std([rep["model"].get("mase") for rep in reports]),
                 "skill": _mean_std([rep["skill"] for rep in reports]),
+                **_interval_summary(reports),
             }
         if spec.backtest:
             entry["folds"] = {
@@ -433,9 +446,7 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
     """`comparison.md`: settings, one table per scored split, folds, and the leak note."""
     settings = summary["settings"]
     data, win, train, compare = settings["data"], settings["windows"], settings["train"], settings["compare"]
-    repeats = compare["repeats"]
-    archs = summary["archs"]
-    seeds = settings["seeds"]
+    repeats, archs, seeds = compare["repeats"], summary["archs"], settings["seeds"]
     lines = [
         f"# {title or 'Comparison: ' + ', '.join(archs)}",
         "",
@@ -475,7 +486,8 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
                 f"{_figure(m.get('mase', {'mean': float('nan'), 'std': 0.0}), 3, repeats)} | "
                 f"{m['skill']['mean']:+.3f}" + (f" ± {m['skill']['std']:.3f}" if repeats > 1 else "") + " |"
             )
-        lines += _baseline_rows(info) + ["", f"best baseline: {info.get('best_baseline', PERSISTENCE)}", ""]
+        lines += [*_baseline_rows(info), "", f"best baseline: {info.get('best_baseline', PERSISTENCE)}", "",
+                  *_crps_ranking(archs, split, repeats)]
     lines.append(SKILL_NOTE)
     if compare["backtest"]:
         lines += ["", "## test MAE per walk-forward fold", "",
@@ -489,6 +501,22 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
     if leak:
         lines += ["", leak]
     return "\n".join(lines) + "\n"
+
+
+def _crps_ranking(archs: dict, split: str, repeats: int) -> list[str]:
+    """comparison.md's ranking of quantile models by CRPS on one split (nothing unless every arch has one)."""
+    scored = {arch: entry["splits"][split] for arch, entry in archs.items() if "crps" in entry["splits"][split]}
+    if not scored or len(scored) != len(archs):
+        return []
+    names = list(next(iter(scored.values()))["coverage"])
+    lines = ["Ranked by CRPS (from the quantile levels; lower is better; skill against the random-walk interval):", "",
+             "| rank | arch | CRPS | CRPS skill | " + " | ".join(f"{n} coverage" for n in names) + " |",
+             "|---:|---|---:|---:|" + "---:|" * len(names)]
+    for rank, (arch, m) in enumerate(sorted(scored.items(), key=lambda item: item[1]["crps"]["mean"]), start=1):
+        cover = " | ".join(f"{100 * m['coverage'][n]['mean']:.1f}%" for n in names)
+        lines.append(f"| {rank} | {arch} | {_figure(m['crps'], 2, repeats)} | {_figure(m['crps_skill'], 3, repeats)} | "
+                     f"{cover} |")
+    return lines + [""]
 
 
 SKILL_NOTE = ("skill = 1 - MAE / MAE of persistence (tomorrow = today); above 0 beats persistence. MASE: MAE over the "

@@ -74,8 +74,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
 
     import_keras()
     from keras_seq.data.windows import make_windows, with_series_index
-    from keras_seq.evaluation import (_plotted_series, evaluate_model, losing_note, plot_forecast, plot_series_skill,
-                                      scaling_distance)
+    from keras_seq.evaluation import (_plotted_series, evaluate_forecast, losing_note, plot_calibration, plot_forecast,
+                                      plot_series_skill, scaling_distance)
     from keras_seq.models.builders import load_model
 
     options = dataclasses.asdict(windows) | {"supervision": "last"}  # evaluated at the last step, however trained
@@ -89,7 +89,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     _plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch
-    report, predictions = evaluate_model(model, raw, "test", name=arch, season=data.season)
+    report, predictions, quantiles = evaluate_forecast(model, raw, "test", name=arch, season=data.season)
     if new_data:
         report.split = "the given data"
     distance = scaling_distance(raw.targets("test").ravel(), scaling)
@@ -107,7 +107,9 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
             {**report.to_dict(), "data": dataclasses.asdict(data), "evaluated": now.isoformat(timespec="seconds")},
         )
         plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch, report=report,
-                      series=plot_series)
+                      series=plot_series, quantiles=quantiles)
+        if report.intervals:
+            plot_calibration(report, stage.path / "calibration.png")
         if report.per_series:
             plot_series_skill(report, stage.path / "series_skill.png")
     return RunResult(stage.final, report)

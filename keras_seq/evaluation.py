@@ -220,6 +220,7 @@ class Report:
     mase_scale: str = "training split"  # whose in-sample seasonal naive error MASE divides by
     per_series: dict = dataclasses.field(default_factory=dict)  # a panel's series -> their MAE, MASE and skill
     panel: dict = dataclasses.field(default_factory=dict)  # `panel_summary(per_series)`: aggregates over the series
+    intervals: dict = dataclasses.field(default_factory=dict)  # a quantile forecast's `intervals.score_quantiles`
 
     @property
     def scope(self) -> str:
@@ -249,6 +250,9 @@ class Report:
             if report[key] is not None and not np.isfinite(report[key]):
                 report[key] = None
                 reasons[key] = NULL_REASONS["skill"]
+        report["intervals"] = _finite_or_null(report["intervals"])
+        if not report["intervals"]:
+            del report["intervals"]
         return {**report, "null_reasons": reasons} if reasons else report
 
     def table(self) -> str:
@@ -278,9 +282,22 @@ class Report:
                 lines.append(f"{len(missing)} series {'has' if len(missing) == 1 else 'have'} no window in this split "
                              f"(their rows end before it or are too few): {', '.join(missing[:10])}"
                              f"{', ...' if len(missing) > 10 else ''}.")
+        if self.intervals:
+            from keras_seq.intervals import interval_lines
+
+            lines += interval_lines(self.intervals)
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
+
+
+def _finite_or_null(value):
+    """`value` with every float that is not finite, at any depth of dicts and lists, as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 def _per_series_line(per_series: dict, summary: dict) -> str:
@@ -364,7 +381,28 @@ def predict_split(model, windows: Windows, split: str) -> np.ndarray:
     if dataset is None:
         raise ValueError(f"the {split} split has no windows.")
     predictions = np.asarray(model.predict(dataset, verbose=0), dtype="float64")
-    return predictions.reshape(windows.target_positions(split).shape)
+    shape = windows.target_positions(split).shape
+    return predictions.reshape(shape if predictions.size == np.prod(shape) else (*shape, -1))
+
+
+def evaluate_forecast(model, windows: Windows, split: str = "test", name: str = "model",
+                      season: int | None = None) -> tuple[Report, np.ndarray, np.ndarray | None]:
+    """`evaluate_model`, and a quantile model's quantiles `(n, horizon, levels)` (None for a point model).
+
+    A quantile model's report scores its median as the point forecast and
+    its quantiles against the random-walk interval (`Report.intervals`).
+    """
+    from keras_seq.intervals import score_quantiles
+    from keras_seq.models.heads import model_head
+
+    forecast = predict_split(model, windows, split)
+    head = model_head(model)
+    if forecast.ndim < 3 or not hasattr(head, "levels"):
+        return score_forecast(windows, split, forecast, name, season), forecast, None
+    points = head.point(forecast)
+    report = score_forecast(windows, split, points, name, season)
+    report.intervals = score_quantiles(windows, split, forecast, head.levels)
+    return report, points, forecast
 
 
 def evaluate_model(model, windows: Windows, split: str = "test", name: str = "model",
@@ -382,11 +420,11 @@ def evaluate_model(model, windows: Windows, split: str = "test", name: str = "mo
             (`infer_season`).
 
     Returns:
-        `(report, predictions)`, the predictions shaped like
-        `windows.targets(split)`.
+        `(report, predictions)`, the predictions (a quantile model's
+        median) shaped like `windows.targets(split)`.
     """
-    predictions = predict_split(model, windows, split)
-    return score_forecast(windows, split, predictions, name, season), predictions
+    report, predictions, _ = evaluate_forecast(model, windows, split, name, season)
+    return report, predictions
 
 
 def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: str = "model",
@@ -505,8 +543,12 @@ def plot_loss(history: dict, path: Path, title: str = "") -> None:
 
 
 def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model",
-                  report: Report | None = None, series=None) -> tuple[str, list[str]]:
+                  report: Report | None = None, series=None, quantiles: np.ndarray | None = None) -> tuple[str, list[str]]:
     """Actual values of `split`, the model's forecasts and persistence's, in the target's units.
+
+    With a quantile model's `quantiles` (`(n, horizon, levels)`, the levels
+    of `report.intervals`), a fan chart: each central interval shaded, the
+    actual values drawn on top.
 
     One forecast per date is drawn: the first step ahead (`next`) or the
     last step (`sequence`); the legend gives each line's MAE on those
@@ -532,6 +574,8 @@ def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: P
         lo, hi = rows[split]
         mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
         dates = windows.dates[positions[mine]]
+        if quantiles is not None:
+            _draw_intervals(ax, dates, quantiles[mine, column], report.intervals["levels"])
         ax.plot(windows.dates[lo:hi], windows.target_values[lo:hi], color="black", linewidth=1.2, label="actual")
         ax.plot(dates, baseline[mine], color="grey", linewidth=0.9, linestyle="--",
                 label=f"persistence (MAE {mae(actual[mine], baseline[mine]):.2f})")
@@ -552,6 +596,31 @@ def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: P
     fig.autofmt_xdate()
     _save(plt, fig, path)
     return title, labels
+
+
+def _draw_intervals(ax, dates, quantiles: np.ndarray, levels) -> None:
+    """Shade each central interval of `quantiles` (`(n, levels)`), the widest palest."""
+    from keras_seq.intervals import central_intervals
+
+    for lo, hi, nominal in central_intervals(levels):
+        ax.fill_between(dates, quantiles[:, lo], quantiles[:, hi], color="tab:blue", alpha=0.15 + 0.25 * (1 - nominal),
+                        linewidth=0, label=f"{100 * nominal:g}% interval")
+
+
+def plot_calibration(report: Report, path: Path) -> None:
+    """Nominal against empirical coverage of a quantile model's central intervals, beside the random walk's."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for who, style in (("model", "o-"), ("random walk", "s--")):
+        intervals = report.intervals[who]["intervals"]
+        nominal = [v["nominal"] for v in intervals.values()]
+        ax.plot(nominal, [v["coverage"] for v in intervals.values()], style,
+                label=report.name if who == "model" else who)
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal coverage", ylabel="empirical coverage",
+           title=f"{report.name}: interval coverage, {report.scope}")
+    ax.legend()
+    _save(plt, fig, path)
 
 
 def _plotted_series(windows: Windows, report: Report | None, series) -> list[int]:

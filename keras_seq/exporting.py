@@ -232,6 +232,14 @@ SERIES_INPUT = {
 }
 
 
+def _quantile_output(levels) -> dict:
+    """The model card's description of a quantile model's output."""
+    return {"shape": ["batch", "horizon", len(levels)], "levels": list(levels),
+            "description": (f"the forecast's quantiles at levels {', '.join(f'{v:g}' for v in levels)} along the last "
+                            "axis, in increasing order (they never cross); index "
+                            f"{list(levels).index(0.5)}, the median, is the point forecast")}
+
+
 def parity_inputs(windows) -> tuple:
     """The inputs every artifact is checked on: the test windows; of a model that reads the series, each window
     twice, with its series' index and as an unseen series (index 0), so both paths through the model are proven."""
@@ -308,6 +316,7 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
         **({"calendar_inputs": calendar} if calendar else {}),
         **({"future_inputs": future} if future else {}),
         **({"series_input": SERIES_INPUT, "series_vocabulary": vocabulary} if vocabulary is not None else {}),
+        **({"quantile_output": _quantile_output(io["quantiles"])} if io["quantiles"] else {}),
         "scaling": config["scaling"],
         "data": {**io["data"], **recorded},
         "split_dates": config.get("split_dates"),

@@ -283,6 +283,7 @@ class Fitted:
     config: dict
     seconds: float  # wall time of training alone
     started: datetime.datetime
+    quantiles: dict = dataclasses.field(default_factory=dict)  # split -> a quantile model's (n, horizon, levels), or None
 
 
 def train_and_evaluate(
@@ -307,7 +308,7 @@ def train_and_evaluate(
     import time
 
     from keras_seq.data.sources import frame_sha256
-    from keras_seq.evaluation import evaluate_model, losing_note
+    from keras_seq.evaluation import evaluate_forecast, losing_note
     from keras_seq.training import train_model, versions
 
     check_positive_target(frame, specs)
@@ -318,10 +319,10 @@ def train_and_evaluate(
     history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
     seconds = time.perf_counter() - clock
     interrupted = bool(history.pop("interrupted", False))
-    reports, predictions = {}, {}
+    reports, predictions, quantiles = {}, {}, {}
     for split in () if interrupted else splits:
-        reports[split], predictions[split] = evaluate_model(net, raw, split, name=specs.model.arch,
-                                                            season=specs.data.season)
+        reports[split], predictions[split], quantiles[split] = evaluate_forecast(net, raw, split, name=specs.model.arch,
+                                                                                 season=specs.data.season)
         reports[split].note = losing_note(reports[split], specs.model, specs.windows.supervision)
     config = {
         **specs.options_config("interrupted" if interrupted else "complete", started, frame,
@@ -332,7 +333,8 @@ def train_and_evaluate(
         **({"series_vocabulary": [str(name) for name in vocabulary]} if vocabulary is not None else {}),
         "result": _training_result(history, seconds),
     }
-    return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started)
+    return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started,
+                  quantiles)
 
 
 def _run_model(specs: RunSpecs, training):
@@ -386,7 +388,7 @@ def _training_result(history: dict, seconds: float) -> dict:
 
 def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     """Write a run folder's files for `fitted` into `folder` (which exists)."""
-    from keras_seq.evaluation import plot_forecast, plot_loss, plot_series_skill
+    from keras_seq.evaluation import plot_calibration, plot_forecast, plot_loss, plot_series_skill
     arch = fitted.config["model"]["arch"]
     fitted.model.save(folder / MODEL_FILE)
     write_json(folder / CONFIG_FILE, fitted.config)
@@ -399,7 +401,9 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     if plots:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
         plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch,
-                      report=fitted.reports[split])
+                      report=fitted.reports[split], quantiles=fitted.quantiles.get(split))
+        if fitted.reports[split].intervals:
+            plot_calibration(fitted.reports[split], folder / "calibration.png")
         if fitted.reports[split].per_series:
             plot_series_skill(fitted.reports[split], folder / "series_skill.png")
     write_manifest(folder)

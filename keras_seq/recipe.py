@@ -7,7 +7,7 @@ evaluation and export of one or more experiments.
                  # series_column, series, targets, calendar, future_features
     [windows]    # window, horizon, target_kind, splits, stride, supervision, split_dates
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
-                 # transition_layers, output_layers, scaler, transform, residual, series_embedding
+                 # transition_layers, output_layers, scaler, transform, residual, series_embedding, quantiles
     [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile
     [evaluate]   # on (splits to score), repeats, backtest
     [export]     # formats: any of "savedmodel", "onnx", "keras" (none by default)
@@ -83,6 +83,7 @@ STR = ("a string", _is_str)
 BOOL = ("true or false", lambda v: isinstance(v, bool))
 DATE = ("a date like 2019-01-01", _is_date)
 STR_LIST = ("a list of strings", _is_str_list)
+NUMBER_LIST = ("a list of numbers like [0.1, 0.5, 0.9]", lambda v: isinstance(v, list) and all(_is_number(x) for x in v))
 STR_OR_LIST = ("a string or a list of strings", lambda v: _is_str(v) or _is_str_list(v))
 SPLITS = ("a list of three fractions like [0.7, 0.15, 0.15]", _is_splits)
 
@@ -97,7 +98,7 @@ SCHEMA = {
                                                     and all(_is_date(d) for d in v))},
     "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,
               "allow_future_leak": BOOL, "transition_layers": INT, "output_layers": INT, "scaler": STR,
-              "transform": STR, "residual": BOOL, "series_embedding": INT},
+              "transform": STR, "residual": BOOL, "series_embedding": INT, "quantiles": NUMBER_LIST},
     "train": {"epochs": INT, "batch_size": INT, "lr": NUMBER, "seed": INT, "patience": INT,
               "steps_per_execution": INT,
               "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto")},

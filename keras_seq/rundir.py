@@ -282,7 +282,27 @@ def model_io(config: dict) -> dict:
         "target": data.target,
         "data": {key: getattr(data, key) for key in DATA_KEYS},
         "series_vocabulary": series_vocabulary_of(config, "config.json"),
+        "quantiles": list(quantiles_of(config.get("model"), "config.json")),
     }
+
+
+def quantiles_of(model: dict | None, where) -> tuple[float, ...]:
+    """The quantile levels of a model's output (a run's `model` options or a card's), empty for a point model.
+
+    Raises:
+        KerasSeqError: they are not levels in (0, 1) with the median among them.
+    """
+    from keras_seq.models.spec import checked_quantiles
+
+    levels = (model or {}).get("quantiles") if isinstance(model, dict) else None
+    try:
+        checked = checked_quantiles(levels)
+    except KerasSeqError:
+        checked = None
+    if checked is None or (levels and list(checked) != [float(v) for v in levels]):
+        raise KerasSeqError(f"{where} records quantile levels {levels!r} that no keras-seq model has. "
+                            "Fit or export the run again.")
+    return checked
 
 
 def series_vocabulary_of(record: dict, where) -> list | None:

@@ -186,6 +186,8 @@ COMPUTE_OPS = frozenset({
     "Abs", "Cumsum", "Exp", "Log", "Maximum", "Mean", "Sqrt", "Square", "ZerosLike",
     # The series index input (keras_seq.models.layers.known_series): which indices name a known series.
     "Greater", "LessEqual",
+    # The quantile head (keras_seq.models.layers.ordered_quantiles): positive gaps between levels.
+    "Softplus",
     "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Fill", "FloorMod", "GatherV2",
     "GreaterEqual", "Identity", "Less", "LogicalAnd", "MatMul", "Max", "Mul", "NoOp", "OnesLike", "Pack",
     "Placeholder", "Prod", "Range", "ReadVariableOp", "RealDiv", "Reshape", "ReverseV2", "SelectV2", "Shape",

@@ -36,6 +36,7 @@ class Artifact:
     target: str
     data: dict  # source, start, end, date_column, fill of the training data
     series_vocabulary: list | None = None  # the series known at training time (index k+1); None: windows alone
+    quantiles: list = dataclasses.field(default_factory=list)  # a quantile model's output levels; empty: a point model
 
     def indices(self, names) -> np.ndarray | None:
         """The series input for `names` (k+1 for the k-th known series, 0 for an unseen one; warned), or None
@@ -134,12 +135,13 @@ def _artifact(kind: str, path: Path, loaded, description: dict, record: str) -> 
 
 def _describe_card(card: dict) -> dict:
     """The fields of `fitting.model_io`, read back from a model card."""
-    from keras_seq.rundir import DATA_KEYS, series_vocabulary_of
+    from keras_seq.rundir import DATA_KEYS, quantiles_of, series_vocabulary_of
 
     try:
         described = {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
             "data": {key: card["data"].get(key) for key in DATA_KEYS},
             "series_vocabulary": series_vocabulary_of(card, CARD_FILE),
+            "quantiles": list(quantiles_of(card.get("model"), CARD_FILE)),
         }
         valid = (all(isinstance(described[k], int) and described[k] >= 1 for k in ("window", "horizon"))
                  and described["target_kind"] in ("next", "sequence") and isinstance(described["target"], str)
@@ -176,8 +178,8 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None, 
     history = frame[artifact.features].to_numpy(dtype="float32")[-artifact.window :]
     dates = future_dates(frame.index, steps)
     index = artifact.indices([name or artifact.target])
-    values = _roll(artifact, history[None], steps, _future_rows(artifact, [dates]), index)[0]
-    return pd.DataFrame({"date": dates, artifact.target: values})
+    values = _roll(artifact, history[None], steps, _future_rows(artifact, [dates]), index)
+    return _table(artifact, {"date": dates}, values, steps)
 
 
 def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: int | None = None) -> pd.DataFrame:
@@ -210,11 +212,25 @@ def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: 
     histories = np.stack([part[artifact.features].to_numpy(dtype="float32")[-artifact.window :] for _, part in kept])
     dates = [future_dates(pd.DatetimeIndex(part.index), steps) for _, part in kept]
     values = _roll(artifact, histories, steps, _future_rows(artifact, dates), artifact.indices([n for n, _ in kept]))
-    return pd.DataFrame({
-        column: np.repeat([name for name, _ in kept], steps),
-        "date": np.concatenate(dates),
-        artifact.target: values.reshape(-1),
-    })
+    return _table(artifact, {column: np.repeat([name for name, _ in kept], steps), "date": np.concatenate(dates)},
+                  values, steps)
+
+
+def _table(artifact: Artifact, columns: dict, values, steps: int) -> pd.DataFrame:
+    """The forecast table: `columns`, then the forecast (a quantile model's median), then each quantile level's
+    column `<target>_q<level>` (empty past the model's horizon, with a warning)."""
+    from keras_seq.errors import DataWarning
+
+    if not artifact.quantiles:
+        return pd.DataFrame({**columns, artifact.target: values.reshape(-1)})
+    values, bands = values
+    if steps > artifact.horizon:
+        warnings.warn(f"the quantiles are the model's for its horizon of {artifact.horizon} step(s); the steps after "
+                      "it are the median rolled forward, without quantiles (their columns are left empty).",
+                      DataWarning, stacklevel=3)
+    table = {**columns, artifact.target: values.reshape(-1)}
+    table |= {f"{artifact.target}_q{level:g}": bands[..., k].reshape(-1) for k, level in enumerate(artifact.quantiles)}
+    return pd.DataFrame(table)
 
 
 def _calendar_of(artifact: Artifact) -> list:
@@ -254,10 +270,14 @@ def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndar
     `future` (the calendar of the forecast dates; checked by `_check_rolling`).
     `index` is the series input of a model that reads the series.
     """
-    collected, done = [], 0
+    collected, done, bands = [], 0, None
     while True:
         output = artifact.run(histories) if index is None else artifact.run(histories, index)
         output = np.asarray(output, dtype="float64").reshape(len(histories), -1)
+        if artifact.quantiles:  # (n, horizon, levels): the median rolls on; the quantiles are of the first call's steps
+            output = output.reshape(len(histories), -1, len(artifact.quantiles))
+            bands = output if bands is None else bands
+            output = output[..., artifact.quantiles.index(0.5)]
         new = output[:, -1:] if artifact.target_kind == "sequence" else output
         collected.append(new)
         done += new.shape[1]
@@ -266,7 +286,12 @@ def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndar
         rows = future[:, done - new.shape[1] : done].copy()
         rows[:, :, artifact.features.index(artifact.target)] = new
         histories = np.concatenate([histories, rows], axis=1)[:, -artifact.window :]
-    return np.concatenate(collected, axis=1)[:, :steps]
+    values = np.concatenate(collected, axis=1)[:, :steps]
+    if bands is None:
+        return values
+    ahead = np.full((*values.shape, len(artifact.quantiles)), np.nan)  # no quantiles past the horizon
+    ahead[:, : bands.shape[1]] = bands[:, :steps]
+    return values, ahead
 
 
 def _checked_steps(steps) -> int:

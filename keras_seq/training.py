@@ -333,7 +333,7 @@ def _stop_on_non_finite_loss(keras):
     return StopOnNonFiniteLoss()
 
 
-def compile_trainer(model, spec: TrainSpec, head: str = "point"):
+def compile_trainer(model, spec: TrainSpec):
     """The compiled Keras model that `train_model` fits: `model`'s `prepare` layer and network, on raw windows.
 
     It returns the network's output with the target's `(last, center,
@@ -347,7 +347,7 @@ def compile_trainer(model, spec: TrainSpec, head: str = "point"):
     import keras
 
     from keras_seq.models.builders import network_of, reads_series, window_shape
-    from keras_seq.models.heads import HEADS
+    from keras_seq.models.heads import model_head
 
     if "prepare" not in [layer.name for layer in model.layers]:
         raise KerasSeqError("this model has no `prepare` layer: it was built by keras-seq before 0.2, which trained "
@@ -365,7 +365,7 @@ def compile_trainer(model, spec: TrainSpec, head: str = "point"):
     steps = 1 if keras.backend.backend() == "torch" else spec.steps_per_execution
     trainer.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.lr),
-        loss=HEADS[head].loss(prepare.transform, prepare.warmup_steps(window[0])),
+        loss=model_head(model).loss(prepare.transform, prepare.warmup_steps(window[0])),
         steps_per_execution=steps,
         jit_compile=spec.jit_compile,
     )

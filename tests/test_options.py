@@ -62,7 +62,7 @@ def test_every_spec_field_is_an_option_of_fit_with_the_same_default():
                 continue  # None on the command line means "dji" and "the target alone", as the spec's defaults say
             shown = default_of(param)
             if isinstance(default, tuple):
-                shown = tuple(float(v) for v in shown.split(","))
+                shown = tuple(float(v) for v in shown.split(",")) if shown is not None else ()  # none given: ()
             assert shown == default, f"--{param.name}: {shown!r} vs {section}.{name} = {default!r}"
 
 

@@ -22,7 +22,7 @@ from keras_seq.backend import import_keras
 from keras_seq.data.windows import Scaling, WindowSpec
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers and cells, which load_model reads)
-from keras_seq.models.heads import HEADS
+from keras_seq.models.heads import head_of
 from keras_seq.models.registry import get_arch
 from keras_seq.models.scalers import SCALERS
 from keras_seq.models.layers import LastStep, SeriesEmbedding
@@ -92,8 +92,9 @@ def build_model(
 
 
 def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, scaling: Scaling | None = None,
-                     head: str = "point", target_index: int | None = 0, unscaled=(), series_count: int = 0) -> keras.Model:
-    """The Forecaster of `spec` for `windows`: `spec.scaler`, then the arch's backbone and `head` (module docstring).
+                     target_index: int | None = 0, unscaled=(), series_count: int = 0) -> keras.Model:
+    """The Forecaster of `spec` for `windows`: `spec.scaler`, then the arch's backbone and head (a point forecast,
+    or the quantiles of `spec.quantiles`; module docstring).
 
     `target_index` is the target's column among the `n_features` inputs
     (None where the target is not an input); `unscaled` the columns already
@@ -110,7 +111,10 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     names = [f"f{i}" for i in range(n_features)]
     check_model_for_windows(spec, windows.target_kind, windows.supervision, names,
                             names[target_index] if target_index is not None else "the target")
-    the_head, the_scaler = HEADS[head], SCALERS[spec.scaler]
+    the_head, the_scaler = head_of(spec), SCALERS[spec.scaler]
+    if spec.quantiles and spec.transform != "none" and windows.horizon > 1:
+        raise KerasSeqError(f"quantiles of a {windows.horizon}-step horizon need --transform none: the running sum of "
+                            f"the quantiles of each step's change ({spec.transform}) is not a quantile of the level.")
     every = windows.supervision == "every"
 
     # === Network: normalized values (and a series' vector) in, normalized forecast out ===

@@ -18,7 +18,7 @@ are one class each.
 from __future__ import annotations
 
 from keras_seq.backend import import_keras
-from keras_seq.models.layers import RestoreForecast, normalized_error
+from keras_seq.models.layers import RestoreForecast, RestoreQuantiles, normalized_error, pinball_error
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
@@ -54,4 +54,41 @@ class PointHead:
         return forecast
 
 
+class QuantileHead(PointHead):
+    """Quantiles at `levels` of every forecast step, in increasing order: `(batch, horizon, levels)` raw.
+
+    The network outputs the median and softplus gaps
+    (`layers.ordered_quantiles`), trained on the pinball loss; the median is
+    the point forecast.
+    """
+
+    name = "quantile"
+
+    def __init__(self, levels):
+        self.levels = tuple(float(v) for v in levels)
+
+    def width(self, windows) -> int:
+        return windows.horizon * len(self.levels)
+
+    def loss(self, transform: str, skip_steps: int = 0):
+        return pinball_error(transform, self.levels)
+
+    def to_raw(self, output, stats, transform: str):
+        return RestoreQuantiles(self.levels, transform=transform, name="restore")([output, stats])
+
+    def point(self, forecast):
+        return forecast[..., self.levels.index(0.5)]
+
+
 HEADS = {"point": PointHead()}
+
+
+def head_of(spec) -> PointHead:
+    """The head of a `ModelSpec`: quantiles at `spec.quantiles`, else a point forecast."""
+    return QuantileHead(spec.quantiles) if spec.quantiles else HEADS["point"]
+
+
+def model_head(model) -> PointHead:
+    """The head a built or loaded keras-seq model has (read from its `restore` layer)."""
+    levels = getattr(model.get_layer("restore"), "levels", None) if "restore" in [l.name for l in model.layers] else None
+    return QuantileHead(levels) if levels else HEADS["point"]

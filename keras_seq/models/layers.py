@@ -368,6 +368,72 @@ class RestoreForecast(keras.layers.Layer):
         return {**super().get_config(), "transform": self.transform}
 
 
+def ordered_quantiles(output, levels):
+    """`(batch, horizon, n)` quantiles in increasing order from the head's `(batch, horizon * n)` output.
+
+    The median's own output is the median; each level above adds a softplus
+    gap to the one below it, each level below subtracts one: a monotone
+    parameterisation, so no two quantiles ever cross (never a sort after the
+    fact). A zero output (a residual head before training) is the median at
+    "no change" with gaps of log 2 normalized units.
+    """
+    ops, n = keras.ops, len(levels)
+    values = ops.reshape(output, (-1, ops.shape(output)[-1] // n, n))
+    middle = list(levels).index(0.5)
+    median = values[..., middle : middle + 1]
+    gaps = ops.softplus(values)
+    above = median + ops.cumsum(gaps[..., middle + 1 :], axis=-1)
+    below = median - ops.flip(ops.cumsum(ops.flip(gaps[..., :middle], axis=-1), axis=-1), axis=-1)
+    return ops.concatenate([below, median, above], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class RestoreQuantiles(keras.layers.Layer):
+    """The quantile head's output and the target's `(last, center, scale)` in; raw quantiles `(batch, horizon,
+    levels)` out.
+
+    Each level is mapped back as `RestoreForecast` maps a point forecast: a
+    monotone map, so the quantiles of the normalized forecast are the raw
+    forecast's (for a transform of changes, of a one-step horizon: a
+    running sum of quantiles is not a quantile of the sum, so longer
+    horizons with a transform are refused when the model is built).
+    """
+
+    def __init__(self, levels, transform="none", **kwargs):
+        super().__init__(**kwargs)
+        self.levels, self.transform = [float(v) for v in levels], transform
+
+    def call(self, inputs):
+        output, stats = inputs
+        ops = keras.ops
+        quantiles = ordered_quantiles(output, self.levels)  # (batch, horizon, n)
+        last, center, scale = (stats[:, None, k : k + 1] for k in range(3))  # (batch, 1, 1) each
+        steps = ops.transpose(center + scale * quantiles, (0, 2, 1))  # (batch, n, horizon)
+        return ops.transpose(inverse_transform(steps, last, self.transform), (0, 2, 1))
+
+    def compute_output_shape(self, input_shape):
+        output = input_shape[0]
+        return (output[0], None if output[1] is None else output[1] // len(self.levels), len(self.levels))
+
+    def get_config(self):
+        return {**super().get_config(), "levels": self.levels, "transform": self.transform}
+
+
+def pinball_error(transform: str, levels):
+    """The quantile head's loss: the pinball loss of every level in the target's normalized units, from the raw
+    target (the packing of `normalized_error`), averaged over levels and steps."""
+    taus = np.asarray(levels, dtype="float32")
+
+    def loss(y_true, packed):
+        output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
+        target = (forward_transform(y_true, last, transform) - center) / scale  # (batch, horizon)
+        error = target[..., None] - ordered_quantiles(output, levels)  # (batch, horizon, n)
+        return keras.ops.mean(keras.ops.maximum(taus * error, (taus - 1.0) * error), axis=(-2, -1))
+
+    loss.__name__ = "pinball"
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="keras_seq")
 class LastStep(keras.layers.Layer):
     """`x[:, -1]`: the last step of a sequence (what a model trained on every step forecasts from)."""

@@ -56,6 +56,12 @@ class ModelSpec:
             training time, read beside the inputs at every step (selected by
             the series index input; a series not seen in training reads the
             mean of the learned vectors). `0`: none. Defaults to `0`.
+        quantiles: tuple of float. Levels in (0, 1) of a quantile head,
+            trained on the pinball loss: the model returns `(batch, horizon,
+            levels)`, the quantiles in increasing order (they never cross:
+            the head outputs the median and positive gaps). The median is
+            always among them (added when missing) and is the point
+            forecast. Empty: a point head. Defaults to `()`.
     """
 
     arch: str = "lstm"
@@ -70,8 +76,10 @@ class ModelSpec:
     transform: str = "none"
     residual: bool = True
     series_embedding: int = 0
+    quantiles: tuple[float, ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "quantiles", checked_quantiles(self.quantiles))
         check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
                             self.transition_layers, self.output_layers)
         check_scaling_options(self.scaler, self.transform, self.residual)
@@ -89,6 +97,21 @@ class ModelSpec:
     def reads_target(self) -> bool:
         """True where the model needs the target's own past among its inputs (every option but plain z-scores)."""
         return self.scaler != "zscore" or self.transform != "none" or self.residual
+
+
+def checked_quantiles(levels) -> tuple[float, ...]:
+    """Quantile levels in increasing order with the median among them (none: a point head), or `KerasSeqError`."""
+    if levels is None or (isinstance(levels, (list, tuple)) and not levels):
+        return ()
+    try:
+        values = [float(v) for v in levels]
+    except (TypeError, ValueError):
+        values = []
+    if not values or any(isinstance(v, bool) for v in levels) or not all(0 < v < 1 for v in values) \
+            or len(set(values)) != len(values) or len(values) > 99:
+        raise KerasSeqError(f"`quantiles` must be distinct levels strictly between 0 and 1, e.g. 0.1,0.5,0.9. "
+                            f"Received: quantiles={levels!r}")
+    return tuple(sorted({*values, 0.5}))
 
 
 def check_scaling_options(scaler, transform, residual) -> None:
@@ -109,6 +132,9 @@ def check_scaling_options(scaler, transform, residual) -> None:
 def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str, features, target: str) -> None:
     """Refuse a model that cannot be trained on these windows and columns (each reason in one line)."""
     check_future_leak(spec.arch, target_kind, spec.allow_future_leak, supervision)
+    if spec.quantiles and (target_kind != "next" or supervision != "last"):
+        raise KerasSeqError(f"a quantile head forecasts from the window's last step: it needs --target-kind next and "
+                            f"--supervision last (received {target_kind}, {supervision}). Drop --quantiles, or use those.")
     if spec.reads_target and target is not None and target not in list(features or [target]):
         raise KerasSeqError(
             f"the model reads the target's own past (scaler {spec.scaler!r}, transform {spec.transform!r}, residual "

@@ -1,0 +1,109 @@
+"""A quantile head: pinball loss, quantiles that never cross, interval scores against the random walk, and the
+quantiles carried by every exported artifact and `predict`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_seq.intervals import quantile_scores, random_walk_quantiles
+
+
+def test_interval_scores_match_hand_computed_values():
+    actual = np.array([[10.0], [20.0], [30.0], [40.0]])
+    quantiles = np.array([[[8.0, 10.0, 12.0]], [[21.0, 22.0, 23.0]], [[25.0, 28.0, 29.0]], [[38.0, 41.0, 44.0]]])
+    scores = quantile_scores(actual, quantiles, [0.1, 0.5, 0.9])
+    # pinball of level 0.1: errors y - q = 2, -1, 5, 2 -> 0.2, 0.9, 0.5, 0.2; of 0.5: 0, -2, 2, -1 -> 0, 1, 1, 0.5;
+    # of 0.9: -2, -3, 1, -4 -> 0.2, 0.3, 0.9, 0.4
+    assert scores["pinball"] == pytest.approx({"0.1": 0.45, "0.5": 0.625, "0.9": 0.45})
+    assert scores["crps"] == pytest.approx(2 * (0.45 + 0.625 + 0.45) / 3)
+    (interval,) = scores["intervals"].values()
+    assert interval["nominal"] == pytest.approx(0.8) and interval["coverage"] == 0.5  # 20 below, 30 above theirs
+    assert interval["width"] == pytest.approx((4 + 2 + 4 + 6) / 4)
+    # Winkler: width + 2/0.2 * miss: 4, 2 + 10 * 1, 4 + 10 * 1, 6
+    assert interval["winkler"] == pytest.approx((4 + 12 + 14 + 6) / 4)
+
+
+def test_the_random_walk_interval_is_the_last_value_plus_the_training_changes_quantiles():
+    from keras_seq.data.windows import make_windows
+
+    rng = np.random.default_rng(1)
+    values = 100 + rng.normal(size=200).cumsum()
+    frame = pd.DataFrame({"y": values}, index=pd.date_range("2020-01-01", periods=200))
+    windows = make_windows(frame, target="y", window=5, horizon=2, shuffle=False)
+    bands = random_walk_quantiles(windows, "test", [0.1, 0.5, 0.9])
+    lo, hi = windows.split_rows["train"]
+    train = values[lo:hi]
+    last = values[windows.observed_positions("test")[:, 0]]
+    for h in (1, 2):
+        np.testing.assert_allclose(bands[:, h - 1], last[:, None] + np.quantile(train[h:] - train[:-h], [0.1, 0.5, 0.9]))
+
+
+def test_quantiles_never_cross_whatever_the_weights():
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.models.builders import build_forecaster, network_of
+    from keras_seq.models.spec import ModelSpec
+
+    model = build_forecaster(ModelSpec(arch="gru", units=4, layers=1, quantiles=(0.05, 0.3, 0.7, 0.95)),
+                             WindowSpec(window=6, horizon=3), 1)
+    rng = np.random.default_rng(0)
+    head = network_of(model).get_layer("head")
+    head.set_weights([rng.normal(scale=5.0, size=w.shape) for w in head.get_weights()])  # far from the zero start
+    output = np.asarray(model.predict(rng.normal(size=(64, 6, 1)).astype("float32") * 10 + 50, verbose=0))
+    assert output.shape == (64, 3, 5) and (np.diff(output, axis=-1) >= 0).all()  # never crossing (gaps may underflow)
+
+
+def test_the_pinball_loss_of_training_is_the_mean_pinball_loss_of_the_normalized_quantiles():
+    from keras_seq.models.layers import ordered_quantiles, pinball_error
+
+    levels = (0.1, 0.5, 0.9)
+    rng = np.random.default_rng(2)
+    output = rng.normal(size=(5, 2 * 3)).astype("float32")
+    stats = np.stack([np.full(5, 10.0), np.full(5, 10.0), np.full(5, 2.0)], axis=-1).astype("float32")  # last, center, scale
+    y = (10 + 2 * rng.normal(size=(5, 2))).astype("float32")
+    loss = np.asarray(pinball_error("none", levels)(y, np.concatenate([output, stats], axis=-1)))
+    quantiles = np.asarray(ordered_quantiles(output, levels))
+    expected = [np.mean(np.maximum(np.array(levels) * e, (np.array(levels) - 1) * e))
+                for e in ((y - 10) / 2)[..., None] - quantiles]
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_a_quantile_model_reports_exports_and_predicts_its_quantiles(run_cli, tmp_path):
+    code, out, err = run_cli("fit", "--quantiles", "0.1,0.9", "--horizon", "2", "--arch", "gru", "--units", "4",
+                             "--layers", "1", "--epochs", "1", "--start", "2021-01-01", "--out", tmp_path, "-q")
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    assert "quantiles 0.1, 0.5, 0.9: CRPS " in out and "80% interval: coverage " in out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["intervals"]["levels"] == [0.1, 0.5, 0.9] and set(metrics["intervals"]) >= {"model", "random walk"}
+    assert (run_dir / "calibration.png").is_file()
+    code, out, err = run_cli("export", run_dir, "--format", "onnx")
+    assert code == 0, err
+    card = json.loads((run_dir / "export" / "model_card.json").read_text())
+    assert card["quantile_output"]["levels"] == [0.1, 0.5, 0.9]
+    assert card["artifacts"]["onnx"]["outputs"][0]["shape"] == [None, 2, 3]
+    tables = []
+    for artifact in (run_dir, run_dir / "export" / "model.onnx"):
+        code, out, err = run_cli("predict", artifact, "--steps", "3", "--csv", tmp_path / "forecast.csv")
+        assert code == 0 and "the steps after it are the median rolled forward, without quantiles" in err, err
+        tables.append(pd.read_csv(tmp_path / "forecast.csv"))
+    pd.testing.assert_frame_equal(tables[0], tables[1], rtol=1e-5)
+    table = tables[0]
+    assert list(table.columns) == ["date", "Close", "Close_q0.1", "Close_q0.5", "Close_q0.9"]
+    assert (table["Close_q0.1"][:2] < table["Close"][:2]).all() and (table["Close"][:2] < table["Close_q0.9"][:2]).all()
+    assert table["Close_q0.1"][2:].isna().all() and (table["Close"][:2] == table["Close_q0.5"][:2]).all()
+
+
+def test_compare_ranks_quantile_models_by_crps(run_cli, tmp_path):
+    code, out, err = run_cli("compare", "--archs", "gru,drnn", "--quantiles", "0.1,0.9", "--units", "4", "--layers", "1",
+                             "--epochs", "1", "--start", "2022-01-01", "--out", tmp_path, "-q")
+    assert code == 0, err
+    (folder,) = tmp_path.iterdir()
+    summary = json.loads((folder / "comparison.json").read_text())
+    crps = {arch: entry["splits"]["test"]["crps"]["mean"] for arch, entry in summary["archs"].items()}
+    text = (folder / "comparison.md").read_text()
+    ranked = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert ranked == sorted(crps, key=crps.get) and "Ranked by CRPS" in text
