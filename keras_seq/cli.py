@@ -159,6 +159,9 @@ _MODEL_OPTIONS = (
     click.option("--quantiles", default=None, callback=_number_list, metavar="LEVELS",
                  help="A quantile head at these levels, e.g. 0.1,0.5,0.9 (the median is added if missing and is the "
                       "point forecast); trained on the pinball loss, scored by coverage, interval width and CRPS."),
+    click.option("--conformal", default=None, callback=_number_list, metavar="COVERAGES",
+                 help="Intervals of these coverages around the point forecast, e.g. 0.8,0.95, calibrated on the "
+                      "validation windows after training (split conformal, per step) and stored in the model."),
     click.option("--series-embedding", type=int, default=ModelSpec.series_embedding, show_default=True, metavar="N",
                  help="A learned vector of N values per series known in training, read at every step (0: none). "
                       "The model then takes the series index as a second input."),
@@ -259,7 +262,8 @@ def _model_specs(arch: str, o: dict):
         ModelSpec(arch=arch, units=o["units"], layers=o["layers"], dropout=o["dropout"], cell=o["cell"],
                   allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
                   output_layers=o["output_layers"], scaler=o["scaler"], transform=o["transform"],
-                  residual=o["residual"], series_embedding=o["series_embedding"], quantiles=o["quantiles"]),
+                  residual=o["residual"], series_embedding=o["series_embedding"], quantiles=o["quantiles"],
+                  conformal=o["conformal"]),
     )
 
 

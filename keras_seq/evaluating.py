@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import DataWarning, KerasSeqError
-from keras_seq.fitting import RunResult
+from keras_seq.fitting import RunResult, calibration_summary
 from keras_seq.rundir import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, series_vocabulary_of,
                               specs_from_config, staged_folder, utc_stamp, write_json)
 
@@ -90,6 +90,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch
     report, predictions, quantiles = evaluate_forecast(model, raw, "test", name=arch, season=data.season)
+    if report.intervals and config.get("conformal"):
+        report.intervals["calibration"] = calibration_summary(config["conformal"])
     if new_data:
         report.split = "the given data"
     distance = scaling_distance(raw.targets("test").ravel(), scaling)
@@ -102,10 +104,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     now = datetime.datetime.now(datetime.timezone.utc)
     parent, name = (Path(out).parent, Path(out).name) if out else (run_dir / "evaluations", utc_stamp(now))
     with staged_folder(parent, name) as stage:
-        write_json(
-            stage.path / "metrics.json",
-            {**report.to_dict(), "data": dataclasses.asdict(data), "evaluated": now.isoformat(timespec="seconds")},
-        )
+        write_json(stage.path / "metrics.json",
+                   {**report.to_dict(), "data": dataclasses.asdict(data), "evaluated": now.isoformat(timespec="seconds")})
         plot_forecast(raw, "test", predictions, stage.path / "forecast.png", name=arch, report=report,
                       series=plot_series, quantiles=quantiles)
         if report.intervals:

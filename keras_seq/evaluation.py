@@ -393,15 +393,15 @@ def evaluate_forecast(model, windows: Windows, split: str = "test", name: str = 
     its quantiles against the random-walk interval (`Report.intervals`).
     """
     from keras_seq.intervals import score_quantiles
-    from keras_seq.models.heads import model_head
+    from keras_seq.models.heads import output_levels
 
     forecast = predict_split(model, windows, split)
-    head = model_head(model)
-    if forecast.ndim < 3 or not hasattr(head, "levels"):
+    levels = output_levels(model)
+    if forecast.ndim < 3 or not levels:
         return score_forecast(windows, split, forecast, name, season), forecast, None
-    points = head.point(forecast)
+    points = forecast[..., levels.index(0.5)]
     report = score_forecast(windows, split, points, name, season)
-    report.intervals = score_quantiles(windows, split, forecast, head.levels)
+    report.intervals = score_quantiles(windows, split, forecast, levels)
     return report, points, forecast
 
 

@@ -308,7 +308,7 @@ def train_and_evaluate(
     import time
 
     from keras_seq.data.sources import frame_sha256
-    from keras_seq.evaluation import evaluate_forecast, losing_note
+    from keras_seq.conformal import calibrate
     from keras_seq.training import train_model, versions
 
     check_positive_target(frame, specs)
@@ -319,11 +319,8 @@ def train_and_evaluate(
     history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
     seconds = time.perf_counter() - clock
     interrupted = bool(history.pop("interrupted", False))
-    reports, predictions, quantiles = {}, {}, {}
-    for split in () if interrupted else splits:
-        reports[split], predictions[split], quantiles[split] = evaluate_forecast(net, raw, split, name=specs.model.arch,
-                                                                                 season=specs.data.season)
-        reports[split].note = losing_note(reports[split], specs.model, specs.windows.supervision)
+    calibration = calibrate(net, raw) if specs.model.conformal and not interrupted else None
+    reports, predictions, quantiles = _evaluate_splits(net, raw, specs, () if interrupted else splits, calibration)
     config = {
         **specs.options_config("interrupted" if interrupted else "complete", started, frame,
                                data_sha256 or frame_sha256(frame)),
@@ -331,10 +328,30 @@ def train_and_evaluate(
         "scaling": training.scaling.to_dict(),
         "parameters": int(net.count_params()),
         **({"series_vocabulary": [str(name) for name in vocabulary]} if vocabulary is not None else {}),
+        **({"conformal": calibration} if calibration is not None else {}),
         "result": _training_result(history, seconds),
     }
     return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started,
                   quantiles)
+
+
+def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None):
+    """Each split's report, point forecasts and quantiles (None for a point model) of a trained model."""
+    from keras_seq.evaluation import evaluate_forecast, losing_note
+
+    reports, predictions, quantiles = {}, {}, {}
+    for split in splits:
+        reports[split], predictions[split], quantiles[split] = evaluate_forecast(net, raw, split, name=specs.model.arch,
+                                                                                 season=specs.data.season)
+        reports[split].note = losing_note(reports[split], specs.model, specs.windows.supervision)
+        if calibration is not None:
+            reports[split].intervals["calibration"] = calibration_summary(calibration)
+    return reports, predictions, quantiles
+
+
+def calibration_summary(calibration: dict) -> dict:
+    """What a report says of its conformal calibration (the config's record without the offsets)."""
+    return {key: calibration.get(key) for key in ("split", "windows", "first_date", "last_date")}
 
 
 def _run_model(specs: RunSpecs, training):

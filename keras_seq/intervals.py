@@ -98,6 +98,10 @@ def interval_lines(scores: dict) -> list[str]:
     model, walk = scores["model"], scores["random walk"]
     lines = [f"quantiles {', '.join(f'{v:g}' for v in scores['levels'])}: CRPS {model['crps']:.2f} (from the levels; "
              f"random walk {walk['crps']:.2f}, skill {scores['crps_skill']:+.3f})"]
+    calibration = scores.get("calibration")
+    if calibration:
+        lines.append(f"conformal intervals calibrated on the {calibration['split']} split's {calibration['windows']} "
+                     f"windows ({calibration['first_date']}..{calibration['last_date']}), per step ahead")
     for name, mine in model["intervals"].items():
         theirs = walk["intervals"][name]
         lines.append(f"{name} interval: coverage {100 * mine['coverage']:.1f}% (random walk {100 * theirs['coverage']:.1f}%), "

@@ -287,21 +287,23 @@ def model_io(config: dict) -> dict:
 
 
 def quantiles_of(model: dict | None, where) -> tuple[float, ...]:
-    """The quantile levels of a model's output (a run's `model` options or a card's), empty for a point model.
+    """The levels along a model's output (a run's `model` options or a card's: its quantiles, or its conformal
+    intervals' bounds and median), empty for a point model.
 
     Raises:
         KerasSeqError: they are not levels in (0, 1) with the median among them.
     """
-    from keras_seq.models.spec import checked_quantiles
+    from keras_seq.models.spec import checked_coverages, checked_quantiles, output_levels
 
-    levels = (model or {}).get("quantiles") if isinstance(model, dict) else None
+    model = model if isinstance(model, dict) else {}
+    levels, coverages = model.get("quantiles"), model.get("conformal")
     try:
-        checked = checked_quantiles(levels)
+        checked = output_levels(checked_quantiles(levels), checked_coverages(coverages))
     except KerasSeqError:
         checked = None
-    if checked is None or (levels and list(checked) != [float(v) for v in levels]):
-        raise KerasSeqError(f"{where} records quantile levels {levels!r} that no keras-seq model has. "
-                            "Fit or export the run again.")
+    if checked is None or (levels and list(checked_quantiles(levels)) != [float(v) for v in levels]):
+        raise KerasSeqError(f"{where} records quantile levels {levels!r} or conformal coverages {coverages!r} that no "
+                            "keras-seq model has. Fit or export the run again.")
     return checked
 
 

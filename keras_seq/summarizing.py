@@ -27,8 +27,9 @@ def model_summary(spec, windows, n_features: int) -> str:
     lines = [f"{model.name}: window {windows.window}, {n_features} feature(s), target kind {windows.target_kind}"]
     if spec.reads_series:  # the data, and so the number of series, is not read here
         lines.append("  (shown for 1 series: the per-series tables have 1 + one row per series known in training)")
-    lines += [f"  {path:<{width}}  {list(shape)}{'' if trainable else '  (scaling, not trained)'}"
-              for path, shape, trainable in weights]
+    lines += [f"  {path:<{width}}  {list(shape)}"
+              + ("" if trainable else "  (calibrated after training)" if path.startswith("conformal/") else
+                 "  (scaling, not trained)") for path, shape, trainable in weights]
     trainable = sum(math.prod(shape) for _, shape, t in weights if t)
     total = sum(math.prod(shape) for _, shape, _ in weights)
     lines.append(f"parameters: {total} ({trainable} trainable, {total - trainable} scaling)")

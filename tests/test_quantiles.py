@@ -107,3 +107,64 @@ def test_compare_ranks_quantile_models_by_crps(run_cli, tmp_path):
     text = (folder / "comparison.md").read_text()
     ranked = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
     assert ranked == sorted(crps, key=crps.get) and "Ranked by CRPS" in text
+
+
+def test_split_conformal_offsets_keep_the_finite_sample_guarantee_on_gaussian_errors():
+    from keras_seq.conformal import conformal_offsets
+
+    rng = np.random.default_rng(3)
+    n, coverage = 99, 0.8
+    covered = []
+    for _ in range(200):  # P(covered) lies in [c, c + 1/(n + 1)] for exchangeable scores
+        calibration, test = np.abs(rng.normal(size=(n, 1))), np.abs(rng.normal(size=1000))
+        covered.append(np.mean(test <= conformal_offsets(calibration, [coverage])[0, 0]))
+    assert coverage - 0.01 <= np.mean(covered) <= coverage + 1 / (n + 1) + 0.01
+    with pytest.raises(Exception, match="too few for a 95% conformal interval"):
+        conformal_offsets(np.ones((10, 1)), [0.95])
+
+
+def test_conformal_intervals_calibrated_on_validation_cover_the_test_split_of_a_random_walk():
+    from keras_seq.conformal import calibrate
+    from keras_seq.data.windows import WindowSpec, make_windows
+    from keras_seq.evaluation import evaluate_forecast
+    from keras_seq.models.builders import build_forecaster
+    from keras_seq.models.spec import ModelSpec
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"y": 100 + rng.normal(size=3000).cumsum()}, index=pd.date_range("2000-01-01", periods=3000))
+    windows = make_windows(frame, target="y", window=8, horizon=2, shuffle=False, splits=(0.4, 0.3, 0.3))
+    model = build_forecaster(ModelSpec(arch="gru", units=2, layers=1, conformal=(0.8, 0.95)),
+                             WindowSpec(window=8, horizon=2), 1)  # untrained and residual: persistence
+    record = calibrate(model, windows)
+    assert record["windows"] == windows.count("validation") and np.array(record["offsets"]).shape == (2, 2)
+    report, points, bands = evaluate_forecast(model, windows, "test")
+    np.testing.assert_allclose(points, windows.target_values[windows.observed_positions("test")])
+    assert bands.shape == (windows.count("test"), 2, 5) and (np.diff(bands, axis=-1) >= 0).all()
+    for name, nominal in (("80%", 0.8), ("95%", 0.95)):
+        assert abs(report.intervals["model"]["intervals"][name]["coverage"] - nominal) < 0.04
+
+
+def test_a_global_conformal_model_exports_its_calibrated_intervals(run_cli, tmp_path):
+    from conftest import REPO
+
+    panel = REPO / "tests" / "bad_inputs" / "files" / "long_table.csv"  # AAPL, IBM, MSFT: 120 days each
+    code, out, err = run_cli("fit", "--data", panel, "--target", "price", "--series-column", "symbol", "--series",
+                             "all", "--conformal", "0.8", "--arch", "gru", "--units", "4", "--layers", "1",
+                             "--epochs", "1", "--out", tmp_path, "-q")
+    assert code == 0, err
+    assert "conformal intervals calibrated on the validation split's " in out and "80% interval: coverage" in out
+    (run_dir,) = tmp_path.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["conformal"]["coverages"] == [0.8] and len(config["conformal"]["offsets"]) == 1
+    code, out, err = run_cli("export", run_dir, "--format", "onnx")
+    assert code == 0, err
+    card = json.loads((run_dir / "export" / "model_card.json").read_text())
+    assert card["quantile_output"]["levels"] == [0.1, 0.5, 0.9] and "conformal" in card["quantile_output"]["description"]
+    for artifact in (run_dir, run_dir / "export" / "model.onnx"):
+        code, out, err = run_cli("predict", artifact, "--csv", tmp_path / f"{artifact.name}.csv")
+        assert code == 0, err
+    mine, onnx = (pd.read_csv(tmp_path / f"{name}.csv") for name in (run_dir.name, "model.onnx"))
+    pd.testing.assert_frame_equal(mine, onnx, rtol=1e-5)
+    assert list(mine.columns) == ["symbol", "date", "price", "price_q0.1", "price_q0.5", "price_q0.9"]
+    assert list(mine["symbol"]) == ["AAPL", "IBM", "MSFT"]
+    assert (mine["price_q0.1"] < mine["price"]).all() and (mine["price"] < mine["price_q0.9"]).all()

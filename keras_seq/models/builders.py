@@ -25,7 +25,7 @@ from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers 
 from keras_seq.models.heads import head_of
 from keras_seq.models.registry import get_arch
 from keras_seq.models.scalers import SCALERS
-from keras_seq.models.layers import LastStep, SeriesEmbedding
+from keras_seq.models.layers import ConformalIntervals, LastStep, SeriesEmbedding
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
@@ -132,8 +132,12 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     output = network(prepared)
     if every:  # trained from every step; forecasts from the last
         output, stats = LastStep(name="last_step")(output), LastStep(name="last_stats")(stats)
-    model = keras.Model([inputs, series] if series is not None else inputs, the_head.to_raw(output, stats, spec.transform),
-                        name=f"keras_seq_{spec.arch}")
+    forecast = the_head.to_raw(output, stats, spec.transform)
+    if spec.conformal:  # intervals around the point forecast, their offsets set after training (conformal.calibrate)
+        if windows.target_kind != "next":
+            raise KerasSeqError("conformal intervals need --target-kind next.")
+        forecast = ConformalIntervals(spec.conformal, windows.horizon, name="conformal")([forecast, stats])
+    model = keras.Model([inputs, series] if series is not None else inputs, forecast, name=f"keras_seq_{spec.arch}")
     if scaling is not None:
         the_scaler.set_statistics(model, scaling)
     return model

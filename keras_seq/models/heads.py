@@ -92,3 +92,12 @@ def model_head(model) -> PointHead:
     """The head a built or loaded keras-seq model has (read from its `restore` layer)."""
     levels = getattr(model.get_layer("restore"), "levels", None) if "restore" in [l.name for l in model.layers] else None
     return QuantileHead(levels) if levels else HEADS["point"]
+
+
+def output_levels(model) -> tuple[float, ...]:
+    """The levels along a built or loaded model's output's last axis: its conformal intervals' bounds and median,
+    or its quantile head's; empty for a point forecast."""
+    names = [layer.name for layer in model.layers]
+    if "conformal" in names:
+        return tuple(model.get_layer("conformal").levels)
+    return tuple(getattr(model_head(model), "levels", ()))

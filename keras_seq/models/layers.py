@@ -419,6 +419,46 @@ class RestoreQuantiles(keras.layers.Layer):
         return {**super().get_config(), "levels": self.levels, "transform": self.transform}
 
 
+@keras.saving.register_keras_serializable(package="keras_seq")
+class ConformalIntervals(keras.layers.Layer):
+    """The raw point forecast and the target's `(last, center, scale)` in; the forecast with its conformal
+    intervals out, `(batch, horizon, 2 * coverages + 1)`: the lower bounds (widest first), the point forecast,
+    the upper bounds.
+
+    Step h's interval of coverage c is `point -/+ offsets[h, c] * scale`,
+    `scale` being the window's (the training split's for the zscore
+    scaler). The offsets are non-trainable weights, 0 until
+    `keras_seq.conformal.calibrate` sets them from validation errors.
+
+    Args:
+        coverages: list of float. The intervals' coverages, increasing.
+        horizon: int. Forecast steps.
+    """
+
+    def __init__(self, coverages, horizon, **kwargs):
+        super().__init__(**kwargs)
+        self.coverages, self.horizon = [float(c) for c in coverages], int(horizon)
+        self.levels = sorted({round((1 - c) / 2, 12) for c in self.coverages}
+                             | {round((1 + c) / 2, 12) for c in self.coverages} | {0.5})
+
+    def build(self, input_shape):
+        self.offsets = self.add_weight(shape=(self.horizon, len(self.coverages)), initializer="zeros",
+                                       trainable=False, name="offsets")
+
+    def call(self, inputs):
+        ops = keras.ops
+        point, stats = inputs
+        spread = self.offsets[None, :, :] * stats[:, None, 2:3]  # (batch, horizon, coverages)
+        point = point[..., None]
+        return ops.concatenate([point - ops.flip(spread, axis=-1), point, point + spread], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.horizon, 2 * len(self.coverages) + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "coverages": self.coverages, "horizon": self.horizon}
+
+
 def pinball_error(transform: str, levels):
     """The quantile head's loss: the pinball loss of every level in the target's normalized units, from the raw
     target (the packing of `normalized_error`), averaged over levels and steps."""

@@ -62,6 +62,13 @@ class ModelSpec:
             the head outputs the median and positive gaps). The median is
             always among them (added when missing) and is the point
             forecast. Empty: a point head. Defaults to `()`.
+        conformal: tuple of float. Coverages in (0, 1) of intervals around
+            the point forecast, calibrated after training on the validation
+            windows (split conformal, per step ahead, each error divided by
+            the window's own scale so the width follows the series). The
+            model then returns `(batch, horizon, levels)`: the median and
+            each interval's bounds (`output_levels`), the offsets stored in
+            it. Empty: none. Defaults to `()`.
     """
 
     arch: str = "lstm"
@@ -77,9 +84,19 @@ class ModelSpec:
     residual: bool = True
     series_embedding: int = 0
     quantiles: tuple[float, ...] = ()
+    conformal: tuple[float, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "quantiles", checked_quantiles(self.quantiles))
+        object.__setattr__(self, "conformal", checked_coverages(self.conformal))
+        if self.quantiles and self.conformal:
+            raise KerasSeqError("--conformal calibrates intervals around a point forecast; a quantile head's own "
+                                "intervals are not conformalized yet. Use --quantiles or --conformal, not both.")
+
+    @property
+    def output_levels(self) -> tuple[float, ...]:
+        """The levels along the output's last axis (empty for a point forecast): see `output_levels`."""
+        return output_levels(self.quantiles, self.conformal)
         check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
                             self.transition_layers, self.output_layers)
         check_scaling_options(self.scaler, self.transform, self.residual)
@@ -114,6 +131,35 @@ def checked_quantiles(levels) -> tuple[float, ...]:
     return tuple(sorted({*values, 0.5}))
 
 
+def checked_coverages(values) -> tuple[float, ...]:
+    """Conformal coverages in increasing order (none: no calibration), or `KerasSeqError`."""
+    if values is None or (isinstance(values, (list, tuple)) and not values):
+        return ()
+    try:
+        coverages = [float(v) for v in values]
+    except (TypeError, ValueError):
+        coverages = []
+    if not coverages or any(isinstance(v, bool) for v in values) or not all(0 < v < 1 for v in coverages) \
+            or len(set(coverages)) != len(coverages) or len(coverages) > 20:
+        raise KerasSeqError(f"`conformal` must be distinct coverages strictly between 0 and 1, e.g. 0.8,0.95. "
+                            f"Received: conformal={values!r}")
+    return tuple(sorted(coverages))
+
+
+def output_levels(quantiles=(), conformal=()) -> tuple[float, ...]:
+    """A model's output levels: its quantile head's, or for conformal coverages c the bounds (1 - c) / 2 and
+    (1 + c) / 2 of each interval around the median 0.5; empty for a point forecast.
+
+    Example:
+    >>> output_levels(conformal=(0.8,))
+    (0.1, 0.5, 0.9)
+    """
+    if conformal:
+        bounds = {round((1 - c) / 2, 12) for c in conformal} | {round((1 + c) / 2, 12) for c in conformal}
+        return tuple(sorted(bounds | {0.5}))
+    return tuple(quantiles)
+
+
 def check_scaling_options(scaler, transform, residual) -> None:
     """Raise `KerasSeqError` for a scaler, transform or residual option that is unknown or does not combine."""
     if scaler not in SCALER_NAMES:
@@ -135,6 +181,9 @@ def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str,
     if spec.quantiles and (target_kind != "next" or supervision != "last"):
         raise KerasSeqError(f"a quantile head forecasts from the window's last step: it needs --target-kind next and "
                             f"--supervision last (received {target_kind}, {supervision}). Drop --quantiles, or use those.")
+    if spec.conformal and target_kind != "next":
+        raise KerasSeqError("conformal intervals are for the forecast after a window: they need --target-kind next. "
+                            "Drop --conformal, or use --target-kind next.")
     if spec.reads_target and target is not None and target not in list(features or [target]):
         raise KerasSeqError(
             f"the model reads the target's own past (scaler {spec.scaler!r}, transform {spec.transform!r}, residual "
