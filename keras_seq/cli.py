@@ -14,7 +14,7 @@ import warnings
 import click
 
 from keras_seq.models.registry import arch_names, get_arch
-from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, SCALER_NAMES, TRANSFORMS, ModelSpec
+from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, DISTRIBUTIONS, SCALER_NAMES, TRANSFORMS, ModelSpec
 
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
 
@@ -159,6 +159,10 @@ _MODEL_OPTIONS = (
     click.option("--quantiles", default=None, callback=_number_list, metavar="LEVELS",
                  help="A quantile head at these levels, e.g. 0.1,0.5,0.9 (the median is added if missing and is the "
                       "point forecast); trained on the pinball loss, scored by coverage, interval width and CRPS."),
+    click.option("--distribution", type=click.Choice(DISTRIBUTIONS), default=ModelSpec.distribution,
+                 show_default=True, help="A distribution head (normal, or Student-t with 5 degrees of freedom) trained "
+                 "on the negative log-likelihood; the model returns its quantiles at --quantiles (default 0.025, "
+                 "0.1, 0.5, 0.9, 0.975)."),
     click.option("--conformal", default=None, callback=_number_list, metavar="COVERAGES",
                  help="Intervals of these coverages around the point forecast, e.g. 0.8,0.95, calibrated on the "
                       "validation windows after training (split conformal, per step) and stored in the model."),
@@ -263,7 +267,7 @@ def _model_specs(arch: str, o: dict):
                   allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
                   output_layers=o["output_layers"], scaler=o["scaler"], transform=o["transform"],
                   residual=o["residual"], series_embedding=o["series_embedding"], quantiles=o["quantiles"],
-                  conformal=o["conformal"]),
+                  distribution=o["distribution"], conformal=o["conformal"]),
     )
 
 

@@ -232,8 +232,9 @@ SERIES_INPUT = {
 }
 
 
-def _quantile_output(levels, calibration: dict | None) -> dict:
-    """The model card's description of the output of a quantile model or of one with conformal intervals."""
+def _quantile_output(levels, calibration: dict | None, distribution: str = "none") -> dict:
+    """The model card's description of the output of a quantile or distribution model, or of one with conformal
+    intervals."""
     middle = list(levels).index(0.5)
     if calibration:
         what = (f"the point forecast (index {middle}) between the bounds of its conformal intervals of coverage "
@@ -242,8 +243,9 @@ def _quantile_output(levels, calibration: dict | None) -> dict:
                 f"{calibration['windows']} windows ({calibration['first_date']}..{calibration['last_date']}); the "
                 "offsets are inside the model")
     else:
-        what = (f"the forecast's quantiles at levels {', '.join(f'{v:g}' for v in levels)} along the last axis, in "
-                f"increasing order (they never cross); index {middle}, the median, is the point forecast")
+        of = "" if distribution == "none" else f" (of each step's {distribution} forecast distribution)"
+        what = (f"the forecast's quantiles{of} at levels {', '.join(f'{v:g}' for v in levels)} along the last axis, "
+                f"in increasing order (they never cross); index {middle}, the median, is the point forecast")
     return {"shape": ["batch", "horizon", len(levels)], "levels": list(levels), "description": what,
             **({"calibration": calibration} if calibration else {})}
 
@@ -324,7 +326,8 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
         **({"calendar_inputs": calendar} if calendar else {}),
         **({"future_inputs": future} if future else {}),
         **({"series_input": SERIES_INPUT, "series_vocabulary": vocabulary} if vocabulary is not None else {}),
-        **({"quantile_output": _quantile_output(io["quantiles"], config.get("conformal"))} if io["quantiles"] else {}),
+        **({"quantile_output": _quantile_output(io["quantiles"], config.get("conformal"),
+                                                config["model"].get("distribution", "none"))} if io["quantiles"] else {}),
         "scaling": config["scaling"],
         "data": {**io["data"], **recorded},
         "split_dates": config.get("split_dates"),

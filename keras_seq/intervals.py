@@ -25,8 +25,8 @@ def pinball_losses(actual: np.ndarray, quantiles: np.ndarray, levels) -> np.ndar
     """The mean pinball loss of each level: `actual` `(n, horizon)`, `quantiles` `(n, horizon, levels)`.
 
     Example:
-    >>> pinball_losses(np.array([[10.0]]), np.array([[[8.0, 10.0, 13.0]]]), [0.1, 0.5, 0.9]).tolist()
-    [0.2, 0.0, 0.30000000000000004]
+    >>> np.round(pinball_losses(np.array([[10.0]]), np.array([[[8.0, 10.0, 13.0]]]), [0.1, 0.5, 0.9]), 9).tolist()
+    [0.2, 0.0, 0.3]
     """
     taus = np.asarray(levels, dtype="float64")
     error = np.asarray(actual, dtype="float64")[..., None] - quantiles

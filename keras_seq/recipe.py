@@ -8,7 +8,7 @@ evaluation and export of one or more experiments.
     [windows]    # window, horizon, target_kind, splits, stride, supervision, split_dates
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers, scaler, transform, residual, series_embedding, quantiles,
-                 # conformal
+                 # distribution, conformal
     [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile
     [evaluate]   # on (splits to score), repeats, backtest
     [export]     # formats: any of "savedmodel", "onnx", "keras" (none by default)
@@ -100,7 +100,7 @@ SCHEMA = {
     "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,
               "allow_future_leak": BOOL, "transition_layers": INT, "output_layers": INT, "scaler": STR,
               "transform": STR, "residual": BOOL, "series_embedding": INT, "quantiles": NUMBER_LIST,
-              "conformal": NUMBER_LIST},
+              "distribution": STR, "conformal": NUMBER_LIST},
     "train": {"epochs": INT, "batch_size": INT, "lr": NUMBER, "seed": INT, "patience": INT,
               "steps_per_execution": INT,
               "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto")},

@@ -56,6 +56,28 @@ def test_quantiles_never_cross_whatever_the_weights():
     assert output.shape == (64, 3, 5) and (np.diff(output, axis=-1) >= 0).all()  # never crossing (gaps may underflow)
 
 
+@pytest.mark.parametrize("distribution", ["normal", "student-t"])
+def test_a_distribution_head_is_trained_on_its_log_likelihood_and_returns_its_quantiles(distribution):
+    from scipy import stats
+
+    from keras_seq.models.layers import negative_log_likelihood, normalized_quantiles
+    from keras_seq.models.spec import STUDENT_T_DF
+
+    rng = np.random.default_rng(5)
+    output = rng.normal(size=(4, 2 * 2)).astype("float32")  # 2 steps: location, raw scale each
+    location, spread = output.reshape(4, 2, 2)[..., 0], np.log1p(np.exp(output.reshape(4, 2, 2)[..., 1])) + 1e-4
+    law = stats.norm() if distribution == "normal" else stats.t(STUDENT_T_DF)
+    stats_ = np.stack([np.full(4, 5.0), np.full(4, 5.0), np.full(4, 0.5)], axis=-1).astype("float32")
+    y = (5 + 0.5 * rng.normal(size=(4, 2))).astype("float32")
+    loss = np.asarray(negative_log_likelihood("none", distribution)(y, np.concatenate([output, stats_], axis=-1)))
+    z = (y - 5) / 0.5
+    expected = np.mean(-law.logpdf((z - location) / spread) + np.log(spread) + law.logpdf(0.0), axis=-1)
+    np.testing.assert_allclose(loss, expected, rtol=1e-4, atol=1e-5)
+    quantiles = np.asarray(normalized_quantiles(output, [0.1, 0.5, 0.9], distribution))
+    np.testing.assert_allclose(quantiles, location[..., None] + spread[..., None] * law.ppf([0.1, 0.5, 0.9]), rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_the_pinball_loss_of_training_is_the_mean_pinball_loss_of_the_normalized_quantiles():
     from keras_seq.models.layers import ordered_quantiles, pinball_error
 
@@ -71,8 +93,9 @@ def test_the_pinball_loss_of_training_is_the_mean_pinball_loss_of_the_normalized
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
-def test_a_quantile_model_reports_exports_and_predicts_its_quantiles(run_cli, tmp_path):
-    code, out, err = run_cli("fit", "--quantiles", "0.1,0.9", "--horizon", "2", "--arch", "gru", "--units", "4",
+@pytest.mark.parametrize("head", [["--quantiles", "0.1,0.9"], ["--distribution", "student-t", "--quantiles", "0.1,0.9"]])
+def test_a_quantile_model_reports_exports_and_predicts_its_quantiles(run_cli, tmp_path, head):
+    code, out, err = run_cli("fit", *head, "--horizon", "2", "--arch", "gru", "--units", "4",
                              "--layers", "1", "--epochs", "1", "--start", "2021-01-01", "--out", tmp_path, "-q")
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()

@@ -18,7 +18,8 @@ are one class each.
 from __future__ import annotations
 
 from keras_seq.backend import import_keras
-from keras_seq.models.layers import RestoreForecast, RestoreQuantiles, normalized_error, pinball_error
+from keras_seq.models.layers import (RestoreForecast, RestoreQuantiles, negative_log_likelihood, normalized_error,
+                                     pinball_error)
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
@@ -80,17 +81,43 @@ class QuantileHead(PointHead):
         return forecast[..., self.levels.index(0.5)]
 
 
+class DistributionHead(QuantileHead):
+    """A normal or Student-t forecast distribution per step (location and scale), trained on its negative
+    log-likelihood; the model returns its quantiles at `levels`, `(batch, horizon, levels)` raw."""
+
+    name = "distribution"
+
+    def __init__(self, distribution: str, levels):
+        super().__init__(levels)
+        self.distribution = distribution
+
+    def width(self, windows) -> int:
+        return windows.horizon * 2
+
+    def loss(self, transform: str, skip_steps: int = 0):
+        return negative_log_likelihood(transform, self.distribution)
+
+    def to_raw(self, output, stats, transform: str):
+        return RestoreQuantiles(self.levels, transform=transform, distribution=self.distribution,
+                                name="restore")([output, stats])
+
+
 HEADS = {"point": PointHead()}
 
 
 def head_of(spec) -> PointHead:
-    """The head of a `ModelSpec`: quantiles at `spec.quantiles`, else a point forecast."""
+    """The head of a `ModelSpec`: a distribution's, quantiles at `spec.quantiles`, else a point forecast."""
+    if spec.distribution != "none":
+        return DistributionHead(spec.distribution, spec.quantiles)
     return QuantileHead(spec.quantiles) if spec.quantiles else HEADS["point"]
 
 
 def model_head(model) -> PointHead:
     """The head a built or loaded keras-seq model has (read from its `restore` layer)."""
-    levels = getattr(model.get_layer("restore"), "levels", None) if "restore" in [l.name for l in model.layers] else None
+    restore = model.get_layer("restore") if "restore" in [layer.name for layer in model.layers] else None
+    levels = getattr(restore, "levels", None)
+    if levels and getattr(restore, "distribution", "none") != "none":
+        return DistributionHead(restore.distribution, levels)
     return QuantileHead(levels) if levels else HEADS["point"]
 
 

@@ -387,6 +387,35 @@ def ordered_quantiles(output, levels):
     return ops.concatenate([below, median, above], axis=-1)
 
 
+def standard_quantiles(distribution: str, levels) -> np.ndarray:
+    """The quantiles at `levels` of the standard normal or of the standard Student-t (`STUDENT_T_DF` degrees)."""
+    from scipy import special
+
+    from keras_seq.models.spec import STUDENT_T_DF
+
+    levels = np.asarray(levels, dtype="float64")
+    return special.ndtri(levels) if distribution == "normal" else special.stdtrit(STUDENT_T_DF, levels)
+
+
+def normalized_quantiles(output, levels, distribution: str = "none"):
+    """`(batch, horizon, n)` quantiles in normalized units from a head's output: a quantile head's
+    (`ordered_quantiles`), or a distribution head's `(batch, horizon * 2)` location and scale (softplus of the
+    second), `location + scale * z` with `z` the standard distribution's quantiles."""
+    if distribution == "none":
+        return ordered_quantiles(output, levels)
+    location, scale = distribution_parameters(output)
+    z = standard_quantiles(distribution, levels).astype("float32")
+    return location[..., None] + scale[..., None] * z
+
+
+def distribution_parameters(output):
+    """A distribution head's `(batch, horizon * 2)` output as its location and positive scale, `(batch, horizon)` each
+    (a zero output: location 0, scale log 2)."""
+    ops = keras.ops
+    pairs = ops.reshape(output, (-1, ops.shape(output)[-1] // 2, 2))
+    return pairs[..., 0], ops.softplus(pairs[..., 1]) + 1e-4
+
+
 @keras.saving.register_keras_serializable(package="keras_seq")
 class RestoreQuantiles(keras.layers.Layer):
     """The quantile head's output and the target's `(last, center, scale)` in; raw quantiles `(batch, horizon,
@@ -399,24 +428,46 @@ class RestoreQuantiles(keras.layers.Layer):
     horizons with a transform are refused when the model is built).
     """
 
-    def __init__(self, levels, transform="none", **kwargs):
+    def __init__(self, levels, transform="none", distribution="none", **kwargs):
         super().__init__(**kwargs)
-        self.levels, self.transform = [float(v) for v in levels], transform
+        self.levels, self.transform, self.distribution = [float(v) for v in levels], transform, distribution
 
     def call(self, inputs):
         output, stats = inputs
         ops = keras.ops
-        quantiles = ordered_quantiles(output, self.levels)  # (batch, horizon, n)
+        quantiles = normalized_quantiles(output, self.levels, self.distribution)  # (batch, horizon, n)
         last, center, scale = (stats[:, None, k : k + 1] for k in range(3))  # (batch, 1, 1) each
         steps = ops.transpose(center + scale * quantiles, (0, 2, 1))  # (batch, n, horizon)
         return ops.transpose(inverse_transform(steps, last, self.transform), (0, 2, 1))
 
     def compute_output_shape(self, input_shape):
-        output = input_shape[0]
-        return (output[0], None if output[1] is None else output[1] // len(self.levels), len(self.levels))
+        output, per_step = input_shape[0], (len(self.levels) if self.distribution == "none" else 2)
+        return (output[0], None if output[1] is None else output[1] // per_step, len(self.levels))
 
     def get_config(self):
-        return {**super().get_config(), "levels": self.levels, "transform": self.transform}
+        return {**super().get_config(), "levels": self.levels, "transform": self.transform,
+                "distribution": self.distribution}
+
+
+def negative_log_likelihood(transform: str, distribution: str):
+    """A distribution head's loss: the negative log-likelihood of the normalized target (the packing of
+    `normalized_error`) under each step's normal or Student-t, constants left out, averaged over steps."""
+    from keras_seq.models.spec import STUDENT_T_DF
+
+    def loss(y_true, packed):
+        ops = keras.ops
+        output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
+        target = (forward_transform(y_true, last, transform) - center) / scale
+        location, spread = distribution_parameters(output)
+        error = (target - location) / spread
+        if distribution == "normal":
+            nll = ops.log(spread) + 0.5 * ops.square(error)
+        else:
+            nll = ops.log(spread) + (STUDENT_T_DF + 1) / 2 * ops.log1p(ops.square(error) / STUDENT_T_DF)
+        return ops.mean(nll, axis=-1)
+
+    loss.__name__ = "nll"
+    return loss
 
 
 @keras.saving.register_keras_serializable(package="keras_seq")

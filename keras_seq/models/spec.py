@@ -14,6 +14,9 @@ CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
 SCALER_NAMES = ("window", "zscore", "series")
 TRANSFORMS = ("none", "diff", "logdiff")
+DISTRIBUTIONS = ("none", "normal", "student-t")
+DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # a distribution head's output levels unless --quantiles says
+STUDENT_T_DF = 5.0  # the Student-t head's degrees of freedom: fixed, so its quantiles are constants of the model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,12 @@ class ModelSpec:
             the head outputs the median and positive gaps). The median is
             always among them (added when missing) and is the point
             forecast. Empty: a point head. Defaults to `()`.
+        distribution: str. `"none"`, `"normal"` or `"student-t"` (5 degrees
+            of freedom): a head that outputs the forecast distribution's
+            location and scale for every step, trained on its negative
+            log-likelihood; the model returns that distribution's quantiles
+            at `quantiles` (default 0.025, 0.1, 0.5, 0.9, 0.975), the median
+            the point forecast. Defaults to `"none"`.
         conformal: tuple of float. Coverages in (0, 1) of intervals around
             the point forecast, calibrated after training on the validation
             windows (split conformal, per step ahead, each error divided by
@@ -84,19 +93,19 @@ class ModelSpec:
     residual: bool = True
     series_embedding: int = 0
     quantiles: tuple[float, ...] = ()
+    distribution: str = "none"
     conformal: tuple[float, ...] = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "quantiles", checked_quantiles(self.quantiles))
+        if self.distribution not in DISTRIBUTIONS:
+            raise KerasSeqError(f"unknown distribution {self.distribution!r}. Expected one of: {', '.join(DISTRIBUTIONS)}.")
+        quantiles = self.quantiles or (DISTRIBUTION_LEVELS if self.distribution != "none" else ())
+        object.__setattr__(self, "quantiles", checked_quantiles(quantiles))
         object.__setattr__(self, "conformal", checked_coverages(self.conformal))
         if self.quantiles and self.conformal:
-            raise KerasSeqError("--conformal calibrates intervals around a point forecast; a quantile head's own "
-                                "intervals are not conformalized yet. Use --quantiles or --conformal, not both.")
-
-    @property
-    def output_levels(self) -> tuple[float, ...]:
-        """The levels along the output's last axis (empty for a point forecast): see `output_levels`."""
-        return output_levels(self.quantiles, self.conformal)
+            raise KerasSeqError("--conformal calibrates intervals around a point forecast; a quantile or distribution "
+                                "head's own intervals are not conformalized yet. Use one of --quantiles, "
+                                "--distribution and --conformal.")
         check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
                             self.transition_layers, self.output_layers)
         check_scaling_options(self.scaler, self.transform, self.residual)
@@ -104,6 +113,11 @@ class ModelSpec:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1024:
             raise KerasSeqError(f"`series_embedding` must be an integer from 0 (none) to 1024. Received: "
                                 f"series_embedding={value!r}")
+
+    @property
+    def output_levels(self) -> tuple[float, ...]:
+        """The levels along the output's last axis (empty for a point forecast): see `output_levels`."""
+        return output_levels(self.quantiles, self.conformal)
 
     @property
     def reads_series(self) -> bool:
@@ -179,8 +193,10 @@ def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str,
     """Refuse a model that cannot be trained on these windows and columns (each reason in one line)."""
     check_future_leak(spec.arch, target_kind, spec.allow_future_leak, supervision)
     if spec.quantiles and (target_kind != "next" or supervision != "last"):
-        raise KerasSeqError(f"a quantile head forecasts from the window's last step: it needs --target-kind next and "
-                            f"--supervision last (received {target_kind}, {supervision}). Drop --quantiles, or use those.")
+        option = "--quantiles" if spec.distribution == "none" else "--distribution"
+        raise KerasSeqError(f"a {'quantile' if spec.distribution == 'none' else 'distribution'} head forecasts from the "
+                            f"window's last step: it needs --target-kind next and --supervision last (received "
+                            f"{target_kind}, {supervision}). Drop {option}, or use those.")
     if spec.conformal and target_kind != "next":
         raise KerasSeqError("conformal intervals are for the forecast after a window: they need --target-kind next. "
                             "Drop --conformal, or use --target-kind next.")
