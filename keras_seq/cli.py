@@ -181,6 +181,9 @@ _FEATURES_OPTION = click.option("--features", default=None, callback=_comma_list
 _SEASON_OPTION = click.option("--season", type=int, default=None,
                               help="Seasonal period in steps for the seasonal naive baseline and MASE (1: none; "
                                    "default: inferred from the dates, e.g. 5 for business days).")
+_MC_OPTION = click.option("--mc-samples", type=int, default=None, metavar="N",
+                          help="MC dropout: quantiles 0.025, 0.1, 0.5, 0.9, 0.975 of N forecasts with the model's "
+                               "dropout on (a point model trained with --dropout; run folders and .keras files).")
 _BACKEND_OPTION = click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
                                help="Keras backend (default: $KERAS_BACKEND, else jax).")
 
@@ -390,9 +393,10 @@ def recipes():
 @click.option("--plot-series", default=None, metavar="NAMES", callback=_comma_list,
               help="A panel's series to draw in forecast.png, comma-separated (default: the lowest, median and "
                    "highest skill).")
+@_MC_OPTION
 @_BACKEND_OPTION
 @_reports_errors
-def evaluate(run_dir, source, start, end, out, plot_series, backend):
+def evaluate(run_dir, source, start, end, out, plot_series, mc_samples, backend):
     """Recompute test metrics and plots of RUN_DIR, on its own data or new data.
 
     With no data options, the run's own held-out test split is used. With
@@ -401,7 +405,7 @@ def evaluate(run_dir, source, start, end, out, plot_series, backend):
     from keras_seq.evaluating import evaluate_run
 
     result = evaluate_run(run_dir, source=source, start=start, end=end, out=out, backend=backend,
-                          plot_series=plot_series)
+                          plot_series=plot_series, mc_samples=mc_samples or 0)
     click.echo(result.report.table())
     click.echo(f"evaluation written to {result.path}")
 
@@ -445,10 +449,11 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
 @click.option("--future", default=None, type=click.Path(dir_okay=False), metavar="CSV",
               help="Values known in advance for the dates forecast (a model with --future-features): a date column, "
                    "a panel's series column and those columns.")
+@_MC_OPTION
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
               help="Keras backend for run folders and .keras files.")
 @_reports_errors
-def predict(artifact, steps, csv_path, backend, **data):
+def predict(artifact, steps, csv_path, mc_samples, backend, **data):
     """Forecast the values after the data's last window.
 
     ARTIFACT is a run folder, a .keras file, a SavedModel folder or an .onnx
@@ -460,7 +465,7 @@ def predict(artifact, steps, csv_path, backend, **data):
 
     from keras_seq.serving import date_format, predict_artifact
 
-    table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, **data)
+    table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, mc_samples=mc_samples, **data)
     fmt = date_format(pd.DatetimeIndex(table["date"]))
     click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)},
                                float_format=lambda v: f"{v:.2f}"))

@@ -23,6 +23,7 @@ def evaluate_run(
     out: str | Path | None = None,
     backend: str | None = None,
     plot_series=None,
+    mc_samples: int = 0,
 ) -> RunResult:
     """Recompute test metrics and the forecast plot of a run folder.
 
@@ -43,6 +44,10 @@ def evaluate_run(
         plot_series: str, list of str or None. A panel's series to draw in
             `forecast.png`. Defaults to the series with the lowest, the
             median and the highest skill against their own persistence.
+        mc_samples: int. With 2 or more, a point model trained with dropout
+            is scored as a quantile forecast: the quantiles of that many
+            forecasts with dropout on (`keras_seq.mc_dropout`). Defaults to
+            `0` (off).
 
     Returns:
         A `RunResult` with the output folder and the report.
@@ -51,10 +56,10 @@ def evaluate_run(
 
     run_dir = check_run_folder(run_dir)
     with folder_lock(run_dir, f"evaluate {run_dir}"):
-        return _evaluate_locked(run_dir, source, start, end, out, backend, plot_series)
+        return _evaluate_locked(run_dir, source, start, end, out, backend, plot_series, mc_samples)
 
 
-def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_series) -> RunResult:
+def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_series, mc_samples) -> RunResult:
     from keras_seq.safety import refuse_symlink
 
     config = read_run_config(run_dir)
@@ -89,7 +94,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     _plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch
-    report, predictions, quantiles = evaluate_forecast(model, raw, "test", name=arch, season=data.season)
+    report, predictions, quantiles = evaluate_forecast(model, raw, "test", name=arch, season=data.season,
+                                                       mc_samples=mc_samples)
     if report.intervals and config.get("conformal"):
         report.intervals["calibration"] = calibration_summary(config["conformal"])
     if new_data:

@@ -386,17 +386,23 @@ def predict_split(model, windows: Windows, split: str) -> np.ndarray:
 
 
 def evaluate_forecast(model, windows: Windows, split: str = "test", name: str = "model",
-                      season: int | None = None) -> tuple[Report, np.ndarray, np.ndarray | None]:
+                      season: int | None = None, mc_samples: int = 0) -> tuple[Report, np.ndarray, np.ndarray | None]:
     """`evaluate_model`, and a quantile model's quantiles `(n, horizon, levels)` (None for a point model).
 
     A quantile model's report scores its median as the point forecast and
     its quantiles against the random-walk interval (`Report.intervals`).
+    With `mc_samples`, a point model with dropout is a quantile model: the
+    quantiles of that many forecasts with dropout on (`keras_seq.mc_dropout`).
     """
     from keras_seq.intervals import score_quantiles
+    from keras_seq.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
     from keras_seq.models.heads import output_levels
 
-    forecast = predict_split(model, windows, split)
-    levels = output_levels(model)
+    if mc_samples:
+        check_mc(mc_samples, model)
+        forecast, levels = mc_quantiles(model, windows.model_inputs(split), mc_samples), MC_LEVELS
+    else:
+        forecast, levels = predict_split(model, windows, split), output_levels(model)
     if forecast.ndim < 3 or not levels:
         return score_forecast(windows, split, forecast, name, season), forecast, None
     points = forecast[..., levels.index(0.5)]

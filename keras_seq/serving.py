@@ -37,6 +37,7 @@ class Artifact:
     data: dict  # source, start, end, date_column, fill of the training data
     series_vocabulary: list | None = None  # the series known at training time (index k+1); None: windows alone
     quantiles: list = dataclasses.field(default_factory=list)  # a quantile model's output levels; empty: a point model
+    model: object = None  # the Keras model of a run folder or .keras file
 
     def indices(self, names) -> np.ndarray | None:
         """The series input for `names` (k+1 for the k-th known series, 0 for an unseen one; warned), or None
@@ -130,7 +131,7 @@ def _artifact(kind: str, path: Path, loaded, description: dict, record: str) -> 
         raise KerasSeqError(f"{path} {has} a series index input, but its {record} "
                             f"{'lists no' if loaded.series_name else 'lists a'} series_vocabulary: the two do not "
                             "belong together. Export the run again.")
-    return Artifact(kind, path, loaded.run, **description)
+    return Artifact(kind, path, loaded.run, **description, model=loaded.model)
 
 
 def _describe_card(card: dict) -> dict:
@@ -353,7 +354,7 @@ PREDICT_DATA = ("source", "start", "end", "series", "series_column", "future")
 
 
 def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str | None = None,
-                     csv: str | Path | None = None, **data) -> pd.DataFrame:
+                     csv: str | Path | None = None, mc_samples: int | None = None, **data) -> pd.DataFrame:
     """Load an artifact and the data it reads, and forecast after the data's last window.
 
     A model trained on several series forecasts every one of them (or those
@@ -366,6 +367,10 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
         backend: str or None. Keras backend for run folders and `.keras` files.
         csv: path or None. Also write the forecast to this CSV (never over
             the artifact or the data it reads). Defaults to `None`.
+        mc_samples: int or None. MC dropout: the forecast's quantiles
+            (`keras_seq.mc_dropout.MC_LEVELS`) from that many runs of a
+            point model with its dropout on (run folders and `.keras`
+            files). Defaults to `None` (off).
         **data: what to read, each defaulting to the model's training data:
             `source` (as `DataSpec.source`), `start` and `end` (dates);
             `series` (a name, a tuple of names or "all": the series to
@@ -391,6 +396,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     if csv is not None:
         check_output_path(csv, [path, csv_path(source), data.get("future")])
     artifact = load_artifact(path, backend=backend)
+    artifact = _with_mc_dropout(artifact, mc_samples) if mc_samples is not None else artifact
     read = _predicted_data(path, artifact, source, series, data.get("series_column"))
     read.update({k: data[k] for k in ("start", "end") if data.get(k) is not None})
     if csv is not None:
@@ -407,6 +413,18 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     if csv is not None:
         write_forecast(table, csv)
     return table
+
+
+def _with_mc_dropout(artifact: Artifact, samples: int) -> Artifact:
+    """`artifact` whose forecasts are the MC dropout quantiles of `samples` runs with dropout on."""
+    from keras_seq.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
+
+    check_mc(samples, artifact.model, artifact.kind)
+
+    def run(x, index=None):
+        return mc_quantiles(artifact.model, x if index is None else (x, index), samples)
+
+    return dataclasses.replace(artifact, run=run, quantiles=list(MC_LEVELS))
 
 
 def _forecast_spec(artifact: Artifact, spec, frame: pd.DataFrame, steps, series, own: bool) -> pd.DataFrame:

@@ -191,3 +191,29 @@ def test_a_global_conformal_model_exports_its_calibrated_intervals(run_cli, tmp_
     assert list(mine.columns) == ["symbol", "date", "price", "price_q0.1", "price_q0.5", "price_q0.9"]
     assert list(mine["symbol"]) == ["AAPL", "IBM", "MSFT"]
     assert (mine["price_q0.1"] < mine["price"]).all() and (mine["price"] < mine["price_q0.9"]).all()
+
+
+def test_mc_dropout_samples_a_point_model_with_its_dropout_on():
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
+    from keras_seq.models.builders import build_forecaster
+    from keras_seq.models.spec import ModelSpec
+
+    windows = WindowSpec(window=6, horizon=2)
+    model = build_forecaster(ModelSpec(arch="gru", units=4, layers=1, dropout=0.5, residual=False), windows, 1)
+    x = np.random.default_rng(6).normal(size=(7, 6, 1)).astype("float32")
+    check_mc(20, model)
+    bands = mc_quantiles(model, x, 20)
+    assert bands.shape == (7, 2, len(MC_LEVELS)) and (np.diff(bands, axis=-1) >= 0).all()
+    assert (bands[..., -1] - bands[..., 0] > 0).all()  # the masks differ between samples
+    without = build_forecaster(ModelSpec(arch="gru", units=4, layers=1), windows, 1)
+    with pytest.raises(KerasSeqError, match="MC dropout needs a model trained with dropout"):
+        check_mc(20, without)
+    with pytest.raises(KerasSeqError, match="which a onnx artifact does not hold"):
+        check_mc(20, None, "onnx")
+    quantile = build_forecaster(ModelSpec(arch="gru", units=4, layers=1, dropout=0.5, quantiles=(0.1,)), windows, 1)
+    with pytest.raises(KerasSeqError, match="already returns quantiles"):
+        check_mc(20, quantile)
+    with pytest.raises(KerasSeqError, match="at least 2"):
+        check_mc(1, model)

@@ -39,6 +39,7 @@ class Loaded:
     input_name: str
     output_name: str
     series_name: str | None = None
+    model: object = None  # the Keras model, where the artifact is one (MC dropout runs it with dropout on)
 
 
 _FORMATS: dict = {}

@@ -35,7 +35,7 @@ class KerasFile:
         def run(x, index=None):
             return model.predict(x if series is None else [x, np.asarray(index, dtype="int32")], verbose=0)
 
-        return Loaded(run, "window", "output_0", series)
+        return Loaded(run, "window", "output_0", series, model)
 
     def signature_extra(self, path: Path) -> dict:
         return {}
