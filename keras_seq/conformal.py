@@ -67,9 +67,9 @@ def calibrate(model, windows, split: str = "validation") -> dict:
                             "--splits a validation fraction above 0.")
     horizon, n_coverages = (int(d) for d in layer.offsets.shape)
     layer.offsets.assign(np.ones((horizon, n_coverages), dtype="float32"))  # output bounds = forecast -/+ scale
-    inputs = windows.model_inputs(split)
-    output = np.asarray(model.predict(inputs if not isinstance(inputs, tuple) else list(inputs), verbose=0),
-                        dtype="float64")
+    from keras_seq.evaluation import predict_split
+
+    output = predict_split(model, windows, split)  # (n, horizon, 2 * coverages + 1)
     middle = n_coverages
     forecast, scale = output[..., middle], output[..., middle + 1] - output[..., middle]
     scores = np.abs(windows.targets(split) - forecast) / scale

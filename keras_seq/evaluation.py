@@ -153,8 +153,7 @@ def baseline_forecasts(windows: Windows, split: str, season: int) -> dict:
 
 def _series_rows(windows: Windows, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each target position: the first row of its series, and the mean of that series' training split."""
-    firsts = np.array([rows["train"][0] for rows in windows.series_splits])
-    which = np.searchsorted(firsts, positions, side="right") - 1
+    firsts, which = windows.first_rows, windows.series_of(positions)
     means = np.array([windows.target_values[lo:hi].mean() if hi > lo else np.nan
                       for lo, hi in (rows["train"] for rows in windows.series_splits)])
     return firsts[which], means[which]

@@ -298,10 +298,11 @@ def quantiles_of(model: dict | None, where) -> tuple[float, ...]:
     model = model if isinstance(model, dict) else {}
     levels, coverages = model.get("quantiles"), model.get("conformal")
     try:
-        checked = output_levels(checked_quantiles(levels), checked_coverages(coverages))
+        quantiles = checked_quantiles(levels)
+        checked = output_levels(quantiles, checked_coverages(coverages))
     except KerasSeqError:
         checked = None
-    if checked is None or (levels and list(checked_quantiles(levels)) != [float(v) for v in levels]):
+    if checked is None or (levels and list(quantiles) != [float(v) for v in levels]):
         raise KerasSeqError(f"{where} records quantile levels {levels!r} or conformal coverages {coverages!r} that no "
                             "keras-seq model has. Fit or export the run again.")
     return checked

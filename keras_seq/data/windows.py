@@ -250,11 +250,16 @@ class Windows:
         starts += np.repeat((firsts - self.sequence_stride * offsets).astype(dtype), counts)
         return starts
 
-    def series_of(self, starts: np.ndarray) -> np.ndarray:
-        """The panel position of the series each window start lies in."""
+    @property
+    def first_rows(self) -> np.ndarray:
+        """The first row of each series of the panel, int64 (computed once)."""
         if self._firsts is None:
             self._firsts = np.array([rows["train"][0] for rows in self.series_splits], dtype=np.int64)
-        return np.searchsorted(self._firsts, np.asarray(starts), side="right") - 1
+        return self._firsts
+
+    def series_of(self, rows: np.ndarray) -> np.ndarray:
+        """The panel position of the series each row (a window start, a target's row) lies in."""
+        return np.searchsorted(self.first_rows, np.asarray(rows), side="right") - 1
 
     def inputs_of(self, starts: np.ndarray, windows: np.ndarray):
         """What the model reads for `windows` beginning at `starts`: the windows, and with a `series_index` the
@@ -816,8 +821,7 @@ def _pipelines(windows: Windows) -> dict:
     columns, target = windows.columns
     every = tf.constant(_every_step_offsets(window, windows.horizon))
     if windows.series_index is not None:
-        windows.series_of(np.zeros(0, dtype=np.int64))  # the series' first rows, computed once
-        firsts, index = tf.constant(windows._firsts), tf.constant(windows.series_index.astype(np.int32))
+        firsts, index = tf.constant(windows.first_rows), tf.constant(windows.series_index.astype(np.int32))
 
     def to_pairs(starts):  # starts: (batch,)
         steps = tf.cast(starts, tf.int64)[:, None] + tf.range(span, dtype=tf.int64)[None, :]  # (batch, span)

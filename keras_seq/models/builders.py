@@ -134,8 +134,6 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
         output, stats = LastStep(name="last_step")(output), LastStep(name="last_stats")(stats)
     forecast = the_head.to_raw(output, stats, spec.transform)
     if spec.conformal:  # intervals around the point forecast, their offsets set after training (conformal.calibrate)
-        if windows.target_kind != "next":
-            raise KerasSeqError("conformal intervals need --target-kind next.")
         forecast = ConformalIntervals(spec.conformal, windows.horizon, name="conformal")([forecast, stats])
     model = keras.Model([inputs, series] if series is not None else inputs, forecast, name=f"keras_seq_{spec.arch}")
     if scaling is not None:

@@ -456,8 +456,7 @@ def negative_log_likelihood(transform: str, distribution: str):
 
     def loss(y_true, packed):
         ops = keras.ops
-        output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
-        target = (forward_transform(y_true, last, transform) - center) / scale
+        output, target = normalized_target(y_true, packed, transform)
         location, spread = distribution_parameters(output)
         error = (target - location) / spread
         if distribution == "normal":
@@ -488,9 +487,10 @@ class ConformalIntervals(keras.layers.Layer):
 
     def __init__(self, coverages, horizon, **kwargs):
         super().__init__(**kwargs)
+        from keras_seq.models.spec import output_levels
+
         self.coverages, self.horizon = [float(c) for c in coverages], int(horizon)
-        self.levels = sorted({round((1 - c) / 2, 12) for c in self.coverages}
-                             | {round((1 + c) / 2, 12) for c in self.coverages} | {0.5})
+        self.levels = list(output_levels(conformal=self.coverages))
 
     def build(self, input_shape):
         self.offsets = self.add_weight(shape=(self.horizon, len(self.coverages)), initializer="zeros",
@@ -516,8 +516,7 @@ def pinball_error(transform: str, levels):
     taus = np.asarray(levels, dtype="float32")
 
     def loss(y_true, packed):
-        output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
-        target = (forward_transform(y_true, last, transform) - center) / scale  # (batch, horizon)
+        output, target = normalized_target(y_true, packed, transform)  # target: (batch, horizon)
         error = target[..., None] - ordered_quantiles(output, levels)  # (batch, horizon, n)
         return keras.ops.mean(keras.ops.maximum(taus * error, (taus - 1.0) * error), axis=(-2, -1))
 
@@ -536,6 +535,13 @@ class LastStep(keras.layers.Layer):
         return (input_shape[0], *input_shape[2:])
 
 
+def normalized_target(y_true, packed, transform: str):
+    """`(output, target)` from the trainer's `packed` output (the network's output, then the target's `(last,
+    center, scale)` on the last axis): the raw target transformed and scaled exactly as the model undoes it."""
+    output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
+    return output, (forward_transform(y_true, last, transform) - center) / scale
+
+
 def normalized_error(transform: str, skip_steps: int = 0):
     """The loss of a point forecast in the target's normalized units, from the raw target.
 
@@ -549,8 +555,7 @@ def normalized_error(transform: str, skip_steps: int = 0):
     def loss(y_true, packed):
         if skip_steps:
             y_true, packed = y_true[:, skip_steps:], packed[:, skip_steps:]
-        output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
-        target = (forward_transform(y_true, last, transform) - center) / scale
+        output, target = normalized_target(y_true, packed, transform)
         return keras.ops.mean(keras.ops.square(target - output), axis=-1)
 
     loss.__name__ = "normalized_mse"

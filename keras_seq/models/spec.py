@@ -130,34 +130,31 @@ class ModelSpec:
         return self.scaler != "zscore" or self.transform != "none" or self.residual
 
 
+def _fractions(values, name: str, what: str, example: str, most: int) -> list[float]:
+    """`values` as distinct floats strictly between 0 and 1, at most `most` of them (none: `[]`), or
+    `KerasSeqError` naming the option `name`."""
+    if values is None or (isinstance(values, (list, tuple)) and not values):
+        return []
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        numbers = []
+    if not numbers or any(isinstance(v, bool) for v in values) or not all(0 < v < 1 for v in numbers) \
+            or len(set(numbers)) != len(numbers) or len(numbers) > most:
+        raise KerasSeqError(f"`{name}` must be distinct {what} strictly between 0 and 1, e.g. {example}. "
+                            f"Received: {name}={values!r}")
+    return numbers
+
+
 def checked_quantiles(levels) -> tuple[float, ...]:
     """Quantile levels in increasing order with the median among them (none: a point head), or `KerasSeqError`."""
-    if levels is None or (isinstance(levels, (list, tuple)) and not levels):
-        return ()
-    try:
-        values = [float(v) for v in levels]
-    except (TypeError, ValueError):
-        values = []
-    if not values or any(isinstance(v, bool) for v in levels) or not all(0 < v < 1 for v in values) \
-            or len(set(values)) != len(values) or len(values) > 99:
-        raise KerasSeqError(f"`quantiles` must be distinct levels strictly between 0 and 1, e.g. 0.1,0.5,0.9. "
-                            f"Received: quantiles={levels!r}")
-    return tuple(sorted({*values, 0.5}))
+    values = _fractions(levels, "quantiles", "levels", "0.1,0.5,0.9", 99)
+    return tuple(sorted({*values, 0.5})) if values else ()
 
 
 def checked_coverages(values) -> tuple[float, ...]:
     """Conformal coverages in increasing order (none: no calibration), or `KerasSeqError`."""
-    if values is None or (isinstance(values, (list, tuple)) and not values):
-        return ()
-    try:
-        coverages = [float(v) for v in values]
-    except (TypeError, ValueError):
-        coverages = []
-    if not coverages or any(isinstance(v, bool) for v in values) or not all(0 < v < 1 for v in coverages) \
-            or len(set(coverages)) != len(coverages) or len(coverages) > 20:
-        raise KerasSeqError(f"`conformal` must be distinct coverages strictly between 0 and 1, e.g. 0.8,0.95. "
-                            f"Received: conformal={values!r}")
-    return tuple(sorted(coverages))
+    return tuple(sorted(_fractions(values, "conformal", "coverages", "0.8,0.95", 20)))
 
 
 def output_levels(quantiles=(), conformal=()) -> tuple[float, ...]:
