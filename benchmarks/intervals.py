@@ -11,13 +11,17 @@ residual head):
 - `conformal`: the point model with `--conformal 0.8,0.95`, calibrated on the
   validation windows after training;
 - `quantile`: a quantile head at levels 0.05, 0.1, 0.2, ..., 0.9, 0.95
-  (pinball loss).
+  (pinball loss);
+- `cqr`: a quantile head at 0.025, 0.1, 0.5, 0.9, 0.975 whose 80% and 95%
+  intervals are conformalized on the validation windows (`--quantiles 0.5
+  --conformal 0.8,0.95`).
 Both are scored on the test windows against the random-walk interval (the
 last value plus the empirical quantiles of the training split's one-step
 changes): empirical coverage and mean width of the 80% and 95% intervals
 (the quantile head has no 95% one: its widest is 90%), and the CRPS from
-the levels, the quantile head's at its 11 levels, the conformal model's at
-its 5. Prints mean ± std over seeds. Each fit runs in its own process
+the levels, the quantile head's at its 11 levels, the conformal and cqr
+models' at their 5 (the CRPS skill of each is against the random walk at
+the same levels). Prints mean ± std over seeds. Each fit runs in its own process
 (`--jobs` at a time). Needs statsmodels (`pip install 'keras-seq[bench]'`).
 """
 
@@ -35,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import SERIES, mean_std, write_csv  # noqa: E402  (the same series, written the same way)
 
 LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-KINDS = {"conformal": {"conformal": (0.8, 0.95)}, "quantile": {"quantiles": LEVELS}}
+KINDS = {"conformal": {"conformal": (0.8, 0.95)}, "quantile": {"quantiles": LEVELS},
+         "cqr": {"quantiles": (0.5,), "conformal": (0.8, 0.95)}}
 
 
 def fit_one(job: dict) -> dict:
@@ -83,8 +88,8 @@ def table(records: list, names) -> list[str]:
 
     lines = ["| series | test windows | conformal 80% cover | conformal 95% cover | random walk 80% / 95% cover | "
              "quantile 80% cover | conformal 80% width | random walk 80% width | CRPS quantile head | "
-             "CRPS random walk | CRPS skill | CRPS conformal |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "CRPS random walk | CRPS skill | CRPS conformal | cqr 80% / 95% cover | cqr CRPS skill |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in names:
         mine = [r for r in records if r["series"] == name and "skipped" not in r]
         if not mine:
@@ -102,7 +107,10 @@ def table(records: list, names) -> list[str]:
             f"{cell(records, name, 'quantile', lambda r: r['intervals']['model']['crps'], 3)} | "
             + (f"{quantile_walk[0]['intervals']['random walk']['crps']:.3f}" if quantile_walk else "-") + " | "
             f"{cell(records, name, 'quantile', lambda r: r['intervals']['crps_skill'], 3)} | "
-            f"{cell(records, name, 'conformal', lambda r: r['intervals']['model']['crps'], 3)} |")
+            f"{cell(records, name, 'conformal', lambda r: r['intervals']['model']['crps'], 3)} | "
+            f"{cell(records, name, 'cqr', coverage('model', '80%'), 1, 100)} / "
+            f"{cell(records, name, 'cqr', coverage('model', '95%'), 1, 100)} | "
+            f"{cell(records, name, 'cqr', lambda r: r['intervals']['crps_skill'], 3)} |")
     return lines
 
 

@@ -164,8 +164,9 @@ _MODEL_OPTIONS = (
                  "on the negative log-likelihood; the model returns its quantiles at --quantiles (default 0.025, "
                  "0.1, 0.5, 0.9, 0.975)."),
     click.option("--conformal", default=None, callback=_number_list, metavar="COVERAGES",
-                 help="Intervals of these coverages around the point forecast, e.g. 0.8,0.95, calibrated on the "
-                      "validation windows after training (split conformal, per step) and stored in the model."),
+                 help="Intervals of these coverages, e.g. 0.8,0.95, calibrated on the validation windows after "
+                      "training (split conformal, per step) and stored in the model: around the point forecast, or "
+                      "with --quantiles or --distribution around the head's own intervals (conformalized quantiles)."),
     click.option("--series-embedding", type=int, default=ModelSpec.series_embedding, show_default=True, metavar="N",
                  help="A learned vector of N values per series known in training, read at every step (0: none). "
                       "The model then takes the series index as a second input."),

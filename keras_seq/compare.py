@@ -561,6 +561,7 @@ def leak_note(summary: dict) -> str | None:
 def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> None:
     """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png`."""
     from keras_seq.evaluation import _pyplot, _save
+    from keras_seq.models.spec import loss_name
 
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -576,9 +577,11 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
         ax.plot(range(1, len(history["loss"]) + 1), history["loss"], color=color, linestyle="--", alpha=0.6,
                 label=f"{arch} train")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_yscale("log")
+    losses = [v for item in shown.values() for key in ("loss", "val_loss") for v in item["history"].get(key, ())]
+    if losses and min(losses) > 0:  # a log-likelihood can be negative
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (normalized units)")
+    ax.set_ylabel(f"{loss_name(summary['settings']['model'])} (normalized units)")
     ax.set_title("loss per epoch" + (" (last backtest fold)" if backtest else "") + ", first seed")
     ax.legend(fontsize=8, ncol=2)
     _save(plt, fig, folder / "compare_loss.png")

@@ -1,16 +1,22 @@
-"""Split-conformal intervals around a trained model's point forecast, calibrated on its validation windows.
+"""Split-conformal intervals around a trained model's forecast, calibrated on its validation windows.
 
-For each validation window and step ahead h, the score is the absolute
-error divided by the window's own scale (the spread the model's scaler
-found in it): `|y - forecast| / scale`. Step h's offset for coverage c is
-the ceil((n + 1) c)-th smallest of its n scores, so a new window's
-interval `forecast -/+ offset * scale` holds the actual value with
-probability at least c when the windows are exchangeable (the
-finite-sample guarantee of split conformal prediction). Dividing by the
-scale makes the interval follow each window's level and volatility, and
-each step ahead gets its own offset. The offsets are stored in the model's
-`conformal` layer (`keras_seq.models.layers.ConformalIntervals`), so an
-exported artifact returns the calibrated intervals from raw values.
+For each validation window, step ahead h and coverage c, the score is how
+far the actual value lies outside the model's own interval `[low, high]`
+of that coverage, in units of the window's scale (the spread the model's
+scaler found in it): `max(low - y, y - high) / scale`. For a point model
+low = high = the forecast, so the score is `|y - forecast| / scale`; for a
+quantile or distribution head, `low` and `high` are its quantiles at
+(1 - c) / 2 and (1 + c) / 2 and the score is negative inside them
+(conformalized quantile regression, Romano, Patterson and Candes 2019).
+Step h's offset for c is the ceil((n + 1) c)-th smallest of its n scores,
+so a new window's interval `[low - offset * scale, high + offset * scale]`
+holds the actual value with probability at least c when the windows are
+exchangeable (the finite-sample guarantee of split conformal prediction).
+Dividing by the scale makes the interval follow each window's level and
+volatility, and each step ahead gets its own offset. The offsets are
+stored in the model's `conformal` layer
+(`keras_seq.models.layers.ConformalIntervals`), so an exported artifact
+returns the calibrated intervals from raw values.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from keras_seq.errors import KerasSeqError
 
 
 def conformal_offsets(scores: np.ndarray, coverages) -> np.ndarray:
-    """`(horizon, coverages)` offsets: per step, the ceil((n + 1) c)-th smallest of the `(n, horizon)` scores.
+    """`(horizon, coverages)` offsets: per step, the ceil((n + 1) c)-th smallest of the n scores.
+
+    `scores` is `(n, horizon)`, one score per window and step for every
+    coverage, or `(n, horizon, coverages)`, each coverage's own.
 
     Raises:
         KerasSeqError: n is too small for a coverage (it needs n >= c / (1 - c)).
@@ -43,7 +52,7 @@ def conformal_offsets(scores: np.ndarray, coverages) -> np.ndarray:
                 f"needs at least {math.ceil(coverage / (1 - coverage))}). Give --splits a larger validation fraction, "
                 "or a lower coverage."
             )
-        offsets[:, j] = ordered[rank - 1]
+        offsets[:, j] = ordered[rank - 1] if ordered.ndim == 2 else ordered[rank - 1, :, j]
     return offsets
 
 
@@ -52,29 +61,45 @@ def calibrate(model, windows, split: str = "validation") -> dict:
 
     Args:
         model: keras.Model. A keras-seq model built with `conformal`
-            coverages (its offsets are replaced).
+            coverages, a point or a quantile model (its offsets are
+            replaced).
         windows: Windows. Raw windows in time order, as the model reads
             them (`make_windows(..., shuffle=False)`).
 
     Returns:
-        `{"split", "windows", "first_date", "last_date", "coverages",
-        "offsets"}`, the offsets `(horizon, coverages)` in units of each
+        `{"split", "around", "windows", "first_date", "last_date",
+        "coverages", "offsets"}`: `around` what the intervals were
+        calibrated (`"the point forecast"`, `"the quantile head's
+        intervals"`), the offsets `(horizon, coverages)` in units of each
         window's scale.
     """
     layer = model.get_layer("conformal")
     if windows.count(split) == 0:
         raise KerasSeqError(f"conformal calibration needs windows in the {split} split, and it has none. Give "
                             "--splits a validation fraction above 0.")
-    horizon, n_coverages = (int(d) for d in layer.offsets.shape)
-    layer.offsets.assign(np.ones((horizon, n_coverages), dtype="float32"))  # output bounds = forecast -/+ scale
     from keras_seq.evaluation import predict_split
 
-    output = predict_split(model, windows, split)  # (n, horizon, 2 * coverages + 1)
-    middle = n_coverages
-    forecast, scale = output[..., middle], output[..., middle + 1] - output[..., middle]
-    scores = np.abs(windows.targets(split) - forecast) / scale
+    horizon, n_coverages = (int(d) for d in layer.offsets.shape)
+    bounds = []
+    for offset in (0.0, 1.0):  # the model's own bounds, then those bounds -/+ each window's scale
+        layer.offsets.assign(np.full((horizon, n_coverages), offset, dtype="float32"))
+        bounds.append(predict_split(model, windows, split))  # (n, horizon, 2 * coverages + 1)
+    (own, wider), actual = bounds, windows.targets(split)[..., None]
+    low, high = own[..., n_coverages - 1 :: -1], own[..., n_coverages + 1 :]  # each (n, horizon, coverages)
+    scale = wider[..., -1:] - own[..., -1:]
+    scores = np.maximum(low - actual, actual - high) / scale
     offsets = conformal_offsets(scores, layer.coverages)
     layer.offsets.assign(offsets.astype("float32"))
     dates = windows.dates[windows.target_positions(split).ravel()]
-    return {"split": split, "windows": int(len(scores)), "first_date": str(dates.min().date()),
+    return {"split": split, "around": _around(model), "windows": int(len(scores)), "first_date": str(dates.min().date()),
             "last_date": str(dates.max().date()), "coverages": list(layer.coverages), "offsets": offsets.tolist()}
+
+
+def _around(model) -> str:
+    """What `model`'s conformal intervals widen: its point forecast, or its quantile or distribution head's own."""
+    from keras_seq.models.heads import model_head
+
+    head = model_head(model)
+    if head.name == "point":
+        return "the point forecast"
+    return f"the {getattr(head, 'distribution', 'quantile')} head's intervals"

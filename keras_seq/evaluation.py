@@ -527,8 +527,8 @@ def _save(plt, fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_loss(history: dict, path: Path, title: str = "") -> None:
-    """Training and validation loss per epoch (normalized units), the best epoch marked."""
+def plot_loss(history: dict, path: Path, title: str = "", loss_name: str = "MSE") -> None:
+    """Training and validation loss (`loss_name`, in normalized units) per epoch, the best epoch marked."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -541,7 +541,7 @@ def plot_loss(history: dict, path: Path, title: str = "") -> None:
         ax.axvline(best + 1, color="grey", linestyle=":", label=f"best validation (epoch {best + 1})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (normalized units)")
+    ax.set_ylabel(f"{loss_name} (normalized units)")
     ax.set_title(title or "loss")
     ax.legend()
     _save(plt, fig, path)
@@ -623,7 +623,8 @@ def plot_calibration(report: Report, path: Path) -> None:
                 label=report.name if who == "model" else who)
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal coverage", ylabel="empirical coverage",
-           title=f"{report.name}: interval coverage, {report.scope}")
+           title=f"{report.name}: interval coverage\n{report.scope}")
+    ax.title.set_fontsize(10)
     ax.legend()
     _save(plt, fig, path)
 

@@ -237,7 +237,9 @@ def _quantile_output(levels, calibration: dict | None, distribution: str = "none
     intervals."""
     middle = list(levels).index(0.5)
     if calibration:
-        what = (f"the point forecast (index {middle}) between the bounds of its conformal intervals of coverage "
+        around = calibration.get("around", "the point forecast")
+        what = (f"the point forecast (index {middle}) between the bounds of its conformal intervals (around "
+                f"{around}) of coverage "
                 f"{', '.join(f'{100 * c:g}%' for c in calibration['coverages'])} (levels "
                 f"{', '.join(f'{v:g}' for v in levels)}), calibrated on the {calibration['split']} split's "
                 f"{calibration['windows']} windows ({calibration['first_date']}..{calibration['last_date']}); the "

@@ -351,7 +351,7 @@ def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None
 
 def calibration_summary(calibration: dict) -> dict:
     """What a report says of its conformal calibration (the config's record without the offsets)."""
-    return {key: calibration.get(key) for key in ("split", "windows", "first_date", "last_date")}
+    return {key: calibration.get(key) for key in ("split", "around", "windows", "first_date", "last_date")}
 
 
 def _run_model(specs: RunSpecs, training):
@@ -406,6 +406,8 @@ def _training_result(history: dict, seconds: float) -> dict:
 def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     """Write a run folder's files for `fitted` into `folder` (which exists)."""
     from keras_seq.evaluation import plot_calibration, plot_forecast, plot_loss, plot_series_skill
+    from keras_seq.models.spec import loss_name
+
     arch = fitted.config["model"]["arch"]
     fitted.model.save(folder / MODEL_FILE)
     write_json(folder / CONFIG_FILE, fitted.config)
@@ -416,7 +418,7 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     split = "test" if "test" in fitted.reports else next(iter(fitted.reports))
     write_json(folder / "metrics.json", fitted.reports[split].to_dict())
     if plots:
-        plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss")
+        plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss", loss_name=loss_name(fitted.config["model"]))
         plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch,
                       report=fitted.reports[split], quantiles=fitted.quantiles.get(split))
         if fitted.reports[split].intervals:

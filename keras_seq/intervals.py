@@ -100,7 +100,8 @@ def interval_lines(scores: dict) -> list[str]:
              f"random walk {walk['crps']:.2f}, skill {scores['crps_skill']:+.3f})"]
     calibration = scores.get("calibration")
     if calibration:
-        lines.append(f"conformal intervals calibrated on the {calibration['split']} split's {calibration['windows']} "
+        around = f" around {calibration['around']}" if calibration.get("around") else ""
+        lines.append(f"conformal intervals{around} calibrated on the {calibration['split']} split's {calibration['windows']} "
                      f"windows ({calibration['first_date']}..{calibration['last_date']}), per step ahead")
     for name, mine in model["intervals"].items():
         theirs = walk["intervals"][name]

@@ -188,6 +188,8 @@ COMPUTE_OPS = frozenset({
     "Greater", "LessEqual",
     # The quantile head (keras_seq.models.layers.ordered_quantiles): positive gaps between levels.
     "Softplus",
+    # Conformalized quantile intervals (keras_seq.models.layers.ConformalIntervals): kept nested around the median.
+    "Minimum",
     "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Fill", "FloorMod", "GatherV2",
     "GreaterEqual", "Identity", "Less", "LogicalAnd", "MatMul", "Max", "Mul", "NoOp", "OnesLike", "Pack",
     "Placeholder", "Prod", "Range", "ReadVariableOp", "RealDiv", "Reshape", "ReverseV2", "SelectV2", "Shape",

@@ -93,13 +93,15 @@ def test_the_pinball_loss_of_training_is_the_mean_pinball_loss_of_the_normalized
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("head", [["--quantiles", "0.1,0.9"], ["--distribution", "student-t", "--quantiles", "0.1,0.9"]])
+@pytest.mark.parametrize("head", [["--quantiles", "0.1,0.9"], ["--distribution", "student-t", "--quantiles", "0.1,0.9"],
+                                  ["--quantiles", "0.5", "--conformal", "0.8"]])  # the last: conformalized quantiles
 def test_a_quantile_model_reports_exports_and_predicts_its_quantiles(run_cli, tmp_path, head):
     code, out, err = run_cli("fit", *head, "--horizon", "2", "--arch", "gru", "--units", "4",
                              "--layers", "1", "--epochs", "1", "--start", "2021-01-01", "--out", tmp_path, "-q")
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
     assert "quantiles 0.1, 0.5, 0.9: CRPS " in out and "80% interval: coverage " in out
+    assert ("conformal intervals around the quantile head's intervals calibrated" in out) == ("--conformal" in head)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["intervals"]["levels"] == [0.1, 0.5, 0.9] and set(metrics["intervals"]) >= {"model", "random walk"}
     assert (run_dir / "calibration.png").is_file()
@@ -167,6 +169,39 @@ def test_conformal_intervals_calibrated_on_validation_cover_the_test_split_of_a_
         assert abs(report.intervals["model"]["intervals"][name]["coverage"] - nominal) < 0.04
 
 
+def test_conformalized_quantiles_narrow_a_too_wide_head_and_stay_nested():
+    from keras_seq.conformal import calibrate
+    from keras_seq.data.windows import WindowSpec, make_windows
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.evaluation import evaluate_forecast
+    from keras_seq.models.builders import build_forecaster, network_of
+    from keras_seq.models.layers import ConformalIntervals
+    from keras_seq.models.spec import ModelSpec
+
+    layer = ConformalIntervals([0.5, 0.9], horizon=1)  # a 90% offset far below the 50%'s: the raw bounds would cross
+    layer.build([(None, 1, 5), (None, 3)])
+    layer.offsets.assign(np.array([[0.5, -1.8]], "float32"))
+    out = np.asarray(layer([np.array([[[-2.0, -1.0, 0.0, 1.0, 2.0]]], "float32"), np.array([[0.0, 0.0, 2.0]], "float32")]))
+    np.testing.assert_allclose(out[0, 0], [-2.0, -2.0, 0.0, 2.0, 2.0])  # the 90% bounds pushed out to the 50%'s
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"y": 100 + rng.normal(size=3000).cumsum()}, index=pd.date_range("2000-01-01", periods=3000))
+    windows = make_windows(frame, target="y", window=8, shuffle=False, splits=(0.4, 0.3, 0.3))
+    spec = ModelSpec(arch="gru", units=2, layers=1, quantiles=(0.05,), conformal=(0.5, 0.9))
+    assert spec.quantiles == (0.05, 0.25, 0.5, 0.75, 0.95)  # the head learns every interval's bounds
+    model = build_forecaster(spec, WindowSpec(window=8), 1)  # untrained: the median is persistence
+    head = network_of(model).get_layer("head")
+    head.bias.assign(np.full(head.bias.shape, 3.0, "float32"))  # gaps of softplus(3) window scales: far too wide
+    record = calibrate(model, windows)
+    assert record["around"] == "the quantile head's intervals" and (np.array(record["offsets"]) < 0).all()
+    report, points, bands = evaluate_forecast(model, windows, "test")
+    assert (np.diff(bands, axis=-1) >= 0).all()
+    for name, nominal in (("50%", 0.5), ("90%", 0.9)):
+        assert abs(report.intervals["model"]["intervals"][name]["coverage"] - nominal) < 0.04
+    with pytest.raises(KerasSeqError, match="must be among 0.05, 0.25, 0.5, 0.75, 0.95"):
+        ModelSpec(quantiles=(0.1,), conformal=(0.5, 0.9))
+
+
 def test_a_global_conformal_model_exports_its_calibrated_intervals(run_cli, tmp_path):
     from conftest import REPO
 
@@ -175,7 +210,7 @@ def test_a_global_conformal_model_exports_its_calibrated_intervals(run_cli, tmp_
                              "all", "--conformal", "0.8", "--arch", "gru", "--units", "4", "--layers", "1",
                              "--epochs", "1", "--out", tmp_path, "-q")
     assert code == 0, err
-    assert "conformal intervals calibrated on the validation split's " in out and "80% interval: coverage" in out
+    assert "conformal intervals around the point forecast calibrated on the validation split's " in out and "80% interval: coverage" in out
     (run_dir,) = tmp_path.iterdir()
     config = json.loads((run_dir / "config.json").read_text())
     assert config["conformal"]["coverages"] == [0.8] and len(config["conformal"]["offsets"]) == 1

@@ -153,8 +153,10 @@ def test_same_recipe_seed_and_backend_give_identical_metrics(run_cli, tmp_path):
 
 
 def test_recipe_exports_its_models(run_cli, tmp_path):
-    # a panel too: ^DJI's open and close as two series of a wide table, one global model that reads the series
-    text = TINY.replace('["drnn", "gru"]', '["gru"]\nscaler = "series"\nseries_embedding = 2\nquantiles = [0.1, 0.9]').replace(
+    # a panel too: ^DJI's open and close as two series of a wide table, one global model that reads the series,
+    # with a distribution head whose 80% interval is conformalized
+    model = '["gru"]\nscaler = "series"\nseries_embedding = 2\ndistribution = "normal"\nquantiles = [0.9]\nconformal = [0.8]'
+    text = TINY.replace('["drnn", "gru"]', model).replace(
         'start = 2021-01-01', 'start = 2021-01-01\ntargets = ["Open", "Close"]')
     path = write_recipe(tmp_path, text + '\n[export]\nformats = ["onnx"]\n')
     code, out, err = run_cli("run", path, "--out", tmp_path, "-q")
@@ -166,6 +168,8 @@ def test_recipe_exports_its_models(run_cli, tmp_path):
     assert set(card["artifacts"]) == {"onnx"} and card["parity"]["onnx"]["relative_diff"] <= 1e-5
     assert card["series_vocabulary"] == ["Open", "Close"] and card["model"]["series_embedding"] == 2
     assert card["quantile_output"]["levels"] == [0.1, 0.5, 0.9] and metrics["intervals"]["levels"] == [0.1, 0.5, 0.9]
+    assert card["model"]["distribution"] == "normal" and card["quantile_output"]["calibration"]["coverages"] == [0.8]
+    assert "around the normal head's intervals" in card["quantile_output"]["description"]
     assert [i["name"] for i in card["artifacts"]["onnx"]["inputs"]][1] == card["series_input"]["name"]
     assert "Exported: `main/runs/gru-seed3/export`" in (folder / "report.md").read_text()
 

@@ -133,7 +133,7 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     if every:  # trained from every step; forecasts from the last
         output, stats = LastStep(name="last_step")(output), LastStep(name="last_stats")(stats)
     forecast = the_head.to_raw(output, stats, spec.transform)
-    if spec.conformal:  # intervals around the point forecast, their offsets set after training (conformal.calibrate)
+    if spec.conformal:  # intervals around the forecast or the head's own, their offsets set after training (calibrate)
         forecast = ConformalIntervals(spec.conformal, windows.horizon, name="conformal")([forecast, stats])
     model = keras.Model([inputs, series] if series is not None else inputs, forecast, name=f"keras_seq_{spec.arch}")
     if scaling is not None:

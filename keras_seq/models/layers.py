@@ -471,14 +471,19 @@ def negative_log_likelihood(transform: str, distribution: str):
 
 @keras.saving.register_keras_serializable(package="keras_seq")
 class ConformalIntervals(keras.layers.Layer):
-    """The raw point forecast and the target's `(last, center, scale)` in; the forecast with its conformal
-    intervals out, `(batch, horizon, 2 * coverages + 1)`: the lower bounds (widest first), the point forecast,
-    the upper bounds.
+    """A raw forecast and the target's `(last, center, scale)` in; the forecast with its conformal intervals out,
+    `(batch, horizon, 2 * coverages + 1)`: the lower bounds (widest first), the point forecast, the upper bounds.
 
-    Step h's interval of coverage c is `point -/+ offsets[h, c] * scale`,
-    `scale` being the window's (the training split's for the zscore
-    scaler). The offsets are non-trainable weights, 0 until
-    `keras_seq.conformal.calibrate` sets them from validation errors.
+    The forecast is a point model's `(batch, horizon)`, or a quantile or
+    distribution head's `(batch, horizon, 2 * coverages + 1)` quantiles at
+    the same levels (conformalized quantile regression). Step h's interval
+    of coverage c is `[low - offsets[h, c] * scale, high + offsets[h, c] *
+    scale]`, `low` and `high` the forecast's bounds of that interval (both
+    the point forecast for a point model) and `scale` the window's (the
+    training split's for the zscore scaler). The offsets are non-trainable
+    weights, 0 until `keras_seq.conformal.calibrate` sets them from
+    validation errors; a head's may be negative (its own interval was too
+    wide), so its intervals are kept nested around the median.
 
     Args:
         coverages: list of float. The intervals' coverages, increasing.
@@ -498,16 +503,33 @@ class ConformalIntervals(keras.layers.Layer):
 
     def call(self, inputs):
         ops = keras.ops
-        point, stats = inputs
-        spread = self.offsets[None, :, :] * stats[:, None, 2:3]  # (batch, horizon, coverages)
-        point = point[..., None]
-        return ops.concatenate([point - ops.flip(spread, axis=-1), point, point + spread], axis=-1)
+        forecast, stats = inputs
+        spread = self.offsets[None, :, :] * stats[:, None, 2:3]  # (batch, horizon, coverages), narrowest first
+        if len(forecast.shape) == 2:  # a point forecast: its offsets grow with the coverage, so they nest
+            point = forecast[..., None]
+            return ops.concatenate([point - ops.flip(spread, axis=-1), point, point + spread], axis=-1)
+        n = len(self.coverages)
+        lower = forecast[..., :n] - ops.flip(spread, axis=-1)
+        median, upper = forecast[..., n : n + 1], forecast[..., n + 1 :] + spread
+        return ops.concatenate([*_nested(lower, median, ops.minimum, reverse=True), median,
+                                *_nested(upper, median, ops.maximum)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.horizon, 2 * len(self.coverages) + 1)
 
     def get_config(self):
         return {**super().get_config(), "coverages": self.coverages, "horizon": self.horizon}
+
+
+def _nested(bounds, median, outward, reverse: bool = False) -> list:
+    """The `(batch, horizon, 1)` columns of `bounds` (innermost first, or last when `reverse`), each pushed out by
+    `outward` (minimum or maximum) to at least the one inside it, the innermost to at least the median."""
+    columns = [bounds[..., k : k + 1] for k in range(bounds.shape[-1])]
+    inside, nested = median, []
+    for column in (reversed(columns) if reverse else columns):
+        inside = outward(column, inside)
+        nested.append(inside)
+    return nested[::-1] if reverse else nested
 
 
 def pinball_error(transform: str, levels):

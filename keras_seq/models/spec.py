@@ -71,10 +71,14 @@ class ModelSpec:
             log-likelihood; the model returns that distribution's quantiles
             at `quantiles` (default 0.025, 0.1, 0.5, 0.9, 0.975), the median
             the point forecast. Defaults to `"none"`.
-        conformal: tuple of float. Coverages in (0, 1) of intervals around
-            the point forecast, calibrated after training on the validation
-            windows (split conformal, per step ahead, each error divided by
-            the window's own scale so the width follows the series). The
+        conformal: tuple of float. Coverages in (0, 1) of intervals,
+            calibrated after training on the validation windows (split
+            conformal, per step ahead, each error divided by the window's
+            own scale so the width follows the series): around the point
+            forecast, or with `quantiles` or `distribution` the head's own
+            interval of each coverage, widened or narrowed (conformalized
+            quantile regression; the head learns exactly those bounds and
+            the median, and `quantiles` may only name some of them). The
             model then returns `(batch, horizon, levels)`: the median and
             each interval's bounds (`output_levels`), the offsets stored in
             it. Empty: none. Defaults to `()`.
@@ -99,13 +103,8 @@ class ModelSpec:
     def __post_init__(self):
         if self.distribution not in DISTRIBUTIONS:
             raise KerasSeqError(f"unknown distribution {self.distribution!r}. Expected one of: {', '.join(DISTRIBUTIONS)}.")
-        quantiles = self.quantiles or (DISTRIBUTION_LEVELS if self.distribution != "none" else ())
-        object.__setattr__(self, "quantiles", checked_quantiles(quantiles))
         object.__setattr__(self, "conformal", checked_coverages(self.conformal))
-        if self.quantiles and self.conformal:
-            raise KerasSeqError("--conformal calibrates intervals around a point forecast; a quantile or distribution "
-                                "head's own intervals are not conformalized yet. Use one of --quantiles, "
-                                "--distribution and --conformal.")
+        object.__setattr__(self, "quantiles", head_levels(self.quantiles, self.distribution, self.conformal))
         check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
                             self.transition_layers, self.output_layers)
         check_scaling_options(self.scaler, self.transform, self.residual)
@@ -157,6 +156,34 @@ def checked_coverages(values) -> tuple[float, ...]:
     return tuple(sorted(_fractions(values, "conformal", "coverages", "0.8,0.95", 20)))
 
 
+def head_levels(quantiles, distribution: str = "none", conformal=()) -> tuple[float, ...]:
+    """The levels a head learns: `quantiles` checked (`checked_quantiles`), a distribution's default levels where
+    none are given; with conformal coverages, the bounds and median of the conformal intervals (`output_levels`),
+    which the head learns and calibration then widens or narrows (conformalized quantile regression).
+
+    Raises:
+        KerasSeqError: a level is not in (0, 1), or with conformal coverages, a level is not one of their bounds.
+
+    Example:
+    >>> head_levels((0.1, 0.9), conformal=(0.8, 0.95))
+    (0.025, 0.1, 0.5, 0.9, 0.975)
+    """
+    levels = checked_quantiles(quantiles)
+    if not conformal:
+        return levels or (DISTRIBUTION_LEVELS if distribution != "none" else ())
+    if not levels and distribution == "none":
+        return ()  # a point forecast, its intervals calibrated around it
+    bounds = output_levels(conformal=conformal)
+    extra = [v for v in levels if round(v, 12) not in bounds]
+    if extra:
+        raise KerasSeqError(
+            f"with --conformal, a quantile or distribution head learns the bounds of each conformal interval, and "
+            f"calibration adjusts them: its levels must be among {', '.join(f'{v:g}' for v in bounds)}. Received "
+            f"quantiles {', '.join(f'{v:g}' for v in extra)} besides. Drop them, or add the coverage they bound."
+        )
+    return bounds
+
+
 def output_levels(quantiles=(), conformal=()) -> tuple[float, ...]:
     """A model's output levels: its quantile head's, or for conformal coverages c the bounds (1 - c) / 2 and
     (1 + c) / 2 of each interval around the median 0.5; empty for a point forecast.
@@ -169,6 +196,14 @@ def output_levels(quantiles=(), conformal=()) -> tuple[float, ...]:
         bounds = {round((1 - c) / 2, 12) for c in conformal} | {round((1 + c) / 2, 12) for c in conformal}
         return tuple(sorted(bounds | {0.5}))
     return tuple(quantiles)
+
+
+def loss_name(model: dict) -> str:
+    """What training minimizes, in words, for a run's `model` options: the negative log-likelihood of a
+    distribution head, the pinball loss of a quantile head, else the MSE of a point forecast."""
+    if model.get("distribution", "none") != "none":
+        return "negative log-likelihood"
+    return "pinball loss" if model.get("quantiles") else "MSE"
 
 
 def check_scaling_options(scaler, transform, residual) -> None:
