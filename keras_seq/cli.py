@@ -76,6 +76,19 @@ def _number_list(ctx, param, value):
         raise click.BadParameter(f"expected numbers separated by commas, e.g. 0.1,0.5,0.9. Received: {value!r}") from None
 
 
+def _devices(ctx, param, value):
+    """--devices: a positive integer or "all"."""
+    if value == "all":
+        return value
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"expected a positive integer or 'all'. Received: {value!r}")
+    return count
+
+
 def _splits(ctx, param, value):
     try:
         parts = tuple(float(p) for p in value.replace("/", ",").split(","))
@@ -228,6 +241,9 @@ training_options = _options(
                  help="Stop after this many epochs without a better validation loss (best weights are restored either way)."),
     click.option("--steps-per-execution", type=int, default=32, show_default=True,
                  help="Training batches per call into the compiled step (same updates, less Python overhead)."),
+    click.option("--devices", type=click.UNPROCESSED, default=1, show_default=True, callback=_devices, metavar="N|all",
+                 help="Train data-parallel over N devices, or all (jax; each batch split over them; on a CPU, N host "
+                      "devices). With --coordinator: the devices of every process."),
     _BACKEND_OPTION,
     click.option("--out", default="saved_models", show_default=True, type=click.Path(),
                  help="Folder that receives the output folder."),
@@ -255,7 +271,7 @@ def _specs(arch: str, options: dict):
                  targets=o["targets"], calendar=o["calendar"], future_features=o["future_features"]),
         *_model_specs(arch, o),
         TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
-                  steps_per_execution=o["steps_per_execution"]),
+                  steps_per_execution=o["steps_per_execution"], devices=o["devices"]),
     )
 
 
@@ -281,26 +297,39 @@ def _model_specs(arch: str, o: dict):
               help="Continue an unfinished fit from its last completed epoch: a folder Ctrl-C marked interrupted, "
                    "or the .partial folder of a run that was killed. Its options come from its config.json.")
 @training_options
+@click.option("--coordinator", default=None, metavar="HOST:PORT",
+              help="Join a multi-process job (jax.distributed): process 0's address; default "
+                   "$KERAS_DISTRIBUTION_JOB_ADDRESSES.")
+@click.option("--num-processes", type=click.IntRange(min=1), default=None,
+              help="Processes in the job (default $KERAS_DISTRIBUTION_NUM_PROCESSES).")
+@click.option("--process-id", type=click.IntRange(min=0), default=None,
+              help="This process's id, 0 to N-1; process 0 writes the run (default $KERAS_DISTRIBUTION_PROCESS_ID).")
 @_reports_errors
 @_stops_on_signals
-def fit(arch, resume, **options):
+def fit(arch, resume, coordinator, num_processes, process_id, **options):
     """Train a model, evaluate it on the held-out test split, write a run folder.
 
     Ctrl-C stops training after the current batch and keeps the run, marked
     interrupted, with the best weights so far; `--resume` continues it.
     """
+    from keras_seq.distributed import Cluster
     from keras_seq.fitting import fit_run, resume_run
 
     verbose = 0 if options["quiet"] else "auto"
+    cluster = Cluster.from_environment(coordinator=coordinator, num_processes=num_processes, process_id=process_id)
     if resume is not None:
         ctx = click.get_current_context()
-        given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "quiet")
-                 and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "quiet", "coordinator",
+                 "num_processes", "process_id") and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--resume takes every option from the run's config.json; drop {given[0]}.")
-        result = resume_run(resume, verbose=verbose)
+        result = resume_run(resume, verbose=verbose, cluster=cluster)
     else:
-        result = fit_run(*_specs(arch, options), out=options["out"], backend=options["backend"], verbose=verbose)
+        result = fit_run(*_specs(arch, options), out=options["out"], backend=options["backend"], verbose=verbose,
+                         cluster=cluster)
+    if result.path is None:
+        click.echo(f"process {cluster.process_id} of {cluster.num_processes}: trained; process 0 writes the run folder.")
+        return
     click.echo()
     click.echo(result.report.table())
     click.echo(f"run written to {result.path}")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.backend import import_keras, use_backend
+from keras_seq.backend import use_backend
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError
@@ -117,14 +117,15 @@ def compare_models(
     check_comparison(windows, model, spec, data)
     frame = data.load()
     check_backtest(date_count(frame), windows, spec.backtest)
-    import_keras()
+    from keras_seq.fitting import RunSpecs, start_keras
+    from keras_seq.training import TrainSpec
+
+    train = train or TrainSpec()
+    start_keras(train.devices)
     from keras_seq.safety import STOP, stop_signals
     from keras_seq.rundir import staged_folder, utc_stamp
 
-    from keras_seq.fitting import RunSpecs
-    from keras_seq.training import TrainSpec
-
-    specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
+    specs = RunSpecs(data, windows, model, train, backend)
     with stop_signals(), staged_folder(out, f"compare-{utc_stamp()}") as stage:
         summary, markdown = compare_into(stage.path, frame, specs, spec, verbose=verbose)
         STOP.check("the comparison")  # a signal while the plots were drawn: still nothing is published

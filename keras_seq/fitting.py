@@ -107,6 +107,7 @@ def fit_run(
     out: str | Path = "saved_models",
     backend: str | None = None,
     verbose: str | int = "auto",
+    cluster=None,
 ) -> RunResult:
     """Load data, window it, build, train and evaluate a model; write a run folder.
 
@@ -121,6 +122,11 @@ def fit_run(
         backend: str or None. Keras backend; must be chosen before Keras is
             imported. Defaults to `$KERAS_BACKEND`, else jax.
         verbose: "auto", 0, 1 or 2. Keras's progress output while training.
+        cluster: `distributed.Cluster` or None. The multi-process job this
+            process joins (with `train.devices`); None: the one in the
+            `KERAS_DISTRIBUTION_*` environment variables, if any. Only
+            process 0 writes; the others return a `RunResult` whose path
+            and report are None.
 
     Returns:
         A `RunResult` with the run folder's path and the test report.
@@ -134,12 +140,23 @@ def fit_run(
     specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
     specs.check()
     frame = data.load()
-    import_keras()
+    start_keras(specs.train.devices, cluster)
     from keras_seq.data.sources import frame_sha256
 
     started = datetime.datetime.now(datetime.timezone.utc)
     return _train_into_folder(frame, frame_sha256(frame), specs, Path(out) / run_name(model.arch, started), started,
                               verbose=verbose)
+
+
+def start_keras(devices, cluster=None) -> None:
+    """Import Keras, asking XLA for `devices` host devices first, and join `cluster` (or the environment's) if any."""
+    from keras_seq.distributed import Cluster, request_host_devices
+
+    cluster = cluster or Cluster.from_environment()
+    request_host_devices(devices)
+    import_keras()
+    if cluster is not None:
+        cluster.join()
 
 
 def check_positive_target(frame, specs: RunSpecs) -> None:
@@ -155,7 +172,7 @@ def check_positive_target(frame, specs: RunSpecs) -> None:
         )
 
 
-def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult:
+def resume_run(run_dir: str | Path, *, verbose: str | int = "auto", cluster=None) -> RunResult:
     """Continue an interrupted or killed `fit` from its last completed epoch.
 
     `run_dir` is a folder that Ctrl-C left with status `interrupted`, or the
@@ -171,14 +188,19 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto") -> RunResult
     """
     from keras_seq.safety import folder_lock
 
+    from keras_seq.distributed import Cluster
+
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise KerasSeqError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}. Give the folder of an unfinished fit.")
+    cluster = cluster or Cluster.from_environment()
+    if cluster is not None and cluster.process_id != 0:  # it reads the folder; process 0 holds it and writes
+        return _resume_locked(run_dir, verbose, cluster)
     with folder_lock(run_dir, f"fit --resume {run_dir}"):
-        return _resume_locked(run_dir, verbose)
+        return _resume_locked(run_dir, verbose, cluster)
 
 
-def _resume_locked(run_dir: Path, verbose) -> RunResult:
+def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
     from keras_seq.data.sources import frame_sha256
     from keras_seq.safety import refuse_symlink
     from keras_seq.training import read_checkpoint
@@ -208,7 +230,7 @@ def _resume_locked(run_dir: Path, verbose) -> RunResult:
             f"the data of {run_dir} changed since the run started (its sha256 differs from config.json). "
             "Resume with the same data, or start again with `keras-seq fit`."
         )
-    import_keras()
+    start_keras(train.devices, cluster)
     partial = re.fullmatch(r"\.(.+)\.[^.]+\.partial", run_dir.name)
     name = partial.group(1) if partial else run_dir.name
     try:
@@ -217,7 +239,7 @@ def _resume_locked(run_dir: Path, verbose) -> RunResult:
         raise KerasSeqError(f"{run_dir / CONFIG_FILE} has no valid 'created' time. Start the run again with `keras-seq fit`.") from None
     result = _train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), run_dir.parent / name,
                                 started, verbose=verbose, resume=state)
-    if partial:
+    if partial and result.path is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
@@ -251,8 +273,16 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
 def _train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None) -> RunResult:
     """Train in a staged folder that holds the options and each epoch's checkpoint; publish it as `folder` when done.
 
-    A resumed run (`resume` given) replaces the folder it continues.
+    A resumed run (`resume` given) replaces the folder it continues. In a
+    multi-process job only process 0 does; the others train alongside it and
+    write nothing.
     """
+    from keras_seq.distributed import process_writes
+
+    if not process_writes():
+        fitted = train_and_evaluate(frame, specs, splits=(), verbose=0, data_sha256=digest, resume=resume,
+                                    started=started)
+        return RunResult(None, None, fitted.history)
     with staged_folder(folder.parent, folder.name, replace=resume is not None) as stage:
         write_json(stage.path / CONFIG_FILE, specs.options_config("running", started, frame, digest))
         fitted = train_and_evaluate(frame, specs, verbose=verbose, data_sha256=digest,
@@ -305,19 +335,14 @@ def train_and_evaluate(
     trains many models on one frame). If Ctrl-C stops training, nothing is
     evaluated and the config's `status` is `interrupted`.
     """
-    import time
-
     from keras_seq.data.sources import frame_sha256
     from keras_seq.conformal import calibrate
-    from keras_seq.training import train_model, versions
+    from keras_seq.training import versions
 
     check_positive_target(frame, specs)
     training, raw = run_windows(frame, specs)
-    net, vocabulary = _run_model(specs, training)
     started = started or datetime.datetime.now(datetime.timezone.utc)
-    clock = time.perf_counter()
-    history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
-    seconds = time.perf_counter() - clock
+    net, vocabulary, history, seconds = _built_and_trained(specs, training, verbose, checkpoint, resume)
     interrupted = bool(history.pop("interrupted", False))
     calibration = calibrate(net, raw) if specs.model.conformal and not interrupted else None
     reports, predictions, quantiles = _evaluate_splits(net, raw, specs, () if interrupted else splits, calibration)
@@ -333,6 +358,26 @@ def train_and_evaluate(
     }
     return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started,
                   quantiles)
+
+
+def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume):
+    """The run's model built and trained (data-parallel where `train.devices` asks), its vocabulary, history and
+    training seconds. A data-parallel model comes back as a copy on this process's default device."""
+    import time
+
+    from keras_seq.distributed import data_parallel
+    from keras_seq.training import train_model
+
+    with data_parallel(specs.train.devices, specs.train.batch_size) as parallel:
+        net, vocabulary = _run_model(specs, training)
+        clock = time.perf_counter()
+        history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
+        seconds = time.perf_counter() - clock
+    if parallel is not None:  # evaluated, calibrated and saved like any model: its weights in a local copy
+        weights = net.get_weights()
+        net, _ = _run_model(specs, training)
+        net.set_weights(weights)
+    return net, vocabulary, history, seconds
 
 
 def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None):

@@ -9,7 +9,7 @@ evaluation and export of one or more experiments.
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers, scaler, transform, residual, series_embedding, quantiles,
                  # distribution, conformal
-    [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile
+    [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile, devices
     [evaluate]   # on (splits to score), repeats, backtest
     [export]     # formats: any of "savedmodel", "onnx", "keras" (none by default)
 
@@ -103,7 +103,8 @@ SCHEMA = {
               "distribution": STR, "conformal": NUMBER_LIST},
     "train": {"epochs": INT, "batch_size": INT, "lr": NUMBER, "seed": INT, "patience": INT,
               "steps_per_execution": INT,
-              "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto")},
+              "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto"),
+              "devices": ('a positive integer or "all"', lambda v: v == "all" or (_is_int(v) and v >= 1))},
     "evaluate": {"on": STR_LIST, "repeats": INT, "backtest": INT},
     "export": {"formats": STR_LIST},
 }
@@ -459,6 +460,7 @@ def run_recipe(
     """
     from keras_seq.backend import import_keras, use_backend
     from keras_seq.compare import check_backtest, date_count
+    from keras_seq.distributed import request_host_devices
 
     echo = echo or (lambda line: None)
     backend = use_backend(backend)
@@ -467,6 +469,8 @@ def run_recipe(
         frame = experiment.data.load()
         check_backtest(date_count(frame), experiment.windows, experiment.compare.backtest)
         frames[experiment.name] = frame
+    devices = [e.train.devices for e in recipe.experiments if isinstance(e.train.devices, int)]
+    request_host_devices(max(devices, default=1))
     import_keras()
     from keras_seq.safety import STOP, stop_signals
     from keras_seq.rundir import staged_folder, utc_stamp, write_json

@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_seq import speed
 from keras_seq.data.windows import Windows
+from keras_seq.distributed import check_devices, current_parallel
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.safety import write_file_atomically
 
@@ -46,6 +47,11 @@ class TrainSpec:
         jit_compile: bool or "auto". XLA compilation of the training step;
             "auto" lets Keras decide (XLA on jax and tensorflow). Defaults
             to `"auto"`.
+        devices: int or "all". Train data-parallel over this many devices
+            (jax: `keras.distribution.DataParallel`; see
+            `keras_seq.distributed`), each batch split over them. On a CPU,
+            keras-seq asks XLA for that many host devices before jax is
+            imported. Defaults to `1`.
     """
 
     epochs: int = 20
@@ -55,6 +61,7 @@ class TrainSpec:
     patience: int | None = None
     steps_per_execution: int = 32
     jit_compile: bool | str = "auto"
+    devices: int | str = 1
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -73,6 +80,7 @@ class TrainSpec:
             )
         if self.jit_compile not in (True, False, "auto"):
             raise KerasSeqError(f"`jit_compile` must be true, false or \"auto\". Received: {self.jit_compile!r}")
+        check_devices(self.devices)
 
 
 def train_model(
@@ -282,10 +290,15 @@ def _window_batches_class(keras):
             self.order = None  # drawn when the epoch's first batch is asked for: one index held at a time
             self.lock = threading.Lock()
             self.count = windows.count(split)  # the same every epoch: counted once
+            # data-parallel: each batch a multiple of the device count, this process fed its share of it
+            self.parallel = current_parallel()
 
         @property
         def num_batches(self):
-            return -(-self.count // self.windows.batch_size)
+            size = self.windows.batch_size
+            if self.parallel is None:
+                return -(-self.count // size)
+            return self.count // size + (self.parallel.usable(self.count % size) > 0)
 
         def on_epoch_begin(self):
             with self.lock:
@@ -298,7 +311,10 @@ def _window_batches_class(keras):
                 if self.order is None:
                     self.order = self.windows.epoch_order(self.split, self.epoch)
                 order = self.order
-            return self.windows.gather(order[index * size : (index + 1) * size])
+            rows = order[index * size : (index + 1) * size]
+            if self.parallel is None:
+                return self.windows.gather(rows)
+            return self.parallel.share(self.windows.gather(rows[: self.parallel.usable(len(rows))]))
 
     return WindowBatches
 
@@ -369,7 +385,8 @@ def compile_trainer(model, spec: TrainSpec):
         steps_per_execution=steps,
         jit_compile=spec.jit_compile,
     )
-    looped = speed.current().looped_steps
+    # Under a distribution Keras's own train function places each batch and the state by its shardings.
+    looped = speed.current().looped_steps and current_parallel() is None
     if keras.backend.backend() == "jax" and trainer.jit_compile and steps > 1 and looped and _jax_on_cpu():
         trainer.train_function = _looped_train_function(trainer)  # fit() keeps a train_function it finds
     return trainer

@@ -1,0 +1,128 @@
+"""Data-parallel training (keras_seq/distributed.py): two host devices and two processes on 127.0.0.1 train as one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_seq.distributed import Cluster
+from keras_seq.errors import KerasSeqError
+from keras_seq.training import TrainSpec
+
+TINY = ["--units", "8", "--layers", "1", "--window", "10", "--epochs", "3", "-q"]
+
+# Trains the same tiny LSTM on one and on two host devices in one jax process: keras-seq itself asks XLA for the
+# second device (the test does not set XLA_FLAGS). Prints both histories and the largest weight difference.
+ONE_AND_TWO_DEVICES = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    from keras_seq.data.sources import DataSpec
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.fitting import fit_run
+    from keras_seq.models.spec import ModelSpec
+    from keras_seq.training import TrainSpec
+
+    runs = {}
+    for devices in (2, 1):
+        result = fit_run(DataSpec(source=sys.argv[1]), WindowSpec(window=10), ModelSpec(units=8, layers=1),
+                         TrainSpec(epochs=3, devices=devices), out=sys.argv[2], verbose=0)
+        runs[devices] = result
+    import jax
+    from keras_seq.models.builders import load_model  # Keras loads in the first fit, after the devices are set
+    weights = [load_model(runs[d].path / "model.keras").get_weights() for d in (1, 2)]
+    print(json.dumps({"devices": jax.device_count(), "flags": os.environ.get("XLA_FLAGS"),
+                      "history": {d: runs[d].history for d in (1, 2)},
+                      "mae": {d: runs[d].report.model["mae"] for d in (1, 2)},
+                      "weights": max(float(np.abs(a - b).max()) for a, b in zip(*weights))}))
+""")
+
+
+@pytest.fixture
+def series_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2020-01-01", periods=200)
+    path = tmp_path / "series.csv"
+    pd.DataFrame({"Date": dates, "Close": 100 + np.cumsum(rng.normal(0, 1, 200))}).to_csv(path, index=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_host_devices_and_two_processes_train_like_one_device(series_csv, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "KERAS_BACKEND")} | {"KERAS_BACKEND": "jax"}
+    console = [str(os.path.join(os.path.dirname(sys.executable), "keras-seq")), "fit", "--data", str(series_csv), *TINY]
+    address = f"127.0.0.1:{free_port()}"
+    started = [subprocess.Popen([*console, "--devices", "all", "--coordinator", address, "--num-processes", "2",
+                                 "--process-id", str(k), "--out", str(tmp_path / f"job{k}")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for k in (0, 1)]
+    in_one = subprocess.run([sys.executable, "-c", ONE_AND_TWO_DEVICES, str(series_csv), str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    outputs = [process.communicate(timeout=300)[0] for process in started]
+    assert in_one.returncode == 0, in_one.stderr[-3000:]
+    assert [p.returncode for p in started] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    found = json.loads(in_one.stdout.strip().splitlines()[-1])
+    assert found["devices"] == 2 and "--xla_force_host_platform_device_count=2" in found["flags"]
+    one, two = found["history"]["1"], found["history"]["2"]
+    assert len(one["loss"]) == 3 and one["loss"][0] != one["loss"][-1]  # it trained
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(two[key], one[key], rtol=0, atol=1e-5)
+    assert found["weights"] < 1e-5
+    assert found["mae"]["2"] == pytest.approx(found["mae"]["1"], abs=1e-3)
+    # The two processes joined through jax.distributed: process 0 wrote the run, process 1 nothing.
+    assert "process 1 of 2: trained" in outputs[1] and not (tmp_path / "job1").exists()
+    (run,) = (tmp_path / "job0").iterdir()
+    history = pd.read_csv(run / "history.csv")
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(history[key], one[key], rtol=0, atol=1e-5)
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "complete" and config["train"]["devices"] == "all"
+
+
+def test_devices_option_is_checked_before_any_work(run_cli, tmp_path):
+    code, _, err = run_cli("fit", "--devices", "two", "--out", tmp_path)
+    assert code != 0 and "expected a positive integer or 'all'" in err
+    with pytest.raises(KerasSeqError, match="positive integer or \"all\""):
+        TrainSpec(devices=0)
+    # The in-process suite runs on tensorflow (or torch): data-parallel training needs jax, in one line.
+    import keras
+
+    if keras.backend.backend() != "jax":
+        code, _, err = run_cli("fit", "--devices", "2", "--epochs", "1", "--out", tmp_path)
+        assert code != 0 and "runs on the jax backend" in err and "Traceback" not in err
+        assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("given, environment, message", [
+    ({"coordinator": "127.0.0.1:1234"}, {}, "needs --num-processes"),
+    ({"coordinator": "127.0.0.1:1234", "num_processes": 2, "process_id": 2}, {}, "from 0 to 1"),
+    ({"coordinator": "no-port", "num_processes": 2, "process_id": 0}, {}, "must be host:port"),
+    ({}, {"KERAS_DISTRIBUTION_NUM_PROCESSES": "two"}, "must be a whole number"),
+])
+def test_an_incomplete_cluster_is_refused_in_one_line(monkeypatch, given, environment, message):
+    for name in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(KerasSeqError, match=message):
+        Cluster.from_environment(**given)
+
+
+def test_the_cluster_comes_from_keras_environment_variables(monkeypatch):
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "10.0.0.1:1234,10.0.0.2:2345")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "1")
+    assert Cluster.from_environment(process_id=0) == Cluster("10.0.0.1:1234,10.0.0.2:2345", 2, 0)
