@@ -76,6 +76,11 @@ class Cluster:
         cluster.check()
         return cluster
 
+    @property
+    def address(self) -> str:
+        """The coordinator's host:port (the first of a list of job addresses)."""
+        return self.coordinator.split(",")[0].strip()
+
     def check(self) -> None:
         """Refuse an incomplete or inconsistent cluster (one line)."""
         missing = [f"--{name.replace('_', '-')} (or ${ENVIRONMENT[name]})" for name, value in
@@ -83,8 +88,7 @@ class Cluster:
         if missing:
             raise KerasSeqError(f"a multi-process job needs {', '.join(missing)} too: give the coordinator's "
                                 "host:port, the number of processes and this process's id.")
-        address = self.coordinator.split(",")[0].strip()
-        if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", address):
+        if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", self.address):
             raise KerasSeqError(f"the coordinator must be host:port (e.g. 10.0.0.1:1234). Received: {self.coordinator!r}")
         if self.num_processes < 1 or not 0 <= self.process_id < self.num_processes:
             raise KerasSeqError(f"the process id must be from 0 to {self.num_processes - 1} for {self.num_processes} "
@@ -98,7 +102,7 @@ class Cluster:
             raise KerasSeqError(f"a multi-process job runs on the jax backend; this one uses "
                                 f"{keras.backend.backend()}. Use --backend jax.")
         try:
-            keras.distribution.initialize(self.coordinator.split(",")[0].strip(), self.num_processes, self.process_id)
+            keras.distribution.initialize(self.address, self.num_processes, self.process_id)
         except RuntimeError as exc:
             if "should only be called once" in str(exc):
                 return  # already joined, by an earlier fit of this process
@@ -126,11 +130,6 @@ class Parallel:
     devices: int
     process_index: int = 0
     process_count: int = 1
-
-    @property
-    def writes(self) -> bool:
-        """Whether this process writes the run folder and its checkpoints (process 0 only)."""
-        return self.process_index == 0
 
     def usable(self, size: int) -> int:
         """Windows of a batch of `size` that are trained on: a multiple of the device count."""

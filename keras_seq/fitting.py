@@ -140,7 +140,9 @@ def fit_run(
     specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
     specs.check()
     frame = data.load()
-    start_keras(specs.train.devices, cluster)
+    from keras_seq.distributed import Cluster
+
+    start_keras(specs.train.devices, cluster or Cluster.from_environment())
     from keras_seq.data.sources import frame_sha256
 
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -149,10 +151,12 @@ def fit_run(
 
 
 def start_keras(devices, cluster=None) -> None:
-    """Import Keras, asking XLA for `devices` host devices first, and join `cluster` (or the environment's) if any."""
-    from keras_seq.distributed import Cluster, request_host_devices
+    """Import Keras, asking XLA for `devices` host devices first, and join `cluster` (a `distributed.Cluster`) if given.
 
-    cluster = cluster or Cluster.from_environment()
+    Only `fit` joins a multi-process job: a comparison or a recipe run writes from every process.
+    """
+    from keras_seq.distributed import request_host_devices
+
     request_host_devices(devices)
     import_keras()
     if cluster is not None:
@@ -186,9 +190,8 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto", cluster=None
         KerasSeqError: `run_dir` is not an unfinished run, has no checkpoint,
             or its data changed since it started.
     """
-    from keras_seq.safety import folder_lock
-
     from keras_seq.distributed import Cluster
+    from keras_seq.safety import folder_lock
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():

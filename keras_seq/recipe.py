@@ -458,9 +458,9 @@ def run_recipe(
     Returns:
         A `RecipeResult`.
     """
-    from keras_seq.backend import import_keras, use_backend
+    from keras_seq.backend import use_backend
     from keras_seq.compare import check_backtest, date_count
-    from keras_seq.distributed import request_host_devices
+    from keras_seq.fitting import start_keras
 
     echo = echo or (lambda line: None)
     backend = use_backend(backend)
@@ -469,9 +469,7 @@ def run_recipe(
         frame = experiment.data.load()
         check_backtest(date_count(frame), experiment.windows, experiment.compare.backtest)
         frames[experiment.name] = frame
-    devices = [e.train.devices for e in recipe.experiments if isinstance(e.train.devices, int)]
-    request_host_devices(max(devices, default=1))
-    import_keras()
+    start_keras(max((e.train.devices for e in recipe.experiments if isinstance(e.train.devices, int)), default=1))
     from keras_seq.safety import STOP, stop_signals
     from keras_seq.rundir import staged_folder, utc_stamp, write_json
     from keras_seq.training import versions
