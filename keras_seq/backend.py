@@ -7,10 +7,12 @@ TensorFlow imports Keras), so the choice must be made before any of
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import sys
+from pathlib import Path
 
 from keras_seq.errors import KerasSeqError
 
@@ -94,19 +96,80 @@ def default_to_keras_seq_backend() -> None:
 
 
 def import_keras():
-    """Import Keras (and TensorFlow) with the chosen backend, and return `keras`.
+    """Import Keras with the chosen backend, and return `keras`.
 
     Where no backend was chosen, it is `use_backend()`'s default.
+    TensorFlow is imported with it only on the tensorflow backend: on jax
+    and torch, training, evaluation and ONNX serving read numpy batches, and
+    TensorFlow (about 6 s and 470 MiB on a 2-core CPU) loads only when
+    something needs it (`import_tensorflow`: SavedModel files, tf.data
+    pipelines).
+    """
+    if "keras" in sys.modules and ("tensorflow" in sys.modules
+                                   or sys.modules["keras"].backend.backend() != "tensorflow"):
+        return sys.modules["keras"]
+    use_backend()
+    with _native_start_up_quiet():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            _load_tensorflow()
+    if keras.backend.backend() == "jax":
+        use_jax_compilation_cache()
+    return keras
+
+
+def jax_cache_folder() -> Path:
+    """Where keras-seq keeps JAX's persistent compilation cache: `$XDG_CACHE_HOME/keras-seq/jax`
+    (`~/.cache/keras-seq/jax`)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "keras-seq" / "jax"
+
+
+def use_jax_compilation_cache() -> None:
+    """Turn on JAX's persistent compilation cache, so a second run of the same shapes does not compile.
+
+    A first `keras-seq fit` of the default LSTM spends about 4 s of a 2-core
+    CPU compiling (benchmarks/RESULTS.md); each step compiles in well under
+    JAX's default one-second threshold, so every compilation is kept. A
+    cache folder chosen by the user (`JAX_COMPILATION_CACHE_DIR` or
+    `jax.config`) is kept as it is; `KERAS_SEQ_JAX_CACHE=0` turns the
+    cache off.
+    """
+    import jax
+
+    if os.environ.get("KERAS_SEQ_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(jax_cache_folder()))
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def import_tensorflow():
+    """`tensorflow`, imported quietly after the backend is chosen (on any backend)."""
+    import_keras()
+    if "tensorflow" not in sys.modules:
+        with _native_start_up_quiet():
+            _load_tensorflow()
+    return sys.modules["tensorflow"]
+
+
+def _load_tensorflow() -> None:
+    import tensorflow  # noqa: F401  (loads its native libraries now)
+
+    # Retracing notices when many models are trained in one process (compare) are noise.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _native_start_up_quiet():
+    """Capture file descriptor 2 while native libraries load, and show what they printed only on failure.
+
     TensorFlow's native libraries print start-up notices straight to file
     descriptor 2 before its logging is configured (`TF_CPP_MIN_LOG_LEVEL`
-    cannot silence them). They are captured here and shown only if the
-    import fails.
+    cannot silence them).
     """
-    if "keras" in sys.modules and "tensorflow" in sys.modules:
-        return sys.modules["keras"]
     import tempfile
-
-    use_backend()
 
     sys.stderr.flush()
     saved = os.dup(2)
@@ -114,11 +177,7 @@ def import_keras():
         os.dup2(captured.fileno(), 2)
         failed = True
         try:
-            import keras
-            import tensorflow  # noqa: F401  (tf.data; loads its native libraries now)
-
-            # Retracing notices when many models are trained in one process (compare) are noise.
-            logging.getLogger("tensorflow").setLevel(logging.ERROR)
+            yield
             failed = False
         finally:
             os.dup2(saved, 2)
@@ -126,12 +185,65 @@ def import_keras():
             if failed:
                 captured.seek(0)
                 sys.stderr.write(captured.read().decode("utf-8", errors="replace"))
-    return keras
 
 
-def import_tensorflow():
-    """`tensorflow`, imported as `import_keras` imports it (quietly, after the backend is chosen)."""
-    import_keras()
-    import tensorflow
+def set_random_seed(seed: int) -> None:
+    """`keras.utils.set_random_seed`, without importing TensorFlow where it is not loaded.
 
-    return tensorflow
+    Keras's function imports TensorFlow whenever it is installed, to seed
+    tf.data. keras-seq's batches are numpy on every backend (their order
+    comes from the seed and the epoch), so TensorFlow is seeded only when
+    it is already loaded. The rest is what Keras's function does: Python's
+    and numpy's generators, torch's on torch, the global seed Keras's
+    distribution reads and a fresh global `SeedGenerator` (weights drawn
+    with no seed of their own come from it).
+    """
+    keras = import_keras()
+    if "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+    else:
+        _seed_without_tensorflow(keras, seed)
+
+
+def _seed_without_tensorflow(keras, seed: int) -> None:
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def tensorflow_left_unloaded():
+    """Keep Keras from importing TensorFlow for a `.keras` save where TensorFlow is not loaded.
+
+    Keras's serializer imports TensorFlow whenever it is installed
+    (`module_utils.tensorflow.available`), only to ask whether a value is
+    a `tf.TensorShape`, `tf.DType` or `tf.TypeSpec`. Where TensorFlow was
+    never imported no value can be one, so for the save the answer is "not
+    available": the file is the same, without TensorFlow's 6 s and 470 MiB.
+    With TensorFlow loaded, or a Keras without that probe, nothing changes.
+    """
+    probe = None
+    if "tensorflow" not in sys.modules:
+        from keras.src.utils import module_utils
+
+        probe = getattr(module_utils, "tensorflow", None)
+    if probe is None or getattr(probe, "_available", True) is not None:
+        yield
+        return
+    probe._available = False
+    try:
+        yield
+    finally:
+        probe._available = None

@@ -8,6 +8,7 @@ Every mistake a user can make ends as one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 import sys
 import warnings
 
@@ -17,6 +18,8 @@ from keras_seq.models.registry import arch_names, get_arch
 from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, DISTRIBUTIONS, SCALER_NAMES, TRANSFORMS, ModelSpec
 
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
+OBJECTIVE_CHOICES = ("val_mase", "val_loss")  # keras_seq.tuning.OBJECTIVES (not imported: --help stays light)
+PRUNER_CHOICES = ("median", "none")
 
 
 def _reports_errors(command):
@@ -370,6 +373,80 @@ def compare(archs, repeats, backtest, **options):
     click.echo()
     click.echo(result.markdown)
     click.echo(f"comparison written to {result.path}")
+
+
+@cli.command()
+@click.option("--recipe", default=None, metavar="RECIPE",
+              help="A recipe with a [tune] table: its options are the base fit, its table the search space "
+                   "(the fit options below are then left out).")
+@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True,
+              help="The base fit's arch (the default space searches lstm, gru and drnn).")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Trials the study ends with, over every worker and resume (default 20, or the recipe's).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local worker processes on the study's storage.")
+@click.option("--storage", default=None, metavar="URL",
+              help="An SQLAlchemy URL (sqlite:///study.db, postgresql://...) shared by workers on many machines "
+                   "(default: OUT/STUDY/study.journal, Optuna's journal file).")
+@click.option("--study", default="study", show_default=True, help="The study's name and its folder under --out.")
+@click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=None,
+              help="val_mase (validation MASE, the default) or val_loss (normalized units).")
+@click.option("--pruner", type=click.Choice(PRUNER_CHOICES), default=None,
+              help="median (Optuna's MedianPruner on each epoch's score, the default) or none.")
+@click.option("--no-refit", is_flag=True, help="Do not refit the best trial as a run folder.")
+@training_options
+@_reports_errors
+@_stops_on_signals
+def tune(recipe, arch, **options):
+    """Search hyperparameters with Optuna, scored on the validation split; refit the best on the test split.
+
+    Writes OUT/STUDY/ with the study's storage, trials.csv, history.png,
+    importance.png, tune.json and the best trial's run folder under best/.
+    The same command resumes a study stopped by Ctrl-C or a crash.
+    """
+    from keras_seq.tuning import TuneSpec, tune as tune_study
+
+    given = {key: options.pop(key) for key in ("trials", "workers", "storage", "study", "objective", "pruner",
+                                                "no_refit")}
+    settings = {k: given[k] for k in ("trials", "objective", "pruner") if given[k] is not None}
+    if recipe is not None:
+        specs, table = _tune_recipe(recipe)
+        settings = {**table, **settings}
+    else:
+        specs = _specs(arch, options)
+    spec = TuneSpec(**settings, study=given["study"], storage=given["storage"], workers=given["workers"],
+                    refit=not given["no_refit"])
+    summary = tune_study(*specs, spec, out=options["out"], backend=options["backend"],
+                         verbose=0 if options["quiet"] else 1)
+    best = summary["best"]
+    click.echo(f"{summary['trials_counted']} trials ({', '.join(f'{v} {k}' for k, v in summary['states'].items())})")
+    if best is None:
+        click.echo("no trial completed: see trials.csv for why")
+    else:
+        click.echo(f"best: trial {best['number']}, {spec.objective} {best['value']:.4f}, {best['params']}")
+    if summary.get("refit"):
+        click.echo(f"best trial refit to {summary['refit']['run']}")
+    click.echo(f"study written to {Path(options['out']) / spec.study}")
+
+
+def _tune_recipe(name: str):
+    """The base specs and [tune] settings of a recipe; it must have a [tune] table and take no fit options."""
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.recipe import load_recipe
+
+    ctx = click.get_current_context()
+    allowed = {"recipe", "trials", "workers", "storage", "study", "objective", "pruner", "no_refit", "out", "backend",
+               "quiet"}
+    given = [p.opts[0] for p in ctx.command.params
+             if p.name not in allowed and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"--recipe takes the fit's options from the recipe; drop {given[0]} (or edit the recipe).")
+    loaded = load_recipe(name)
+    if loaded.tune is None:
+        raise KerasSeqError(f"{loaded.path} has no [tune] table: add one (e.g. [tune.model] units = {{low = 16, "
+                            "high = 128, log = true}}), or run it with `keras-seq run`.")
+    experiment = loaded.experiments[0]
+    return (experiment.data, experiment.windows, experiment.model, experiment.train), loaded.tune
 
 
 @cli.command(name="run")

@@ -370,16 +370,24 @@ def _baseline_label(name: str, season: int) -> str:
     return f"seasonal naive ({season})" if name == "seasonal naive" else name
 
 
+PREDICT_CHUNK_WINDOWS = 65_536  # windows gathered at once by predict_split
+
+
 def predict_split(model, windows: Windows, split: str) -> np.ndarray:
     """Raw forecasts of a keras-seq model for `split`, shaped like `windows.targets(split)`."""
     if windows.normalized:
         raise ValueError("predict_split needs raw windows: make_windows(..., normalize=False).")
     if split == "train" and windows.shuffled:
         raise ValueError("the train split is shuffled, so its predictions would not line up with its targets.")
-    dataset = windows.dataset(split)
-    if dataset is None:
+    starts = windows.starts(split)
+    if not len(starts):
         raise ValueError(f"the {split} split has no windows.")
-    predictions = np.asarray(model.predict(dataset, verbose=0), dtype="float64")
+    # numpy batches on every backend (no TensorFlow on jax and torch), gathered a chunk at a time: a chunk is a
+    # whole number of batches, so only the split's last batch has a shape of its own
+    chunk = windows.batch_size * max(1, PREDICT_CHUNK_WINDOWS // windows.batch_size)
+    parts = [model.predict(windows.gather(starts[i : i + chunk])[0], batch_size=windows.batch_size, verbose=0)
+             for i in range(0, len(starts), chunk)]
+    predictions = np.concatenate([np.asarray(p, dtype="float64") for p in parts])
     shape = windows.target_positions(split).shape
     return predictions.reshape(shape if predictions.size == np.prod(shape) else (*shape, -1))
 

@@ -28,7 +28,7 @@ import re
 import shutil
 from pathlib import Path
 
-from keras_seq.backend import import_keras, use_backend
+from keras_seq.backend import import_keras, set_random_seed, tensorflow_left_unloaded, use_backend
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
@@ -408,10 +408,8 @@ def _run_model(specs: RunSpecs, training):
     from keras_seq.models.builders import build_forecaster
     from keras_seq.models.scalers import set_series_statistics
 
-    import keras
-
     vocabulary = series_vocabulary(training, specs.data.series_name) if specs.model.reads_series else None
-    keras.utils.set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
+    set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
     net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
                            target_index=specs.target_index, unscaled=specs.unscaled_columns,
                            series_count=len(vocabulary or ()))
@@ -425,12 +423,10 @@ def run_windows(frame, specs: RunSpecs):
     of a model that reads the series, each window with its series' index."""
     from keras_seq.data.windows import make_windows, series_vocabulary, with_series_index
 
-    import keras
-
     options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns,
                    series_column=specs.data.panel_column, future_features=specs.data.future_features)
-    # Before the pipeline is built: tf.data's shuffle order depends on the global seed too.
-    keras.utils.set_random_seed(specs.train.seed)
+    # Before the windows are cut: a tf.data pipeline a caller builds from them reads the global seed too.
+    set_random_seed(specs.train.seed)
     training = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)
     raw = make_windows(frame, batch_size=max(specs.train.batch_size, 256), shuffle=False,
                        scaling=training.scaling, **(options | {"supervision": "last"}))
@@ -457,7 +453,8 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     from keras_seq.models.spec import loss_name
 
     arch = fitted.config["model"]["arch"]
-    fitted.model.save(folder / MODEL_FILE)
+    with tensorflow_left_unloaded():
+        fitted.model.save(folder / MODEL_FILE)
     write_json(folder / CONFIG_FILE, fitted.config)
     write_history(folder / "history.csv", fitted.history)
     if not fitted.reports:  # interrupted: the best weights so far, no evaluation

@@ -136,6 +136,7 @@ class Recipe:
     description: str
     experiments: tuple[Experiment, ...]
     overrides: tuple[str, ...]
+    tune: dict | None = None  # a search's `[tune]` table as TuneSpec keyword arguments (`keras-seq tune --recipe`)
 
 
 # === Finding and reading recipes ===
@@ -214,7 +215,25 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         description=" ".join(raw["description"].split()),
         experiments=tuple(experiments),
         overrides=tuple(overrides),
+        tune=_tune_of(raw, where, experiments),
     )
+
+
+def _tune_of(raw: dict, where: str, experiments: list) -> dict | None:
+    """The `[tune]` table as TuneSpec keyword arguments, checked; a search tunes one experiment."""
+    if "tune" not in raw:
+        return None
+    from keras_seq.tuning import TuneSpec
+
+    if len(experiments) != 1:
+        raise KerasSeqError(f"{where}: a recipe with [tune] searches around one set of options; it has "
+                            f"{len(experiments)} experiments. Keep one (or none) and put the others in their own recipe.")
+    options = parse_tune_table(raw["tune"], where)
+    try:
+        TuneSpec(**options)
+    except KerasSeqError as exc:
+        raise KerasSeqError(f"{where} [tune]: {exc}") from None
+    return options
 
 
 def _first_duplicate(names):
@@ -248,13 +267,17 @@ def _check_section(table, section: str, label: str) -> None:
 
 
 def _check_top(raw: dict, where: str) -> None:
-    known = {**TOP_KEYS, **{s: None for s in SCHEMA}, "experiment": None}
+    known = {**TOP_KEYS, **{s: None for s in SCHEMA}, "experiment": None, "tune": None}
     for key, value in raw.items():
         if key not in known:
             raise KerasSeqError(
-                f"{where}: unknown key '{key}'. Expected: description, name, experiment, or a section "
+                f"{where}: unknown key '{key}'. Expected: description, name, experiment, tune, or a section "
                 f"({', '.join(SCHEMA)})."
             )
+        if key == "tune":
+            if not isinstance(value, dict):
+                raise KerasSeqError(f"{where}: 'tune' must be a table ([tune]). Received: {_describe(value)}")
+            parse_tune_table(value, where)
         if key in TOP_KEYS and not TOP_KEYS[key][1](value):
             raise KerasSeqError(f"{where}: '{key}' must be {TOP_KEYS[key][0]}. Received: {_describe(value)}")
         if key in SCHEMA:
@@ -282,6 +305,67 @@ def _check_top(raw: dict, where: str) -> None:
             raise KerasSeqError(f"{label}: missing 'name', the experiment's folder name (a string).")
         if not is_folder_name(entry["name"]):
             raise KerasSeqError(f"{label}: 'name' must be letters, digits, '-' or '_'. Received: {entry['name']!r}")
+
+
+# === A search's [tune] table ===
+
+
+def parse_tune_table(table: dict, where: str) -> dict:
+    """A recipe's `[tune]` table -> TuneSpec keyword arguments (`space` only where subtables are given)."""
+    from keras_seq.tuning import TUNABLE
+
+    settings = {"trials": int, "objective": str, "pruner": str}
+    options, space = {}, []
+    for key, value in table.items():
+        if key in TUNABLE:
+            if not isinstance(value, dict):
+                raise KerasSeqError(f"{where}: 'tune.{key}' must be a table ([tune.{key}]). Received: {_describe(value)}")
+            space += [_tune_param(key, name, entry, f"{where}: 'tune.{key}.{name}'") for name, entry in value.items()]
+        elif key in settings:
+            if not isinstance(value, settings[key]) or isinstance(value, bool):
+                raise KerasSeqError(f"{where}: 'tune.{key}' must be {'an integer' if settings[key] is int else 'a string'}."
+                                    f" Received: {_describe(value)}")
+            options[key] = value
+        else:
+            raise KerasSeqError(f"{where}: unknown key 'tune.{key}'. Expected trials, objective, pruner, or a "
+                                f"table of ranges and choices ({', '.join('tune.' + s for s in TUNABLE)}).")
+    if space:
+        options["space"] = tuple(space)
+    return options
+
+
+def _tune_param(section: str, key: str, entry, label: str):
+    """A list is a choice; an inline table {low, high, log} a range (a `tuning.Param`)."""
+    from keras_seq.tuning import TUNABLE, Param
+
+    schema = SCHEMA
+
+    if key not in TUNABLE[section]:
+        raise KerasSeqError(f"{label}: not an option a trial can change. Expected one of: "
+                            f"{', '.join(f'tune.{section}.{k}' for k in TUNABLE[section])}.")
+    expected, check = schema["model"]["archs"] if key == "arch" else schema[section][key]
+    if isinstance(entry, list):
+        if not entry:
+            raise KerasSeqError(f"{label}: a choice needs one or more values.")
+        for value in entry:
+            if not (check([value]) if key == "arch" else check(value)):
+                raise KerasSeqError(f"{label}: each choice must be {'an arch name' if key == 'arch' else expected}. "
+                                    f"Received: {_describe(value)}")
+        return Param(section, key, choices=tuple(entry))
+    if not isinstance(entry, dict) or set(entry) - {"low", "high", "log"} or not {"low", "high"} <= set(entry):
+        raise KerasSeqError(f"{label}: expected a list of choices or a range {{low = ..., high = ..., log = false}}. "
+                            f"Received: {_describe(entry)}")
+    if schema[section][key] not in (INT, NUMBER):
+        raise KerasSeqError(f"{label}: {expected} cannot be a range; give a list of choices.")
+    low, high, log = entry["low"], entry["high"], entry.get("log", False)
+    integer = schema[section][key] is INT
+    if not (check(low) and check(high)) or not isinstance(log, bool):
+        raise KerasSeqError(f"{label}: low and high must be {expected}, log true or false. Received: {_describe(entry)}")
+    if not low < high or (log and low <= 0):
+        raise KerasSeqError(f"{label}: needs low < high{' and low > 0 on a log scale' if log else ''}. "
+                            f"Received: low = {low}, high = {high}")
+    return Param(section, key, low=low, high=high, log=log, integer=integer)
+
 
 
 def _parse_override(item: str, where: str):
@@ -463,6 +547,7 @@ def run_recipe(
     from keras_seq.fitting import start_keras
 
     echo = echo or (lambda line: None)
+    _refuse_search(recipe)
     backend = use_backend(backend)
     frames = {}
     for experiment in recipe.experiments:
@@ -495,6 +580,12 @@ def run_recipe(
         })
         STOP.check("the recipe run")  # a signal after the last experiment: still nothing is published
     return RecipeResult(stage.final, report, summaries)
+
+
+def _refuse_search(recipe: Recipe) -> None:
+    if recipe.tune is not None:
+        raise KerasSeqError(f"{recipe.path} declares a search ([tune]): run it with `keras-seq tune --recipe "
+                            f"{recipe.path}`.")
 
 
 def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo):

@@ -7,6 +7,7 @@ built (and checked) before a backend is chosen.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import itertools
@@ -122,7 +123,7 @@ def train_model(
     if windows.normalized:
         raise ValueError("train_model needs raw windows (the model scales them itself): "
                          "make_windows(...) without normalize=True.")
-    if windows.validation is None:
+    if windows.count("validation") == 0:
         raise KerasSeqError("training needs a validation split. Give `splits` a validation fraction above 0.")
     trainer = compile_trainer(model, spec)
     first_epoch, previous = (resume["epochs_done"], resume["history"]) if resume is not None else (0, {})
@@ -132,16 +133,41 @@ def train_model(
         verbose = 1 if sys.stdout.isatty() else 2
     interrupt = _Interrupt()
     guard, best, saver = _callbacks(keras, spec, resume, checkpoint, previous, interrupt)
+    watchers = [_epoch_watcher(keras, watch, model) for watch in _EPOCH_WATCHERS.get()]
     with interrupt.catching(trainer):
         history = trainer.fit(fit_data(windows, "train", first_epoch), validation_data=fit_data(windows, "validation"),
                               epochs=spec.epochs, initial_epoch=first_epoch, verbose=verbose,
-                              callbacks=[c for c in (guard, best, saver) if c is not None],
+                              callbacks=[c for c in (guard, best, saver, *watchers) if c is not None],
                               shuffle=False)  # the training pipeline shuffles itself
     guard.check(spec.lr)
     if interrupt.requested:  # the epochs in the last checkpoint; one cut short is not kept: resuming repeats it
         return {**(saver.history if saver is not None else {}), "interrupted": True}
     done = {key: [float(v) for v in values] for key, values in history.history.items()}
     return {key: list(previous.get(key, [])) + done.get(key, []) for key in dict.fromkeys([*previous, *done])}
+
+
+# Functions called as `watch(epoch, logs, model)` after every epoch of the fits inside `watching_epochs` (logs
+# hold the epoch's losses, model is the model being trained: raw values in and out); an exception one raises ends
+# training there and leaves `train_model` (keras-seq tune's pruner).
+_EPOCH_WATCHERS = contextvars.ContextVar("keras_seq_epoch_watchers", default=())
+
+
+@contextlib.contextmanager
+def watching_epochs(watch):
+    """Call `watch(epoch, logs, model)` after every epoch of each model trained inside this block."""
+    token = _EPOCH_WATCHERS.set((*_EPOCH_WATCHERS.get(), watch))
+    try:
+        yield
+    finally:
+        _EPOCH_WATCHERS.reset(token)
+
+
+def _epoch_watcher(keras, watch, model):
+    class EpochWatcher(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            watch(epoch, dict(logs or {}), model)
+
+    return EpochWatcher()
 
 
 def _callbacks(keras, spec: TrainSpec, resume, checkpoint, previous: dict, interrupt):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from keras_seq.backend import DEFAULT_BACKEND, use_backend
@@ -34,3 +35,45 @@ def test_switching_after_keras_loaded_is_one_clear_error():
     other = "tensorflow" if keras.backend.backend() != "tensorflow" else "jax"
     with pytest.raises(KerasSeqError, match=f"already imported with backend '{keras.backend.backend()}'"):
         use_backend(other)
+
+
+@pytest.mark.backend
+def test_seeding_without_tensorflow_draws_what_keras_seeding_draws():
+    """keras-seq seeds like `keras.utils.set_random_seed` where TensorFlow is not loaded (jax, torch)."""
+    import random
+
+    from keras_seq.backend import _seed_without_tensorflow
+
+    def draws():
+        layer = keras.layers.Dense(3)  # no seed of its own: the global SeedGenerator
+        layer.build((None, 2))
+        return (keras.ops.convert_to_numpy(layer.kernel), keras.ops.convert_to_numpy(keras.random.normal((4,))),
+                np.random.rand(2), random.random())
+
+    keras.utils.set_random_seed(11)
+    expected = draws()
+    draws()  # the generators move on ...
+    _seed_without_tensorflow(keras, 11)  # ... and are put back where Keras's seeding puts them
+    for got, want in zip(draws(), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_a_jax_fit_loads_no_tensorflow_and_its_second_run_compiles_nothing(tmp_path):
+    """On jax, TensorFlow stays unloaded (about 6 s and 470 MiB), and JAX's compilation cache (under
+    `$XDG_CACHE_HOME/keras-seq/jax` unless the user chose a folder) serves a second run of the same shapes."""
+    fit = ("import sys; from keras_seq.cli import main; sys.argv = ['keras-seq', 'fit', '--arch', 'gru', '--units', '4',"
+           " '--layers', '1', '--epochs', '1', '--start', '2021-01-01', '-q', '--out', sys.argv[1]]\n"
+           "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+           "print('tensorflow' in sys.modules)")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "KERAS_BACKEND": "jax"}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    cache = tmp_path / "cache" / "keras-seq" / "jax"
+    entries = []
+    for k in range(2):
+        done = subprocess.run([sys.executable, "-c", fit, str(tmp_path / f"run{k}")], capture_output=True, text=True,
+                              env={**base, **env}, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split()[-1] == "False"  # TensorFlow never imported
+        entries.append(sorted(p.name for p in cache.iterdir()))
+    assert entries[0] and entries[1] == entries[0]  # the first run filled the cache; the second compiled nothing new

@@ -196,8 +196,11 @@ def test_deep_archs_train_and_export_with_parity(deep_runs, arch):
     config = json.loads((run.path / "config.json").read_text())
     assert config["model"]["transition_layers"] == 3 and config["model"]["arch"] == arch
     if keras.backend.backend() == "tensorflow":
+        if arch == "dtrnn":  # its parts are in the other two (dtsrnn adds the shortcut, dotrnn the output layers)
+            return
         parity = export_run(run.path, "savedmodel,onnx").parity
-    elif arch != "dotrnn":  # on another backend, one deep arch (the one with every part) exports: ~10 s each
+    elif arch != "dotrnn" or keras.backend.backend() == "jax":
+        # on torch, the deep arch with the most parts exports (~10 s); test_export exports a jax-trained model
         return
     else:  # trained on another backend: export in a tensorflow process, as users do
         done = run_console("export", run.path, "--format", "savedmodel,onnx", env={"KERAS_BACKEND": "tensorflow"})

@@ -169,18 +169,22 @@ def test_a_backend_that_is_not_installed_names_its_extra(run_cli, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.backend
 def test_same_options_and_seed_give_identical_metrics_in_separate_processes(tmp_path):
-    """Two `fit` processes started at once into one --out: two folders, the same metrics.json."""
+    """Two `fit` processes started at once into one --out: two folders, the same metrics.json.
+
+    On torch: test_interrupt's resumed runs match uninterrupted ones in other processes on jax and tensorflow.
+    """
     import os
     from pathlib import Path
 
-    import keras
+    import importlib.util
 
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("the torch extra is not installed (make test installs it)")
     script = Path(sys.executable).with_name("keras-seq")
     args = [str(script), "fit", "--arch", "gru", "--units", "4", "--layers", "1", "--window", "8", "--epochs", "2",
             "--batch-size", "64", "--out", str(tmp_path), "-q"]
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     for proc in procs:
         out, err = proc.communicate(timeout=600)

@@ -177,8 +177,9 @@ def test_recipe_exports_its_models(run_cli, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["seed-replication", "dji-compare", "dji-lstm-export"])
 def test_shipped_recipe_runs_shortened(run_cli, tmp_path, name):
-    # One epoch, one seed, two years of rows: the suite's time is short.
-    shortened = ["train.epochs=1", "evaluate.repeats=1", "data.start=2021-01-04"]
+    # One epoch, one seed, two years of rows, a tiny network in big batches: the suite's time is short.
+    shortened = ["train.epochs=1", "evaluate.repeats=1", "data.start=2021-01-04", "model.units=4", "model.layers=1",
+                 "train.batch_size=64"]
     if name != "dji-lstm-export":  # two archs, one of them brnn (the future leak's report needs it)
         shortened.append("model.archs=drnn,brnn")
     code, out, err = run_cli("run", REPO / "recipes" / f"{name}.toml", *(a for s in shortened for a in ("--set", s)),

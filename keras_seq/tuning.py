@@ -1,0 +1,701 @@
+"""`keras-seq tune`: a hyperparameter search with Optuna, its study kept in storage that outlives the process.
+
+A study searches a space of options (`Param`s: the arch, sizes, window,
+learning rate, dropout, the scaling and head options) around a base fit.
+Each trial trains one model with `fitting.train_and_evaluate` and is scored
+on the validation split only: its MASE (`val_mase`, the default: in the
+target's units, so trials with other scalings, transforms, heads or
+windows compare fairly) or its validation loss (`val_loss`, in normalized
+units: only for spaces that leave those units alone). Optuna's pruner reads
+that score after every epoch and stops trials that trail the others. The
+test split is read once, by the best trial's refit, a normal run folder.
+
+The study lives in `<out>/<study>/study.journal` (Optuna's
+`JournalFileBackend`, the storage Optuna recommends for several processes
+on one machine; SQLite is not) or in any SQLAlchemy URL (`--storage
+sqlite:///study.db`, `postgresql://...` for workers on many machines).
+`--workers N` runs N processes on it. A study stopped by Ctrl-C, a kill or
+a crash resumes with the same command: interrupted trials are run again
+with their parameters, finished ones are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.safety import write_file_atomically
+
+OBJECTIVES = ("val_mase", "val_loss")
+PRUNERS = ("median", "none")
+JOURNAL_FILE = "study.journal"
+TUNE_FILE = "tune.json"
+# What a trial may change, per section of a recipe. The data, the splits, the horizon and the target kind are the
+# task itself: trials that changed them would be scored on other rows.
+TUNABLE = {
+    "model": ("arch", "units", "layers", "dropout", "cell", "transition_layers", "output_layers", "scaler",
+              "transform", "residual", "series_embedding", "quantiles", "distribution"),
+    "windows": ("window", "stride", "supervision"),
+    "train": ("lr", "batch_size", "epochs", "patience"),
+}
+# Options that change what the validation loss measures (its normalization, or the steps it averages over).
+LOSS_UNITS = {"model.scaler", "model.transform", "model.quantiles", "model.distribution", "windows.window",
+              "windows.supervision"}
+# Spec field of a recipe key, where the two differ.
+FIELDS = {"windows.stride": "sequence_stride"}
+
+
+class TrialRefused(KerasSeqError):
+    """A trial's options cannot be trained (or its training failed): the trial fails, the study goes on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One searched option: a choice among `choices`, or a range from `low` to `high` (`log`: on a log scale)."""
+
+    section: str
+    key: str
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    def suggest(self, trial):
+        """This option's value for an Optuna trial (a list choice travels as its JSON text)."""
+        if self.choices:
+            shown = [json.dumps(c) if isinstance(c, list) else c for c in self.choices]
+            value = trial.suggest_categorical(self.name, shown)
+            return json.loads(value) if isinstance(self.choices[shown.index(value)], list) else value
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    def examples(self) -> list:
+        """Values that stand for the whole param when the space is checked: each choice, or both ends."""
+        return list(self.choices) or [self.low, self.high]
+
+    def describe(self) -> str:
+        if self.choices:
+            return f"{self.name} in {list(self.choices)}"
+        return f"{self.name} from {self.low:g} to {self.high:g}" + (" (log)" if self.log else "")
+
+
+DEFAULT_SPACE = (
+    Param("model", "arch", choices=("lstm", "gru", "drnn")),
+    Param("model", "units", low=16, high=128, log=True, integer=True),
+    Param("model", "layers", low=1, high=3, integer=True),
+    Param("windows", "window", choices=(8, 16, 32)),
+    Param("train", "lr", low=1e-4, high=1e-2, log=True),
+    Param("model", "dropout", low=0.0, high=0.3),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneSpec:
+    """A search: how many trials, scored how, over which space, kept where.
+
+    Args:
+        trials: int. Trials the study ends with (finished ones, pruned and
+            refused ones included), over every worker and every resume.
+            Defaults to `20`.
+        objective: str. "val_mase" (validation MASE, the default) or
+            "val_loss" (validation loss, normalized units).
+        pruner: str. "median" (Optuna's `MedianPruner`, the default) or
+            "none".
+        space: tuple of `Param`. Defaults to `DEFAULT_SPACE`.
+        study: str. The study's name and folder under `out`. Defaults to
+            `"study"`.
+        storage: str or None. An SQLAlchemy URL; None (the default): the
+            journal file in the study folder.
+        workers: int. Local worker processes. Defaults to `1` (this process).
+        refit: bool. Refit the best trial as a run folder, evaluated on the
+            test split. Defaults to `True`.
+    """
+
+    trials: int = 20
+    objective: str = "val_mase"
+    pruner: str = "median"
+    space: tuple = DEFAULT_SPACE
+    study: str = "study"
+    storage: str | None = None
+    workers: int = 1
+    refit: bool = True
+
+    def __post_init__(self):
+        from keras_seq.rundir import is_folder_name
+
+        for name in ("trials", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {value!r}")
+        if self.objective not in OBJECTIVES:
+            raise KerasSeqError(f"unknown objective {self.objective!r}. Expected one of: {', '.join(OBJECTIVES)}.")
+        if self.pruner not in PRUNERS:
+            raise KerasSeqError(f"unknown pruner {self.pruner!r}. Expected one of: {', '.join(PRUNERS)}.")
+        if not is_folder_name(self.study):
+            raise KerasSeqError(f"the study name must be letters, digits, '-' or '_' (it names a folder). "
+                                f"Received: {self.study!r}")
+        if not self.space:
+            raise KerasSeqError("the search space is empty: give [tune.model], [tune.windows] or [tune.train] "
+                                "ranges or choices, or leave them all out for the default space.")
+        names = [p.name for p in self.space]
+        if len(set(names)) != len(names):
+            raise KerasSeqError(f"the search space names {max(names, key=names.count)} twice.")
+        if self.storage is not None and "://" not in self.storage:
+            raise KerasSeqError(f"--storage {self.storage}: expected an SQLAlchemy URL such as sqlite:///study.db or "
+                                "postgresql://user@host/db (leave it out for the journal file in the study folder).")
+        touched = sorted(LOSS_UNITS.intersection(names))
+        if self.objective == "val_loss" and touched:
+            raise KerasSeqError(
+                f"objective 'val_loss' cannot compare trials that change {touched[0]}: it changes what the "
+                "validation loss measures. Use objective 'val_mase' (in the target's units), or leave it out of the space.")
+
+
+# === Trials ===
+
+
+def trial_specs(base, values: dict):
+    """`base` (fitting.RunSpecs) with a trial's values (`{"model.units": 32, ...}`), checked as a fit checks them."""
+    import dataclasses as dc
+
+    changes = {"model": {}, "windows": {}, "train": {}}
+    for name, value in values.items():
+        section, key = name.split(".")
+        changes[section][FIELDS.get(name, key)] = tuple(value) if isinstance(value, list) else value
+    specs = dc.replace(base, model=dc.replace(base.model, **changes["model"]),
+                       windows=dc.replace(base.windows, **changes["windows"]),
+                       train=dc.replace(base.train, **changes["train"]))
+    specs.check()
+    return specs
+
+
+def check_space(base, spec: TuneSpec) -> None:
+    """Refuse, before any trial, a value that no fit could take: each choice and both ends of each range."""
+    for param in spec.space:
+        for value in param.examples():
+            try:
+                trial_specs(base, {param.name: value})
+            except KerasSeqError as exc:
+                raise KerasSeqError(f"the search space's {param.name} = {value!r} is refused: {exc}") from None
+
+
+def setup_digest(base, spec: TuneSpec, data_sha256: str) -> str:
+    """What a study's trials share: the rows, the base options, the space and the objective."""
+    record = {"data": data_sha256, "options": {k: dataclasses.asdict(getattr(base, k)) for k in
+                                               ("data", "windows", "model", "train")},
+              "backend": base.backend, "space": [dataclasses.asdict(p) for p in spec.space],
+              "objective": spec.objective, "pruner": spec.pruner}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# === The study: storage, recovery, workers ===
+
+
+def open_storage(spec: TuneSpec, folder: Path):
+    """The study's storage: an SQLAlchemy URL as given (with a heartbeat, so a killed worker's trial is failed and
+    retried), else the journal file in `folder` (its own file, never a link)."""
+    import optuna
+
+    if spec.storage:
+        engine = {"connect_args": {"timeout": 60}} if spec.storage.startswith("sqlite") else {}
+        try:
+            with warnings.catch_warnings():  # the heartbeat is marked experimental: a notice on every start
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(spec.storage, engine_kwargs=engine, heartbeat_interval=10,
+                                                  grace_period=60)
+        except Exception as exc:  # a driver that is missing, a server that does not answer, a bad URL
+            raise KerasSeqError(f"--storage {spec.storage}: cannot open it ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}).") from None
+    journal = folder / JOURNAL_FILE
+    if journal.is_symlink() or (journal.exists() and not journal.is_file()):
+        raise KerasSeqError(f"{journal} is not a plain file (a link or a folder): refusing to use it as a study journal.")
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+
+
+def load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int = 0):
+    """Create the study, or join it; refuse one that was started with other options."""
+    import optuna
+
+    # Optuna logs each failed trial with its traceback; keras-seq's trials.csv and tune.json say why each failed.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # Each worker, and each resume, its own stream of suggestions: a sampler seeded as before would repeat the
+    # random start-up trials already run.
+    known = _trial_count(spec, storage)
+    sampler = optuna.samplers.TPESampler(seed=seed + 7919 * worker + known)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2) if spec.pruner == "median"
+              else optuna.pruners.NopPruner())
+    try:  # read first: a study started with other options is refused before anything is written to it
+        study = optuna.load_study(study_name=spec.study, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        study = optuna.create_study(study_name=spec.study, storage=storage, direction="minimize", sampler=sampler,
+                                    pruner=pruner, load_if_exists=True)
+    found = study.user_attrs.get("setup")
+    if found is None:
+        study.set_user_attr("setup", digest)
+        study.set_user_attr("objective", spec.objective)
+    elif found != digest:
+        raise KerasSeqError(
+            f"study '{spec.study}' in this storage was started with other data, options or search space; its trials "
+            "would not compare with these. Give another --study, or the options it was started with.")
+    return study
+
+
+def _trial_count(spec: TuneSpec, storage) -> int:
+    """Trials the study holds so far (0 for a new one)."""
+    import optuna
+
+    try:
+        return len(optuna.load_study(study_name=spec.study, storage=storage).get_trials(deepcopy=False))
+    except KeyError:  # no study of that name yet
+        return 0
+
+
+def _finished(trial) -> bool:
+    """Counts toward `trials`: complete, pruned, or failed for its own options (never for an interruption)."""
+    from optuna.trial import TrialState
+
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        trial.state == TrialState.FAIL and "error" in trial.user_attrs)
+
+
+def recover(study) -> list[int]:
+    """Queue again, with their parameters, the trials an interruption or a dead worker of this machine left
+    unfinished (each once); return their numbers."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+    again = []
+    for trial in trials:
+        if trial.state == TrialState.RUNNING and _dead_here(trial.user_attrs.get("worker")):
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)  # its process is gone
+        elif not (trial.state == TrialState.FAIL and "error" not in trial.user_attrs):
+            continue
+        if trial.number not in retried:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+            again.append(trial.number)
+    return again
+
+
+def _dead_here(worker: str | None) -> bool:
+    """Whether `worker` ("host:pid") is a process of this machine that no longer runs."""
+    if not worker or worker.rpartition(":")[0] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(worker.rpartition(":")[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def quotas(study, trials: int, workers: int) -> list[int]:
+    """Trials each worker runs so that the study ends with `trials` counted ones (running ones elsewhere included)."""
+    from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False)
+    remaining = trials - sum(_finished(t) for t in done) - sum(t.state == TrialState.RUNNING for t in done)
+    remaining = max(remaining, 0)
+    return [q for q in (remaining // workers + (k < remaining % workers) for k in range(workers)) if q]
+
+
+@dataclasses.dataclass
+class Job:
+    """What every worker of one tune needs: the rows, the base options, the search and where its study is."""
+
+    frame: object  # pandas.DataFrame
+    digest: str  # frame_sha256(frame)
+    base: object  # fitting.RunSpecs
+    spec: TuneSpec
+    folder: Path
+    setup: str  # setup_digest(...)
+    created: Path | None = None  # the first folder this tune made (the study folder or one above it)
+
+
+def run_worker(job: Job, quota: int, worker: int = 0) -> None:
+    """Run `quota` trials of the study, then return; a signal ends the current trial as interrupted."""
+    from keras_seq.safety import STOP
+
+    study = load_study(job.spec, open_storage(job.spec, job.folder), job.setup, job.base.train.seed, worker)
+
+    def stop_on_signal(study, trial):
+        if STOP.requested:
+            study.stop()
+
+    study.optimize(lambda trial: objective(job, trial), n_trials=quota, catch=(TrialRefused,),
+                   callbacks=[stop_on_signal], gc_after_trial=True)
+
+
+def objective(job: Job, trial) -> float:
+    """Train one trial's model and score it on the validation split; Optuna's pruner reads every epoch's score."""
+    import optuna
+
+    from keras_seq.fitting import run_windows, train_and_evaluate
+    from keras_seq.training import watching_epochs
+
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    values = {param.name: param.suggest(trial) for param in job.spec.space}
+    try:
+        specs = trial_specs(job.base, values)
+        raw = run_windows(job.frame, specs)[1] if job.spec.objective == "val_mase" else None
+
+        def watch(epoch, logs, model):
+            trial.report(_score(job.spec.objective, logs, model, raw, specs), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+        with watching_epochs(watch):
+            fitted = train_and_evaluate(job.frame, specs, splits=("validation",) if raw is not None else (),
+                                        verbose=0, data_sha256=job.digest)
+    except (RunInterrupted, optuna.TrialPruned):
+        raise
+    except Exception as exc:  # options no fit takes, a diverged loss, or a failure of this trial's model alone
+        message = " ".join(str(exc).split()) if isinstance(exc, KerasSeqError) else f"{type(exc).__name__}: {exc}"
+        trial.set_user_attr("error", message[:500])
+        raise TrialRefused(message) from None
+    if fitted.config["status"] != "complete":
+        trial.set_user_attr("interrupted", True)
+        raise RunInterrupted(f"trial {trial.number} was interrupted")
+    trial.set_user_attr("epochs_run", fitted.config["result"]["epochs_run"])
+    value = (fitted.reports["validation"].model["mase"] if raw is not None
+             else fitted.config["result"]["best_val_loss"])
+    if value is None or value != value:
+        trial.set_user_attr("error", f"its {job.spec.objective} is not a number")
+        raise TrialRefused(f"trial {trial.number}: {job.spec.objective} is not a number")
+    return float(value)
+
+
+def _score(objective_name: str, logs: dict, model, raw, specs) -> float:
+    """An epoch's validation score: the loss Keras computed, or the MASE of the model's raw forecasts."""
+    if objective_name == "val_loss":
+        return float(logs["val_loss"])
+    from keras_seq.evaluation import evaluate_forecast
+
+    mase = evaluate_forecast(model, raw, "validation", season=specs.data.season)[0].model["mase"]
+    return float("inf") if mase is None or mase != mase else float(mase)
+
+
+# === A tune from start to end ===
+
+
+def tune(data=None, windows=None, model=None, train=None, spec: TuneSpec = TuneSpec(), *, out="saved_models",
+         backend: str | None = None, verbose: int | str = "auto"):
+    """Search `spec.space` around a base fit; write the study's tables and plots, and refit the best trial.
+
+    The base options are those of `fit` (DataSpec, WindowSpec, ModelSpec,
+    TrainSpec; the defaults where None). Every trial trains with the base
+    seed. Returns the summary also written to `<out>/<study>/tune.json`.
+
+    Raises:
+        KerasSeqError: bad options, a space no fit can take, a study started
+            with other options, or missing Optuna; nothing is written then.
+        RunInterrupted: Ctrl-C or SIGTERM; the study keeps every finished
+            trial and resumes with the same call.
+    """
+    job = prepare_job(data, windows, model, train, spec, out=out, backend=backend)
+    try:
+        study = load_study(spec, open_storage(spec, job.folder), job.setup, job.base.train.seed)
+    except KerasSeqError:
+        if job.created is not None:  # nothing is left of a study that could not start
+            shutil.rmtree(job.created, ignore_errors=True)
+        raise
+    retried = recover(study)
+    if retried and verbose:
+        print(f"trials {', '.join(map(str, retried))} were cut short: running them again with their parameters")
+    shares = quotas(study, spec.trials, spec.workers)
+    from keras_seq.safety import STOP
+
+    try:
+        if shares and spec.workers == 1:
+            run_worker(job, shares[0])
+        elif shares:
+            run_workers(job, shares)
+    except RunInterrupted:
+        raise RunInterrupted(_interrupted_line(job)) from None
+    if STOP.requested:  # between two trials
+        raise RunInterrupted(_interrupted_line(job))
+    summary = summarize_study(study, job)
+    if spec.refit and summary["best"] is not None:
+        summary["refit"] = refit_best(job, summary, verbose)
+    write_tune_json(job.folder / TUNE_FILE, summary)
+    return summary
+
+
+def write_tune_json(path: Path, summary: dict) -> None:
+    text = json.dumps(summary, indent=2, default=str, allow_nan=False) + "\n"
+    write_file_atomically(path, lambda stream: stream.write(text))
+
+
+def _read_previous(path: Path) -> dict | None:
+    """The refit record of an earlier tune.json of this study, if it reads as one."""
+    from keras_seq.rundir import read_json
+
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        refit = read_json(path).get("refit")
+    except KerasSeqError:
+        return None
+    return refit if isinstance(refit, dict) and isinstance(refit.get("run"), str) else None
+
+
+def prepare_job(data, windows, model, train, spec: TuneSpec, *, out, backend) -> Job:
+    """Check everything a trial will need, load the rows, and make the study folder (the only thing written)."""
+    from keras_seq.backend import use_backend
+    from keras_seq.data.sources import DataSpec, frame_sha256
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.fitting import RunSpecs, start_keras
+    from keras_seq.models import ModelSpec
+    from keras_seq.training import TrainSpec
+
+    require_optuna()
+    base = RunSpecs(data or DataSpec(), windows or WindowSpec(), model or ModelSpec(), train or TrainSpec(),
+                    use_backend(backend))
+    base.check()
+    if base.train.devices != 1:
+        raise KerasSeqError("tune trains each trial on one device (give --workers for parallel trials); drop --devices.")
+    check_space(base, spec)
+    frame = base.data.load()
+    digest = frame_sha256(frame)
+    folder = Path(out) / spec.study
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise KerasSeqError(f"{folder} is not a folder (a link or a file): refusing to write a study there.")
+    created = None if folder.exists() else folder
+    while created is not None and not created.parent.exists():
+        created = created.parent  # the first folder this tune makes: removed if the study cannot start
+    folder.mkdir(parents=True, exist_ok=True)
+    start_keras(1)
+    return Job(frame, digest, base, spec, folder, setup_digest(base, spec, digest), created)
+
+
+def require_optuna():
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise KerasSeqError("keras-seq tune needs Optuna, which is not installed. Install it with: "
+                            "pip install 'keras-seq[tune]'")
+
+
+def summarize_study(study, job: Job) -> dict:
+    """The study's table (trials.csv), plots (history.png, importance.png) and summary: best trial, counts."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.value) if complete else None
+    table = study.trials_dataframe(attrs=("number", "state", "value", "datetime_start", "duration", "params",
+                                          "user_attrs"))
+    write_file_atomically(job.folder / "trials.csv", lambda stream: table.to_csv(stream, index=False))
+    importances = parameter_importances(study, complete)
+    plot_history(job.folder / "history.png", trials, job.spec.objective)
+    if importances:
+        plot_importances(job.folder / "importance.png", importances, job.spec.objective)
+    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
+    return {
+        "study": job.spec.study, "objective": job.spec.objective, "pruner": job.spec.pruner,
+        "storage": job.spec.storage or str(job.folder / JOURNAL_FILE),
+        "trials_asked": job.spec.trials, "trials_counted": sum(_finished(t) for t in trials),
+        "states": {k: v for k, v in counts.items() if v},
+        "space": [p.describe() for p in job.spec.space],
+        "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params,
+                                           "epochs_run": best.user_attrs.get("epochs_run")},
+        "importance": importances,
+        "base": {k: dataclasses.asdict(getattr(job.base, k)) for k in ("data", "windows", "model", "train")},
+    }
+
+
+def parameter_importances(study, complete: list) -> dict:
+    """Optuna's PED-ANOVA importances over the complete trials: how much each option matters for reaching the
+    best tenth of scores (no scikit-learn, which fANOVA needs). Empty with fewer than four complete trials of
+    more than one score, where there is nothing to rank."""
+    import warnings
+
+    import optuna
+
+    if len(complete) < 4 or len({t.value for t in complete}) < 2:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    except (RuntimeError, ValueError, ZeroDivisionError):  # every param the same in every trial
+        return {}
+    return {name: float(value) for name, value in found.items()}
+
+
+def plot_history(path: Path, trials: list, objective_name: str) -> None:
+    """Each complete trial's score and the best so far, by trial number; pruned trials at their last report."""
+    from optuna.trial import TrialState
+
+    fig, ax = _figure((7, 4))
+    done = [(t.number, t.value) for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in trials
+              if t.state == TrialState.PRUNED and t.intermediate_values]
+    if done:
+        ax.scatter(*zip(*done), s=18, label="complete")
+        best, line = float("inf"), []
+        for number, value in sorted(done):
+            best = min(best, value)
+            line.append((number, best))
+        ax.step(*zip(*line), where="post", color="C3", label="best so far")
+    if pruned:
+        ax.scatter(*zip(*pruned), s=18, marker="x", color="0.5", label="pruned (last epoch reported)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"validation {'MASE' if objective_name == 'val_mase' else 'loss'}")
+    ax.set_title(f"{len(done)} complete, {len(pruned)} pruned of {len(trials)} trials")
+    if done or pruned:
+        ax.legend(loc="upper right")
+    _save_figure(fig, path)
+
+
+def plot_importances(path: Path, importances: dict, objective_name: str) -> None:
+    names = list(importances)[::-1]
+    fig, ax = _figure((7, 1.2 + 0.4 * len(names)))
+    ax.barh(names, [importances[n] for n in names])
+    ax.set_xlabel(f"importance for the best tenth of {objective_name} (PED-ANOVA)")
+    ax.set_title("parameter importance")
+    _save_figure(fig, path)
+
+
+def _figure(size):
+    from keras_seq.evaluation import _pyplot
+
+    return _pyplot().subplots(figsize=size)
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Write a figure beside its place and rename it there (the study folder is not staged: never a half file)."""
+    from keras_seq.evaluation import _pyplot
+
+    fig.tight_layout()
+    try:
+        write_file_atomically(path, lambda stream: fig.savefig(stream, format="png", dpi=100), binary=True)
+    finally:
+        _pyplot().close(fig)
+
+
+def _kept_refit(folder: Path, run: str) -> bool:
+    """Whether `run` (from tune.json) names a run folder of `folder`'s best/ that is there."""
+    from keras_seq.rundir import is_folder_name
+
+    parts = Path(run).parts
+    return (len(parts) == 2 and parts[0] == "best" and is_folder_name(parts[1].replace(".", "_"))
+            and (folder / run).is_dir() and not (folder / run).is_symlink())
+
+
+def decoded_params(space: tuple, params: dict) -> dict:
+    """A trial's Optuna params as option values (a list choice is stored as its JSON text)."""
+    lists = {p.name for p in space if p.choices and isinstance(p.choices[0], list)}
+    return {name: json.loads(value) if name in lists else value for name, value in params.items()}
+
+
+def refit_best(job: Job, summary: dict, verbose) -> dict:
+    """The best trial trained again as a normal run folder under `<study>/best/`, evaluated on the test split once.
+
+    A refit already written for the same trial is kept.
+    """
+    import datetime
+
+    from keras_seq.fitting import _train_into_folder
+    from keras_seq.rundir import run_name
+
+    best = summary["best"]
+    previous = _read_previous(job.folder / TUNE_FILE)
+    if previous and previous.get("trial") == best["number"] and _kept_refit(job.folder, previous["run"]):
+        return previous
+    specs = trial_specs(job.base, decoded_params(job.spec.space, best["params"]))
+    if (job.folder / "best").is_symlink():
+        raise KerasSeqError(f"{job.folder / 'best'} is a link: refusing to write the refit through it.")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    folder = job.folder / "best" / run_name(specs.model.arch, started)
+    result = _train_into_folder(job.frame, job.digest, specs, folder, started, verbose=verbose)
+    if verbose:
+        print(result.report.table())
+    return {"trial": best["number"], "run": str(result.path.relative_to(job.folder)),
+            "test": {key: result.report.model.get(key) for key in ("mae", "rmse", "mase")}}
+
+
+def run_workers(job: Job, shares: list[int]) -> None:
+    """One process per share, each on the same study; a signal here is passed to each of them once.
+
+    Workers start in their own session, so a Ctrl-C at the terminal reaches
+    them only through this process: each ends its trial as interrupted.
+    """
+    import signal
+    import time
+
+    from keras_seq.safety import STOP, stop_signals
+
+    payload = pickle.dumps(job)
+    env = {**os.environ, "KERAS_BACKEND": job.base.backend}
+    workers = []
+    for index, share in enumerate(shares):
+        process = subprocess.Popen([sys.executable, "-m", "keras_seq.tuning", str(share), str(index)],
+                                   stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False, env=env,
+                                   start_new_session=True)
+        process.stdin.write(payload)
+        process.stdin.close()
+        workers.append(process)
+
+    def forward():
+        for process in workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+
+    with stop_signals(on_stop=forward):
+        while any(process.poll() is None for process in workers):
+            time.sleep(0.2)
+    errors = [process.stderr.read().decode("utf-8", "replace").strip() for process in workers]
+    if STOP.requested or any(process.returncode == 130 for process in workers):
+        raise RunInterrupted(_interrupted_line(job))
+    for process, error in zip(workers, errors):
+        if process.returncode:
+            last = error.splitlines()[-1] if error else f"exit status {process.returncode}"
+            raise KerasSeqError(f"a tune worker failed: {last.removeprefix('Error: ')}")
+
+
+def _interrupted_line(job: Job) -> str:
+    return (f"interrupted; the study in {job.folder} keeps every finished trial, and the ones cut short run again "
+            "when you give the same command.")
+
+
+def _worker_main(argv: list[str]) -> int:
+    """`python -m keras_seq.tuning SHARE INDEX`, the Job pickled on stdin by `run_workers` (its parent)."""
+    from keras_seq.fitting import start_keras
+    from keras_seq.safety import stop_signals
+
+    job = pickle.loads(sys.stdin.buffer.read())
+    share, index = int(argv[0]), int(argv[1])
+    try:
+        with stop_signals():
+            start_keras(1)
+            run_worker(job, share, worker=index)
+    except RunInterrupted:
+        return 130
+    except KerasSeqError as exc:
+        print(f"Error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
