@@ -1,7 +1,7 @@
 """keras-seq: recurrent sequence models for time series in Keras 3.
 
-From Python, the CLI's verbs are `keras_seq.fit`, `evaluate`, `export` and
-`predict`, with the same honest splits, scaling, run folders and checks
+From Python, the CLI's verbs are `keras_seq.fit`, `evaluate`, `export`,
+`predict` and `tune`, with the same honest splits, scaling, run folders and checks
 (README.md, "From Python"); `build_model`, `make_windows`, `train_model` and
 `evaluate_model` are the parts they are made of.
 
@@ -24,6 +24,9 @@ _LAZY = {
     "evaluate": ("keras_seq.evaluating", "evaluate_run"),
     "export": ("keras_seq.exporting", "export_run"),
     "predict": ("keras_seq.serving", "predict_artifact"),
+    "tune": ("keras_seq.tuning", "tune"),
+    "TuneSpec": ("keras_seq.tuning", "TuneSpec"),
+    "Param": ("keras_seq.tuning", "Param"),
     # what a run is made of
     "DataSpec": ("keras_seq.data.sources", "DataSpec"),
     "WindowSpec": ("keras_seq.data.windows", "WindowSpec"),

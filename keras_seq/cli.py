@@ -419,7 +419,9 @@ def tune(recipe, arch, **options):
     summary = tune_study(*specs, spec, out=options["out"], backend=options["backend"],
                          verbose=0 if options["quiet"] else 1)
     best = summary["best"]
-    click.echo(f"{summary['trials_counted']} trials ({', '.join(f'{v} {k}' for k, v in summary['states'].items())})")
+    counted = summary["trials_counted"]
+    click.echo(f"{counted} trial{'' if counted == 1 else 's'} counted "
+               f"({', '.join(f'{v} {k}' for k, v in summary['states'].items())})")
     if best is None:
         click.echo("no trial completed: see trials.csv for why")
     else:

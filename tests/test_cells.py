@@ -183,7 +183,7 @@ def test_bad_depth_options_are_refused(options, words):
 def deep_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("deep")
     return {arch: fit_run(DataSpec(start="2021-06-01"), WindowSpec(window=8),
-                          ModelSpec(arch=arch, units=4, layers=2, transition_layers=3, output_layers=3),
+                          ModelSpec(arch=arch, units=4, layers=1, transition_layers=3, output_layers=3),
                           TrainSpec(epochs=2, batch_size=64), out=out, verbose=0)
             for arch in ("dtrnn", "dtsrnn", "dotrnn")}
 

@@ -39,6 +39,7 @@ ONE_AND_TWO_DEVICES = textwrap.dedent("""
     from keras_seq.models.builders import load_model  # Keras loads in the first fit, after the devices are set
     weights = [load_model(runs[d].path / "model.keras").get_weights() for d in (1, 2)]
     print(json.dumps({"devices": jax.device_count(), "flags": os.environ.get("XLA_FLAGS"),
+                      "tensorflow": "tensorflow" in sys.modules,
                       "history": {d: runs[d].history for d in (1, 2)},
                       "mae": {d: runs[d].report.model["mae"] for d in (1, 2)},
                       "weights": max(float(np.abs(a - b).max()) for a, b in zip(*weights))}))
@@ -76,6 +77,7 @@ def test_two_host_devices_and_two_processes_train_like_one_device(series_csv, tm
     assert [p.returncode for p in started] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     found = json.loads(in_one.stdout.strip().splitlines()[-1])
     assert found["devices"] == 2 and "--xla_force_host_platform_device_count=2" in found["flags"]
+    assert found["tensorflow"] is False  # a jax fit (and its .keras save) never imports TensorFlow
     one, two = found["history"]["1"], found["history"]["2"]
     assert len(one["loss"]) == 3 and one["loss"][0] != one["loss"][-1]  # it trained
     for key in ("loss", "val_loss"):
