@@ -133,7 +133,7 @@ def test_unknown_recipe_names_the_shipped_ones(run_cli, tmp_path):
 
 @pytest.mark.slow  # on tensorflow only: test_cli's separate-process test checks each backend's determinism
 def test_same_recipe_seed_and_backend_give_identical_metrics(run_cli, tmp_path):
-    path = write_recipe(tmp_path, TINY)
+    path = write_recipe(tmp_path, TINY.replace('archs = ["drnn", "gru"]', 'archs = ["gru"]'))  # one model is enough
     code, out, err = run_cli("run", path, "--out", tmp_path / "a", "-q")
     assert code == 0, err
     folders = list((tmp_path / "a").iterdir())

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -148,54 +146,6 @@ def test_the_pruner_reads_every_epoch_and_stops_a_trailing_trial(tmp_path):
     kept = optuna.create_study(pruner=optuna.pruners.NopPruner())
     kept.optimize(lambda trial: objective(job, trial), n_trials=1)
     assert kept.trials[0].state == TrialState.COMPLETE and list(kept.trials[0].intermediate_values) == [0, 1, 2, 3, 4]
-
-
-@pytest.mark.slow
-def test_two_workers_share_one_journal_and_lose_or_repeat_no_trial(tmp_path):
-    process = console("--trials", "3", "--workers", "2", *TINY, "--epochs", "1", "--study", "two", "--out", tmp_path,
-                      "--no-refit", "-q")
-    out, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err
-    study = study_of(tmp_path / "two")
-    assert sorted(t.number for t in study.trials) == [0, 1, 2]  # quotas of 2 and 1: exactly --trials
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-    workers = {t.user_attrs["worker"] for t in study.trials}
-    assert len(workers) == 2  # both processes ran trials
-    params = [tuple(sorted(t.params.items())) for t in study.trials]
-    assert len(set(params)) == 3  # each worker its own suggestions: no trial run twice
-    assert not (tmp_path / "two" / "best").exists() and "3 trials counted" in out
-
-
-@pytest.mark.slow
-def test_an_interrupted_study_on_sqlite_resumes_its_cut_trial_and_ends_with_every_trial(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    args = ["--trials", "1", *TINY, "--epochs", "40", "--storage", storage, "--study", "cut", "--out", tmp_path,
-            "--no-refit", "-q"]
-    process = console(*args)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            running = [t for t in study_of(tmp_path / "cut", storage).trials
-                       if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 2]
-        except KeyError:  # the study is not created yet
-            running = []
-        if running:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 130 and len(err.strip().splitlines()) == 1, err
-    assert "interrupted; the study in" in err and "run again when you give the same command" in err
-    (cut,) = study_of(tmp_path / "cut", storage).trials
-    assert cut.state == TrialState.FAIL and cut.user_attrs["interrupted"] is True
-
-    resumed = console(*args)
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
-    trials = study_of(tmp_path / "cut", storage).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
-    assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == cut.params  # the cut trial, again
-    assert len(trials[1].intermediate_values) == 40 and "1 trial counted" in out
 
 
 def test_hostile_study_folders_and_storages_are_refused_in_one_line(run_cli, tmp_path):
