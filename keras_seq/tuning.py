@@ -511,7 +511,7 @@ def summarize_study(study, job: Job) -> dict:
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
     return {
         "study": job.spec.study, "objective": job.spec.objective, "pruner": job.spec.pruner,
-        "storage": job.spec.storage or str(job.folder / JOURNAL_FILE),
+        "storage": _shown_storage(job.spec.storage) if job.spec.storage else str(job.folder / JOURNAL_FILE),
         "trials_asked": job.spec.trials, "trials_counted": sum(_finished(t) for t in trials),
         "states": {k: v for k, v in counts.items() if v},
         "space": [p.describe() for p in job.spec.space],
@@ -520,6 +520,16 @@ def summarize_study(study, job: Job) -> dict:
         "importance": importances,
         "base": {k: dataclasses.asdict(getattr(job.base, k)) for k in ("data", "windows", "model", "train")},
     }
+
+
+def _shown_storage(url: str) -> str:
+    """A storage URL as tune.json shows it: its password, if any, masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads (it was refused when opened): shown without what follows '@'
+        return url.split("@")[-1]
 
 
 def parameter_importances(study, complete: list) -> dict:

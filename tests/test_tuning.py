@@ -162,3 +162,10 @@ def test_hostile_study_folders_and_storages_are_refused_in_one_line(run_cli, tmp
         code, _, err = run_cli("tune", *TINY, *args, "--out", tmp_path / "fresh")
         assert code != 0 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "fresh").exists()
+
+
+def test_tune_json_shows_a_storage_url_without_its_password():
+    from keras_seq.tuning import _shown_storage
+
+    assert _shown_storage("postgresql://me:secret@db.example/studies") == "postgresql://me:***@db.example/studies"
+    assert _shown_storage("sqlite:////tmp/study.db") == "sqlite:////tmp/study.db"
