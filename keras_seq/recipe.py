@@ -338,12 +338,10 @@ def _tune_param(section: str, key: str, entry, label: str):
     """A list is a choice; an inline table {low, high, log} a range (a `tuning.Param`)."""
     from keras_seq.tuning import TUNABLE, Param
 
-    schema = SCHEMA
-
     if key not in TUNABLE[section]:
         raise KerasSeqError(f"{label}: not an option a trial can change. Expected one of: "
                             f"{', '.join(f'tune.{section}.{k}' for k in TUNABLE[section])}.")
-    expected, check = schema["model"]["archs"] if key == "arch" else schema[section][key]
+    expected, check = SCHEMA["model"]["archs"] if key == "arch" else SCHEMA[section][key]
     if isinstance(entry, list):
         if not entry:
             raise KerasSeqError(f"{label}: a choice needs one or more values.")
@@ -355,10 +353,10 @@ def _tune_param(section: str, key: str, entry, label: str):
     if not isinstance(entry, dict) or set(entry) - {"low", "high", "log"} or not {"low", "high"} <= set(entry):
         raise KerasSeqError(f"{label}: expected a list of choices or a range {{low = ..., high = ..., log = false}}. "
                             f"Received: {_describe(entry)}")
-    if schema[section][key] not in (INT, NUMBER):
+    if SCHEMA[section][key] not in (INT, NUMBER):
         raise KerasSeqError(f"{label}: {expected} cannot be a range; give a list of choices.")
     low, high, log = entry["low"], entry["high"], entry.get("log", False)
-    integer = schema[section][key] is INT
+    integer = SCHEMA[section][key] is INT
     if not (check(low) and check(high)) or not isinstance(log, bool):
         raise KerasSeqError(f"{label}: low and high must be {expected}, log true or false. Received: {_describe(entry)}")
     if not low < high or (log and low <= 0):

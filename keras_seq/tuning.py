@@ -78,12 +78,22 @@ class Param:
     def suggest(self, trial):
         """This option's value for an Optuna trial (a list choice travels as its JSON text)."""
         if self.choices:
-            shown = [json.dumps(c) if isinstance(c, list) else c for c in self.choices]
-            value = trial.suggest_categorical(self.name, shown)
-            return json.loads(value) if isinstance(self.choices[shown.index(value)], list) else value
+            return self.decode(trial.suggest_categorical(self.name, [self.encode(c) for c in self.choices]))
         if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    @property
+    def lists(self) -> bool:
+        """Whether the choices are lists (quantile levels): Optuna holds each as its JSON text."""
+        return bool(self.choices) and isinstance(self.choices[0], list)
+
+    def encode(self, value):
+        return json.dumps(value) if self.lists else value
+
+    def decode(self, value):
+        """An Optuna value of this param as the option's value."""
+        return json.loads(value) if self.lists else value
 
     def examples(self) -> list:
         """Values that stand for the whole param when the space is checked: each choice, or both ends."""
@@ -235,17 +245,17 @@ def load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int = 0)
 
     # Optuna logs each failed trial with its traceback; keras-seq's trials.csv and tune.json say why each failed.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # Each worker, and each resume, its own stream of suggestions: a sampler seeded as before would repeat the
-    # random start-up trials already run.
-    known = _trial_count(spec, storage)
-    sampler = optuna.samplers.TPESampler(seed=seed + 7919 * worker + known)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2) if spec.pruner == "median"
               else optuna.pruners.NopPruner())
     try:  # read first: a study started with other options is refused before anything is written to it
-        study = optuna.load_study(study_name=spec.study, storage=storage, sampler=sampler, pruner=pruner)
+        study = optuna.load_study(study_name=spec.study, storage=storage, pruner=pruner)
     except KeyError:
-        study = optuna.create_study(study_name=spec.study, storage=storage, direction="minimize", sampler=sampler,
-                                    pruner=pruner, load_if_exists=True)
+        study = optuna.create_study(study_name=spec.study, storage=storage, direction="minimize", pruner=pruner,
+                                    load_if_exists=True)
+    # Each worker, and each resume, its own stream of suggestions: a sampler seeded as before would repeat the
+    # random start-up trials already run.
+    known = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=seed + 7919 * worker + known)
     found = study.user_attrs.get("setup")
     if found is None:
         study.set_user_attr("setup", digest)
@@ -255,16 +265,6 @@ def load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int = 0)
             f"study '{spec.study}' in this storage was started with other data, options or search space; its trials "
             "would not compare with these. Give another --study, or the options it was started with.")
     return study
-
-
-def _trial_count(spec: TuneSpec, storage) -> int:
-    """Trials the study holds so far (0 for a new one)."""
-    import optuna
-
-    try:
-        return len(optuna.load_study(study_name=spec.study, storage=storage).get_trials(deepcopy=False))
-    except KeyError:  # no study of that name yet
-        return 0
 
 
 def _finished(trial) -> bool:
@@ -614,8 +614,8 @@ def _kept_refit(folder: Path, run: str) -> bool:
 
 def decoded_params(space: tuple, params: dict) -> dict:
     """A trial's Optuna params as option values (a list choice is stored as its JSON text)."""
-    lists = {p.name for p in space if p.choices and isinstance(p.choices[0], list)}
-    return {name: json.loads(value) if name in lists else value for name, value in params.items()}
+    params_of = {p.name: p for p in space}
+    return {name: params_of[name].decode(value) for name, value in params.items()}
 
 
 def refit_best(job: Job, summary: dict, verbose) -> dict:
