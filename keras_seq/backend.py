@@ -205,6 +205,36 @@ def set_random_seed(seed: int) -> None:
         _seed_without_tensorflow(keras, seed)
 
 
+@contextlib.contextmanager
+def seeded_build(seed: int):
+    """Seed like `set_random_seed`, and give the layers built inside a generator of default seeds of their own.
+
+    Every layer built without a seed (weights, dropout) draws one from
+    Python's global `random`, which any thread of the process may draw from
+    too: a dask worker's event loop did, mid-build, so a fit on a cluster
+    got other weights than the same fit alone. Inside, Keras draws from a
+    `random.Random(seed)`, which gives what the seeded global generator
+    gives a single thread; Keras's own is put back on leaving. Keras reads
+    it through a module attribute (`keras.src.random.seed_generator.
+    python_random`); where a Keras version lacks it, only the seeding is done.
+    """
+    import random
+
+    set_random_seed(seed)
+    try:
+        from keras.src.random import seed_generator
+    except ImportError:
+        seed_generator = None
+    if seed_generator is None or getattr(seed_generator, "python_random", None) is not random:
+        yield
+        return
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = random
+
+
 def _seed_without_tensorflow(keras, seed: int) -> None:
     import random
 

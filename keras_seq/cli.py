@@ -60,6 +60,12 @@ def _stops_on_signals(command):
     return wrapper
 
 
+def _given_options(ctx, keep: tuple[str, ...]) -> list[str]:
+    """The options typed on the command line, other than `keep`."""
+    return [p.opts[0] for p in ctx.command.params if p.name not in keep and p.opts
+            and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+
+
 def _comma_list(ctx, param, value):
     if value is None:
         return None
@@ -321,9 +327,8 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
     verbose = 0 if options["quiet"] else "auto"
     cluster = Cluster.from_environment(coordinator=coordinator, num_processes=num_processes, process_id=process_id)
     if resume is not None:
-        ctx = click.get_current_context()
-        given = [p.opts[0] for p in ctx.command.params if p.name not in ("resume", "quiet", "coordinator",
-                 "num_processes", "process_id") and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        given = _given_options(click.get_current_context(), ("resume", "quiet", "coordinator", "num_processes",
+                                                              "process_id"))
         if given:
             raise click.UsageError(f"--resume takes every option from the run's config.json; drop {given[0]}.")
         result = resume_run(resume, verbose=verbose, cluster=cluster)
@@ -348,6 +353,15 @@ def _arch_list(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+_FANOUT_OPTIONS = (
+    click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+                 help="Train N fits side by side on local worker processes (same seeds, same numbers)."),
+    click.option("--scheduler", default=None, metavar="ADDRESS",
+                 help="Send the fits to a dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
+                      "(pip install 'keras-seq[dask]')."),
+)
+
+
 @cli.command()
 @click.option("--archs", default=",".join(CLASSIC_ARCHS), show_default=True, callback=_arch_list,
               help="Archs to compare, separated by commas.")
@@ -355,21 +369,35 @@ def _arch_list(ctx, param, value):
               help="Seeds per arch (seed, seed+1, ...); figures become mean ± std.")
 @click.option("--backtest", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Walk-forward evaluation over N expanding-window folds of the test rows, refit per fold.")
+@_options(*_FANOUT_OPTIONS)
+@click.option("--resume", "resume", default=None, metavar="COMPARE_DIR",
+              help="Finish a comparison a signal or an error stopped: its kept fits are not trained again "
+                   "(every other option comes from its interrupted.json).")
 @training_options
 @_reports_errors
 @_stops_on_signals
-def compare(archs, repeats, backtest, **options):
+def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
     """Train several archs on identical data, split, seeds and budget; compare them on held-out data.
 
     Writes compare-<UTC>/ under --out with comparison.md, comparison.json,
     compare_loss.png, compare_forecast.png, compare_mae.png and every model's
-    run folder.
+    run folder. Stopped early (Ctrl-C, or a fit's error), it keeps the fits
+    that finished; `--resume` finishes it.
     """
-    from keras_seq.compare import CompareSpec, compare_models
+    from keras_seq.compare import CompareSpec, compare_models, resume_comparison
 
-    data, windows, model, train = _specs(archs[0], options)
-    result = compare_models(data, windows, model, train, CompareSpec(archs=archs, repeats=repeats, backtest=backtest),
-                            out=options["out"], backend=options["backend"], verbose=0 if options["quiet"] else "auto")
+    verbose = 0 if options["quiet"] else "auto"
+    if resume is not None:
+        given = _given_options(click.get_current_context(), ("resume", "jobs", "scheduler", "quiet"))
+        if given:
+            raise click.UsageError(f"--resume takes every option from the comparison's interrupted.json; "
+                                   f"drop {given[0]}.")
+        result = resume_comparison(resume, jobs=jobs, scheduler=scheduler, verbose=verbose)
+    else:
+        data, windows, model, train = _specs(archs[0], options)
+        spec = CompareSpec(archs=archs, repeats=repeats, backtest=backtest, jobs=jobs, scheduler=scheduler)
+        result = compare_models(data, windows, model, train, spec, out=options["out"], backend=options["backend"],
+                                verbose=verbose)
     click.echo()
     click.echo(result.markdown)
     click.echo(f"comparison written to {result.path}")
@@ -459,10 +487,11 @@ def _tune_recipe(name: str):
 @click.option("--out", default="saved_models", show_default=True, type=click.Path(),
               help="Folder that receives the recipe's run folder.")
 @click.option("--check", is_flag=True, help="Check the recipe and print it resolved, without running it.")
+@_options(*_FANOUT_OPTIONS)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @_reports_errors
 @_stops_on_signals
-def run_command(recipe, overrides, backend, out, check, quiet):
+def run_command(recipe, overrides, backend, out, check, jobs, scheduler, quiet):
     """Run a recipe: a TOML file, or the name of a shipped one (see `keras-seq recipes`).
 
     Writes <name>-<UTC>/ under --out with report.md, the resolved recipe.toml
@@ -476,7 +505,8 @@ def run_command(recipe, overrides, backend, out, check, quiet):
         click.echo(resolved_toml(loaded), nl=False)
         return
     result = run_recipe(loaded, out=out, backend=backend, verbose=0 if quiet else "auto",
-                        echo=lambda line: click.echo(f"keras-seq run: {line}", err=True))
+                        echo=lambda line: click.echo(f"keras-seq run: {line}", err=True), jobs=jobs,
+                        scheduler=scheduler)
     click.echo()
     click.echo(result.report)
     click.echo(f"recipe run written to {result.path}")

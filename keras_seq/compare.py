@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy as np
 from keras_seq.backend import use_backend
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
-from keras_seq.errors import KerasSeqError
+from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.registry import check_arch_list
 from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_model_for_windows
 
@@ -50,12 +51,20 @@ class CompareSpec:
         on: tuple of str. Splits to score (`train`, `validation`, `test`).
             Scoring `train` shows how far training error flatters a model.
             Defaults to `("test",)`.
+        jobs: int. Fits trained side by side on local worker processes;
+            `1` trains them one after another in this process. The numbers
+            are the same either way. Defaults to `1`.
+        scheduler: str or None. A dask.distributed scheduler's address
+            (`tcp://host:8786`) to send the fits to instead (`jobs` is then
+            ignored; needs `pip install 'keras-seq[dask]'`). Defaults to None.
     """
 
     archs: tuple[str, ...] = CLASSIC_ARCHS
     repeats: int = 1
     backtest: int = 0
     on: tuple[str, ...] = ("test",)
+    jobs: int = 1
+    scheduler: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "archs", check_arch_list(self.archs))
@@ -73,6 +82,18 @@ class CompareSpec:
             )
         if self.backtest and self.on != ("test",):
             raise KerasSeqError("a backtest scores its test folds only: leave `on` at test when `backtest` is set.")
+        self.fanout  # checks jobs and scheduler
+
+    @property
+    def fanout(self):
+        """Where the fits run: a `fanout.Fanout` of `jobs` and `scheduler`."""
+        from keras_seq.fanout import Fanout
+
+        return Fanout(self.jobs, self.scheduler)
+
+    def settings(self) -> dict:
+        """What comparison.json records: everything but where the fits ran, which changes no number."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("jobs", "scheduler")}
 
 
 @dataclasses.dataclass
@@ -105,31 +126,119 @@ def compare_models(
         out: path. Folder that receives the comparison folder.
         backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
             else jax.
-        verbose: "auto", 0, 1 or 2. Keras's progress output per model.
+        verbose: "auto", 0, 1 or 2. Keras's progress output per model (one
+            line per finished fit where they run on workers).
 
     Returns:
         A `Comparison`.
 
     Raises:
         KerasSeqError: bad data or options; nothing is written.
+        fanout.Stopped: a signal or a fit's error stopped it after some fits
+            finished: they are published with `interrupted.json`, and
+            `resume_comparison` finishes the comparison.
     """
     backend = use_backend(backend)
     check_comparison(windows, model, spec, data)
     frame = data.load()
     check_backtest(date_count(frame), windows, spec.backtest)
+    from keras_seq.fanout import Stopped, open_pool
     from keras_seq.fitting import RunSpecs, start_keras
     from keras_seq.training import TrainSpec
 
     train = train or TrainSpec()
+    check_fanout(spec.fanout, train)
     start_keras(train.devices)
-    from keras_seq.safety import STOP, stop_signals
+    from keras_seq.safety import stop_signals
     from keras_seq.rundir import staged_folder, utc_stamp
 
     specs = RunSpecs(data, windows, model, train, backend)
-    with stop_signals(), staged_folder(out, f"compare-{utc_stamp()}") as stage:
-        summary, markdown = compare_into(stage.path, frame, specs, spec, verbose=verbose)
-        STOP.check("the comparison")  # a signal while the plots were drawn: still nothing is published
+    kept = None
+    with stop_signals(), open_pool(spec.fanout, backend) as pool, staged_folder(out, f"compare-{utc_stamp()}") as stage:
+        try:
+            summary, markdown = compare_into(stage.path, frame, specs, spec, verbose=verbose, pool=pool)
+        except Stopped as exc:
+            if not exc.outcomes:
+                raise  # nothing finished: nothing is published
+            kept = exc  # the fits that finished are published, with interrupted.json
+    if kept is not None:
+        raise kept.kept_in(stage.final)
     return Comparison(stage.final, summary, markdown)
+
+
+def check_fanout(fanout, train) -> None:
+    """Refuse a fan-out of data-parallel fits (each worker would claim every device)."""
+    if not fanout.serial and train.devices != 1:
+        raise KerasSeqError("--jobs and --scheduler run many one-device fits side by side: leave --devices at 1 with "
+                            "them (or drop --jobs to train one data-parallel model at a time).")
+
+
+def resume_comparison(folder: str | Path, *, jobs: int = 1, scheduler: str | None = None,
+                      verbose: str | int = 0) -> Comparison:
+    """Finish a comparison that a signal or a fit's error stopped, in its folder, with its own options.
+
+    The fits it kept (listed in `interrupted.json`) are not trained again;
+    the rest are, with the same seeds, so the report is the one an
+    uninterrupted run writes. `jobs` and `scheduler` are as in
+    `CompareSpec`: where the remaining fits run.
+
+    Raises:
+        KerasSeqError: `folder` is not an interrupted comparison, it was
+            changed, or its data changed since it started.
+    """
+    from keras_seq.fanout import Fanout, Stopped, open_pool
+    from keras_seq.safety import folder_lock, refuse_symlink, stop_signals
+
+    folder, fanout = Path(folder), Fanout(jobs, scheduler)
+    refuse_symlink(folder)
+    if not (folder / INTERRUPTED_FILE).is_file():
+        raise KerasSeqError(f"{folder} is not an interrupted comparison: it has no {INTERRUPTED_FILE}. Give a folder "
+                            "that a stopped `keras-seq compare` kept.")
+    with folder_lock(folder, f"compare --resume {folder}"):
+        frame, specs, spec, finished = _kept_comparison(folder, fanout)
+        with stop_signals(), open_pool(fanout, specs.backend) as pool:
+            try:
+                summary, markdown = compare_into(folder, frame, specs, spec, verbose=verbose, pool=pool,
+                                                 finished=finished)
+            except Stopped as exc:
+                raise exc.kept_in(folder) from None
+    return Comparison(folder, summary, markdown)
+
+
+def _kept_comparison(folder: Path, fanout):
+    """The loaded rows, options and kept fits of an interrupted comparison, each checked against its record."""
+    from keras_seq.data.sources import frame_sha256
+    from keras_seq.fitting import RunSpecs, start_keras
+    from keras_seq.rundir import read_json, specs_from_config
+    from keras_seq.safety import refuse_symlink
+
+    for name in (INTERRUPTED_FILE, *WRITTEN_ON_RESUME):  # nothing read or written through a link the folder holds
+        refuse_symlink(folder / name)
+    record = read_json(folder / INTERRUPTED_FILE)
+    settings = record.get("settings") if isinstance(record, dict) else None
+    where = folder / INTERRUPTED_FILE
+    try:
+        spec = CompareSpec(**{**settings["compare"], "archs": tuple(settings["compare"]["archs"]),
+                              "on": tuple(settings["compare"]["on"])})
+        config = {**settings, "model": {**settings["model"], "arch": spec.archs[0]}}
+        backend = use_backend(settings["backend"])
+    except (KeyError, TypeError, AttributeError):
+        raise KerasSeqError(f"{where} is not a keras-seq comparison record. Start the comparison again.") from None
+    data, windows, model, train = specs_from_config(config, None)
+    check_fanout(fanout, train)
+    frame = data.load()
+    digest = frame_sha256(frame)
+    if digest != settings["data"].get("sha256"):
+        raise KerasSeqError(f"the data of {folder} changed since the comparison started (sha256 {digest[:12]}, "
+                            f"recorded {str(settings['data'].get('sha256'))[:12]}). Start the comparison again.")
+    start_keras(train.devices)
+    specs = RunSpecs(data, windows, model, train, backend)
+    seeds = [train.seed + k for k in range(spec.repeats)]
+    folds = backtest_folds(date_count(frame), windows, spec.backtest) if spec.backtest else [None]
+    if json.loads(json.dumps(_settings(frame, specs, spec, digest, seeds, folds), default=str)) != settings:
+        raise KerasSeqError(f"{where} records settings this keras-seq would not write. The folder may have been "
+                            "changed; start the comparison again.")
+    return frame, specs, spec, kept_fits(folder, record, fit_tasks(specs, spec, seeds, folds, digest, 0))
 
 
 def check_comparison(windows: WindowSpec, model: ModelSpec, spec: CompareSpec, data=None) -> None:
@@ -185,103 +294,269 @@ def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
         )
 
 
-def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto", title=None) -> tuple[dict, str]:
+def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto", title=None, pool=None,
+                 finished=None) -> tuple[dict, str]:
     """Run a comparison on a loaded `frame` and write its files into `folder`.
 
     `specs` (a `fitting.RunSpecs`) holds the options every model shares; its
     arch and seed are replaced by each of `spec.archs` and seeds. Keras must
-    already be imported with `specs.backend`.
+    already be imported with `specs.backend`. `pool` (from
+    `fanout.open_pool`) runs the fits on workers; None runs them here, one
+    after another. `finished` maps the names of fits an interrupted
+    comparison kept to their `FitOutcome`s: they are not trained again.
 
     Returns:
         `(summary, markdown)`: the contents of comparison.json and comparison.md.
+
+    Raises:
+        fanout.Stopped: a signal or a fit's error ended it early. Every fit
+            that finished has its run folder, and `interrupted.json` lists them.
     """
+    from keras_seq.fanout import Stopped, run_tasks
     from keras_seq.rundir import write_json
 
     seeds = [specs.train.seed + k for k in range(spec.repeats)]
     folds = backtest_folds(date_count(frame), specs.windows, spec.backtest) if spec.backtest else [None]
-    runner = _Runner(folder, frame, specs, spec, folds, frame_sha256(frame), verbose)  # the frame hashed once
-    for arch in spec.archs:
-        for seed in seeds:
-            runner.arch_and_seed(arch, seed, shown=seed == seeds[0])
+    digest = frame_sha256(frame)  # the frame hashed once
+    settings = _settings(frame, specs, spec, digest, seeds, folds)
+    tasks = fit_tasks(specs, spec, seeds, folds, digest, verbose if pool is None else 0)
+    finished = dict(finished or {})
+    todo = [task for task in tasks if task.name not in finished]
+    total, shown_done = len(tasks), [len(finished)]
+
+    def done(task, outcome):
+        write_fit_folder(folder, outcome)
+        finished[task.name] = outcome
+        shown_done[0] += 1
+        if pool is not None and verbose != 0:
+            print(f"[{shown_done[0]}/{total}] {task.name} done in {outcome.record['train_seconds']:.1f} s", flush=True)
+
+    try:
+        run_tasks(fit_one, frame, todo, pool, done)
+        from keras_seq.safety import STOP
+
+        STOP.check("the comparison")  # a signal after the last fit: the report is left for --resume
+    except KerasSeqError as exc:
+        write_json(folder / INTERRUPTED_FILE, interrupted_record(folder, settings, tasks, finished))
+        interrupted = getattr(exc, "interrupted", isinstance(exc, RunInterrupted))
+        raise Stopped(str(exc), [finished[t.name] for t in tasks if t.name in finished], interrupted,
+                      len(tasks)) from None
+    outcomes = [finished[task.name] for task in tasks]
+    runs, shown = _collect(outcomes, tasks, spec)
     scored = ("backtest",) if spec.backtest else spec.on
-    summary = summarize(runner.runs, spec, scored)
-    summary["settings"] = _settings(frame, specs, spec, runner.digest, seeds, folds)
-    summary["runs"] = runner.runs
+    summary = summarize(runs, spec, scored)
+    summary["settings"] = settings
+    summary["runs"] = runs
     markdown = comparison_markdown(summary, title=title)
     write_json(folder / "comparison.json", summary)
     (folder / "comparison.md").write_text(markdown, encoding="utf-8")
-    plot_comparison(folder, runner.shown, summary, scored[0])
+    plot_comparison(folder, shown, summary, scored[0])
+    (folder / INTERRUPTED_FILE).unlink(missing_ok=True)
+    if (folder / "fits").is_dir() and not (folder / "fits").is_symlink():  # a stopped run's arrays, read back now
+        shutil.rmtree(folder / "fits")
     return json.loads(json.dumps(summary, default=str)), markdown
 
 
-@dataclasses.dataclass
-class _Runner:
-    """Trains a comparison's models one by one, writing each run folder and recording its scores."""
+INTERRUPTED_FILE = "interrupted.json"
+# What finishing a comparison writes into its folder (`runs/` and `fits/` are folders of a stopped one's fits).
+WRITTEN_ON_RESUME = ("runs", "fits", "comparison.json", "comparison.md", "compare_loss.png", "compare_forecast.png",
+                     "compare_mae.png")
 
-    folder: Path
-    frame: object
-    specs: object  # fitting.RunSpecs
-    spec: CompareSpec
-    folds: list
-    digest: str
+
+@dataclasses.dataclass(frozen=True)
+class FitTask:
+    """One fit of a comparison: an arch, a seed and a fold (`fold=None`: the whole frame), and what to keep of it."""
+
+    name: str  # its run folder under runs/
+    specs: object  # fitting.RunSpecs with this fit's arch and seed
+    fold: tuple | None  # backtest_folds' (validation start, test start, test end)
+    index: int  # the fold's number, from 1
+    splits: tuple[str, ...]
+    digest: str | None  # the frame's sha256, recorded in the run's config (not for a fold's rows)
+    shown: bool  # the plots draw its losses and forecasts
+    span: bool  # ... and every fold's test block (a backtest)
     verbose: object
-    runs: list = dataclasses.field(default_factory=list)
-    shown: dict = dataclasses.field(default_factory=dict)  # arch -> what the plots draw (first seed)
-    started: int = 0  # fits begun, for the progress labels
+    label: str  # `[3/12] gru, seed 43, fold 1 of 4`
 
-    def label(self, arch: str, seed: int, index: int, fold) -> str:
-        """`[3/12] gru, seed 43, fold 1 of 4`: which fit the progress output below belongs to."""
-        total = len(self.spec.archs) * self.spec.repeats * len(self.folds)
-        where = f", fold {index} of {len(self.folds)}" if fold is not None else ""
-        return f"[{self.started}/{total}] {arch}, seed {seed}{where}"
 
-    def arch_and_seed(self, arch: str, seed: int, shown: bool) -> None:
-        """Every fold of one arch and seed (one fit without backtest folds), and their pooled scores."""
-        from keras_seq.evaluation import persistence_forecast
+@dataclasses.dataclass
+class FitOutcome:
+    """What a fit sends back from wherever it ran: its record, its run folder's files, and what the report needs."""
 
-        specs = dataclasses.replace(self.specs, model=dataclasses.replace(self.specs.model, arch=arch),
-                                    train=dataclasses.replace(self.specs.train, seed=seed))
-        pooled = {"actual": [], "model": [], "persistence": [], "drawn": []}
-        for index, fold in enumerate(self.folds, start=1):
-            fitted = self.fit(specs, index, fold)
-            if fold is not None:
-                for key, values in (("actual", fitted.raw.targets("test")), ("model", fitted.predictions["test"]),
-                                    ("persistence", persistence_forecast(fitted.raw, "test")),
-                                    ("drawn", _first_series_points(fitted.raw, "test", fitted.predictions["test"]))):
-                    pooled[key].append(values)
-            if shown and (fold is None or index == len(self.folds)):
-                split = "test" if "test" in fitted.predictions else self.spec.on[0]
-                self.shown[arch] = {"history": fitted.history, "raw": fitted.raw, "split": split,
-                                    "drawn": _first_series_points(fitted.raw, split, fitted.predictions[split])}
-        if self.spec.backtest:
-            record_pooled(self.runs, arch, seed, pooled)
-            if shown:  # the plots show every fold's test block
-                dates, values = zip(*pooled["drawn"])
-                self.shown[arch].update(drawn=(np.concatenate(dates), np.concatenate(values)), span=True)
+    name: str
+    record: dict  # its entry in comparison.json's runs
+    files: dict  # file name -> bytes of its run folder
+    pooled: dict | None  # of a backtest fold: actual, model, persistence (test targets and forecasts), drawn
+    shown: dict | None  # of a fit the plots draw: history, split, drawn, actual, ylabel
 
-    def fit(self, specs, index: int, fold):
-        """Train and score one model on one fold (or the whole frame), and write its run folder."""
+
+def fit_tasks(specs, spec: CompareSpec, seeds: list, folds: list, digest: str, verbose) -> list[FitTask]:
+    """Every fit of a comparison, in the order a serial run trains them."""
+    tasks = []
+    total = len(spec.archs) * len(seeds) * len(folds)
+    for arch in spec.archs:
+        for seed in seeds:
+            mine = dataclasses.replace(specs, model=dataclasses.replace(specs.model, arch=arch),
+                                       train=dataclasses.replace(specs.train, seed=seed))
+            for index, fold in enumerate(folds, start=1):
+                name = f"{arch}-seed{seed}" + (f"-fold{index}" if fold is not None else "")
+                where = f", fold {index} of {len(folds)}" if fold is not None else ""
+                tasks.append(FitTask(
+                    name=name, specs=mine, fold=fold, index=index,
+                    splits=("test",) if fold is not None else spec.on, digest=digest if fold is None else None,
+                    shown=seed == seeds[0] and (fold is None or index == len(folds)), span=fold is not None,
+                    verbose=verbose, label=f"[{len(tasks) + 1}/{total}] {arch}, seed {seed}{where}"))
+    return tasks
+
+
+def fit_one(frame, task: FitTask) -> FitOutcome:
+    """Train and score one model of a comparison, here or on a worker; its run folder comes back as bytes."""
+    from keras_seq.fanout import in_worker
+
+    with in_worker(task.specs.backend):
         import keras
 
-        from keras_seq.fitting import train_and_evaluate, write_run
+        from keras_seq.evaluation import persistence_forecast
+        from keras_seq.fitting import train_and_evaluate
         from keras_seq.safety import STOP
 
-        fold_frame, fold_windows = fold_data(self.frame, specs.windows, fold)
-        self.started += 1
-        if self.verbose != 0:  # Keras's epoch lines follow: say whose they are
-            print(self.label(specs.model.arch, specs.train.seed, index, fold), flush=True)
+        fold_frame, fold_windows = fold_data(frame, task.specs.windows, task.fold)
+        if task.verbose != 0:  # Keras's epoch lines follow: say whose they are
+            print(task.label, flush=True)
         keras.backend.clear_session()
         STOP.check("the comparison")
-        fitted = train_and_evaluate(fold_frame, dataclasses.replace(specs, windows=fold_windows),
-                                    splits=("test",) if fold is not None else self.spec.on, verbose=self.verbose,
-                                    data_sha256=self.digest if fold is None else None)
+        fitted = train_and_evaluate(fold_frame, dataclasses.replace(task.specs, windows=fold_windows),
+                                    splits=task.splits, verbose=task.verbose, data_sha256=task.digest)
         STOP.check("the comparison")  # a signal during training stopped it after a batch
-        name = f"{specs.model.arch}-seed{specs.train.seed}" + (f"-fold{index}" if fold is not None else "")
-        (self.folder / "runs" / name).mkdir(parents=True)
-        write_run(self.folder / "runs" / name, fitted, plots=False)
-        self.runs.append(_run_record(fitted, specs.model.arch, specs.train.seed, index if fold is not None else None,
-                                     f"runs/{name}"))
-        return fitted
+        pooled = shown = None
+        if task.fold is not None:
+            pooled = {"actual": fitted.raw.targets("test"), "model": fitted.predictions["test"],
+                      "persistence": persistence_forecast(fitted.raw, "test"),
+                      "drawn": _first_series_points(fitted.raw, "test", fitted.predictions["test"])}
+        if task.shown:
+            shown = _shown_parts(fitted, task)
+        record = _run_record(fitted, task.specs.model.arch, task.specs.train.seed,
+                             task.index if task.fold is not None else None, f"runs/{task.name}")
+        return FitOutcome(task.name, record, _run_files(fitted), pooled, shown)
+
+
+def _shown_parts(fitted, task: FitTask) -> dict:
+    """What the comparison's plots draw of one fit: its losses, forecasts and the actual values around them."""
+    split = "test" if "test" in fitted.predictions else task.splits[0]
+    raw = fitted.raw
+    rows = raw.series_splits[0]  # of a panel, its first series
+    lo, hi = (rows["train"][0], rows["test"][1]) if task.span else rows[split]
+    return {"history": fitted.history, "split": split,
+            "drawn": _first_series_points(raw, split, fitted.predictions[split]),
+            "actual": (raw.dates[lo:hi].to_numpy(), np.asarray(raw.target_values[lo:hi], dtype="float64")),
+            "ylabel": raw.scaling.target_name if len(raw.series_ids) == 1 else f"{raw.series_ids[0]} (the first series)"}
+
+
+def _run_files(fitted) -> dict:
+    """A run folder's files (without plots) for `fitted`, as bytes: written to a temporary folder and read back."""
+    import tempfile
+
+    from keras_seq.fitting import write_run
+
+    with tempfile.TemporaryDirectory(prefix="keras-seq-fit-") as folder:
+        write_run(Path(folder), fitted, plots=False)
+        return {path.name: path.read_bytes() for path in sorted(Path(folder).iterdir()) if path.is_file()}
+
+
+def write_fit_folder(folder: Path, outcome: FitOutcome) -> None:
+    """Write a fit's run folder under `folder/runs/` from its bytes: staged, then renamed into place."""
+    from keras_seq.safety import refuse_symlink
+
+    runs = folder / "runs"
+    refuse_symlink(runs)
+    runs.mkdir(exist_ok=True)
+    stage = runs / f".{outcome.name}.partial"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    for name, content in outcome.files.items():
+        if Path(name).name != name or name.startswith("."):
+            raise KerasSeqError(f"a worker sent a run folder file named {name!r}: refusing to write it.")
+        (stage / name).write_bytes(content)
+    stage.rename(runs / outcome.name)
+
+
+# === Keeping the fits of an interrupted comparison ===
+
+_ARRAYS = {"pooled": ("actual", "model", "persistence"), "pairs": (("pooled", "drawn"), ("shown", "drawn"),
+                                                                    ("shown", "actual"))}
+
+
+def interrupted_record(folder: Path, settings: dict, tasks: list, finished: dict) -> dict:
+    """`interrupted.json` of a comparison that stopped early (each kept fit's arrays in `fits/<name>.npz`)."""
+    from keras_seq.safety import refuse_symlink
+
+    fits = folder / "fits"
+    refuse_symlink(fits)
+    fits.mkdir(exist_ok=True)
+    kept = {}
+    for name, outcome in finished.items():
+        arrays = {}
+        if outcome.pooled is not None:
+            arrays |= {f"pooled_{key}": np.asarray(outcome.pooled[key]) for key in _ARRAYS["pooled"]}
+        for part, key in _ARRAYS["pairs"]:
+            source = outcome.pooled if part == "pooled" else outcome.shown
+            if source is not None:
+                arrays[f"{part}_{key}_dates"], arrays[f"{part}_{key}_values"] = map(np.asarray, source[key])
+        np.savez(fits / f"{name}.npz", **arrays)
+        shown = None if outcome.shown is None else {k: outcome.shown[k] for k in ("history", "split", "ylabel")}
+        kept[name] = {"record": outcome.record, "shown": shown}
+    return {"kind": "interrupted keras-seq comparison", "settings": settings, "finished": kept,
+            "pending": [task.name for task in tasks if task.name not in finished]}
+
+
+def kept_fits(folder: Path, record: dict, tasks: list) -> dict:
+    """The `FitOutcome`s an interrupted comparison kept, read back (only names among `tasks`, each checked)."""
+    from keras_seq.rundir import check_manifest
+    from keras_seq.safety import refuse_symlink
+
+    names = {task.name for task in tasks}
+    outcomes = {}
+    for name, entry in (record.get("finished") or {}).items():
+        if name not in names or not isinstance(entry, dict) or not isinstance(entry.get("record"), dict):
+            raise KerasSeqError(f"{folder / INTERRUPTED_FILE} lists a fit '{name}' this comparison does not have. "
+                                "The folder may have been changed; start the comparison again.")
+        for path in (folder / "runs" / name, folder / "fits" / f"{name}.npz"):
+            refuse_symlink(path)
+        check_manifest(folder / "runs" / name)
+        try:
+            with np.load(folder / "fits" / f"{name}.npz", allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except (OSError, ValueError) as exc:
+            raise KerasSeqError(f"{folder / 'fits' / name}.npz cannot be read ({exc}). Start the comparison again.") from None
+        pooled = ({key: arrays[f"pooled_{key}"] for key in _ARRAYS["pooled"]} if "pooled_actual" in arrays else None)
+        if pooled is not None:
+            pooled["drawn"] = (arrays["pooled_drawn_dates"], arrays["pooled_drawn_values"])
+        shown = entry.get("shown")
+        if shown is not None:
+            shown = dict(shown, drawn=(arrays["shown_drawn_dates"], arrays["shown_drawn_values"]),
+                         actual=(arrays["shown_actual_dates"], arrays["shown_actual_values"]))
+        outcomes[name] = FitOutcome(name, entry["record"], {}, pooled, shown)
+    return outcomes
+
+
+def _collect(outcomes: list, tasks: list, spec: CompareSpec) -> tuple[list, dict]:
+    """comparison.json's runs (fold records, then each arch and seed's pooled record) and what the plots draw."""
+    runs, shown, pooled = [], {}, {}
+    for task, outcome in zip(tasks, outcomes):
+        arch, seed = task.specs.model.arch, task.specs.train.seed
+        runs.append(outcome.record)
+        if outcome.pooled is not None:
+            parts = pooled.setdefault((arch, seed), {"actual": [], "model": [], "persistence": [], "drawn": []})
+            for key, values in outcome.pooled.items():
+                parts[key].append(values)
+        if outcome.shown is not None:
+            shown[arch] = dict(outcome.shown)
+        if spec.backtest and task.index == spec.backtest:  # the last fold of this arch and seed
+            record_pooled(runs, arch, seed, pooled[(arch, seed)])
+            if task.shown:  # the plots show every fold's test block
+                dates, values = zip(*pooled[(arch, seed)]["drawn"])
+                shown[arch].update(drawn=(np.concatenate(dates), np.concatenate(values)), span=True)
+    return runs, shown
 
 
 def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: list) -> dict:
@@ -291,7 +566,7 @@ def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: 
         "windows": dataclasses.asdict(specs.windows),
         "model": {k: v for k, v in dataclasses.asdict(specs.model).items() if k != "arch"},
         "train": dataclasses.asdict(specs.train),
-        "compare": dataclasses.asdict(spec),
+        "compare": spec.settings(),
         "seeds": seeds,
         "backend": specs.backend,
         "folds": [dict(zip(("validation_start", "test_start", "test_end"), f)) for f in folds] if spec.backtest else None,
@@ -588,18 +863,15 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     _save(plt, fig, folder / "compare_loss.png")
 
     first = next(iter(shown.values()))
-    raw = first["raw"]
     dates = first["drawn"][0]
-    rows = raw.series_splits[0]  # of a panel, its first series
-    lo, hi = (rows["train"][0], rows["test"][1]) if first.get("span") else rows[first["split"]]
+    actual_dates, actual_values = first["actual"]
     fig, ax = plt.subplots(figsize=(11, 5))
     if len(dates):
-        inside = (raw.dates[lo:hi] >= dates.min()) & (raw.dates[lo:hi] <= dates.max())
-        ax.plot(raw.dates[lo:hi][inside], raw.target_values[lo:hi][inside], color="black", linewidth=1.4,
-                label="actual")
+        inside = (actual_dates >= dates.min()) & (actual_dates <= dates.max())
+        ax.plot(actual_dates[inside], actual_values[inside], color="black", linewidth=1.4, label="actual")
     for i, (arch, item) in enumerate(shown.items()):
         ax.plot(*item["drawn"], linewidth=0.9, color=colors[i % len(colors)], label=arch)
-    ax.set_ylabel(raw.scaling.target_name if len(raw.series_ids) == 1 else f"{raw.series_ids[0]} (the first series)")
+    ax.set_ylabel(first["ylabel"])
     scope = f"{backtest} walk-forward folds" if backtest else f"{first['split']} split"
     ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
     ax.legend(fontsize=8)

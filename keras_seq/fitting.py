@@ -28,7 +28,7 @@ import re
 import shutil
 from pathlib import Path
 
-from keras_seq.backend import import_keras, set_random_seed, tensorflow_left_unloaded, use_backend
+from keras_seq.backend import import_keras, seeded_build, set_random_seed, tensorflow_left_unloaded, use_backend
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
@@ -409,10 +409,10 @@ def _run_model(specs: RunSpecs, training):
     from keras_seq.models.scalers import set_series_statistics
 
     vocabulary = series_vocabulary(training, specs.data.series_name) if specs.model.reads_series else None
-    set_random_seed(specs.train.seed)  # weights do not depend on what building the pipelines drew
-    net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
-                           target_index=specs.target_index, unscaled=specs.unscaled_columns,
-                           series_count=len(vocabulary or ()))
+    with seeded_build(specs.train.seed):  # weights depend on nothing drawn before, nor by other threads
+        net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
+                               target_index=specs.target_index, unscaled=specs.unscaled_columns,
+                               series_count=len(vocabulary or ()))
     if specs.model.scaler == "series":
         set_series_statistics(net, *series_statistics(training))
     return net, vocabulary

@@ -10,7 +10,7 @@ evaluation and export of one or more experiments.
                  # transition_layers, output_layers, scaler, transform, residual, series_embedding, quantiles,
                  # distribution, conformal
     [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile, devices
-    [evaluate]   # on (splits to score), repeats, backtest
+    [evaluate]   # on (splits to score), repeats, backtest, jobs, scheduler (where the fits run)
     [export]     # formats: any of "savedmodel", "onnx", "keras" (none by default)
 
     [[experiment]]          # optional, repeatable: each one a comparison
@@ -32,6 +32,7 @@ recipe, every default filled in: running it again repeats the run),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -105,7 +106,7 @@ SCHEMA = {
               "steps_per_execution": INT,
               "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto"),
               "devices": ('a positive integer or "all"', lambda v: v == "all" or (_is_int(v) and v >= 1))},
-    "evaluate": {"on": STR_LIST, "repeats": INT, "backtest": INT},
+    "evaluate": {"on": STR_LIST, "repeats": INT, "backtest": INT, "jobs": INT, "scheduler": STR},
     "export": {"formats": STR_LIST},
 }
 TOP_KEYS = {"description": STR, "name": STR}
@@ -456,7 +457,8 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
     model = {"archs": list(experiment.compare.archs),
              **{k: v for k, v in dataclasses.asdict(experiment.model).items() if k != "arch"}}
     compare = dataclasses.asdict(experiment.compare)
-    evaluate = {"on": list(compare["on"]), "repeats": compare["repeats"], "backtest": compare["backtest"]}
+    evaluate = {"on": list(compare["on"]), "repeats": compare["repeats"], "backtest": compare["backtest"],
+                "jobs": compare["jobs"], "scheduler": compare["scheduler"]}
     sections = {
         "data": data,
         "windows": windows,
@@ -526,58 +528,80 @@ def run_recipe(
     backend: str | None = None,
     verbose: str | int = 0,
     echo=None,
+    jobs: int = 1,
+    scheduler: str | None = None,
 ) -> RecipeResult:
     """Run every experiment of `recipe` into `<out>/<name>-<UTC>/`.
 
     Args:
         recipe: Recipe. From `load_recipe`.
         out: path. Folder that receives the recipe's run folder.
-        backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
-            else jax.
+        backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`, else jax.
         verbose: "auto", 0, 1 or 2. Keras's progress output per model.
         echo: callable or None. Receives one progress line per step.
+        jobs, scheduler: where the fits run, as in `compare.CompareSpec`;
+            given, they replace every experiment's `[evaluate]` jobs and
+            scheduler.
 
     Returns:
         A `RecipeResult`.
+
+    Raises:
+        KerasSeqError: stopped after some fits finished: published with them and interrupted.json.
     """
     from keras_seq.backend import use_backend
-    from keras_seq.compare import check_backtest, date_count
-    from keras_seq.fitting import start_keras
+    from keras_seq.fanout import Stopped
 
     echo = echo or (lambda line: None)
     _refuse_search(recipe)
     backend = use_backend(backend)
-    frames = {}
-    for experiment in recipe.experiments:
-        frame = experiment.data.load()
-        check_backtest(date_count(frame), experiment.windows, experiment.compare.backtest)
-        frames[experiment.name] = frame
-    start_keras(max((e.train.devices for e in recipe.experiments if isinstance(e.train.devices, int)), default=1))
+    fanouts, frames = _prepare(recipe, jobs, scheduler)
     from keras_seq.safety import STOP, stop_signals
-    from keras_seq.rundir import staged_folder, utc_stamp, write_json
-    from keras_seq.training import versions
+    from keras_seq.rundir import staged_folder, utc_stamp
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    summaries, parts = {}, [f"# {recipe.name}", "", recipe.description, ""]
-    with stop_signals(), staged_folder(out, f"{recipe.name}-{utc_stamp(started)}") as stage:
+    summaries, parts, kept = {}, [f"# {recipe.name}", "", recipe.description, ""], None
+    name = f"{recipe.name}-{utc_stamp(started)}"
+    with stop_signals(), _Pools(backend) as pools, staged_folder(out, name) as stage:
         for experiment in recipe.experiments:
-            summaries[experiment.name], part = _run_experiment(stage.path, recipe, experiment, frames[experiment.name],
-                                                               backend, verbose, echo)
+            try:
+                summaries[experiment.name], part = _run_experiment(
+                    stage.path, recipe, experiment, frames[experiment.name], backend, verbose, echo,
+                    pools.get(fanouts[experiment.name]))
+            except Stopped as exc:
+                if not exc.outcomes and not summaries:
+                    raise  # nothing finished: nothing is published
+                kept = (exc, experiment.name)
+                break
             parts.append(part)
-        report = "\n".join(parts)
-        (stage.path / "report.md").write_text(report, encoding="utf-8")
-        (stage.path / RECIPE_FILE).write_text(resolved_toml(recipe, frames), encoding="utf-8")
-        write_json(stage.path / "run.json", {
-            "created": started.isoformat(timespec="seconds"),
-            "recipe": str(recipe.path),
-            "recipe_sha256": hashlib.sha256(recipe.path.read_bytes()).hexdigest(),
-            "overrides": list(recipe.overrides),
-            "backend": backend,
-            "data_sha256": {name: summary["settings"]["data"]["sha256"] for name, summary in summaries.items()},
-            "versions": versions(),
-        })
-        STOP.check("the recipe run")  # a signal after the last experiment: still nothing is published
+        if kept is None:
+            report = _write_run_files(stage.path, recipe, parts, frames, started, backend, summaries)
+            STOP.check("the recipe run")  # a signal after the last experiment: still nothing is published
+    if kept is not None:
+        exc, name = kept
+        raise exc.kept_in(stage.final / name) from None
     return RecipeResult(stage.final, report, summaries)
+
+
+def _write_run_files(folder: Path, recipe: Recipe, parts: list, frames: dict, started, backend: str,
+                     summaries: dict) -> str:
+    """report.md, the resolved recipe.toml and run.json of a finished recipe run; returns the report."""
+    from keras_seq.rundir import write_json
+    from keras_seq.training import versions
+
+    report = "\n".join(parts)
+    (folder / "report.md").write_text(report, encoding="utf-8")
+    (folder / RECIPE_FILE).write_text(resolved_toml(recipe, frames), encoding="utf-8")
+    write_json(folder / "run.json", {
+        "created": started.isoformat(timespec="seconds"),
+        "recipe": str(recipe.path),
+        "recipe_sha256": hashlib.sha256(recipe.path.read_bytes()).hexdigest(),
+        "overrides": list(recipe.overrides),
+        "backend": backend,
+        "data_sha256": {name: summary["settings"]["data"]["sha256"] for name, summary in summaries.items()},
+        "versions": versions(),
+    })
+    return report
 
 
 def _refuse_search(recipe: Recipe) -> None:
@@ -586,7 +610,43 @@ def _refuse_search(recipe: Recipe) -> None:
                             f"{recipe.path}`.")
 
 
-def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo):
+def _prepare(recipe: Recipe, jobs: int, scheduler: str | None) -> tuple[dict, dict]:
+    """Where each experiment's fits run, and its rows, loaded and checked (folds, fan-out); then Keras is started.
+
+    `jobs` and `scheduler` (the command line's) replace each experiment's own where given.
+    """
+    from keras_seq.compare import check_backtest, check_fanout, date_count
+    from keras_seq.fanout import Fanout
+    from keras_seq.fitting import start_keras
+
+    given = Fanout(jobs, scheduler)
+    fanouts, frames = {}, {}
+    for experiment in recipe.experiments:
+        fanouts[experiment.name] = experiment.compare.fanout if given.serial else given
+        frame = experiment.data.load()
+        check_backtest(date_count(frame), experiment.windows, experiment.compare.backtest)
+        check_fanout(fanouts[experiment.name], experiment.train)
+        frames[experiment.name] = frame
+    start_keras(max((e.train.devices for e in recipe.experiments if isinstance(e.train.devices, int)), default=1))
+    return fanouts, frames
+
+
+class _Pools(contextlib.ExitStack):
+    """The worker pools of a recipe run, each opened when an experiment first needs it and closed at the end."""
+
+    def __init__(self, backend: str):
+        super().__init__()
+        self.backend, self.opened = backend, {}
+
+    def get(self, fanout):
+        from keras_seq.fanout import open_pool
+
+        if fanout not in self.opened:
+            self.opened[fanout] = self.enter_context(open_pool(fanout, self.backend))
+        return self.opened[fanout]
+
+
+def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo, pool):
     """Compare (and export) one experiment into `folder/<name>`; its summary and its part of report.md."""
     from keras_seq.compare import compare_into
     from keras_seq.fitting import RunSpecs
@@ -599,7 +659,7 @@ def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame,
     folder.mkdir()
     specs = RunSpecs(experiment.data, experiment.windows, experiment.model, experiment.train, backend)
     summary, markdown = compare_into(folder, frame, specs, experiment.compare, verbose=verbose,
-                                     title=f"{recipe.name}: {experiment.name}")
+                                     title=f"{recipe.name}: {experiment.name}", pool=pool)
     exported = _export_runs(folder, summary, experiment, echo)
     STOP.check("the recipe run")
     body = markdown.split("\n", 1)[1].replace("\n## ", "\n### ")

@@ -19,10 +19,10 @@ def python(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env}, timeout=300)
 
 
-def test_the_default_backend_is_jax_and_env_overrides_it():
+def test_the_environment_overrides_the_default_backend():
+    """(That the default is jax, a process without a choice shows in the cache test below.)"""
     assert DEFAULT_BACKEND == "jax"
     code = "from keras_seq.backend import use_backend, import_keras; use_backend(); print(import_keras().backend.backend())"
-    assert python(code).stdout.split() == ["jax"]
     assert python(code, KERAS_BACKEND="tensorflow").stdout.split() == ["tensorflow"]
 
 
@@ -36,6 +36,28 @@ def test_switching_after_keras_loaded_is_one_clear_error():
     with pytest.raises(KerasSeqError, match=f"already imported with backend '{keras.backend.backend()}'"):
         use_backend(other)
 
+
+@pytest.mark.backend
+def test_weights_do_not_depend_on_what_other_code_draws_from_pythons_random():
+    """A layer built without a seed draws one; another thread drawing from Python's `random` between keras-seq's
+    seeding and the build (a dask worker's event loop did) must not change the weights."""
+    import random
+
+    from keras_seq.backend import seeded_build
+
+    def kernel(seed: int, draws_between: int):
+        with seeded_build(seed):
+            for _ in range(draws_between):
+                random.random()
+            layer = keras.layers.Dense(3)
+            layer.build((None, 2))
+        return keras.ops.convert_to_numpy(layer.kernel)
+
+    np.testing.assert_array_equal(kernel(5, 3), kernel(5, 0))
+    assert not np.array_equal(kernel(6, 0), kernel(5, 0))
+    from keras.src.random import seed_generator
+
+    assert seed_generator.python_random is random  # Keras's own is back, for code outside a keras-seq build
 
 @pytest.mark.backend
 def test_seeding_without_tensorflow_draws_what_keras_seeding_draws():
@@ -61,15 +83,16 @@ def test_seeding_without_tensorflow_draws_what_keras_seeding_draws():
 def test_jax_keeps_its_compiled_functions_in_keras_seqs_cache_for_the_next_process(tmp_path):
     """JAX's persistent compilation cache, under `$XDG_CACHE_HOME/keras-seq/jax` unless the user chose a folder:
     a second process compiling the same function finds it there and adds nothing."""
-    code = ("from keras_seq.backend import import_keras; import_keras(); import jax, jax.numpy as jnp; "
-            "print(float(jax.jit(lambda x: jnp.tanh(x) * 3)(jnp.ones(4)).sum()))")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    env = {**base, "XDG_CACHE_HOME": str(tmp_path), "KERAS_BACKEND": "jax"}
+    code = ("from keras_seq.backend import import_keras; print(import_keras().backend.backend()); import jax, "
+            "jax.numpy as jnp; print(float(jax.jit(lambda x: jnp.tanh(x) * 3)(jnp.ones(4)).sum()))")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "KERAS_BACKEND"}
+    env = {**base, "XDG_CACHE_HOME": str(tmp_path)}  # no backend chosen: the default, jax
     cache = tmp_path / "keras-seq" / "jax"
     entries = []
     for _ in range(2):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split()[0] == "jax"
         assert float(done.stdout.split()[-1]) == pytest.approx(np.tanh(1.0) * 12, rel=1e-6)  # float32 on jax
         entries.append(sorted(p.name for p in cache.iterdir()))
     assert entries[0] and entries[1] == entries[0]

@@ -39,15 +39,16 @@ def test_two_workers_share_one_journal_and_lose_or_repeat_no_trial(tmp_path):
 @pytest.mark.slow
 def test_an_interrupted_study_on_sqlite_resumes_its_cut_trial_and_ends_with_every_trial(tmp_path):
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    # 100 epochs: its steps are compiled already (the run's shared JAX cache), so a trial lasts a few seconds only
-    args = ["--recipe", lr_search(tmp_path, 100), "--trials", "1", "--storage", storage, "--study", "cut",
+    # 300 epochs: its steps are compiled already (the run's shared JAX cache), so 100 epochs could end before the
+    # test's SIGINT on a busy machine; the signal is sent at the first reported epoch
+    args = ["--recipe", lr_search(tmp_path, 300), "--trials", "1", "--storage", storage, "--study", "cut",
             "--out", tmp_path, "--no-refit", "-q"]
     process = console(*args)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         try:
             running = [t for t in study_of(tmp_path / "cut", storage).trials
-                       if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 2]
+                       if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
         except KeyError:  # the study is not created yet
             running = []
         if running:
@@ -67,4 +68,4 @@ def test_an_interrupted_study_on_sqlite_resumes_its_cut_trial_and_ends_with_ever
     trials = study_of(tmp_path / "cut", storage).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == cut.params  # the cut trial, again
-    assert len(trials[1].intermediate_values) == 100 and "1 trial counted" in out
+    assert len(trials[1].intermediate_values) == 300 and "1 trial counted" in out
