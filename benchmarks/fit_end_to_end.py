@@ -2,14 +2,17 @@
 
     python benchmarks/fit_end_to_end.py                   # 3 rounds, the default ^DJI LSTM, 20 epochs
     python benchmarks/fit_end_to_end.py --rounds 5 --json out.json
+    python benchmarks/fit_end_to_end.py --darts-python /tmp/darts-venv/bin/python   # darts in a venv of its own
 
 Each round runs, in turns, as new processes:
 
 - `no cache`: `KERAS_SEQ_JAX_CACHE=0`, every step compiled (a first run);
 - `cache`: the persistent cache in a folder of this benchmark, filled by a
   warm-up run first (every later run of the same shapes);
-- `darts RNNModel` where darts is installed: its LSTM on the same ^DJI
-  closes, 20 epochs, the same window and size (otherwise left out, said so).
+- `darts RNNModel` where darts is installed (here, or in the venv of
+  `--darts-python`): its LSTM on the same ^DJI closes, read from keras-seq's
+  shipped CSV, 20 epochs, the same window and size (otherwise left out, said
+  so).
 
 Medians over the rounds, and each row's ratio to `cache`. Peak RSS is the
 child's `ru_maxrss` (`resource.getrusage(RUSAGE_CHILDREN)` read per child
@@ -34,8 +37,7 @@ import sys
 import pandas as pd
 from darts import TimeSeries
 from darts.models import RNNModel
-from keras_seq.data.sources import DataSpec
-frame = DataSpec().load()
+frame = pd.read_csv(sys.argv[1], index_col="Date", parse_dates=True).loc["2018-02-13":"2023-02-10"]  # fit's rows
 series = TimeSeries.from_values(frame["Close"].to_numpy("float32"))
 train, rest = series.split_after(0.7)
 model = RNNModel(model="LSTM", input_chunk_length=16, training_length=17, hidden_dim=64, n_rnn_layers=2,
@@ -44,6 +46,7 @@ model = RNNModel(model="LSTM", input_chunk_length=16, training_length=17, hidden
 model.fit(train, verbose=False)
 model.historical_forecasts(series, start=0.85, forecast_horizon=1, retrain=False, verbose=False)
 """
+DATA = Path(__file__).resolve().parents[1] / "keras_seq" / "data" / "dji_daily.csv.gz"
 
 
 def timed(command: list[str], env: dict) -> tuple[float, float]:
@@ -61,6 +64,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--darts-python", default=None,
+                        help="Python of another venv with darts (and torch) installed, for the darts row.")
     args = parser.parse_args()
     script = str(Path(sys.executable).with_name("keras-seq"))
     base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")} | {"KERAS_BACKEND": "jax"}
@@ -68,10 +73,12 @@ def main() -> int:
         fit = [script, "fit", "--out", str(Path(folder) / "runs"), "-q"]
         rows = {"no cache": (fit, base | {"KERAS_SEQ_JAX_CACHE": "0"}),
                 "cache": (fit, base | {"XDG_CACHE_HOME": str(Path(folder) / "cache")})}
-        if importlib.util.find_spec("darts") is not None:
-            rows["darts RNNModel"] = ([sys.executable, "-c", DARTS], base)
+        darts = args.darts_python or (sys.executable if importlib.util.find_spec("darts") is not None else None)
+        if darts is not None:
+            rows["darts RNNModel"] = ([darts, "-c", DARTS, str(DATA)], base)
         else:
-            print("darts is not installed here: its row is left out (pip install darts, with torch==2.13.0 first)")
+            print("darts is not installed here: its row is left out (pip install darts, with torch==2.13.0 first, "
+                  "or give --darts-python, the interpreter of a venv that has it)")
         timed(*rows["cache"])  # fills the cache
         found = {name: [] for name in rows}
         for _ in range(args.rounds):

@@ -341,7 +341,13 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
         interrupted = getattr(exc, "interrupted", isinstance(exc, RunInterrupted))
         raise Stopped(str(exc), [finished[t.name] for t in tasks if t.name in finished], interrupted,
                       len(tasks)) from None
-    outcomes = [finished[task.name] for task in tasks]
+    return _report(folder, [finished[task.name] for task in tasks], tasks, spec, settings, title)
+
+
+def _report(folder: Path, outcomes: list, tasks: list, spec: CompareSpec, settings: dict, title) -> tuple[dict, str]:
+    """A finished comparison's report files from its fits' outcomes; what a stopped run kept for them is removed."""
+    from keras_seq.rundir import write_json
+
     runs, shown = _collect(outcomes, tasks, spec)
     scored = ("backtest",) if spec.backtest else spec.on
     summary = summarize(runs, spec, scored)
