@@ -1,4 +1,5 @@
-"""Data-parallel training (keras_seq/distributed.py): two host devices and two processes on 127.0.0.1 train as one."""
+"""Data-parallel training (keras_seq/distributed.py): two host devices and two processes on 127.0.0.1 train as one,
+and a two-device run stopped and resumed ends as the uninterrupted one."""
 
 from __future__ import annotations
 
@@ -35,14 +36,34 @@ ONE_AND_TWO_DEVICES = textwrap.dedent("""
         result = fit_run(DataSpec(source=sys.argv[1]), WindowSpec(window=10), ModelSpec(units=8, layers=1),
                          TrainSpec(epochs=3, devices=devices), out=sys.argv[2], verbose=0)
         runs[devices] = result
+    # The two-device run again, stopped by SIGINT after its second epoch and resumed from its checkpoint.
+    import signal
+    from pathlib import Path
+    from keras_seq.errors import RunInterrupted
+    from keras_seq.fitting import resume_run
+    from keras_seq.training import watching_epochs
+
+    def stop_after_the_second_epoch(epoch, logs, model):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # training stops after the current batch: the epoch's last
+
+    try:
+        with watching_epochs(stop_after_the_second_epoch):
+            fit_run(DataSpec(source=sys.argv[1]), WindowSpec(window=10), ModelSpec(units=8, layers=1),
+                    TrainSpec(epochs=3, devices=2), out=Path(sys.argv[2]) / "cut", verbose=0)
+        raise SystemExit("the signal did not stop the two-device run")
+    except RunInterrupted:
+        (cut,) = (Path(sys.argv[2]) / "cut").iterdir()
+    runs["resumed"] = resume_run(cut, verbose=0)
     import jax
     from keras_seq.models.builders import load_model  # Keras loads in the first fit, after the devices are set
-    weights = [load_model(runs[d].path / "model.keras").get_weights() for d in (1, 2)]
+    weights = {d: load_model(runs[d].path / "model.keras").get_weights() for d in (1, 2, "resumed")}
     print(json.dumps({"devices": jax.device_count(), "flags": os.environ.get("XLA_FLAGS"),
                       "tensorflow": "tensorflow" in sys.modules,
-                      "history": {d: runs[d].history for d in (1, 2)},
+                      "history": {d: runs[d].history for d in (1, 2, "resumed")},
                       "mae": {d: runs[d].report.model["mae"] for d in (1, 2)},
-                      "weights": max(float(np.abs(a - b).max()) for a, b in zip(*weights))}))
+                      "weights": max(float(np.abs(a - b).max()) for a, b in zip(weights[1], weights[2])),
+                      "resumed_weights": max(float(np.abs(a - b).max()) for a, b in zip(weights[2], weights["resumed"]))}))
 """)
 
 
@@ -84,6 +105,11 @@ def test_two_host_devices_and_two_processes_train_like_one_device(series_csv, tm
         np.testing.assert_allclose(two[key], one[key], rtol=0, atol=1e-5)
     assert found["weights"] < 1e-5
     assert found["mae"]["2"] == pytest.approx(found["mae"]["1"], abs=1e-3)
+    # A two-device run stopped after epoch 2 and resumed ends where the uninterrupted one did.
+    resumed = found["history"]["resumed"]
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(resumed[key], two[key], rtol=0, atol=1e-6)
+    assert found["resumed_weights"] < 1e-6
     # The two processes joined through jax.distributed: process 0 wrote the run, process 1 nothing.
     assert "process 1 of 2: trained" in outputs[1] and not (tmp_path / "job1").exists()
     (run,) = (tmp_path / "job0").iterdir()
