@@ -1,7 +1,7 @@
 """keras-seq: recurrent sequence models for time series in Keras 3.
 
 From Python, the CLI's verbs are `keras_seq.fit`, `evaluate`, `export`,
-`predict` and `tune`, with the same honest splits, scaling, run folders and checks
+`predict`, `tune`, `compare_models` and `run_recipe`, with the same honest splits, scaling, run folders and checks
 (README.md, "From Python"); `build_model`, `make_windows`, `train_model` and
 `evaluate_model` are the parts they are made of.
 
@@ -25,6 +25,11 @@ _LAZY = {
     "export": ("keras_seq.exporting", "export_run"),
     "predict": ("keras_seq.serving", "predict_artifact"),
     "tune": ("keras_seq.tuning", "tune"),
+    "compare_models": ("keras_seq.compare", "compare_models"),
+    "CompareSpec": ("keras_seq.compare", "CompareSpec"),
+    "resume_comparison": ("keras_seq.compare", "resume_comparison"),
+    "load_recipe": ("keras_seq.recipe", "load_recipe"),
+    "run_recipe": ("keras_seq.recipe", "run_recipe"),
     "TuneSpec": ("keras_seq.tuning", "TuneSpec"),
     "Param": ("keras_seq.tuning", "Param"),
     # what a run is made of
