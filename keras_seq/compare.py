@@ -623,6 +623,8 @@ def record_pooled(runs: list, arch: str, seed: int, pooled: dict) -> None:
     model = forecast_metrics(actual, np.concatenate(pooled["model"]))
     baseline = forecast_metrics(actual, np.concatenate(pooled["persistence"]))
     folds = [r for r in runs if r["arch"] == arch and r["seed"] == seed]
+    for name, metrics in (("model", model), ("persistence", baseline)):
+        metrics.update(_pooled_mase([r["splits"]["test"] for r in folds], name))
     entry = {
         "arch": arch,
         "seed": seed,
@@ -645,6 +647,15 @@ def record_pooled(runs: list, arch: str, seed: int, pooled: dict) -> None:
         },
     }
     runs.append(entry)
+
+
+def _pooled_mase(reports: list, name: str) -> dict:
+    """MASE over every fold's windows: each fold scales its errors by its own training split's naive error, so the
+    pooled figure is the folds' MASE weighted by their windows (empty where a fold has none)."""
+    mases = [report[name].get("mase") for report in reports]
+    if any(m is None for m in mases):
+        return {}
+    return {"mase": float(np.average(mases, weights=[report["windows"] for report in reports]))}
 
 
 def _mean_std(values) -> dict:

@@ -90,6 +90,10 @@ def test_backtest_pools_its_folds(tmp_path):
     fold_maes = [r["splits"]["test"]["model"]["mae"] for r in folds]
     assert pooled["splits"]["backtest"]["windows"] == sum(sizes) == 188
     assert pooled["splits"]["backtest"]["model"]["mae"] == pytest.approx(np.average(fold_maes, weights=sizes))
+    for name in ("model", "persistence"):  # each fold scales by its own training split: MASE over every window
+        fold_mases = [r["splits"]["test"][name]["mase"] for r in folds]
+        assert pooled["splits"]["backtest"][name]["mase"] == pytest.approx(np.average(fold_mases, weights=sizes))
+    assert "| nan |" not in result.markdown
     previous_test_last = None
     for record in folds:
         dates = json.loads((result.path / record["run"] / "config.json").read_text())["split_dates"]
