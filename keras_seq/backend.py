@@ -255,14 +255,16 @@ def _seed_without_tensorflow(keras, seed: int) -> None:
 
 @contextlib.contextmanager
 def tensorflow_left_unloaded():
-    """Keep Keras from importing TensorFlow for a `.keras` save where TensorFlow is not loaded.
+    """Keep Keras from importing TensorFlow where TensorFlow is not loaded: a `.keras` save, joining a job.
 
     Keras's serializer imports TensorFlow whenever it is installed
     (`module_utils.tensorflow.available`), only to ask whether a value is
     a `tf.TensorShape`, `tf.DType` or `tf.TypeSpec`. Where TensorFlow was
     never imported no value can be one, so for the save the answer is "not
     available": the file is the same, without TensorFlow's 6 s and 470 MiB.
-    With TensorFlow loaded, or a Keras without that probe, nothing changes.
+    `keras.distribution.initialize` asks too, to seed TensorFlow's generator,
+    which nothing on jax reads. With TensorFlow loaded, or a Keras without
+    that probe, nothing changes.
     """
     probe = None
     if "tensorflow" not in sys.modules:

@@ -101,8 +101,11 @@ class Cluster:
         if keras.backend.backend() != "jax":
             raise KerasSeqError(f"a multi-process job runs on the jax backend; this one uses "
                                 f"{keras.backend.backend()}. Use --backend jax.")
+        from keras_seq.backend import tensorflow_left_unloaded
+
         try:
-            keras.distribution.initialize(self.address, self.num_processes, self.process_id)
+            with tensorflow_left_unloaded():  # its seeding would import TensorFlow only to seed it
+                keras.distribution.initialize(self.address, self.num_processes, self.process_id)
         except RuntimeError as exc:
             if "should only be called once" in str(exc):
                 return  # already joined, by an earlier fit of this process
