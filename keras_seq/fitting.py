@@ -285,6 +285,11 @@ def _train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, starte
     if not process_writes():
         fitted = train_and_evaluate(frame, specs, splits=(), verbose=0, data_sha256=digest, resume=resume,
                                     started=started)
+        if fitted.config["status"] != "complete":
+            import jax
+
+            raise RunInterrupted(f"process {jax.process_index()} of {jax.process_count()}: the job stopped on a "
+                                 "signal after a whole epoch; process 0 keeps the run folder and says how to resume.")
         return RunResult(None, None, fitted.history)
     with staged_folder(folder.parent, folder.name, replace=resume is not None) as stage:
         write_json(stage.path / CONFIG_FILE, specs.options_config("running", started, frame, digest))

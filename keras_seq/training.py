@@ -131,13 +131,13 @@ def train_model(
         _restore_trainer(trainer, resume)
     if verbose == "auto":  # a live bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
-    interrupt = _Interrupt()
-    guard, best, saver = _callbacks(keras, spec, resume, checkpoint, previous, interrupt)
+    interrupt = _Interrupt(current_parallel())
+    guard, best, saver, together = _callbacks(keras, spec, resume, checkpoint, previous, interrupt)
     watchers = [_epoch_watcher(keras, watch, model) for watch in _EPOCH_WATCHERS.get()]
     with interrupt.catching(trainer):
         history = trainer.fit(fit_data(windows, "train", first_epoch), validation_data=fit_data(windows, "validation"),
                               epochs=spec.epochs, initial_epoch=first_epoch, verbose=verbose,
-                              callbacks=[c for c in (guard, best, saver, *watchers) if c is not None],
+                              callbacks=[c for c in (guard, best, saver, *watchers, together) if c is not None],
                               shuffle=False)  # the training pipeline shuffles itself
     guard.check(spec.lr)
     if interrupt.requested:  # the epochs in the last checkpoint; one cut short is not kept: resuming repeats it
@@ -171,23 +171,36 @@ def _epoch_watcher(keras, watch, model):
 
 
 def _callbacks(keras, spec: TrainSpec, resume, checkpoint, previous: dict, interrupt):
-    """The divergence guard, the best-epoch keeper and (with a checkpoint path) the per-epoch checkpoint writer."""
+    """The divergence guard, the best-epoch keeper, (with a checkpoint path) the per-epoch checkpoint writer and (in
+    a multi-process job) the processes' shared stop, in the order they run after an epoch; None where not used."""
     best = _early_stopping(keras, spec, resume)
     saver = None if checkpoint is None else _epoch_checkpoint(keras, Path(checkpoint), best, previous, interrupt)
-    return _stop_on_non_finite_loss(keras), best, saver
+    together = _stop_together(keras, interrupt) if interrupt.shared else None
+    return _stop_on_non_finite_loss(keras), best, saver, together
 
 
 class _Interrupt:
-    """SIGINT or SIGTERM during training: stop after the current batch (a second signal stops at once)."""
+    """SIGINT or SIGTERM during training: stop after the current batch (a second signal stops at once).
 
-    def __init__(self):
+    In a multi-process job (`shared`) a process alone cannot stop: the
+    others would wait on it in the next batch's collectives. A signal there
+    is `pending` until the epoch's end, where `_stop_together` asks every
+    process and all of them stop after that epoch.
+    """
+
+    def __init__(self, parallel=None):
         self.requested = False
+        self.pending = False
+        self.shared = parallel is not None and parallel.process_count > 1
 
     @contextlib.contextmanager
     def catching(self, trainer):
         from keras_seq.safety import stop_signals
 
         def stop():
+            if self.shared:
+                self.pending = True
+                return
             self.requested = True
             trainer.stop_training = True
 
@@ -195,6 +208,20 @@ class _Interrupt:
             if request.requested:  # a signal that came before training began
                 stop()
             yield
+
+
+def _stop_together(keras, interrupt: _Interrupt):
+    """The processes of a job share their stop requests at each epoch's end: if one has a signal, all stop there."""
+    from jax.experimental import multihost_utils
+
+    class StopTogether(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            asked = multihost_utils.process_allgather(np.array([interrupt.pending], dtype="int32"))
+            if np.any(asked):  # the epoch is whole: its checkpoint was written just before
+                interrupt.requested = True
+                self.model.stop_training = True
+
+    return StopTogether()
 
 
 def _early_stopping(keras, spec: TrainSpec, resume: dict | None):

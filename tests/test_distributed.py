@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -157,3 +159,39 @@ def test_the_cluster_comes_from_keras_environment_variables(monkeypatch):
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
     monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "1")
     assert Cluster.from_environment(process_id=0) == Cluster("10.0.0.1:1234,10.0.0.2:2345", 2, 0)
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_process_of_a_job_stops_every_process_after_the_same_epoch_and_the_job_resumes(
+        series_csv, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "KERAS_BACKEND")} | {"KERAS_BACKEND": "jax"}
+    script = str(os.path.join(os.path.dirname(sys.executable), "keras-seq"))
+
+    def job(*args):
+        address = f"127.0.0.1:{free_port()}"
+        return [subprocess.Popen([script, "fit", *args, "--coordinator", address, "--num-processes", "2",
+                                  "--process-id", str(k)], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for k in (0, 1)]
+
+    fit = ["--data", str(series_csv), "--units", "8", "--layers", "1", "--window", "10", "--epochs", "100", "-q",
+           "--devices", "all"]
+    started = job(*fit, "--out", str(tmp_path / "out"))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(tmp_path.glob("out/.*.partial/checkpoint.npz")):
+        time.sleep(0.05)
+    started[0].send_signal(signal.SIGINT)  # process 0 alone, as Ctrl-C on one host's terminal
+    outputs = [process.communicate(timeout=240)[0] for process in started]
+    assert [p.returncode for p in started] == [130, 130], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "Traceback" not in outputs[0] + outputs[1]
+    assert "process 1 of 2: the job stopped on a signal after a whole epoch" in outputs[1]
+    (run,) = (tmp_path / "out").iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "interrupted" and 1 <= config["result"]["epochs_run"] < 100
+    assert f"keras-seq fit --resume {run}" in outputs[0]
+
+    resumed = job("--resume", str(run), "-q")  # every process resumes from the folder process 0 kept
+    outputs = [process.communicate(timeout=240)[0] for process in resumed]
+    assert [p.returncode for p in resumed] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "complete" and config["result"]["epochs_run"] == 100
+    assert len(pd.read_csv(run / "history.csv")) == 100
