@@ -422,10 +422,12 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
 @click.option("--pruner", type=click.Choice(PRUNER_CHOICES), default=None,
               help="median (Optuna's MedianPruner on each epoch's score, the default) or none.")
 @click.option("--no-refit", is_flag=True, help="Do not refit the best trial as a run folder.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="With --recipe: override a key of its base fit, e.g. --set train.epochs=5 (repeatable).")
 @training_options
 @_reports_errors
 @_stops_on_signals
-def tune(recipe, arch, **options):
+def tune(recipe, arch, overrides, **options):
     """Search hyperparameters with Optuna, scored on the validation split; refit the best on the test split.
 
     Writes OUT/STUDY/ with the study's storage, trials.csv, history.png,
@@ -438,8 +440,10 @@ def tune(recipe, arch, **options):
                                                 "no_refit")}
     settings = {k: given[k] for k in ("trials", "objective", "pruner") if given[k] is not None}
     if recipe is not None:
-        specs, table = _tune_recipe(recipe)
+        specs, table = _tune_recipe(recipe, overrides)
         settings = {**table, **settings}
+    elif overrides:
+        raise click.UsageError("--set overrides a recipe's keys: give --recipe too (or use the fit options).")
     else:
         specs = _specs(arch, options)
     spec = TuneSpec(**settings, study=given["study"], storage=given["storage"], workers=given["workers"],
@@ -459,19 +463,19 @@ def tune(recipe, arch, **options):
     click.echo(f"study written to {Path(options['out']) / spec.study}")
 
 
-def _tune_recipe(name: str):
-    """The base specs and [tune] settings of a recipe; it must have a [tune] table and take no fit options."""
+def _tune_recipe(name: str, overrides: tuple[str, ...] = ()):
+    """The base specs and [tune] settings of a recipe (with `--set` overrides); it must have a [tune] table and
+    take no fit options."""
     from keras_seq.errors import KerasSeqError
     from keras_seq.recipe import load_recipe
 
-    ctx = click.get_current_context()
-    allowed = {"recipe", "trials", "workers", "storage", "study", "objective", "pruner", "no_refit", "out", "backend",
-               "quiet"}
-    given = [p.opts[0] for p in ctx.command.params
-             if p.name not in allowed and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+    given = _given_options(click.get_current_context(), ("recipe", "trials", "workers", "storage", "study",
+                                                          "objective", "pruner", "no_refit", "overrides", "out",
+                                                          "backend", "quiet"))
     if given:
-        raise click.UsageError(f"--recipe takes the fit's options from the recipe; drop {given[0]} (or edit the recipe).")
-    loaded = load_recipe(name)
+        raise click.UsageError(f"--recipe takes the fit's options from the recipe; drop {given[0]} (or edit the recipe, "
+                               "or --set its keys).")
+    loaded = load_recipe(name, overrides)
     if loaded.tune is None:
         raise KerasSeqError(f"{loaded.path} has no [tune] table: add one (e.g. [tune.model] units = {{low = 16, "
                             "high = 128, log = true}}), or run it with `keras-seq run`.")

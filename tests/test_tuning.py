@@ -127,6 +127,11 @@ def test_a_recipe_search_scores_on_validation_and_only_its_refit_reads_the_test_
     code, _, err = run_cli("tune", *TINY, "--epochs", "2", "--study", "s1", "--out", tmp_path / "out")
     assert code == 1 and "study 's1' in this storage was started with other data, options or search space" in err
     assert (folder / "study.journal").read_bytes() == before
+    code, _, err = run_cli("tune", "--recipe", path, "--set", "train.seed=5", "--study", "s1", "--out", tmp_path / "out")
+    assert code == 1 and "was started with other data, options or search space" in err  # --set reached the base fit
+    code, _, err = run_cli("tune", "--set", "train.seed=5", "--out", tmp_path / "out")
+    assert code == 2 and "--set overrides a recipe's keys: give --recipe too" in err
+    assert (folder / "study.journal").read_bytes() == before
     code, _, err = run_cli("run", path, "--out", tmp_path / "out")
     assert code == 1 and "declares a search ([tune]): run it with `keras-seq tune --recipe" in err
 
