@@ -207,7 +207,6 @@ def resume_comparison(folder: str | Path, *, jobs: int = 1, scheduler: str | Non
 
 def _kept_comparison(folder: Path, fanout):
     """The loaded rows, options and kept fits of an interrupted comparison, each checked against its record."""
-    from keras_seq.data.sources import frame_sha256
     from keras_seq.fitting import RunSpecs, start_keras
     from keras_seq.rundir import read_json, specs_from_config
     from keras_seq.safety import refuse_symlink
@@ -322,14 +321,13 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
     tasks = fit_tasks(specs, spec, seeds, folds, digest, verbose if pool is None else 0)
     finished = dict(finished or {})
     todo = [task for task in tasks if task.name not in finished]
-    total, shown_done = len(tasks), [len(finished)]
 
     def done(task, outcome):
         write_fit_folder(folder, outcome)
         finished[task.name] = outcome
-        shown_done[0] += 1
         if pool is not None and verbose != 0:
-            print(f"[{shown_done[0]}/{total}] {task.name} done in {outcome.record['train_seconds']:.1f} s", flush=True)
+            print(f"[{len(finished)}/{len(tasks)}] {task.name} done in {outcome.record['train_seconds']:.1f} s",
+                  flush=True)
 
     try:
         run_tasks(fit_one, frame, todo, pool, done)
@@ -471,19 +469,16 @@ def _run_files(fitted) -> dict:
 
 def write_fit_folder(folder: Path, outcome: FitOutcome) -> None:
     """Write a fit's run folder under `folder/runs/` from its bytes: staged, then renamed into place."""
+    from keras_seq.rundir import staged_folder
     from keras_seq.safety import refuse_symlink
 
     runs = folder / "runs"
     refuse_symlink(runs)
-    runs.mkdir(exist_ok=True)
-    stage = runs / f".{outcome.name}.partial"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    for name, content in outcome.files.items():
-        if Path(name).name != name or name.startswith("."):
-            raise KerasSeqError(f"a worker sent a run folder file named {name!r}: refusing to write it.")
-        (stage / name).write_bytes(content)
-    stage.rename(runs / outcome.name)
+    with staged_folder(runs, outcome.name, replace=True) as stage:
+        for name, content in outcome.files.items():
+            if Path(name).name != name or name.startswith("."):
+                raise KerasSeqError(f"a worker sent a run folder file named {name!r}: refusing to write it.")
+            (stage.path / name).write_bytes(content)
 
 
 # === Keeping the fits of an interrupted comparison ===

@@ -118,9 +118,8 @@ def _run_here(fn, shared, tasks, keep) -> None:
     from keras_seq.safety import STOP
 
     for index, task in enumerate(tasks):
-        STOP.check("the fits")
+        STOP.check("the fits")  # a signal between fits (one during a fit stops it, and it raises)
         keep(index, fn(shared, task))
-        STOP.check("the fits")  # a signal during training stopped it after a batch
 
 
 class Pool:

@@ -578,8 +578,8 @@ def run_recipe(
             report = _write_run_files(stage.path, recipe, parts, frames, started, backend, summaries)
             STOP.check("the recipe run")  # a signal after the last experiment: still nothing is published
     if kept is not None:
-        exc, name = kept
-        raise exc.kept_in(stage.final / name) from None
+        exc, stopped = kept
+        raise exc.kept_in(stage.final / stopped) from None
     return RecipeResult(stage.final, report, summaries)
 
 
