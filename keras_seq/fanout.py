@@ -239,22 +239,18 @@ def _stop_when(stopping) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # inside a fit, training's handler stops it after the current batch
 
 
+@contextlib.contextmanager
 def in_worker(backend: str):
     """Enter one fit on a worker: Keras on `backend` (refused if this process imported another), one fit at a time.
 
-    A context manager; raises RunInterrupted where the caller is stopping.
+    Raises RunInterrupted where the caller is stopping.
     """
+    from keras_seq.backend import use_backend
+    from keras_seq.fitting import start_keras
 
-    @contextlib.contextmanager
-    def entered():
-        from keras_seq.backend import use_backend
-        from keras_seq.fitting import start_keras
-
-        if _STOPPING.is_set():
-            raise RunInterrupted("the fits are stopping: this one was not started.")
-        with _ONE_AT_A_TIME:
-            use_backend(backend)
-            start_keras(1)
-            yield
-
-    return entered()
+    if _STOPPING.is_set():
+        raise RunInterrupted("the fits are stopping: this one was not started.")
+    with _ONE_AT_A_TIME:
+        use_backend(backend)
+        start_keras(1)
+        yield
