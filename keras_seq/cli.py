@@ -640,10 +640,10 @@ def summary(arch, features, backend, **options):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    from keras_seq.errors import DataWarning, FolderWarning
+    from keras_seq.errors import DataWarning, FolderWarning, RunWarning, one_line
 
-    if issubclass(category, (DataWarning, FolderWarning)):
-        click.echo(f"Warning: {message}", err=True)
+    if issubclass(category, (DataWarning, FolderWarning, RunWarning)):
+        click.echo(f"Warning: {one_line(str(message))}", err=True)
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 
@@ -667,7 +667,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {' '.join(exc.format_message().split())} (see '{command} --help')", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        from keras_seq.errors import one_line
+
+        click.echo(f"Error: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except click.Abort:
         click.echo("Aborted.", err=True)

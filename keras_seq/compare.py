@@ -237,7 +237,8 @@ def _kept_comparison(folder: Path, fanout):
     if json.loads(json.dumps(_settings(frame, specs, spec, digest, seeds, folds), default=str)) != settings:
         raise KerasSeqError(f"{where} records settings this keras-seq would not write. The folder may have been "
                             "changed; start the comparison again.")
-    return frame, specs, spec, kept_fits(folder, record, fit_tasks(specs, spec, seeds, folds, digest, 0))
+    return frame, specs, spec, kept_fits(folder, record, fit_tasks(specs, spec, seeds, folds, digest, 0),
+                                         outcome_limit(frame, windows))
 
 
 def check_comparison(windows: WindowSpec, model: ModelSpec, spec: CompareSpec, data=None) -> None:
@@ -329,8 +330,10 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
             print(f"[{len(finished)}/{len(tasks)}] {task.name} done in {outcome.record['train_seconds']:.1f} s",
                   flush=True)
 
+    limit = outcome_limit(frame, specs.windows)
     try:
-        run_tasks(fit_one, frame, todo, pool, done)
+        run_tasks(fit_one if pool is None else fit_one_as_bytes, frame, todo, pool, done,
+                  decode=lambda data, task: decode_outcome(data, task, limit))
         from keras_seq.safety import STOP
 
         STOP.check("the comparison")  # a signal after the last fit: the report is left for --resume
@@ -352,9 +355,9 @@ def _report(folder: Path, outcomes: list, tasks: list, spec: CompareSpec, settin
     summary["settings"] = settings
     summary["runs"] = runs
     markdown = comparison_markdown(summary, title=title)
+    plot_comparison(folder, shown, summary, scored[0])
     write_json(folder / "comparison.json", summary)
     (folder / "comparison.md").write_text(markdown, encoding="utf-8")
-    plot_comparison(folder, shown, summary, scored[0])
     (folder / INTERRUPTED_FILE).unlink(missing_ok=True)
     if (folder / "fits").is_dir() and not (folder / "fits").is_symlink():  # a stopped run's arrays, read back now
         shutil.rmtree(folder / "fits")
@@ -472,19 +475,162 @@ def write_fit_folder(folder: Path, outcome: FitOutcome) -> None:
     from keras_seq.rundir import staged_folder
     from keras_seq.safety import refuse_symlink
 
+    from keras_seq.rundir import is_folder_name
+
     runs = folder / "runs"
     refuse_symlink(runs)
+    if not is_folder_name(outcome.name):
+        raise KerasSeqError(f"a worker's fit is named {outcome.name[:60]!r}, not a plain folder name: refusing to write it.")
     with staged_folder(runs, outcome.name, replace=True) as stage:
         for name, content in outcome.files.items():
-            if Path(name).name != name or name.startswith("."):
-                raise KerasSeqError(f"a worker sent a run folder file named {name!r}: refusing to write it.")
+            if not _plain_file_name(name):
+                raise KerasSeqError(f"a worker sent a run folder file named {name[:60]!r}: refusing to write it.")
             (stage.path / name).write_bytes(content)
+
+
+def _plain_file_name(name) -> bool:
+    """A run folder file's name as keras-seq writes them: letters, digits, '-', '_' and one '.'."""
+    return (isinstance(name, str) and 0 < len(name) <= 64 and name.count(".") == 1 and not name.startswith(".")
+            and name.replace(".", "").replace("-", "").replace("_", "").isalnum())
 
 
 # === Keeping the fits of an interrupted comparison ===
 
 _ARRAYS = {"pooled": ("actual", "model", "persistence"), "pairs": (("pooled", "drawn"), ("shown", "drawn"),
                                                                     ("shown", "actual"))}
+
+
+def outcome_arrays(outcome: FitOutcome) -> dict:
+    """A fit's arrays (pooled forecasts, what the plots draw) by flat names, as `fits/<name>.npz` keeps them."""
+    arrays = {}
+    if outcome.pooled is not None:
+        arrays |= {f"pooled_{key}": np.asarray(outcome.pooled[key]) for key in _ARRAYS["pooled"]}
+    for part, key in _ARRAYS["pairs"]:
+        source = outcome.pooled if part == "pooled" else outcome.shown
+        if source is not None:
+            arrays[f"{part}_{key}_dates"], arrays[f"{part}_{key}_values"] = map(np.asarray, source[key])
+    return arrays
+
+
+def outcome_entry(outcome: FitOutcome) -> dict:
+    """A fit's record and what the plots show of it, without arrays: its entry in `interrupted.json`."""
+    shown = None if outcome.shown is None else {k: outcome.shown[k] for k in ("history", "split", "ylabel")}
+    return {"record": outcome.record, "shown": shown}
+
+
+def outcome_from(name: str, entry, arrays: dict, task: FitTask, where: str, files: dict | None = None) -> FitOutcome:
+    """A `FitOutcome` from its entry and arrays, read from a folder or a worker: refused unless it is the one
+    `task` makes (its record, what it shows, and arrays where the report reads them)."""
+    if not isinstance(entry, dict):
+        raise KerasSeqError(f"{where} holds no record of the fit '{task.name}'. Start the comparison again.")
+    check_record(entry.get("record"), task, where)
+    shown = entry.get("shown")
+    wanted = [f"pooled_{key}" for key in _ARRAYS["pooled"]] if task.fold is not None else []
+    wanted += [f"{part}_{key}_{end}" for part, key in _ARRAYS["pairs"] for end in ("dates", "values")
+               if (part == "pooled" and task.fold is not None) or (part == "shown" and task.shown)]
+    problem = _shown_problem(shown, task) or next((f"no array '{key}'" for key in wanted if key not in arrays), None)
+    if problem is None and any(arrays[key].dtype.kind not in "fiuM" for key in wanted):
+        problem = "arrays that are not numbers or dates"
+    if problem:
+        raise KerasSeqError(f"{where}: the fit '{task.name}' has {problem}. The folder or worker result may have "
+                            "been changed; start the comparison again.")
+    pooled = ({key: arrays[f"pooled_{key}"] for key in _ARRAYS["pooled"]} if task.fold is not None else None)
+    if pooled is not None:
+        pooled["drawn"] = (arrays["pooled_drawn_dates"], arrays["pooled_drawn_values"])
+    if shown is not None:
+        shown = dict(shown, drawn=(arrays["shown_drawn_dates"], arrays["shown_drawn_values"]),
+                     actual=(arrays["shown_actual_dates"], arrays["shown_actual_values"]))
+    return FitOutcome(name, entry["record"], files or {}, pooled, shown)
+
+
+def _shown_problem(shown, task: FitTask) -> str | None:
+    """What is wrong with what a fit says its plots show (None: nothing)."""
+    if (shown is None) != (not task.shown):
+        return "a plot record where none belongs" if shown is not None else "no plot record"
+    if shown is None:
+        return None
+    history = shown.get("history") if isinstance(shown, dict) else None
+    if (not isinstance(history, dict) or set(history) - {"loss", "val_loss"}
+            or not all(isinstance(v, list) and len(v) <= task.specs.train.epochs and all(_is_number(x) for x in v)
+                       for v in history.values())):
+        return "a loss history that is not one number per epoch"
+    if shown.get("split") not in task.splits or not _short_text(shown.get("ylabel")):
+        return "a plot record that names no split of it, or a label that is not short text"
+    return None
+
+
+def check_record(record, task: FitTask, where: str) -> None:
+    """Refuse a fit's `comparison.json` record that is not the one `task` makes: its arch, seed, fold and run,
+    numbers where the report reads numbers, short text without control characters, one report per split.
+
+    Raises:
+        KerasSeqError: naming the first problem, before anything is trained or written.
+    """
+    expected = {"arch": task.specs.model.arch, "seed": task.specs.train.seed,
+                "fold": task.index if task.fold is not None else None, "run": f"runs/{task.name}"}
+    problem = None
+    if not isinstance(record, dict) or len(json.dumps(record, default=str)) > MAX_RECORD_CHARS:
+        problem = "a record that is not a small JSON object"
+    elif any(record.get(key) != value for key, value in expected.items()):
+        problem = f"a record of another fit ({', '.join(f'{k}={str(record.get(k))[:40]!r}' for k in expected)})"
+    elif not all(_is_number(record.get(key)) for key in ("parameters", "train_seconds", "epochs_run")):
+        problem = "a parameter count, training time or epoch count that is not a number"
+    elif not _is_number(record.get("best_val_loss"), none=True):
+        problem = "a best validation loss that is not a number"
+    elif not isinstance(record.get("splits"), dict) or set(record["splits"]) != set(task.splits):
+        problem = f"reports of other splits than {', '.join(task.splits)}"
+    else:
+        problem = next(filter(None, (_report_problem(record["splits"][split]) for split in task.splits)), None)
+    if problem:
+        raise KerasSeqError(f"{where}: the fit '{task.name}' has {problem}. The folder or worker result may have "
+                            "been changed; start the comparison again.")
+
+
+MAX_RECORD_CHARS = 1 << 20
+_REPORT_NUMBERS = ("mae", "rmse", "mape", "mase")
+
+
+def _report_problem(report) -> str | None:
+    """What is wrong with one split's report in a fit's record, where the comparison's report reads it."""
+    if not isinstance(report, dict) or not all(isinstance(report.get(k), dict) for k in ("model", PERSISTENCE)):
+        return "a split report without model and persistence figures"
+    figures = [report["model"], report[PERSISTENCE], *_values(report.get("baselines"))]
+    if not all(isinstance(f, dict) and all(_is_number(f.get(k), none=True) for k in _REPORT_NUMBERS) for f in figures):
+        return "error figures that are not numbers"
+    if not _is_number(report.get("skill"), none=True) or not isinstance(report.get("windows"), int):
+        return "a skill or window count that is not a number"
+    if not all(_short_text(report.get(k)) for k in ("split", "first_date", "last_date")):
+        return "a split name or date that is not short text"
+    if not _short_text(report.get("best_baseline", PERSISTENCE)) or not all(map(_short_text, report.get("baselines") or {})):
+        return "a baseline name that is not short text"
+    intervals = report.get("intervals")
+    if intervals is not None:
+        model = intervals.get("model") if isinstance(intervals, dict) else None
+        coverages = model.get("intervals") if isinstance(model, dict) else None
+        if (not isinstance(coverages, dict) or not _is_number(model.get("crps"), none=True)
+                or not _is_number(intervals.get("crps_skill"), none=True)
+                or not all(_short_text(k) and isinstance(v, dict) and _is_number(v.get("coverage"), none=True)
+                           for k, v in coverages.items())):
+            return "interval scores that are not numbers"
+    return None
+
+
+def _values(mapping) -> list:
+    return list(mapping.values()) if isinstance(mapping, dict) else [] if mapping is None else [None]
+
+
+def _is_number(value, none: bool = False) -> bool:
+    return (value is None and none) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _short_text(value, limit: int = 200) -> bool:
+    return isinstance(value, str) and len(value) <= limit and all(ord(c) >= 32 and c != "\x7f" for c in value)
+
+
+def outcome_limit(frame, windows: WindowSpec) -> int:
+    """The most bytes one fit's arrays and files may take, from the rows and horizon it is trained on: its
+    test targets and forecasts (a few per row and step), the plotted points, and its run folder's files."""
+    return 64 * 8 * len(frame) * max(windows.horizon, 1) + (64 << 20)
 
 
 def interrupted_record(folder: Path, settings: dict, tasks: list, finished: dict) -> dict:
@@ -494,50 +640,93 @@ def interrupted_record(folder: Path, settings: dict, tasks: list, finished: dict
     fits = folder / "fits"
     refuse_symlink(fits)
     fits.mkdir(exist_ok=True)
-    kept = {}
     for name, outcome in finished.items():
-        arrays = {}
-        if outcome.pooled is not None:
-            arrays |= {f"pooled_{key}": np.asarray(outcome.pooled[key]) for key in _ARRAYS["pooled"]}
-        for part, key in _ARRAYS["pairs"]:
-            source = outcome.pooled if part == "pooled" else outcome.shown
-            if source is not None:
-                arrays[f"{part}_{key}_dates"], arrays[f"{part}_{key}_values"] = map(np.asarray, source[key])
-        np.savez(fits / f"{name}.npz", **arrays)
-        shown = None if outcome.shown is None else {k: outcome.shown[k] for k in ("history", "split", "ylabel")}
-        kept[name] = {"record": outcome.record, "shown": shown}
-    return {"kind": "interrupted keras-seq comparison", "settings": settings, "finished": kept,
+        np.savez(fits / f"{name}.npz", **outcome_arrays(outcome))
+    return {"kind": "interrupted keras-seq comparison", "settings": settings,
+            "finished": {name: outcome_entry(outcome) for name, outcome in finished.items()},
             "pending": [task.name for task in tasks if task.name not in finished]}
 
 
-def kept_fits(folder: Path, record: dict, tasks: list) -> dict:
+def kept_fits(folder: Path, record: dict, tasks: list, limit: int) -> dict:
     """The `FitOutcome`s an interrupted comparison kept, read back (only names among `tasks`, each checked)."""
     from keras_seq.rundir import check_manifest
-    from keras_seq.safety import refuse_symlink
+    from keras_seq.safety import read_npz, refuse_symlink
 
-    names = {task.name for task in tasks}
+    by_name = {task.name: task for task in tasks}
+    where = folder / INTERRUPTED_FILE
+    finished = record.get("finished")
+    if not isinstance(finished, dict):
+        raise KerasSeqError(f"{where} lists no finished fits. The folder may have been changed; start the comparison again.")
     outcomes = {}
-    for name, entry in (record.get("finished") or {}).items():
-        if name not in names or not isinstance(entry, dict) or not isinstance(entry.get("record"), dict):
-            raise KerasSeqError(f"{folder / INTERRUPTED_FILE} lists a fit '{name}' this comparison does not have. "
+    for name, entry in finished.items():
+        if name not in by_name:
+            raise KerasSeqError(f"{where} lists a fit {name[:60]!r} this comparison does not have. "
                                 "The folder may have been changed; start the comparison again.")
         for path in (folder / "runs" / name, folder / "fits" / f"{name}.npz"):
             refuse_symlink(path)
         check_manifest(folder / "runs" / name)
-        try:
-            with np.load(folder / "fits" / f"{name}.npz", allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError) as exc:
-            raise KerasSeqError(f"{folder / 'fits' / name}.npz cannot be read ({exc}). Start the comparison again.") from None
-        pooled = ({key: arrays[f"pooled_{key}"] for key in _ARRAYS["pooled"]} if "pooled_actual" in arrays else None)
-        if pooled is not None:
-            pooled["drawn"] = (arrays["pooled_drawn_dates"], arrays["pooled_drawn_values"])
-        shown = entry.get("shown")
-        if shown is not None:
-            shown = dict(shown, drawn=(arrays["shown_drawn_dates"], arrays["shown_drawn_values"]),
-                         actual=(arrays["shown_actual_dates"], arrays["shown_actual_values"]))
-        outcomes[name] = FitOutcome(name, entry["record"], {}, pooled, shown)
+        arrays = read_npz(folder / "fits" / f"{name}.npz", limit, f"{folder / 'fits' / name}.npz")
+        outcomes[name] = outcome_from(name, entry, arrays, by_name[name], str(where))
     return outcomes
+
+
+# === A fit's outcome as bytes, from a worker ===
+
+
+def fit_one_as_bytes(frame, task: FitTask) -> bytes:
+    """`fit_one` on a worker, its outcome (or its one-line error) as keras-seq's own bytes: an `.npz` of plain
+    arrays and one JSON text, so the caller never unpickles what a worker sends."""
+    import io
+
+    try:
+        outcome = fit_one(frame, task)
+        arrays = {f"a_{key}": value for key, value in outcome_arrays(outcome).items()}
+        arrays |= {f"f_{i}": np.frombuffer(content, dtype="uint8") for i, content in enumerate(outcome.files.values())}
+        meta = {"name": outcome.name, **outcome_entry(outcome), "files": list(outcome.files)}
+    except KerasSeqError as exc:
+        arrays, meta = {}, {"error": str(exc), "interrupted": isinstance(exc, RunInterrupted)}
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.frombuffer(json.dumps(meta, default=str).encode(), dtype="uint8"), **arrays)
+    return buffer.getvalue()
+
+
+def decode_outcome(data, task: FitTask, limit: int) -> FitOutcome:
+    """A worker's bytes (`fit_one_as_bytes`) as the `FitOutcome` of `task`, checked like a hostile folder.
+
+    Raises:
+        KerasSeqError: the bytes are not keras-seq's, name another fit or a file outside its folder, or the
+            fit failed on its worker (its one line; `RunInterrupted` where it was stopped).
+    """
+    import io
+
+    from keras_seq.errors import one_line
+    from keras_seq.safety import read_npz
+
+    where = f"the worker result of {task.name}"
+    if not isinstance(data, bytes):
+        raise KerasSeqError(f"{where} is not keras-seq's result bytes ({type(data).__name__}). Refusing it.")
+    arrays = read_npz(io.BytesIO(data), limit, where)
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    except (KeyError, ValueError, UnicodeDecodeError):
+        raise KerasSeqError(f"{where} is not keras-seq's result bytes (no readable record). Refusing it.") from None
+    if not isinstance(meta, dict):
+        raise KerasSeqError(f"{where} is not keras-seq's result bytes (no readable record). Refusing it.")
+    if "error" in meta:
+        error = RunInterrupted if meta.get("interrupted") is True else KerasSeqError
+        raise error(one_line(str(meta["error"]), 2000))
+    names = meta.get("files")
+    if meta.get("name") != task.name or not isinstance(names, list) or not all(map(_plain_file_name, names)):
+        raise KerasSeqError(f"{where} names another fit or a file outside its run folder "
+                            f"({str(meta.get('name'))[:60]!r}). Refusing it.")
+    files = {}
+    for i, name in enumerate(names):
+        content = arrays.get(f"f_{i}")
+        if content is None or content.dtype != np.uint8 or content.ndim != 1:
+            raise KerasSeqError(f"{where} lacks the file {name}. Refusing it.")
+        files[name] = content.tobytes()
+    kept = {key[2:]: value for key, value in arrays.items() if key.startswith("a_")}
+    return outcome_from(task.name, meta, kept, task, where, files)
 
 
 def _collect(outcomes: list, tasks: list, spec: CompareSpec) -> tuple[list, dict]:

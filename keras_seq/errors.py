@@ -26,6 +26,24 @@ class FolderWarning(UserWarning):
     """Something found in an output folder needs the user's attention (a killed command's leftover)."""
 
 
+class RunWarning(UserWarning):
+    """An option was adjusted to what this machine can run (more worker processes than cores)."""
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """`text` as one line of at most about `limit` characters: control characters become spaces, and a longer
+    text keeps its start and end around a marked cut.
+
+    Example:
+    >>> one_line("a\\nb"), len(one_line("x" * 5000)) < 1100
+    ('a b', True)
+    """
+    flat = "".join(" " if ord(c) < 32 or c == "\x7f" else c for c in text)
+    if len(flat) <= limit:
+        return flat
+    return f"{flat[: limit - 200]} [... {len(flat) - limit + 50:,} characters cut ...] {flat[-150:]}"
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none), to quote in one-line errors."""
     text = str(exc).strip()

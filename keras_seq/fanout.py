@@ -26,11 +26,13 @@ import dataclasses
 import os
 import signal
 import threading
+import time
 
 from keras_seq.errors import KerasSeqError, RunInterrupted
 
 POLL_SECONDS = 0.2  # how often the caller looks for a signal while fits run elsewhere
 CONNECT_SECONDS = 20  # how long to wait for a dask scheduler to answer
+RESULT_SECONDS = 120  # how long a finished fit's bytes may take to arrive from its dask worker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +86,13 @@ class Stopped(KerasSeqError):
         return error
 
 
-def run_tasks(fn, shared, tasks: list, pool, done=None) -> list:
+def run_tasks(fn, shared, tasks: list, pool, done=None, decode=None) -> list:
     """`fn(shared, task)` for every task, on `pool` (None: here, one after another).
 
-    `done(task, outcome)` is called in this process as each one finishes.
+    On a pool, `fn` returns bytes and `decode(result, task)` (in this
+    process) turns each one into the outcome, refusing anything else with a
+    `KerasSeqError`. `done(task, outcome)` is called in this process as each
+    one finishes.
 
     Returns:
         The outcomes in task order.
@@ -107,7 +112,7 @@ def run_tasks(fn, shared, tasks: list, pool, done=None) -> list:
         if pool is None:
             _run_here(fn, shared, tasks, keep)
         else:
-            pool.run(fn, shared, tasks, keep)
+            pool.run(fn, shared, tasks, keep, decode or (lambda result, task: result))
     except KerasSeqError as exc:
         interrupted = isinstance(exc, RunInterrupted)
         raise Stopped(str(exc), [finished[i] for i in sorted(finished)], interrupted) from None
@@ -123,52 +128,132 @@ def _run_here(fn, shared, tasks, keep) -> None:
 
 
 class Pool:
-    """Workers that run fits: local processes or a dask cluster (open with `open_pool`)."""
+    """Workers that run fits: local processes or a dask cluster (open with `open_pool`).
 
-    def __init__(self, executor, stop_workers, scatter=None, label="local workers"):
-        self.executor = executor
-        self.stop_workers = stop_workers  # callable: ask running fits to stop
-        self.scatter = scatter or (lambda value: value)
-        self.label = label
+    Subclasses say how a fit is submitted, which have finished, and what each one gave.
+    """
 
-    def run(self, fn, shared, tasks: list, keep) -> None:
-        """Submit every task, keep each outcome as it arrives, stop on a signal or the first error."""
+    label = "local workers"
+
+    def submit(self, fn, shared, task):
+        raise NotImplementedError
+
+    def ready(self, pending) -> list:
+        raise NotImplementedError
+
+    def result(self, future, stopping: bool):
+        """A finished fit's bytes; None for one cancelled by this process; KerasSeqError for a failure."""
+        raise NotImplementedError
+
+    def cancel(self, futures) -> None:
+        raise NotImplementedError
+
+    def scatter(self, shared):
+        return shared
+
+    def run(self, fn, shared, tasks: list, keep, decode) -> None:
+        """Submit every task, keep each decoded outcome as it arrives, stop on a signal or the first failure."""
         from keras_seq.safety import STOP
 
         shared = self.scatter(shared)
-        pending = {self.executor.submit(fn, shared, task): index for index, task in enumerate(tasks)}
+        pending = {self.submit(fn, shared, task): index for index, task in enumerate(tasks)}
         failure, stopping = None, False
         while pending:
-            ready, _ = concurrent.futures.wait(pending, timeout=POLL_SECONDS,
-                                               return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in ready:
+            for future in self.ready(pending):
                 index = pending.pop(future)
-                error = None if future.cancelled() else future.exception()
-                if future.cancelled() or error is not None:
-                    failure = failure or _failure(error, self.label)
-                    continue
-                keep(index, future.result())
+                try:
+                    result = self.result(future, stopping)
+                    if result is not None:
+                        keep(index, decode(result, tasks[index]))
+                except KerasSeqError as error:
+                    failure = failure or error
             if (failure is not None or STOP.requested) and not stopping:
                 stopping = True
-                for future in pending:
-                    future.cancel()
-                self.stop_workers()
+                self.cancel(list(pending))
         if STOP.requested:
             STOP.check("the fits")
         if failure is not None:
             raise failure
 
 
-def _failure(error, label: str) -> KerasSeqError:
-    """A fit's exception as keras-seq's one-line error (a bug's stays whole, for its traceback)."""
-    if error is None:
-        return RunInterrupted("the fits were cancelled.")
-    if isinstance(error, KerasSeqError):
-        return error
-    if isinstance(error, concurrent.futures.process.BrokenProcessPool):
-        return KerasSeqError(f"a {label} process died (out of memory, or killed): the fits stopped. "
-                             "Run again with fewer --jobs.")
-    raise error
+class LocalPool(Pool):
+    """Spawned local processes (`concurrent.futures.ProcessPoolExecutor`)."""
+
+    def __init__(self, executor, stopping):
+        self.executor, self.stopping = executor, stopping
+
+    def submit(self, fn, shared, task):
+        return self.executor.submit(fn, shared, task)
+
+    def ready(self, pending) -> list:
+        done, _ = concurrent.futures.wait(pending, timeout=POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, future, stopping: bool):
+        if future.cancelled():
+            return None
+        error = future.exception()
+        if isinstance(error, concurrent.futures.process.BrokenProcessPool):
+            raise KerasSeqError("a local worker process died (out of memory, or killed): the fits stopped. "
+                                "Run again with fewer --jobs.")
+        if error is not None:
+            raise error  # keras-seq's one line, or a bug's whole traceback
+        return future.result()
+
+    def cancel(self, futures) -> None:
+        for future in futures:
+            future.cancel()
+        self.stopping.set()  # running fits stop after their current batch
+
+
+class DaskPool(Pool):
+    """A dask.distributed cluster, trusted as a whole (SECURITY.md): this client still unpickles no result.
+
+    The client deserializes msgpack alone, so a result that is not plain bytes is never unpickled, and a
+    fit that failed on its worker is never asked for its (pickled) exception: keras-seq's own fits return
+    their errors inside their bytes.
+    """
+
+    label = "dask worker"
+
+    def __init__(self, client):
+        self.client = client
+
+    def scatter(self, shared):
+        return self.client.scatter(shared, broadcast=True)
+
+    def submit(self, fn, shared, task):
+        return self.client.submit(fn, shared, task, pure=False)
+
+    def ready(self, pending) -> list:
+        deadline = time.monotonic() + POLL_SECONDS
+        while True:
+            done = [future for future in pending if future.status != "pending"]
+            if done or time.monotonic() > deadline:
+                return done
+            time.sleep(0.02)
+
+    def result(self, future, stopping: bool):
+        if future.status == "finished":
+            try:
+                result = future.result(timeout=RESULT_SECONDS)
+            except Exception:  # noqa: BLE001 - a result this client refuses to deserialize, or one that never came
+                result = None
+            if not isinstance(result, bytes):
+                raise KerasSeqError("a dask worker sent back something other than keras-seq's result bytes; it was "
+                                    "not read. The fits stopped: check the workers of that cluster.")
+            return result
+        if stopping:
+            return None
+        if future.status == "error":
+            raise KerasSeqError("a dask worker died or crashed during a fit (keras-seq's fits report their own "
+                                "errors; see the worker's log): the fits stopped.")
+        raise KerasSeqError(f"a dask worker was lost during a fit ({future.status}: it died, or the scheduler "
+                            "dropped the fit): the fits stopped.")
+
+    def cancel(self, futures) -> None:
+        if futures:
+            self.client.cancel(futures)  # a running task cannot be stopped: its result is dropped
 
 
 def open_pool(fanout: Fanout, backend: str):
@@ -184,12 +269,21 @@ def open_pool(fanout: Fanout, backend: str):
 def _local_pool(jobs: int, backend: str):
     import multiprocessing
 
+    cores = os.cpu_count() or 1
+    if jobs > cores:  # each worker holds its own Keras and model: more than the cores only adds memory
+        import warnings
+
+        from keras_seq.errors import RunWarning
+
+        warnings.warn(f"jobs={jobs} is more than this machine's {cores} cores: running {cores} worker processes.",
+                      RunWarning, stacklevel=3)
+        jobs = cores
     context = multiprocessing.get_context("spawn")  # a fork of a process running JAX or TensorFlow can deadlock
     stopping = context.Event()
     executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                                                       initializer=_worker_start, initargs=(backend, stopping))
     try:
-        yield Pool(executor, stopping.set)
+        yield LocalPool(executor, stopping)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
@@ -200,17 +294,38 @@ def _dask_pool(address: str, backend: str):
         import distributed
     except ImportError:
         raise KerasSeqError("--scheduler needs dask.distributed: pip install 'keras-seq[dask]'.") from None
+    client = _connect(distributed, address)
     try:
-        client = distributed.Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise KerasSeqError(f"cannot reach the dask scheduler at {address}: {exc}. Start one with `dask scheduler` "
-                            "and its workers with `dask worker ADDRESS --nthreads 1`, or check the address.") from None
-    try:
-        executor = client.get_executor(pure=False)
-        yield Pool(executor, lambda: None, scatter=lambda value: client.scatter(value, broadcast=True),
-                   label="dask worker")
+        yield DaskPool(client)
     finally:
-        client.close()
+        with contextlib.suppress(Exception):
+            client.close(timeout=CONNECT_SECONDS)
+
+
+def _connect(distributed, address: str):
+    """A dask client of `address` that deserializes msgpack alone, or one line within `CONNECT_SECONDS`.
+
+    The client is made in a thread: a server that accepts the connection and never answers holds the
+    handshake longer than dask's own connect timeout.
+    """
+    made = {}
+
+    def connect():
+        try:
+            made["client"] = distributed.Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False,
+                                                deserializers=["msgpack"])
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, or dask's own for a bad answer
+            made["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(CONNECT_SECONDS + 5)
+    if "client" in made:
+        return made["client"]
+    reason = f"{type(made['error']).__name__}: {made['error']}"[:200] if "error" in made else "no answer"
+    raise KerasSeqError(f"cannot reach the dask scheduler at {address[:100]} within {CONNECT_SECONDS} s ({reason}). "
+                        "Start one with `dask scheduler` and its workers with `dask worker ADDRESS --nthreads 1`, "
+                        "or check the address.")
 
 
 # === In a worker ===

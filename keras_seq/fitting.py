@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import re
 import shutil
 from pathlib import Path
 
@@ -234,17 +233,36 @@ def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
             "Resume with the same data, or start again with `keras-seq fit`."
         )
     start_keras(train.devices, cluster)
-    partial = re.fullmatch(r"\.(.+)\.[^.]+\.partial", run_dir.name)
-    name = partial.group(1) if partial else run_dir.name
     try:
         started = datetime.datetime.fromisoformat(config["created"])
     except (KeyError, TypeError, ValueError):
         raise KerasSeqError(f"{run_dir / CONFIG_FILE} has no valid 'created' time. Start the run again with `keras-seq fit`.") from None
-    result = _train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), run_dir.parent / name,
-                                started, verbose=verbose, resume=state)
-    if partial and result.path is not None:
+    # A killed run never published: it lands under the name its own record gives (never the staged folder's
+    # name, which anyone can choose), and beside a folder of that name rather than over it. An interrupted
+    # run published itself: it replaces that folder, which must hold nothing but what its manifest lists.
+    killed = status == "running"
+    if not killed:
+        check_only_manifest_files(run_dir)
+    target = run_dir.parent / run_name(model.arch, started) if killed else run_dir
+    result = _train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), target,
+                                started, verbose=verbose, resume=state, replace=not killed)
+    if killed and result.path is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
+
+
+def check_only_manifest_files(run_dir: Path) -> None:
+    """Refuse to replace a run folder that holds a file its manifest does not list (someone else's work)."""
+    from keras_seq.rundir import MANIFEST_FILE
+
+    listed = set(read_json(run_dir / MANIFEST_FILE)["sha256"])
+    for path in sorted(run_dir.rglob("*")):
+        name = path.relative_to(run_dir).as_posix()
+        if name != MANIFEST_FILE and (path.is_symlink() or path.is_file()) and name not in listed:
+            raise KerasSeqError(
+                f"{run_dir} holds {name[:80]!r}, which its {MANIFEST_FILE} does not list: resuming replaces the folder "
+                "and would lose it. Move it out of the folder, then resume."
+            )
 
 
 def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
@@ -273,10 +291,12 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
         )
 
 
-def _train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None) -> RunResult:
+def _train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None,
+                       replace: bool = False) -> RunResult:
     """Train in a staged folder that holds the options and each epoch's checkpoint; publish it as `folder` when done.
 
-    A resumed run (`resume` given) replaces the folder it continues. In a
+    With `replace`, the run replaces `folder` (an interrupted run it continues); otherwise a folder of that name
+    is never touched, and the run takes the next free name (`-2`, ...). In a
     multi-process job only process 0 does; the others train alongside it and
     write nothing.
     """
@@ -291,7 +311,7 @@ def _train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, starte
             raise RunInterrupted(f"process {jax.process_index()} of {jax.process_count()}: the job stopped on a "
                                  "signal after a whole epoch; process 0 keeps the run folder and says how to resume.")
         return RunResult(None, None, fitted.history)
-    with staged_folder(folder.parent, folder.name, replace=resume is not None) as stage:
+    with staged_folder(folder.parent, folder.name, replace=replace) as stage:
         write_json(stage.path / CONFIG_FILE, specs.options_config("running", started, frame, digest))
         fitted = train_and_evaluate(frame, specs, verbose=verbose, data_sha256=digest,
                                     checkpoint=stage.path / CHECKPOINT_FILE, resume=resume, started=started)

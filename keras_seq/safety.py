@@ -169,6 +169,49 @@ def check_zip_members(path: Path, small: tuple[str, ...] = (), allowed=None) -> 
             )
 
 
+def read_npz(source, limit: int, where: str = "the archive") -> dict:
+    """The arrays of a `.npz` archive (a path or a file object), each checked before it is read.
+
+    Nothing is unpickled (`allow_pickle=False`), the members' sizes in all
+    are at most `limit` bytes (from the zip directory), and no member's
+    header may claim more data than the member holds, so a crafted header
+    cannot make numpy allocate more than the archive's own size.
+
+    Raises:
+        KerasSeqError: naming `where` and what was wrong, in one line.
+    """
+    import numpy as np
+
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise KerasSeqError(f"{where} is not a readable .npz archive ({type(exc).__name__}).") from None
+    arrays = {}
+    with archive:
+        members = archive.infolist()
+        total = sum(member.file_size for member in members)
+        if total > limit:
+            raise KerasSeqError(f"{where} would inflate to {total:,} bytes; at most {limit:,} are expected there. "
+                                "Refusing to read it.")
+        for member in members:
+            name = member.filename
+            if not name.endswith(".npy") or not plain_name(name) or "/" in name:
+                raise KerasSeqError(f"{where} holds an unexpected member {name[:60]!r}. Refusing to read it.")
+            try:
+                with archive.open(member) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)(stream)
+                    if dtype.hasobject or int(np.prod(shape, dtype=object)) * dtype.itemsize > member.file_size:
+                        raise ValueError(f"its header claims {shape} of {dtype}")
+                with archive.open(member) as stream:
+                    arrays[name[: -len(".npy")]] = np.lib.format.read_array(stream, allow_pickle=False)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise KerasSeqError(f"{where}: member {name[:60]!r} is not a plain array ({str(exc)[:80]}). "
+                                    "Refusing to read it.") from None
+    return arrays
+
+
 # === SavedModel: the ops it can run ===
 
 # Ops that TensorFlow's checkpoint functions use: allowed only in functions reached from the SavedModel's
