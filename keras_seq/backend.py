@@ -140,9 +140,33 @@ def use_jax_compilation_cache() -> None:
 
     if os.environ.get("KERAS_SEQ_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
         return
-    jax.config.update("jax_compilation_cache_dir", str(jax_cache_folder()))
+    folder = private_folder(jax_cache_folder())
+    if folder is None:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(folder))
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def private_folder(folder: Path) -> Path | None:
+    """`folder` (made if missing, private to the user), or None with a warning where it or its parent is a link
+    or belongs to another user: compiled programs are loaded from it, so it must be the user's own."""
+    import stat
+    import warnings
+
+    from keras_seq.errors import RunWarning
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for part in (folder.parent, folder):
+            info = os.lstat(part)
+            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                raise PermissionError(f"{part} is a link, not a folder, or not yours")
+    except OSError as exc:
+        warnings.warn(f"JAX's compilation cache is off for this run: {exc}. keras-seq loads compiled programs only "
+                      "from a folder of your own (or set JAX_COMPILATION_CACHE_DIR).", RunWarning, stacklevel=3)
+        return None
+    return folder
 
 
 def import_tensorflow():

@@ -358,7 +358,8 @@ _FANOUT_OPTIONS = (
                  help="Train N fits side by side on local worker processes (same seeds, same numbers)."),
     click.option("--scheduler", default=None, metavar="ADDRESS",
                  help="Send the fits to a dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
-                      "(pip install 'keras-seq[dask]')."),
+                      "(pip install 'keras-seq[dask]'). The cluster gets the data and runs code you send: connect "
+                      "only to one you trust as you trust this machine (SECURITY.md)."),
 )
 
 
@@ -667,9 +668,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {' '.join(exc.format_message().split())} (see '{command} --help')", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        from keras_seq.errors import one_line
+        from keras_seq.errors import mask_credentials, one_line
 
-        click.echo(f"Error: {one_line(exc.format_message())}", err=True)
+        click.echo(f"Error: {mask_credentials(one_line(exc.format_message()))}", err=True)
         sys.exit(exc.exit_code)
     except click.Abort:
         click.echo("Aborted.", err=True)

@@ -44,6 +44,18 @@ def one_line(text: str, limit: int = 1000) -> str:
     return f"{flat[: limit - 200]} [... {len(flat) - limit + 50:,} characters cut ...] {flat[-150:]}"
 
 
+def mask_credentials(text: str) -> str:
+    """`text` with the password of every URL in it (`scheme://user:password@host`) masked.
+
+    Example:
+    >>> mask_credentials("postgresql://alice:s3cret@db:5432/x failed")
+    'postgresql://alice:***@db:5432/x failed'
+    """
+    import re
+
+    return re.sub(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none), to quote in one-line errors."""
     text = str(exc).strip()

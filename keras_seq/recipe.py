@@ -188,7 +188,10 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         raise KerasSeqError(f"{where}: not valid TOML ({exc}).") from None
     except OSError as exc:
         raise KerasSeqError(f"{where}: cannot read it ({exc.strerror or exc}).") from None
+    except RecursionError:
+        raise KerasSeqError(f"{where}: its values are nested too deep to read. A recipe is a few tables of options.") from None
 
+    _refuse_addresses(raw, where)
     _check_top(raw, where)
     parsed = [_parse_override(item, where) for item in overrides]
     for (section, key), value, _ in parsed:
@@ -265,6 +268,20 @@ def _check_section(table, section: str, label: str) -> None:
         expected, check = SCHEMA[section][key]
         if not check(value):
             raise KerasSeqError(f"{label}: '{section}.{key}' must be {expected}. Received: {_describe(value)}")
+
+
+def _refuse_addresses(raw: dict, where: str) -> None:
+    """Refuse a recipe file that names a dask scheduler: connecting to one sends it the data and runs what its
+    workers send back, so the address comes only from the command line (`--scheduler`, `--set`)."""
+    tables = [raw, *(e for e in raw.get("experiment", []) if isinstance(e, dict))] if isinstance(raw.get("experiment", []), list) else [raw]
+    for table in tables:
+        evaluate = table.get("evaluate")
+        if isinstance(evaluate, dict) and "scheduler" in evaluate:
+            raise KerasSeqError(
+                f"{where}: 'evaluate.scheduler' names a cluster to send the data to and take results from; a recipe "
+                "holds options, not addresses. Remove it and give the address on the command line: "
+                "keras-seq run RECIPE --scheduler ADDRESS."
+            )
 
 
 def _check_top(raw: dict, where: str) -> None:
@@ -369,6 +386,9 @@ def _tune_param(section: str, key: str, entry, label: str):
 
 def _parse_override(item: str, where: str):
     """`section.key=value` -> ((section, key), value, item), the value read as TOML."""
+    if any(ord(c) < 32 or c == "\x7f" for c in item):
+        raise KerasSeqError(f"--set {item[:60]!r}: holds a control character (a newline?). Give one KEY=VALUE per --set, "
+                            "on one line.")
     key, sep, text = item.partition("=")
     key = key.strip()
     parts = key.split(".")
@@ -458,7 +478,7 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
              **{k: v for k, v in dataclasses.asdict(experiment.model).items() if k != "arch"}}
     compare = dataclasses.asdict(experiment.compare)
     evaluate = {"on": list(compare["on"]), "repeats": compare["repeats"], "backtest": compare["backtest"],
-                "jobs": compare["jobs"], "scheduler": compare["scheduler"]}
+                "jobs": compare["jobs"]}  # a scheduler is never written into a recipe (`_refuse_addresses`)
     sections = {
         "data": data,
         "windows": windows,
@@ -623,7 +643,7 @@ def _prepare(recipe: Recipe, jobs: int, scheduler: str | None) -> tuple[dict, di
     fanouts, frames = {}, {}
     for experiment in recipe.experiments:
         fanouts[experiment.name] = experiment.compare.fanout if given.serial else given
-        frame = experiment.data.load()
+        frame = experiment.data.load(quote=False)  # a recipe is someone else's file: its data is never quoted
         check_backtest(date_count(frame), experiment.windows, experiment.compare.backtest)
         check_fanout(fanouts[experiment.name], experiment.train)
         frames[experiment.name] = frame

@@ -333,14 +333,15 @@ def resolve_latest(path: str | Path) -> Path:
     A bare `latest` looks in `saved_models`, `fit`'s default `--out`. A real
     folder named `latest` is kept as it is. Only plain folders (no links)
     with a `config.json` whose status is `complete` count; the newest is the
-    one created last.
+    one created last. A symlink named `latest` is not followed: the newest
+    real run folder beside it is taken instead.
 
     Raises:
         KerasSeqError: there is no complete run folder there.
     """
     path = Path(path)
-    if path.name != LATEST or path.exists() or path.is_symlink():
-        return path
+    if path.name != LATEST or (path.exists() and not path.is_symlink()):
+        return path  # a real folder named `latest` is itself; a link of that name is never followed
     parent = path.parent if str(path.parent) != "." else Path("saved_models")
     runs = []
     for folder in sorted(parent.iterdir()) if parent.is_dir() else []:

@@ -229,8 +229,10 @@ def open_storage(spec: TuneSpec, folder: Path):
                 return optuna.storages.RDBStorage(spec.storage, engine_kwargs=engine, heartbeat_interval=10,
                                                   grace_period=60)
         except Exception as exc:  # a driver that is missing, a server that does not answer, a bad URL
-            raise KerasSeqError(f"--storage {spec.storage}: cannot open it ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}).") from None
+            from keras_seq.errors import mask_credentials
+
+            raise KerasSeqError(mask_credentials(f"--storage {spec.storage}: cannot open it ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}).")) from None
     journal = folder / JOURNAL_FILE
     if journal.is_symlink() or (journal.exists() and not journal.is_file()):
         raise KerasSeqError(f"{journal} is not a plain file (a link or a folder): refusing to use it as a study journal.")

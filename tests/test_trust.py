@@ -148,3 +148,110 @@ def test_a_hostile_dask_worker_can_neither_name_the_folder_nor_run_code_and_a_de
     assert not marker.exists() and not (tmp_path / "out").exists()
     assert {k: v for k, v in hashes_under(tmp_path).items() if k not in ("mode",)} == \
         {k: v for k, v in before.items() if k != "mode"}
+
+
+# === 3, 4. No output inside an export or run folder; `latest` and the JAX cache never follow a link ===
+
+
+@pytest.fixture
+def run_copy(run_dir, tmp_path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+@pytest.mark.parametrize("artifact, output", [("export/model.onnx", "export/model_card.json"),
+                                              ("export/model.keras", "export/model.onnx"),
+                                              ("export/model.onnx", "forecast.csv")])
+def test_predict_never_writes_inside_an_export_or_run_folder(run_copy, run_cli, artifact, output):
+    before = hashes_under(run_copy)
+    code, _, err = run_cli("predict", run_copy / artifact, "--csv", run_copy / output)
+    one_line_error(code, err, "lies inside the keras-seq export or run folder")
+    assert hashes_under(run_copy) == before
+
+
+def test_latest_never_follows_a_link(run_copy, tmp_path, run_cli):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    shutil.copytree(run_copy, elsewhere)
+    out.mkdir()
+    shutil.move(run_copy, out / "gru-run")
+    shutil.rmtree(out / "gru-run" / "export")
+    (out / "latest").symlink_to(elsewhere)
+    before = hashes_under(elsewhere)
+    code, out_text, err = run_cli("export", out / "latest", "--format", "keras")
+    assert code == 0, err
+    assert hashes_under(elsewhere) == before and (out / "gru-run" / "export" / "model.keras").is_file()
+
+
+def test_the_jax_cache_is_used_only_in_a_folder_of_ones_own(tmp_path):
+    from keras_seq.backend import private_folder
+    from keras_seq.errors import RunWarning
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "cache" / "keras-seq").mkdir(parents=True)
+    (tmp_path / "cache" / "keras-seq" / "jax").symlink_to(tmp_path / "elsewhere")
+    with pytest.warns(RunWarning, match="is a link, not a folder, or not yours"):
+        assert private_folder(tmp_path / "cache" / "keras-seq" / "jax") is None
+    assert private_folder(tmp_path / "own" / "keras-seq" / "jax") == tmp_path / "own" / "keras-seq" / "jax"
+    assert (tmp_path / "own" / "keras-seq" / "jax").stat().st_mode & 0o077 == 0
+
+
+# === 6, 7, 11. A recipe holds options, not addresses; no secret is printed; --set is one line ===
+
+RECIPE = """description = "a recipe from someone else"
+[data]
+source = "{source}"
+[model]
+archs = ["gru"]
+units = 2
+layers = 1
+[train]
+epochs = 1
+"""
+
+
+def test_a_recipe_that_names_a_scheduler_is_refused_before_anything_connects(tmp_path, run_cli):
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        recipe = tmp_path / "innocent.toml"
+        recipe.write_text(RECIPE.format(source="dji") + f"[evaluate]\nscheduler = \"tcp://127.0.0.1:{listener.getsockname()[1]}\"\n")
+        code, _, err = run_cli("run", recipe, "--out", tmp_path / "out")
+        one_line_error(code, err, "'evaluate.scheduler' names a cluster to send the data to", status=1)
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_secret_is_printed_from_a_recipe_a_cache_link_or_a_storage_url(tmp_path, run_cli, monkeypatch,
+                                                                          closed_port_url):
+    from keras_seq.data.sources import _cache_file
+
+    secret = tmp_path / ".env"
+    secret.write_text("STRIPE_SECRET_KEY=sk_live_0123456789\n")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(source=secret))
+    code, _, err = run_cli("run", recipe, "--out", tmp_path / "out")
+    assert code != 0 and "sk_live" not in err and "STRIPE" not in err and len(err.strip().splitlines()) == 1
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("KERAS_SEQ_CACHE", str(cache))
+    monkeypatch.setenv("KERAS_SEQ_STOOQ_URL", closed_port_url)  # never the internet, whatever happens
+    _cache_file(None, "stooq", "^DJI").symlink_to(secret)
+    code, _, err = run_cli("fit", "--data", "stooq:^DJI", "--epochs", "1", "--out", tmp_path / "out")
+    one_line_error(code, err, "is a link or not a regular file; keras-seq reads its download cache only")
+    assert "sk_live" not in err
+    code, _, err = run_cli("tune", "--storage", "postgresql://alice:PASSWORD123@127.0.0.1:1/db", "--trials", "1",
+                           "--out", tmp_path / "tune")
+    assert code != 0 and "PASSWORD123" not in err and "alice:***@" in err, err
+
+
+def test_set_values_with_control_characters_are_refused(tmp_path, run_cli):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(source="dji"))
+    code, _, err = run_cli("run", recipe, "--set", "train.epochs=1\n[evil]", "--out", tmp_path / "out")
+    one_line_error(code, err, "holds a control character", status=1)
+    assert not (tmp_path / "out").exists()

@@ -943,6 +943,39 @@ def _write_cache(path: Path, text: str) -> None:
     write_file_atomically(path, lambda stream: stream.write(text))
 
 
+MAX_DOWNLOAD_BYTES = 256 << 20  # a daily series since 1896 is about 2 MB
+DOWNLOAD_SECONDS = 120  # the whole download, however slowly the server sends it
+
+
+def _cached(path: Path) -> bool:
+    """Whether a cached download is there to read: a regular file, never a link (keras-seq writes no link)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise KerasSeqError(f"{path} is a link or not a regular file; keras-seq reads its download cache only through "
+                            "files it wrote. Delete it, then load the series again.")
+    return path.is_file()
+
+
+def _download(url: str, source: str, base: str) -> str:
+    """The text at `url`: at most `MAX_DOWNLOAD_BYTES`, within `DOWNLOAD_SECONDS` in all, or one line."""
+    import time
+
+    deadline, chunks, size = time.monotonic() + DOWNLOAD_SECONDS, [], 0
+    try:
+        with urllib.request.urlopen(url, timeout=min(30, DOWNLOAD_SECONDS)) as response:
+            while chunk := response.read1(1 << 16):
+                size += len(chunk)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise _download_error(source, base, f"the answer is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
+                if time.monotonic() > deadline:
+                    raise _download_error(source, base, f"the answer took longer than {DOWNLOAD_SECONDS} s")
+                chunks.append(chunk)
+    except urllib.error.HTTPError as exc:
+        raise _download_error(source, base, f"HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise _download_error(source, base, getattr(exc, "reason", exc)) from None
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
 def _download_error(source: str, url: str, cause: object) -> KerasSeqError:
     reason = " ".join(str(cause).split())[:200] or type(cause).__name__
     return KerasSeqError(f"could not download {source} from {url}: {reason}. {OFFLINE_HINT}")
@@ -951,16 +984,9 @@ def _download_error(source: str, url: str, cause: object) -> KerasSeqError:
 def _load_stooq(symbol: str, cache_dir, refresh: bool) -> pd.DataFrame:
     source = f"stooq:{symbol}"
     path = _cache_file(cache_dir, "stooq", symbol)
-    if refresh or not path.is_file():
+    if refresh or not _cached(path):
         base = os.environ.get("KERAS_SEQ_STOOQ_URL", STOOQ_URL)
-        url = f"{base}?{urllib.parse.urlencode({'s': symbol.lower(), 'i': 'd'})}"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                text = response.read().decode("utf-8", errors="replace")
-        except urllib.error.HTTPError as exc:
-            raise _download_error(source, base, f"HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise _download_error(source, base, getattr(exc, "reason", exc)) from None
+        text = _download(f"{base}?{urllib.parse.urlencode({'s': symbol.lower(), 'i': 'd'})}", source, base)
         if not text.lstrip().lower().startswith("date,"):
             answer = " ".join(text.split())[:60] or "an empty page"
             raise KerasSeqError(
@@ -974,7 +1000,7 @@ def _load_stooq(symbol: str, cache_dir, refresh: bool) -> pd.DataFrame:
 def _load_fred(series: str, cache_dir, refresh: bool) -> pd.DataFrame:
     source = f"fred:{series}"
     path = _cache_file(cache_dir, "fred", series)
-    if refresh or not path.is_file():
+    if refresh or not _cached(path):
         from pandas_datareader._utils import RemoteDataError
         from pandas_datareader.fred import FredReader
 
