@@ -60,6 +60,44 @@ def _stops_on_signals(command):
     return wrapper
 
 
+def _ends_at_once(command):
+    """For a command that writes nothing but one file at its end (predict): SIGINT or SIGTERM ends the process at
+    once with one line and exit 130, its temporary file removed, and it ends with one line and exit 1 past
+    `$KERAS_SEQ_PREDICT_SECONDS` (default 600): the same answer wherever the signal or the time limit meets it
+    (inside an import, or a runtime's own threads), and no artifact's program runs unbounded."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import os
+        import signal
+        import threading
+
+        from keras_seq.errors import KerasSeqError
+        from keras_seq.safety import end_now
+
+        try:
+            seconds = float(os.environ.get("KERAS_SEQ_PREDICT_SECONDS", "600"))
+        except ValueError:
+            raise click.BadParameter("KERAS_SEQ_PREDICT_SECONDS must be a number of seconds.") from None
+        if threading.current_thread() is not threading.main_thread():
+            return command(*args, **kwargs)
+        previous = {sig: signal.signal(sig, lambda signum, frame: end_now(
+            f"{signal.Signals(signum).name} received: the forecast stopped; nothing was written.", 130))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        timer = threading.Timer(seconds, end_now, (f"the forecast ran longer than {seconds:g} s and was stopped: a "
+                                                   "keras-seq export answers in seconds. Nothing was written.", 1))
+        timer.daemon = True
+        timer.start()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            timer.cancel()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    return wrapper
+
+
 def _given_options(ctx, keep: tuple[str, ...]) -> list[str]:
     """The options typed on the command line, other than `keep`."""
     return [p.opts[0] for p in ctx.command.params if p.name not in keep and p.opts
@@ -583,7 +621,7 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
 @cli.command()
 @click.argument("artifact", type=click.Path())
 @data_options
-@click.option("--steps", type=int, default=None, help="Values to forecast (default: the model's horizon).")
+@click.option("--steps", type=int, default=None, help="Values to forecast, at most 10,000 (default: the model's horizon).")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the forecast to this CSV.")
 @click.option("--series", default=None, metavar="NAMES", callback=lambda ctx, param, value: _series_names(value),
               help="Series to forecast: of a model trained on several (default: all of them), or of --data's long "
@@ -596,6 +634,7 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
 @_MC_OPTION
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
               help="Keras backend for run folders and .keras files.")
+@_ends_at_once
 @_reports_errors
 def predict(artifact, steps, csv_path, mc_samples, backend, **data):
     """Forecast the values after the data's last window.

@@ -205,7 +205,7 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto", cluster=None
 def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
     from keras_seq.data.sources import frame_sha256
     from keras_seq.safety import refuse_symlink
-    from keras_seq.training import read_checkpoint
+    from keras_seq.training import checkpoint_limit, read_checkpoint
 
     for name in (CONFIG_FILE, CHECKPOINT_FILE):
         refuse_symlink(run_dir / name)
@@ -221,8 +221,8 @@ def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
         raise KerasSeqError(
             f"{run_dir} has no {CHECKPOINT_FILE}: it stopped before its first epoch ended. Start it again with `keras-seq fit`."
         )
-    state = read_checkpoint(run_dir / CHECKPOINT_FILE)
     data, windows, model, train = specs_from_config(config, run_dir)
+    state = read_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_limit(model, windows, len(data.input_columns(windows.horizon))))
     check_checkpoint(state, config, train, run_dir)
     backend = use_backend(config.get("backend"))
     frame = data.load(quote=False)

@@ -390,6 +390,39 @@ def check_onnx(path: Path) -> None:
     for node in _onnx_nodes(model.graph):
         if node.domain not in ("", "ai.onnx"):
             raise KerasSeqError(f"{path} has an op {node.op_type[:60]!r} of the domain {node.domain[:60]!r}; keras-seq writes only the default domain. Refusing to load it.")
+    check_onnx_sizes(model, path)
+
+
+MAX_ONNX_ELEMENTS = 1 << 27  # one tensor of a fixed shape: 512 MiB of float32 (an export's largest is its weights)
+MAX_LOOP_TRIPS = 1 << 20  # a Loop's fixed trip count (keras-seq's loops run once per window step)
+
+
+def check_onnx_sizes(model, path: Path) -> None:
+    """Refuse an ONNX model whose fixed shapes or loop counts would take unbounded memory or time: a tensor whose
+    shape ONNX's own shape inference fixes (constants propagated) beyond `MAX_ONNX_ELEMENTS`, or a `Loop` whose
+    trip count is a constant beyond `MAX_LOOP_TRIPS`. Shapes that depend on the input are bounded by the card's
+    window and the forecast's time limit instead."""
+    import numpy as np
+    import onnx
+
+    constants = {t.name: t for t in model.graph.initializer}
+    constants |= {n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"}
+    for node in _onnx_nodes(model.graph):
+        count = constants.get(node.input[0]) if node.op_type == "Loop" and node.input and node.input[0] else None
+        if count is not None and int(np.max(onnx.numpy_helper.to_array(count), initial=0)) > MAX_LOOP_TRIPS:
+            raise KerasSeqError(f"{path} has a Loop of {int(np.max(onnx.numpy_helper.to_array(count))):,} trips; keras-seq's "
+                                f"exports loop at most once per window step. Refusing to load it.")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - a graph ONNX cannot infer is bounded at run time instead
+        return
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            size = int(np.prod([d.dim_value for d in dims], dtype=object))
+            if size > MAX_ONNX_ELEMENTS:
+                raise KerasSeqError(f"{path} makes a tensor {value.name[:60]!r} of {size:,} values, beyond keras-seq's "
+                                    f"{MAX_ONNX_ELEMENTS:,}: it would take that much memory. Refusing to load it.")
 
 
 def _onnx_nodes(graph):
@@ -443,6 +476,7 @@ def write_file_atomically(path: str | os.PathLike, write, binary: bool = False) 
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise write_error(path, exc) from None
+    WRITING.add(temporary)
     try:
         with os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             write(stream)
@@ -458,6 +492,24 @@ def write_file_atomically(path: str | os.PathLike, write, binary: bool = False) 
         if isinstance(exc, OSError):
             raise write_error(path, exc) from None
         raise
+    finally:
+        WRITING.discard(temporary)
+
+
+WRITING: set = set()  # temporary files `write_file_atomically` is writing now: `end_now` removes them
+
+
+def end_now(message: str, code: int) -> None:
+    """End the process at once: the temporary files being written removed, one line on stderr, exit `code`.
+
+    For a signal or a time limit in a command that has nothing else to clean up (predict): nothing unwinds
+    through imports or a runtime's threads, so the answer is the same wherever it meets the process.
+    """
+    for temporary in list(WRITING):
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    os.write(2, f"Error: {message}\n".encode())
+    os._exit(code)
 
 
 # === One writer per run folder ===

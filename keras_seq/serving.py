@@ -131,6 +131,11 @@ def _artifact(kind: str, path: Path, loaded, description: dict, record: str) -> 
         raise KerasSeqError(f"{path} {has} a series index input, but its {record} "
                             f"{'lists no' if loaded.series_name else 'lists a'} series_vocabulary: the two do not "
                             "belong together. Export the run again.")
+    declared = (description["window"], len(description["features"]))
+    if loaded.window_shape is not None and tuple(loaded.window_shape) != declared:
+        raise KerasSeqError(f"{path} takes windows of {loaded.window_shape[0]} steps and {loaded.window_shape[1]} "
+                            f"features, but its {record} says {declared[0]} and {declared[1]}: the two do not belong "
+                            "together. Export the run again.")
     return Artifact(kind, path, loaded.run, **description, model=loaded.model)
 
 
@@ -146,7 +151,8 @@ def _describe_card(card: dict) -> dict:
         }
         valid = (all(isinstance(described[k], int) and described[k] >= 1 for k in ("window", "horizon"))
                  and described["target_kind"] in ("next", "sequence") and isinstance(described["target"], str)
-                 and isinstance(described["features"], list) and all(isinstance(f, str) for f in described["features"]))
+                 and isinstance(described["features"], list) and len(described["features"]) <= 10_000
+                 and all(isinstance(f, str) and len(f) <= 200 for f in [*described["features"], described["target"]]))
     except (KeyError, TypeError, AttributeError):
         valid = False
     if not valid:
@@ -295,9 +301,14 @@ def _roll(artifact: Artifact, histories: np.ndarray, steps: int, future: np.ndar
     return values, ahead
 
 
+MAX_STEPS = 10_000  # values one forecast rolls forward: decades of days
+
+
 def _checked_steps(steps) -> int:
-    if not isinstance(steps, int) or steps < 1:
-        raise KerasSeqError(f"`steps` must be an integer of at least 1. Received: steps={steps}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise KerasSeqError(f"`steps` must be an integer of at least 1. Received: steps={str(steps)[:40]}")
+    if steps > MAX_STEPS:
+        raise KerasSeqError(f"`steps` must be at most {MAX_STEPS:,} (decades of days). Received: steps={steps}")
     return steps
 
 

@@ -272,24 +272,47 @@ def write_checkpoint(path: Path, trainer, best, epochs_done: int, history: dict)
     write_file_atomically(path, lambda stream: np.savez(stream, **arrays), binary=True)
 
 
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint written by `write_checkpoint`, as `train_model(resume=...)` takes it."""
-    import zipfile
+def read_checkpoint(path: Path, limit: int = 8 << 30) -> dict:
+    """A checkpoint written by `write_checkpoint`, as `train_model(resume=...)` takes it.
 
-    from keras_seq.safety import check_zip_members
+    Its arrays are read by `safety.read_npz`: at most `limit` bytes in all (`checkpoint_limit` of the run's
+    options), nothing unpickled, no header claiming more than its member holds. Weights are floats, the
+    counters and history numbers.
 
-    check_zip_members(path, small=("meta.npy",), allowed=lambda name: name.endswith(".npy") and "/" not in name)
+    Raises:
+        KerasSeqError: one line, for anything else.
+    """
+    from keras_seq.safety import read_npz
+
+    arrays = read_npz(path, limit, str(path))
+    problem = None
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            meta = json.loads(str(stored["meta"]))
-            n_weights, n_optimizer, n_best = meta["counts"]
-            return meta | {
-                "weights": [stored[f"weight_{i}"] for i in range(n_weights)],
-                "optimizer": [stored[f"optimizer_{i}"] for i in range(n_optimizer)],
-                "best_weights": [stored[f"best_{i}"] for i in range(n_best)] or None,
-            }
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
-        raise KerasSeqError(f"{path} is not a readable keras-seq checkpoint ({first_line(exc)[:120]}). Start the run again.") from None
+        meta = json.loads(str(arrays.pop("meta")))
+        counts = meta["counts"]
+        if (not isinstance(counts, list) or len(counts) != 3
+                or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= len(arrays) for n in counts)):
+            raise ValueError("its array counts are not three small integers")
+        parts = {kind: [arrays[f"{kind}_{i}"] for i in range(n)]
+                 for kind, n in zip(("weight", "optimizer", "best"), counts)}
+        if any(a.dtype.kind not in "fiu" for arrays_of in parts.values() for a in arrays_of):
+            raise ValueError("it holds weights that are not numbers")
+        history = meta.get("history")
+        if not isinstance(history, dict) or not all(isinstance(v, list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in history.values()):
+            raise ValueError("its history is not lists of numbers")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problem = first_line(exc)[:120]
+    if problem is not None:
+        raise KerasSeqError(f"{path} is not a readable keras-seq checkpoint ({problem}). Start the run again.")
+    return meta | {"weights": parts["weight"], "optimizer": parts["optimizer"], "best_weights": parts["best"] or None}
+
+
+def checkpoint_limit(model, windows, n_features: int) -> int:
+    """The most bytes a checkpoint of this run may hold: its weights, best weights and optimizer state (twice the
+    weights for Adam), as float64, of the largest model these options can build, with room to spare."""
+    width = model.units * 2 + n_features + model.series_embedding + max(windows.horizon, 1) * (len(model.quantiles or ()) + 3)
+    layers = model.layers + model.transition_layers + model.output_layers + 2
+    return 5 * 8 * 16 * layers * (width + 2) ** 2 + (16 << 20)
 
 
 def _restore_trainer(trainer, state: dict) -> None:

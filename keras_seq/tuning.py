@@ -241,8 +241,23 @@ def open_storage(spec: TuneSpec, folder: Path):
     return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
 
 
-def load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int = 0):
-    """Create the study, or join it; refuse one that was started with other options."""
+def load_study(spec: TuneSpec, folder: Path, digest: str, seed: int, worker: int = 0):
+    """Open the study's storage (`open_storage`) and create the study, or join it; refuse one that was started
+    with other options or by another tool, and a storage whose records Optuna cannot read (a damaged or crafted
+    journal), in one line."""
+    try:
+        return _load_study(spec, open_storage(spec, folder), digest, seed, worker)
+    except KerasSeqError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Optuna's own errors (AssertionError, KeyError, ...) for a bad record
+        from keras_seq.errors import mask_credentials
+
+        raise KerasSeqError(mask_credentials(
+            f"study '{spec.study}' cannot be read from its storage ({type(exc).__name__}: {str(exc)[:120]}): it was "
+            "damaged, or written by something other than Optuna. Give another --study or --out.")) from None
+
+
+def _load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int):
     import optuna
 
     # Optuna logs each failed trial with its traceback; keras-seq's trials.csv and tune.json say why each failed.
@@ -259,6 +274,10 @@ def load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int = 0)
     known = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=seed + 7919 * worker + known)
     found = study.user_attrs.get("setup")
+    if found is None and (known or study.direction != optuna.study.StudyDirection.MINIMIZE):
+        raise KerasSeqError(
+            f"study '{spec.study}' in this storage was not started by keras-seq tune (it has {known} trials and no "
+            "record of keras-seq's options). Give another --study, or another --storage.")
     if found is None:
         study.set_user_attr("setup", digest)
         study.set_user_attr("objective", spec.objective)
@@ -336,7 +355,7 @@ def run_worker(job: Job, quota: int, worker: int = 0) -> None:
     """Run `quota` trials of the study, then return; a signal ends the current trial as interrupted."""
     from keras_seq.safety import STOP
 
-    study = load_study(job.spec, open_storage(job.spec, job.folder), job.setup, job.base.train.seed, worker)
+    study = load_study(job.spec, job.folder, job.setup, job.base.train.seed, worker)
 
     def stop_on_signal(study, trial):
         if STOP.requested:
@@ -414,7 +433,7 @@ def tune(data=None, windows=None, model=None, train=None, spec: TuneSpec = TuneS
     """
     job = prepare_job(data, windows, model, train, spec, out=out, backend=backend)
     try:
-        study = load_study(spec, open_storage(spec, job.folder), job.setup, job.base.train.seed)
+        study = load_study(spec, job.folder, job.setup, job.base.train.seed)
     except KerasSeqError:
         if job.created is not None:  # nothing is left of a study that could not start
             shutil.rmtree(job.created, ignore_errors=True)
@@ -661,7 +680,7 @@ def run_workers(job: Job, shares: list[int]) -> None:
     env = {**os.environ, "KERAS_BACKEND": job.base.backend}
     workers = []
     for index, share in enumerate(shares):
-        process = subprocess.Popen([sys.executable, "-m", "keras_seq.tuning", str(share), str(index)],
+        process = subprocess.Popen([sys.executable, "-m", "keras_seq.tuning", str(share), str(index), str(os.getpid())],
                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False, env=env,
                                    start_new_session=True)
         process.stdin.write(payload)
@@ -697,6 +716,8 @@ def _worker_main(argv: list[str]) -> int:
 
     job = pickle.loads(sys.stdin.buffer.read())
     share, index = int(argv[0]), int(argv[1])
+    if len(argv) > 2:
+        _end_with_parent(int(argv[2]))
     try:
         with stop_signals():
             start_keras(1)
@@ -707,6 +728,23 @@ def _worker_main(argv: list[str]) -> int:
         print(f"Error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     return 0
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker stops its trial (as on Ctrl-C) once its parent is gone, even one killed outright: it polls its
+    parent's pid, which changes when the process is adopted by another."""
+    import signal
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)  # stop_signals: the trial ends after its batch, marked interrupted
+        time.sleep(30)
+        os._exit(130)  # and if it did not, the worker ends anyway
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -255,3 +255,266 @@ def test_set_values_with_control_characters_are_refused(tmp_path, run_cli):
     code, _, err = run_cli("run", recipe, "--set", "train.epochs=1\n[evil]", "--out", tmp_path / "out")
     one_line_error(code, err, "holds a control character", status=1)
     assert not (tmp_path / "out").exists()
+
+
+# === 8, 9, 10. An artifact's program is bounded in memory and time, checked against its card, and fails in one line ===
+
+
+def crafted_onnx(folder: Path, nodes: list, initializers: list = (), window: tuple = (8, 1)) -> Path:
+    """An ONNX model taking keras-seq's window input and returning `out`, listed in the export's card."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from test_safety import write_card
+
+    graph = helper.make_graph(nodes, "crafted", [helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, *window])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "model.onnx"
+    onnx.save(model, str(path))
+    write_card(folder, "onnx", path, folder / "model_card.json")
+    return path
+
+
+def _int64(name: str, values) -> object:
+    from onnx import numpy_helper
+    import numpy as np
+
+    return numpy_helper.from_array(np.asarray(values, dtype="int64"), name)
+
+
+def test_an_onnx_asking_for_a_huge_tensor_or_endless_loop_is_refused_before_it_runs(run_copy, run_cli):
+    from onnx import helper
+
+    export = run_copy / "export"
+    crafted_onnx(export, [helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+                          helper.make_node("ReduceSum", ["big"], ["out"])], [_int64("shape", [30000, 30000])])
+    code, _, err = run_cli("predict", export / "model.onnx")
+    one_line_error(code, err, "makes a tensor 'big' of 900,000,000 values")
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
+                             [helper.make_tensor_value_info(n, t, s) for n, t, s in (("i", 7, []), ("cond_in", 9, []))],
+                             [helper.make_tensor_value_info("cond_out", 9, [])])
+    crafted_onnx(export, [helper.make_node("Loop", ["trips", ""], [], body=body),
+                          helper.make_node("ReduceSum", ["window"], ["out"])], [_int64("trips", 2**63 - 1)])
+    code, _, err = run_cli("predict", export / "model.onnx")
+    one_line_error(code, err, "has a Loop of 9,223,372,036,854,775,807 trips")
+
+
+def test_an_onnx_that_runs_too_long_or_fails_at_run_time_is_one_line(run_copy, run_cli, monkeypatch):
+    import onnx
+    from onnx import helper
+
+    from keras_seq.formats import onnx as onnx_format
+
+    export = run_copy / "export"
+    monkeypatch.setattr(onnx_format, "FORECAST_SECONDS", 2)
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                              helper.make_node("Add", ["acc_in", "one"], ["acc_out"])], "body",
+                             [helper.make_tensor_value_info(n, t, s) for n, t, s in
+                              (("i", 7, []), ("cond_in", 9, []), ("acc_in", 1, []))],
+                             [helper.make_tensor_value_info(n, t, []) for n, t in (("cond_out", 9), ("acc_out", 1))],
+                             [onnx.numpy_helper.from_array(__import__("numpy").float32(1), "one")])
+    crafted_onnx(export, [helper.make_node("ReduceSum", ["window"], ["total"], keepdims=0),  # trips from the data
+                          helper.make_node("Abs", ["total"], ["size"]),
+                          helper.make_node("Cast", ["size"], ["trips"], to=7),
+                          helper.make_node("Add", ["trips", "many"], ["count"]),
+                          helper.make_node("Loop", ["count", "", "zero"], ["out"], body=body)],
+                 [_int64("many", 2**40), onnx.numpy_helper.from_array(__import__("numpy").float32(0), "zero")])
+    started = time.monotonic()
+    code, _, err = run_cli("predict", export / "model.onnx")
+    one_line_error(code, err, "ran longer than 2 s on one batch and was stopped")
+    assert time.monotonic() - started < 30
+    crafted_onnx(export, [helper.make_node("Reshape", ["window", "shape"], ["out"])], [_int64("shape", [7])])
+    code, _, err = run_cli("predict", export / "model.onnx")
+    one_line_error(code, err, "failed while forecasting")
+
+
+def test_a_card_that_disagrees_with_the_graphs_inputs_is_refused(run_copy, run_cli):
+    from onnx import helper
+
+    export = run_copy / "export"
+    crafted_onnx(export, [helper.make_node("ReduceSum", ["window"], ["out"])], window=(5, 3))
+    code, _, err = run_cli("predict", export / "model.onnx")
+    one_line_error(code, err, "takes windows of 5 steps and 3 features, but its model_card.json says 8 and 1")
+
+
+@pytest.mark.slow
+def test_a_savedmodel_that_never_ends_is_stopped_by_predicts_time_limit(run_copy):
+    import tensorflow as tf
+
+    from conftest import run_console
+    from test_safety import write_card
+
+    class Endless(tf.Module):  # allowlisted ops alone: a While of 2**31 trips that reads a variable
+        def __init__(self):
+            self.step = tf.Variable(1.0)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 1], tf.float32, name="window")])
+        def serve(self, window):
+            steps = tf.while_loop(lambda i: tf.less(i, 2**31 - 1), lambda i: i + tf.cast(self.step, tf.int32),
+                                  [tf.constant(0)], parallel_iterations=1)[0]
+            return {"output_0": tf.reduce_max(window, axis=1) * self.step + tf.cast(steps, tf.float32)}
+
+    module = Endless()
+    path = run_copy / "export" / "savedmodel" / "gru" / "1"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    write_card(run_copy / "export", "savedmodel", path, run_copy / "export" / "model_card.json")
+    started = time.monotonic()
+    result = run_console("predict", path, "--csv", run_copy.parent / "f.csv", env={"KERAS_SEQ_PREDICT_SECONDS": "6"},
+                         timeout=120)
+    one_line_error(result.returncode, result.stderr, "the forecast ran longer than 6 s and was stopped")
+    assert time.monotonic() - started < 60 and not (run_copy.parent / "f.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_signal_during_predict_gives_the_same_one_line_answer_wherever_it_lands(run_copy, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("keras-seq")
+    for delay in (0.2, 0.8, 1.6, 2.4):
+        output = tmp_path / f"f{delay}.csv"
+        process = subprocess.Popen([str(script), "predict", str(run_copy / "export" / "model.onnx"), "--csv",
+                                    str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        if process.returncode == 0:  # it finished first: its file is whole
+            assert output.is_file() and err.strip() == ""
+            continue
+        assert process.returncode == 130, (delay, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and err.startswith("Error: "), (delay, err)
+        assert not output.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# === 8, 10. Crafted checkpoints and kept comparisons: bounded, checked whole, one line, before any training ===
+
+
+def _npy_claiming(shape, data: bytes = b"\0" * 64) -> bytes:
+    """An .npy file whose header claims `shape` of float64 but holds only `data`."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + data
+
+
+def _rewrite_npz(path: Path, change) -> None:
+    """Rewrite an .npz archive: `change(arrays)` edits the dict of arrays; a bytes value is stored as a raw member."""
+    import zipfile
+
+    import numpy as np
+
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    change(arrays)
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in arrays.items():
+            if isinstance(value, bytes):
+                archive.writestr(f"{key}.npy", value)
+            else:
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as stream:
+                    np.lib.format.write_array(stream, np.asanyarray(value), allow_pickle=False)
+
+
+def _meta(arrays, **changes) -> None:
+    import numpy as np
+
+    arrays["meta"] = np.array(json.dumps({**json.loads(str(arrays["meta"])), **changes}))
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda a: a.update(weight_0=_npy_claiming((2**40,))), "is not a plain array (its header claims (1099511627776,)"),
+    (lambda a: a.update(weight_0=__import__("numpy").array(["w"] * 4)), "it holds weights that are not numbers"),
+    (lambda a: _meta(a, history={"loss": ["a", "b"], "val_loss": [1, 2]}), "its history is not lists of numbers"),
+    (lambda a: _meta(a, counts=["1", "2", "3"]), "its array counts are not three small integers"),
+    (lambda a: a.update(weight_0=__import__("numpy").ones(5 << 20)), "would inflate to"),  # 40 MB: beyond a 4-unit gru
+])
+def test_a_crafted_checkpoint_is_one_line_and_bounded_by_what_its_config_implies(killed_run, run_cli, change, words):
+    _rewrite_npz(killed_run / "checkpoint.npz", change)
+    before = hashes_under(killed_run.parent)
+    code, _, err = run_cli("fit", "--resume", killed_run, "-q")
+    one_line_error(code, err, words)
+    assert hashes_under(killed_run.parent) == before
+
+
+@pytest.fixture(scope="module")
+def cut_comparison(tmp_path_factory):
+    """A comparison of drnn and gru, stopped after drnn's fit: the folder compare --resume reads."""
+    from keras_seq import compare
+    from keras_seq.data.sources import DataSpec
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.errors import RunInterrupted
+    from keras_seq.models import ModelSpec
+    from keras_seq.training import TrainSpec
+
+    real, out = compare.fit_one, tmp_path_factory.mktemp("cut")
+
+    def first_only(frame, task):
+        if task.specs.model.arch == "gru":
+            raise RunInterrupted("stopped by the test")
+        return real(frame, task)
+
+    compare.fit_one = first_only
+    try:
+        with pytest.raises(RunInterrupted):
+            compare.compare_models(DataSpec(start="2022-01-01"), WindowSpec(window=8), ModelSpec(units=2, layers=1),
+                                   TrainSpec(epochs=1, batch_size=64), spec=compare.CompareSpec(archs=("drnn", "gru")),
+                                   out=out)
+    finally:
+        compare.fit_one = real
+    (folder,) = out.iterdir()
+    return folder
+
+
+def _edit_record(folder: Path, edit) -> None:
+    path = folder / "interrupted.json"
+    record = json.loads(path.read_text())
+    edit(record["finished"]["drnn-seed42"])
+    path.write_text(json.dumps(record))
+
+
+def _mae(entry, value):
+    entry["record"]["splits"]["test"]["model"]["mae"] = value
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda e: e.update(record={}), "has a record of another fit"),
+    (lambda e: _mae(e, "0.5"), "has error figures that are not numbers"),
+    (lambda e: e["record"].update(arch="drnn\nevil"), "has a record of another fit"),
+    (lambda e: e["shown"].update(history={"loss": ["x"]}), "a loss history that is not one number per epoch"),
+    (lambda e: e["shown"].update(ylabel="y" * 3_000_000), "a label that is not short text"),
+    ("strings", "has arrays that are not numbers or dates"),
+    ("bomb", "would inflate to 209,7"),
+])
+def test_a_crafted_kept_comparison_is_refused_whole_before_any_training(cut_comparison, tmp_path, edit, words):
+    import zipfile
+
+    import numpy as np
+
+    from keras_seq.compare import resume_comparison
+    from keras_seq.errors import KerasSeqError
+
+    folder = tmp_path / "cut"
+    shutil.copytree(cut_comparison, folder)
+    npz = folder / "fits" / "drnn-seed42.npz"
+    if edit == "strings":
+        _rewrite_npz(npz, lambda arrays: arrays.update(shown_drawn_values=np.array(["a", "b"])))
+    elif edit == "bomb":
+        with zipfile.ZipFile(npz, "a", compression=zipfile.ZIP_DEFLATED) as archive, \
+                archive.open("zeros.npy", "w", force_zip64=True) as stream:
+            for _ in range(200):
+                stream.write(b"\0" * (1 << 20))
+    else:
+        _edit_record(folder, edit)
+    before = hashes_under(folder)
+    started = time.monotonic()
+    with pytest.raises(KerasSeqError) as caught:
+        resume_comparison(folder)
+    assert words in str(caught.value) and len(str(caught.value)) < 2000
+    assert hashes_under(folder) == before and time.monotonic() - started < 30

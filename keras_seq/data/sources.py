@@ -55,6 +55,8 @@ CALENDAR = {
 }
 # A wide table's series are read as a long frame of these two columns (`DataSpec.targets`).
 WIDE_SERIES, WIDE_VALUE = "series", "value"
+MAX_NAME = 200  # characters in a column or series name
+MAX_NAMES = 10_000  # columns or series named in one option
 OFFLINE_HINT = "If you are offline, use the embedded data (--data dji) or a CSV file (--data path.csv)."
 
 
@@ -126,6 +128,7 @@ class DataSpec:
     future_features: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        self._check_name_sizes()
         self._check_future()
         self._check_targets()
         if self.calendar is not None:
@@ -154,7 +157,9 @@ class DataSpec:
             features = tuple(self.features)
             if not features:
                 raise KerasSeqError("`features` must name at least one column. Received: features=()")
-            duplicates = sorted({f for f in features if features.count(f) > 1})
+            import collections
+
+            duplicates = sorted(f for f, n in collections.Counter(features).items() if n > 1)
             if duplicates:
                 raise KerasSeqError(
                     f"`features` names a column twice: {', '.join(duplicates)}. Name each column once."
@@ -164,6 +169,20 @@ class DataSpec:
             raise KerasSeqError(
                 f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={self.fill!r}"
             )
+
+    def _check_name_sizes(self) -> None:
+        """Refuse a column or series name longer than `MAX_NAME` characters, or more than `MAX_NAMES` of them: every
+        name is drawn, written and quoted later, and a recipe or run folder may hold any."""
+        for key in ("target", "features", "targets", "future_features", "series", "series_column", "date_column"):
+            value = getattr(self, key)
+            names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
+            if len(names) > MAX_NAMES:
+                raise KerasSeqError(f"`{key}` names {len(names):,} columns or series; keras-seq takes at most "
+                                    f"{MAX_NAMES:,}.")
+            long = next((str(n) for n in names if len(str(n)) > MAX_NAME), None)
+            if long is not None:
+                raise KerasSeqError(f"`{key}` names one of {len(long):,} characters ({long[:40]!r}...); keras-seq takes "
+                                    f"names of at most {MAX_NAME} characters.")
 
     def _check_future(self) -> None:
         if self.future_features is None:

@@ -40,6 +40,7 @@ class Loaded:
     output_name: str
     series_name: str | None = None
     model: object = None  # the Keras model, where the artifact is one (MC dropout runs it with dropout on)
+    window_shape: tuple | None = None  # (window, features) as the artifact's graph declares them (None: unknown)
 
 
 _FORMATS: dict = {}

@@ -35,7 +35,9 @@ class KerasFile:
         def run(x, index=None):
             return model.predict(x if series is None else [x, np.asarray(index, dtype="int32")], verbose=0)
 
-        return Loaded(run, "window", "output_0", series, model)
+        dims = tuple(model.inputs[0].shape)[1:]
+        shape = dims if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
+        return Loaded(run, "window", "output_0", series, model, window_shape=shape)
 
     def signature_extra(self, path: Path) -> dict:
         return {}

@@ -51,9 +51,10 @@ class Onnx:
 
         def run(x, index=None):
             feed = {window: x} if series is None else {window: x, series: np.asarray(index, dtype="int32")}
-            return session.run([output_meta.name], feed)[0]
+            return run_bounded(session, output_meta.name, feed, path)
 
-        return Loaded(run, window, output_meta.name, series)
+        shape = next(i.shape for i in inputs if i.name == window)
+        return Loaded(run, window, output_meta.name, series, window_shape=_declared(shape[1:]))
 
     def signature_extra(self, path: Path) -> dict:
         import onnx
@@ -62,3 +63,33 @@ class Onnx:
 
 
 FORMAT = Onnx()
+
+
+FORECAST_SECONDS = 300  # one call of an ONNX model; keras-seq's exports answer a 10,000-series batch in seconds
+
+
+def _declared(dims) -> tuple | None:
+    """The (window, features) an input declares, where both are fixed numbers."""
+    return tuple(dims) if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
+
+
+def run_bounded(session, output: str, feed: dict, path: Path):
+    """`session.run`, stopped after `FORECAST_SECONDS` (onnxruntime's terminate flag), every failure one line."""
+    import threading
+
+    import onnxruntime
+
+    options = onnxruntime.RunOptions()
+    timer = threading.Timer(FORECAST_SECONDS, lambda: setattr(options, "terminate", True))
+    timer.daemon = True
+    timer.start()
+    try:
+        return session.run([output], feed, options)[0]
+    except Exception as exc:  # onnxruntime's own types: a kernel that fails on these inputs, or the terminate flag
+        if options.terminate:
+            raise KerasSeqError(f"{path} ran longer than {FORECAST_SECONDS} s on one batch and was stopped: a "
+                                "keras-seq export answers in seconds. Refusing it.") from None
+        raise KerasSeqError(f"{path} failed while forecasting ({' '.join(str(exc).split())[:160]}). "
+                            "Export the run again.") from None
+    finally:
+        timer.cancel()

@@ -49,7 +49,9 @@ class SavedModel:
             feed = {window: tf.constant(x)} | ({series: tf.constant(index, dtype=tf.int32)} if series else {})
             return serve(**feed)[output_name].numpy()
 
-        return Loaded(run, window, output_name, series)
+        dims = tuple(specs[window].shape)[1:]
+        shape = tuple(dims) if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
+        return Loaded(run, window, output_name, series, window_shape=shape)
 
     def signature_extra(self, path: Path) -> dict:
         return {"signature": "serving_default"}

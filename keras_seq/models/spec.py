@@ -240,20 +240,29 @@ def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str,
         )
 
 
+MAX_UNITS = 4096  # a recurrent layer of 4096 units holds 67 M weights (LSTM): sizes beyond are typing mistakes
+MAX_LAYERS = 64
+
+
 def check_model_options(arch, units, layers, dropout, cell, transition_layers=2, output_layers=2) -> None:
     """Raise `KerasSeqError` for the first model option out of range."""
     get_arch(arch)  # refuses an unknown one
-    if not isinstance(units, int) or units < 1:
-        raise KerasSeqError(f"`units` must be an integer of at least 1. Received: units={units}")
-    if not isinstance(layers, int) or layers < 1:
-        raise KerasSeqError(f"`layers` must be an integer of at least 1. Received: layers={layers}")
+    for name, value, most in (("units", units, MAX_UNITS), ("layers", layers, MAX_LAYERS)):
+        _check_size(name, value, most)
     if not 0.0 <= float(dropout) < 1.0:
         raise KerasSeqError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
     if cell not in CELLS:
         raise KerasSeqError(f"unknown cell '{cell}'. Expected one of: {', '.join(CELLS)}.")
     for name, value in (("transition_layers", transition_layers), ("output_layers", output_layers)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={value}")
+        _check_size(name, value, MAX_LAYERS)
+
+
+def _check_size(name: str, value, most: int) -> None:
+    """Refuse a size that is not an integer from 1 to `most` (a typing mistake would exhaust memory)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={str(value)[:40]}")
+    if value > most:
+        raise KerasSeqError(f"`{name}` must be at most {most}. Received: {name}={value}")
 
 
 def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool, supervision: str = "last") -> None:
