@@ -518,3 +518,148 @@ def test_a_crafted_kept_comparison_is_refused_whole_before_any_training(cut_comp
         resume_comparison(folder)
     assert words in str(caught.value) and len(str(caught.value)) < 2000
     assert hashes_under(folder) == before and time.monotonic() - started < 30
+
+
+# === 8, 9. Bounded memory and time for what comes from outside: servers, sizes, names, nesting, workers ===
+
+
+class _Endless:
+    """A 127.0.0.1 HTTP server that answers every GET with an endless body, fast or one byte at a time."""
+
+    def __init__(self, trickle: bool):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    for _ in range(100_000):  # bounded: the server stops by itself
+                        self.wfile.write(b"x" if trickle else b"Date,Close\n" * 6000)
+                        if trickle:
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                except OSError:
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+
+
+@pytest.mark.parametrize("trickle, words", [(False, "the answer is larger than 4,194,304 bytes"),
+                                            (True, "the answer took longer than 2 s")])
+def test_a_download_is_bounded_in_bytes_and_time(tmp_path, monkeypatch, trickle, words):
+    from keras_seq.data import sources
+    from keras_seq.errors import KerasSeqError
+
+    server = _Endless(trickle)
+    monkeypatch.setenv("KERAS_SEQ_STOOQ_URL", server.url)
+    monkeypatch.setattr(sources, "MAX_DOWNLOAD_BYTES", 4 << 20)
+    monkeypatch.setattr(sources, "DOWNLOAD_SECONDS", 2)
+    started, rss = time.monotonic(), _rss_bytes()
+    try:
+        with pytest.raises(KerasSeqError, match=words):
+            sources.DataSpec(source="stooq:^DJI", cache_dir=str(tmp_path / "cache")).load()
+    finally:
+        server.close()
+    assert time.monotonic() - started < 20 and _rss_bytes() - rss < 100 << 20
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_a_silent_scheduler_is_one_line_within_the_connect_time(tmp_path, monkeypatch):
+    import socket
+
+    from keras_seq.compare import CompareSpec, compare_models
+    from keras_seq.errors import KerasSeqError
+
+    monkeypatch.setattr("keras_seq.fanout.CONNECT_SECONDS", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts, never answers
+        started = time.monotonic()
+        with pytest.raises(KerasSeqError, match="cannot reach the dask scheduler at tcp://127.0.0.1"):
+            compare_models(spec=CompareSpec(archs=("drnn",), scheduler=f"tcp://127.0.0.1:{silent.getsockname()[1]}"),
+                           out=tmp_path / "out")
+    assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
+
+
+def test_more_jobs_than_cores_are_capped_with_a_warning():
+    import os
+
+    from keras_seq.errors import RunWarning
+    from keras_seq.fanout import Fanout, open_pool
+
+    with pytest.warns(RunWarning, match=f"jobs=64 is more than this machine's {os.cpu_count()} cores"):
+        with open_pool(Fanout(jobs=64), "jax") as pool:
+            assert pool.executor._max_workers == os.cpu_count()
+
+
+@pytest.mark.parametrize("args, words", [
+    (("fit", "--units", "200000"), "`units` must be at most 4096. Received: units=200000"),
+    (("fit", "--layers", "1000"), "`layers` must be at most 64"),
+    (("predict", "latest", "--steps", "3000000"), "`steps` must be at most 10,000"),
+    (("predict", "latest", "--steps", "100000000"), "`steps` must be at most 10,000"),
+])
+def test_sizes_are_range_checked_before_anything_is_built(tmp_path, run_cli, args, words):
+    started = time.monotonic()
+    code, _, err = run_cli(*args, "--out" if args[0] == "fit" else "--data", tmp_path / "x" if args[0] == "fit" else "dji")
+    one_line_error(code, err, words)
+    assert time.monotonic() - started < 10 and not (tmp_path / "x").exists()
+
+
+def test_long_or_many_names_and_deep_recipes_are_refused_at_once(tmp_path, run_cli):
+    from keras_seq.data.sources import DataSpec
+    from keras_seq.errors import KerasSeqError
+
+    started = time.monotonic()
+    recipe = tmp_path / "long.toml"
+    recipe.write_text(RECIPE.format(source="dji").replace("[data]\n", f'[data]\ntarget = "{"y" * 3_000_000}"\n'))
+    code, _, err = run_cli("run", recipe, "--out", tmp_path / "out")
+    one_line_error(code, err, "`target` names one of 3,000,000 characters")
+    assert len(err) < 1200
+    with pytest.raises(KerasSeqError, match="names 200,000 columns or series; keras-seq takes at most 10,000"):
+        DataSpec(features=tuple(f"c{i}" for i in range(200_000)))
+    with pytest.raises(KerasSeqError, match="names a column twice: c0"):
+        DataSpec(features=tuple(f"c{i}" for i in range(9_999)) + ("c0",))
+    deep = tmp_path / "deep.toml"
+    deep.write_text('description = "deep"\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n")
+    code, _, err = run_cli("run", deep, "--out", tmp_path / "out")
+    one_line_error(code, err, "its values are nested too deep to read")
+    assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
+
+
+def test_tune_refuses_a_damaged_journal_and_a_study_it_did_not_start(tmp_path, run_cli):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "study.journal").write_text('{"op_code": 0, "worker_id": "w", "study_name": "damaged", "directions": [1]}\n'
+                                           '{"op_code": 5, "worker_id": "w", "study_id": 0, "datetime_start": "x"}\n')
+    before = hashes_under(tmp_path)
+    code, _, err = run_cli("tune", "--out", tmp_path, "--study", "damaged", "--trials", "1", "--epochs", "1")
+    one_line_error(code, err, "study 'damaged' cannot be read from its storage (KeyError")
+    assert hashes_under(tmp_path) == before
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(foreign / "study.journal")))
+    optuna.create_study(study_name="foreign", storage=storage).optimize(lambda trial: trial.suggest_float("x", 0, 1),
+                                                                        n_trials=1)
+    before = hashes_under(tmp_path)
+    code, _, err = run_cli("tune", "--out", tmp_path, "--study", "foreign", "--trials", "2", "--epochs", "1")
+    one_line_error(code, err, "study 'foreign' in this storage was not started by keras-seq tune (it has 1 trials")
+    assert hashes_under(tmp_path) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -69,3 +70,48 @@ def test_an_interrupted_study_on_sqlite_resumes_its_cut_trial_and_ends_with_ever
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == cut.params  # the cut trial, again
     assert len(trials[1].intermediate_values) == 300 and "1 trial counted" in out
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return False
+    return "Z" not in state.split()[1]
+
+
+@pytest.mark.slow
+def test_tune_workers_end_when_their_parent_is_killed(tmp_path):
+    process = console("--recipe", lr_search(tmp_path, 5000), "--trials", "2", "--workers", "2", "--study", "orphans",
+                      "--out", tmp_path, "--no-refit", "-q")
+    deadline = time.monotonic() + 300
+    workers = []
+    while time.monotonic() < deadline and process.poll() is None and len(workers) < 2:
+        workers = _children(process.pid)
+        time.sleep(0.1)
+    assert len(workers) == 2, "the workers did not start"
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    deadline = time.monotonic() + 30  # a trial of 5000 epochs runs for minutes: only the parent's death ends it
+    while time.monotonic() < deadline and any(map(_running, workers)):
+        time.sleep(0.2)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left
