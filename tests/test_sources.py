@@ -218,7 +218,7 @@ def test_stooq_without_data_or_failing_is_one_line(local_server, monkeypatch, tm
     assert not list(tmp_path.iterdir())  # nothing cached from failures
 
 
-def test_fred_through_pandas_datareader_drops_holidays_and_caches(local_server, monkeypatch, tmp_path, closed_port_url):
+def test_fred_drops_holidays_and_caches(local_server, monkeypatch, tmp_path, closed_port_url):
     local_server.routes["/graph/fredgraph.csv"] = (200, FRED_CSV)
     monkeypatch.setenv("KERAS_SEQ_FRED_URL", local_server.url + "/graph/fredgraph.csv")
     frame = load_series("fred:DJIA", cache_dir=tmp_path, columns=["DJIA"])

@@ -663,3 +663,15 @@ def test_tune_refuses_a_damaged_journal_and_a_study_it_did_not_start(tmp_path, r
     code, _, err = run_cli("tune", "--out", tmp_path, "--study", "foreign", "--trials", "2", "--epochs", "1")
     one_line_error(code, err, "study 'foreign' in this storage was not started by keras-seq tune (it has 1 trials")
     assert hashes_under(tmp_path) == before
+
+
+def test_a_card_with_a_huge_target_name_gives_a_short_line(run_copy, run_cli):
+    from test_safety import write_card
+
+    export = run_copy / "export"
+    card = json.loads((export / "model_card.json").read_text())
+    (export / "model_card.json").write_text(json.dumps({**card, "target": "y" * (15 << 20)}))
+    write_card(export, "onnx", export / "model.onnx", export / "model_card.json")
+    code, _, err = run_cli("predict", export / "model.onnx")
+    one_line_error(code, err, "does not describe the model's inputs and outputs")
+    assert len(err) < 1200

@@ -1020,22 +1020,17 @@ def _load_fred(series: str, cache_dir, refresh: bool) -> pd.DataFrame:
     source = f"fred:{series}"
     path = _cache_file(cache_dir, "fred", series)
     if refresh or not _cached(path):
-        from pandas_datareader._utils import RemoteDataError
-        from pandas_datareader.fred import FredReader
+        import io
 
         base = os.environ.get("KERAS_SEQ_FRED_URL", FRED_URL)
-
-        class _Reader(FredReader):
-            @property
-            def url(self):
-                return base
-
-        reader = _Reader(series, start="1800-01-01", end="2262-01-01", retry_count=1, pause=0.1, timeout=30)
-        try:
-            frame = reader.read()
-        except (RemoteDataError, OSError, ValueError, IndexError, KeyError) as exc:
-            raise _download_error(source, base, exc) from None
-        if frame.empty or series not in frame.columns:
+        text = _download(f"{base}?{urllib.parse.urlencode({'id': series})}", source, base)  # bounded, as stooq's
+        try:  # FRED's graph CSV: a date column, then the series (pandas-datareader's FredReader reads it the same way)
+            frame = pd.read_csv(io.StringIO(text), index_col=0, parse_dates=True, header=None, skiprows=1,
+                                names=["Date", series], na_values=".")
+            valid = isinstance(frame.index, pd.DatetimeIndex) and pd.api.types.is_numeric_dtype(frame[series])
+        except (ValueError, IndexError, pd.errors.ParserError):
+            valid = False
+        if not valid or frame.empty:
             raise KerasSeqError(f"FRED returned no observations for {series}. Check the series id (e.g. fred:DJIA). {OFFLINE_HINT}")
         frame.index.name = "Date"
         _write_cache(path, frame.to_csv())
