@@ -10,7 +10,7 @@ evaluation and export of one or more experiments.
                  # transition_layers, output_layers, scaler, transform, residual, series_embedding, quantiles,
                  # distribution, conformal
     [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile, devices
-    [evaluate]   # on (splits to score), repeats, backtest, jobs, scheduler (where the fits run)
+    [evaluate]   # on (splits to score), repeats, backtest, jobs (local processes; a scheduler only from the CLI)
     [export]     # formats: any of "savedmodel", "onnx", "keras" (none by default)
 
     [[experiment]]          # optional, repeatable: each one a comparison
