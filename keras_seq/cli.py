@@ -8,11 +8,23 @@ Every mistake a user can make ends as one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
+import signal
 import sys
 import warnings
 
-import click
+
+def _stopped_before_start(signum, frame):
+    """SIGTERM while the command line is still being read: one line and exit 130, as at every later moment."""
+    os.write(2, b"Error: interrupted before the command started; nothing was written.\n")
+    os._exit(130)
+
+
+if Path(sys.argv[0]).name == "keras-seq" and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _stopped_before_start)  # the console script: before anything else is imported
+
+import click  # noqa: E402 - after the handler above
 
 from keras_seq.models.registry import arch_names, get_arch
 from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, DISTRIBUTIONS, SCALER_NAMES, TRANSFORMS, ModelSpec
@@ -693,11 +705,9 @@ _default_showwarning = warnings.showwarning
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, printing every usage error as one line."""
-    import signal
-
     warnings.showwarning = _show_warning
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # SIGTERM unwinds like Ctrl-C: staged folders are removed
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, _stopped_before_start):  # SIGTERM unwinds like Ctrl-C:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # staged folders are removed
     try:
         cli.main(args=argv, prog_name="keras-seq", standalone_mode=False)
     except click.exceptions.Exit as exc:
