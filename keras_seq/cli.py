@@ -27,7 +27,7 @@ if Path(sys.argv[0]).name == "keras-seq" and signal.getsignal(signal.SIGTERM) ==
 import click  # noqa: E402 - after the handler above
 
 from keras_seq.models.registry import arch_names, get_arch
-from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, DISTRIBUTIONS, SCALER_NAMES, TRANSFORMS, ModelSpec
+from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, SCALER_NAMES, TRANSFORMS, ModelSpec
 
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
 OBJECTIVE_CHOICES = ("val_mase", "val_loss")  # keras_seq.tuning.OBJECTIVES (not imported: --help stays light)
@@ -158,18 +158,33 @@ def _splits(ctx, param, value):
     return parts
 
 
-class ArchChoice(click.ParamType):
-    """A registered arch, looked up when the command runs (an arch registered after import is accepted)."""
+class RegistryChoice(click.ParamType):
+    """A name from a registry, looked up when the command runs (one registered after import is accepted)."""
 
-    name = "arch"
+    def __init__(self, name: str, names, fixed: tuple[str, ...] = ()):
+        self.name, self.names, self.fixed = name, names, fixed
+
+    def choices(self) -> tuple[str, ...]:
+        return (*self.fixed, *self.names())
 
     def get_metavar(self, param, ctx=None):
-        return "[" + "|".join(arch_names()) + "]"
+        return "[" + "|".join(self.choices()) + "]"
 
     def convert(self, value, param, ctx):
-        if value not in arch_names():
-            self.fail(f"{value!r} is not one of {', '.join(map(repr, arch_names()))}.", param, ctx)
+        if value not in self.choices():
+            self.fail(f"{value!r} is not one of {', '.join(map(repr, self.choices()))}.", param, ctx)
         return value
+
+
+def ArchChoice() -> RegistryChoice:  # noqa: N802 - reads as the type it makes
+    """A registered arch (`models.registry`)."""
+    return RegistryChoice("arch", arch_names)
+
+
+def _distribution_names() -> tuple[str, ...]:
+    from keras_seq.models.distributions import distribution_names
+
+    return distribution_names()
 
 
 def _arch_help() -> str:
@@ -231,8 +246,10 @@ _MODEL_OPTIONS = (
     click.option("--quantiles", default=None, callback=_number_list, metavar="LEVELS",
                  help="A quantile head at these levels, e.g. 0.1,0.5,0.9 (the median is added if missing and is the "
                       "point forecast); trained on the pinball loss, scored by coverage, interval width and CRPS."),
-    click.option("--distribution", type=click.Choice(DISTRIBUTIONS), default=ModelSpec.distribution,
-                 show_default=True, help="A distribution head (normal, or Student-t with 5 degrees of freedom) trained "
+    click.option("--distribution", type=RegistryChoice("distribution", _distribution_names, ("none",)),
+                 default=ModelSpec.distribution, show_default=True,
+                 help="A distribution head (normal, Student-t with 5 degrees of freedom, or one registered with "
+                      "keras_seq.models.distributions.register_distribution) trained "
                  "on the negative log-likelihood; the model returns its quantiles at --quantiles (default 0.025, "
                  "0.1, 0.5, 0.9, 0.975)."),
     click.option("--conformal", default=None, callback=_number_list, metavar="COVERAGES",

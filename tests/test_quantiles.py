@@ -61,7 +61,7 @@ def test_a_distribution_head_is_trained_on_its_log_likelihood_and_returns_its_qu
     from scipy import stats
 
     from keras_seq.models.layers import negative_log_likelihood, normalized_quantiles
-    from keras_seq.models.spec import STUDENT_T_DF
+    from keras_seq.models.distributions import STUDENT_T_DF
 
     rng = np.random.default_rng(5)
     output = rng.normal(size=(4, 2 * 2)).astype("float32")  # 2 steps: location, raw scale each

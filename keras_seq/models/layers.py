@@ -388,13 +388,10 @@ def ordered_quantiles(output, levels):
 
 
 def standard_quantiles(distribution: str, levels) -> np.ndarray:
-    """The quantiles at `levels` of the standard normal or of the standard Student-t (`STUDENT_T_DF` degrees)."""
-    from scipy import special
+    """The quantiles at `levels` of a registered distribution's standard form (`models.distributions`)."""
+    from keras_seq.models.distributions import get_distribution
 
-    from keras_seq.models.spec import STUDENT_T_DF
-
-    levels = np.asarray(levels, dtype="float64")
-    return special.ndtri(levels) if distribution == "normal" else special.stdtrit(STUDENT_T_DF, levels)
+    return get_distribution(distribution).standard_quantiles(levels)
 
 
 def normalized_quantiles(output, levels, distribution: str = "none"):
@@ -451,19 +448,15 @@ class RestoreQuantiles(keras.layers.Layer):
 
 def negative_log_likelihood(transform: str, distribution: str):
     """A distribution head's loss: the negative log-likelihood of the normalized target (the packing of
-    `normalized_error`) under each step's normal or Student-t, constants left out, averaged over steps."""
-    from keras_seq.models.spec import STUDENT_T_DF
+    `normalized_error`) under each step's distribution (its own `nll`), averaged over steps."""
+    from keras_seq.models.distributions import get_distribution
+
+    family = get_distribution(distribution)
 
     def loss(y_true, packed):
-        ops = keras.ops
         output, target = normalized_target(y_true, packed, transform)
         location, spread = distribution_parameters(output)
-        error = (target - location) / spread
-        if distribution == "normal":
-            nll = ops.log(spread) + 0.5 * ops.square(error)
-        else:
-            nll = ops.log(spread) + (STUDENT_T_DF + 1) / 2 * ops.log1p(ops.square(error) / STUDENT_T_DF)
-        return ops.mean(nll, axis=-1)
+        return keras.ops.mean(family.nll((target - location) / spread, spread), axis=-1)
 
     loss.__name__ = "nll"
     return loss

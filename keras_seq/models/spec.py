@@ -14,9 +14,7 @@ CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
 SCALER_NAMES = ("window", "zscore", "series")
 TRANSFORMS = ("none", "diff", "logdiff")
-DISTRIBUTIONS = ("none", "normal", "student-t")
 DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # a distribution head's output levels unless --quantiles says
-STUDENT_T_DF = 5.0  # the Student-t head's degrees of freedom: fixed, so its quantiles are constants of the model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +63,9 @@ class ModelSpec:
             the head outputs the median and positive gaps). The median is
             always among them (added when missing) and is the point
             forecast. Empty: a point head. Defaults to `()`.
-        distribution: str. `"none"`, `"normal"` or `"student-t"` (5 degrees
-            of freedom): a head that outputs the forecast distribution's
+        distribution: str. `"none"`, or a registered distribution
+            (`models.distributions`: `"normal"`, `"student-t"` with 5
+            degrees of freedom, or one of your own): a head that outputs the forecast distribution's
             location and scale for every step, trained on its negative
             log-likelihood; the model returns that distribution's quantiles
             at `quantiles` (default 0.025, 0.1, 0.5, 0.9, 0.975), the median
@@ -101,8 +100,10 @@ class ModelSpec:
     conformal: tuple[float, ...] = ()
 
     def __post_init__(self):
-        if self.distribution not in DISTRIBUTIONS:
-            raise KerasSeqError(f"unknown distribution {self.distribution!r}. Expected one of: {', '.join(DISTRIBUTIONS)}.")
+        if self.distribution != "none":
+            from keras_seq.models.distributions import get_distribution
+
+            get_distribution(self.distribution)  # refuses an unregistered one
         object.__setattr__(self, "conformal", checked_coverages(self.conformal))
         object.__setattr__(self, "quantiles", head_levels(self.quantiles, self.distribution, self.conformal))
         check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,

@@ -1,0 +1,89 @@
+"""Forecast distributions of a distribution head: each owns its negative log-likelihood and its quantiles.
+
+A distribution head outputs, per step, a location and a positive scale; the
+model is trained on the distribution's negative log-likelihood of the
+normalized target, and returns its quantiles at fixed levels (constants of
+the graph, so every export carries them). A new distribution is a class with
+a `name`, an `nll` and a `standard_quantiles`, registered with
+`register_distribution`; `--distribution NAME`, recipes and `ModelSpec`
+accept it from then on.
+
+Example:
+>>> sorted(distribution_names())
+['normal', 'student-t']
+>>> round(float(get_distribution("normal").standard_quantiles([0.975])[0]), 2)
+1.96
+"""
+
+from __future__ import annotations
+
+from keras_seq.errors import KerasSeqError
+
+STUDENT_T_DF = 5.0  # the Student-t head's degrees of freedom: fixed, so its quantiles are constants of the model
+
+
+class Normal:
+    """The normal distribution."""
+
+    name = "normal"
+    help = "normal"
+
+    def nll(self, error, spread):
+        """Per step, the negative log-likelihood of `error` (standardized) with scale `spread`, constants left out."""
+        import keras
+
+        return keras.ops.log(spread) + 0.5 * keras.ops.square(error)
+
+    def standard_quantiles(self, levels):
+        import numpy as np
+        from scipy import special
+
+        return special.ndtri(np.asarray(levels, dtype="float64"))
+
+
+class StudentT:
+    """Student's t with `STUDENT_T_DF` degrees of freedom: heavier tails than the normal's."""
+
+    name = "student-t"
+    help = f"Student-t with {STUDENT_T_DF:g} degrees of freedom"
+
+    def nll(self, error, spread):
+        import keras
+
+        ops = keras.ops
+        return ops.log(spread) + (STUDENT_T_DF + 1) / 2 * ops.log1p(ops.square(error) / STUDENT_T_DF)
+
+    def standard_quantiles(self, levels):
+        import numpy as np
+        from scipy import special
+
+        return special.stdtrit(STUDENT_T_DF, np.asarray(levels, dtype="float64"))
+
+
+_DISTRIBUTIONS: dict = {}
+
+
+def register_distribution(distribution) -> None:
+    """Make a distribution available by its `name` (replacing one of that name)."""
+    _DISTRIBUTIONS[distribution.name] = distribution
+
+
+def distribution_names() -> tuple[str, ...]:
+    """The registered distributions' names, in registration order."""
+    return tuple(_DISTRIBUTIONS)
+
+
+def get_distribution(name: str):
+    """The registered distribution called `name`.
+
+    Raises:
+        KerasSeqError: no distribution has that name.
+    """
+    if name not in _DISTRIBUTIONS:
+        raise KerasSeqError(f"unknown distribution {str(name)[:40]!r}. Expected none or one of: "
+                            f"{', '.join(distribution_names())}.")
+    return _DISTRIBUTIONS[name]
+
+
+for _builtin in (Normal(), StudentT()):
+    register_distribution(_builtin)
