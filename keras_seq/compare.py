@@ -1037,10 +1037,10 @@ def leak_note(summary: dict) -> str | None:
 
 def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> None:
     """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png`."""
-    from keras_seq.evaluation import _pyplot, _save
+    from keras_seq.evaluation import pyplot, save_figure
     from keras_seq.models.spec import loss_name
 
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -1061,7 +1061,7 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     ax.set_ylabel(f"{loss_name(summary['settings']['model'])} (normalized units)")
     ax.set_title("loss per epoch" + (" (last backtest fold)" if backtest else "") + ", first seed")
     ax.legend(fontsize=8, ncol=2)
-    _save(plt, fig, folder / "compare_loss.png")
+    save_figure(plt, fig, folder / "compare_loss.png")
 
     first = next(iter(shown.values()))
     dates = first["drawn"][0]
@@ -1077,7 +1077,7 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
-    _save(plt, fig, folder / "compare_forecast.png")
+    save_figure(plt, fig, folder / "compare_forecast.png")
 
     archs = summary["archs"]
     means = [archs[a]["splits"][split]["mae"]["mean"] for a in archs]
@@ -1090,4 +1090,4 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     ax.set_ylabel(f"MAE ({summary['settings']['data']['target']}'s units)")
     ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
     ax.legend()
-    _save(plt, fig, folder / "compare_mae.png")
+    save_figure(plt, fig, folder / "compare_mae.png")

@@ -79,7 +79,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
 
     import_keras()
     from keras_seq.data.windows import make_windows, with_series_index
-    from keras_seq.evaluation import (_plotted_series, evaluate_forecast, losing_note, plot_calibration, plot_forecast,
+    from keras_seq.evaluation import (plotted_series, evaluate_forecast, losing_note, plot_calibration, plot_forecast,
                                       plot_series_skill, scaling_distance)
     from keras_seq.models.builders import load_model
 
@@ -91,7 +91,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
         series_column=data.panel_column, future_features=data.future_features, **options
     )
     raw = with_series_index(raw, series_vocabulary_of(config, run_dir / "config.json"), data.series_name)
-    _plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
+    plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch
     report, predictions, quantiles = evaluate_forecast(model, raw, "test", name=arch, season=data.season,

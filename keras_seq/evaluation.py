@@ -516,7 +516,7 @@ def scaling_distance(values, scaling) -> float:
 # === Plots ===
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -525,7 +525,7 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path: Path) -> None:
+def save_figure(plt, fig, path: Path) -> None:
     """Lay out, write and close `fig`. A name in the data with characters the font lacks is drawn as boxes,
     without matplotlib's two-line warning for each."""
     with warnings.catch_warnings():
@@ -537,7 +537,7 @@ def _save(plt, fig, path: Path) -> None:
 
 def plot_loss(history: dict, path: Path, title: str = "", loss_name: str = "MSE") -> None:
     """Training and validation loss (`loss_name`, in normalized units) per epoch, the best epoch marked."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -552,7 +552,7 @@ def plot_loss(history: dict, path: Path, title: str = "", loss_name: str = "MSE"
     ax.set_ylabel(f"{loss_name} (normalized units)")
     ax.set_title(title or "loss")
     ax.legend()
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model",
@@ -573,8 +573,8 @@ def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: P
     Raises:
         KerasSeqError: `series` names a series the windows do not hold.
     """
-    plt = _pyplot()
-    chosen = _plotted_series(windows, report, series)
+    plt = pyplot()
+    chosen = plotted_series(windows, report, series)
     column = 0 if windows.target_kind == "next" else -1  # the first horizon step, or a sequence's last step
     positions = windows.target_positions(split)[:, column]
     actual = windows.targets(split)[:, column]
@@ -607,7 +607,7 @@ def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: P
     (fig.suptitle if panel else axes[0, 0].set_title)(title)
     labels = [text.get_text() for text in axes[0, 0].get_legend().get_texts()]
     fig.autofmt_xdate()
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
     return title, labels
 
 
@@ -622,7 +622,7 @@ def _draw_intervals(ax, dates, quantiles: np.ndarray, levels) -> None:
 
 def plot_calibration(report: Report, path: Path) -> None:
     """Nominal against empirical coverage of a quantile model's central intervals, beside the random walk's."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     for who, style in (("model", "o-"), ("random walk", "s--")):
         intervals = report.intervals[who]["intervals"]
@@ -634,10 +634,10 @@ def plot_calibration(report: Report, path: Path) -> None:
            title=f"{report.name}: interval coverage\n{report.scope}")
     ax.title.set_fontsize(10)
     ax.legend()
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
-def _plotted_series(windows: Windows, report: Report | None, series) -> list[int]:
+def plotted_series(windows: Windows, report: Report | None, series) -> list[int]:
     """Positions in `windows.series_ids` of the series to plot (see `plot_forecast`)."""
     names = [str(n) for n in windows.series_ids]
     if series:
@@ -657,7 +657,7 @@ def _plotted_series(windows: Windows, report: Report | None, series) -> list[int
 
 def plot_series_skill(report: Report, path: Path) -> None:
     """A panel's distribution of per-series skill against each series' own persistence and seasonal naive."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     series = {label: np.array([m[key] for m in report.per_series.values()], dtype="float64")
               for key, label in (("skill", "vs its persistence"), ("skill_seasonal", "vs its seasonal naive"))}
@@ -673,4 +673,4 @@ def plot_series_skill(report: Report, path: Path) -> None:
     ax.set_ylabel("series")
     ax.set_title(f"{report.name}: skill of {len(report.per_series)} series, {report.scope}")
     ax.legend(fontsize="small")
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)

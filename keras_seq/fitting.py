@@ -145,7 +145,7 @@ def fit_run(
     from keras_seq.data.sources import frame_sha256
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    return _train_into_folder(frame, frame_sha256(frame), specs, Path(out) / run_name(model.arch, started), started,
+    return train_into_folder(frame, frame_sha256(frame), specs, Path(out) / run_name(model.arch, started), started,
                               verbose=verbose)
 
 
@@ -244,7 +244,7 @@ def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
     if not killed:
         check_only_manifest_files(run_dir)
     target = run_dir.parent / run_name(model.arch, started) if killed else run_dir
-    result = _train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), target,
+    result = train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), target,
                                 started, verbose=verbose, resume=state, replace=not killed)
     if killed and result.path is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -291,7 +291,7 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
         )
 
 
-def _train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None,
+def train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None,
                        replace: bool = False) -> RunResult:
     """Train in a staged folder that holds the options and each epoch's checkpoint; publish it as `folder` when done.
 

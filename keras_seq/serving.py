@@ -483,14 +483,14 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
 
 def _future_table(path, names: list, column: str | None) -> dict:
     """The rows of a --future CSV per series (None for one series): date-indexed, with `names` checked numeric."""
-    from keras_seq.data.sources import _checked_columns, _read_csv_frame, _sorted_unique, csv_path, long_table_series
+    from keras_seq.data.sources import checked_columns, read_csv_frame, sorted_unique, csv_path, long_table_series
 
     where = csv_path(str(path))
     if where is None or not where.is_file():
         raise KerasSeqError(f"--future file not found: {path}. Expected a CSV of dates and {', '.join(names)}.")
-    frame = _read_csv_frame(where, str(path), date_column=None)
-    parts = long_table_series(frame, str(path), column, "all") if column else [(None, _sorted_unique(frame, str(path)))]
-    return {name: _checked_columns(part, names, None, f"{path}" + (f" (series {name})" if column else ""))
+    frame = read_csv_frame(where, str(path), date_column=None)
+    parts = long_table_series(frame, str(path), column, "all") if column else [(None, sorted_unique(frame, str(path)))]
+    return {name: checked_columns(part, names, None, f"{path}" + (f" (series {name})" if column else ""))
             for name, part in parts}
 
 

@@ -608,20 +608,20 @@ def plot_importances(path: Path, importances: dict, objective_name: str) -> None
 
 
 def _figure(size):
-    from keras_seq.evaluation import _pyplot
+    from keras_seq.evaluation import pyplot
 
-    return _pyplot().subplots(figsize=size)
+    return pyplot().subplots(figsize=size)
 
 
 def _save_figure(fig, path: Path) -> None:
     """Write a figure beside its place and rename it there (the study folder is not staged: never a half file)."""
-    from keras_seq.evaluation import _pyplot
+    from keras_seq.evaluation import pyplot
 
     fig.tight_layout()
     try:
         write_file_atomically(path, lambda stream: fig.savefig(stream, format="png", dpi=100), binary=True)
     finally:
-        _pyplot().close(fig)
+        pyplot().close(fig)
 
 
 def _kept_refit(folder: Path, run: str) -> bool:
@@ -646,7 +646,7 @@ def refit_best(job: Job, summary: dict, verbose) -> dict:
     """
     import datetime
 
-    from keras_seq.fitting import _train_into_folder
+    from keras_seq.fitting import train_into_folder
     from keras_seq.rundir import run_name
 
     best = summary["best"]
@@ -658,7 +658,7 @@ def refit_best(job: Job, summary: dict, verbose) -> dict:
         raise KerasSeqError(f"{job.folder / 'best'} is a link: refusing to write the refit through it.")
     started = datetime.datetime.now(datetime.timezone.utc)
     folder = job.folder / "best" / run_name(specs.model.arch, started)
-    result = _train_into_folder(job.frame, job.digest, specs, folder, started, verbose=verbose)
+    result = train_into_folder(job.frame, job.digest, specs, folder, started, verbose=verbose)
     if verbose:
         print(result.report.table())
     return {"trial": best["number"], "run": str(result.path.relative_to(job.folder)),

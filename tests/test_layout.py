@@ -100,3 +100,22 @@ def test_the_size_check_sees_long_functions_and_long_argument_lists():
               "    pass\n\nclass Cell(keras.layers.Layer):\n    def __init__(self, a, b, c, d, e, f, g, h, i):\n        pass\n\n"
               "class Plain:\n    def __init__(self, a, b, c, d, e, f, g, h, i):\n        pass\n")
     assert long_functions(source) == ["long: 61 lines", "wide: 9 parameters", "__init__: 9 parameters"]
+
+
+def private_imports(source: str, module: str) -> list[str]:
+    """`from keras_seq.x import _name` in `source` where x is another module than `module`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("keras_seq"):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_") and node.module != module]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found += [f"{module}: {name}" for name in private_imports(path.read_text(encoding="utf-8"), module)]
+    assert not found, "\n".join(found)
+    assert private_imports("from keras_seq.fitting import _train, run\n", "keras_seq.tuning") == ["keras_seq.fitting._train"]

@@ -349,17 +349,17 @@ def test_split_dates_cut_every_series_at_the_days_given():
 
 def test_a_clean_long_table_loads_in_a_few_passes_exactly_as_series_by_series(tmp_path):
     """The quick path of a clean table gives the per-series path's frame; anything unusual takes the careful path."""
-    from keras_seq.data.sources import _finish_panel, _quick_panel, _read_csv_frame, _series_parts, _sorted_unique
+    from keras_seq.data.sources import _finish_panel, _quick_panel, read_csv_frame, _series_parts, sorted_unique
 
     rng = np.random.default_rng(3)
     rows = [pd.DataFrame({"date": pd.date_range("2021-01-01", periods=20 + k), "id": f" s{k} ", "y": rng.normal(size=20 + k),
                           "x": rng.integers(0, 5, size=20 + k)}) for k in range(6)]
     table = pd.concat(rows).sample(frac=1.0, random_state=0).sort_values("date", kind="stable")  # interleaved by date
     table.to_csv(tmp_path / "t.csv", index=False)
-    raw = _read_csv_frame(tmp_path / "t.csv", "t.csv", None)
+    raw = read_csv_frame(tmp_path / "t.csv", "t.csv", None)
     start, end = pd.Timestamp("2021-01-05"), pd.Timestamp("2021-01-22")
     for wanted in ("all", ("s4", "s1")):
-        parts = [(sid, _sorted_unique(part, "t")) for sid, part in _series_parts(raw, "t", "id", wanted)]
+        parts = [(sid, sorted_unique(part, "t")) for sid, part in _series_parts(raw, "t", "id", wanted)]
         careful = _finish_panel(parts, start, end, "t", ["x", "y"], None, "id")
         pd.testing.assert_frame_equal(_quick_panel(raw, "id", wanted, start, end, ["x", "y"]), careful)
     loaded = DataSpec(source=str(tmp_path / "t.csv"), target="y", features=("x", "y"), series_column="id", series="all")

@@ -401,7 +401,7 @@ def load_long_table(source: str, start: str | None = None, end: str | None = Non
     if not path.is_file():
         return load_series(source, start, end, columns=columns)  # the missing-file error, worded as for any file
     start_ts, end_ts = _parse_range(start, end)
-    raw = _read_csv_frame(path, source, date_column)
+    raw = read_csv_frame(path, source, date_column)
     several = reads_several(series)
     quick = _quick_panel(raw, series_column, series, start_ts, end_ts, columns) if several else None
     if quick is not None:  # a clean table of many series: checked in a few passes, not series by series
@@ -468,7 +468,7 @@ def _finish(frame, start_ts, end_ts, source, columns, fill) -> pd.DataFrame:
     frame = _select_range(frame, start_ts, end_ts, source)
     if columns is None:
         return frame.apply(_to_float_if_numeric)
-    return _checked_columns(frame, list(columns), fill, source)
+    return checked_columns(frame, list(columns), fill, source)
 
 
 def _unquoted(source: str, read):
@@ -548,7 +548,7 @@ def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
 
 def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
     """Read a CSV and index it by its date column, sorted and without repeated rows."""
-    return _sorted_unique(_read_csv_frame(path_or_buffer, name, date_column), name)
+    return sorted_unique(read_csv_frame(path_or_buffer, name, date_column), name)
 
 
 def long_table_series(frame: pd.DataFrame, name: str, column: str, wanted):
@@ -556,11 +556,11 @@ def long_table_series(frame: pd.DataFrame, name: str, column: str, wanted):
     single name, else a list of `(name, rows)`."""
     parts = _series_parts(frame, name, column, wanted)
     if not reads_several(wanted):
-        return _sorted_unique(parts[0][1], name)
-    return [(sid, _sorted_unique(part, f"{name} (series {sid})")) for sid, part in parts]
+        return sorted_unique(parts[0][1], name)
+    return [(sid, sorted_unique(part, f"{name} (series {sid})")) for sid, part in parts]
 
 
-def _read_csv_frame(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
+def read_csv_frame(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
     """A CSV's rows indexed by its date column, as they are in the file (not sorted, not checked for repeats)."""
     if isinstance(path_or_buffer, (str, os.PathLike)):
         _check_header(Path(path_or_buffer), name)
@@ -816,7 +816,7 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
     )
 
 
-def _sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+def sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """Sort by date; drop repeated rows; refuse a date given two different rows, or a date in the future."""
     today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
     future = frame.index > today + pd.Timedelta(days=1)  # a day's grace for time zones
@@ -887,7 +887,7 @@ def _describe_rows(labels, values, limit: int = 3) -> str:
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
-def _checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, name: str) -> pd.DataFrame:
+def checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, name: str) -> pd.DataFrame:
     unknown = [c for c in columns if c not in frame.columns]
     if unknown:
         raise KerasSeqError(
