@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -290,3 +292,37 @@ def test_one_series_of_a_long_table_is_read_by_its_name():
     assert (frame.index == msft.index).all()
     with pytest.raises(KerasSeqError, match="`series` \\('MSFT'\\) needs `series_column`"):
         DataSpec(source=str(path), series="MSFT")
+
+
+# === A source is a plug-in: it recognises its names and reads them (issue 33) ===
+
+
+class JsonLines:
+    """A data source written outside keras-seq: `.jsonl` files of {"date": ..., column: value} records."""
+
+    name, local = "jsonl", True
+
+    def recognises(self, source):
+        return source.endswith(".jsonl")
+
+    def read(self, source, **options):
+        frame = pd.read_json(source, lines=True, convert_dates=["date"])
+        return frame.set_index(pd.DatetimeIndex(frame.pop("date"), name="Date"))
+
+
+def test_a_new_source_is_read_by_fit_and_predict(tmp_path, run_cli, monkeypatch):
+    from keras_seq.data import sources
+
+    monkeypatch.setattr(sources, "_SOURCES", list(sources._SOURCES))
+    sources.register_source(JsonLines())
+    rows = load_series("dji", start="2022-01-01")[["Close"]].reset_index()
+    rows.rename(columns={"Date": "date"}).to_json(tmp_path / "dji.jsonl", orient="records", lines=True, date_format="iso")
+    code, out, err = run_cli("fit", "--data", tmp_path / "dji.jsonl", "--window", "8", "--units", "2", "--layers", "1",
+                             "--epochs", "1", "--out", tmp_path / "runs")
+    assert code == 0, err
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "config.json").read_text())["data"]["rows"] == len(rows)
+    code, out, err = run_cli("predict", run, "--data", tmp_path / "dji.jsonl", "--csv", tmp_path / "f.csv")
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "f.csv")["date"].iloc[0] > str(rows["Date"].iloc[-1].date())
+    assert sources.csv_path(str(tmp_path / "dji.jsonl")) is not None  # a local file: never written over

@@ -361,23 +361,86 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
     if fill is not None and fill not in FILL_METHODS:
         raise KerasSeqError(f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={fill!r}")
     start_ts, end_ts = _parse_range(start, end)
-    if source == "dji":
+    reader = source_for(source)
+    if start_ts is None and end_ts is None and getattr(reader, "default_range", None):
+        start_ts, end_ts = (pd.Timestamp(day) for day in reader.default_range)
+    frame = reader.read(source, date_column=date_column, cache_dir=cache_dir, refresh=refresh)
+    return _finish(sorted_unique(frame, source), start_ts, end_ts, source, columns, fill)
+
+
+# === Sources: each recognises its names and reads them ===
+
+
+class EmbeddedDJI:
+    """`dji`: the ^DJI daily prices shipped inside keras-seq (its tutorial's range unless a date is given)."""
+
+    name, local = "dji", False
+    default_range = (DJI_DEFAULT_START, DJI_DEFAULT_END)
+
+    def recognises(self, source: str) -> bool:
+        return source == "dji"
+
+    def read(self, source: str, **options) -> pd.DataFrame:
         frame = _read_csv_text(EMBEDDED_DJI, "dji", date_column="Date")
-        frame = frame.loc[: pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]
-        if start_ts is None and end_ts is None:
-            start_ts, end_ts = pd.Timestamp(DJI_DEFAULT_START), pd.Timestamp(DJI_DEFAULT_END)
-    elif source.startswith("stooq:"):
-        frame = _load_stooq(_symbol(source), cache_dir, refresh)
-    elif source.startswith("fred:"):
-        frame = _load_fred(_symbol(source), cache_dir, refresh)
-    else:
-        path = csv_path(source)
+        return frame.loc[: pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]  # the last row is intraday
+
+
+class Stooq:
+    """`stooq:SYMBOL`: daily prices from stooq, downloaded once and cached."""
+
+    name, local = "stooq", False
+
+    def recognises(self, source: str) -> bool:
+        return source.startswith("stooq:")
+
+    def read(self, source: str, *, cache_dir=None, refresh=False, **options) -> pd.DataFrame:
+        return _load_stooq(_symbol(source), cache_dir, refresh)
+
+
+class Fred:
+    """`fred:SERIES`: a FRED series, downloaded once and cached."""
+
+    name, local = "fred", False
+
+    def recognises(self, source: str) -> bool:
+        return source.startswith("fred:")
+
+    def read(self, source: str, *, cache_dir=None, refresh=False, **options) -> pd.DataFrame:
+        return _load_fred(_symbol(source), cache_dir, refresh)
+
+
+class CsvFile:
+    """Any other name: a local CSV file, its date column given or found."""
+
+    name, local = "csv", True
+
+    def recognises(self, source: str) -> bool:
+        return True
+
+    def read(self, source: str, *, date_column=None, **options) -> pd.DataFrame:
+        path = Path(source).expanduser()
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "not found"
             raise KerasSeqError(f"data file {what}: {source}. Expected a CSV file, 'dji' (embedded), 'stooq:SYMBOL' "
-                                "or 'fred:SERIES'.")
-        frame = _read_csv_text(path, source, date_column=date_column)
-    return _finish(frame, start_ts, end_ts, source, columns, fill)
+                                "or 'fred:SERIES' (or a source registered with register_source).")
+        return read_csv_frame(path, source, date_column)
+
+
+_SOURCES: list = [EmbeddedDJI(), Stooq(), Fred()]
+_FALLBACK = CsvFile()
+
+
+def register_source(source) -> None:
+    """Make a data source available: an object with `name`, `local` (whether it reads a local file, which
+    keras-seq then never writes over), `recognises(source) -> bool` and `read(source, *, date_column,
+    cache_dir, refresh) -> DataFrame` (rows indexed by their dates, in any order). The sources registered
+    last are asked first; a name none recognises is a CSV file."""
+    _SOURCES[:] = [s for s in _SOURCES if s.name != source.name] + [source]
+
+
+def source_for(source: str):
+    """The registered source that reads `source` (the CSV reader when no other recognises it)."""
+    return next((reader for reader in reversed(_SOURCES) if reader.recognises(source)), _FALLBACK)
 
 
 def load_long_table(source: str, start: str | None = None, end: str | None = None, *, columns: list[str] | None = None,
@@ -499,7 +562,7 @@ def csv_path(source: str | None) -> Path | None:
     >>> csv_path("dji"), csv_path("stooq:^DJI"), csv_path("prices.csv")
     (None, None, PosixPath('prices.csv'))
     """
-    if source is None or source == "dji" or source.startswith(("stooq:", "fred:")):
+    if source is None or not source_for(source).local:
         return None
     return Path(source).expanduser()
 
