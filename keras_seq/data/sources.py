@@ -385,28 +385,20 @@ class EmbeddedDJI:
         return frame.loc[: pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]  # the last row is intraday
 
 
-class Stooq:
-    """`stooq:SYMBOL`: daily prices from stooq, downloaded once and cached."""
+class Download:
+    """`NAME:SYMBOL`: a series downloaded once from an online source (`load(symbol, cache_dir, refresh)`) and
+    cached."""
 
-    name, local = "stooq", False
+    local = False
 
-    def recognises(self, source: str) -> bool:
-        return source.startswith("stooq:")
-
-    def read(self, source: str, *, cache_dir=None, refresh=False, **options) -> pd.DataFrame:
-        return _load_stooq(_symbol(source), cache_dir, refresh)
-
-
-class Fred:
-    """`fred:SERIES`: a FRED series, downloaded once and cached."""
-
-    name, local = "fred", False
+    def __init__(self, name: str, load):
+        self.name, self.load = name, load
 
     def recognises(self, source: str) -> bool:
-        return source.startswith("fred:")
+        return source.startswith(f"{self.name}:")
 
     def read(self, source: str, *, cache_dir=None, refresh=False, **options) -> pd.DataFrame:
-        return _load_fred(_symbol(source), cache_dir, refresh)
+        return self.load(_symbol(source), cache_dir, refresh)
 
 
 class CsvFile:
@@ -426,7 +418,7 @@ class CsvFile:
         return read_csv_frame(path, source, date_column)
 
 
-_SOURCES: list = [EmbeddedDJI(), Stooq(), Fred()]
+_SOURCES: list = []  # the built-in ones are registered at the end of this module
 _FALLBACK = CsvFile()
 
 
@@ -1100,3 +1092,7 @@ def _load_fred(series: str, cache_dir, refresh: bool) -> pd.DataFrame:
     frame = _read_csv_text(path, source, date_column="Date")
     # FRED lists market holidays as empty observations: they are not data.
     return frame.dropna(how="all")
+
+
+for _source in (EmbeddedDJI(), Download("stooq", _load_stooq), Download("fred", _load_fred)):
+    register_source(_source)
