@@ -30,7 +30,6 @@ from keras_seq.models.registry import arch_names, get_arch
 from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, SCALER_NAMES, TRANSFORMS, ModelSpec
 
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
-OBJECTIVE_CHOICES = ("val_mase", "val_loss")  # keras_seq.tuning.OBJECTIVES (not imported: --help stays light)
 PRUNER_CHOICES = ("median", "none")
 
 
@@ -179,6 +178,12 @@ class RegistryChoice(click.ParamType):
 def ArchChoice() -> RegistryChoice:  # noqa: N802 - reads as the type it makes
     """A registered arch (`models.registry`)."""
     return RegistryChoice("arch", arch_names)
+
+
+def _objective_names() -> tuple[str, ...]:
+    from keras_seq.metrics import objective_names
+
+    return objective_names()
 
 
 def _distribution_names() -> tuple[str, ...]:
@@ -485,8 +490,9 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
               help="An SQLAlchemy URL (sqlite:///study.db, postgresql://...) shared by workers on many machines "
                    "(default: OUT/STUDY/study.journal, Optuna's journal file).")
 @click.option("--study", default="study", show_default=True, help="The study's name and its folder under --out.")
-@click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=None,
-              help="val_mase (validation MASE, the default) or val_loss (normalized units).")
+@click.option("--objective", type=RegistryChoice("objective", _objective_names), default=None,
+              help="val_mase (validation MASE, the default), val_<metric> for any metric of the reports, or "
+                   "val_loss (normalized units).")
 @click.option("--pruner", type=click.Choice(PRUNER_CHOICES), default=None,
               help="median (Optuna's MedianPruner on each epoch's score, the default) or none.")
 @click.option("--no-refit", is_flag=True, help="Do not refit the best trial as a run folder.")

@@ -31,10 +31,10 @@ from keras_seq.backend import use_backend
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.metrics import metric_names, metrics
 from keras_seq.models.registry import check_arch_list
 from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_model_for_windows
 
-METRICS = ("mae", "rmse", "mape", "skill")
 PERSISTENCE = "persistence"
 
 
@@ -587,7 +587,6 @@ def check_record(record, task: FitTask, where: str) -> None:
 
 
 MAX_RECORD_CHARS = 1 << 20
-_REPORT_NUMBERS = ("mae", "rmse", "mape", "mase")
 
 
 def _report_problem(report) -> str | None:
@@ -595,7 +594,7 @@ def _report_problem(report) -> str | None:
     if not isinstance(report, dict) or not all(isinstance(report.get(k), dict) for k in ("model", PERSISTENCE)):
         return "a split report without model and persistence figures"
     figures = [report["model"], report[PERSISTENCE], *_values(report.get("baselines"))]
-    if not all(isinstance(f, dict) and all(_is_number(f.get(k), none=True) for k in _REPORT_NUMBERS) for f in figures):
+    if not all(isinstance(f, dict) and all(_is_number(f.get(k), none=True) for k in metric_names()) for f in figures):
         return "error figures that are not numbers"
     if not _is_number(report.get("skill"), none=True) or not isinstance(report.get("windows"), int):
         return "a skill or window count that is not a number"
@@ -876,10 +875,7 @@ def summarize(runs: list, spec: CompareSpec, scored: tuple[str, ...]) -> dict:
         for split in scored:
             reports = [r["splits"][split] for r in mine]
             entry["splits"][split] = {
-                "mae": _mean_std([rep["model"]["mae"] for rep in reports]),
-                "rmse": _mean_std([rep["model"]["rmse"] for rep in reports]),
-                "mape": _mean_std([rep["model"]["mape"] for rep in reports]),
-                "mase": _mean_std([rep["model"].get("mase") for rep in reports]),
+                **{m.name: _mean_std([rep["model"].get(m.name) for rep in reports]) for m in metrics()},
                 "skill": _mean_std([rep["skill"] for rep in reports]),
                 **_interval_summary(reports),
             }
@@ -950,18 +946,19 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
             f"## {scope}: {info['first_date']}..{info['last_date']}, {info['windows']} windows, errors in "
             f"{data['target']}'s units",
             "",
-            "| arch | parameters | train s | epochs | best val loss | MAE | RMSE | MAPE % | MASE | skill |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| arch | parameters | train s | epochs | best val loss | "
+            + " | ".join(m.label for m in metrics()) + " | skill |",
+            "|---|---:|---:|---:|---:|" + "---:|" * (len(metrics()) + 1),
         ]
+        missing = {"mean": float("nan"), "std": 0.0}
         for arch, entry in archs.items():
             m = entry["splits"][split]
             lines.append(
                 f"| {arch} | {entry['parameters']:,} | {_figure(entry['train_seconds'], 1, repeats)} | "
                 f"{_figure(entry['epochs_run'], 0 if not compare['backtest'] else 1, 1)} | "
-                f"{_figure(entry['best_val_loss'], 4, repeats)} | {_figure(m['mae'], 2, repeats)} | "
-                f"{_figure(m['rmse'], 2, repeats)} | {_figure(m['mape'], 3, repeats)} | "
-                f"{_figure(m.get('mase', {'mean': float('nan'), 'std': 0.0}), 3, repeats)} | "
-                f"{m['skill']['mean']:+.3f}" + (f" ± {m['skill']['std']:.3f}" if repeats > 1 else "") + " |"
+                f"{_figure(entry['best_val_loss'], 4, repeats)} | "
+                + " | ".join(_figure(m.get(metric.name, missing), metric.digits, repeats) for metric in metrics())
+                + f" | {m['skill']['mean']:+.3f}" + (f" ± {m['skill']['std']:.3f}" if repeats > 1 else "") + " |"
             )
         lines += [*_baseline_rows(info), "", f"best baseline: {info.get('best_baseline', PERSISTENCE)}", "",
                   *_crps_ranking(archs, split, repeats)]

@@ -22,44 +22,7 @@ import pandas as pd
 
 from keras_seq.data.windows import Windows
 from keras_seq.errors import KerasSeqError
-
-
-def mae(y_true, y_pred) -> float:
-    """Mean absolute error.
-
-    Example:
-    >>> mae([1.0, 2.0], [2.0, 4.0])
-    1.5
-    """
-    return float(np.mean(np.abs(np.asarray(y_pred, dtype="float64") - np.asarray(y_true, dtype="float64"))))
-
-
-def rmse(y_true, y_pred) -> float:
-    """Root mean squared error.
-
-    Example:
-    >>> rmse([0.0, 0.0], [2.0, -2.0])
-    2.0
-    """
-    errors = np.asarray(y_pred, dtype="float64") - np.asarray(y_true, dtype="float64")
-    return float(np.sqrt(np.mean(errors**2)))
-
-
-MAPE_UNDEFINED = "undefined: the actual values include 0, and MAPE divides by them"
-
-
-def mape(y_true, y_pred) -> float:
-    """Mean absolute percentage error, in percent; NaN (undefined) if an actual value is 0.
-
-    Example:
-    >>> mape([100.0, 100.0], [110.0, 90.0]), mape([0.0, 1.0], [1.0, 1.0])
-    (10.0, nan)
-    """
-    y_true = np.asarray(y_true, dtype="float64")
-    if (y_true == 0).any():
-        return float("nan")
-    errors = np.asarray(y_pred, dtype="float64") - y_true
-    return float(100.0 * np.mean(np.abs(errors) / np.abs(y_true)))
+from keras_seq.metrics import MAPE_UNDEFINED, mae, mape, metrics, rmse, scores, smape  # noqa: F401 - this module's API
 
 
 def skill(model_mae: float, baseline_mae: float) -> float:
@@ -74,28 +37,10 @@ def skill(model_mae: float, baseline_mae: float) -> float:
     return 1.0 - model_mae / baseline_mae
 
 
-def smape(y_true, y_pred) -> float:
-    """Symmetric MAPE in percent (the M4 competition's): `200 * mean(|error| / (|actual| + |forecast|))`.
-
-    A term whose actual value and forecast are both 0 counts as 0.
-
-    Example:
-    >>> round(smape([100.0, 100.0], [110.0, 90.0]), 4)
-    10.0251
-    """
-    y_true, y_pred = np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")
-    denominator = np.abs(y_true) + np.abs(y_pred)
-    terms = np.divide(2 * np.abs(y_pred - y_true), denominator, out=np.zeros_like(denominator), where=denominator > 0)
-    return float(100.0 * np.mean(terms))
-
-
 def forecast_metrics(y_true, y_pred, mase_scale: float | None = None) -> dict:
-    """MAE, RMSE, MAPE and sMAPE (percent), and MASE where `mase_scale` (the in-sample naive MAE) is given."""
-    metrics = {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "mape": mape(y_true, y_pred),
-               "smape": smape(y_true, y_pred)}
-    if mase_scale is not None:
-        metrics["mase"] = metrics["mae"] / mase_scale if mase_scale > 0 else float("nan")
-    return metrics
+    """Every registered metric (`keras_seq.metrics`: MAE, RMSE, MAPE and sMAPE in percent, and MASE where
+    `mase_scale`, the in-sample naive MAE, is given)."""
+    return scores(y_true, y_pred, mase_scale)
 
 
 # === Baselines ===
@@ -184,8 +129,7 @@ def persistence_forecast(windows: Windows, split: str) -> np.ndarray:
     return windows.target_values[windows.observed_positions(split)]
 
 
-NULL_REASONS = {"mape": MAPE_UNDEFINED, "mase": "undefined: the training split's seasonal naive error is 0",
-                "skill": "undefined: the baseline's MAE is 0"}
+NULL_REASONS = {"skill": "undefined: the baseline's MAE is 0"}  # a metric's own: its `undefined`
 
 
 @dataclasses.dataclass
@@ -242,7 +186,7 @@ class Report:
             for key, value in metrics.items():
                 if value is not None and not np.isfinite(value):
                     metrics[key] = None
-                    reasons[f"{who}.{key}"] = NULL_REASONS.get(key, "undefined")
+                    reasons[f"{who}.{key}"] = _undefined(key)
         for metrics in [*report["per_series"].values(), report["panel"]]:
             metrics.update({k: None for k, v in metrics.items() if isinstance(v, float) and not np.isfinite(v)})
         for key in ("skill", "skill_vs_best"):
@@ -261,11 +205,9 @@ class Report:
         width = max(len(name) for name, _ in rows)
         units = f"{self.target}'s units" if self.target else "the target's units"
         lines = [f"{self.scope}: {self.windows} windows, forecasts {self.steps_ahead}; errors in {units}",
-                 f"{'model':<{width}}  {'MAE':>10}  {'RMSE':>10}  {'MAPE %':>9}  {'sMAPE %':>8}  {'MASE':>7}"]
-        for name, metrics in rows:
-            mape_shown = f"{metrics['mape']:>9.3f}" if np.isfinite(metrics["mape"]) else f"{'undefined':>9}"
-            lines.append(f"{name:<{width}}  {metrics['mae']:>10.2f}  {metrics['rmse']:>10.2f}  {mape_shown}  "
-                         f"{metrics.get('smape', float('nan')):>8.3f}  {metrics.get('mase', float('nan')):>7.3f}")
+                 f"{'model':<{width}}  " + "  ".join(f"{m.label:>{m.width}}" for m in metrics())]
+        for name, figures in rows:
+            lines.append(f"{name:<{width}}  " + "  ".join(m.shown(figures.get(m.name)) for m in metrics()))
         if self.per_step:
             lines.append("MAE by step ahead: " + "; ".join(
                 f"{who} " + " ".join(f"{v:.2f}" for v in values) for who, values in self.per_step.items()))
@@ -288,6 +230,13 @@ class Report:
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
+
+
+def _undefined(key: str) -> str:
+    """Why a figure is missing: its metric's own reason, else a plain 'undefined'."""
+    from keras_seq.metrics import get_metric, metric_names
+
+    return get_metric(key).undefined if key in metric_names() else "undefined"
 
 
 def _finite_or_null(value):

@@ -34,9 +34,9 @@ import warnings
 from pathlib import Path
 
 from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.metrics import get_metric, objective_names
 from keras_seq.safety import write_file_atomically
 
-OBJECTIVES = ("val_mase", "val_loss")
 PRUNERS = ("median", "none")
 JOURNAL_FILE = "study.journal"
 TUNE_FILE = "tune.json"
@@ -123,7 +123,8 @@ class TuneSpec:
         trials: int. Trials the study ends with (finished ones, pruned and
             refused ones included), over every worker and every resume.
             Defaults to `20`.
-        objective: str. "val_mase" (validation MASE, the default) or
+        objective: str. "val_mase" (validation MASE, the default), "val_<metric>"
+            for any registered metric (`keras_seq.metrics`), or
             "val_loss" (validation loss, normalized units).
         pruner: str. "median" (Optuna's `MedianPruner`, the default) or
             "none".
@@ -153,8 +154,9 @@ class TuneSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {value!r}")
-        if self.objective not in OBJECTIVES:
-            raise KerasSeqError(f"unknown objective {self.objective!r}. Expected one of: {', '.join(OBJECTIVES)}.")
+        if self.objective not in objective_names():
+            raise KerasSeqError(f"unknown objective {str(self.objective)[:40]!r}. Expected one of: "
+                                f"{', '.join(objective_names())}.")
         if self.pruner not in PRUNERS:
             raise KerasSeqError(f"unknown pruner {self.pruner!r}. Expected one of: {', '.join(PRUNERS)}.")
         if not is_folder_name(self.study):
@@ -376,7 +378,7 @@ def objective(job: Job, trial) -> float:
     values = {param.name: param.suggest(trial) for param in job.spec.space}
     try:
         specs = trial_specs(job.base, values)
-        raw = run_windows(job.frame, specs)[1] if job.spec.objective == "val_mase" else None
+        raw = run_windows(job.frame, specs)[1] if job.spec.objective != "val_loss" else None
 
         def watch(epoch, logs, model):
             trial.report(_score(job.spec.objective, logs, model, raw, specs), epoch)
@@ -396,7 +398,7 @@ def objective(job: Job, trial) -> float:
         trial.set_user_attr("interrupted", True)
         raise RunInterrupted(f"trial {trial.number} was interrupted")
     trial.set_user_attr("epochs_run", fitted.config["result"]["epochs_run"])
-    value = (fitted.reports["validation"].model["mase"] if raw is not None
+    value = (fitted.reports["validation"].model[_metric_of(job.spec.objective)] if raw is not None
              else fitted.config["result"]["best_val_loss"])
     if value is None or value != value:
         trial.set_user_attr("error", f"its {job.spec.objective} is not a number")
@@ -404,14 +406,19 @@ def objective(job: Job, trial) -> float:
     return float(value)
 
 
+def _metric_of(objective_name: str) -> str:
+    """The metric an objective `val_<name>` minimizes."""
+    return objective_name.removeprefix("val_")
+
+
 def _score(objective_name: str, logs: dict, model, raw, specs) -> float:
-    """An epoch's validation score: the loss Keras computed, or the MASE of the model's raw forecasts."""
+    """An epoch's validation score: the loss Keras computed, or the objective's metric of the raw forecasts."""
     if objective_name == "val_loss":
         return float(logs["val_loss"])
     from keras_seq.evaluation import evaluate_forecast
 
-    mase = evaluate_forecast(model, raw, "validation", season=specs.data.season)[0].model["mase"]
-    return float("inf") if mase is None or mase != mase else float(mase)
+    value = evaluate_forecast(model, raw, "validation", season=specs.data.season)[0].model[_metric_of(objective_name)]
+    return float("inf") if value is None or value != value else float(value)
 
 
 # === A tune from start to end ===
@@ -591,7 +598,7 @@ def plot_history(path: Path, trials: list, objective_name: str) -> None:
     if pruned:
         ax.scatter(*zip(*pruned), s=18, marker="x", color="0.5", label="pruned (last epoch reported)")
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"validation {'MASE' if objective_name == 'val_mase' else 'loss'}")
+    ax.set_ylabel(f"validation {'loss' if objective_name == 'val_loss' else get_metric(_metric_of(objective_name)).label}")
     ax.set_title(f"{len(done)} complete, {len(pruned)} pruned of {len(trials)} trials")
     if done or pruned:
         ax.legend(loc="upper right")
