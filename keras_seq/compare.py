@@ -32,7 +32,7 @@ from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.metrics import metric_names, metrics
-from keras_seq.models.registry import check_arch_list
+from keras_seq.models.registry import check_arch_list, get_arch
 from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_model_for_windows
 
 PERSISTENCE = "persistence"
@@ -920,6 +920,7 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
     settings = summary["settings"]
     data, win, train, compare = settings["data"], settings["windows"], settings["train"], settings["compare"]
     repeats, archs, seeds = compare["repeats"], summary["archs"], settings["seeds"]
+    read = {option for arch in archs for option in get_arch(arch).options}  # the options the archs' backbones read
     lines = [
         f"# {title or 'Comparison: ' + ', '.join(archs)}",
         "",
@@ -930,8 +931,8 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
         f"- model: {settings['model']['units']} units, {settings['model']['layers']} layers, "
         f"dropout {settings['model']['dropout']:g}"
         + (f", deep transition {settings['model']['transition_layers']} layers"
-           + (f", deep output {settings['model']['output_layers']} layers" if "dotrnn" in archs else "")
-           if any(a in ("dtrnn", "dtsrnn", "dotrnn") for a in archs) else "")
+           + (f", deep output {settings['model']['output_layers']} layers" if "output_layers" in read else "")
+           if "transition_layers" in read else "")
         + f"; each arch with its own Adam (lr {train['lr']:g}), "
         f"batch {train['batch_size']}, {train['epochs']} epoch{'s' if train['epochs'] != 1 else ''}"
         + (f", early stopping after {train['patience']}" if train["patience"] else "")
