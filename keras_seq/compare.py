@@ -915,12 +915,20 @@ def _figure(stats: dict, digits: int, repeats: int) -> str:
     return f"{stats['mean']:.{digits}f}"
 
 
+def _deep_sizes(model: dict, archs) -> str:
+    """The deep-transition and deep-output sizes, where an arch's backbone reads them (the arch registry says)."""
+    read = {option for arch in archs for option in get_arch(arch).options}
+    if "transition_layers" not in read:
+        return ""
+    return (f", deep transition {model['transition_layers']} layers"
+            + (f", deep output {model['output_layers']} layers" if "output_layers" in read else ""))
+
+
 def comparison_markdown(summary: dict, title: str | None = None) -> str:
     """`comparison.md`: settings, one table per scored split, folds, and the leak note."""
     settings = summary["settings"]
     data, win, train, compare = settings["data"], settings["windows"], settings["train"], settings["compare"]
     repeats, archs, seeds = compare["repeats"], summary["archs"], settings["seeds"]
-    read = {option for arch in archs for option in get_arch(arch).options}  # the options the archs' backbones read
     lines = [
         f"# {title or 'Comparison: ' + ', '.join(archs)}",
         "",
@@ -929,10 +937,7 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
         f"- windows: {win['window']} steps, target kind `{win['target_kind']}`, horizon {win['horizon']}, "
         f"splits {'/'.join(f'{100 * s:g}' for s in win['splits'])} in time order",
         f"- model: {settings['model']['units']} units, {settings['model']['layers']} layers, "
-        f"dropout {settings['model']['dropout']:g}"
-        + (f", deep transition {settings['model']['transition_layers']} layers"
-           + (f", deep output {settings['model']['output_layers']} layers" if "output_layers" in read else "")
-           if "transition_layers" in read else "")
+        f"dropout {settings['model']['dropout']:g}{_deep_sizes(settings['model'], archs)}"
         + f"; each arch with its own Adam (lr {train['lr']:g}), "
         f"batch {train['batch_size']}, {train['epochs']} epoch{'s' if train['epochs'] != 1 else ''}"
         + (f", early stopping after {train['patience']}" if train["patience"] else "")
