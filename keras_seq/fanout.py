@@ -319,7 +319,7 @@ def _connect(distributed, address: str):
 
     thread = threading.Thread(target=connect, daemon=True)
     thread.start()
-    thread.join(CONNECT_SECONDS + 5)
+    thread.join(CONNECT_SECONDS * 1.5 + 1)  # dask's own timeout first, where it holds
     if "client" in made:
         return made["client"]
     reason = f"{type(made['error']).__name__}: {made['error']}"[:200] if "error" in made else "no answer"
