@@ -79,11 +79,8 @@ def _ends_at_once(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        import os
-        import signal
         import threading
 
-        from keras_seq.errors import KerasSeqError
         from keras_seq.safety import end_now
 
         try:

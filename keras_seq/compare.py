@@ -30,7 +30,7 @@ import numpy as np
 from keras_seq.backend import use_backend
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
-from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.errors import KerasSeqError, RunInterrupted, has_control_characters
 from keras_seq.metrics import metric_names, metrics
 from keras_seq.models.registry import check_arch_list, get_arch
 from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_model_for_windows
@@ -472,10 +472,8 @@ def _run_files(fitted) -> dict:
 
 def write_fit_folder(folder: Path, outcome: FitOutcome) -> None:
     """Write a fit's run folder under `folder/runs/` from its bytes: staged, then renamed into place."""
-    from keras_seq.rundir import staged_folder
+    from keras_seq.rundir import is_folder_name, staged_folder
     from keras_seq.safety import refuse_symlink
-
-    from keras_seq.rundir import is_folder_name
 
     runs = folder / "runs"
     refuse_symlink(runs)
@@ -518,7 +516,7 @@ def outcome_entry(outcome: FitOutcome) -> dict:
     return {"record": outcome.record, "shown": shown}
 
 
-def outcome_from(name: str, entry, arrays: dict, task: FitTask, where: str, files: dict | None = None) -> FitOutcome:
+def outcome_from(entry, arrays: dict, task: FitTask, where: str, files: dict | None = None) -> FitOutcome:
     """A `FitOutcome` from its entry and arrays, read from a folder or a worker: refused unless it is the one
     `task` makes (its record, what it shows, and arrays where the report reads them)."""
     if not isinstance(entry, dict):
@@ -540,7 +538,7 @@ def outcome_from(name: str, entry, arrays: dict, task: FitTask, where: str, file
     if shown is not None:
         shown = dict(shown, drawn=(arrays["shown_drawn_dates"], arrays["shown_drawn_values"]),
                      actual=(arrays["shown_actual_dates"], arrays["shown_actual_values"]))
-    return FitOutcome(name, entry["record"], files or {}, pooled, shown)
+    return FitOutcome(task.name, entry["record"], files or {}, pooled, shown)
 
 
 def _shown_problem(shown, task: FitTask) -> str | None:
@@ -623,7 +621,7 @@ def _is_number(value, none: bool = False) -> bool:
 
 
 def _short_text(value, limit: int = 200) -> bool:
-    return isinstance(value, str) and len(value) <= limit and all(ord(c) >= 32 and c != "\x7f" for c in value)
+    return isinstance(value, str) and len(value) <= limit and not has_control_characters(value)
 
 
 def outcome_limit(frame, windows: WindowSpec) -> int:
@@ -665,7 +663,7 @@ def kept_fits(folder: Path, record: dict, tasks: list, limit: int) -> dict:
             refuse_symlink(path)
         check_manifest(folder / "runs" / name)
         arrays = read_npz(folder / "fits" / f"{name}.npz", limit, f"{folder / 'fits' / name}.npz")
-        outcomes[name] = outcome_from(name, entry, arrays, by_name[name], str(where))
+        outcomes[name] = outcome_from(entry, arrays, by_name[name], str(where))
     return outcomes
 
 
@@ -725,7 +723,7 @@ def decode_outcome(data, task: FitTask, limit: int) -> FitOutcome:
             raise KerasSeqError(f"{where} lacks the file {name}. Refusing it.")
         files[name] = content.tobytes()
     kept = {key[2:]: value for key, value in arrays.items() if key.startswith("a_")}
-    return outcome_from(task.name, meta, kept, task, where, files)
+    return outcome_from(meta, kept, task, where, files)
 
 
 def _collect(outcomes: list, tasks: list, spec: CompareSpec) -> tuple[list, dict]:
@@ -806,8 +804,8 @@ def record_pooled(runs: list, arch: str, seed: int, pooled: dict) -> None:
     model = forecast_metrics(actual, np.concatenate(pooled["model"]))
     baseline = forecast_metrics(actual, np.concatenate(pooled["persistence"]))
     folds = [r for r in runs if r["arch"] == arch and r["seed"] == seed]
-    for name, metrics in (("model", model), ("persistence", baseline)):
-        metrics.update(_pooled_mase([r["splits"]["test"] for r in folds], name))
+    for name, figures in (("model", model), ("persistence", baseline)):
+        figures.update(_pooled_mase([r["splits"]["test"] for r in folds], name))
     entry = {
         "arch": arch,
         "seed": seed,

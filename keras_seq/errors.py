@@ -30,6 +30,15 @@ class RunWarning(UserWarning):
     """An option was adjusted to what this machine can run (more worker processes than cores)."""
 
 
+def is_control(character: str) -> bool:
+    """A control character (a newline, an escape, DEL), which no one-line text keeps."""
+    return ord(character) < 32 or character == "\x7f"
+
+
+def has_control_characters(text: str) -> bool:
+    return any(map(is_control, text))
+
+
 def one_line(text: str, limit: int = 1000) -> str:
     """`text` as one line of at most about `limit` characters: control characters become spaces, and a longer
     text keeps its start and end around a marked cut.
@@ -38,7 +47,7 @@ def one_line(text: str, limit: int = 1000) -> str:
     >>> one_line("a\\nb"), len(one_line("x" * 5000)) < 1100
     ('a b', True)
     """
-    flat = "".join(" " if ord(c) < 32 or c == "\x7f" else c for c in text)
+    flat = "".join(" " if is_control(c) else c for c in text)
     if len(flat) <= limit:
         return flat
     return f"{flat[: limit - 200]} [... {len(flat) - limit + 50:,} characters cut ...] {flat[-150:]}"

@@ -181,14 +181,14 @@ class Report:
         """The report as strict JSON: an undefined metric is `null`, with the reason under `null_reasons`."""
         report = dataclasses.asdict(self)
         reasons = {}
-        for who, metrics in [("model", report["model"]), ("persistence", report["persistence"]),
+        for who, figures in [("model", report["model"]), ("persistence", report["persistence"]),
                              *((f"baselines.{name}", m) for name, m in report["baselines"].items())]:
-            for key, value in metrics.items():
+            for key, value in figures.items():
                 if value is not None and not np.isfinite(value):
-                    metrics[key] = None
+                    figures[key] = None
                     reasons[f"{who}.{key}"] = _undefined(key)
-        for metrics in [*report["per_series"].values(), report["panel"]]:
-            metrics.update({k: None for k, v in metrics.items() if isinstance(v, float) and not np.isfinite(v)})
+        for figures in [*report["per_series"].values(), report["panel"]]:
+            figures.update({k: None for k, v in figures.items() if isinstance(v, float) and not np.isfinite(v)})
         for key in ("skill", "skill_vs_best"):
             if report[key] is not None and not np.isfinite(report[key]):
                 report[key] = None

@@ -133,8 +133,6 @@ class Pool:
     Subclasses say how a fit is submitted, which have finished, and what each one gave.
     """
 
-    label = "local workers"
-
     def submit(self, fn, shared, task):
         raise NotImplementedError
 
@@ -213,8 +211,6 @@ class DaskPool(Pool):
     fit that failed on its worker is never asked for its (pickled) exception: keras-seq's own fits return
     their errors inside their bytes.
     """
-
-    label = "dask worker"
 
     def __init__(self, client):
         self.client = client

@@ -146,7 +146,7 @@ def fit_run(
 
     started = datetime.datetime.now(datetime.timezone.utc)
     return train_into_folder(frame, frame_sha256(frame), specs, Path(out) / run_name(model.arch, started), started,
-                              verbose=verbose)
+                             verbose=verbose)
 
 
 def start_keras(devices, cluster=None) -> None:
@@ -245,7 +245,7 @@ def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
         check_only_manifest_files(run_dir)
     target = run_dir.parent / run_name(model.arch, started) if killed else run_dir
     result = train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), target,
-                                started, verbose=verbose, resume=state, replace=not killed)
+                               started, verbose=verbose, resume=state, replace=not killed)
     if killed and result.path is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
@@ -292,7 +292,7 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
 
 
 def train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None,
-                       replace: bool = False) -> RunResult:
+                      replace: bool = False) -> RunResult:
     """Train in a staged folder that holds the options and each epoch's checkpoint; publish it as `folder` when done.
 
     With `replace`, the run replaces `folder` (an interrupted run it continues); otherwise a folder of that name

@@ -44,7 +44,7 @@ from pathlib import Path
 from keras_seq.compare import CompareSpec
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
-from keras_seq.errors import KerasSeqError
+from keras_seq.errors import KerasSeqError, has_control_characters
 from keras_seq.models.spec import ModelSpec
 from keras_seq.rundir import is_folder_name
 
@@ -386,7 +386,7 @@ def _tune_param(section: str, key: str, entry, label: str):
 
 def _parse_override(item: str, where: str):
     """`section.key=value` -> ((section, key), value, item), the value read as TOML."""
-    if any(ord(c) < 32 or c == "\x7f" for c in item):
+    if has_control_characters(item):
         raise KerasSeqError(f"--set {item[:60]!r}: holds a control character (a newline?). Give one KEY=VALUE per --set, "
                             "on one line.")
     key, sep, text = item.partition("=")

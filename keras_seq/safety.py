@@ -409,9 +409,10 @@ def check_onnx_sizes(model, path: Path) -> None:
     constants |= {n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"}
     for node in _onnx_nodes(model.graph):
         count = constants.get(node.input[0]) if node.op_type == "Loop" and node.input and node.input[0] else None
-        if count is not None and int(np.max(onnx.numpy_helper.to_array(count), initial=0)) > MAX_LOOP_TRIPS:
-            raise KerasSeqError(f"{path} has a Loop of {int(np.max(onnx.numpy_helper.to_array(count))):,} trips; keras-seq's "
-                                f"exports loop at most once per window step. Refusing to load it.")
+        trips = 0 if count is None else int(np.max(onnx.numpy_helper.to_array(count), initial=0))
+        if trips > MAX_LOOP_TRIPS:
+            raise KerasSeqError(f"{path} has a Loop of {trips:,} trips; keras-seq's exports loop at most once per "
+                                "window step. Refusing to load it.")
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # noqa: BLE001 - a graph ONNX cannot infer is bounded at run time instead

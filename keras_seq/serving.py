@@ -541,8 +541,10 @@ def check_output_path(path: str | Path, inputs: list) -> None:
         source = Path(given).resolve()
         if target == source or source in target.parents:
             raise KerasSeqError(f"--csv {path} would overwrite what the forecast reads ({given}). Give another file name.")
+    from keras_seq.rundir import CONFIG_FILE, MANIFEST_FILE
+
     for folder in target.parents:  # an export's files are vouched for by its card, a run's by its manifest
-        if (folder / CARD_FILE).is_file() or ((folder / "manifest.json").is_file() and (folder / "config.json").is_file()):
+        if (folder / CARD_FILE).is_file() or ((folder / MANIFEST_FILE).is_file() and (folder / CONFIG_FILE).is_file()):
             raise KerasSeqError(f"--csv {path} lies inside the keras-seq export or run folder {folder}, whose files "
                                 "are checked against their sha256. Write the forecast somewhere else.")
 

@@ -285,7 +285,6 @@ def read_checkpoint(path: Path, limit: int = 8 << 30) -> dict:
     from keras_seq.safety import read_npz
 
     arrays = read_npz(path, limit, str(path))
-    problem = None
     try:
         meta = json.loads(str(arrays.pop("meta")))
         counts = meta["counts"]
@@ -301,9 +300,8 @@ def read_checkpoint(path: Path, limit: int = 8 << 30) -> dict:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in history.values()):
             raise ValueError("its history is not lists of numbers")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        problem = first_line(exc)[:120]
-    if problem is not None:
-        raise KerasSeqError(f"{path} is not a readable keras-seq checkpoint ({problem}). Start the run again.")
+        raise KerasSeqError(f"{path} is not a readable keras-seq checkpoint ({first_line(exc)[:120]}). "
+                            "Start the run again.") from None
     return meta | {"weights": parts["weight"], "optimizer": parts["optimizer"], "best_weights": parts["best"] or None}
 
 

@@ -13,7 +13,7 @@ from keras_seq.models import distributions
 class Laplace:
     """A distribution written outside keras-seq: its negative log-likelihood and standard quantiles."""
 
-    name, help = "laplace", "Laplace"
+    name = "laplace"
 
     def nll(self, error, spread):
         import keras

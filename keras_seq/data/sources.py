@@ -381,8 +381,8 @@ class EmbeddedDJI:
         return source == "dji"
 
     def read(self, source: str, **options) -> pd.DataFrame:
-        frame = _read_csv_text(EMBEDDED_DJI, "dji", date_column="Date")
-        return frame.loc[: pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]  # the last row is intraday
+        frame = read_csv_frame(EMBEDDED_DJI, "dji", date_column="Date")
+        return frame[frame.index <= pd.Timestamp(DJI_INTRADAY_DATE) - pd.Timedelta(days=1)]  # the last row is intraday
 
 
 class Download:
@@ -599,11 +599,6 @@ def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
         asked = f"{start.date() if start is not None else '...'}..{end.date() if end is not None else '...'}"
         raise KerasSeqError(f"no rows of {source} in the range {asked}; the data covers {covers}. Choose --start/--end inside it.")
     return selected
-
-
-def _read_csv_text(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
-    """Read a CSV and index it by its date column, sorted and without repeated rows."""
-    return sorted_unique(read_csv_frame(path_or_buffer, name, date_column), name)
 
 
 def long_table_series(frame: pd.DataFrame, name: str, column: str, wanted):
@@ -1068,7 +1063,7 @@ def _load_stooq(symbol: str, cache_dir, refresh: bool) -> pd.DataFrame:
                 f"Check the symbol (e.g. stooq:^DJI). {OFFLINE_HINT}"
             )
         _write_cache(path, text)
-    return _read_csv_text(path, source, date_column="Date")
+    return read_csv_frame(path, source, date_column="Date")  # sorted by `load_series`
 
 
 def _load_fred(series: str, cache_dir, refresh: bool) -> pd.DataFrame:
@@ -1089,7 +1084,7 @@ def _load_fred(series: str, cache_dir, refresh: bool) -> pd.DataFrame:
             raise KerasSeqError(f"FRED returned no observations for {series}. Check the series id (e.g. fred:DJIA). {OFFLINE_HINT}")
         frame.index.name = "Date"
         _write_cache(path, frame.to_csv())
-    frame = _read_csv_text(path, source, date_column="Date")
+    frame = read_csv_frame(path, source, date_column="Date")  # sorted by `load_series`
     # FRED lists market holidays as empty observations: they are not data.
     return frame.dropna(how="all")
 

@@ -43,6 +43,12 @@ class Loaded:
     window_shape: tuple | None = None  # (window, features) as the artifact's graph declares them (None: unknown)
 
 
+def declared_window(dims) -> tuple | None:
+    """The (window, features) an artifact's window input declares after its batch axis, where both are fixed."""
+    dims = tuple(dims)
+    return dims if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
+
+
 _FORMATS: dict = {}
 
 

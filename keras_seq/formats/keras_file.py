@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.formats import Loaded
+from keras_seq.formats import Loaded, declared_window
 
 
 class KerasFile:
@@ -35,9 +35,8 @@ class KerasFile:
         def run(x, index=None):
             return model.predict(x if series is None else [x, np.asarray(index, dtype="int32")], verbose=0)
 
-        dims = tuple(model.inputs[0].shape)[1:]
-        shape = dims if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
-        return Loaded(run, "window", "output_0", series, model, window_shape=shape)
+        return Loaded(run, "window", "output_0", series, model,
+                      window_shape=declared_window(tuple(model.inputs[0].shape)[1:]))
 
     def signature_extra(self, path: Path) -> dict:
         return {}

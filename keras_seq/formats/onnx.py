@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.formats import Loaded
+from keras_seq.formats import Loaded, declared_window
 from keras_seq.safety import check_onnx
 
 
@@ -54,7 +54,7 @@ class Onnx:
             return run_bounded(session, output_meta.name, feed, path)
 
         shape = next(i.shape for i in inputs if i.name == window)
-        return Loaded(run, window, output_meta.name, series, window_shape=_declared(shape[1:]))
+        return Loaded(run, window, output_meta.name, series, window_shape=declared_window(shape[1:]))
 
     def signature_extra(self, path: Path) -> dict:
         import onnx
@@ -66,11 +66,6 @@ FORMAT = Onnx()
 
 
 FORECAST_SECONDS = 300  # one call of an ONNX model; keras-seq's exports answer a 10,000-series batch in seconds
-
-
-def _declared(dims) -> tuple | None:
-    """The (window, features) an input declares, where both are fixed numbers."""
-    return tuple(dims) if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
 
 
 def run_bounded(session, output: str, feed: dict, path: Path):

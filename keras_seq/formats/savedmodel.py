@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.formats import Loaded
+from keras_seq.formats import Loaded, declared_window
 from keras_seq.safety import check_savedmodel
 
 
@@ -49,9 +49,7 @@ class SavedModel:
             feed = {window: tf.constant(x)} | ({series: tf.constant(index, dtype=tf.int32)} if series else {})
             return serve(**feed)[output_name].numpy()
 
-        dims = tuple(specs[window].shape)[1:]
-        shape = tuple(dims) if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
-        return Loaded(run, window, output_name, series, window_shape=shape)
+        return Loaded(run, window, output_name, series, window_shape=declared_window(tuple(specs[window].shape)[1:]))
 
     def signature_extra(self, path: Path) -> dict:
         return {"signature": "serving_default"}

@@ -26,7 +26,6 @@ class Normal:
     """The normal distribution."""
 
     name = "normal"
-    help = "normal"
 
     def nll(self, error, spread):
         """Per step, the negative log-likelihood of `error` (standardized) with scale `spread`, constants left out."""
@@ -45,7 +44,6 @@ class StudentT:
     """Student's t with `STUDENT_T_DF` degrees of freedom: heavier tails than the normal's."""
 
     name = "student-t"
-    help = f"Student-t with {STUDENT_T_DF:g} degrees of freedom"
 
     def nll(self, error, spread):
         import keras
