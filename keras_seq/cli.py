@@ -97,7 +97,13 @@ def _ends_at_once(command):
         timer.daemon = True
         timer.start()
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            if Path(sys.argv[0]).name == "keras-seq":  # the console script: done, so no signal may meet Python's own
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # exit (its handlers are
+                sys.stdout.flush()  # reset there, and a SIGTERM then killed a finished forecast with status -15)
+                sys.stderr.flush()
+                os._exit(0)
+            return result
         finally:
             timer.cancel()
             for sig, handler in previous.items():
