@@ -26,8 +26,9 @@ if Path(sys.argv[0]).name == "keras-seq" and signal.getsignal(signal.SIGTERM) ==
 
 import click  # noqa: E402 - after the handler above
 
+from keras_seq.config.options import Option, cli_text, get_option, options as table_options, specs_from_values
 from keras_seq.models.registry import arch_names, get_arch
-from keras_seq.models.spec import CELLS as CELL_CHOICES, CLASSIC_ARCHS, SCALER_NAMES, TRANSFORMS, ModelSpec
+from keras_seq.models.spec import CLASSIC_ARCHS
 
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
 PRUNER_CHOICES = ("median", "none")
@@ -45,7 +46,7 @@ def _reports_errors(command):
         try:
             return command(*args, **kwargs)
         except KerasSeqError as exc:
-            error = click.ClickException(" ".join(str(exc).split()))
+            error = click.ClickException(cli_text(" ".join(str(exc).split()), verb_flags(click.get_current_context(True))))
             error.exit_code = getattr(exc, "exit_code", 1)
             raise error from None
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's safe points
@@ -138,7 +139,7 @@ def _number_list(ctx, param, value):
 
 
 def _devices(ctx, param, value):
-    """--devices: a positive integer or "all"."""
+    """`devices`: a positive integer or "all"."""
     if value == "all":
         return value
     try:
@@ -158,6 +159,27 @@ def _splits(ctx, param, value):
     if len(parts) == 3 and sum(parts) > 1.5:  # given as percentages, e.g. 70/15/15
         parts = tuple(p / 100 for p in parts)
     return parts
+
+
+def _series_names(value):
+    """`series`: one name as it is, several (comma-separated) as a tuple, or "all"."""
+    if value is None or value == "all" or "," not in value:
+        return value
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+# How the command line reads each kind of option of the table (`Kind.reader`).
+_READERS = {
+    "int": {"type": int},
+    "float": {"type": float},
+    "text": {},
+    "folder": {"type": click.Path(file_okay=False)},
+    "list": {"callback": _comma_list},
+    "names": {"callback": lambda ctx, param, value: _series_names(value)},
+    "numbers": {"callback": _number_list},
+    "splits": {"callback": _splits},
+    "devices": {"type": click.UNPROCESSED, "callback": _devices},
+}
 
 
 class RegistryChoice(click.ParamType):
@@ -208,14 +230,58 @@ def _options(*options):
     return decorate
 
 
-# The series: shared by fit, compare, evaluate and predict.
-_DATA_OPTIONS = (
-    click.option("--data", "source", default=None, metavar="SOURCE",
-                 help="'dji' (embedded ^DJI daily, the default), 'stooq:SYMBOL', 'fred:SERIES' or a CSV path."),
-    click.option("--start", default=None, metavar="DATE", help="First date, YYYY-MM-DD (dji default: 2018-02-13)."),
-    click.option("--end", default=None, metavar="DATE", help="Last date, YYYY-MM-DD (dji default: 2023-02-10)."),
-)
-data_options = _options(*_DATA_OPTIONS)
+def _table_option(option: Option, **changes):
+    """The Click option of an option of the table (`keras_seq.config.options`): its flag, reader, default, choices
+    and help from the table; `changes` (a verb's own default or help) win."""
+    reader = option.kind.reader
+    kwargs = dict(_READERS[reader]) if reader != "flag" else {} if option.default else {"is_flag": True}
+    default = option.default
+    if isinstance(default, tuple):
+        default = ",".join(f"{v:g}" for v in default) or None  # the command line's text for it (none: empty)
+    if option.choices is not None:
+        kwargs["type"] = RegistryChoice(option.name, option.choice_names)
+    decls = [option.cli_flag + (f"/--no-{option.cli_flag[2:]}" if reader == "flag" and option.default else "")]
+    kwargs = {"default": default, "show_default": default is not None and default is not False,
+              "metavar": option.metavar, "help": option.help, **kwargs, **changes}
+    return _option(*decls, option.name, **kwargs)
+
+
+def _option(*decls, **kwargs):
+    """`click.option` with `RenderedOption`: its help is written as the library writes, and shown as flags."""
+    return click.option(*decls, cls=RenderedOption, **kwargs)
+
+
+def _say(text: str, err: bool = False) -> None:
+    """Echo a library's text (a report, a warning) with its options written as flags (`cli_text`)."""
+    click.echo(cli_text(text, verb_flags(click.get_current_context(silent=True))), err=err)
+
+
+def verb_flags(ctx) -> dict[str, str]:
+    """Every command's parameters by name -> flag (`mc_samples` -> `--mc-samples`), for `cli_text`."""
+    commands = getattr(ctx.find_root().command, "commands", {}) if ctx is not None else {}
+    return {p.name: p.opts[0] for command in commands.values() for p in command.params
+            if p.opts and p.opts[0].startswith("--")}
+
+
+class RenderedOption(click.Option):
+    """An option whose help names options as the command line spells them (`cli_text`)."""
+
+    def get_help_record(self, ctx):
+        written, self.help = self.help, cli_text(self.help or "", verb_flags(ctx))
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = written
+
+
+def _table_options(sections: tuple[str, ...], leave_out: tuple[str, ...] = ()):
+    """The Click options of these sections of the table (those offered on the command line)."""
+    return tuple(_table_option(o) for o in table_options(*sections) if o.on_cli and o.name not in leave_out)
+
+
+# The series of evaluate and predict: the run's own unless given.
+data_options = _options(*(_table_option(get_option(name), default=None, show_default=False)
+                          for name in ("source", "start", "end")))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -229,164 +295,34 @@ def cli():
     """
 
 
-# What a model is: shared by fit, compare and summary.
-_MODEL_OPTIONS = (
-    click.option("--window", type=int, default=16, show_default=True, help="Input steps per window."),
-    click.option("--horizon", type=int, default=1, show_default=True, help="Values forecast after each window."),
-    click.option("--target-kind", type=click.Choice(["next", "sequence"]), default="next", show_default=True,
-                 help="next: forecast the values after the window; sequence: the window shifted by one step."),
-    click.option("--units", type=int, default=64, show_default=True,
-                 help="Hidden units per layer (per direction for brnn)."),
-    click.option("--layers", type=int, default=2, show_default=True, help="Stacked recurrent layers."),
-    click.option("--dropout", type=float, default=0.0, show_default=True, help="Input dropout of each recurrent layer."),
-    click.option("--cell", type=click.Choice(CELL_CHOICES), default="rnn", show_default=True,
-                 help="Cell inside brnn's Bidirectional wrapper."),
-    click.option("--transition-layers", type=int, default=2, show_default=True,
-                 help="Layers of the deep transition MLP (dtrnn, dtsrnn, dotrnn)."),
-    click.option("--output-layers", type=int, default=2, show_default=True,
-                 help="Layers of dotrnn's deep output, counting the head."),
-    click.option("--allow-future-leak", is_flag=True,
-                 help="Allow brnn with --target-kind sequence, which reads the values it predicts (the tutorial's flaw)."),
-    click.option("--scaler", type=click.Choice(SCALER_NAMES), default=ModelSpec.scaler, show_default=True,
-                 help="window: each window scaled by its own mean and std (follows the series into any range); "
-                      "zscore: the training split's statistics (the scaling before 0.2); series: each series by its "
-                      "own training statistics, stored in the model (an unseen series by its window's)."),
-    click.option("--quantiles", default=None, callback=_number_list, metavar="LEVELS",
-                 help="A quantile head at these levels, e.g. 0.1,0.5,0.9 (the median is added if missing and is the "
-                      "point forecast); trained on the pinball loss, scored by coverage, interval width and CRPS."),
-    click.option("--distribution", type=RegistryChoice("distribution", _distribution_names, ("none",)),
-                 default=ModelSpec.distribution, show_default=True,
-                 help="A distribution head (normal, Student-t with 5 degrees of freedom, or one registered with "
-                      "keras_seq.models.distributions.register_distribution) trained "
-                 "on the negative log-likelihood; the model returns its quantiles at --quantiles (default 0.025, "
-                 "0.1, 0.5, 0.9, 0.975)."),
-    click.option("--conformal", default=None, callback=_number_list, metavar="COVERAGES",
-                 help="Intervals of these coverages, e.g. 0.8,0.95, calibrated on the validation windows after "
-                      "training (split conformal, per step) and stored in the model: around the point forecast, or "
-                      "with --quantiles or --distribution around the head's own intervals (conformalized quantiles)."),
-    click.option("--series-embedding", type=int, default=ModelSpec.series_embedding, show_default=True, metavar="N",
-                 help="A learned vector of N values per series known in training, read at every step (0: none). "
-                      "The model then takes the series index as a second input."),
-    click.option("--transform", type=click.Choice(TRANSFORMS), default=ModelSpec.transform, show_default=True,
-                 help="What the network forecasts: levels (none), changes (diff) or log-changes (logdiff)."),
-    click.option("--residual/--no-residual", default=ModelSpec.residual, show_default=True,
-                 help="Forecast the last value plus the network's output (untrained: exactly persistence)."),
-    click.option("--supervision", type=click.Choice(["last", "every"]), default="last", show_default=True,
-                 help="Train on the last step's forecast, or on every step's (causal archs; evaluated at the last)."),
-)
-_FEATURES_OPTION = click.option("--features", default=None, callback=_comma_list, metavar="COLS",
-                                help="Input columns, comma-separated (default: the target alone).")
-_SEASON_OPTION = click.option("--season", type=int, default=None,
-                              help="Seasonal period in steps for the seasonal naive baseline and MASE (1: none; "
-                                   "default: inferred from the dates, e.g. 5 for business days).")
-_MC_OPTION = click.option("--mc-samples", type=int, default=None, metavar="N",
+_MC_OPTION = _option("--mc-samples", type=int, default=None, metavar="N",
                           help="MC dropout: quantiles 0.025, 0.1, 0.5, 0.9, 0.975 of N forecasts with the model's "
-                               "dropout on (a point model trained with --dropout; run folders and .keras files).")
-_BACKEND_OPTION = click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+                               "dropout on (a point model trained with `dropout`; run folders and .keras files).")
+_BACKEND_OPTION = _option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
                                help="Keras backend (default: $KERAS_BACKEND, else jax).")
 
-# Everything `fit` and `compare` share: the data, the windows, the model and the training budget.
+# Everything `fit`, `compare` and `tune` share: every option of the table, then where the run goes.
 training_options = _options(
-    *_DATA_OPTIONS,
-    click.option("--target", default="Close", show_default=True, help="Column to forecast."),
-    click.option("--targets", default=None, metavar="COLS", callback=lambda ctx, param, value: _series_names(value),
-                 help="A wide table's columns to forecast with one global model, one series each: A,B or all "
-                      "(every numeric column but the features)."),
-    _FEATURES_OPTION,
-    click.option("--calendar", default=None, callback=_comma_list, metavar="NAMES",
-                 help="Calendar inputs made from the dates, comma-separated: dow, month, day, doy, hour "
-                      "(each as its sine and cosine)."),
-    click.option("--future-features", default=None, callback=_comma_list, metavar="COLS",
-                 help="Columns known in advance (a holiday flag, a planned price): the model reads their values for "
-                      "the dates it forecasts; predict takes those from --future."),
-    click.option("--date-column", default=None, help="The CSV's date column (default: auto-detected)."),
-    click.option("--series-column", default=None, metavar="COL",
-                 help="A long table's column that names each row's series (with --series)."),
-    click.option("--series", default=None, metavar="NAMES", callback=lambda ctx, param, value: _series_names(value),
-                 help="The series of --series-column to read: one (NAME), several (A,B) or all (one global model)."),
-    click.option("--fill", type=click.Choice(["ffill"]), default=None,
-                 help="Forward-fill missing values instead of refusing them."),
-    click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-                 help="Cache for online sources (default: ~/.cache/keras-seq)."),
-    _SEASON_OPTION,
-    *_MODEL_OPTIONS,
-    click.option("--splits", default="0.7,0.15,0.15", show_default=True, callback=_splits,
-                 help="Train, validation and test fractions, in time order."),
-    click.option("--split-dates", default=None, callback=_comma_list, metavar="VAL,TEST",
-                 help="The first day of the validation and of the test split, e.g. 2015-01-01,2018-01-01 (every "
-                      "series cut there; replaces --splits)."),
-    click.option("--stride", "sequence_stride", type=int, default=1, show_default=True,
-                 help="Steps between window starts."),
-    click.option("--epochs", type=int, default=20, show_default=True),
-    click.option("--batch-size", type=int, default=16, show_default=True),
-    click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate."),
-    click.option("--seed", type=int, default=42, show_default=True),
-    click.option("--patience", type=int, default=None,
-                 help="Stop after this many epochs without a better validation loss (best weights are restored either way)."),
-    click.option("--steps-per-execution", type=int, default=32, show_default=True,
-                 help="Training batches per call into the compiled step (same updates, less Python overhead)."),
-    click.option("--devices", type=click.UNPROCESSED, default=1, show_default=True, callback=_devices, metavar="N|all",
-                 help="Train data-parallel over N devices, or all (jax; each batch split over them; on a CPU, N host "
-                      "devices). With --coordinator: the devices of every process."),
+    *_table_options(("data", "windows", "model", "train")),
     _BACKEND_OPTION,
-    click.option("--out", default="saved_models", show_default=True, type=click.Path(),
+    _option("--out", default="saved_models", show_default=True, type=click.Path(),
                  help="Folder that receives the output folder."),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    _option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
-
-
-def _series_names(value):
-    """--series: one name as it is, several (comma-separated) as a tuple, or "all"."""
-    if value is None or value == "all" or "," not in value:
-        return value
-    return tuple(name.strip() for name in value.split(",") if name.strip())
-
-
-def _specs(arch: str, options: dict):
-    """DataSpec, WindowSpec, ModelSpec and TrainSpec from `training_options`' values."""
-    from keras_seq.data.sources import DataSpec
-    from keras_seq.training import TrainSpec
-
-    o = options
-    return (
-        DataSpec(source=o["source"] or "dji", start=o["start"], end=o["end"], target=o["target"],
-                 features=o["features"], date_column=o["date_column"], fill=o["fill"], cache_dir=o["cache_dir"],
-                 season=o["season"], series_column=o["series_column"], series=o["series"],
-                 targets=o["targets"], calendar=o["calendar"], future_features=o["future_features"]),
-        *_model_specs(arch, o),
-        TrainSpec(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], seed=o["seed"], patience=o["patience"],
-                  steps_per_execution=o["steps_per_execution"], devices=o["devices"]),
-    )
-
-
-def _model_specs(arch: str, o: dict):
-    """WindowSpec and ModelSpec from `_MODEL_OPTIONS`' values (and `--splits`/`--stride` where given)."""
-    from keras_seq.data.windows import WindowSpec
-
-    splits = {k: o[k] for k in ("splits", "sequence_stride", "split_dates") if k in o}
-    return (
-        WindowSpec(window=o["window"], horizon=o["horizon"], target_kind=o["target_kind"],
-                   supervision=o["supervision"], **splits),
-        ModelSpec(arch=arch, units=o["units"], layers=o["layers"], dropout=o["dropout"], cell=o["cell"],
-                  allow_future_leak=o["allow_future_leak"], transition_layers=o["transition_layers"],
-                  output_layers=o["output_layers"], scaler=o["scaler"], transform=o["transform"],
-                  residual=o["residual"], series_embedding=o["series_embedding"], quantiles=o["quantiles"],
-                  distribution=o["distribution"], conformal=o["conformal"]),
-    )
 
 
 @cli.command()
-@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
-@click.option("--resume", "resume", default=None, metavar="RUN_DIR",
+@_option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
+@_option("--resume", "resume", default=None, metavar="RUN_DIR",
               help="Continue an unfinished fit from its last completed epoch: a folder Ctrl-C marked interrupted, "
                    "or the .partial folder of a run that was killed. Its options come from its config.json.")
 @training_options
-@click.option("--coordinator", default=None, metavar="HOST:PORT",
+@_option("--coordinator", default=None, metavar="HOST:PORT",
               help="Join a multi-process job (jax.distributed): process 0's address; default "
                    "$KERAS_DISTRIBUTION_JOB_ADDRESSES.")
-@click.option("--num-processes", type=click.IntRange(min=1), default=None,
+@_option("--num-processes", type=click.IntRange(min=1), default=None,
               help="Processes in the job (default $KERAS_DISTRIBUTION_NUM_PROCESSES).")
-@click.option("--process-id", type=click.IntRange(min=0), default=None,
+@_option("--process-id", type=click.IntRange(min=0), default=None,
               help="This process's id, 0 to N-1; process 0 writes the run (default $KERAS_DISTRIBUTION_PROCESS_ID).")
 @_reports_errors
 @_stops_on_signals
@@ -408,13 +344,13 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
             raise click.UsageError(f"--resume takes every option from the run's config.json; drop {given[0]}.")
         result = resume_run(resume, verbose=verbose, cluster=cluster)
     else:
-        result = fit_run(*_specs(arch, options), out=options["out"], backend=options["backend"], verbose=verbose,
+        result = fit_run(*specs_from_values(options, arch=arch), out=options["out"], backend=options["backend"], verbose=verbose,
                          cluster=cluster)
     if result.path is None:
         click.echo(f"process {cluster.process_id} of {cluster.num_processes}: trained; process 0 writes the run folder.")
         return
     click.echo()
-    click.echo(result.report.table())
+    _say(result.report.table())
     click.echo(f"run written to {result.path}")
 
 
@@ -429,9 +365,9 @@ def _arch_list(ctx, param, value):
 
 
 _FANOUT_OPTIONS = (
-    click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+    _option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
                  help="Train N fits side by side on local worker processes (same seeds, same numbers)."),
-    click.option("--scheduler", default=None, metavar="ADDRESS",
+    _option("--scheduler", default=None, metavar="ADDRESS",
                  help="Send the fits to a dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
                       "(pip install 'keras-seq[dask]'). The cluster gets the data and runs code you send: connect "
                       "only to one you trust as you trust this machine (SECURITY.md)."),
@@ -439,14 +375,14 @@ _FANOUT_OPTIONS = (
 
 
 @cli.command()
-@click.option("--archs", default=",".join(CLASSIC_ARCHS), show_default=True, callback=_arch_list,
+@_option("--archs", default=",".join(CLASSIC_ARCHS), show_default=True, callback=_arch_list,
               help="Archs to compare, separated by commas.")
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+@_option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Seeds per arch (seed, seed+1, ...); figures become mean ± std.")
-@click.option("--backtest", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+@_option("--backtest", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Walk-forward evaluation over N expanding-window folds of the test rows, refit per fold.")
 @_options(*_FANOUT_OPTIONS)
-@click.option("--resume", "resume", default=None, metavar="COMPARE_DIR",
+@_option("--resume", "resume", default=None, metavar="COMPARE_DIR",
               help="Finish a comparison a signal or an error stopped: its kept fits are not trained again "
                    "(every other option comes from its interrupted.json).")
 @training_options
@@ -470,36 +406,36 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
                                    f"drop {given[0]}.")
         result = resume_comparison(resume, jobs=jobs, scheduler=scheduler, verbose=verbose)
     else:
-        data, windows, model, train = _specs(archs[0], options)
+        data, windows, model, train = specs_from_values(options, arch=archs[0])
         spec = CompareSpec(archs=archs, repeats=repeats, backtest=backtest, jobs=jobs, scheduler=scheduler)
         result = compare_models(data, windows, model, train, spec, out=options["out"], backend=options["backend"],
                                 verbose=verbose)
     click.echo()
-    click.echo(result.markdown)
+    _say(result.markdown)
     click.echo(f"comparison written to {result.path}")
 
 
 @cli.command()
-@click.option("--recipe", default=None, metavar="RECIPE",
+@_option("--recipe", default=None, metavar="RECIPE",
               help="A recipe with a [tune] table: its options are the base fit, its table the search space "
                    "(the fit options below are then left out).")
-@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True,
+@_option("--arch", type=ArchChoice(), default="lstm", show_default=True,
               help="The base fit's arch (the default space searches lstm, gru and drnn).")
-@click.option("--trials", type=click.IntRange(min=1), default=None,
+@_option("--trials", type=click.IntRange(min=1), default=None,
               help="Trials the study ends with, over every worker and resume (default 20, or the recipe's).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@_option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local worker processes on the study's storage.")
-@click.option("--storage", default=None, metavar="URL",
+@_option("--storage", default=None, metavar="URL",
               help="An SQLAlchemy URL (sqlite:///study.db, postgresql://...) shared by workers on many machines "
                    "(default: OUT/STUDY/study.journal, Optuna's journal file).")
-@click.option("--study", default="study", show_default=True, help="The study's name and its folder under --out.")
-@click.option("--objective", type=RegistryChoice("objective", _objective_names), default=None,
+@_option("--study", default="study", show_default=True, help="The study's name and its folder under --out.")
+@_option("--objective", type=RegistryChoice("objective", _objective_names), default=None,
               help="val_mase (validation MASE, the default), val_<metric> for any metric of the reports, or "
                    "val_loss (normalized units).")
-@click.option("--pruner", type=click.Choice(PRUNER_CHOICES), default=None,
+@_option("--pruner", type=click.Choice(PRUNER_CHOICES), default=None,
               help="median (Optuna's MedianPruner on each epoch's score, the default) or none.")
-@click.option("--no-refit", is_flag=True, help="Do not refit the best trial as a run folder.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+@_option("--no-refit", is_flag=True, help="Do not refit the best trial as a run folder.")
+@_option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="With --recipe: override a key of its base fit, e.g. --set train.epochs=5 (repeatable).")
 @training_options
 @_reports_errors
@@ -522,7 +458,7 @@ def tune(recipe, arch, overrides, **options):
     elif overrides:
         raise click.UsageError("--set overrides a recipe's keys: give --recipe too (or use the fit options).")
     else:
-        specs = _specs(arch, options)
+        specs = specs_from_values(options, arch=arch)
     spec = TuneSpec(**settings, study=given["study"], storage=given["storage"], workers=given["workers"],
                     refit=not given["no_refit"])
     summary = tune_study(*specs, spec, out=options["out"], backend=options["backend"],
@@ -562,14 +498,14 @@ def _tune_recipe(name: str, overrides: tuple[str, ...] = ()):
 
 @cli.command(name="run")
 @click.argument("recipe")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+@_option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe key everywhere, e.g. --set train.epochs=5 (repeatable).")
 @_BACKEND_OPTION
-@click.option("--out", default="saved_models", show_default=True, type=click.Path(),
+@_option("--out", default="saved_models", show_default=True, type=click.Path(),
               help="Folder that receives the recipe's run folder.")
-@click.option("--check", is_flag=True, help="Check the recipe and print it resolved, without running it.")
+@_option("--check", is_flag=True, help="Check the recipe and print it resolved, without running it.")
 @_options(*_FANOUT_OPTIONS)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @_reports_errors
 @_stops_on_signals
 def run_command(recipe, overrides, backend, out, check, jobs, scheduler, quiet):
@@ -586,10 +522,10 @@ def run_command(recipe, overrides, backend, out, check, jobs, scheduler, quiet):
         click.echo(resolved_toml(loaded), nl=False)
         return
     result = run_recipe(loaded, out=out, backend=backend, verbose=0 if quiet else "auto",
-                        echo=lambda line: click.echo(f"keras-seq run: {line}", err=True), jobs=jobs,
+                        echo=lambda line: _say(f"keras-seq run: {line}", err=True), jobs=jobs,
                         scheduler=scheduler)
     click.echo()
-    click.echo(result.report)
+    _say(result.report)
     click.echo(f"recipe run written to {result.path}")
 
 
@@ -608,9 +544,9 @@ def recipes():
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @data_options
-@click.option("--out", default=None, type=click.Path(),
+@_option("--out", default=None, type=click.Path(),
               help="Folder for metrics.json and forecast.png (default: RUN_DIR/evaluations/<timestamp>).")
-@click.option("--plot-series", default=None, metavar="NAMES", callback=_comma_list,
+@_option("--plot-series", default=None, metavar="NAMES", callback=_comma_list,
               help="A panel's series to draw in forecast.png, comma-separated (default: the lowest, median and "
                    "highest skill).")
 @_MC_OPTION
@@ -620,25 +556,25 @@ def evaluate(run_dir, source, start, end, out, plot_series, mc_samples, backend)
     """Recompute test metrics and plots of RUN_DIR, on its own data or new data.
 
     With no data options, the run's own held-out test split is used. With
-    --data, --start or --end, every window of that data is evaluated.
+    `source`, `start` or `end`, every window of that data is evaluated.
     """
     from keras_seq.evaluating import evaluate_run
 
     result = evaluate_run(run_dir, source=source, start=start, end=end, out=out, backend=backend,
                           plot_series=plot_series, mc_samples=mc_samples or 0)
-    click.echo(result.report.table())
+    _say(result.report.table())
     click.echo(f"evaluation written to {result.path}")
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--format", "formats", default="all", show_default=True,
+@_option("--format", "formats", default="all", show_default=True,
               help="savedmodel, onnx, keras or all; several separated by commas.")
-@click.option("--out", default=None, type=click.Path(), help="Export folder (default: RUN_DIR/export).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
-@click.option("--name", default=None, help="Model name in the SavedModel's TF Serving layout (default: the arch).")
-@click.option("--model-version", type=int, default=1, show_default=True, help="SavedModel version folder.")
-@click.option("--tolerance", type=float, default=None, hidden=True, help="Parity limit, relative to the target's std.")
+@_option("--out", default=None, type=click.Path(), help="Export folder (default: RUN_DIR/export).")
+@_option("--overwrite", is_flag=True, help="Replace an existing export folder.")
+@_option("--name", default=None, help="Model name in the SavedModel's TF Serving layout (default: the arch).")
+@_option("--model-version", type=int, default=1, show_default=True, help="SavedModel version folder.")
+@_option("--tolerance", type=float, default=None, hidden=True, help="Parity limit, relative to the target's std.")
 @_reports_errors
 @_stops_on_signals
 def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
@@ -659,18 +595,16 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
 @cli.command()
 @click.argument("artifact", type=click.Path())
 @data_options
-@click.option("--steps", type=int, default=None, help="Values to forecast, at most 10,000 (default: the model's horizon).")
-@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the forecast to this CSV.")
-@click.option("--series", default=None, metavar="NAMES", callback=lambda ctx, param, value: _series_names(value),
-              help="Series to forecast: of a model trained on several (default: all of them), or of --data's long "
-                   "table with --series-column. NAME, A,B or all.")
-@click.option("--series-column", default=None, metavar="COL",
-              help="--data's column that names each row's series (a long table).")
-@click.option("--future", default=None, type=click.Path(dir_okay=False), metavar="CSV",
-              help="Values known in advance for the dates forecast (a model with --future-features): a date column, "
+@_option("--steps", type=int, default=None, help="Values to forecast, at most 10,000 (default: the model's horizon).")
+@_option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the forecast to this CSV.")
+@_table_option(get_option("series"), help="Series to forecast: of a model trained on several (default: all of "
+               "them), or of `source`'s long table with `series_column`. NAME, A,B or all.")
+@_table_option(get_option("series_column"))
+@_option("--future", default=None, type=click.Path(dir_okay=False), metavar="CSV",
+              help="Values known in advance for the dates forecast (a model with `future_features`): a date column, "
                    "a panel's series column and those columns.")
 @_MC_OPTION
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
+@_option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
               help="Keras backend for run folders and .keras files.")
 @_ends_at_once
 @_reports_errors
@@ -695,20 +629,20 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
 
 
 @cli.command()
-@click.option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
-@_FEATURES_OPTION
-@_options(*_MODEL_OPTIONS)
+@_option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
+@_table_option(get_option("features"))
+@_options(*_table_options(("windows", "model"), leave_out=("splits", "stride", "split_dates")))
 @_BACKEND_OPTION
 @_reports_errors
 def summary(arch, features, backend, **options):
     """List every weight of a model with its shape, and the parameter count.
 
-    Takes fit's model options; of --features only the number of columns matters.
+    Takes fit's model options; of `features` only the number of columns matters.
     """
     from keras_seq.backend import import_keras, use_backend
     from keras_seq.data.sources import DataSpec
 
-    windows, model = _model_specs(arch, options)
+    windows, model = specs_from_values(options, ("windows", "model"), arch=arch)
     n_features = len(DataSpec(features=features).feature_columns)  # checked as fit checks it
     use_backend(backend)
     import_keras()
@@ -721,7 +655,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     from keras_seq.errors import DataWarning, FolderWarning, RunWarning, one_line
 
     if issubclass(category, (DataWarning, FolderWarning, RunWarning)):
-        click.echo(f"Warning: {one_line(str(message))}", err=True)
+        _say(f"Warning: {one_line(str(message))}", err=True)
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 

@@ -169,7 +169,7 @@ def compare_models(
 def check_fanout(fanout, train) -> None:
     """Refuse a fan-out of data-parallel fits (each worker would claim every device)."""
     if not fanout.serial and train.devices != 1:
-        raise KerasSeqError("--jobs and --scheduler run many one-device fits side by side: leave --devices at 1 with "
+        raise KerasSeqError("--jobs and --scheduler run many one-device fits side by side: leave `devices` at 1 with "
                             "them (or drop --jobs to train one data-parallel model at a time).")
 
 
@@ -281,9 +281,9 @@ def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
     if not folds:
         return
     if windows.split_dates is not None:
-        raise KerasSeqError("--backtest cuts its folds by --splits fractions: leave --split-dates out with it.")
+        raise KerasSeqError("--backtest cuts its folds by `splits` fractions: leave `split_dates` out with it.")
     if windows.splits[2] <= 0 or windows.splits[1] <= 0:
-        raise KerasSeqError("a backtest needs validation and test fractions above 0 in --splits.")
+        raise KerasSeqError("a backtest needs validation and test fractions above 0 in `splits`.")
     need = windows.horizon if windows.target_kind == "next" else windows.window
     smallest = min(hi - lo for _, lo, hi in backtest_folds(n_rows, windows, folds))
     if smallest < need:

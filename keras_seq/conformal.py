@@ -49,7 +49,7 @@ def conformal_offsets(scores: np.ndarray, coverages) -> np.ndarray:
         if rank > n:
             raise KerasSeqError(
                 f"the validation split has {n} windows, too few for a {100 * coverage:g}% conformal interval (it "
-                f"needs at least {math.ceil(coverage / (1 - coverage))}). Give --splits a larger validation fraction, "
+                f"needs at least {math.ceil(coverage / (1 - coverage))}). Give `splits` a larger validation fraction, "
                 "or a lower coverage."
             )
         offsets[:, j] = ordered[rank - 1] if ordered.ndim == 2 else ordered[rank - 1, :, j]
@@ -76,7 +76,7 @@ def calibrate(model, windows, split: str = "validation") -> dict:
     layer = model.get_layer("conformal")
     if windows.count(split) == 0:
         raise KerasSeqError(f"conformal calibration needs windows in the {split} split, and it has none. Give "
-                            "--splits a validation fraction above 0.")
+                            "`splits` a validation fraction above 0.")
     from keras_seq.evaluation import predict_split
 
     horizon, n_coverages = (int(d) for d in layer.offsets.shape)

@@ -1,6 +1,6 @@
 """Data-parallel training on jax through `keras.distribution`: several devices, several processes.
 
-`TrainSpec(devices=N)` (`fit --devices N|all`, recipe `train.devices`)
+`TrainSpec(devices=N)` (`fit `devices` N|all`, recipe `train.devices`)
 trains one model with `keras.distribution.DataParallel`: the variables are
 replicated on every device, each global batch of `batch_size` windows is
 split over them, and the gradients are averaged, so the updates are those of
@@ -185,7 +185,7 @@ def data_parallel(devices, batch_size: int):
         return
     if keras.backend.backend() != "jax":
         raise KerasSeqError(f"data-parallel training (devices={devices}) runs on the jax backend; this run uses "
-                            f"{keras.backend.backend()}. Use --backend jax, or --devices 1.")
+                            f"{keras.backend.backend()}. Use --backend jax, or `devices` 1.")
     import jax
 
     available = keras.distribution.list_devices()
@@ -195,15 +195,15 @@ def data_parallel(devices, batch_size: int):
         return
     if count > len(available):
         hint = ("start a new process: keras-seq asks XLA for host devices only before jax is imported"
-                if "cpu" in available[0] else "use --devices all, or fewer")
-        raise KerasSeqError(f"--devices {devices} asks for {count} devices, but jax sees {len(available)} "
+                if "cpu" in available[0] else "use `devices` all, or fewer")
+        raise KerasSeqError(f"`devices` {devices} asks for {count} devices, but jax sees {len(available)} "
                             f"({', '.join(available[:4])}{', ...' if len(available) > 4 else ''}); {hint}.")
     if count < len(available) and jax.process_count() > 1:
         raise KerasSeqError(f"a multi-process job trains on all {len(available)} devices of its processes; "
-                            f"--devices {devices} would leave some out. Use --devices all.")
+                            f"`devices` {devices} would leave some out. Use `devices` all.")
     if batch_size % count:
         raise KerasSeqError(f"batch size {batch_size} does not split evenly over {count} devices. Give a batch size "
-                            f"that is a multiple of {count} (e.g. --batch-size {batch_size + count - batch_size % count}).")
+                            f"that is a multiple of {count} (e.g. `batch_size` {batch_size + count - batch_size % count}).")
     parallel = Parallel(count, jax.process_index(), jax.process_count())
     previous = keras.distribution.distribution()
     # Each process feeds its own share of every batch (`Parallel.share`): Keras's sharding is for tf.data.

@@ -67,7 +67,7 @@ def infer_season(dates) -> tuple[int, str]:
             if words == "daily" and (pd.DatetimeIndex(dates).dayofweek < 5).all():
                 return 5, "business-day dates: a week of 5"
             if season == 1:
-                return 1, "yearly dates: no calendar season (give --season for a cycle such as 11)"
+                return 1, "yearly dates: no calendar season (give `season` for a cycle such as 11)"
             span = "a week" if season == 7 else "a year"
             return season, f"{words} dates: {span} of {season}"
     return 1, f"dates {days:g} days apart: none"
@@ -440,19 +440,19 @@ def losing_note(report: Report, model=None, supervision: str = "last", distance:
     scaler, transform = (model.scaler, model.transform) if model is not None else (None, None)
     if scaler == "zscore" and distance is not None and distance > 3:
         return (f"{head}: its z-scores were fixed on the training split and these values lie {distance:.1f} training "
-                "standard deviations from it; refit with --scaler window, which scales every window by its own "
+                "standard deviations from it; refit with `scaler` window, which scales every window by its own "
                 "statistics.")
     if report.best_baseline == "seasonal naive":
-        why = (f"the season of {report.season} steps carries most of the signal; give the model a --window of two "
-               f"seasons or more ({2 * report.season}), or check --season")
+        why = (f"the season of {report.season} steps carries most of the signal; give the model a `window` of two "
+               f"seasons or more ({2 * report.season}), or check `season`")
     elif report.best_baseline == "train mean":
-        why = "the series keeps returning to one level; try --scaler zscore --no-residual, which can learn that level"
+        why = "the series keeps returning to one level; try `scaler` zscore --no-residual, which can learn that level"
     else:
-        tries = [option for option, used in (("--scaler window", scaler == "window"),
-                                             ("--supervision every", supervision == "every"),
-                                             ("--transform logdiff", transform == "logdiff")) if not used]
+        tries = [option for option, used in (("`scaler` window", scaler == "window"),
+                                             ("`supervision` every", supervision == "every"),
+                                             ("`transform` logdiff", transform == "logdiff")) if not used]
         why = ("close to a random walk, tomorrow = today (or its drift) is hard to beat, and a small loss to it is "
-               "expected; try " + ", ".join(tries + ["more --epochs with --patience"]))
+               "expected; try " + ", ".join(tries + ["more `epochs` with `patience`"]))
     return f"{head}: {why}."
 
 

@@ -171,7 +171,7 @@ def check_positive_target(frame, specs: RunSpecs) -> None:
         day = values.index[int((values <= 0).to_numpy().argmax())]
         raise KerasSeqError(
             f"transform 'logdiff' takes the log of '{specs.data.target}', but it is {values[day]:g} on {day.date()} "
-            "(log-changes need positive values). Use --transform diff or none."
+            "(log-changes need positive values). Use `transform` diff or none."
         )
 
 

@@ -1,6 +1,6 @@
 """MC dropout: the spread of a point model's forecasts with its dropout left on, as quantiles.
 
-A model trained with `--dropout` is run `samples` times on the same windows
+A model trained with ``dropout`` is run `samples` times on the same windows
 with dropout active (each run a different mask; every call draws new ones); the
 empirical quantiles of those forecasts at `levels` become a quantile
 forecast `(windows, horizon, levels)`, scored and written like a quantile
@@ -46,8 +46,8 @@ def check_mc(samples, model=None, kind: str = "run") -> None:
         raise KerasSeqError("MC dropout samples a point forecast, and this model already returns quantiles. Drop "
                             "--mc-samples.")
     if not model_dropout(model):
-        raise KerasSeqError("MC dropout needs a model trained with dropout (this one has --dropout 0). Fit with "
-                            "--dropout 0.1, say, or use --quantiles or --conformal for intervals.")
+        raise KerasSeqError("MC dropout needs a model trained with dropout (this one has `dropout` 0). Fit with "
+                            "`dropout` 0.1, say, or use `quantiles` or `conformal` for intervals.")
 
 
 def mc_quantiles(model, inputs, samples: int, levels=MC_LEVELS) -> np.ndarray:

@@ -38,79 +38,30 @@ import datetime
 import hashlib
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 
 from keras_seq.compare import CompareSpec
+from keras_seq.config.options import INT, NAMES, NUMBER, TEXT, get_option, recipe_schema, spec_class
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
-from keras_seq.errors import KerasSeqError, has_control_characters
 from keras_seq.models.spec import ModelSpec
+from keras_seq.errors import KerasSeqError, has_control_characters
 from keras_seq.rundir import is_folder_name
 
 SHIPPED = Path(__file__).with_name("recipes")
 RECIPE_FILE = "recipe.toml"
 
 
-# === Schema: section -> key -> (type name, checker) ===
+# === Schema: section -> key -> kind (the option table's sections, and a comparison's and an export's keys) ===
 
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_str(v):
-    return isinstance(v, str)
-
-
-def _is_date(v):
-    return isinstance(v, (str, datetime.date)) and not isinstance(v, datetime.datetime)
-
-
-def _is_str_list(v):
-    return isinstance(v, list) and all(isinstance(item, str) for item in v)
-
-
-def _is_splits(v):
-    return isinstance(v, list) and len(v) == 3 and all(_is_number(item) for item in v)
-
-
-INT = ("an integer", _is_int)
-NUMBER = ("a number", _is_number)
-STR = ("a string", _is_str)
-BOOL = ("true or false", lambda v: isinstance(v, bool))
-DATE = ("a date like 2019-01-01", _is_date)
-STR_LIST = ("a list of strings", _is_str_list)
-NUMBER_LIST = ("a list of numbers like [0.1, 0.5, 0.9]", lambda v: isinstance(v, list) and all(_is_number(x) for x in v))
-STR_OR_LIST = ("a string or a list of strings", lambda v: _is_str(v) or _is_str_list(v))
-SPLITS = ("a list of three fractions like [0.7, 0.15, 0.15]", _is_splits)
-
-SCHEMA = {
-    "data": {"source": STR, "start": DATE, "end": DATE, "target": STR, "features": STR_LIST,
-             "date_column": STR, "fill": STR, "cache_dir": STR, "season": INT,
-             "series_column": STR, "series": STR_OR_LIST, "targets": STR_OR_LIST,
-             "calendar": STR_LIST, "future_features": STR_LIST},
-    "windows": {"window": INT, "horizon": INT, "target_kind": STR, "splits": SPLITS, "stride": INT,
-                "supervision": STR, "split_dates": ("two dates like [2015-01-01, 2018-01-01]",
-                                                    lambda v: isinstance(v, list) and len(v) == 2
-                                                    and all(_is_date(d) for d in v))},
-    "model": {"archs": STR_LIST, "units": INT, "layers": INT, "dropout": NUMBER, "cell": STR,
-              "allow_future_leak": BOOL, "transition_layers": INT, "output_layers": INT, "scaler": STR,
-              "transform": STR, "residual": BOOL, "series_embedding": INT, "quantiles": NUMBER_LIST,
-              "distribution": STR, "conformal": NUMBER_LIST},
-    "train": {"epochs": INT, "batch_size": INT, "lr": NUMBER, "seed": INT, "patience": INT,
-              "steps_per_execution": INT,
-              "jit_compile": ('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto"),
-              "devices": ('a positive integer or "all"', lambda v: v == "all" or (_is_int(v) and v >= 1))},
-    "evaluate": {"on": STR_LIST, "repeats": INT, "backtest": INT, "jobs": INT, "scheduler": STR},
-    "export": {"formats": STR_LIST},
-}
-TOP_KEYS = {"description": STR, "name": STR}
-EXPERIMENT_KEYS = {"name": STR, "note": STR}
+SCHEMA = recipe_schema()
+SCHEMA["model"] = {"archs": NAMES, **SCHEMA["model"]}  # the archs compared; the first is a fit's `arch`
+SCHEMA["evaluate"] = {"on": NAMES, "repeats": INT, "backtest": INT, "jobs": INT, "scheduler": TEXT}
+SCHEMA["export"] = {"formats": NAMES}
+TOP_KEYS = {"description": TEXT, "name": TEXT}
+EXPERIMENT_KEYS = {"name": TEXT, "note": TEXT}
 DEFAULT_ARCHS = ["lstm"]
 
 
@@ -265,9 +216,9 @@ def _check_section(table, section: str, label: str) -> None:
                 f"{label}: unknown key '{section}.{key}'. Expected one of: "
                 f"{', '.join(section + '.' + k for k in SCHEMA[section])}."
             )
-        expected, check = SCHEMA[section][key]
-        if not check(value):
-            raise KerasSeqError(f"{label}: '{section}.{key}' must be {expected}. Received: {_describe(value)}")
+        kind = SCHEMA[section][key]
+        if not kind.accepts(value):
+            raise KerasSeqError(f"{label}: '{section}.{key}' must be {kind.expected}. Received: {_describe(value)}")
 
 
 def _refuse_addresses(raw: dict, where: str) -> None:
@@ -296,8 +247,8 @@ def _check_top(raw: dict, where: str) -> None:
             if not isinstance(value, dict):
                 raise KerasSeqError(f"{where}: 'tune' must be a table ([tune]). Received: {_describe(value)}")
             parse_tune_table(value, where)
-        if key in TOP_KEYS and not TOP_KEYS[key][1](value):
-            raise KerasSeqError(f"{where}: '{key}' must be {TOP_KEYS[key][0]}. Received: {_describe(value)}")
+        if key in TOP_KEYS and not TOP_KEYS[key].accepts(value):
+            raise KerasSeqError(f"{where}: '{key}' must be {TOP_KEYS[key].expected}. Received: {_describe(value)}")
         if key in SCHEMA:
             _check_section(value, key, where)
     if "description" not in raw:
@@ -313,8 +264,9 @@ def _check_top(raw: dict, where: str) -> None:
             if key in SCHEMA:
                 _check_section(value, key, label)
             elif key in EXPERIMENT_KEYS:
-                if not EXPERIMENT_KEYS[key][1](value):
-                    raise KerasSeqError(f"{label}: '{key}' must be {EXPERIMENT_KEYS[key][0]}. Received: {_describe(value)}")
+                if not EXPERIMENT_KEYS[key].accepts(value):
+                    raise KerasSeqError(f"{label}: '{key}' must be {EXPERIMENT_KEYS[key].expected}. Received: "
+                                        f"{_describe(value)}")
             else:
                 raise KerasSeqError(
                     f"{label}: unknown key '{key}'. Expected: name, note, or a section ({', '.join(SCHEMA)})."
@@ -359,7 +311,8 @@ def _tune_param(section: str, key: str, entry, label: str):
     if key not in TUNABLE[section]:
         raise KerasSeqError(f"{label}: not an option a trial can change. Expected one of: "
                             f"{', '.join(f'tune.{section}.{k}' for k in TUNABLE[section])}.")
-    expected, check = SCHEMA["model"]["archs"] if key == "arch" else SCHEMA[section][key]
+    kind = SCHEMA["model"]["archs"] if key == "arch" else SCHEMA[section][key]
+    expected, check = kind.expected, kind.accepts
     if isinstance(entry, list):
         if not entry:
             raise KerasSeqError(f"{label}: a choice needs one or more values.")
@@ -371,10 +324,10 @@ def _tune_param(section: str, key: str, entry, label: str):
     if not isinstance(entry, dict) or set(entry) - {"low", "high", "log"} or not {"low", "high"} <= set(entry):
         raise KerasSeqError(f"{label}: expected a list of choices or a range {{low = ..., high = ..., log = false}}. "
                             f"Received: {_describe(entry)}")
-    if SCHEMA[section][key] not in (INT, NUMBER):
+    if kind not in (INT, NUMBER):
         raise KerasSeqError(f"{label}: {expected} cannot be a range; give a list of choices.")
     low, high, log = entry["low"], entry["high"], entry.get("log", False)
-    integer = SCHEMA[section][key] is INT
+    integer = kind is INT
     if not (check(low) and check(high)) or not isinstance(log, bool):
         raise KerasSeqError(f"{label}: low and high must be {expected}, log true or false. Received: {_describe(entry)}")
     if not low < high or (log and low <= 0):
@@ -405,42 +358,25 @@ def _parse_override(item: str, where: str):
         value = tomllib.loads(f"value = {text.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         value = text.strip()  # a bare word: a string
-    if section is not None and SCHEMA[section][name] is STR_LIST and isinstance(value, str):
+    kind = TOP_KEYS[name] if section is None else SCHEMA[section][name]
+    if kind.reader == "list" and isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]  # --set model.archs=lstm,gru
-    expected, check = (TOP_KEYS[name] if section is None else SCHEMA[section][name])
-    if not check(value):
-        raise KerasSeqError(f"--set {item}: '{key}' must be {expected}. Received: {_describe(value)}")
+    if not kind.accepts(value):
+        raise KerasSeqError(f"--set {item}: '{key}' must be {kind.expected}. Received: {_describe(value)}")
     return (section, name), value, item
 
 
 def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
-    """Build the specs of one experiment; range errors name the section."""
-    from keras_seq.training import TrainSpec
+    """Build the specs of one experiment; range errors name the section and the key."""
 
     def build(section, factory, **values):
         try:
             return factory(**values)
         except KerasSeqError as exc:
-            raise KerasSeqError(f"{label} [{section}]: {exc}") from None
+            raise KerasSeqError(f"{label} [{section}]: {recipe_text(str(exc))}") from None
 
-    data = dict(sections["data"])
-    for key in ("start", "end"):
-        if isinstance(data.get(key), datetime.date):
-            data[key] = data[key].isoformat()
-    if "features" in data:
-        data["features"] = tuple(data["features"])
-    windows = dict(sections["windows"])
-    if "stride" in windows:
-        windows["sequence_stride"] = windows.pop("stride")
-    if "splits" in windows:
-        windows["splits"] = tuple(float(s) for s in windows["splits"])
     model = dict(sections["model"])
     archs = tuple(model.pop("archs", DEFAULT_ARCHS))
-    if "dropout" in model:
-        model["dropout"] = float(model["dropout"])
-    train = dict(sections["train"])
-    if "lr" in train:
-        train["lr"] = float(train["lr"])
     evaluate = dict(sections["evaluate"])
     if "on" in evaluate:
         evaluate["on"] = tuple(evaluate["on"])
@@ -452,14 +388,25 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
 
     build("model", CompareSpec, archs=archs)  # the arch names, reported under [model]
     compare = build("evaluate", CompareSpec, archs=archs, **evaluate)
-    data_spec = build("data", DataSpec, **data)
-    window_spec = build("windows", WindowSpec, **windows)
-    model_spec = build("model", ModelSpec, arch=archs[0], **model)
-    train_spec = build("train", TrainSpec, **train)
+    data_spec, window_spec, model_spec, train_spec = (
+        build(section, spec_class(section), **values, **({"arch": archs[0]} if section == "model" else {}))
+        for section, values in (("data", sections["data"]), ("windows", sections["windows"]), ("model", model),
+                                ("train", sections["train"])))
     from keras_seq.compare import check_comparison
 
     build("model", check_comparison, windows=window_spec, model=model_spec, spec=compare, data=data_spec)
     return Experiment(name, note, data_spec, window_spec, model_spec, train_spec, compare, formats)
+
+
+def recipe_text(message: str) -> str:
+    """A library message as a recipe says it: each option named `` `window` `` becomes 'windows.window'."""
+    def key(match):
+        try:
+            return f"'{get_option(match.group(1)).section}.{match.group(1)}'"
+        except KerasSeqError:
+            return match.group(0)
+
+    return re.sub(r"`([a-z][a-z_]*)`", key, message)
 
 
 # === Writing the resolved recipe back as TOML ===
@@ -473,7 +420,6 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
         data["start"] = str(frame.index.min().date())
         data["end"] = str(frame.index.max().date())
     windows = dataclasses.asdict(experiment.windows)
-    windows["stride"] = windows.pop("sequence_stride")
     model = {"archs": list(experiment.compare.archs),
              **{k: v for k, v in dataclasses.asdict(experiment.model).items() if k != "arch"}}
     compare = dataclasses.asdict(experiment.compare)

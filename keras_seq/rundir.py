@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.data.sources import DataSpec
-from keras_seq.data.windows import Scaling, WindowSpec
+from keras_seq.config.options import from_record
+from keras_seq.data.windows import Scaling
 from keras_seq.errors import FolderWarning, KerasSeqError, first_line
-from keras_seq.models.spec import ModelSpec
 from keras_seq.safety import artifact_sha256, inside, lock_folder, read_text_bounded, refuse_symlink
 
 CONFIG_FILE = "config.json"
@@ -403,10 +402,6 @@ def read_run_config(run_dir: str | Path) -> dict:
     return config
 
 
-# What a run's config means when it has no scaling options (written before keras-seq 0.2).
-PRE_0_2_MODEL = {"scaler": "zscore", "transform": "none", "residual": False}
-
-
 def specs_from_config(config: dict, where: Path | None, keys: tuple[str, ...] = ("data", "windows", "model", "train")) -> tuple:
     """The specs recorded in a run's config, each checked as the CLI checks it.
 
@@ -417,19 +412,14 @@ def specs_from_config(config: dict, where: Path | None, keys: tuple[str, ...] = 
     Raises:
         KerasSeqError: a recorded option is unknown or out of range.
     """
-    from keras_seq.training import TrainSpec
-
-    classes = {"data": DataSpec, "windows": WindowSpec, "model": ModelSpec, "train": TrainSpec}
     specs = []
     for key in keys:
-        cls, section = classes[key], config.get(key)
+        section = config.get(key)
         try:
-            if not isinstance(section, dict):
-                raise TypeError(f"no '{key}' table")
-            # A recorded cache folder is where that machine cached downloads: never a place to write on this one.
-            if cls is ModelSpec:  # a run from before these options scaled by z-scores alone
-                section = {**PRE_0_2_MODEL, **section}
-            specs.append(cls.from_config({**section, "cache_dir": None}) if cls is DataSpec else cls(**section))
+            if key == "data" and isinstance(section, dict):
+                # A recorded cache folder is where that machine cached downloads: never a place to write on this one.
+                section = {**section, "cache_dir": None}
+            specs.append(from_record(key, section))
         except (TypeError, ValueError, AttributeError) as exc:
             raise KerasSeqError(
                 f"{where / CONFIG_FILE if where else 'the run config'} records options that keras-seq cannot use in '{key}' ({first_line(exc)[:120]}). "

@@ -417,7 +417,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     try:
         spec = DataSpec(target=artifact.target, features=tuple(f for f in artifact.features if f not in made), **read)
     except TypeError:
-        raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give --data.") from None
+        raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give `source`.") from None
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
     frame = _with_future(frame, artifact, data.get("future"), spec.panel_column)
     table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None or read.get("targets") is not None)
@@ -504,17 +504,17 @@ def _predicted_data(path, artifact: Artifact, source, series, series_column) -> 
         data.update(source=source, start=None, end=None, series=None, targets=series if series is not None else "all")
     elif source is not None:  # read as given: one series, or those of a long table's series_column
         if series_column is None and series is not None:
-            raise KerasSeqError("--series with --data picks series of a long table: give its --series-column too.")
+            raise KerasSeqError("`series` with `source` picks series of a long table: give its `series_column` too.")
         if series_column is not None and series is None:
-            raise KerasSeqError("--series-column reads a long table: choose its series with --series NAME, A,B or all.")
+            raise KerasSeqError("`series_column` reads a long table: choose its series with `series` NAME, A,B or all.")
         data.update(source=source, start=None, end=None, series_column=series_column, series=series, targets=None)
     elif series_column is not None:
-        raise KerasSeqError("--series-column is for a long table given with --data; without --data the model's own "
-                            "series are read. Drop --series-column or give --data.")
+        raise KerasSeqError("`series_column` is for a long table given with `source`; without `source` the model's own "
+                            "series are read. Drop `series_column` or give `source`.")
     elif series is not None and data.get("targets") is None and not reads_several(data.get("series")):
         if data.get("series_column") is None:
-            raise KerasSeqError(f"--series picks series of a panel, and {path} reads one series. Drop --series, or "
-                                "give --data a long table with --series-column.")
+            raise KerasSeqError(f"`series` picks series of a panel, and {path} reads one series. Drop `series`, or "
+                                "give `source` a long table with `series_column`.")
         data["series"] = series  # a model of one series of a long table: another series of it
     return data
 
@@ -528,8 +528,8 @@ def _chosen_series(frame: pd.DataFrame, column: str, series) -> pd.DataFrame:
     unknown = [name for name in wanted if name not in present]
     if unknown:
         listed = ", ".join(map(str, present[:8])) + (f", ... ({len(present)} in all)" if len(present) > 8 else "")
-        raise KerasSeqError(f"--series {unknown[0]}: the model's data has no such series ({listed}). "
-                            "Name some of them, or give --data with the series to forecast.")
+        raise KerasSeqError(f"`series` {unknown[0]}: the model's data has no such series ({listed}). "
+                            "Name some of them, or give `source` with the series to forecast.")
     rows = frame.groupby(column, sort=False).indices  # name -> its row positions, in one pass
     return frame.iloc[np.concatenate([rows[name] for name in wanted])]
 

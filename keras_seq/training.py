@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import functools
 import itertools
 import json
@@ -21,64 +20,23 @@ from pathlib import Path
 import numpy as np
 
 from keras_seq import speed
+from keras_seq.config.options import spec_of
 from keras_seq.data.windows import Windows
 from keras_seq.distributed import check_devices, current_parallel
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.safety import write_file_atomically
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_of("train")
 class TrainSpec:
-    """How a model is trained.
+    """How a model is trained (the options are `keras_seq.config.options`' `train` section).
 
-    Args:
-        epochs: int. Passes over the training windows. Defaults to `20`.
-        batch_size: int. Windows per batch. Defaults to `16`.
-        lr: float. Adam's learning rate. Defaults to `1e-3`.
-        seed: int. Seeds weights, dropout and the training shuffle. Defaults
-            to `42`.
-        patience: int or None. Stop after this many epochs without a better
-            validation loss. Defaults to `None` (train every epoch). Either
-            way the weights of the best validation epoch are restored.
-        steps_per_execution: int. Training batches run per call into the
-            compiled step: fewer round trips from Python, the same updates
-            (on jax on a CPU, one compiled loop runs them). Defaults to `32`
-            (measured by `benchmarks/train_speed.py`); the torch backend
-            always runs 1.
-        jit_compile: bool or "auto". XLA compilation of the training step;
-            "auto" lets Keras decide (XLA on jax and tensorflow). Defaults
-            to `"auto"`.
-        devices: int or "all". Train data-parallel over this many devices
-            (jax: `keras.distribution.DataParallel`; see
-            `keras_seq.distributed`), each batch split over them. On a CPU,
-            keras-seq asks XLA for that many host devices before jax is
-            imported. Defaults to `1`.
+    `steps_per_execution`'s default, 32, was measured by `benchmarks/train_speed.py`; on jax on a CPU one compiled
+    loop runs those steps. `devices` above 1 trains with `keras.distribution.DataParallel` (see
+    `keras_seq.distributed`); on a CPU, keras-seq asks XLA for that many host devices before jax is imported.
     """
 
-    epochs: int = 20
-    batch_size: int = 16
-    lr: float = 1e-3
-    seed: int = 42
-    patience: int | None = None
-    steps_per_execution: int = 32
-    jit_compile: bool | str = "auto"
-    devices: int | str = 1
-
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={value}")
-        if not (isinstance(self.lr, (int, float)) and np.isfinite(self.lr) and self.lr > 0):
-            raise KerasSeqError(f"`lr` must be a positive number. Received: lr={self.lr}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise KerasSeqError(f"`seed` must be an integer from 0 to {2**32 - 1} (NumPy's range). Received: seed={self.seed}")
-        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
-            raise KerasSeqError(f"`patience` must be an integer of at least 1. Received: patience={self.patience}")
-        if not isinstance(self.steps_per_execution, int) or self.steps_per_execution < 1:
-            raise KerasSeqError(
-                f"`steps_per_execution` must be an integer of at least 1. Received: {self.steps_per_execution}"
-            )
         if self.jit_compile not in (True, False, "auto"):
             raise KerasSeqError(f"`jit_compile` must be true, false or \"auto\". Received: {self.jit_compile!r}")
         check_devices(self.devices)

@@ -33,6 +33,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from keras_seq.config.options import options, tunable
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.metrics import get_metric, objective_names
 from keras_seq.safety import write_file_atomically
@@ -40,19 +41,9 @@ from keras_seq.safety import write_file_atomically
 PRUNERS = ("median", "none")
 JOURNAL_FILE = "study.journal"
 TUNE_FILE = "tune.json"
-# What a trial may change, per section of a recipe. The data, the splits, the horizon and the target kind are the
-# task itself: trials that changed them would be scored on other rows.
-TUNABLE = {
-    "model": ("arch", "units", "layers", "dropout", "cell", "transition_layers", "output_layers", "scaler",
-              "transform", "residual", "series_embedding", "quantiles", "distribution"),
-    "windows": ("window", "stride", "supervision"),
-    "train": ("lr", "batch_size", "epochs", "patience"),
-}
+TUNABLE = tunable()  # what a trial may change, per section (the option table's `tune`)
 # Options that change what the validation loss measures (its normalization, or the steps it averages over).
-LOSS_UNITS = {"model.scaler", "model.transform", "model.quantiles", "model.distribution", "windows.window",
-              "windows.supervision"}
-# Spec field of a recipe key, where the two differ.
-FIELDS = {"windows.stride": "sequence_stride"}
+LOSS_UNITS = {f"{o.section}.{o.name}" for o in options() if o.loss_units}
 
 
 class TrialRefused(KerasSeqError):
@@ -188,7 +179,7 @@ def trial_specs(base, values: dict):
     changes = {"model": {}, "windows": {}, "train": {}}
     for name, value in values.items():
         section, key = name.split(".")
-        changes[section][FIELDS.get(name, key)] = tuple(value) if isinstance(value, list) else value
+        changes[section][key] = tuple(value) if isinstance(value, list) else value
     specs = dc.replace(base, model=dc.replace(base.model, **changes["model"]),
                        windows=dc.replace(base.windows, **changes["windows"]),
                        train=dc.replace(base.train, **changes["train"]))
@@ -499,7 +490,7 @@ def prepare_job(data, windows, model, train, spec: TuneSpec, *, out, backend) ->
                     use_backend(backend))
     base.check()
     if base.train.devices != 1:
-        raise KerasSeqError("tune trains each trial on one device (give --workers for parallel trials); drop --devices.")
+        raise KerasSeqError("tune trains each trial on one device (give --workers for parallel trials); drop `devices`.")
     check_space(base, spec)
     frame = base.data.load()
     digest = frame_sha256(frame)

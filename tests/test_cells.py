@@ -216,5 +216,5 @@ def test_cli_fit_and_summary_know_the_deep_archs(run_cli, tmp_path):
     assert "shortcut_recurrent_kernel" in out and "transition_kernel_3" in out
     assert f"parameters: {cell_parameters(4, 1, 3, True, 1) + 5}" in out  # + head (scaler window keeps no statistics)
     code, out, err = run_cli("fit", "--arch", "dtrnn", "--transition-layers", "0", "--out", tmp_path)
-    assert code == 1 and "`transition_layers` must be an integer of at least 1" in err
+    assert code == 1 and "--transition-layers must be an integer of at least 1" in err
     assert len(err.strip().splitlines()) == 1 and not any(tmp_path.iterdir())

@@ -74,7 +74,7 @@ def test_summary_takes_fits_model_options_and_its_features_are_columns(run_cli):
     assert code == 0, err
     assert re.search(r"^  gru_1/gru_cell/kernel +\[3, 12\]$", out, re.M) and "3 feature(s)" in out
     code, _, err = run_cli("summary", "--features", "Close,Close")
-    assert code == 1 and "`features` names a column twice: Close" in err
+    assert code == 1 and "--features names a column twice: Close" in err
 
 
 def test_summary_of_brnn_with_an_lstm_inside(run_cli):
@@ -87,26 +87,26 @@ def test_summary_of_brnn_with_an_lstm_inside(run_cli):
 BAD_INPUTS = [
     (["fit", "--arch", "cnn"], 2, "Invalid value for '--arch'"),
     (["fit", "--window", "abc"], 2, "'abc' is not a valid integer"),
-    (["fit", "--window", "1"], 1, "`window` must be an integer of at least 2. Received: window=1"),
-    (["fit", "--horizon", "0"], 1, "`horizon` must be an integer of at least 1"),
-    (["fit", "--epochs", "0"], 1, "`epochs` must be an integer of at least 1"),
-    (["fit", "--units", "-3"], 1, "`units` must be an integer of at least 1"),
-    (["fit", "--batch-size", "0"], 1, "`batch_size` must be an integer of at least 1"),
-    (["fit", "--dropout", "1.5"], 1, "`dropout` must be in [0, 1)"),
-    (["fit", "--splits", "0.5,0.5,0.5"], 1, "`splits` must be three non-negative fractions"),
+    (["fit", "--window", "1"], 1, "--window must be an integer of at least 2. Received: window=1"),
+    (["fit", "--horizon", "0"], 1, "--horizon must be an integer of at least 1"),
+    (["fit", "--epochs", "0"], 1, "--epochs must be an integer of at least 1"),
+    (["fit", "--units", "-3"], 1, "--units must be an integer of at least 1"),
+    (["fit", "--batch-size", "0"], 1, "--batch-size must be an integer of at least 1"),
+    (["fit", "--dropout", "1.5"], 1, "--dropout must be in [0, 1)"),
+    (["fit", "--splits", "0.5,0.5,0.5"], 1, "--splits must be three non-negative fractions"),
     (["fit", "--splits", "a,b"], 2, "expected three numbers like 0.7,0.15,0.15"),
     (["fit", "--data", "missing.csv"], 1, "data file not found: missing.csv"),
     (["fit", "--target", "Price"], 1, "column 'Price' not found in dji. Available columns: 'Open', 'High', 'Low', 'Close', 'Volume'"),
     (["fit", "--features", "Close,Close"], 1, "names a column twice"),
     (["fit", "--features", ","], 2, "give one or more column names"),
-    (["fit", "--start", "2022-01-01", "--end", "2021-01-01"], 1, "`start` is after `end`"),
-    (["fit", "--start", "not-a-date"], 1, "`start` is not a date"),
+    (["fit", "--start", "2022-01-01", "--end", "2021-01-01"], 1, "--start is after --end"),
+    (["fit", "--start", "not-a-date"], 1, "--start is not a date"),
     (["fit", "--start", "1925-01-01", "--end", "1932-01-01", "--features", "Volume,Close"], 1, "column 'Volume' of dji has"),
     (["fit", "--arch", "brnn", "--target-kind", "sequence"], 1, "reads the future"),
-    (["fit", "--target-kind", "sequence", "--horizon", "2"], 1, "`horizon` must be 1"),
+    (["fit", "--target-kind", "sequence", "--horizon", "2"], 1, "--horizon must be 1"),
     (["fit", "--backend", "theano"], 2, "Invalid value for '--backend'"),
     (["evaluate", "no/such/run"], 1, "run folder not found: no/such/run"),
-    (["summary", "--units", "0"], 1, "`units` must be an integer of at least 1"),
+    (["summary", "--units", "0"], 1, "--units must be an integer of at least 1"),
     (["nope"], 2, "No such command 'nope'"),
 ]
 

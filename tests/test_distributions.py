@@ -42,5 +42,5 @@ def test_a_new_distribution_trains_exports_to_onnx_with_parity_and_predicts(tmp_
 
 
 def test_an_unregistered_distribution_is_refused():
-    with pytest.raises(KerasSeqError, match="unknown distribution 'laplace2'. Expected none or one of: normal"):
+    with pytest.raises(KerasSeqError, match="unknown distribution 'laplace2'. Expected one of: none, normal"):
         ModelSpec(distribution="laplace2")

@@ -105,7 +105,7 @@ def test_the_season_is_inferred_from_the_dates():
     assert infer_season(pd.date_range("2000-01-01", periods=50, freq="QS"))[0] == 4
     assert infer_season(pd.date_range("2020-01-01", periods=50, freq="h"))[0] == 24
     assert infer_season(pd.date_range("1700-01-01", periods=50, freq="YS")) == (
-        1, "yearly dates: no calendar season (give --season for a cycle such as 11)")
+        1, "yearly dates: no calendar season (give `season` for a cycle such as 11)")
 
 
 @pytest.mark.backend

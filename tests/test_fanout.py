@@ -150,6 +150,6 @@ def test_compare_resume_takes_its_options_from_the_folder(run_cli, tmp_path):
 
 
 def test_fan_out_and_data_parallel_fits_are_refused_together(tmp_path):
-    with pytest.raises(KerasSeqError, match="leave --devices at 1"):
+    with pytest.raises(KerasSeqError, match="leave `devices` at 1"):
         compare_models(**{**OPTIONS, "train": TrainSpec(epochs=1, devices=2)}, spec=CompareSpec(**SPEC, jobs=2),
                        out=tmp_path)

@@ -98,7 +98,7 @@ def test_save_and_load_give_identical_outputs(arch, tmp_path):
 
 
 def test_bidirectional_sequence_model_is_refused_unless_the_leak_is_allowed():
-    with pytest.raises(KerasSeqError, match="reads the future: its backward pass at step t has seen x\\[t\\+1\\].*--allow-future-leak"):
+    with pytest.raises(KerasSeqError, match="reads the future: its backward pass at step t has seen x\\[t\\+1\\].*`allow_future_leak`"):
         build_model("brnn", window=8, n_features=1, target_kind="sequence")
     assert build_model("brnn", window=8, n_features=1, target_kind="sequence", units=2, allow_future_leak=True)
 

@@ -1,89 +1,76 @@
-"""Options are declared once, in the spec dataclasses: the CLI, the recipe schema and config.json are checked against them."""
+"""Options are declared once, in the option table (`keras_seq.config.options`): the spec dataclasses, the CLI, the
+recipe schema, config.json and tune's search space are generated from it, and checked against it here."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from keras_seq.cli import cli
 from keras_seq.compare import CompareSpec
+from keras_seq.config.options import OPTIONS, SECTIONS, options, spec_class
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
+from keras_seq.errors import KerasSeqError
+from keras_seq.fitting import RunSpecs
 from keras_seq.models.spec import ModelSpec
 from keras_seq.recipe import SCHEMA
 from keras_seq.rundir import specs_from_config
-from keras_seq.fitting import RunSpecs
 from keras_seq.training import TrainSpec
+from keras_seq.tuning import TUNABLE
 
-SECTIONS = {"data": DataSpec, "windows": WindowSpec, "model": ModelSpec, "train": TrainSpec}
-# Where a recipe or the CLI spells a field otherwise: (section, field) -> its name there.
-RECIPE_NAMES = {("windows", "sequence_stride"): "stride", ("model", "arch"): "archs"}
-CLI_NAMES = {("data", "source"): "source"}
-# Fields that `fit` deliberately does not offer, with the reason.
-NOT_ON_THE_CLI = {
-    ("train", "jit_compile"): "XLA is Keras's choice from the CLI; recipes and Python may set it",
-}
+PACKAGE = Path(__file__).resolve().parents[1] / "keras_seq"
 
 
 def fields(section: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(SECTIONS[section])]
-
-
-def default_of(param):
-    """A Click option's default (a flag without an explicit default is off)."""
-    return False if getattr(param, "is_flag", False) and not isinstance(param.default, bool) else param.default
+    return [f.name for f in dataclasses.fields(spec_class(section))]
 
 
 def command_params(name: str) -> dict:
     return {param.name: param for param in cli.commands[name].params}
 
 
-def test_every_spec_field_is_a_recipe_key_and_every_recipe_key_a_field():
+def test_each_spec_has_exactly_its_sections_options_and_each_recipe_section_too():
     for section in SECTIONS:
-        expected = {RECIPE_NAMES.get((section, name), name) for name in fields(section)}
-        assert set(SCHEMA[section]) == expected, section
+        assert fields(section) == [o.name for o in options(section)], section
+        assert set(SCHEMA[section]) == set(fields(section)) - {"arch"} | ({"archs"} if section == "model" else set())
     compare = {f.name for f in dataclasses.fields(CompareSpec)} - {"archs"}  # archs live in [model]
     assert set(SCHEMA["evaluate"]) == compare
 
 
-def test_every_spec_field_is_an_option_of_fit_with_the_same_default():
+def test_every_option_on_the_command_line_is_an_option_of_fit_with_the_tables_default():
     params = command_params("fit")
-    for section in SECTIONS:
-        defaults = SECTIONS[section]() if section != "data" else DataSpec()
-        for name in fields(section):
-            if (section, name) in NOT_ON_THE_CLI:
-                assert CLI_NAMES.get((section, name), name) not in params
-                continue
-            param = params[CLI_NAMES.get((section, name), name)]
-            default = getattr(defaults, name)
-            if section == "data" and name in ("source", "features"):
-                continue  # None on the command line means "dji" and "the target alone", as the spec's defaults say
-            shown = default_of(param)
-            if isinstance(default, tuple):
-                shown = tuple(float(v) for v in shown.split(",")) if shown is not None else ()  # none given: ()
-            assert shown == default, f"--{param.name}: {shown!r} vs {section}.{name} = {default!r}"
+    for option in OPTIONS:
+        if not option.on_cli:
+            assert option.name not in params or option.name == "arch"  # fit's --arch is the verb's own
+            continue
+        param = params[option.name]
+        assert param.opts[0] == option.cli_flag
+        shown = False if param.is_flag and not isinstance(param.default, bool) else param.default
+        if isinstance(option.default, tuple):
+            shown = tuple(float(v) for v in shown.split(",")) if shown is not None else ()  # none given: ()
+        assert shown == option.default, f"{option.cli_flag}: {shown!r} vs {option.default!r}"
 
 
 def test_summary_and_compare_take_fits_model_and_window_options():
     fit = command_params("fit")
-    model_and_windows = [name for section in ("windows", "model") for name in fields(section)
-                         if name not in ("splits", "sequence_stride", "split_dates")]  # how rows split: not a model shape
-    for command in ("summary", "compare"):
+    model_and_windows = [o.name for o in options("windows", "model") if o.on_cli
+                         and o.name not in ("splits", "stride", "split_dates")]  # how rows split: not a model shape
+    for command in ("summary", "compare", "tune"):
         params = command_params(command)
         for name in model_and_windows:
-            if command == "compare" and name == "arch":
-                name = "archs"
             assert name in params, f"{command} lacks --{name}"
-            if name in fit and name != "archs":
-                assert default_of(params[name]) == default_of(fit[name]), (command, name)
-                assert params[name].help == fit[name].help, (command, name)
+            assert params[name].default == fit[name].default and params[name].help == fit[name].help, (command, name)
 
 
 def test_config_json_records_every_field_and_reads_back_the_same_specs():
     specs = RunSpecs(DataSpec(source="dji", start="2019-01-01", features=("Close", "Volume")),
-                     WindowSpec(window=8, horizon=2, splits=(0.6, 0.2, 0.2), sequence_stride=2),
+                     WindowSpec(window=8, horizon=2, splits=(0.6, 0.2, 0.2), stride=2),
                      ModelSpec(arch="dotrnn", units=3, layers=1, dropout=0.25, transition_layers=3, output_layers=2),
                      TrainSpec(epochs=3, batch_size=4, lr=0.01, seed=7, patience=2, steps_per_execution=8, jit_compile=False),
                      "jax")
@@ -94,3 +81,42 @@ def test_config_json_records_every_field_and_reads_back_the_same_specs():
     data, windows, model, train = specs_from_config(config, None)
     assert (windows, model, train) == (specs.windows, specs.model, specs.train)
     assert data == dataclasses.replace(specs.data, cache_dir=None)
+
+
+def test_an_older_config_reads_under_todays_names_and_meanings():
+    """A config.json from before `stride` (it said `sequence_stride`) and before the scaling options (z-scores,
+    no residual) reads as it meant; the Python API takes the older keyword too."""
+    config = {"windows": {"window": 8, "sequence_stride": 3}, "model": {"arch": "gru", "units": 4}}
+    windows, model = specs_from_config(config, None, ("windows", "model"))
+    assert windows.stride == 3 and WindowSpec(sequence_stride=3) == WindowSpec(stride=3)
+    assert (model.scaler, model.transform, model.residual) == ("zscore", "none", False)
+    assert ModelSpec(arch="gru", units=4).residual is True  # today's defaults where nothing is recorded
+
+
+def test_python_keywords_and_values_are_checked_by_the_table():
+    with pytest.raises(KerasSeqError, match="unknown model option 'unitz'. Did you mean 'units'"):
+        ModelSpec(unitz=3)
+    with pytest.raises(KerasSeqError, match="`units` must be at most 4096"):
+        ModelSpec(units=5000)
+    assert WindowSpec(splits=[0.6, 0.2, 0.2]).splits == (0.6, 0.2, 0.2)  # a list is taken as the tuple it means
+    assert DataSpec(start=datetime.date(2020, 1, 2)).start == "2020-01-02"
+
+
+def test_tune_may_search_only_the_tables_tunable_options_of_model_windows_and_train():
+    assert TUNABLE == {section: tuple(o.name for o in options(section) if o.tune) for section in ("model", "windows", "train")}
+    assert "horizon" not in TUNABLE["windows"] and "source" not in str(TUNABLE)  # the task itself is not searched
+
+
+def test_no_module_but_the_table_spells_an_options_flag():
+    """Library messages name an option as `window` (the CLI shows --window): a `--window` written anywhere in the
+    package (its strings, f-strings and docstrings) would be a second declaration that drifts."""
+    flags = {o.cli_flag for o in OPTIONS if o.on_cli}
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "options.py" and path.parent.name == "config":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                words = node.value.replace("/", " ").replace(",", " ").replace(")", " ").replace(".", " ").split()
+                found += [f"{path.relative_to(PACKAGE)}:{node.lineno} {w}" for w in words if w in flags]
+    assert found == []

@@ -140,11 +140,11 @@ def test_a_wide_table_loads_one_series_per_column_each_over_its_own_dates(wide_c
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(targets=("A", "Z")), "--targets names column 'Z', which is not in"),
+    (dict(targets=("A", "Z")), "`targets` names column 'Z', which is not in"),
     (dict(target="A", calendar=("week",)), "`calendar` names calendar features once each, of dow, month"),
-    (dict(target="A", features=("A", "dow_sin"), calendar=("dow",)), "a column --calendar makes from the dates"),
+    (dict(target="A", features=("A", "dow_sin"), calendar=("dow",)), "a column `calendar` makes from the dates"),
     (dict(targets="all", series_column="symbol"), "give one of them"),
-    (dict(targets=("A", "B"), target="price"), "leave --target out"),
+    (dict(targets=("A", "B"), target="price"), "leave `target` out"),
 ])
 def test_wide_table_mistakes_get_one_clear_line(wide_csv, options, message):
     from keras_seq.errors import KerasSeqError
@@ -341,7 +341,7 @@ def test_split_dates_cut_every_series_at_the_days_given():
         assert str(windows.dates[rows["validation"][0]].date()) == "2020-03-01"
         assert str(windows.dates[rows["test"][0]].date()) == "2020-04-01"
         assert windows.dates[rows["validation"][0] - 1] < pd.Timestamp("2020-03-01")
-    with pytest.raises(KerasSeqError, match="no series has a window in the test split .--split-dates 2020-03-01,2021-01-01"):
+    with pytest.raises(KerasSeqError, match="no series has a window in the test split .`split_dates` 2020-03-01,2021-01-01"):
         make_windows(frame, target="price", window=8, series_column="symbol", split_dates=("2020-03-01", "2021-01-01"))
     with pytest.raises(KerasSeqError, match="`split_dates` must be two dates in order"):
         make_windows(frame, target="price", window=8, series_column="symbol", split_dates=("2020-04-01", "2020-03-01"))

@@ -36,7 +36,7 @@ def test_a_losing_run_says_so_in_one_line_with_what_to_try(zscore_run):
     assert metrics["skill_vs_best"] < 0  # one epoch of 4 units: it loses
     note = metrics["note"]
     assert note.startswith(f"gru loses to {metrics['best_baseline']} here (skill {metrics['skill_vs_best']:+.3f}): ")
-    assert "--scaler window" in note and "\n" not in note
+    assert "`scaler` window" in note and "\n" not in note
 
 
 def test_evaluating_far_from_the_training_range_warns_and_titles_the_range(zscore_run, run_cli):

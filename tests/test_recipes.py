@@ -94,11 +94,11 @@ def test_resolved_recipe_round_trips(tmp_path):
         ("description = 'x'\n[train\nepochs = 5\n", "not valid TOML"),
         ("description = 'x'\n[model]\narchs = 'lstm'\n", "'model.archs' must be a list of strings"),
         ("description = 'x'\n[windows]\nsplits = [0.5, 0.5]\n", "'windows.splits' must be a list of three fractions"),
-        ("description = 'x'\n[windows]\nwindow = 0\n", "[windows]: `window` must be an integer of at least 2"),
+        ("description = 'x'\n[windows]\nwindow = 0\n", "[windows]: 'windows.window' must be an integer of at least 2"),
         ("description = 'x'\n[model]\narchs = ['lstm', 'transformer']\n", "[model]: unknown arch 'transformer'"),
         ("description = 'x'\n[export]\nformats = ['pickle']\n", "unknown export format 'pickle'"),
         ("description = 'x'\n[[experiment]]\nnote = 'n'\n", "experiment 1: missing 'name'"),
-        ("description = 'x'\n[[experiment]]\nname = 'a'\ntrain.epochs = -1\n", "experiment 'a' [train]: `epochs`"),
+        ("description = 'x'\n[[experiment]]\nname = 'a'\ntrain.epochs = -1\n", "experiment 'a' [train]: 'train.epochs'"),
         ("description = 'x'\n[windows]\ntarget_kind = 'sequence'\n[model]\narchs = ['brnn']\n", "reads the future"),
     ],
 )

@@ -62,7 +62,7 @@ def test_a_registered_arch_is_an_arch_of_the_cli(toy_arch, tmp_path, run_cli):
     assert code == 0, err
     assert "toymlp_1/kernel" in out and "[8, 4]" in out
     code, out, err = run_cli("compare", "--archs", f"gru,{toy_arch}", "--epochs", "0")
-    assert code == 1 and "`epochs` must be" in err  # the arch list was accepted; the bad epoch count was not
+    assert code == 1 and "--epochs must be" in err  # the arch list was accepted; the bad epoch count was not
     code, out, err = run_cli("fit", "--arch", toy_arch, "--target-kind", "sequence", "--out", tmp_path / "seq")
     assert code == 1 and "arch 'toymlp' forecasts after the window only" in err
     assert not (tmp_path / "seq").exists() or not any((tmp_path / "seq").iterdir())

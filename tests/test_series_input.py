@@ -93,7 +93,7 @@ def test_a_model_that_reads_the_series_needs_to_know_them():
         build_forecaster(ModelSpec(scaler="series"), WindowSpec(window=4), 1, series_count=0)
     with pytest.raises(KerasSeqError, match="transform 'diff' needs scaler 'window'"):
         ModelSpec(scaler="series", transform="diff")
-    with pytest.raises(KerasSeqError, match="`series_embedding` must be an integer from 0"):
+    with pytest.raises(KerasSeqError, match="`series_embedding` must be an integer of at least 0"):
         ModelSpec(series_embedding=-1)
 
 

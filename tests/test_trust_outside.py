@@ -320,10 +320,10 @@ def test_more_jobs_than_cores_are_capped_with_a_warning():
 
 
 @pytest.mark.parametrize("args, words", [
-    (("fit", "--units", "200000"), "`units` must be at most 4096. Received: units=200000"),
-    (("fit", "--layers", "1000"), "`layers` must be at most 64"),
-    (("predict", "latest", "--steps", "3000000"), "`steps` must be at most 10,000"),
-    (("predict", "latest", "--steps", "100000000"), "`steps` must be at most 10,000"),
+    (("fit", "--units", "200000"), "--units must be at most 4096. Received: units=200000"),
+    (("fit", "--layers", "1000"), "--layers must be at most 64"),
+    (("predict", "latest", "--steps", "3000000"), "--steps must be at most 10,000"),
+    (("predict", "latest", "--steps", "100000000"), "--steps must be at most 10,000"),
 ])
 def test_sizes_are_range_checked_before_anything_is_built(tmp_path, run_cli, args, words):
     started = time.monotonic()
@@ -340,7 +340,7 @@ def test_long_or_many_names_and_deep_recipes_are_refused_at_once(tmp_path, run_c
     recipe = tmp_path / "long.toml"
     recipe.write_text(RECIPE.format(source="dji").replace("[data]\n", f'[data]\ntarget = "{"y" * 3_000_000}"\n'))
     code, _, err = run_cli("run", recipe, "--out", tmp_path / "out")
-    one_line_error(code, err, "`target` names one of 3,000,000 characters")
+    one_line_error(code, err, "'data.target' names one of 3,000,000 characters")
     assert len(err) < 1200
     with pytest.raises(KerasSeqError, match="names 200,000 columns or series; keras-seq takes at most 10,000"):
         DataSpec(features=tuple(f"c{i}" for i in range(200_000)))

@@ -216,10 +216,10 @@ def test_split_rows_are_chronological_and_cover_everything():
     [
         (dict(window=1), "`window` must be an integer of at least 2. Received: window=1"),
         (dict(horizon=0), "`horizon` must be an integer of at least 1"),
-        (dict(target_kind="past"), "`target_kind` must be one of next, sequence"),
+        (dict(target_kind="past"), "unknown target kind 'past'. Expected one of: next, sequence"),
         (dict(target_kind="sequence", horizon=3), "target kind 'sequence' .* `horizon` must be 1"),
         (dict(splits=(0.5, 0.5, 0.5)), "`splits` must be three non-negative fractions .* sum to 1"),
-        (dict(sequence_stride=0), "`sequence_stride` must be an integer of at least 1"),
+        (dict(sequence_stride=0), "`stride` must be an integer of at least 1"),
         (dict(batch_size=0), "`batch_size` must be an integer of at least 1"),
         (dict(window=250), r"too short: 300 rows split 70/15/15 leave the train split 210 rows, not enough for one window of 251 steps"),
         (dict(horizon=46), r"too short: .* leave the validation split 45 rows, not enough for one window of 62 steps"),

@@ -15,7 +15,6 @@ read the cache (pass `refresh=True` to download again).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import urllib.error
 import urllib.parse
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from keras_seq.config.options import get_option, spec_of
 from keras_seq.errors import DataWarning, KerasSeqError, first_line
 
 EMBEDDED_DJI = Path(__file__).with_name("dji_daily.csv.gz")
@@ -43,8 +43,6 @@ MAX_COLUMNS = 10_000
 MAX_HEADER_BYTES = 4 << 20
 # Integer dates in this range are read as years (statsmodels' sunspots: YEAR 1700..2008), or as YYYYMMDD.
 YEARS = (1000, 2999)
-FILL_METHODS = ("ffill",)
-DEFAULT_TARGET = "Close"
 # Calendar features a model can read (`DataSpec.calendar`): name -> (what it is, its value from 0, its period).
 CALENDAR = {
     "dow": ("the day of the week (Monday 0)", lambda d: d.dayofweek, 7),
@@ -57,75 +55,13 @@ CALENDAR = {
 WIDE_SERIES, WIDE_VALUE = "series", "value"
 MAX_NAME = 200  # characters in a column or series name
 MAX_NAMES = 10_000  # columns or series named in one option
-OFFLINE_HINT = "If you are offline, use the embedded data (--data dji) or a CSV file (--data path.csv)."
+OFFLINE_HINT = "If you are offline, use the embedded data (`source` dji) or a CSV file (`source` path.csv)."
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_of("data")
 class DataSpec:
-    """Which series to load and which of its columns the model uses.
-
-    Args:
-        source: str. `dji`, `stooq:SYMBOL`, `fred:SERIES` or a CSV path.
-            Defaults to `"dji"`.
-        start: str or None. First date kept (inclusive). Defaults to `None`.
-        end: str or None. Last date kept (inclusive). Defaults to `None`.
-        target: str. Column to forecast. Defaults to `"Close"`.
-        features: tuple of str or None. Input columns, in order. Defaults to
-            the target alone.
-        date_column: str or None. Name of the CSV's date column. Defaults to
-            auto-detection.
-        fill: str or None. `"ffill"` forward-fills missing values; `None`
-            makes them an error. Defaults to `None`.
-        cache_dir: str or None. Cache folder for online sources. Defaults to
-            `$KERAS_SEQ_CACHE`, else `~/.cache/keras-seq`.
-        series_column: str or None. A long table's column that names the
-            series of each row (a symbol, a store, a sensor). Defaults to
-            `None`: one series per file.
-        series: str, tuple of str or None. With `series_column`, the series
-            to read: one name (a single series, as any other file), several,
-            or `"all"` (a panel: one global model over every series read).
-            Defaults to `None`.
-        season: int or None. The series' seasonal period in steps (the
-            seasonal naive baseline's and MASE's; 1 for none). Defaults to
-            `None`: inferred from the dates' spacing and said in the report.
-        calendar: tuple of str or None. Calendar features of each row's date
-            added to the inputs, each as two columns `<name>_sin` and
-            `<name>_cos` (the sine and cosine of 2 pi value / period; see
-            `CALENDAR`: `dow`, `month`, `day`, `doy`, `hour`). Computed from
-            the dates, never read from the file; an exported model takes
-            them as inputs the caller computes (its model card says how).
-            The scaler passes them to the network unscaled. Defaults to
-            `None`.
-        future_features: tuple of str or None. Columns known in advance for
-            the dates forecast (a holiday flag, a planned price): the model
-            reads each one's values at the 1st .. horizon-th step after every
-            row (input columns `<name>+1` .. `<name>+<horizon>`), so a
-            forecast sees them for the dates it forecasts; `predict` takes
-            them for the dates after the data from a `--future` CSV. The
-            target cannot be one. Defaults to `None`.
-        targets: tuple of str, str or None. A wide table's columns, one series
-            each, to forecast with one global model: several names, or
-            `"all"` (every numeric column that is not a feature). They are
-            read as a long frame of a `series` and a `value` column (the
-            model's target); each series runs from its first to its last
-            value, so series may start and end on different dates. One name
-            is the same as `target`. Defaults to `None`.
-    """
-
-    source: str = "dji"
-    start: str | None = None
-    end: str | None = None
-    target: str = DEFAULT_TARGET
-    features: tuple[str, ...] | None = None
-    date_column: str | None = None
-    fill: str | None = None
-    cache_dir: str | None = None
-    series_column: str | None = None
-    series: str | None = None
-    season: int | None = None
-    targets: tuple[str, ...] | str | None = None
-    calendar: tuple[str, ...] | None = None
-    future_features: tuple[str, ...] | None = None
+    """Which series to load and which of its columns the model uses (the options are `keras_seq.config.options`'
+    `data` section)."""
 
     def __post_init__(self):
         self._check_name_sizes()
@@ -140,8 +76,8 @@ class DataSpec:
             object.__setattr__(self, "calendar", names)
             made = [f for f in self.features or () if f in calendar_columns(names)]
             if made:
-                raise KerasSeqError(f"`features` names '{made[0]}', a column --calendar makes from the dates: "
-                                    "leave it out of --features.")
+                raise KerasSeqError(f"`features` names '{made[0]}', a column `calendar` makes from the dates: "
+                                    "leave it out of `features`.")
         if isinstance(self.series, (list, tuple)):
             names = tuple(str(n) for n in self.series)
             if not names or len(set(names)) != len(names):
@@ -149,10 +85,7 @@ class DataSpec:
             object.__setattr__(self, "series", names[0] if len(names) == 1 else names)
         if self.series is not None and self.series_column is None:
             raise KerasSeqError(f"`series` ({self.series!r}) needs `series_column`: the column of the long table that "
-                                "names each row's series. Give --series-column.")
-        if self.season is not None and (not isinstance(self.season, int) or isinstance(self.season, bool)
-                                        or self.season < 1):
-            raise KerasSeqError(f"`season` must be an integer of at least 1 (1: no season). Received: season={self.season!r}")
+                                "names each row's series. Give `series_column`.")
         if self.features is not None:
             features = tuple(self.features)
             if not features:
@@ -165,10 +98,6 @@ class DataSpec:
                     f"`features` names a column twice: {', '.join(duplicates)}. Name each column once."
                 )
             object.__setattr__(self, "features", features)
-        if self.fill is not None and self.fill not in FILL_METHODS:
-            raise KerasSeqError(
-                f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={self.fill!r}"
-            )
 
     def _check_name_sizes(self) -> None:
         """Refuse a column or series name longer than `MAX_NAME` characters, or more than `MAX_NAMES` of them: every
@@ -191,7 +120,7 @@ class DataSpec:
         if not names or len(set(names)) != len(names):
             raise KerasSeqError(f"`future_features` must name each column once. Received: {list(names)}")
         if self.target in names:
-            raise KerasSeqError(f"--future-features names the target '{self.target}': its future is what is forecast, "
+            raise KerasSeqError(f"`future_features` names the target '{self.target}': its future is what is forecast, "
                                 "so it cannot be an input known in advance. Leave it out.")
         object.__setattr__(self, "future_features", names)
 
@@ -208,22 +137,17 @@ class DataSpec:
             if not targets or len(set(targets)) != len(targets) or not all(targets):
                 raise KerasSeqError(f"`targets` must name each column once. Received: targets={list(targets)}")
         if self.series_column is not None:
-            raise KerasSeqError("--targets reads the series of a wide table (one column each) and --series-column those "
+            raise KerasSeqError("`targets` reads the series of a wide table (one column each) and `series_column` those "
                                 "of a long one (a column of names): give one of them.")
-        if self.target not in (DEFAULT_TARGET, WIDE_VALUE):
-            raise KerasSeqError(f"--targets names the columns to forecast, so --target ({self.target!r}) has no "
-                                "place beside it: leave --target out.")
+        if self.target not in (type(self).target, WIDE_VALUE):  # the default, or a wide run's recorded value
+            raise KerasSeqError(f"`targets` names the columns to forecast, so `target` ({self.target!r}) has no "
+                                "place beside it: leave `target` out.")
         if isinstance(targets, tuple) and len(targets) == 1 and self.target != WIDE_VALUE:  # 'value': a wide run's
             object.__setattr__(self, "target", targets[0])
             object.__setattr__(self, "targets", None)
             return
         object.__setattr__(self, "target", WIDE_VALUE)
         object.__setattr__(self, "targets", targets)
-
-    @classmethod
-    def from_config(cls, config: dict) -> "DataSpec":
-        """The spec recorded in a run's `config.json` (extra keys such as `rows` are ignored)."""
-        return cls(**{f.name: config.get(f.name, f.default) for f in dataclasses.fields(cls)})
 
     @property
     def panel_column(self) -> str | None:
@@ -304,7 +228,7 @@ def add_calendar(frame: pd.DataFrame, names) -> pd.DataFrame:
     clash = [c for c in calendar_columns(names) if c in frame.columns]
     if clash:
         raise KerasSeqError(f"the data already has a column '{clash[0]}', the name of a calendar feature. Rename it, "
-                            "or leave that feature out of --calendar.")
+                            "or leave that feature out of `calendar`.")
     dates = pd.DatetimeIndex(frame.index)
     columns = {}
     for name in names:
@@ -358,8 +282,7 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
     >>> frame.shape, str(frame.index[0].date()), str(frame.index[-1].date())
     ((1258, 5), '2018-02-13', '2023-02-10')
     """
-    if fill is not None and fill not in FILL_METHODS:
-        raise KerasSeqError(f"`fill` must be one of {', '.join(FILL_METHODS)} or None. Received: fill={fill!r}")
+    get_option("fill").checked(fill)
     start_ts, end_ts = _parse_range(start, end)
     reader = source_for(source)
     if start_ts is None and end_ts is None and getattr(reader, "default_range", None):
@@ -451,8 +374,8 @@ def load_long_table(source: str, start: str | None = None, end: str | None = Non
     """
     path = csv_path(source)
     if path is None:
-        raise KerasSeqError(f"--series-column reads a long table from a CSV file, and {source} is not one. "
-                            "Give --data path.csv, or leave --series-column out.")
+        raise KerasSeqError(f"`series_column` reads a long table from a CSV file, and {source} is not one. "
+                            "Give `source` path.csv, or leave `series_column` out.")
     if not path.is_file():
         return load_series(source, start, end, columns=columns)  # the missing-file error, worded as for any file
     start_ts, end_ts = _parse_range(start, end)
@@ -492,7 +415,7 @@ def load_wide_table(source: str, start: str | None = None, end: str | None = Non
     features = list(features)
     clash = [name for name in (WIDE_SERIES, WIDE_VALUE) if name in frame.columns]
     if clash:
-        raise KerasSeqError(f"{source} has a column '{clash[0]}', and --targets reads a wide table's series as "
+        raise KerasSeqError(f"{source} has a column '{clash[0]}', and `targets` reads a wide table's series as "
                             f"columns '{WIDE_SERIES}' and '{WIDE_VALUE}'. Rename that column.")
     unknown = [c for c in features if c not in frame.columns]
     if unknown:
@@ -501,15 +424,15 @@ def load_wide_table(source: str, start: str | None = None, end: str | None = Non
     if targets == "all":
         chosen = numeric
         if not chosen:
-            raise KerasSeqError(f"--targets all found no numeric column in {source} besides the features. "
+            raise KerasSeqError(f"`targets` all found no numeric column in {source} besides the features. "
                                 f"Available columns: {_column_list(frame.columns)}.")
     else:
         chosen = list(targets)
         missing = [c for c in chosen if c not in frame.columns]
         if missing:
-            raise KerasSeqError(f"--targets names column {excerpt(missing[0])}, which is not in {source}. Numeric "
-                                f"columns: {_column_list(numeric)}; give several with --targets A,B or every one "
-                                "with --targets all.")
+            raise KerasSeqError(f"`targets` names column {excerpt(missing[0])}, which is not in {source}. Numeric "
+                                f"columns: {_column_list(numeric)}; give several with `targets` A,B or every one "
+                                "with `targets` all.")
     parts = []
     for name in chosen:
         values = pd.to_numeric(frame[name], errors="coerce")
@@ -535,7 +458,7 @@ def _unquoted(source: str, read):
         except KerasSeqError:
             raise KerasSeqError(
                 f"the data file {source} named in the run's config.json cannot be read as the run's data. keras-seq "
-                "quotes nothing from a file named by a run folder; give it with --data to see what is wrong."
+                "quotes nothing from a file named by a run folder; give it with `source` to see what is wrong."
             ) from None
     repaired = [w for w in caught if issubclass(w.category, DataWarning)]
     for warning in caught:
@@ -543,7 +466,7 @@ def _unquoted(source: str, read):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if repaired:
         warnings.warn(f"the data file {source} named in the run's config.json was repaired while reading "
-                      f"({len(repaired)} warnings); give it with --data to see them.", DataWarning, stacklevel=3)
+                      f"({len(repaired)} warnings); give it with `source` to see them.", DataWarning, stacklevel=3)
     return frame
 
 
@@ -597,7 +520,7 @@ def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
     if len(selected.index) == 0:
         covers = f"{frame.index[0].date()}..{frame.index[-1].date()}" if len(frame) else "no rows"
         asked = f"{start.date() if start is not None else '...'}..{end.date() if end is not None else '...'}"
-        raise KerasSeqError(f"no rows of {source} in the range {asked}; the data covers {covers}. Choose --start/--end inside it.")
+        raise KerasSeqError(f"no rows of {source} in the range {asked}; the data covers {covers}. Choose `start`/`end` inside it.")
     return selected
 
 
@@ -699,7 +622,7 @@ def _series_parts(frame: pd.DataFrame, name: str, column: str, wanted) -> list[t
     if not chosen or unknown:
         what = "choose" if not chosen else f"there is no series {excerpt(unknown[0])}; choose"
         raise KerasSeqError(f"{name} is a long table of {len(names)} series in column '{column}' ({listed}): {what} "
-                            "one with --series NAME, several with --series A,B, or every one with --series all.")
+                            "one with `series` NAME, several with `series` A,B, or every one with `series` all.")
     rows = ids.groupby(ids.to_numpy(), sort=False).indices  # name -> its row positions: one pass, not one per series
     values = frame.drop(columns=[column])
     return [(n, values.iloc[rows[n]]) for n in chosen]
@@ -721,7 +644,7 @@ def _finish_panel(parts, start_ts, end_ts, source, columns, fill, column: str) -
         warnings.warn(f"{len(empty)} series of {source} have no rows in the date range and were left out: "
                       f"{', '.join(map(str, empty[:10]))}.", DataWarning, stacklevel=4)
     if not finished:
-        raise KerasSeqError(f"no series of {source} has rows in the date range. Choose --start/--end inside the data.")
+        raise KerasSeqError(f"no series of {source} has rows in the date range. Choose `start`/`end` inside the data.")
     return pd.concat(finished)
 
 
@@ -754,7 +677,7 @@ def _dates_of(raw: pd.DataFrame, column: str, name: str) -> pd.Series:
         raise KerasSeqError(
             f"column '{column}' of {name} holds numbers, not dates (integer years {YEARS[0]}..{YEARS[1]} or YYYYMMDD "
             f"would be read as dates): {_describe_rows(raw.index[bad], raw[column][bad])}. Name the date column with "
-            "--date-column."
+            "`date_column`."
         )
     if bad.any():
         rows = _describe_rows(raw.index[bad], raw[column][bad])
@@ -862,7 +785,7 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
         if parsed.notna().mean() > 0.9:
             return first
     raise KerasSeqError(
-        f"no date column found in {name} (columns: {_column_list(raw.columns)}). Name it with --date-column."
+        f"no date column found in {name} (columns: {_column_list(raw.columns)}). Name it with `date_column`."
     )
 
 
@@ -881,7 +804,7 @@ def sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     if conflicting:
         column = _series_like_column(frame)
         hint = (f". Column '{column}' looks like a series id ({frame[column].nunique()} values): this is a long table of "
-                f"several series; read one with --series-column {column} --series NAME" if column is not None
+                f"several series; read one with `series_column` {column} `series` NAME" if column is not None
                 else ". Keep one row per date")
         raise KerasSeqError(
             f"data file {name}: {conflicting[0].date()} appears twice with different values"
@@ -966,14 +889,14 @@ def checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, n
                     leading = numeric.index[numeric.index < first_value]
                     raise KerasSeqError(
                         f"column '{column}' of {name} starts with missing values ({_describe_rows(leading, [None] * len(leading))}) "
-                        f"that forward-fill cannot fill. Use --start {first_value.date()} or later."
+                        f"that forward-fill cannot fill. Use `start` {first_value.date()} or later."
                     )
                 numeric = numeric.ffill()
             else:
                 raise KerasSeqError(
                     f"column '{column}' of {name} has {len(missing)} missing values (first: "
-                    f"{_describe_rows(missing, [None] * len(missing))}). Use --fill ffill to forward-fill them, "
-                    "or --start/--end to leave them out."
+                    f"{_describe_rows(missing, [None] * len(missing))}). Use `fill` ffill to forward-fill them, "
+                    "or `start`/`end` to leave them out."
                 )
         result[column] = numeric
     return pd.DataFrame(result, index=frame.index)

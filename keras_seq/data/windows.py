@@ -32,58 +32,24 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.data.sources import lead_columns
+from keras_seq.config.options import spec_of
 from keras_seq.errors import KerasSeqError
 
-TARGET_KINDS = ("next", "sequence")
-SUPERVISIONS = ("last", "every")
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_of("windows")
 class WindowSpec:
-    """How a series is cut into windows.
-
-    Args:
-        window: int. Input steps per window. Defaults to `16`.
-        horizon: int. Values forecast after each window (`next` only).
-            Defaults to `1`.
-        target_kind: str. `"next"` or `"sequence"`. Defaults to `"next"`.
-        splits: tuple of 3 floats. Train, validation and test fractions of
-            the rows, in time order; they sum to 1. Defaults to
-            `(0.7, 0.15, 0.15)`.
-        sequence_stride: int. Steps between the starts of consecutive
-            windows. Defaults to `1`.
-        supervision: str. What training scores for target kind `next`: the
-            forecast from the window's last step (`"last"`), or from every
-            step, each predicting the `horizon` values after it (`"every"`,
-            teacher forcing, causal archs only). Evaluation and export read
-            the last step either way. Defaults to `"last"`.
-        split_dates: tuple of 2 dates or None. The first day of the
-            validation split and of the test split, for every series alike;
-            given, they replace `splits`' fractions. Defaults to `None`.
-    """
-
-    window: int = 16
-    horizon: int = 1
-    target_kind: str = "next"
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    sequence_stride: int = 1
-    supervision: str = "last"
-    split_dates: tuple[str, str] | None = None
+    """How a series is cut into windows (the options are `keras_seq.config.options`' `windows` section)."""
 
     def __post_init__(self):
-        object.__setattr__(self, "splits", tuple(float(s) for s in self.splits))
         if self.split_dates is not None:
             object.__setattr__(self, "split_dates", _checked_split_dates(self.split_dates))
-        check_window_options(self.window, self.horizon, self.target_kind, self.splits, self.sequence_stride)
-        if self.supervision not in SUPERVISIONS:
-            raise KerasSeqError(
-                f"`supervision` must be one of {', '.join(SUPERVISIONS)}. Received: supervision={self.supervision!r}"
-            )
+        check_window_options(self.horizon, self.target_kind, self.splits)
         if self.supervision == "every" and self.target_kind != "next":
             raise KerasSeqError(
                 "supervision 'every' is for target kind 'next' (target kind 'sequence' already scores every step). "
-                "Use --target-kind next with it."
+                "Use `target_kind` next with it."
             )
 
 
@@ -99,23 +65,14 @@ def _checked_split_dates(values) -> tuple[str, str]:
     return tuple(str(d.date()) if d == d.normalize() else d.isoformat() for d in days)
 
 
-def check_window_options(window, horizon, target_kind, splits, sequence_stride) -> None:
-    """Raise `KerasSeqError` for the first window option out of range."""
-    if not isinstance(window, (int, np.integer)) or window < 2:
-        raise KerasSeqError(f"`window` must be an integer of at least 2. Received: window={window}")
-    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise KerasSeqError(f"`horizon` must be an integer of at least 1. Received: horizon={horizon}")
-    if target_kind not in TARGET_KINDS:
-        raise KerasSeqError(
-            f"`target_kind` must be one of {', '.join(TARGET_KINDS)}. Received: target_kind={target_kind!r}"
-        )
+def check_window_options(horizon, target_kind, splits) -> None:
+    """Raise `KerasSeqError` for window options that do not combine, or splits that do not sum to 1 (the option
+    table checks each one's kind and range)."""
     if target_kind == "sequence" and horizon != 1:
         raise KerasSeqError(
             f"target kind 'sequence' predicts one step ahead at every step, so `horizon` must be 1. "
             f"Received: horizon={horizon}. Use target kind 'next' for longer horizons."
         )
-    if not isinstance(sequence_stride, (int, np.integer)) or sequence_stride < 1:
-        raise KerasSeqError(f"`sequence_stride` must be an integer of at least 1. Received: sequence_stride={sequence_stride}")
     if len(splits) != 3 or any(not np.isfinite(s) or s < 0 for s in splits) or abs(sum(splits) - 1) > 1e-6:
         raise KerasSeqError(
             f"`splits` must be three non-negative fractions (train, validation, test) that sum to 1. "
@@ -531,7 +488,7 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
             raise KerasSeqError(
                 f"column '{column}' is constant over the training split ({train.index[0].date()}.."
                 f"{train.index[-1].date()}, value {mean:g}), so it cannot be standardized. "
-                "Choose a date range where it varies, or leave it out of --features."
+                "Choose a date range where it varies, or leave it out of `features`."
             )
         stats[column] = (mean, std)
     return _scaling_of(stats, features, target)
@@ -561,7 +518,7 @@ def _fit_panel_scaling(frame: pd.DataFrame, features: list, target: str, ranges:
         std = float(np.sqrt(sum(float(np.square(part - mean).sum()) for part in parts) / count))
         if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
             raise KerasSeqError(f"column '{column}' is constant over the training split of every series (value "
-                                f"{mean:g}), so it cannot be standardized. Leave it out of --features.")
+                                f"{mean:g}), so it cannot be standardized. Leave it out of `features`.")
         stats[column] = (mean, std)
     return _scaling_of(stats, features, target)
 
@@ -637,7 +594,7 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
             keeps it in time order (to evaluate the train split). The other
             splits are always in time order. Defaults to `True`.
         **options: `WindowSpec`'s fields (`window`, `horizon`,
-            `target_kind`, `splits`, `sequence_stride`, `supervision`), its
+            `target_kind`, `splits`, `stride`, `supervision`), its
             defaults too; and `series_column`, a long frame's column naming
             each row's series: a panel, every series cut at the same dates,
             a series too short for one window left out with a warning; and
@@ -652,7 +609,7 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     """
     series_column = options.pop("series_column", None)
     future = tuple(options.pop("future_features", None) or ())
-    spec = _window_spec(options)
+    spec = WindowSpec(**options)  # unknown keywords and values refused there
     features = list(features) if features else [target]
     if future:  # each one's values 1 .. horizon steps ahead, as input columns after the others
         frame = add_leads(frame, future, spec.horizon, series_column)
@@ -664,7 +621,7 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     return Windows(
         scaling=scaling, dates=frame.index, target_values=_float_values(frame[target]), series_splits=series_splits,
         series_ids=tuple(ids), window=spec.window, horizon=spec.horizon, target_kind=spec.target_kind,
-        sequence_stride=spec.sequence_stride, normalized=normalize, shuffled=bool(shuffle),
+        sequence_stride=spec.stride, normalized=normalize, shuffled=bool(shuffle),
         series=_series_array(frame, columns, scaling if normalize else None),  # what the pipelines and `gather` cut
         input_columns=tuple(columns.index(f) for f in features), target_column=columns.index(target),
         batch_size=int(batch_size), supervision=spec.supervision,
@@ -722,7 +679,7 @@ def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataF
                       f"were left out: {', '.join(short)}.", DataWarning, stacklevel=3)
     if not keep.any():
         raise KerasSeqError(f"every series is shorter than one window's {span} steps (window={spec.window}, "
-                            f"horizon={spec.horizon}). Use a smaller --window or longer series.")
+                            f"horizon={spec.horizon}). Use a smaller `window` or longer series.")
     if codes is None:  # already stacked series by series (a loaded panel): no reordering
         stacked = frame if keep.all() else frame[np.repeat(keep, lengths)]
     else:
@@ -758,30 +715,19 @@ def _check_batch_and_columns(frame, features: list, target: str, batch_size) -> 
         raise KerasSeqError(f"column '{missing[0]}' not in the data. Available columns: {', '.join(map(str, frame.columns))}.")
 
 
-def _window_spec(options: dict) -> WindowSpec:
-    """`make_windows`' window options as a (checked) `WindowSpec`."""
-    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(WindowSpec)})
-    if unknown:
-        raise KerasSeqError(
-            f"unknown window option '{unknown[0]}'. Expected some of: "
-            f"{', '.join(f.name for f in dataclasses.fields(WindowSpec))}."
-        )
-    return WindowSpec(**options)
-
-
 def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: WindowSpec) -> None:
-    """Refuse a split that is asked for (a fraction above 0, or --split-dates) but holds no window of any series."""
+    """Refuse a split that is asked for (a fraction above 0, or `split_dates`) but holds no window of any series."""
     for name, fraction in zip(SPLIT_NAMES, spec.splits):
         ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0])
                   for rows in series_splits]
         if (fraction == 0 and spec.split_dates is None) or any(last >= first for first, last in ranges):
             continue
-        option = "--splits" if spec.split_dates is None else "--split-dates"
+        option = "`splits`" if spec.split_dates is None else "`split_dates`"
         if len(series_splits) > 1:
             given = _percent(spec.splits) if spec.split_dates is None else ",".join(spec.split_dates)
             raise KerasSeqError(f"no series has a window in the {name} split ({option} {given}, dates "
                                 f"{frame.index.min().date()}..{frame.index.max().date()}). Use other {option}, "
-                                "a smaller --window or a longer date range.")
+                                "a smaller `window` or a longer date range.")
         how = (f"split {_percent(spec.splits)}" if spec.split_dates is None else
                f"cut at {spec.split_dates[0]} and {spec.split_dates[1]}")
         lo, hi = series_splits[0][name]
@@ -789,7 +735,7 @@ def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: Window
         raise KerasSeqError(
             f"the series is too short: {len(frame)} rows {how} leave the {name} split "
             f"{hi - lo} rows, not enough for one window of {span} steps (window={spec.window}, "
-            f"horizon={spec.horizon}). Use a longer date range, a smaller --window or other {option}."
+            f"horizon={spec.horizon}). Use a longer date range, a smaller `window` or other {option}."
         )
 
 
@@ -798,7 +744,7 @@ def _checked_scaling(frame, features: list, target: str, series_splits, splits, 
     if scaling is None:
         if splits[0] == 0 or not any(rows["train"][1] > rows["train"][0] for rows in series_splits):
             raise KerasSeqError("the splits leave no training rows to fit the scaling on. Give a train fraction above "
-                                "0, or a first --split-dates date after the data's first date.")
+                                "0, or a first `split_dates` date after the data's first date.")
         if len(series_splits) == 1:
             return fit_scaling(frame, features, target, series_splits[0]["train"])
         return _fit_panel_scaling(frame, features, target, [rows["train"] for rows in series_splits])

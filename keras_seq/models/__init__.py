@@ -5,7 +5,8 @@ builders and layers import Keras on first use.
 """
 
 from keras_seq.models.registry import Arch, arch_names, get_arch, register_arch, unregister_arch
-from keras_seq.models.spec import ARCHS, CELLS, ModelSpec, check_future_leak, check_model_options
+from keras_seq.config.options import CELLS
+from keras_seq.models.spec import ARCHS, ModelSpec, check_future_leak
 
 _KERAS = {
     "build_model": "keras_seq.models.builders",
@@ -20,7 +21,7 @@ _KERAS = {
     "cell_parameters": "keras_seq.models.cells",
 }
 
-__all__ = ["ARCHS", "CELLS", "Arch", "ModelSpec", "arch_names", "check_future_leak", "check_model_options", "get_arch",
+__all__ = ["ARCHS", "CELLS", "Arch", "ModelSpec", "arch_names", "check_future_leak", "get_arch",
            "register_arch", "unregister_arch", *_KERAS]
 
 

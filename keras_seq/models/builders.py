@@ -113,7 +113,7 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
                             names[target_index] if target_index is not None else "the target")
     the_head, the_scaler = head_of(spec), SCALERS[spec.scaler]
     if spec.quantiles and spec.transform != "none" and windows.horizon > 1:
-        raise KerasSeqError(f"quantiles of a {windows.horizon}-step horizon need --transform none: the running sum of "
+        raise KerasSeqError(f"quantiles of a {windows.horizon}-step horizon need `transform` none: the running sum of "
                             f"the quantiles of each step's change ({spec.transform}) is not a quantile of the level.")
     every = windows.supervision == "every"
 

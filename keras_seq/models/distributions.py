@@ -5,7 +5,7 @@ model is trained on the distribution's negative log-likelihood of the
 normalized target, and returns its quantiles at fixed levels (constants of
 the graph, so every export carries them). A new distribution is a class with
 a `name`, an `nll` and a `standard_quantiles`, registered with
-`register_distribution`; `--distribution NAME`, recipes and `ModelSpec`
+`register_distribution`; ``distribution` NAME`, recipes and `ModelSpec`
 accept it from then on.
 
 Example:

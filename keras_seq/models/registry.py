@@ -128,7 +128,7 @@ def check_arch_list(archs, what: str = "to compare") -> tuple[str, ...]:
 _RECURRENT = "keras_seq.models.archs:recurrent"
 for _name, _help, _options, _causal in (
     ("drnn", "stacked SimpleRNN", (), True),
-    ("brnn", "stacked Bidirectional RNN (its cell: --cell)", ("cell",), False),
+    ("brnn", "stacked Bidirectional RNN (its cell: `cell`)", ("cell",), False),
     ("lstm", "stacked LSTM", (), True),
     ("gru", "stacked GRU", (), True),
     ("dtrnn", "deep transition RNN", ("transition_layers",), True),

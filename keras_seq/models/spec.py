@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 
+from keras_seq.config.options import spec_of
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.registry import BUILTIN_ARCHS, get_arch
 
@@ -11,108 +11,24 @@ from keras_seq.models.registry import BUILTIN_ARCHS, get_arch
 ARCHS = BUILTIN_ARCHS
 # The tutorial's four, compared by default.
 CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
-CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
-SCALER_NAMES = ("window", "zscore", "series")
-TRANSFORMS = ("none", "diff", "logdiff")
-DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # a distribution head's output levels unless --quantiles says
+DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # a distribution head's output levels unless `quantiles` says
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_of("model")
 class ModelSpec:
-    """The architecture and size of a model.
+    """The architecture and size of a model (the options are `keras_seq.config.options`' `model` section).
 
-    Args:
-        arch: str. One of `drnn`, `brnn`, `lstm`, `gru` or the deep-transition
-            archs `dtrnn`, `dtsrnn` (with shortcut) and `dotrnn` (with deep
-            output), or an arch added with `register_arch`. Defaults to
-            `"lstm"`.
-        units: int. Hidden units per recurrent layer (per direction for
-            `brnn`). Defaults to `64`.
-        layers: int. Stacked recurrent layers. Defaults to `2`.
-        dropout: float. Input dropout of each recurrent layer, in [0, 1).
-            Defaults to `0.0`.
-        cell: str. Recurrent cell inside `brnn`'s Bidirectional wrapper:
-            `rnn`, `lstm`, `gru`, `dtrnn`, `dtsrnn` or `dotrnn`. Defaults to
-            `"rnn"`.
-        allow_future_leak: bool. Permit `brnn` with target kind `sequence`,
-            whose backward pass reads the values it predicts (kept only to
-            demonstrate the tutorial's flaw). Defaults to `False`.
-        transition_layers: int. Layers of the deep transition MLP (`dtrnn`,
-            `dtsrnn`, `dotrnn`). Defaults to `2`.
-        output_layers: int. Layers of `dotrnn`'s deep output, counting the
-            affine map that reads it. Defaults to `2`.
-        scaler: str. How the model scales its inputs: `"window"` (each
-            window by its own mean and standard deviation, so the forecast
-            follows the series into any range) or `"zscore"` (the training
-            split's statistics, keras-seq's only scaling before 0.2).
-            Defaults to `"window"`.
-        transform: str. What the network forecasts: the target's levels
-            (`"none"`), its changes (`"diff"`) or its log-changes
-            (`"logdiff"`, log-returns of a price; positive values only).
-            The model maps them back to levels itself. Defaults to `"none"`.
-        residual: bool. Forecast the last observed value plus what the
-            network outputs, the head starting at 0: an untrained model is
-            exactly persistence. Defaults to `True`.
-        series_embedding: int. Width of a learned vector per series known at
-            training time, read beside the inputs at every step (selected by
-            the series index input; a series not seen in training reads the
-            mean of the learned vectors). `0`: none. Defaults to `0`.
-        quantiles: tuple of float. Levels in (0, 1) of a quantile head,
-            trained on the pinball loss: the model returns `(batch, horizon,
-            levels)`, the quantiles in increasing order (they never cross:
-            the head outputs the median and positive gaps). The median is
-            always among them (added when missing) and is the point
-            forecast. Empty: a point head. Defaults to `()`.
-        distribution: str. `"none"`, or a registered distribution
-            (`models.distributions`: `"normal"`, `"student-t"` with 5
-            degrees of freedom, or one of your own): a head that outputs the forecast distribution's
-            location and scale for every step, trained on its negative
-            log-likelihood; the model returns that distribution's quantiles
-            at `quantiles` (default 0.025, 0.1, 0.5, 0.9, 0.975), the median
-            the point forecast. Defaults to `"none"`.
-        conformal: tuple of float. Coverages in (0, 1) of intervals,
-            calibrated after training on the validation windows (split
-            conformal, per step ahead, each error divided by the window's
-            own scale so the width follows the series): around the point
-            forecast, or with `quantiles` or `distribution` the head's own
-            interval of each coverage, widened or narrowed (conformalized
-            quantile regression; the head learns exactly those bounds and
-            the median, and `quantiles` may only name some of them). The
-            model then returns `(batch, horizon, levels)`: the median and
-            each interval's bounds (`output_levels`), the offsets stored in
-            it. Empty: none. Defaults to `()`.
+    `arch` is one of `drnn`, `brnn`, `lstm`, `gru` or the deep-transition archs `dtrnn`, `dtsrnn` (with shortcut)
+    and `dotrnn` (with deep output), or an arch added with `register_arch`. A `distribution` head outputs the
+    forecast distribution's parameters for every step, trained on its negative log-likelihood, and the model
+    returns its quantiles at `quantiles`; with `conformal` coverages, a quantile or distribution head learns each
+    interval's bounds and the median, which calibration widens or narrows (conformalized quantile regression).
     """
 
-    arch: str = "lstm"
-    units: int = 64
-    layers: int = 2
-    dropout: float = 0.0
-    cell: str = "rnn"
-    allow_future_leak: bool = False
-    transition_layers: int = 2
-    output_layers: int = 2
-    scaler: str = "window"
-    transform: str = "none"
-    residual: bool = True
-    series_embedding: int = 0
-    quantiles: tuple[float, ...] = ()
-    distribution: str = "none"
-    conformal: tuple[float, ...] = ()
-
     def __post_init__(self):
-        if self.distribution != "none":
-            from keras_seq.models.distributions import get_distribution
-
-            get_distribution(self.distribution)  # refuses an unregistered one
         object.__setattr__(self, "conformal", checked_coverages(self.conformal))
         object.__setattr__(self, "quantiles", head_levels(self.quantiles, self.distribution, self.conformal))
-        check_model_options(self.arch, self.units, self.layers, self.dropout, self.cell,
-                            self.transition_layers, self.output_layers)
-        check_scaling_options(self.scaler, self.transform, self.residual)
-        value = self.series_embedding
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1024:
-            raise KerasSeqError(f"`series_embedding` must be an integer from 0 (none) to 1024. Received: "
-                                f"series_embedding={value!r}")
+        check_scaling_options(self.scaler, self.transform)
 
     @property
     def output_levels(self) -> tuple[float, ...]:
@@ -178,7 +94,7 @@ def head_levels(quantiles, distribution: str = "none", conformal=()) -> tuple[fl
     extra = [v for v in levels if round(v, 12) not in bounds]
     if extra:
         raise KerasSeqError(
-            f"with --conformal, a quantile or distribution head learns the bounds of each conformal interval, and "
+            f"with `conformal`, a quantile or distribution head learns the bounds of each conformal interval, and "
             f"calibration adjusts them: its levels must be among {', '.join(f'{v:g}' for v in bounds)}. Received "
             f"quantiles {', '.join(f'{v:g}' for v in extra)} besides. Drop them, or add the coverage they bound."
         )
@@ -207,18 +123,12 @@ def loss_name(model: dict) -> str:
     return "pinball loss" if model.get("quantiles") else "MSE"
 
 
-def check_scaling_options(scaler, transform, residual) -> None:
-    """Raise `KerasSeqError` for a scaler, transform or residual option that is unknown or does not combine."""
-    if scaler not in SCALER_NAMES:
-        raise KerasSeqError(f"unknown scaler {scaler!r}. Expected one of: {', '.join(SCALER_NAMES)}.")
-    if transform not in TRANSFORMS:
-        raise KerasSeqError(f"unknown transform {transform!r}. Expected one of: {', '.join(TRANSFORMS)}.")
-    if not isinstance(residual, bool):
-        raise KerasSeqError(f"`residual` must be true or false. Received: residual={residual!r}")
+def check_scaling_options(scaler, transform) -> None:
+    """Raise `KerasSeqError` for a scaler and a transform that do not combine."""
     if scaler in ("zscore", "series") and transform != "none":
         raise KerasSeqError(
             f"transform {transform!r} needs scaler 'window': the {scaler} statistics are of the levels, not of their "
-            f"changes. Use --scaler window with it, or --transform none with --scaler {scaler}."
+            f"changes. Use `scaler` window with it, or `transform` none with `scaler` {scaler}."
         )
 
 
@@ -226,44 +136,19 @@ def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str,
     """Refuse a model that cannot be trained on these windows and columns (each reason in one line)."""
     check_future_leak(spec.arch, target_kind, spec.allow_future_leak, supervision)
     if spec.quantiles and (target_kind != "next" or supervision != "last"):
-        option = "--quantiles" if spec.distribution == "none" else "--distribution"
+        option = "`quantiles`" if spec.distribution == "none" else "`distribution`"
         raise KerasSeqError(f"a {'quantile' if spec.distribution == 'none' else 'distribution'} head forecasts from the "
-                            f"window's last step: it needs --target-kind next and --supervision last (received "
+                            f"window's last step: it needs `target_kind` next and `supervision` last (received "
                             f"{target_kind}, {supervision}). Drop {option}, or use those.")
     if spec.conformal and target_kind != "next":
-        raise KerasSeqError("conformal intervals are for the forecast after a window: they need --target-kind next. "
-                            "Drop --conformal, or use --target-kind next.")
+        raise KerasSeqError("conformal intervals are for the forecast after a window: they need `target_kind` next. "
+                            "Drop `conformal`, or use `target_kind` next.")
     if spec.reads_target and target is not None and target not in list(features or [target]):
         raise KerasSeqError(
             f"the model reads the target's own past (scaler {spec.scaler!r}, transform {spec.transform!r}, residual "
             f"{str(spec.residual).lower()}), but the target '{target}' is not among the features "
-            f"{list(features)}. Add it to --features, or use --scaler zscore --transform none --no-residual."
+            f"{list(features)}. Add it to `features`, or use `scaler` zscore `transform` none --no-residual."
         )
-
-
-MAX_UNITS = 4096  # a recurrent layer of 4096 units holds 67 M weights (LSTM): sizes beyond are typing mistakes
-MAX_LAYERS = 64
-
-
-def check_model_options(arch, units, layers, dropout, cell, transition_layers=2, output_layers=2) -> None:
-    """Raise `KerasSeqError` for the first model option out of range."""
-    get_arch(arch)  # refuses an unknown one
-    for name, value, most in (("units", units, MAX_UNITS), ("layers", layers, MAX_LAYERS)):
-        _check_size(name, value, most)
-    if not 0.0 <= float(dropout) < 1.0:
-        raise KerasSeqError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
-    if cell not in CELLS:
-        raise KerasSeqError(f"unknown cell '{cell}'. Expected one of: {', '.join(CELLS)}.")
-    for name, value in (("transition_layers", transition_layers), ("output_layers", output_layers)):
-        _check_size(name, value, MAX_LAYERS)
-
-
-def _check_size(name: str, value, most: int) -> None:
-    """Refuse a size that is not an integer from 1 to `most` (a typing mistake would exhaust memory)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {name}={str(value)[:40]}")
-    if value > most:
-        raise KerasSeqError(f"`{name}` must be at most {most}. Received: {name}={value}")
 
 
 def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool, supervision: str = "last") -> None:
@@ -271,11 +156,11 @@ def check_future_leak(arch: str, target_kind: str, allow_future_leak: bool, supe
     if supervision == "every" and not get_arch(arch).causal:
         raise KerasSeqError(
             f"arch '{arch}' with supervision 'every' reads the future: its backward pass at step t has seen "
-            "x[t+1], the very value step t is trained to predict. Use --supervision last, or a causal arch."
+            "x[t+1], the very value step t is trained to predict. Use `supervision` last, or a causal arch."
         )
     if target_kind == "sequence" and not allow_future_leak and not get_arch(arch).causal:
         raise KerasSeqError(
             f"arch '{arch}' with target kind 'sequence' reads the future: its backward pass at step t has "
             "seen x[t+1], the very value it must predict. Use target kind 'next', a causal arch, or "
-            "--allow-future-leak to reproduce the tutorial's flaw on purpose."
+            "`allow_future_leak` to reproduce the tutorial's flaw on purpose."
         )
