@@ -233,6 +233,18 @@ def _options(*options):
 def _table_option(option: Option, **changes):
     """The Click option of an option of the table (`keras_seq.config.options`): its flag, reader, default, choices
     and help from the table; `changes` (a verb's own default or help) win."""
+    decls, kwargs = _table_declaration(option, **changes)
+    return click.option(*decls, cls=RenderedOption, **kwargs)
+
+
+def _table_param(option: Option, **changes) -> click.Option:
+    """`_table_option`'s Click parameter, for a command to add when it runs (`ModelCommand`)."""
+    decls, kwargs = _table_declaration(option, **changes)
+    return RenderedOption(list(decls), **kwargs)
+
+
+def _table_declaration(option: Option, **changes) -> tuple[tuple, dict]:
+    """The flags and keyword arguments of an option of the table's Click option."""
     reader = option.kind.reader
     kwargs = dict(_READERS[reader]) if reader != "flag" else {} if option.default else {"is_flag": True}
     default = option.default
@@ -243,7 +255,17 @@ def _table_option(option: Option, **changes):
     decls = [option.cli_flag + (f"/--no-{option.cli_flag[2:]}" if reader == "flag" and option.default else "")]
     kwargs = {"default": default, "show_default": default is not None and default is not False,
               "metavar": option.metavar, "help": option.help, **kwargs, **changes}
-    return _option(*decls, option.name, **kwargs)
+    return (*decls, option.name), kwargs
+
+
+class ModelCommand(click.Command):
+    """A command that takes the model options: an option an arch registered after import is one of its flags."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        have = {p.name for p in params}
+        extra = [_table_param(o) for o in table_options("model") if o.on_cli and o.name not in have]
+        return [*params[:-1], *extra, params[-1]] if extra else params  # before --help
 
 
 def _option(*decls, **kwargs):
@@ -311,7 +333,7 @@ training_options = _options(
 )
 
 
-@cli.command()
+@cli.command(cls=ModelCommand)
 @_option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
 @_option("--resume", "resume", default=None, metavar="RUN_DIR",
               help="Continue an unfinished fit from its last completed epoch: a folder Ctrl-C marked interrupted, "
@@ -374,7 +396,7 @@ _FANOUT_OPTIONS = (
 )
 
 
-@cli.command()
+@cli.command(cls=ModelCommand)
 @_option("--archs", default=",".join(CLASSIC_ARCHS), show_default=True, callback=_arch_list,
               help="Archs to compare, separated by commas.")
 @_option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
@@ -415,7 +437,7 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
     click.echo(f"comparison written to {result.path}")
 
 
-@cli.command()
+@cli.command(cls=ModelCommand)
 @_option("--recipe", default=None, metavar="RECIPE",
               help="A recipe with a [tune] table: its options are the base fit, its table the search space "
                    "(the fit options below are then left out).")
@@ -628,7 +650,7 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
         click.echo(f"forecast written to {csv_path}")
 
 
-@cli.command()
+@cli.command(cls=ModelCommand)
 @_option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
 @_table_option(get_option("features"))
 @_options(*_table_options(("windows", "model"), leave_out=("splits", "stride", "split_dates")))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_seq.config.options import values_of
 from keras_seq.backend import use_backend
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
@@ -750,9 +751,9 @@ def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: 
     """What every model of a comparison shared: comparison.json's `settings`."""
     return {
         "data": specs.data_record(frame, digest),
-        "windows": dataclasses.asdict(specs.windows),
-        "model": {k: v for k, v in dataclasses.asdict(specs.model).items() if k != "arch"},
-        "train": dataclasses.asdict(specs.train),
+        "windows": values_of(specs.windows),
+        "model": {k: v for k, v in values_of(specs.model).items() if k != "arch"},
+        "train": values_of(specs.train),
         "compare": spec.settings(),
         "seeds": seeds,
         "backend": specs.backend,

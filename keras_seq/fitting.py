@@ -27,6 +27,7 @@ import datetime
 import shutil
 from pathlib import Path
 
+from keras_seq.config.options import values_of
 from keras_seq.backend import import_keras, seeded_build, set_random_seed, tensorflow_left_unloaded, use_backend
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
@@ -90,9 +91,9 @@ class RunSpecs:
             "status": status,
             "created": started.isoformat(timespec="seconds"),
             "data": self.data_record(frame, digest),
-            "windows": dataclasses.asdict(self.windows),
-            "model": dataclasses.asdict(self.model),
-            "train": dataclasses.asdict(self.train),
+            "windows": values_of(self.windows),
+            "model": values_of(self.model),
+            "train": values_of(self.train),
             "backend": self.backend,
         }
 

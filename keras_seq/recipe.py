@@ -43,7 +43,7 @@ import tomllib
 from pathlib import Path
 
 from keras_seq.compare import CompareSpec
-from keras_seq.config.options import INT, NAMES, NUMBER, TEXT, get_option, recipe_schema, spec_class
+from keras_seq.config.options import INT, NAMES, NUMBER, TEXT, get_option, recipe_schema, spec_class, tunable, values_of
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.models.spec import ModelSpec
@@ -56,10 +56,16 @@ RECIPE_FILE = "recipe.toml"
 
 # === Schema: section -> key -> kind (the option table's sections, and a comparison's and an export's keys) ===
 
-SCHEMA = recipe_schema()
-SCHEMA["model"] = {"archs": NAMES, **SCHEMA["model"]}  # the archs compared; the first is a fit's `arch`
-SCHEMA["evaluate"] = {"on": NAMES, "repeats": INT, "backtest": INT, "jobs": INT, "scheduler": TEXT}
-SCHEMA["export"] = {"formats": NAMES}
+def schema() -> dict:
+    """section -> key -> kind: the option table's sections (an arch's registered options included), a
+    comparison's and an export's keys."""
+    sections = recipe_schema()
+    sections["model"] = {"archs": NAMES, **sections["model"]}  # the archs compared; the first is a fit's `arch`
+    sections["evaluate"] = {"on": NAMES, "repeats": INT, "backtest": INT, "jobs": INT, "scheduler": TEXT}
+    sections["export"] = {"formats": NAMES}
+    return sections
+
+
 TOP_KEYS = {"description": TEXT, "name": TEXT}
 EXPERIMENT_KEYS = {"name": TEXT, "note": TEXT}
 DEFAULT_ARCHS = ["lstm"]
@@ -154,11 +160,11 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     if parsed:
         _check_top(raw, where)
 
-    top_sections = {section: raw.get(section, {}) for section in SCHEMA}
+    top_sections = {section: raw.get(section, {}) for section in schema()}
     experiments_raw = raw.get("experiment") or [{"name": "main"}]
     experiments = []
     for entry in experiments_raw:
-        merged = {section: {**top_sections[section], **entry.get(section, {})} for section in SCHEMA}
+        merged = {section: {**top_sections[section], **entry.get(section, {})} for section in schema()}
         label = f"{where}: experiment '{entry['name']}'" if raw.get("experiment") else where
         experiments.append(_resolve(entry["name"], entry.get("note", ""), merged, label))
     names = [e.name for e in experiments]
@@ -211,12 +217,12 @@ def _check_section(table, section: str, label: str) -> None:
     if not isinstance(table, dict):
         raise KerasSeqError(f"{label}: '{section}' must be a table ([{section}]). Received: {_describe(table)}")
     for key, value in table.items():
-        if key not in SCHEMA[section]:
+        if key not in schema()[section]:
             raise KerasSeqError(
                 f"{label}: unknown key '{section}.{key}'. Expected one of: "
-                f"{', '.join(section + '.' + k for k in SCHEMA[section])}."
+                f"{', '.join(section + '.' + k for k in schema()[section])}."
             )
-        kind = SCHEMA[section][key]
+        kind = schema()[section][key]
         if not kind.accepts(value):
             raise KerasSeqError(f"{label}: '{section}.{key}' must be {kind.expected}. Received: {_describe(value)}")
 
@@ -236,12 +242,12 @@ def _refuse_addresses(raw: dict, where: str) -> None:
 
 
 def _check_top(raw: dict, where: str) -> None:
-    known = {**TOP_KEYS, **{s: None for s in SCHEMA}, "experiment": None, "tune": None}
+    known = {**TOP_KEYS, **{s: None for s in schema()}, "experiment": None, "tune": None}
     for key, value in raw.items():
         if key not in known:
             raise KerasSeqError(
                 f"{where}: unknown key '{key}'. Expected: description, name, experiment, tune, or a section "
-                f"({', '.join(SCHEMA)})."
+                f"({', '.join(schema())})."
             )
         if key == "tune":
             if not isinstance(value, dict):
@@ -249,7 +255,7 @@ def _check_top(raw: dict, where: str) -> None:
             parse_tune_table(value, where)
         if key in TOP_KEYS and not TOP_KEYS[key].accepts(value):
             raise KerasSeqError(f"{where}: '{key}' must be {TOP_KEYS[key].expected}. Received: {_describe(value)}")
-        if key in SCHEMA:
+        if key in schema():
             _check_section(value, key, where)
     if "description" not in raw:
         raise KerasSeqError(f"{where}: missing 'description', a one-line summary of the recipe (a string).")
@@ -261,7 +267,7 @@ def _check_top(raw: dict, where: str) -> None:
     for index, entry in enumerate(experiments, start=1):
         label = f"{where}: experiment {index}"
         for key, value in entry.items():
-            if key in SCHEMA:
+            if key in schema():
                 _check_section(value, key, label)
             elif key in EXPERIMENT_KEYS:
                 if not EXPERIMENT_KEYS[key].accepts(value):
@@ -269,7 +275,7 @@ def _check_top(raw: dict, where: str) -> None:
                                         f"{_describe(value)}")
             else:
                 raise KerasSeqError(
-                    f"{label}: unknown key '{key}'. Expected: name, note, or a section ({', '.join(SCHEMA)})."
+                    f"{label}: unknown key '{key}'. Expected: name, note, or a section ({', '.join(schema())})."
                 )
         if "name" not in entry:
             raise KerasSeqError(f"{label}: missing 'name', the experiment's folder name (a string).")
@@ -282,12 +288,10 @@ def _check_top(raw: dict, where: str) -> None:
 
 def parse_tune_table(table: dict, where: str) -> dict:
     """A recipe's `[tune]` table -> TuneSpec keyword arguments (`space` only where subtables are given)."""
-    from keras_seq.tuning import TUNABLE
-
     settings = {"trials": int, "objective": str, "pruner": str}
     options, space = {}, []
     for key, value in table.items():
-        if key in TUNABLE:
+        if key in tunable():
             if not isinstance(value, dict):
                 raise KerasSeqError(f"{where}: 'tune.{key}' must be a table ([tune.{key}]). Received: {_describe(value)}")
             space += [_tune_param(key, name, entry, f"{where}: 'tune.{key}.{name}'") for name, entry in value.items()]
@@ -298,7 +302,7 @@ def parse_tune_table(table: dict, where: str) -> dict:
             options[key] = value
         else:
             raise KerasSeqError(f"{where}: unknown key 'tune.{key}'. Expected trials, objective, pruner, or a "
-                                f"table of ranges and choices ({', '.join('tune.' + s for s in TUNABLE)}).")
+                                f"table of ranges and choices ({', '.join('tune.' + s for s in tunable())}).")
     if space:
         options["space"] = tuple(space)
     return options
@@ -306,12 +310,12 @@ def parse_tune_table(table: dict, where: str) -> dict:
 
 def _tune_param(section: str, key: str, entry, label: str):
     """A list is a choice; an inline table {low, high, log} a range (a `tuning.Param`)."""
-    from keras_seq.tuning import TUNABLE, Param
+    from keras_seq.tuning import Param
 
-    if key not in TUNABLE[section]:
+    if key not in tunable()[section]:
         raise KerasSeqError(f"{label}: not an option a trial can change. Expected one of: "
-                            f"{', '.join(f'tune.{section}.{k}' for k in TUNABLE[section])}.")
-    kind = SCHEMA["model"]["archs"] if key == "arch" else SCHEMA[section][key]
+                            f"{', '.join(f'tune.{section}.{k}' for k in tunable()[section])}.")
+    kind = schema()["model"]["archs"] if key == "arch" else schema()[section][key]
     expected, check = kind.expected, kind.accepts
     if isinstance(entry, list):
         if not entry:
@@ -349,16 +353,16 @@ def _parse_override(item: str, where: str):
         raise KerasSeqError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5.")
     if len(parts) == 1 and parts[0] in TOP_KEYS:
         section, name = None, parts[0]
-    elif len(parts) == 2 and parts[0] in SCHEMA and parts[1] in SCHEMA[parts[0]]:
+    elif len(parts) == 2 and parts[0] in schema() and parts[1] in schema()[parts[0]]:
         section, name = parts
     else:
-        valid = ", ".join(f"{s}.<{'|'.join(keys)}>" for s, keys in SCHEMA.items())
+        valid = ", ".join(f"{s}.<{'|'.join(keys)}>" for s, keys in schema().items())
         raise KerasSeqError(f"--set {item}: unknown key '{key}' for {where}. Expected description, name or {valid}.")
     try:
         value = tomllib.loads(f"value = {text.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         value = text.strip()  # a bare word: a string
-    kind = TOP_KEYS[name] if section is None else SCHEMA[section][name]
+    kind = TOP_KEYS[name] if section is None else schema()[section][name]
     if kind.reader == "list" and isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]  # --set model.archs=lstm,gru
     if not kind.accepts(value):
@@ -421,7 +425,7 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
         data["end"] = str(frame.index.max().date())
     windows = dataclasses.asdict(experiment.windows)
     model = {"archs": list(experiment.compare.archs),
-             **{k: v for k, v in dataclasses.asdict(experiment.model).items() if k != "arch"}}
+             **{k: v for k, v in values_of(experiment.model).items() if k != "arch"}}
     compare = dataclasses.asdict(experiment.compare)
     evaluate = {"on": list(compare["on"]), "repeats": compare["repeats"], "backtest": compare["backtest"],
                 "jobs": compare["jobs"]}  # a scheduler is never written into a recipe (`_refuse_addresses`)

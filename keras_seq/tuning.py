@@ -33,7 +33,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from keras_seq.config.options import options, tunable
+from keras_seq.config.options import options, values_of
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.metrics import get_metric, objective_names
 from keras_seq.safety import write_file_atomically
@@ -41,9 +41,11 @@ from keras_seq.safety import write_file_atomically
 PRUNERS = ("median", "none")
 JOURNAL_FILE = "study.journal"
 TUNE_FILE = "tune.json"
-TUNABLE = tunable()  # what a trial may change, per section (the option table's `tune`)
-# Options that change what the validation loss measures (its normalization, or the steps it averages over).
-LOSS_UNITS = {f"{o.section}.{o.name}" for o in options() if o.loss_units}
+
+
+def loss_units() -> set[str]:
+    """Options that change what the validation loss measures (its normalization, or the steps it averages over)."""
+    return {f"{o.section}.{o.name}" for o in options() if o.loss_units}
 
 
 class TrialRefused(KerasSeqError):
@@ -162,7 +164,7 @@ class TuneSpec:
         if self.storage is not None and "://" not in self.storage:
             raise KerasSeqError(f"--storage {self.storage}: expected an SQLAlchemy URL such as sqlite:///study.db or "
                                 "postgresql://user@host/db (leave it out for the journal file in the study folder).")
-        touched = sorted(LOSS_UNITS.intersection(names))
+        touched = sorted(loss_units().intersection(names))
         if self.objective == "val_loss" and touched:
             raise KerasSeqError(
                 f"objective 'val_loss' cannot compare trials that change {touched[0]}: it changes what the "
@@ -199,7 +201,7 @@ def check_space(base, spec: TuneSpec) -> None:
 
 def setup_digest(base, spec: TuneSpec, data_sha256: str) -> str:
     """What a study's trials share: the rows, the base options, the space and the objective."""
-    record = {"data": data_sha256, "options": {k: dataclasses.asdict(getattr(base, k)) for k in
+    record = {"data": data_sha256, "options": {k: values_of(getattr(base, k)) for k in
                                                ("data", "windows", "model", "train")},
               "backend": base.backend, "space": [dataclasses.asdict(p) for p in spec.space],
               "objective": spec.objective, "pruner": spec.pruner}

@@ -13,16 +13,15 @@ import pytest
 
 from keras_seq.cli import cli
 from keras_seq.compare import CompareSpec
-from keras_seq.config.options import OPTIONS, SECTIONS, options, spec_class
+from keras_seq.config.options import OPTIONS, SECTIONS, options, spec_class, tunable
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.fitting import RunSpecs
 from keras_seq.models.spec import ModelSpec
-from keras_seq.recipe import SCHEMA
+from keras_seq.recipe import schema
 from keras_seq.rundir import specs_from_config
 from keras_seq.training import TrainSpec
-from keras_seq.tuning import TUNABLE
 
 PACKAGE = Path(__file__).resolve().parents[1] / "keras_seq"
 
@@ -37,10 +36,10 @@ def command_params(name: str) -> dict:
 
 def test_each_spec_has_exactly_its_sections_options_and_each_recipe_section_too():
     for section in SECTIONS:
-        assert fields(section) == [o.name for o in options(section)], section
-        assert set(SCHEMA[section]) == set(fields(section)) - {"arch"} | ({"archs"} if section == "model" else set())
+        assert fields(section) == [o.name for o in options(section)] + (["arch_options"] if section == "model" else []), section
+        assert set(schema()[section]) == set(fields(section)) - {"arch", "arch_options"} | ({"archs"} if section == "model" else set())
     compare = {f.name for f in dataclasses.fields(CompareSpec)} - {"archs"}  # archs live in [model]
-    assert set(SCHEMA["evaluate"]) == compare
+    assert set(schema()["evaluate"]) == compare
 
 
 def test_every_option_on_the_command_line_is_an_option_of_fit_with_the_tables_default():
@@ -77,7 +76,7 @@ def test_config_json_records_every_field_and_reads_back_the_same_specs():
     frame = pd.DataFrame({"Close": [1.0, 2.0]}, index=pd.DatetimeIndex(["2019-01-02", "2019-01-03"], name="Date"))
     config = specs.options_config("complete", datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc), frame, "0" * 64)
     for section in SECTIONS:
-        assert set(fields(section)) <= set(config[section]), section
+        assert {o.name for o in options(section)} <= set(config[section]), section
     data, windows, model, train = specs_from_config(config, None)
     assert (windows, model, train) == (specs.windows, specs.model, specs.train)
     assert data == dataclasses.replace(specs.data, cache_dir=None)
@@ -103,8 +102,8 @@ def test_python_keywords_and_values_are_checked_by_the_table():
 
 
 def test_tune_may_search_only_the_tables_tunable_options_of_model_windows_and_train():
-    assert TUNABLE == {section: tuple(o.name for o in options(section) if o.tune) for section in ("model", "windows", "train")}
-    assert "horizon" not in TUNABLE["windows"] and "source" not in str(TUNABLE)  # the task itself is not searched
+    assert tunable() == {section: tuple(o.name for o in options(section) if o.tune) for section in ("model", "windows", "train")}
+    assert "horizon" not in tunable()["windows"] and "source" not in str(tunable())  # the task itself is not searched
 
 
 def test_no_module_but_the_table_spells_an_options_flag():

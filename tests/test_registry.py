@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 import keras_seq
+from keras_seq.config.options import INT, Option
 from keras_seq.errors import KerasSeqError
-from keras_seq.models import arch_names, build_model, get_arch, register_arch, unregister_arch
+from keras_seq.models import arch_names, build_model, get_arch, load_model, network_of, register_arch, unregister_arch
+from keras_seq.recipe import load_recipe
+from keras_seq.rundir import specs_from_config
 
 
 # === The toy arch: all of it ===
@@ -89,3 +95,39 @@ def test_an_arch_that_reads_the_future_is_refused_for_sequence_targets(toy_arch)
         assert not get_arch("toybidi").causal and get_arch("lstm").causal
     finally:
         unregister_arch("toybidi")
+
+
+# === An arch with a hyperparameter of its own: all of it ===
+KERNEL = Option("model", "kernel", INT, 3, "Width of toyconv's causal convolution.", low=1, high=16, tune=True)
+
+
+def conv_backbone(spec, x, sequences):
+    """A causal convolution of `spec.kernel` steps; its last step is the forecast's features."""
+    x = keras.layers.Conv1D(spec.units, spec.kernel, padding="causal", activation="tanh", name="toyconv")(x)
+    return x if sequences else x[:, -1, :]
+# === end of the arch ===
+
+
+def test_an_arch_brings_its_own_option_to_the_cli_a_recipe_config_json_and_tune(tmp_path, run_cli):
+    register_arch("toyconv", conv_backbone, help="a causal convolution", options=(KERNEL,))
+    try:
+        code, out, err = run_cli("fit", "--arch", "toyconv", "--kernel", "5", "--window", "8", "--units", "4",
+                                 "--epochs", "1", "--start", "2022-01-01", "--out", tmp_path, "-q")
+        assert code == 0, err
+        (run_dir,) = tmp_path.glob("toyconv-*")
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["model"]["kernel"] == 5 and network_of(load_model(run_dir / "model.keras")).get_layer("toyconv").kernel_size == (5,)
+        assert specs_from_config(config, run_dir, ("model",)) == (keras_seq.ModelSpec(arch="toyconv", units=4, kernel=5),)
+        recipe = tmp_path / "conv.toml"
+        recipe.write_text('description = "x"\n[data]\nstart = 2022-01-01\n[windows]\nwindow = 8\n[model]\narchs = ["toyconv"]\nunits = 4\nkernel = 2\n'
+                          '[train]\nepochs = 1\n[tune.model]\nkernel = {low = 2, high = 4}\n')
+        assert load_recipe(recipe).experiments[0].model.kernel == 2
+        code, out, err = run_cli("tune", "--recipe", recipe, "--trials", "2", "--no-refit", "--out", tmp_path, "-q")
+        assert code == 0, err
+        assert set(pd.read_csv(tmp_path / "study" / "trials.csv")["params_model.kernel"]) <= {2, 3, 4}
+        code, out, err = run_cli("fit", "--arch", "toyconv", "--kernel", "0")
+        assert code == 1 and "--kernel must be an integer of at least 1" in err
+    finally:
+        unregister_arch("toyconv")
+    with pytest.raises(KerasSeqError, match="unknown model option 'kernel'"):
+        keras_seq.ModelSpec(kernel=3)  # gone with its arch

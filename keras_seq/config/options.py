@@ -304,6 +304,33 @@ OPTIONS = (
 )
 
 
+_REGISTERED: dict[str, Option] = {}  # options an arch brought (`register_option`)
+
+
+def register_option(option: Option) -> Option:
+    """Add a model option to the table: an arch's own hyperparameter (`register_arch(options=...)`). From then on
+    `ModelSpec` takes it as a keyword and as an attribute, the command line as a flag, a recipe as a `[model]` key,
+    config.json records it and `tune` may search it, exactly like a built-in option.
+
+    Raises:
+        KerasSeqError: not a `model` option, not a lowercase word, or a name another option or a `ModelSpec`
+            attribute already has.
+    """
+    if option.section != "model" or not re.fullmatch(r"[a-z][a-z0-9_]*", option.name):
+        raise KerasSeqError(f"an arch's option is a `model` option named by a lowercase word. Received: "
+                            f"{option.section}.{option.name}")
+    known = _by_name().get(option.name) or _REGISTERED.get(option.name)
+    if (known is not None and known != option) or (known is None and hasattr(spec_class("model"), option.name)):
+        raise KerasSeqError(f"option {option.name!r} is already declared: give the arch's option another name.")
+    _REGISTERED[option.name] = option
+    return option
+
+
+def unregister_option(name: str) -> None:
+    """Forget an option `register_option` added (a test's or a plugin's)."""
+    _REGISTERED.pop(name, None)
+
+
 @functools.cache
 def _by_name() -> dict[str, Option]:
     table = {}
@@ -316,15 +343,16 @@ def _by_name() -> dict[str, Option]:
 
 def options(*sections: str) -> tuple[Option, ...]:
     """The options of these sections (every section's when none is named), in the table's order."""
-    return tuple(o for o in OPTIONS if not sections or o.section in sections)
+    return tuple(o for o in (*OPTIONS, *_REGISTERED.values()) if not sections or o.section in sections)
 
 
 def get_option(name: str) -> Option:
     """The option called `name` (or `KerasSeqError` naming the closest)."""
+    known = {**_by_name(), **_REGISTERED}
     try:
-        return _by_name()[name]
+        return known[name]
     except KeyError:
-        raise KerasSeqError(f"unknown option {name!r}.{_closest(name, _by_name())}") from None
+        raise KerasSeqError(f"unknown option {name!r}.{_closest(name, known)}") from None
 
 
 def _closest(name: str, names) -> str:
@@ -341,10 +369,14 @@ def spec_class(section: str):
 _SPECS: dict[str, type] = {}
 
 
+EXTRA = "arch_options"  # the field of `ModelSpec` that holds the values of registered options, as (name, value)s
+
+
 def spec_of(section: str):
     """Class decorator: a frozen dataclass whose fields are `section`'s options, checked by the table (kinds,
     ranges, choices, unknown keywords) before the class's own `__post_init__` checks how they combine; its
-    docstring gains an `Args:` section from the options' help."""
+    docstring gains an `Args:` section from the options' help. The `model` spec also holds the registered options
+    (`register_option`) in its `arch_options` field, read as attributes (`spec.kernel`)."""
 
     def make(cls):
         own = options(section)
@@ -352,12 +384,19 @@ def spec_of(section: str):
                                for o in own}
         for o in own:
             setattr(cls, o.name, o.default)
+        if section == "model":
+            cls.__annotations__[EXTRA] = "tuple[tuple[str, object], ...]"
+            setattr(cls, EXTRA, ())
+            cls.__getattr__ = _registered_value
         cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Args:\n" + "".join(_arg_doc(o) for o in own)
         own_checks = cls.__dict__.get("__post_init__")
 
         def __post_init__(self):
             for o in own:
                 object.__setattr__(self, o.name, o.checked(getattr(self, o.name)))
+            if section == "model":
+                object.__setattr__(self, EXTRA, tuple(sorted((name, get_option(name).checked(value))
+                                                             for name, value in dict(self.arch_options).items())))
             if own_checks is not None:
                 own_checks(self)
 
@@ -371,19 +410,31 @@ def spec_of(section: str):
 
 
 def _keyword_checked(init, section: str, own: tuple[Option, ...]):
-    names = tuple(o.name for o in own)
     renamed = {old: o.name for o in own for old in o.legacy_names}
 
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
         kwargs = {renamed.get(key, key): value for key, value in kwargs.items()}  # an older name still works
+        names = [o.name for o in options(section)]
+        if section == "model":  # registered options travel in `arch_options`
+            extra = {**dict(kwargs.pop(EXTRA, ())), **{key: kwargs.pop(key) for key in list(kwargs)
+                                                        if key in _REGISTERED}}
+            kwargs[EXTRA] = tuple(extra.items())
+            names.append(EXTRA)
         unknown = next((key for key in kwargs if key not in names), None)
         if unknown is not None:
             raise KerasSeqError(f"unknown {section} option {unknown!r}.{_closest(unknown, names)} Expected one of: "
-                                f"{', '.join(names)}.")
+                                f"{', '.join(n for n in names if n != EXTRA)}.")
         init(self, *args, **kwargs)
 
     return __init__
+
+
+def _registered_value(self, name: str):
+    """A registered option's value on a `ModelSpec` (its default where not given)."""
+    if name in _REGISTERED:
+        return dict(object.__getattribute__(self, EXTRA)).get(name, _REGISTERED[name].default)
+    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def _arg_doc(option: Option) -> str:
@@ -398,8 +449,11 @@ def _arg_doc(option: Option) -> str:
 
 
 def values_of(spec) -> dict:
-    """A spec's options as a dict (what config.json records)."""
-    return dataclasses.asdict(spec)
+    """A spec's options as one flat dict (what config.json and a resolved recipe record; registered options
+    beside the built-in ones)."""
+    values = dataclasses.asdict(spec)
+    values.update(dict(values.pop(EXTRA, ())))
+    return values
 
 
 def from_record(section: str, record: dict):
@@ -451,5 +505,5 @@ _OPTION_NAME = re.compile(r"`([a-z][a-z_]*)`")
 def cli_text(message: str, flags: dict[str, str] | None = None) -> str:
     """A library message as the command line says it: each option named `` `window` `` becomes `--window` (also
     the names in `flags`, a command's own parameters)."""
-    known = {**{o.name: o.cli_flag for o in OPTIONS}, **(flags or {})}
+    known = {**(flags or {}), **{o.name: o.cli_flag for o in options()}}
     return _OPTION_NAME.sub(lambda m: known.get(m.group(1), m.group(0)), message)

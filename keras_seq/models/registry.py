@@ -38,8 +38,13 @@ class Arch:
             (`brnn`): such an arch is refused for target kind `sequence`.
             Defaults to `True`.
         help: str. One line for `--help` and error messages.
-        options: tuple of str. The `ModelSpec` fields the arch reads beyond
-            units, layers and dropout (e.g. `("cell",)`), for `summary`.
+        options: tuple of str. The options the arch reads beyond units,
+            layers and dropout (e.g. `("cell",)`), for `summary` and
+            `compare`'s table. Given to `register_arch`, an entry may be a new
+            `keras_seq.config.options.Option` of section `model`: the arch's
+            own hyperparameter, added to the option table (`spec.<name>` in
+            the backbone; a flag, a recipe key, a config.json entry and a
+            `tune` range like any other).
     """
 
     name: str
@@ -61,7 +66,7 @@ _REGISTRY: dict[str, Arch] = {}
 
 
 def register_arch(name: str, backbone: Callable | str, *, causal: bool = True, help: str = "",
-                  options: tuple[str, ...] = (), replace: bool = False) -> Arch:
+                  options: tuple = (), replace: bool = False) -> Arch:
     """Register an arch under `name` and return it; see `Arch` for the arguments.
 
     Raises:
@@ -78,7 +83,14 @@ def register_arch(name: str, backbone: Callable | str, *, causal: bool = True, h
         raise KerasSeqError(f"an arch name must be a lowercase word (letters, digits, _). Received: {name!r}")
     if name in _REGISTRY and not replace:
         raise KerasSeqError(f"arch '{name}' is already registered. Choose another name, or pass replace=True.")
-    arch = Arch(name, backbone, causal=causal, help=help, options=tuple(options))
+    names = []
+    for option in options:
+        if not isinstance(option, str):
+            from keras_seq.config.options import register_option
+
+            option = register_option(option).name
+        names.append(option)
+    arch = Arch(name, backbone, causal=causal, help=help, options=tuple(names))
     _REGISTRY[name] = arch
     return arch
 
@@ -87,7 +99,13 @@ def unregister_arch(name: str) -> None:
     """Forget a registered arch (a test's or a plugin's); built-in archs stay."""
     if name in BUILTIN_ARCHS:
         raise KerasSeqError(f"arch '{name}' is built in and cannot be unregistered.")
-    _REGISTRY.pop(name, None)
+    arch = _REGISTRY.pop(name, None)
+    from keras_seq.config.options import OPTIONS, unregister_option
+
+    built_in = {o.name for o in OPTIONS}
+    for option in arch.options if arch else ():
+        if option not in built_in and not any(option in other.options for other in _REGISTRY.values()):
+            unregister_option(option)  # an option no registered arch reads any more
 
 
 def arch_names() -> tuple[str, ...]:
