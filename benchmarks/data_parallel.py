@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     request_host_devices(max(counts))
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.fitting import RunSpecs, start_keras, train_and_evaluate
+    from keras_seq.runs.run import RunSpecs, start_keras, train_and_evaluate
     from keras_seq.models.spec import ModelSpec
     from keras_seq.speed import speed_options
     from keras_seq.training import TrainSpec

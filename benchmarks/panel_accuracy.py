@@ -66,7 +66,7 @@ def model_options(variant: str) -> dict:
 def fit(data, arch: str, seed: int, epochs: int, variant: str = "window"):
     """The test report of one fit (nothing written)."""
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.fitting import RunSpecs, train_and_evaluate
+    from keras_seq.runs.run import RunSpecs, train_and_evaluate
     from keras_seq.models.spec import ModelSpec
     from keras_seq.training import TrainSpec
 

@@ -46,7 +46,8 @@ def _reports_errors(command):
         try:
             return command(*args, **kwargs)
         except KerasSeqError as exc:
-            error = click.ClickException(cli_text(" ".join(str(exc).split()), verb_flags(click.get_current_context(True))))
+            flags = verb_flags(click.get_current_context(silent=True))
+            error = click.ClickException(cli_text(" ".join(str(exc).split()), flags))
             error.exit_code = getattr(exc, "exit_code", 1)
             raise error from None
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's safe points

@@ -144,7 +144,7 @@ def compare_models(
     frame = data.load()
     check_backtest(date_count(frame), windows, spec.backtest)
     from keras_seq.fanout import Stopped, open_pool
-    from keras_seq.fitting import RunSpecs, start_keras
+    from keras_seq.runs.run import RunSpecs, start_keras
     from keras_seq.training import TrainSpec
 
     train = train or TrainSpec()
@@ -208,7 +208,7 @@ def resume_comparison(folder: str | Path, *, jobs: int = 1, scheduler: str | Non
 
 def _kept_comparison(folder: Path, fanout):
     """The loaded rows, options and kept fits of an interrupted comparison, each checked against its record."""
-    from keras_seq.fitting import RunSpecs, start_keras
+    from keras_seq.runs.run import RunSpecs, start_keras
     from keras_seq.rundir import read_json, specs_from_config
     from keras_seq.safety import refuse_symlink
 
@@ -299,7 +299,7 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
                  finished=None) -> tuple[dict, str]:
     """Run a comparison on a loaded `frame` and write its files into `folder`.
 
-    `specs` (a `fitting.RunSpecs`) holds the options every model shares; its
+    `specs` (a `runs.run.RunSpecs`) holds the options every model shares; its
     arch and seed are replaced by each of `spec.archs` and seeds. Keras must
     already be imported with `specs.backend`. `pool` (from
     `fanout.open_pool`) runs the fits on workers; None runs them here, one
@@ -376,7 +376,7 @@ class FitTask:
     """One fit of a comparison: an arch, a seed and a fold (`fold=None`: the whole frame), and what to keep of it."""
 
     name: str  # its run folder under runs/
-    specs: object  # fitting.RunSpecs with this fit's arch and seed
+    specs: object  # runs.run.RunSpecs with this fit's arch and seed
     fold: tuple | None  # backtest_folds' (validation start, test start, test end)
     index: int  # the fold's number, from 1
     splits: tuple[str, ...]
@@ -425,7 +425,7 @@ def fit_one(frame, task: FitTask) -> FitOutcome:
         import keras
 
         from keras_seq.evaluation import persistence_forecast
-        from keras_seq.fitting import train_and_evaluate
+        from keras_seq.runs.run import train_and_evaluate
         from keras_seq.safety import STOP
 
         fold_frame, fold_windows = fold_data(frame, task.specs.windows, task.fold)
@@ -464,7 +464,7 @@ def _run_files(fitted) -> dict:
     """A run folder's files (without plots) for `fitted`, as bytes: written to a temporary folder and read back."""
     import tempfile
 
-    from keras_seq.fitting import write_run
+    from keras_seq.runs.run import write_run
 
     with tempfile.TemporaryDirectory(prefix="keras-seq-fit-") as folder:
         write_run(Path(folder), fitted, plots=False)
@@ -752,7 +752,7 @@ def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: 
     return {
         "data": specs.data_record(frame, digest),
         "windows": values_of(specs.windows),
-        "model": {k: v for k, v in values_of(specs.model).items() if k != "arch"},
+        "model": {k: v for k, v in values_of(specs.model, spec.archs).items() if k != "arch"},
         "train": values_of(specs.train),
         "compare": spec.settings(),
         "seeds": seeds,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import DataWarning, KerasSeqError
-from keras_seq.fitting import RunResult, calibration_summary
+from keras_seq.runs.run import RunResult, calibration_summary
 from keras_seq.rundir import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, series_vocabulary_of,
                               specs_from_config, staged_folder, utc_stamp, write_json)
 

@@ -36,12 +36,11 @@ import numpy as np
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
-from keras_seq.formats import format_names, get_format, io_signature
+from keras_seq.formats import CARD_FILE, format_names, get_format, io_signature
 from keras_seq.safety import artifact_sha256, read_text_bounded, write_error
 from keras_seq.rundir import is_folder_name, write_json
 
 FORMATS = format_names()  # keras_seq.formats: savedmodel, onnx, keras
-CARD_FILE = "model_card.json"
 # Everything an export folder may hold (what --overwrite may replace).
 EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS))
 DEFAULT_TOLERANCE = 1e-5

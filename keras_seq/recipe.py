@@ -425,7 +425,7 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
         data["end"] = str(frame.index.max().date())
     windows = dataclasses.asdict(experiment.windows)
     model = {"archs": list(experiment.compare.archs),
-             **{k: v for k, v in values_of(experiment.model).items() if k != "arch"}}
+             **{k: v for k, v in values_of(experiment.model, experiment.compare.archs).items() if k != "arch"}}
     compare = dataclasses.asdict(experiment.compare)
     evaluate = {"on": list(compare["on"]), "repeats": compare["repeats"], "backtest": compare["backtest"],
                 "jobs": compare["jobs"]}  # a scheduler is never written into a recipe (`_refuse_addresses`)
@@ -587,7 +587,7 @@ def _prepare(recipe: Recipe, jobs: int, scheduler: str | None) -> tuple[dict, di
     """
     from keras_seq.compare import check_backtest, check_fanout, date_count
     from keras_seq.fanout import Fanout
-    from keras_seq.fitting import start_keras
+    from keras_seq.runs.run import start_keras
 
     given = Fanout(jobs, scheduler)
     fanouts, frames = {}, {}
@@ -619,7 +619,7 @@ class _Pools(contextlib.ExitStack):
 def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo, pool):
     """Compare (and export) one experiment into `folder/<name>`; its summary and its part of report.md."""
     from keras_seq.compare import compare_into
-    from keras_seq.fitting import RunSpecs
+    from keras_seq.runs.run import RunSpecs
     from keras_seq.safety import STOP
 
     echo(f"experiment {experiment.name}: {', '.join(experiment.compare.archs)} "

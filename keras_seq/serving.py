@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.exporting import CARD_FILE
-from keras_seq.formats import detect_format
+from keras_seq.formats import CARD_FILE, detect_format
 from keras_seq.safety import artifact_sha256, plain_name, read_text_bounded
 
 @dataclasses.dataclass
@@ -140,7 +139,7 @@ def _artifact(kind: str, path: Path, loaded, description: dict, record: str) -> 
 
 
 def _describe_card(card: dict) -> dict:
-    """The fields of `fitting.model_io`, read back from a model card."""
+    """The fields of `rundir.model_io`, read back from a model card."""
     from keras_seq.rundir import DATA_KEYS, quantiles_of, series_vocabulary_of
 
     try:

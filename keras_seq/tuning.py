@@ -2,7 +2,7 @@
 
 A study searches a space of options (`Param`s: the arch, sizes, window,
 learning rate, dropout, the scaling and head options) around a base fit.
-Each trial trains one model with `fitting.train_and_evaluate` and is scored
+Each trial trains one model with `runs.run.train_and_evaluate` and is scored
 on the validation split only: its MASE (`val_mase`, the default: in the
 target's units, so trials with other scalings, transforms, heads or
 windows compare fairly) or its validation loss (`val_loss`, in normalized
@@ -175,7 +175,7 @@ class TuneSpec:
 
 
 def trial_specs(base, values: dict):
-    """`base` (fitting.RunSpecs) with a trial's values (`{"model.units": 32, ...}`), checked as a fit checks them."""
+    """`base` (runs.run.RunSpecs) with a trial's values (`{"model.units": 32, ...}`), checked as a fit checks them."""
     import dataclasses as dc
 
     changes = {"model": {}, "windows": {}, "train": {}}
@@ -339,7 +339,7 @@ class Job:
 
     frame: object  # pandas.DataFrame
     digest: str  # frame_sha256(frame)
-    base: object  # fitting.RunSpecs
+    base: object  # runs.run.RunSpecs
     spec: TuneSpec
     folder: Path
     setup: str  # setup_digest(...)
@@ -364,7 +364,7 @@ def objective(job: Job, trial) -> float:
     """Train one trial's model and score it on the validation split; Optuna's pruner reads every epoch's score."""
     import optuna
 
-    from keras_seq.fitting import run_windows, train_and_evaluate
+    from keras_seq.runs.run import run_windows, train_and_evaluate
     from keras_seq.training import watching_epochs
 
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -483,7 +483,7 @@ def prepare_job(data, windows, model, train, spec: TuneSpec, *, out, backend) ->
     from keras_seq.backend import use_backend
     from keras_seq.data.sources import DataSpec, frame_sha256
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.fitting import RunSpecs, start_keras
+    from keras_seq.runs.run import RunSpecs, start_keras
     from keras_seq.models import ModelSpec
     from keras_seq.training import TrainSpec
 
@@ -646,7 +646,7 @@ def refit_best(job: Job, summary: dict, verbose) -> dict:
     """
     import datetime
 
-    from keras_seq.fitting import train_into_folder
+    from keras_seq.runs.run import train_into_folder
     from keras_seq.rundir import run_name
 
     best = summary["best"]
@@ -711,7 +711,7 @@ def _interrupted_line(job: Job) -> str:
 
 def _worker_main(argv: list[str]) -> int:
     """`python -m keras_seq.tuning SHARE INDEX`, the Job pickled on stdin by `run_workers` (its parent)."""
-    from keras_seq.fitting import start_keras
+    from keras_seq.runs.run import start_keras
     from keras_seq.safety import stop_signals
 
     job = pickle.loads(sys.stdin.buffer.read())

@@ -17,7 +17,8 @@ from keras_seq.config.options import OPTIONS, SECTIONS, options, spec_class, tun
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.fitting import RunSpecs
+from keras_seq.runs.run import RunSpecs
+from keras_seq.models.registry import get_arch
 from keras_seq.models.spec import ModelSpec
 from keras_seq.recipe import schema
 from keras_seq.rundir import specs_from_config
@@ -36,8 +37,12 @@ def command_params(name: str) -> dict:
 
 def test_each_spec_has_exactly_its_sections_options_and_each_recipe_section_too():
     for section in SECTIONS:
-        assert fields(section) == [o.name for o in options(section)] + (["arch_options"] if section == "model" else []), section
-        assert set(schema()[section]) == set(fields(section)) - {"arch", "arch_options"} | ({"archs"} if section == "model" else set())
+        assert fields(section) == [o.name for o in OPTIONS if o.section == section] + ["arch_options"] * (section == "model")
+        expected = {o.name for o in options(section)} - {"arch"} | ({"archs"} if section == "model" else set())
+        assert set(schema()[section]) == expected, section
+    own = {"cell", "transition_layers", "output_layers"}  # the built-in archs' own options: registered with them
+    assert own <= {o.name for o in options("model")} - set(fields("model"))
+    assert ModelSpec(arch="dotrnn", transition_layers=3).transition_layers == 3
     compare = {f.name for f in dataclasses.fields(CompareSpec)} - {"archs"}  # archs live in [model]
     assert set(schema()["evaluate"]) == compare
 
@@ -76,7 +81,8 @@ def test_config_json_records_every_field_and_reads_back_the_same_specs():
     frame = pd.DataFrame({"Close": [1.0, 2.0]}, index=pd.DatetimeIndex(["2019-01-02", "2019-01-03"], name="Date"))
     config = specs.options_config("complete", datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc), frame, "0" * 64)
     for section in SECTIONS:
-        assert {o.name for o in options(section)} <= set(config[section]), section
+        read = set(get_arch(specs.model.arch).options) if section == "model" else set()  # dotrnn's own sizes
+        assert {o.name for o in OPTIONS if o.section == section} | read <= set(config[section]), section
     data, windows, model, train = specs_from_config(config, None)
     assert (windows, model, train) == (specs.windows, specs.model, specs.train)
     assert data == dataclasses.replace(specs.data, cache_dir=None)
@@ -109,7 +115,7 @@ def test_tune_may_search_only_the_tables_tunable_options_of_model_windows_and_tr
 def test_no_module_but_the_table_spells_an_options_flag():
     """Library messages name an option as `window` (the CLI shows --window): a `--window` written anywhere in the
     package (its strings, f-strings and docstrings) would be a second declaration that drifts."""
-    flags = {o.cli_flag for o in OPTIONS if o.on_cli}
+    flags = {o.cli_flag for o in options() if o.on_cli}
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "options.py" and path.parent.name == "config":

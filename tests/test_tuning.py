@@ -88,7 +88,7 @@ def test_a_space_is_checked_before_any_trial():
     with pytest.raises(KerasSeqError, match="study name must be letters"):
         TuneSpec(study="../elsewhere")
     from keras_seq.backend import use_backend
-    from keras_seq.fitting import RunSpecs
+    from keras_seq.runs.run import RunSpecs
     from keras_seq.tuning import check_space
 
     base = RunSpecs(DataSpec(), WindowSpec(), ModelSpec(), TrainSpec(), use_backend())

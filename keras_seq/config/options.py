@@ -255,13 +255,8 @@ OPTIONS = (
     Option("model", "layers", INT, 2, "Stacked recurrent layers.", low=1, high=64, tune=True),
     Option("model", "dropout", NUMBER, 0.0, "Input dropout of each recurrent layer.", low=0, high=1,
            high_open=True, tune=True),
-    Option("model", "cell", TEXT, "rnn", "Cell inside brnn's Bidirectional wrapper.", choices=CELLS, tune=True),
     Option("model", "allow_future_leak", BOOL, False, "Allow brnn with target kind sequence, which reads the values "
            "it predicts (the tutorial's flaw)."),
-    Option("model", "transition_layers", INT, 2, "Layers of the deep transition MLP (dtrnn, dtsrnn, dotrnn).",
-           low=1, high=64, tune=True),
-    Option("model", "output_layers", INT, 2, "Layers of dotrnn's deep output, counting the head.", low=1, high=64,
-           tune=True),
     Option("model", "scaler", TEXT, "window", "window: each window scaled by its own mean and std (follows the "
            "series into any range); zscore: the training split's statistics (the scaling before 0.2); series: each "
            "series by its own training statistics, stored in the model (an unseen series by its window's).",
@@ -320,10 +315,18 @@ def register_option(option: Option) -> Option:
         raise KerasSeqError(f"an arch's option is a `model` option named by a lowercase word. Received: "
                             f"{option.section}.{option.name}")
     known = _by_name().get(option.name) or _REGISTERED.get(option.name)
-    if (known is not None and known != option) or (known is None and hasattr(spec_class("model"), option.name)):
+    if (known is not None and known != option) or (known is None and hasattr(_SPECS.get("model"), option.name)):
         raise KerasSeqError(f"option {option.name!r} is already declared: give the arch's option another name.")
     _REGISTERED[option.name] = option
     return option
+
+
+_READ_BY: dict[str, tuple[str, ...]] = {}  # arch -> the registered options it reads (`models.registry` says)
+
+
+def reads_options(arch: str, names: tuple[str, ...]) -> None:
+    """Record which registered options `arch` reads: a spec of that arch records them in config.json."""
+    _READ_BY[arch] = tuple(name for name in names if name in _REGISTERED)
 
 
 def unregister_option(name: str) -> None:
@@ -379,7 +382,7 @@ def spec_of(section: str):
     (`register_option`) in its `arch_options` field, read as attributes (`spec.kernel`)."""
 
     def make(cls):
-        own = options(section)
+        own = tuple(o for o in OPTIONS if o.section == section)  # registered options live in `arch_options`
         cls.__annotations__ = {o.name: o.kind.annotation if not o.optional else f"{o.kind.annotation} | None"
                                for o in own}
         for o in own:
@@ -394,9 +397,10 @@ def spec_of(section: str):
         def __post_init__(self):
             for o in own:
                 object.__setattr__(self, o.name, o.checked(getattr(self, o.name)))
-            if section == "model":
-                object.__setattr__(self, EXTRA, tuple(sorted((name, get_option(name).checked(value))
-                                                             for name, value in dict(self.arch_options).items())))
+            if section == "model":  # a registered option at its default is not held: the spec means the same
+                checked = ((name, get_option(name).checked(value)) for name, value in dict(self.arch_options).items())
+                object.__setattr__(self, EXTRA, tuple(sorted((name, value) for name, value in checked
+                                                             if value != get_option(name).default)))
             if own_checks is not None:
                 own_checks(self)
 
@@ -448,11 +452,14 @@ def _arg_doc(option: Option) -> str:
     return "\n".join([*lines, line.rstrip()]) + "\n"
 
 
-def values_of(spec) -> dict:
-    """A spec's options as one flat dict (what config.json and a resolved recipe record; registered options
-    beside the built-in ones)."""
+def values_of(spec, archs: tuple[str, ...] = ()) -> dict:
+    """A spec's options as one flat dict (what config.json and a resolved recipe record): a model's registered
+    options beside the built-in ones, each option its arch (and each of `archs`, compared with it) reads at its
+    value."""
     values = dataclasses.asdict(spec)
-    values.update(dict(values.pop(EXTRA, ())))
+    if EXTRA in values:
+        values.update({name: getattr(spec, name) for arch in (spec.arch, *archs) for name in _READ_BY.get(arch, ())})
+        values.update(dict(values.pop(EXTRA)))
     return values
 
 

@@ -27,6 +27,8 @@ from typing import Callable
 
 from keras_seq.errors import KerasSeqError
 
+CARD_FILE = "model_card.json"  # an export folder's description of its artifacts (`keras_seq.exporting`)
+
 
 @dataclasses.dataclass(frozen=True)
 class Loaded:

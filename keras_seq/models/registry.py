@@ -23,6 +23,8 @@ import dataclasses
 import importlib
 from typing import Callable
 
+from keras_seq.config.options import (CELLS, INT, OPTIONS, TEXT, Option, reads_options, register_option,
+                                      unregister_option)
 from keras_seq.errors import KerasSeqError
 
 
@@ -86,12 +88,11 @@ def register_arch(name: str, backbone: Callable | str, *, causal: bool = True, h
     names = []
     for option in options:
         if not isinstance(option, str):
-            from keras_seq.config.options import register_option
-
             option = register_option(option).name
         names.append(option)
     arch = Arch(name, backbone, causal=causal, help=help, options=tuple(names))
     _REGISTRY[name] = arch
+    reads_options(name, arch.options)
     return arch
 
 
@@ -100,7 +101,7 @@ def unregister_arch(name: str) -> None:
     if name in BUILTIN_ARCHS:
         raise KerasSeqError(f"arch '{name}' is built in and cannot be unregistered.")
     arch = _REGISTRY.pop(name, None)
-    from keras_seq.config.options import OPTIONS, unregister_option
+    reads_options(name, ())
 
     built_in = {o.name for o in OPTIONS}
     for option in arch.options if arch else ():
@@ -143,15 +144,21 @@ def check_arch_list(archs, what: str = "to compare") -> tuple[str, ...]:
     return archs
 
 
+# The built-in archs' own hyperparameters (options of the table from the moment they are registered).
+CELL = Option("model", "cell", TEXT, "rnn", "Cell inside brnn's Bidirectional wrapper.", choices=CELLS, tune=True)
+TRANSITION_LAYERS = Option("model", "transition_layers", INT, 2, "Layers of the deep transition MLP (dtrnn, dtsrnn, "
+                           "dotrnn).", low=1, high=64, tune=True)
+OUTPUT_LAYERS = Option("model", "output_layers", INT, 2, "Layers of dotrnn's deep output, counting the head.", low=1,
+                       high=64, tune=True)
 _RECURRENT = "keras_seq.models.archs:recurrent"
 for _name, _help, _options, _causal in (
     ("drnn", "stacked SimpleRNN", (), True),
-    ("brnn", "stacked Bidirectional RNN (its cell: `cell`)", ("cell",), False),
+    ("brnn", "stacked Bidirectional RNN (its cell: `cell`)", (CELL,), False),
     ("lstm", "stacked LSTM", (), True),
     ("gru", "stacked GRU", (), True),
-    ("dtrnn", "deep transition RNN", ("transition_layers",), True),
-    ("dtsrnn", "deep transition RNN with shortcut", ("transition_layers",), True),
-    ("dotrnn", "deep transition, deep output RNN", ("transition_layers", "output_layers"), True),
+    ("dtrnn", "deep transition RNN", (TRANSITION_LAYERS,), True),
+    ("dtsrnn", "deep transition RNN with shortcut", (TRANSITION_LAYERS,), True),
+    ("dotrnn", "deep transition, deep output RNN", (TRANSITION_LAYERS, OUTPUT_LAYERS), True),
 ):
     register_arch(_name, _RECURRENT, causal=_causal, help=_help, options=_options)
 BUILTIN_ARCHS = arch_names()

@@ -1,0 +1,351 @@
+"""A run: its specs, and the engine every workflow shares to build its windows, train its model, evaluate it
+and write its run folder (`fit`, `compare`, `tune` and `run` call it; none of them imports another)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+
+from keras_seq.backend import import_keras, seeded_build, set_random_seed, tensorflow_left_unloaded
+from keras_seq.config.options import values_of
+from keras_seq.data.sources import DataSpec
+from keras_seq.data.windows import WindowSpec
+from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.models.spec import ModelSpec, check_model_for_windows
+from keras_seq.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_json, staged_folder, write_history,
+                              write_json, write_manifest)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Where a run or evaluation was written, and its test report."""
+
+    path: Path
+    report: object  # keras_seq.evaluation.Report
+    history: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpecs:
+    """Everything one fit is asked to do: the options of `config.json`'s data, windows, model and train sections."""
+
+    data: DataSpec
+    windows: WindowSpec
+    model: ModelSpec
+    train: object  # keras_seq.training.TrainSpec
+    backend: str
+
+    @property
+    def target_index(self) -> int | None:
+        """The target's column among the model's inputs (None where it is not one)."""
+        columns = list(self.data.feature_columns)
+        return columns.index(self.data.target) if self.data.target in columns else None
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The model's input columns in order: the data's feature columns, then the future features' leads."""
+        return self.data.input_columns(self.windows.horizon)
+
+    @property
+    def unscaled_columns(self) -> tuple[int, ...]:
+        """The inputs on a fixed scale already (the calendar's sines and cosines), which the scaler passes through."""
+        from keras_seq.data.sources import calendar_columns
+
+        columns = list(self.data.feature_columns)
+        return tuple(columns.index(c) for c in calendar_columns(self.data.calendar))
+
+    def check(self) -> None:
+        """Refuse a model that cannot be trained on these windows and columns, before any data is read."""
+        check_model_for_windows(self.model, self.windows.target_kind, self.windows.supervision,
+                                self.data.feature_columns, self.data.target)
+
+    def data_record(self, frame, digest: str) -> dict:
+        """The data options and what was loaded: rows, first and last date, sha256 (`frame_sha256`)."""
+        return {**dataclasses.asdict(self.data), "rows": len(frame), "first_date": str(frame.index.min().date()),
+                "last_date": str(frame.index.max().date()), "sha256": digest}
+
+    def options_config(self, status: str, started: datetime.datetime, frame, digest: str) -> dict:
+        """What the run was asked to do: the start of its `config.json`, and all of it while it trains."""
+        return {
+            "status": status,
+            "created": started.isoformat(timespec="seconds"),
+            "data": self.data_record(frame, digest),
+            "windows": values_of(self.windows),
+            "model": values_of(self.model),
+            "train": values_of(self.train),
+            "backend": self.backend,
+        }
+
+
+def start_keras(devices, cluster=None) -> None:
+    """Import Keras, asking XLA for `devices` host devices first, and join `cluster` (a `distributed.Cluster`) if given.
+
+    Only `fit` joins a multi-process job: a comparison or a recipe run writes from every process.
+    """
+    from keras_seq.distributed import request_host_devices
+
+    request_host_devices(devices)
+    import_keras()
+    if cluster is not None:
+        cluster.join()
+
+
+def check_positive_target(frame, specs: RunSpecs) -> None:
+    """Refuse the log-difference transform on a target that is not positive everywhere (one line)."""
+    if specs.model.transform != "logdiff":
+        return
+    values = frame[specs.data.target]
+    if (values <= 0).any():
+        day = values.index[int((values <= 0).to_numpy().argmax())]
+        raise KerasSeqError(
+            f"transform 'logdiff' takes the log of '{specs.data.target}', but it is {values[day]:g} on {day.date()} "
+            "(log-changes need positive values). Use `transform` diff or none."
+        )
+
+
+def check_only_manifest_files(run_dir: Path) -> None:
+    """Refuse to replace a run folder that holds a file its manifest does not list (someone else's work)."""
+    from keras_seq.rundir import MANIFEST_FILE
+
+    listed = set(read_json(run_dir / MANIFEST_FILE)["sha256"])
+    for path in sorted(run_dir.rglob("*")):
+        name = path.relative_to(run_dir).as_posix()
+        if name != MANIFEST_FILE and (path.is_symlink() or path.is_file()) and name not in listed:
+            raise KerasSeqError(
+                f"{run_dir} holds {name[:80]!r}, which its {MANIFEST_FILE} does not list: resuming replaces the folder "
+                "and would lose it. Move it out of the folder, then resume."
+            )
+
+
+def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
+    """Refuse a checkpoint that does not belong to this config: epochs, history and best epoch must agree.
+
+    (Weight and optimizer shapes are checked against the built model when they are restored.)
+    """
+    done = state.get("epochs_done")
+    history = state.get("history")
+    result = config.get("result") if isinstance(config.get("result"), dict) else {}
+    problem = None
+    if not isinstance(done, int) or isinstance(done, bool) or not 1 <= done <= train.epochs:
+        problem = f"it claims {done!r} epochs done, but the run trains {train.epochs}"
+    elif not isinstance(history, dict) or not {"loss", "val_loss"} <= set(history):
+        problem = "it has no loss history"
+    elif any(not isinstance(v, list) or len(v) != done for v in history.values()):
+        problem = f"its history does not hold one value per epoch for its {done} epochs"
+    elif not isinstance(state.get("best_epoch"), int) or not 0 <= state["best_epoch"] < done:
+        problem = f"its best epoch {state.get('best_epoch')!r} is not one of its {done} epochs"
+    elif config.get("status") == "interrupted" and result.get("epochs_run") != done:
+        problem = f"it holds {done} epochs but {CONFIG_FILE} says {result.get('epochs_run')!r} ran"
+    if problem:
+        raise KerasSeqError(
+            f"the checkpoint in {run_dir} does not match its {CONFIG_FILE}: {problem}. Refusing to resume; "
+            "start the run again with `keras-seq fit`."
+        )
+
+
+def train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None,
+                      replace: bool = False) -> RunResult:
+    """Train in a staged folder that holds the options and each epoch's checkpoint; publish it as `folder` when done.
+
+    With `replace`, the run replaces `folder` (an interrupted run it continues); otherwise a folder of that name
+    is never touched, and the run takes the next free name (`-2`, ...). In a
+    multi-process job only process 0 does; the others train alongside it and
+    write nothing.
+    """
+    from keras_seq.distributed import process_writes
+
+    if not process_writes():
+        fitted = train_and_evaluate(frame, specs, splits=(), verbose=0, data_sha256=digest, resume=resume,
+                                    started=started)
+        if fitted.config["status"] != "complete":
+            import jax
+
+            raise RunInterrupted(f"process {jax.process_index()} of {jax.process_count()}: the job stopped on a "
+                                 "signal after a whole epoch; process 0 keeps the run folder and says how to resume.")
+        return RunResult(None, None, fitted.history)
+    with staged_folder(folder.parent, folder.name, replace=replace) as stage:
+        write_json(stage.path / CONFIG_FILE, specs.options_config("running", started, frame, digest))
+        fitted = train_and_evaluate(frame, specs, verbose=verbose, data_sha256=digest,
+                                    checkpoint=stage.path / CHECKPOINT_FILE, resume=resume, started=started)
+        if fitted.config["status"] == "complete":
+            (stage.path / CHECKPOINT_FILE).unlink(missing_ok=True)
+        write_run(stage.path, fitted)
+    if fitted.config["status"] != "complete":
+        done, total = fitted.config["result"]["epochs_run"], specs.train.epochs
+        hint = (f"Resume with: keras-seq fit --resume {stage.final}" if done
+                else "No epoch finished, so there is nothing to resume: run `keras-seq fit` again.")
+        raise RunInterrupted(
+            f"interrupted after epoch {done} of {total}; the best weights so far are in {stage.final} "
+            f"(marked interrupted in {CONFIG_FILE}). {hint}"
+        )
+    return RunResult(stage.final, fitted.reports["test"], fitted.history)
+
+
+@dataclasses.dataclass
+class Fitted:
+    """A trained model, its history and reports, and everything its run folder records."""
+
+    model: object  # keras.Model
+    history: dict
+    reports: dict  # split -> evaluation.Report
+    predictions: dict  # split -> raw forecasts, shaped like raw.targets(split)
+    raw: object  # data.windows.Windows, raw values, unshuffled
+    config: dict
+    seconds: float  # wall time of training alone
+    started: datetime.datetime
+    quantiles: dict = dataclasses.field(default_factory=dict)  # split -> a quantile model's (n, horizon, levels), or None
+
+
+def train_and_evaluate(
+    frame,
+    specs: RunSpecs,
+    *,
+    splits: tuple[str, ...] = ("test",),
+    verbose: str | int = "auto",
+    data_sha256: str | None = None,
+    checkpoint: Path | None = None,
+    resume: dict | None = None,
+    started: datetime.datetime | None = None,
+) -> Fitted:
+    """Window `frame`, build and train one model, and evaluate it on `splits`.
+
+    Keras must already be imported with `specs.backend`. Nothing is written
+    but `checkpoint` (see `train_model`). `data_sha256` is
+    `frame_sha256(frame)` when the caller already has it (a comparison
+    trains many models on one frame). If Ctrl-C stops training, nothing is
+    evaluated and the config's `status` is `interrupted`.
+    """
+    from keras_seq.data.sources import frame_sha256
+    from keras_seq.conformal import calibrate
+    from keras_seq.training import versions
+
+    check_positive_target(frame, specs)
+    training, raw = run_windows(frame, specs)
+    started = started or datetime.datetime.now(datetime.timezone.utc)
+    net, vocabulary, history, seconds = _built_and_trained(specs, training, verbose, checkpoint, resume)
+    interrupted = bool(history.pop("interrupted", False))
+    calibration = calibrate(net, raw) if specs.model.conformal and not interrupted else None
+    reports, predictions, quantiles = _evaluate_splits(net, raw, specs, () if interrupted else splits, calibration)
+    config = {
+        **specs.options_config("interrupted" if interrupted else "complete", started, frame,
+                               data_sha256 or frame_sha256(frame)),
+        "split_dates": raw.split_dates(),
+        "scaling": training.scaling.to_dict(),
+        "parameters": int(net.count_params()),
+        **({"series_vocabulary": [str(name) for name in vocabulary]} if vocabulary is not None else {}),
+        **({"conformal": calibration} if calibration is not None else {}),
+        "result": _training_result(history, seconds),
+    }
+    return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started,
+                  quantiles)
+
+
+def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume):
+    """The run's model built and trained (data-parallel where `train.devices` asks), its vocabulary, history and
+    training seconds. A data-parallel model comes back as a copy on this process's default device."""
+    import time
+
+    from keras_seq.distributed import data_parallel
+    from keras_seq.training import train_model
+
+    with data_parallel(specs.train.devices, specs.train.batch_size) as parallel:
+        net, vocabulary = _run_model(specs, training)
+        clock = time.perf_counter()
+        history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
+        seconds = time.perf_counter() - clock
+    if parallel is not None:  # evaluated, calibrated and saved like any model: its weights in a local copy
+        weights = net.get_weights()
+        net, _ = _run_model(specs, training)
+        net.set_weights(weights)
+    return net, vocabulary, history, seconds
+
+
+def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None):
+    """Each split's report, point forecasts and quantiles (None for a point model) of a trained model."""
+    from keras_seq.evaluation import evaluate_forecast, losing_note
+
+    reports, predictions, quantiles = {}, {}, {}
+    for split in splits:
+        reports[split], predictions[split], quantiles[split] = evaluate_forecast(net, raw, split, name=specs.model.arch,
+                                                                                 season=specs.data.season)
+        reports[split].note = losing_note(reports[split], specs.model, specs.windows.supervision)
+        if calibration is not None:
+            reports[split].intervals["calibration"] = calibration_summary(calibration)
+    return reports, predictions, quantiles
+
+
+def calibration_summary(calibration: dict) -> dict:
+    """What a report says of its conformal calibration (the config's record without the offsets)."""
+    return {key: calibration.get(key) for key in ("split", "around", "windows", "first_date", "last_date")}
+
+
+def _run_model(specs: RunSpecs, training):
+    """The untrained model of a run, seeded, its statistics stored; and the series it knows (None: windows alone)."""
+    from keras_seq.data.windows import series_statistics, series_vocabulary
+    from keras_seq.models.builders import build_forecaster
+    from keras_seq.models.scalers import set_series_statistics
+
+    vocabulary = series_vocabulary(training, specs.data.series_name) if specs.model.reads_series else None
+    with seeded_build(specs.train.seed):  # weights depend on nothing drawn before, nor by other threads
+        net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
+                               target_index=specs.target_index, unscaled=specs.unscaled_columns,
+                               series_count=len(vocabulary or ()))
+    if specs.model.scaler == "series":
+        set_series_statistics(net, *series_statistics(training))
+    return net, vocabulary
+
+
+def run_windows(frame, specs: RunSpecs):
+    """The training windows of a run (raw, shuffled by its seed) and the ones it is evaluated on (raw, in order);
+    of a model that reads the series, each window with its series' index."""
+    from keras_seq.data.windows import make_windows, series_vocabulary, with_series_index
+
+    options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns,
+                   series_column=specs.data.panel_column, future_features=specs.data.future_features)
+    # Before the windows are cut: a tf.data pipeline a caller builds from them reads the global seed too.
+    set_random_seed(specs.train.seed)
+    training = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)
+    raw = make_windows(frame, batch_size=max(specs.train.batch_size, 256), shuffle=False,
+                       scaling=training.scaling, **(options | {"supervision": "last"}))
+    if not specs.model.reads_series:
+        return training, raw
+    name = specs.data.series_name
+    vocabulary = series_vocabulary(training, name)
+    return with_series_index(training, vocabulary, name), with_series_index(raw, vocabulary, name)
+
+
+def _training_result(history: dict, seconds: float) -> dict:
+    val_loss = history.get("val_loss", [])
+    return {
+        "epochs_run": len(val_loss),
+        "best_epoch": int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1 if val_loss else None,
+        "best_val_loss": min(val_loss) if val_loss else None,
+        "train_seconds": round(seconds, 3),
+    }
+
+
+def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
+    """Write a run folder's files for `fitted` into `folder` (which exists)."""
+    from keras_seq.evaluation import plot_calibration, plot_forecast, plot_loss, plot_series_skill
+    from keras_seq.models.spec import loss_name
+
+    arch = fitted.config["model"]["arch"]
+    with tensorflow_left_unloaded():
+        fitted.model.save(folder / MODEL_FILE)
+    write_json(folder / CONFIG_FILE, fitted.config)
+    write_history(folder / "history.csv", fitted.history)
+    if not fitted.reports:  # interrupted: the best weights so far, no evaluation
+        write_manifest(folder)
+        return
+    split = "test" if "test" in fitted.reports else next(iter(fitted.reports))
+    write_json(folder / "metrics.json", fitted.reports[split].to_dict())
+    if plots:
+        plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss", loss_name=loss_name(fitted.config["model"]))
+        plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch,
+                      report=fitted.reports[split], quantiles=fitted.quantiles.get(split))
+        if fitted.reports[split].intervals:
+            plot_calibration(fitted.reports[split], folder / "calibration.png")
+        if fitted.reports[split].per_series:
+            plot_series_skill(fitted.reports[split], folder / "series_skill.png")
+    write_manifest(folder)
