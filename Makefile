@@ -38,7 +38,7 @@ demo: $(VENV)/.installed
 # Two pytest workers, each test file on one worker (its module fixtures built once): on 2 cores the
 # suite ran in 9:44 instead of 14:08. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # One JAX compilation cache for the three passes and every process they start (a folder removed at the end).
 test: $(VENV)/.installed-test

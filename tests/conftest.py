@@ -40,6 +40,18 @@ if not os.environ.get("KERAS_BACKEND"):
     del os.environ["KERAS_BACKEND"]
 
 
+# The files that take longest (`make test --durations`), started first: with two workers each taking whole files
+# (`--dist loadfile`), a long file collected last kept one worker busy minutes after the other had finished.
+LONGEST_FIRST = ("test_fanout", "test_distributed", "test_export", "test_tuning_workers", "test_interrupt_commands",
+                 "test_tuning", "test_recipes", "test_benchmarks", "test_bad_inputs", "test_interrupt", "test_compare",
+                 "test_cells", "test_trust", "test_cli", "test_backend", "test_trust_outside", "test_serving")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: each file's own order is kept
+
+
 def pytest_sessionfinish(session, exitstatus):
     if MADE_JAX_CACHE and not hasattr(session.config, "workerinput"):  # the first process, after every worker
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
