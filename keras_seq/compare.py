@@ -170,8 +170,8 @@ def compare_models(
 def check_fanout(fanout, train) -> None:
     """Refuse a fan-out of data-parallel fits (each worker would claim every device)."""
     if not fanout.serial and train.devices != 1:
-        raise KerasSeqError("--jobs and --scheduler run many one-device fits side by side: leave `devices` at 1 with "
-                            "them (or drop --jobs to train one data-parallel model at a time).")
+        raise KerasSeqError("`jobs` and `scheduler` run many one-device fits side by side: leave `devices` at 1 with "
+                            "them (or drop `jobs` to train one data-parallel model at a time).")
 
 
 def resume_comparison(folder: str | Path, *, jobs: int = 1, scheduler: str | None = None,
@@ -282,7 +282,7 @@ def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
     if not folds:
         return
     if windows.split_dates is not None:
-        raise KerasSeqError("--backtest cuts its folds by `splits` fractions: leave `split_dates` out with it.")
+        raise KerasSeqError("`backtest` cuts its folds by `splits` fractions: leave `split_dates` out with it.")
     if windows.splits[2] <= 0 or windows.splits[1] <= 0:
         raise KerasSeqError("a backtest needs validation and test fractions above 0 in `splits`.")
     need = windows.horizon if windows.target_kind == "next" else windows.window
@@ -290,7 +290,7 @@ def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
     if smallest < need:
         test_rows = split_rows(n_rows, windows.splits)["test"]
         raise KerasSeqError(
-            f"--backtest {folds} cuts the {test_rows[1] - test_rows[0]} test rows into blocks as small as {smallest} "
+            f"`backtest` {folds} cuts the {test_rows[1] - test_rows[0]} test rows into blocks as small as {smallest} "
             f"rows, but a fold needs at least {need} for one window's targets. Use fewer folds or a larger test fraction."
         )
 

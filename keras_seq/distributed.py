@@ -100,7 +100,7 @@ class Cluster:
 
         if keras.backend.backend() != "jax":
             raise KerasSeqError(f"a multi-process job runs on the jax backend; this one uses "
-                                f"{keras.backend.backend()}. Use --backend jax.")
+                                f"{keras.backend.backend()}. Use `backend` jax.")
         from keras_seq.backend import tensorflow_left_unloaded
 
         try:
@@ -185,7 +185,7 @@ def data_parallel(devices, batch_size: int):
         return
     if keras.backend.backend() != "jax":
         raise KerasSeqError(f"data-parallel training (devices={devices}) runs on the jax backend; this run uses "
-                            f"{keras.backend.backend()}. Use --backend jax, or `devices` 1.")
+                            f"{keras.backend.backend()}. Use `backend` jax, or `devices` 1.")
     import jax
 
     available = keras.distribution.list_devices()

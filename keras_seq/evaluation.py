@@ -594,7 +594,7 @@ def plotted_series(windows: Windows, report: Report | None, series) -> list[int]
         unknown = [n for n in wanted if str(n) not in names]
         if unknown:
             listed = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-            raise KerasSeqError(f"--plot-series {unknown[0]}: no such series in this run ({listed}). "
+            raise KerasSeqError(f"`plot_series` {unknown[0]}: no such series in this run ({listed}). "
                                 "Name series of the run, separated by commas.")
         return [names.index(str(n)) for n in dict.fromkeys(wanted)]
     if len(names) == 1 or report is None or not report.per_series:

@@ -41,7 +41,7 @@ from keras_seq.safety import artifact_sha256, read_text_bounded, write_error
 from keras_seq.rundir import is_folder_name, write_json
 
 FORMATS = format_names()  # keras_seq.formats: savedmodel, onnx, keras
-# Everything an export folder may hold (what --overwrite may replace).
+# Everything an export folder may hold (what `overwrite` may replace).
 EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS))
 DEFAULT_TOLERANCE = 1e-5
 
@@ -158,20 +158,20 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
 
     refuse_symlink(out)
     if out.resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
-        raise KerasSeqError(f"--out {out} is the run folder or a folder above it. Give a new folder for the export.")
+        raise KerasSeqError(f"`out` {out} is the run folder or a folder above it. Give a new folder for the export.")
     if not out.exists():
         return
     if not overwrite:
-        raise KerasSeqError(f"export folder {out} already exists. Pass --overwrite to replace it, or give --out.")
+        raise KerasSeqError(f"export folder {out} already exists. Pass `overwrite` to replace it, or give `out`.")
     if not out.is_dir():
-        raise KerasSeqError(f"--out {out} is a file. --overwrite replaces only an export folder; give a folder.")
+        raise KerasSeqError(f"`out` {out} is a file. `overwrite` replaces only an export folder; give a folder.")
     entries = sorted(p.name for p in out.iterdir())
     foreign = [e for e in entries if e not in EXPORT_ENTRIES or (out / e).is_symlink()]  # a run's config.json too
     if CARD_FILE not in entries or foreign:
         what = f"it holds {foreign[0]}" if foreign else f"it has no {CARD_FILE}"
         raise KerasSeqError(
-            f"--overwrite replaces only a keras-seq export folder (a {CARD_FILE} and export files), and {out} is "
-            f"not one: {what}. Nothing was deleted; give --out a new folder."
+            f"`overwrite` replaces only a keras-seq export folder (a {CARD_FILE} and export files), and {out} is "
+            f"not one: {what}. Nothing was deleted; give `out` a new folder."
         )
 
 
@@ -182,7 +182,7 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
     config = read_run_config(run_dir)
     name = name or config["model"].get("arch")
     if not is_folder_name(name):
-        raise KerasSeqError(f"{run_dir}'s config.json names no arch that can be a folder name. Give --name.")
+        raise KerasSeqError(f"{run_dir}'s config.json names no arch that can be a folder name. Give `name`.")
     check_export_target(out, run_dir, overwrite)
     try:
         use_backend("tensorflow")

@@ -55,7 +55,7 @@ class Fanout:
             raise KerasSeqError(f"`jobs` must be a number of worker processes of at least 1. Received: jobs={self.jobs!r}")
         if self.scheduler is not None and (not isinstance(self.scheduler, str) or "://" not in self.scheduler):
             raise KerasSeqError(
-                f"--scheduler takes a dask scheduler's address such as tcp://10.0.0.5:8786. Received: {self.scheduler!r}"
+                f"`scheduler` takes a dask scheduler's address such as tcp://10.0.0.5:8786. Received: {self.scheduler!r}"
             )
 
     @property
@@ -193,7 +193,7 @@ class LocalPool(Pool):
         error = future.exception()
         if isinstance(error, concurrent.futures.process.BrokenProcessPool):
             raise KerasSeqError("a local worker process died (out of memory, or killed): the fits stopped. "
-                                "Run again with fewer --jobs.")
+                                "Run again with fewer `jobs`.")
         if error is not None:
             raise error  # keras-seq's one line, or a bug's whole traceback
         return future.result()
@@ -289,7 +289,7 @@ def _dask_pool(address: str, backend: str):
     try:
         import distributed
     except ImportError:
-        raise KerasSeqError("--scheduler needs dask.distributed: pip install 'keras-seq[dask]'.") from None
+        raise KerasSeqError("`scheduler` needs dask.distributed: pip install 'keras-seq[dask]'.") from None
     client = _connect(distributed, address)
     try:
         yield DaskPool(client)

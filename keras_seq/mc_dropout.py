@@ -44,7 +44,7 @@ def check_mc(samples, model=None, kind: str = "run") -> None:
         return
     if output_levels(model):
         raise KerasSeqError("MC dropout samples a point forecast, and this model already returns quantiles. Drop "
-                            "--mc-samples.")
+                            "`mc_samples`.")
     if not model_dropout(model):
         raise KerasSeqError("MC dropout needs a model trained with dropout (this one has `dropout` 0). Fit with "
                             "`dropout` 0.1, say, or use `quantiles` or `conformal` for intervals.")

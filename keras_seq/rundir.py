@@ -84,7 +84,7 @@ def staged_folder(parent: str | os.PathLike, name: str, replace: bool = False, e
     """
     parent = Path(parent)
     if parent.exists() and not parent.is_dir():
-        raise KerasSeqError(f"output folder {parent} is a file. Give --out a folder.")
+        raise KerasSeqError(f"output folder {parent} is a file. Give `out` a folder.")
     created = [p for p in (parent, *parent.parents) if not p.exists()]  # removed again if the block fails
     _name_leftovers(parent)
     try:

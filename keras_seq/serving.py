@@ -251,8 +251,8 @@ def _check_rolling(artifact: Artifact, steps: int) -> None:
     others = set(artifact.features) - {artifact.target} - set(_calendar_of(artifact))
     if steps > per_call and (others or artifact.target not in artifact.features):
         raise KerasSeqError(
-            f"--steps {steps} goes beyond the model's horizon of {per_call}, which needs a univariate model "
-            f"(it reads {', '.join(artifact.features)} to forecast {artifact.target}). Use --steps {per_call} or less."
+            f"`steps` {steps} goes beyond the model's horizon of {per_call}, which needs a univariate model "
+            f"(it reads {', '.join(artifact.features)} to forecast {artifact.target}). Use `steps` {per_call} or less."
         )
 
 
@@ -411,7 +411,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     read.update({k: data[k] for k in ("start", "end") if data.get(k) is not None})
     if csv is not None:
         check_output_path(csv, [csv_path(read.get("source"))])
-    made = {*calendar_columns(read.get("calendar")),  # computed from the dates and the --future table, not read
+    made = {*calendar_columns(read.get("calendar")),  # computed from the dates and the `future` table, not read
             *lead_columns(read.get("future_features"), artifact.horizon)}
     try:
         spec = DataSpec(target=artifact.target, features=tuple(f for f in artifact.features if f not in made), **read)
@@ -456,10 +456,10 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
     names, horizon = (artifact.data or {}).get("future_features"), artifact.horizon
     if not names:
         if future is not None:
-            raise KerasSeqError("--future gives values known in advance, and this model reads none. Drop --future.")
+            raise KerasSeqError("`future` gives values known in advance, and this model reads none. Drop `future`.")
         return frame
     if future is None:
-        raise KerasSeqError(f"this model reads {', '.join(names)} for the dates it forecasts: give --future a CSV of "
+        raise KerasSeqError(f"this model reads {', '.join(names)} for the dates it forecasts: give `future` a CSV of "
                             f"a date column{', the series column ' + repr(column) if column else ''} and "
                             f"{', '.join(names)} for the {horizon} date(s) after the data.")
     known = _future_table(future, list(names), column)
@@ -471,7 +471,7 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
         missing = [d for d in dates if rows is None or d not in rows.index]
         if missing:
             where = f" of series {name}" if column else ""
-            raise KerasSeqError(f"--future has no {', '.join(names)} for {missing[0].date()}{where}, a date the "
+            raise KerasSeqError(f"`future` has no {', '.join(names)} for {missing[0].date()}{where}, a date the "
                                 f"forecast reads. Give the {horizon} date(s) after the data: "
                                 f"{', '.join(str(d.date()) for d in dates)}.")
         ahead = rows.loc[dates, list(names)].astype("float64")
@@ -481,12 +481,12 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
 
 
 def _future_table(path, names: list, column: str | None) -> dict:
-    """The rows of a --future CSV per series (None for one series): date-indexed, with `names` checked numeric."""
+    """The rows of a `future` CSV per series (None for one series): date-indexed, with `names` checked numeric."""
     from keras_seq.data.sources import checked_columns, read_csv_frame, sorted_unique, csv_path, long_table_series
 
     where = csv_path(str(path))
     if where is None or not where.is_file():
-        raise KerasSeqError(f"--future file not found: {path}. Expected a CSV of dates and {', '.join(names)}.")
+        raise KerasSeqError(f"`future` file not found: {path}. Expected a CSV of dates and {', '.join(names)}.")
     frame = read_csv_frame(where, str(path), date_column=None)
     parts = long_table_series(frame, str(path), column, "all") if column else [(None, sorted_unique(frame, str(path)))]
     return {name: checked_columns(part, names, None, f"{path}" + (f" (series {name})" if column else ""))

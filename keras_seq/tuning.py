@@ -162,7 +162,7 @@ class TuneSpec:
         if len(set(names)) != len(names):
             raise KerasSeqError(f"the search space names {max(names, key=names.count)} twice.")
         if self.storage is not None and "://" not in self.storage:
-            raise KerasSeqError(f"--storage {self.storage}: expected an SQLAlchemy URL such as sqlite:///study.db or "
+            raise KerasSeqError(f"`storage` {self.storage}: expected an SQLAlchemy URL such as sqlite:///study.db or "
                                 "postgresql://user@host/db (leave it out for the journal file in the study folder).")
         touched = sorted(loss_units().intersection(names))
         if self.objective == "val_loss" and touched:
@@ -226,7 +226,7 @@ def open_storage(spec: TuneSpec, folder: Path):
         except Exception as exc:  # a driver that is missing, a server that does not answer, a bad URL
             from keras_seq.errors import mask_credentials
 
-            raise KerasSeqError(mask_credentials(f"--storage {spec.storage}: cannot open it ({type(exc).__name__}: "
+            raise KerasSeqError(mask_credentials(f"`storage` {spec.storage}: cannot open it ({type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}).")) from None
     journal = folder / JOURNAL_FILE
     if journal.is_symlink() or (journal.exists() and not journal.is_file()):
@@ -249,7 +249,7 @@ def load_study(spec: TuneSpec, folder: Path, digest: str, seed: int, worker: int
 
         raise KerasSeqError(mask_credentials(
             f"study '{spec.study}' cannot be read from its storage ({type(exc).__name__}: {str(exc)[:120]}): it was "
-            "damaged, or written by something other than Optuna. Give another --study or --out.")) from None
+            "damaged, or written by something other than Optuna. Give another `study` or `out`.")) from None
 
 
 def _load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int):
@@ -272,14 +272,14 @@ def _load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int):
     if found is None and (known or study.direction != optuna.study.StudyDirection.MINIMIZE):
         raise KerasSeqError(
             f"study '{spec.study}' in this storage was not started by keras-seq tune (it has {known} trials and no "
-            "record of keras-seq's options). Give another --study, or another --storage.")
+            "record of keras-seq's options). Give another `study`, or another `storage`.")
     if found is None:
         study.set_user_attr("setup", digest)
         study.set_user_attr("objective", spec.objective)
     elif found != digest:
         raise KerasSeqError(
             f"study '{spec.study}' in this storage was started with other data, options or search space; its trials "
-            "would not compare with these. Give another --study, or the options it was started with.")
+            "would not compare with these. Give another `study`, or the options it was started with.")
     return study
 
 
@@ -492,7 +492,7 @@ def prepare_job(data, windows, model, train, spec: TuneSpec, *, out, backend) ->
                     use_backend(backend))
     base.check()
     if base.train.devices != 1:
-        raise KerasSeqError("tune trains each trial on one device (give --workers for parallel trials); drop `devices`.")
+        raise KerasSeqError("tune trains each trial on one device (give `workers` for parallel trials); drop `devices`.")
     check_space(base, spec)
     frame = base.data.load()
     digest = frame_sha256(frame)

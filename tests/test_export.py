@@ -68,7 +68,7 @@ def test_a_failed_parity_check_leaves_nothing(tmp_path):
 def test_an_existing_export_is_replaced_only_with_overwrite(tmp_path):
     run_dir = tiny_run(tmp_path, "drnn")
     export_run(run_dir, "keras")
-    with pytest.raises(KerasSeqError, match="export folder .*export already exists. Pass --overwrite"):
+    with pytest.raises(KerasSeqError, match="export folder .*export already exists. Pass `overwrite`"):
         export_run(run_dir, "onnx")
     result = export_run(run_dir, "onnx", overwrite=True)
     assert sorted(p.name for p in result.path.iterdir()) == ["model.onnx", "model_card.json"]

@@ -138,7 +138,7 @@ def test_multivariate_models_do_not_roll_past_their_horizon(tmp_path):
     run_dir = fit_run(DataSpec(features=("Close", "Volume")), WindowSpec(window=8, horizon=2), ModelSpec(arch="gru", units=4),
                       TrainSpec(epochs=1, batch_size=64), out=tmp_path, verbose=0).path
     assert len(predict_artifact(run_dir)) == 2
-    with pytest.raises(KerasSeqError, match="--steps 3 goes beyond the model's horizon of 2, which needs a univariate model"):
+    with pytest.raises(KerasSeqError, match="`steps` 3 goes beyond the model's horizon of 2, which needs a univariate model"):
         predict_artifact(run_dir, steps=3)
 
 
