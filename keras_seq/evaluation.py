@@ -23,6 +23,7 @@ import pandas as pd
 from keras_seq.data.windows import Windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.metrics import MAPE_UNDEFINED, mae, mape, metrics, rmse, scores, smape  # noqa: F401 - this module's API
+from keras_seq.models.registry import get_arch
 
 
 def skill(model_mae: float, baseline_mae: float) -> float:
@@ -448,8 +449,9 @@ def losing_note(report: Report, model=None, supervision: str = "last", distance:
     elif report.best_baseline == "train mean":
         why = "the series keeps returning to one level; try `scaler` zscore --no-residual, which can learn that level"
     else:
+        reads_ahead = model is not None and not get_arch(model.arch).causal  # `supervision` every is refused there
         tries = [option for option, used in (("`scaler` window", scaler == "window"),
-                                             ("`supervision` every", supervision == "every"),
+                                             ("`supervision` every", supervision == "every" or reads_ahead),
                                              ("`transform` logdiff", transform == "logdiff")) if not used]
         why = ("close to a random walk, tomorrow = today (or its drift) is hard to beat, and a small loss to it is "
                "expected; try " + ", ".join(tries + ["more `epochs` with `patience`"]))

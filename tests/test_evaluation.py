@@ -144,3 +144,15 @@ def test_mape_is_undefined_when_the_target_has_zeros_and_written_as_null_with_th
     assert "undefined" in report.table().splitlines()[2]
     assert "price" not in report.table()
 
+
+
+def test_a_losing_model_is_told_only_what_it_can_try():
+    """brnn reads later steps: training it from every step is refused, so the note does not suggest it."""
+    from keras_seq.evaluation import Report, losing_note
+    from keras_seq.models.spec import ModelSpec
+
+    report = Report("m", "test", 10, "2020-01-01", "2020-01-10", {"mae": 2.0}, {"mae": 1.0}, -1.0,
+                    skill_vs_best=-1.0)
+    assert "`supervision` every" in losing_note(report, ModelSpec(arch="gru"))
+    note = losing_note(report, ModelSpec(arch="brnn"))
+    assert note.startswith("m loses to persistence") and "supervision" not in note and "`transform` logdiff" in note
