@@ -212,12 +212,6 @@ def _objective_names() -> tuple[str, ...]:
     return objective_names()
 
 
-def _distribution_names() -> tuple[str, ...]:
-    from keras_seq.models.distributions import distribution_names
-
-    return distribution_names()
-
-
 def _arch_help() -> str:
     return "; ".join(f"{name}: {get_arch(name).help}" for name in arch_names()) + "."
 

@@ -164,7 +164,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     experiments_raw = raw.get("experiment") or [{"name": "main"}]
     experiments = []
     for entry in experiments_raw:
-        merged = {section: {**top_sections[section], **entry.get(section, {})} for section in schema()}
+        merged = {section: {**top, **entry.get(section, {})} for section, top in top_sections.items()}
         label = f"{where}: experiment '{entry['name']}'" if raw.get("experiment") else where
         experiments.append(_resolve(entry["name"], entry.get("note", ""), merged, label))
     names = [e.name for e in experiments]
@@ -216,13 +216,14 @@ def _describe(value) -> str:
 def _check_section(table, section: str, label: str) -> None:
     if not isinstance(table, dict):
         raise KerasSeqError(f"{label}: '{section}' must be a table ([{section}]). Received: {_describe(table)}")
+    kinds = schema()[section]
     for key, value in table.items():
-        if key not in schema()[section]:
+        if key not in kinds:
             raise KerasSeqError(
                 f"{label}: unknown key '{section}.{key}'. Expected one of: "
-                f"{', '.join(section + '.' + k for k in schema()[section])}."
+                f"{', '.join(section + '.' + k for k in kinds)}."
             )
-        kind = schema()[section][key]
+        kind = kinds[key]
         if not kind.accepts(value):
             raise KerasSeqError(f"{label}: '{section}.{key}' must be {kind.expected}. Received: {_describe(value)}")
 
@@ -242,12 +243,13 @@ def _refuse_addresses(raw: dict, where: str) -> None:
 
 
 def _check_top(raw: dict, where: str) -> None:
-    known = {**TOP_KEYS, **{s: None for s in schema()}, "experiment": None, "tune": None}
+    sections = tuple(schema())
+    known = {**TOP_KEYS, **{s: None for s in sections}, "experiment": None, "tune": None}
     for key, value in raw.items():
         if key not in known:
             raise KerasSeqError(
                 f"{where}: unknown key '{key}'. Expected: description, name, experiment, tune, or a section "
-                f"({', '.join(schema())})."
+                f"({', '.join(sections)})."
             )
         if key == "tune":
             if not isinstance(value, dict):
@@ -255,7 +257,7 @@ def _check_top(raw: dict, where: str) -> None:
             parse_tune_table(value, where)
         if key in TOP_KEYS and not TOP_KEYS[key].accepts(value):
             raise KerasSeqError(f"{where}: '{key}' must be {TOP_KEYS[key].expected}. Received: {_describe(value)}")
-        if key in schema():
+        if key in sections:
             _check_section(value, key, where)
     if "description" not in raw:
         raise KerasSeqError(f"{where}: missing 'description', a one-line summary of the recipe (a string).")
@@ -267,7 +269,7 @@ def _check_top(raw: dict, where: str) -> None:
     for index, entry in enumerate(experiments, start=1):
         label = f"{where}: experiment {index}"
         for key, value in entry.items():
-            if key in schema():
+            if key in sections:
                 _check_section(value, key, label)
             elif key in EXPERIMENT_KEYS:
                 if not EXPERIMENT_KEYS[key].accepts(value):
@@ -275,7 +277,7 @@ def _check_top(raw: dict, where: str) -> None:
                                         f"{_describe(value)}")
             else:
                 raise KerasSeqError(
-                    f"{label}: unknown key '{key}'. Expected: name, note, or a section ({', '.join(schema())})."
+                    f"{label}: unknown key '{key}'. Expected: name, note, or a section ({', '.join(sections)})."
                 )
         if "name" not in entry:
             raise KerasSeqError(f"{label}: missing 'name', the experiment's folder name (a string).")
@@ -312,10 +314,11 @@ def _tune_param(section: str, key: str, entry, label: str):
     """A list is a choice; an inline table {low, high, log} a range (a `tuning.Param`)."""
     from keras_seq.tuning import Param
 
-    if key not in tunable()[section]:
+    searchable = tunable()[section]
+    if key not in searchable:
         raise KerasSeqError(f"{label}: not an option a trial can change. Expected one of: "
-                            f"{', '.join(f'tune.{section}.{k}' for k in tunable()[section])}.")
-    kind = schema()["model"]["archs"] if key == "arch" else schema()[section][key]
+                            f"{', '.join(f'tune.{section}.{k}' for k in searchable)}.")
+    kind = NAMES if key == "arch" else schema()[section][key]  # an arch choice is checked as a list of names
     expected, check = kind.expected, kind.accepts
     if isinstance(entry, list):
         if not entry:
@@ -351,18 +354,19 @@ def _parse_override(item: str, where: str):
     parts = key.split(".")
     if not sep or not key:
         raise KerasSeqError(f"--set {item}: expected KEY=VALUE, e.g. --set train.epochs=5.")
+    sections = schema()
     if len(parts) == 1 and parts[0] in TOP_KEYS:
         section, name = None, parts[0]
-    elif len(parts) == 2 and parts[0] in schema() and parts[1] in schema()[parts[0]]:
+    elif len(parts) == 2 and parts[0] in sections and parts[1] in sections[parts[0]]:
         section, name = parts
     else:
-        valid = ", ".join(f"{s}.<{'|'.join(keys)}>" for s, keys in schema().items())
+        valid = ", ".join(f"{s}.<{'|'.join(keys)}>" for s, keys in sections.items())
         raise KerasSeqError(f"--set {item}: unknown key '{key}' for {where}. Expected description, name or {valid}.")
     try:
         value = tomllib.loads(f"value = {text.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         value = text.strip()  # a bare word: a string
-    kind = TOP_KEYS[name] if section is None else schema()[section][name]
+    kind = TOP_KEYS[name] if section is None else sections[section][name]
     if kind.reader == "list" and isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]  # --set model.archs=lstm,gru
     if not kind.accepts(value):

@@ -22,6 +22,7 @@ import functools
 import importlib
 import numbers
 import re
+import textwrap
 
 from keras_seq.errors import KerasSeqError
 
@@ -398,9 +399,11 @@ def spec_of(section: str):
             for o in own:
                 object.__setattr__(self, o.name, o.checked(getattr(self, o.name)))
             if section == "model":  # a registered option at its default is not held: the spec means the same
-                checked = ((name, get_option(name).checked(value)) for name, value in dict(self.arch_options).items())
+                given = dict(self.arch_options)
+                held = {name: get_option(name) for name in given}
+                checked = ((name, held[name].checked(value)) for name, value in given.items())
                 object.__setattr__(self, EXTRA, tuple(sorted((name, value) for name, value in checked
-                                                             if value != get_option(name).default)))
+                                                             if value != held[name].default)))
             if own_checks is not None:
                 own_checks(self)
 
@@ -443,13 +446,7 @@ def _registered_value(self, name: str):
 
 def _arg_doc(option: Option) -> str:
     text = f"{option.name}: {option.kind.annotation}. {option.help} {option.doc} Defaults to `{option.default!r}`."
-    lines, line = [], "        "
-    for word in text.split():
-        if len(line) + len(word) > 78 and line.strip():
-            lines.append(line.rstrip())
-            line = "            "
-        line += word + " "
-    return "\n".join([*lines, line.rstrip()]) + "\n"
+    return textwrap.fill(" ".join(text.split()), width=78, initial_indent=" " * 8, subsequent_indent=" " * 12) + "\n"
 
 
 def values_of(spec, archs: tuple[str, ...] = ()) -> dict:
@@ -477,11 +474,9 @@ def from_record(section: str, record: dict):
     if section == "data":  # it also records what was read (`rows`, the digest): not options
         known = {o.name for o in own} | {old for o in own for old in o.legacy_names}
         values = {key: value for key, value in values.items() if key in known}
-    for option in own:
-        for old in option.legacy_names:
-            if old in values and option.name not in values:
-                values[option.name] = values.pop(old)
-        if option.name not in values and option.legacy_default is not MISSING:
+    for option in own:  # (an older name is read by the spec's constructor)
+        recorded = option.name in values or any(old in values for old in option.legacy_names)
+        if not recorded and option.legacy_default is not MISSING:
             values[option.name] = option.legacy_default
     return spec_class(section)(**values)
 
