@@ -24,10 +24,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 # 1:52 with pip's compile, 0:51 + 0:33 this way). Like pip, it leaves a file that does not compile as it is
 # (torch ships a Python 3.12 test helper). It is needed: where PYTHONDONTWRITEBYTECODE is set (as on the CI
 # machines), nothing imported is cached, and every process compiled TensorFlow, jax and Keras again (the main
-# pass took 12:06 instead of 8:47 without it).
+# pass took 12:06 instead of 8:47 without it). The packages' own test folders (4,088 of 17,710 files) are left out:
+# nothing imports them.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install --no-compile -e '.[dev,torch]'
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	$(BIN)/python -m compileall -q -j 0 -x '/tests?/' $(VENV)/lib > /dev/null || true
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 venv: $(VENV)/.installed

@@ -18,7 +18,8 @@ from keras_seq.training import TrainSpec
 
 from conftest import run_console
 
-pytestmark = pytest.mark.backend
+# Tests marked `backend` run again under jax and torch (`make test`); the parameter counts and
+# option checks do not depend on the backend.
 
 VARIANTS = {
     "plain step (L=1)": dict(transition_layers=1),
@@ -51,6 +52,7 @@ def numpy_step(cell: DeepTransitionCell, x, h):
     return out, state
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("options", VARIANTS.values(), ids=VARIANTS.keys())
 def test_one_step_matches_the_equations(options):
     rng = np.random.default_rng(1)
@@ -66,6 +68,7 @@ def test_one_step_matches_the_equations(options):
         assert not np.allclose(expected_out, expected_state)  # the deep output is a real extra map
 
 
+@pytest.mark.backend
 def test_a_sequence_is_the_step_applied_in_order():
     rng = np.random.default_rng(2)
     cell = DeepTransitionCell(4, transition_layers=2, shortcut=True, output_layers=2)
@@ -112,6 +115,7 @@ def gradients(model, x):
     return [g.detach().cpu().numpy() for g in grads[:-1]], grads[-1].detach().cpu().numpy()
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("arch", ["dtrnn", "dtsrnn", "dotrnn"])
 def test_gradients_through_64_steps_are_finite_and_reach_every_weight(arch):
     keras.utils.set_random_seed(0)
@@ -148,6 +152,7 @@ def test_closed_form_reduces_to_simple_rnn():
     assert network.count_params() == cell_parameters(9, 3, 1, False, 1) + 9 + 1
 
 
+@pytest.mark.backend
 def test_bidirectional_stack_of_deep_transitions():
     model = build_model("brnn", window=8, n_features=1, units=4, layers=2, cell="dtsrnn", transition_layers=2)
     network = model.get_layer("network")
@@ -156,6 +161,7 @@ def test_bidirectional_stack_of_deep_transitions():
     assert isinstance(network.get_layer("brnn_1"), keras.layers.Bidirectional)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("arch", ["dtrnn", "dtsrnn", "dotrnn"])
 def test_save_and_load_round_trip(tmp_path, arch):
     model = build_model(arch, window=10, n_features=2, units=5, layers=2, transition_layers=3, output_layers=3,
@@ -188,6 +194,7 @@ def deep_runs(tmp_path_factory):
             for arch in ("dtrnn", "dtsrnn", "dotrnn")}
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("arch", ["dtrnn", "dtsrnn", "dotrnn"])
 def test_deep_archs_train_and_export_with_parity(deep_runs, arch):
     run = deep_runs[arch]
@@ -210,6 +217,7 @@ def test_deep_archs_train_and_export_with_parity(deep_runs, arch):
         assert parity[fmt]["relative_diff"] <= 1e-5
 
 
+@pytest.mark.backend
 def test_cli_fit_and_summary_know_the_deep_archs(run_cli, tmp_path):
     code, out, err = run_cli("summary", "--arch", "dtsrnn", "--units", "4", "--layers", "1", "--transition-layers", "3")
     assert code == 0, err

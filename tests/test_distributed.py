@@ -1,5 +1,5 @@
 """Data-parallel training (keras_seq/distributed.py): two host devices and two processes on 127.0.0.1 train as one,
-and a two-device run stopped and resumed ends as the uninterrupted one."""
+and a two-device run or a two-process job stopped and resumed ends as the uninterrupted one."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from keras_seq.distributed import Cluster
 from keras_seq.errors import KerasSeqError
 from keras_seq.training import TrainSpec
 
-TINY = ["--units", "8", "--layers", "1", "--window", "10", "--epochs", "3", "-q"]
+TINY = ["--units", "8", "--layers", "1", "--window", "10"]
 
 # Trains the same tiny LSTM on one and on two host devices in one jax process: keras-seq itself asks XLA for the
 # second device (the test does not set XLA_FLAGS). Prints both histories and the largest weight difference.
@@ -85,22 +85,48 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_host_devices_and_two_processes_train_like_one_device(series_csv, tmp_path):
+def test_two_devices_and_two_processes_train_like_one_device_and_a_signal_to_one_process_stops_and_resumes_all(
+        series_csv, tmp_path):
+    """One jax process trains on one and two host devices (and a two-device run stopped and resumed); meanwhile a
+    two-process job on 127.0.0.1 is signalled on process 0 alone, stops every process after the same epoch, and is
+    resumed by both to the one-device run's losses."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "KERAS_BACKEND")} | {"KERAS_BACKEND": "jax"}
-    console = [str(os.path.join(os.path.dirname(sys.executable), "keras-seq")), "fit", "--data", str(series_csv), *TINY]
-    address = f"127.0.0.1:{free_port()}"
     # TensorFlow's notices left on: a process that loads it prints its oneDNN line, as a user would see
     loud = {k: v for k, v in env.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    started = [subprocess.Popen([*console, "--devices", "all", "--coordinator", address, "--num-processes", "2",
-                                 "--process-id", str(k), "--out", str(tmp_path / f"job{k}")],
-                                env=loud, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for k in (0, 1)]
-    in_one = subprocess.run([sys.executable, "-c", ONE_AND_TWO_DEVICES, str(series_csv), str(tmp_path / "one")],
-                            env=env, capture_output=True, text=True, timeout=300)
-    outputs = [process.communicate(timeout=300)[0] for process in started]
-    assert in_one.returncode == 0, in_one.stderr[-3000:]
-    assert [p.returncode for p in started] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
-    found = json.loads(in_one.stdout.strip().splitlines()[-1])
+    script = str(os.path.join(os.path.dirname(sys.executable), "keras-seq"))
+
+    def job(*args):
+        address = f"127.0.0.1:{free_port()}"
+        return [subprocess.Popen([script, "fit", *args, "--coordinator", address, "--num-processes", "2",
+                                  "--process-id", str(k)], env=loud, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for k in (0, 1)]
+
+    # The signal comes after epoch 1: 40 epochs leave room for a loaded machine.
+    started = job("--data", str(series_csv), *TINY, "--epochs", "40", "-q", "--devices", "all",
+                  "--out", str(tmp_path / "job"))
+    in_one = subprocess.Popen([sys.executable, "-c", ONE_AND_TWO_DEVICES, str(series_csv), str(tmp_path / "one")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(tmp_path.glob("job/.*.partial/checkpoint.npz")):
+        time.sleep(0.05)
+    started[0].send_signal(signal.SIGINT)  # process 0 alone, as Ctrl-C on one host's terminal
+    outputs = [process.communicate(timeout=240)[0] for process in started]
+    assert [p.returncode for p in started] == [130, 130], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "Traceback" not in outputs[0] + outputs[1]
+    assert "process 1 of 2: the job stopped on a signal after a whole epoch" in outputs[1]
+    (run,) = (tmp_path / "job").iterdir()  # process 0 kept the folder, process 1 wrote nothing
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "interrupted" and 1 <= config["result"]["epochs_run"] < 40
+    assert f"keras-seq fit --resume {run}" in outputs[0]
+    resumed = job("--resume", str(run), "-q")  # every process resumes from the folder process 0 kept
+    outputs += [process.communicate(timeout=240)[0] for process in resumed]
+    assert [p.returncode for p in resumed] == [0, 0], outputs[2][-2000:] + outputs[3][-2000:]
+    assert "process 1 of 2: trained" in outputs[3]
+    assert not any("oneDNN" in output for output in outputs)  # joining the job did not load TensorFlow
+
+    stdout, stderr = in_one.communicate(timeout=300)
+    assert in_one.returncode == 0, stderr[-3000:]
+    found = json.loads(stdout.strip().splitlines()[-1])
     assert found["devices"] == 2 and "--xla_force_host_platform_device_count=2" in found["flags"]
     assert found["tensorflow"] is False  # a jax fit (and its .keras save) never imports TensorFlow
     one, two = found["history"]["1"], found["history"]["2"]
@@ -110,19 +136,17 @@ def test_two_host_devices_and_two_processes_train_like_one_device(series_csv, tm
     assert found["weights"] < 1e-5
     assert found["mae"]["2"] == pytest.approx(found["mae"]["1"], abs=1e-3)
     # A two-device run stopped after epoch 2 and resumed ends where the uninterrupted one did.
-    resumed = found["history"]["resumed"]
     for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(resumed[key], two[key], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(found["history"]["resumed"][key], two[key], rtol=0, atol=1e-6)
     assert found["resumed_weights"] < 1e-6
-    # The two processes joined through jax.distributed: process 0 wrote the run, process 1 nothing.
-    assert "process 1 of 2: trained" in outputs[1] and not (tmp_path / "job1").exists()
-    assert not any("oneDNN" in output for output in outputs)  # joining the job did not load TensorFlow
-    (run,) = (tmp_path / "job0").iterdir()
-    history = pd.read_csv(run / "history.csv")
-    for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(history[key], one[key], rtol=0, atol=1e-5)
+    # The two-process job, stopped and resumed, trained its first epochs as the one-device run did.
     config = json.loads((run / "config.json").read_text())
-    assert config["status"] == "complete" and config["train"]["devices"] == "all"
+    assert config["status"] == "complete" and config["result"]["epochs_run"] == 40
+    assert config["train"]["devices"] == "all"
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == 40
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(history[key][:3], one[key], rtol=0, atol=1e-5)
 
 
 def test_devices_option_is_checked_before_any_work(run_cli, tmp_path):
@@ -159,39 +183,3 @@ def test_the_cluster_comes_from_keras_environment_variables(monkeypatch):
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
     monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "1")
     assert Cluster.from_environment(process_id=0) == Cluster("10.0.0.1:1234,10.0.0.2:2345", 2, 0)
-
-
-@pytest.mark.slow
-def test_a_signal_to_one_process_of_a_job_stops_every_process_after_the_same_epoch_and_the_job_resumes(
-        series_csv, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "KERAS_BACKEND")} | {"KERAS_BACKEND": "jax"}
-    script = str(os.path.join(os.path.dirname(sys.executable), "keras-seq"))
-
-    def job(*args):
-        address = f"127.0.0.1:{free_port()}"
-        return [subprocess.Popen([script, "fit", *args, "--coordinator", address, "--num-processes", "2",
-                                  "--process-id", str(k)], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True) for k in (0, 1)]
-
-    fit = ["--data", str(series_csv), "--units", "8", "--layers", "1", "--window", "10", "--epochs", "40", "-q",
-           "--devices", "all"]  # the signal comes after epoch 1: 40 leaves room for a loaded machine
-    started = job(*fit, "--out", str(tmp_path / "out"))
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list(tmp_path.glob("out/.*.partial/checkpoint.npz")):
-        time.sleep(0.05)
-    started[0].send_signal(signal.SIGINT)  # process 0 alone, as Ctrl-C on one host's terminal
-    outputs = [process.communicate(timeout=240)[0] for process in started]
-    assert [p.returncode for p in started] == [130, 130], outputs[0][-2000:] + outputs[1][-2000:]
-    assert "Traceback" not in outputs[0] + outputs[1]
-    assert "process 1 of 2: the job stopped on a signal after a whole epoch" in outputs[1]
-    (run,) = (tmp_path / "out").iterdir()
-    config = json.loads((run / "config.json").read_text())
-    assert config["status"] == "interrupted" and 1 <= config["result"]["epochs_run"] < 40
-    assert f"keras-seq fit --resume {run}" in outputs[0]
-
-    resumed = job("--resume", str(run), "-q")  # every process resumes from the folder process 0 kept
-    outputs = [process.communicate(timeout=240)[0] for process in resumed]
-    assert [p.returncode for p in resumed] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
-    config = json.loads((run / "config.json").read_text())
-    assert config["status"] == "complete" and config["result"]["epochs_run"] == 40
-    assert len(pd.read_csv(run / "history.csv")) == 40

@@ -34,6 +34,13 @@ def exported(request, tmp_path_factory):
     return run_dir, export_run(run_dir, "all")
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny gru run folder; `trained(tmp_path)` gives each test its own copy of it."""
+    source = tiny_run(tmp_path_factory.mktemp("trained"), "gru")
+    return lambda into: shutil.copytree(source, into / source.name)
+
+
 def test_every_arch_exports_every_format_with_parity(exported):
     run_dir, result = exported
     assert result.path == run_dir / "export"
@@ -57,16 +64,16 @@ def test_every_arch_exports_every_format_with_parity(exported):
     assert stat.S_IMODE(result.path.stat().st_mode) == 0o777 & ~umask  # as readable as any folder the user makes
 
 
-def test_a_failed_parity_check_leaves_nothing(tmp_path):
-    run_dir = tiny_run(tmp_path, "gru")
+def test_a_failed_parity_check_leaves_nothing(tmp_path, trained):
+    run_dir = trained(tmp_path)
     before = files_under(run_dir)
     with pytest.raises(KerasSeqError, match="savedmodel artifact differs from the Keras model .* nothing was exported"):
         export_run(run_dir, "savedmodel", tolerance=-1.0)
     assert files_under(run_dir) == before
 
 
-def test_an_existing_export_is_replaced_only_with_overwrite(tmp_path):
-    run_dir = tiny_run(tmp_path, "drnn")
+def test_an_existing_export_is_replaced_only_with_overwrite(tmp_path, trained):
+    run_dir = trained(tmp_path)
     export_run(run_dir, "keras")
     with pytest.raises(KerasSeqError, match="export folder .*export already exists. Pass `overwrite`"):
         export_run(run_dir, "onnx")
@@ -95,8 +102,8 @@ def test_a_model_trained_on_jax_exports_with_parity(tmp_path):
     assert all(check["relative_diff"] <= 1e-5 for check in result.parity.values())
 
 
-def test_export_cli_prints_parity_and_refuses_bad_input(tmp_path, run_cli):
-    run_dir = tiny_run(tmp_path, "lstm")
+def test_export_cli_prints_parity_and_refuses_bad_input(tmp_path, run_cli, trained):
+    run_dir = trained(tmp_path)
     code, out, err = run_cli("export", run_dir, "--format", "onnx")
     assert code == 0, err
     assert "onnx" in out and "parity: max |diff|" in out and "of the target's std over 188 test windows" in out

@@ -10,7 +10,8 @@ from keras_seq.data.windows import Scaling
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import ARCHS, Destandardize, ModelSpec, Standardize, build_model, describe_weights, load_model
 
-pytestmark = pytest.mark.backend
+# Tests marked `backend` run again under jax and torch (`make test`); the parameter counts and
+# option checks do not depend on the backend.
 
 SCALING = Scaling(("Close", "Volume"), (30000.0, 5e8), (3000.0, 1e8), "Close", 30000.0, 3000.0)
 
@@ -33,6 +34,7 @@ def expected_params(arch, *, n_features, units, layers, horizon, target_kind, ce
     return total, 2 * n_features + 2 if scaler == "zscore" else 0
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("target_kind", ["next", "sequence"])
 def test_output_shapes(arch, target_kind):
@@ -77,6 +79,7 @@ def test_tutorial_shapes_of_the_lstm_and_gru_weights():
     assert shapes["gru_1/gru_cell/kernel"] == (16, 192) and shapes["gru_1/gru_cell/bias"] == (2, 192)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("arch", ARCHS)
 def test_zscore_scaling_lives_inside_the_model(arch):
     model = build_model(arch, window=8, n_features=2, units=4, scaling=SCALING, scaler="zscore", residual=False)
@@ -86,6 +89,7 @@ def test_zscore_scaling_lives_inside_the_model(arch):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(raw)), inner * 3000.0 + 30000.0, rtol=1e-5)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("arch", ARCHS)
 def test_save_and_load_give_identical_outputs(arch, tmp_path):
     model = build_model(arch, window=8, n_features=2, horizon=2, units=4, scaling=SCALING, scaler="zscore")
@@ -103,6 +107,7 @@ def test_bidirectional_sequence_model_is_refused_unless_the_leak_is_allowed():
     assert build_model("brnn", window=8, n_features=1, target_kind="sequence", units=2, allow_future_leak=True)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("arch, scaler", [("drnn", "window"), ("lstm", "zscore"), ("gru", "window")])
 def test_causal_sequence_models_do_not_read_the_future(arch, scaler):
     # Not residual (whose head starts at 0): the network's own output must not move. Scaler window scales
@@ -114,6 +119,7 @@ def test_causal_sequence_models_do_not_read_the_future(arch, scaler):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x))[0, :5], keras.ops.convert_to_numpy(model(changed))[0, :5], rtol=1e-6)
 
 
+@pytest.mark.backend
 def test_a_bidirectional_sequence_model_does_read_the_future():
     model = build_model("brnn", window=8, n_features=1, target_kind="sequence", units=4, allow_future_leak=True,
                         residual=False)
@@ -141,6 +147,7 @@ def test_bad_model_options(kwargs, message):
         build_model(arch, window=8, n_features=1, **kwargs)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("layer_class", [Standardize, Destandardize])
 def test_scaling_layers_round_trip_their_config(layer_class, tmp_path):
     layer = layer_class(mean=[2.0], std=[4.0], name="s")
