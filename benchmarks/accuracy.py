@@ -121,7 +121,7 @@ def fit_one(job: dict) -> dict:
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
     from keras_seq.models.spec import ModelSpec
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     model_options, window_options = CONFIGS[job["config"]]
     result = keras_seq.fit(DataSpec(source=job["source"], season=job["season"], **job["data"]),
@@ -165,7 +165,7 @@ def ets_forecast(source: str, data: dict, season: int | None) -> dict:
 
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import make_windows
-    from keras_seq.evaluation import infer_season
+    from keras_seq.evaluation.report import infer_season
 
     frame = DataSpec(source=source, **data).load()
     windows = make_windows(frame, target=data["target"], window=16, shuffle=False)

@@ -38,16 +38,16 @@ def main(argv=None) -> int:
     short, long = (int(e) for e in args.epochs.split(","))
 
     from keras_seq.backend import use_backend
-    from keras_seq.distributed import request_host_devices
+    from keras_seq.training.distributed import request_host_devices
 
     use_backend("jax")
     request_host_devices(max(counts))
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.runs.run import RunSpecs, start_keras, train_and_evaluate
+    from keras_seq.runs.run import Run, RunSpecs, start_keras, train_and_evaluate
     from keras_seq.models.spec import ModelSpec
-    from keras_seq.speed import speed_options
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.speed import speed_options
+    from keras_seq.training.loop import TrainSpec
 
     start_keras(max(counts))
     import jax
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
             for epochs in (short, long):
                 train = TrainSpec(epochs=epochs, batch_size=args.batch_size, devices=devices)
                 with speed_options(looped_steps=looped):
-                    fitted = train_and_evaluate(frame, RunSpecs(DataSpec(), WindowSpec(), ModelSpec(), train, "jax"),
-                                                splits=(), verbose=0)
+                    run = Run.of(RunSpecs(DataSpec(), WindowSpec(), ModelSpec(), train, "jax"), frame)
+                    fitted = train_and_evaluate(run, splits=(), verbose=0)
                 times[epochs] = fitted.seconds
             seconds[name].append((times[long] - times[short]) / (long - short))
             losses[name] = fitted.history["loss"]

@@ -55,7 +55,7 @@ def fit_one(job: dict) -> dict:
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
     from keras_seq.models.spec import ModelSpec
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     from keras_seq.errors import KerasSeqError
 

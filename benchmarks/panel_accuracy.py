@@ -66,13 +66,13 @@ def model_options(variant: str) -> dict:
 def fit(data, arch: str, seed: int, epochs: int, variant: str = "window"):
     """The test report of one fit (nothing written)."""
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.runs.run import RunSpecs, train_and_evaluate
+    from keras_seq.runs.run import Run, RunSpecs, train_and_evaluate
     from keras_seq.models.spec import ModelSpec
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     specs = RunSpecs(data, WindowSpec(window=8), ModelSpec(arch=arch, units=32, layers=1, **model_options(variant)),
                      TrainSpec(epochs=epochs, batch_size=16, seed=seed), "jax")
-    return train_and_evaluate(data.load(), specs, verbose=0).reports["test"]
+    return train_and_evaluate(Run.of(specs, data.load()), verbose=0).reports["test"]
 
 
 def mean_std(values) -> str:

@@ -89,7 +89,7 @@ def measure(n_series: int, steps: int, single_rows: int, batches: int, train_ste
     keras = import_keras()
     from keras_seq.data.windows import make_windows
     from keras_seq.models.builders import build_model
-    from keras_seq.training import TrainSpec, compile_trainer, fit_data
+    from keras_seq.training.loop import TrainSpec, compile_trainer, fit_data
 
     began = time.perf_counter()
     frame = panel_frame(n_series, steps) if n_series else single_frame(single_rows)

@@ -67,7 +67,7 @@ def main() -> None:
     import numpy as np
 
     from keras_seq.data.windows import Scaling
-    from keras_seq.exporting import write_artifact
+    from keras_seq.artifacts.export import write_artifact
     from keras_seq.models import build_model
 
     scaling = Scaling(("Close",), (27378.6,), (3249.0,), "Close", 27378.6, 3249.0)

@@ -104,8 +104,8 @@ def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, 
     import pandas as pd
 
     from keras_seq.models import builders
-    from keras_seq.speed import speed_options
-    from keras_seq.training import TrainSpec, compile_trainer, fit_data
+    from keras_seq.training.speed import speed_options
+    from keras_seq.training.loop import TrainSpec, compile_trainer, fit_data
 
     spec = TrainSpec(batch_size=shape["batch"], seed=0)
     if settings == "keras-defaults":  # what a plain compile() does

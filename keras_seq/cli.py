@@ -65,7 +65,7 @@ def _stops_on_signals(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from keras_seq.safety import stop_signals
+        from keras_seq.jobs.stop import stop_signals
 
         with stop_signals():
             return command(*args, **kwargs)
@@ -207,7 +207,7 @@ def ArchChoice() -> RegistryChoice:  # noqa: N802 - reads as the type it makes
 
 
 def _objective_names() -> tuple[str, ...]:
-    from keras_seq.metrics import objective_names
+    from keras_seq.evaluation.metrics import objective_names
 
     return objective_names()
 
@@ -349,8 +349,8 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
     Ctrl-C stops training after the current batch and keeps the run, marked
     interrupted, with the best weights so far; `--resume` continues it.
     """
-    from keras_seq.distributed import Cluster
-    from keras_seq.fitting import fit_run, resume_run
+    from keras_seq.training.distributed import Cluster
+    from keras_seq.workflows.fit import fit_run, resume_run
 
     verbose = 0 if options["quiet"] else "auto"
     cluster = Cluster.from_environment(coordinator=coordinator, num_processes=num_processes, process_id=process_id)
@@ -413,7 +413,8 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
     run folder. Stopped early (Ctrl-C, or a fit's error), it keeps the fits
     that finished; `--resume` finishes it.
     """
-    from keras_seq.compare import CompareSpec, compare_models, resume_comparison
+    from keras_seq.evaluation.comparison import CompareSpec
+    from keras_seq.workflows.compare import compare_models, resume_comparison
 
     verbose = 0 if options["quiet"] else "auto"
     if resume is not None:
@@ -464,7 +465,8 @@ def tune(recipe, arch, overrides, **options):
     importance.png, tune.json and the best trial's run folder under best/.
     The same command resumes a study stopped by Ctrl-C or a crash.
     """
-    from keras_seq.tuning import TuneSpec, tune as tune_study
+    from keras_seq.config.search import TuneSpec
+    from keras_seq.workflows.tune import tune as tune_study
 
     given = {key: options.pop(key) for key in ("trials", "workers", "storage", "study", "objective", "pruner",
                                                 "no_refit")}
@@ -497,7 +499,7 @@ def _tune_recipe(name: str, overrides: tuple[str, ...] = ()):
     """The base specs and [tune] settings of a recipe (with `--set` overrides); it must have a [tune] table and
     take no fit options."""
     from keras_seq.errors import KerasSeqError
-    from keras_seq.recipe import load_recipe
+    from keras_seq.workflows.recipe import load_recipe
 
     given = _given_options(click.get_current_context(), ("recipe", "trials", "workers", "storage", "study",
                                                           "objective", "pruner", "no_refit", "overrides", "out",
@@ -532,7 +534,7 @@ def run_command(recipe, overrides, backend, out, check, jobs, scheduler, quiet):
     (run it again to repeat the run), run.json and a comparison folder per
     experiment.
     """
-    from keras_seq.recipe import load_recipe, resolved_toml, run_recipe
+    from keras_seq.workflows.recipe import load_recipe, resolved_toml, run_recipe
 
     loaded = load_recipe(recipe, overrides)
     if check:
@@ -549,7 +551,7 @@ def run_command(recipe, overrides, backend, out, check, jobs, scheduler, quiet):
 @cli.command()
 def recipes():
     """List the recipes shipped with keras-seq."""
-    from keras_seq.recipe import shipped_recipes
+    from keras_seq.workflows.recipe import shipped_recipes
 
     shipped = shipped_recipes()
     width = max(len(name) for name in shipped)
@@ -575,7 +577,7 @@ def evaluate(run_dir, source, start, end, out, plot_series, mc_samples, backend)
     With no data options, the run's own held-out test split is used. With
     `source`, `start` or `end`, every window of that data is evaluated.
     """
-    from keras_seq.evaluating import evaluate_run
+    from keras_seq.workflows.evaluate import evaluate_run
 
     result = evaluate_run(run_dir, source=source, start=start, end=end, out=out, backend=backend,
                           plot_series=plot_series, mc_samples=mc_samples or 0)
@@ -596,7 +598,7 @@ def evaluate(run_dir, source, start, end, out, plot_series, mc_samples, backend)
 @_stops_on_signals
 def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
     """Export RUN_DIR's model as SavedModel, ONNX and .keras, each proven equal to it."""
-    from keras_seq.exporting import DEFAULT_TOLERANCE, export_run
+    from keras_seq.artifacts.export import DEFAULT_TOLERANCE, export_run
 
     result = export_run(run_dir, formats, out=out, overwrite=overwrite, name=name, version=model_version,
                         tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance)
@@ -635,7 +637,7 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
     """
     import pandas as pd
 
-    from keras_seq.serving import date_format, predict_artifact
+    from keras_seq.workflows.predict import date_format, predict_artifact
 
     table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, mc_samples=mc_samples, **data)
     fmt = date_format(pd.DatetimeIndex(table["date"]))
@@ -663,7 +665,7 @@ def summary(arch, features, backend, **options):
     n_features = len(DataSpec(features=features).feature_columns)  # checked as fit checks it
     use_backend(backend)
     import_keras()
-    from keras_seq.summarizing import model_summary
+    from keras_seq.workflows.summary import model_summary
 
     click.echo(model_summary(model, windows, n_features))
 

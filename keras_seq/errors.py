@@ -69,3 +69,4 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none), to quote in one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+

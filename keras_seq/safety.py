@@ -16,8 +16,7 @@ of the package calls (SECURITY.md says what they guarantee and what not):
   range and no external data;
 - `write_file_atomically`: files written outside a staged folder appear whole
   or not at all;
-- `folder_lock`: one writer at a time per run folder;
-- `stop_signals`: SIGINT and SIGTERM stop a command at its next safe point.
+- `folder_lock`: one writer at a time per run folder.
 
 Only `keras_seq.errors` is imported at module level; TensorFlow and ONNX are
 imported inside the checks that need them.
@@ -29,13 +28,11 @@ import contextlib
 import errno
 import hashlib
 import os
-import signal
 import tempfile
-import threading
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.errors import KerasSeqError
 
 # === Names and symlinks ===
 
@@ -553,56 +550,3 @@ def lock_folder(folder: Path) -> int | None:
         os.close(descriptor)
         return None
     return descriptor
-
-
-# === Stopping on SIGINT and SIGTERM ===
-
-
-class StopRequest:
-    """Set by SIGINT or SIGTERM inside `stop_signals`; long commands check it at their safe points."""
-
-    def __init__(self):
-        self.signal: int | None = None
-        self.depth = 0  # nested `stop_signals` blocks; the outermost starts with no request
-
-    @property
-    def requested(self) -> bool:
-        return self.signal is not None
-
-    def check(self, what: str) -> None:
-        """Raise `RunInterrupted` if a stop was requested (nothing is published)."""
-        if self.signal is not None:
-            raise RunInterrupted(f"{signal.Signals(self.signal).name} received: {what} stopped; nothing was written.")
-
-
-STOP = StopRequest()
-
-
-@contextlib.contextmanager
-def stop_signals(on_stop=None):
-    """SIGINT and SIGTERM set `STOP` (and call `on_stop`) instead of raising wherever Python happens to be.
-
-    A second signal raises `KeyboardInterrupt` at once. Outside the main
-    thread this does nothing. On leaving, the previous handlers come back.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield StopRequest()  # signals reach only the main thread: nothing to wait for here
-        return
-    if STOP.depth == 0:
-        STOP.signal = None
-
-    def handle(signum, frame):
-        if STOP.requested:
-            raise KeyboardInterrupt
-        STOP.signal = signum
-        if on_stop is not None:
-            on_stop()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    STOP.depth += 1
-    try:
-        yield STOP
-    finally:
-        STOP.depth -= 1
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -11,10 +11,10 @@ import pytest
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.exporting import export_run
+from keras_seq.artifacts.export import export_run
 from keras_seq.models import DeepTransitionCell, ModelSpec, build_model, cell_parameters, load_model
-from keras_seq.fitting import fit_run
-from keras_seq.training import TrainSpec
+from keras_seq.workflows.fit import fit_run
+from keras_seq.training.loop import TrainSpec
 
 from conftest import run_console
 

@@ -1,4 +1,4 @@
-"""keras_seq/compare.py and `keras-seq compare`: identical conditions, honest scores, folds that only look back."""
+"""keras_seq/workflows/compare.py and `keras-seq compare`: identical conditions, honest scores, folds that only look back."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from keras_seq.compare import CompareSpec, backtest_folds, compare_models
+from keras_seq.evaluation.comparison import CompareSpec, backtest_folds
+from keras_seq.workflows.compare import compare_models
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import ModelSpec
-from keras_seq.training import TrainSpec
+from keras_seq.training.loop import TrainSpec
 
 from conftest import files_under
 

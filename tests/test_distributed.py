@@ -1,4 +1,4 @@
-"""Data-parallel training (keras_seq/distributed.py): two host devices and two processes on 127.0.0.1 train as one,
+"""Data-parallel training (keras_seq/training/distributed.py): two host devices and two processes on 127.0.0.1 train as one,
 and a two-device run or a two-process job stopped and resumed ends as the uninterrupted one."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_seq.distributed import Cluster
+from keras_seq.training.distributed import Cluster
 from keras_seq.errors import KerasSeqError
-from keras_seq.training import TrainSpec
+from keras_seq.training.loop import TrainSpec
 
 TINY = ["--units", "8", "--layers", "1", "--window", "10"]
 
@@ -29,9 +29,9 @@ ONE_AND_TWO_DEVICES = textwrap.dedent("""
     import numpy as np
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.fitting import fit_run
+    from keras_seq.workflows.fit import fit_run
     from keras_seq.models.spec import ModelSpec
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     runs = {}
     for devices in (2, 1):
@@ -42,8 +42,8 @@ ONE_AND_TWO_DEVICES = textwrap.dedent("""
     import signal
     from pathlib import Path
     from keras_seq.errors import RunInterrupted
-    from keras_seq.fitting import resume_run
-    from keras_seq.training import watching_epochs
+    from keras_seq.workflows.fit import resume_run
+    from keras_seq.training.loop import watching_epochs
 
     def stop_after_the_second_epoch(epoch, logs, model):
         if epoch == 1:

@@ -1,4 +1,4 @@
-"""keras_seq/evaluation.py: metrics, the persistence baseline and plots."""
+"""keras_seq/evaluation/report.py: metrics, the persistence baseline and plots."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from keras_seq.data.windows import make_windows
-from keras_seq.evaluation import (
+from keras_seq.evaluation.report import (
     Report,
     evaluate_model,
     forecast_metrics,
@@ -21,11 +21,10 @@ from keras_seq.evaluation import (
     naive_scale,
     persistence_forecast,
     smape,
-    plot_forecast,
-    plot_loss,
     rmse,
     skill,
 )
+from keras_seq.present.plots import plot_forecast, plot_loss
 
 
 def test_metrics_against_hand_computed_values():
@@ -148,7 +147,7 @@ def test_mape_is_undefined_when_the_target_has_zeros_and_written_as_null_with_th
 
 def test_a_losing_model_is_told_only_what_it_can_try():
     """brnn reads later steps: training it from every step is refused, so the note does not suggest it."""
-    from keras_seq.evaluation import Report, losing_note
+    from keras_seq.evaluation.report import Report, losing_note
     from keras_seq.models.spec import ModelSpec
 
     report = Report("m", "test", 10, "2020-01-01", "2020-01-10", {"mae": 2.0}, {"mae": 1.0}, -1.0,

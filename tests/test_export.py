@@ -1,4 +1,4 @@
-"""keras_seq/exporting.py: artifacts for every arch, parity, atomic writes, any training backend."""
+"""keras_seq/artifacts/export.py: artifacts for every arch, parity, atomic writes, any training backend."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from conftest import files_under, run_console
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.exporting import FORMATS, artifact_sha256, export_run, parse_formats
+from keras_seq.artifacts.export import FORMATS, artifact_sha256, export_run, parse_formats
 from keras_seq.models import ModelSpec
-from keras_seq.fitting import fit_run
-from keras_seq.training import TrainSpec
+from keras_seq.workflows.fit import fit_run
+from keras_seq.training.loop import TrainSpec
 
 # The Bidirectional wrapper once (around SimpleRNN); the LSTM and GRU layers on their own.
 ARCH_CELLS = [("drnn", "rnn"), ("brnn", "rnn"), ("lstm", "rnn"), ("gru", "rnn")]
@@ -122,8 +122,8 @@ def test_export_cli_prints_parity_and_refuses_bad_input(tmp_path, run_cli, train
 
 def test_each_format_is_one_registered_module_that_export_and_predict_share(tmp_path):
     from keras_seq.errors import KerasSeqError
-    from keras_seq.exporting import EXPORT_ENTRIES
-    from keras_seq.formats import detect_format, format_names, get_format, register_format
+    from keras_seq.artifacts.export import EXPORT_ENTRIES
+    from keras_seq.artifacts import detect_format, format_names, get_format, register_format
 
     assert format_names() == FORMATS == ("savedmodel", "onnx", "keras")
     assert set(EXPORT_ENTRIES) == {"model_card.json", "savedmodel", "model.onnx", "model.keras"}

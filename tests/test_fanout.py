@@ -1,4 +1,4 @@
-"""keras_seq/fanout.py: a comparison's fits on local worker processes and on a dask LocalCluster give the serial
+"""keras_seq/jobs/pool.py: a comparison's fits on local worker processes and on a dask LocalCluster give the serial
 run's numbers, and an interrupted fan-out keeps what finished for `compare --resume`."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import time
 
 import pytest
 
-from keras_seq.compare import CompareSpec, compare_models, resume_comparison
+from keras_seq.evaluation.comparison import CompareSpec
+from keras_seq.workflows.compare import compare_models, resume_comparison
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
-from keras_seq.fanout import Fanout
+from keras_seq.jobs.pool import Fanout
 from keras_seq.models import ModelSpec
-from keras_seq.training import TrainSpec
+from keras_seq.training.loop import TrainSpec
 
 OPTIONS = dict(data=DataSpec(start="2019-01-01"), windows=WindowSpec(window=8), model=ModelSpec(units=4, layers=1),
                train=TrainSpec(epochs=2, batch_size=64))
@@ -134,7 +135,7 @@ def test_bad_fan_out_options_are_one_line(fanout, message):
 
 
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(closed_port_url, tmp_path, monkeypatch):
-    monkeypatch.setattr("keras_seq.fanout.CONNECT_SECONDS", 1)
+    monkeypatch.setattr("keras_seq.jobs.pool.CONNECT_SECONDS", 1)
     address = closed_port_url.replace("http://", "tcp://").rstrip("/")
     with pytest.raises(KerasSeqError, match=f"cannot reach the dask scheduler at {address}"):
         compare_models(**OPTIONS, spec=CompareSpec(**SPEC, scheduler=address), out=tmp_path / "out")

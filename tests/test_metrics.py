@@ -1,4 +1,4 @@
-"""keras_seq/metrics.py: a metric is a plug-in that owns its formula, its column and whether tune may minimize it."""
+"""keras_seq/evaluation/metrics.py: a metric is a plug-in that owns its formula, its column and whether tune may minimize it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_seq import metrics
+from keras_seq.evaluation import metrics
 from keras_seq.errors import KerasSeqError
 
 TINY = ("--window", "8", "--units", "2", "--layers", "1", "--epochs", "1", "--start", "2022-01-01", "--batch-size", "64")
@@ -17,9 +17,9 @@ def max_error(y_true, y_pred, scale):
     return float(np.max(np.abs(np.asarray(y_pred) - np.asarray(y_true))))
 
 
-def test_a_new_metric_appears_in_fits_table_compares_tables_and_as_a_tune_objective(tmp_path, run_cli, monkeypatch):
-    monkeypatch.setattr(metrics, "_METRICS", dict(metrics._METRICS))
+def test_a_new_metric_appears_in_fits_table_compares_tables_and_as_a_tune_objective(tmp_path, run_cli, request):
     metrics.register_metric(metrics.Metric("maxae", "max AE", max_error, width=10, digits=2))
+    request.addfinalizer(lambda: metrics._METRICS.pop("maxae"))
     code, out, err = run_cli("fit", *TINY, "--out", tmp_path / "fit")
     assert code == 0 and "max AE" in out, err
     (run,) = (tmp_path / "fit").iterdir()

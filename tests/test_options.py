@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from keras_seq.cli import cli
-from keras_seq.compare import CompareSpec
+from keras_seq.evaluation.comparison import CompareSpec
 from keras_seq.config.options import OPTIONS, SECTIONS, options, spec_class, tunable
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
@@ -20,9 +20,9 @@ from keras_seq.errors import KerasSeqError
 from keras_seq.runs.run import RunSpecs
 from keras_seq.models.registry import get_arch
 from keras_seq.models.spec import ModelSpec
-from keras_seq.recipe import schema
-from keras_seq.rundir import specs_from_config
-from keras_seq.training import TrainSpec
+from keras_seq.workflows.recipe import schema
+from keras_seq.runs.folder import specs_from_config
+from keras_seq.training.loop import TrainSpec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "keras_seq"
 

@@ -181,7 +181,7 @@ def test_a_global_model_of_a_wide_table_fits_and_predicts_each_column(run_cli, w
 
 
 def test_panel_summary_weights_each_series_by_its_naive_error():
-    from keras_seq.evaluation import panel_summary
+    from keras_seq.evaluation.report import panel_summary
 
     per_series = {"flat": {"windows": 10, "mae": 1.0, "scale": 0.01, "mase": 100.0, "smape": 1.0, "skill": -0.5,
                            "skill_seasonal": 0.1},
@@ -213,7 +213,7 @@ def test_a_keyed_order_is_a_permutation_of_the_starts_fixed_by_its_key(counts, s
 def test_a_large_train_split_is_read_in_a_keyed_order_every_window_once(monkeypatch):
     """Above KEYED_ORDER_WINDOWS, fit reads batches of a keyed order: the same windows, each once an epoch."""
     import keras_seq.data.windows as windows_module
-    from keras_seq.training import fit_data
+    from keras_seq.training.loop import fit_data
 
     frame = DataSpec(source=str(LONG), target="price", series_column="symbol", series="all").load()
     windows = make_windows(frame, target="price", window=8, series_column="symbol", batch_size=16, seed=5)
@@ -232,7 +232,7 @@ def test_a_large_train_split_is_read_in_a_keyed_order_every_window_once(monkeypa
 
 def test_a_panel_backtest_cuts_every_series_at_the_same_fold_dates():
     """Folds are positions in the union of the series' dates; each fold truncates every series at its end."""
-    from keras_seq.compare import backtest_folds, date_count, fold_data
+    from keras_seq.evaluation.comparison import backtest_folds, date_count, fold_data
     from keras_seq.data.windows import WindowSpec
 
     frame = DataSpec(source=str(LONG), target="price", series_column="symbol", series="all").load()
@@ -253,7 +253,7 @@ def test_a_panel_backtest_cuts_every_series_at_the_same_fold_dates():
 def test_calendar_columns_reach_the_network_unscaled_and_the_rest_scaled():
     import keras
 
-    from keras_seq.data.sources import add_calendar
+    from keras_seq.data.calendar import add_calendar
     from keras_seq.data.windows import WindowSpec
     from keras_seq.models import ModelSpec
     from keras_seq.models.builders import build_forecaster
@@ -349,7 +349,8 @@ def test_split_dates_cut_every_series_at_the_days_given():
 
 def test_a_clean_long_table_loads_in_a_few_passes_exactly_as_series_by_series(tmp_path):
     """The quick path of a clean table gives the per-series path's frame; anything unusual takes the careful path."""
-    from keras_seq.data.sources import _finish_panel, _quick_panel, read_csv_frame, _series_parts, sorted_unique
+    from keras_seq.data.reading import read_csv_frame, sorted_unique
+    from keras_seq.data.sources import _finish_panel, _quick_panel, _series_parts
 
     rng = np.random.default_rng(3)
     rows = [pd.DataFrame({"date": pd.date_range("2021-01-01", periods=20 + k), "id": f" s{k} ", "y": rng.normal(size=20 + k),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_seq.intervals import quantile_scores, random_walk_quantiles
+from keras_seq.evaluation.intervals import quantile_scores, random_walk_quantiles
 
 
 def test_interval_scores_match_hand_computed_values():
@@ -135,7 +135,7 @@ def test_compare_ranks_quantile_models_by_crps(run_cli, tmp_path):
 
 
 def test_split_conformal_offsets_keep_the_finite_sample_guarantee_on_gaussian_errors():
-    from keras_seq.conformal import conformal_offsets
+    from keras_seq.evaluation.conformal import conformal_offsets
 
     rng = np.random.default_rng(3)
     n, coverage = 99, 0.8
@@ -149,9 +149,9 @@ def test_split_conformal_offsets_keep_the_finite_sample_guarantee_on_gaussian_er
 
 
 def test_conformal_intervals_calibrated_on_validation_cover_the_test_split_of_a_random_walk():
-    from keras_seq.conformal import calibrate
+    from keras_seq.evaluation.conformal import calibrate
     from keras_seq.data.windows import WindowSpec, make_windows
-    from keras_seq.evaluation import evaluate_forecast
+    from keras_seq.evaluation.report import evaluate_forecast
     from keras_seq.models.builders import build_forecaster
     from keras_seq.models.spec import ModelSpec
 
@@ -170,10 +170,10 @@ def test_conformal_intervals_calibrated_on_validation_cover_the_test_split_of_a_
 
 
 def test_conformalized_quantiles_narrow_a_too_wide_head_and_stay_nested():
-    from keras_seq.conformal import calibrate
+    from keras_seq.evaluation.conformal import calibrate
     from keras_seq.data.windows import WindowSpec, make_windows
     from keras_seq.errors import KerasSeqError
-    from keras_seq.evaluation import evaluate_forecast
+    from keras_seq.evaluation.report import evaluate_forecast
     from keras_seq.models.builders import build_forecaster, network_of
     from keras_seq.models.layers import ConformalIntervals
     from keras_seq.models.spec import ModelSpec
@@ -231,7 +231,7 @@ def test_a_global_conformal_model_exports_its_calibrated_intervals(run_cli, tmp_
 def test_mc_dropout_samples_a_point_model_with_its_dropout_on():
     from keras_seq.data.windows import WindowSpec
     from keras_seq.errors import KerasSeqError
-    from keras_seq.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
+    from keras_seq.evaluation.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
     from keras_seq.models.builders import build_forecaster
     from keras_seq.models.spec import ModelSpec
 

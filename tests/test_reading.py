@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from keras_seq.data.windows import make_windows
-from keras_seq.evaluation import plot_forecast, score_forecast
+from keras_seq.evaluation.report import score_forecast
+from keras_seq.present.plots import plot_forecast
 
 TINY = ("--units", "4", "--layers", "1", "--epochs", "1", "--batch-size", "64", "--quiet")
 

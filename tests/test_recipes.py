@@ -1,4 +1,4 @@
-"""keras_seq/recipe.py, `keras-seq run` and `keras-seq recipes`: checked before work, repeatable, shipped ones run."""
+"""keras_seq/workflows/recipe.py, `keras-seq run` and `keras-seq recipes`: checked before work, repeatable, shipped ones run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from keras_seq.recipe import load_recipe, resolved_sections, resolved_toml, shipped_recipes
+from keras_seq.workflows.recipe import load_recipe, resolved_sections, resolved_toml, shipped_recipes
 
 from conftest import REPO, files_under
 

@@ -13,8 +13,8 @@ import keras_seq
 from keras_seq.config.options import INT, Option
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import arch_names, build_model, get_arch, load_model, network_of, register_arch, unregister_arch
-from keras_seq.recipe import load_recipe
-from keras_seq.rundir import specs_from_config
+from keras_seq.workflows.recipe import load_recipe
+from keras_seq.runs.folder import specs_from_config
 
 
 # === The toy arch: all of it ===

@@ -1,4 +1,4 @@
-"""keras_seq/rundir.py: staged folders appear whole or not at all; strict JSON; the history file."""
+"""keras_seq/runs/folder.py: staged folders appear whole or not at all; strict JSON; the history file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.rundir import staged_folder, write_history, write_json
+from keras_seq.runs.folder import staged_folder, write_history, write_json
 
 
 def test_a_staged_folder_appears_only_when_complete(tmp_path):

@@ -1,4 +1,4 @@
-"""keras_seq/fitting.py: a run folder holds everything, and evaluates again to the same numbers."""
+"""keras_seq/workflows/fit.py: a run folder holds everything, and evaluates again to the same numbers."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec, make_windows
 from keras_seq.errors import KerasSeqError
-from keras_seq.evaluation import forecast_metrics, naive_scale
+from keras_seq.evaluation.report import forecast_metrics, naive_scale
 from keras_seq.models import ModelSpec, load_model
-from keras_seq.rundir import write_manifest
-from keras_seq.evaluating import evaluate_run
-from keras_seq.fitting import fit_run
-from keras_seq.training import TrainSpec
+from keras_seq.runs.folder import write_manifest
+from keras_seq.workflows.evaluate import evaluate_run
+from keras_seq.workflows.fit import fit_run
+from keras_seq.training.loop import TrainSpec
 
 pytestmark = pytest.mark.backend
 

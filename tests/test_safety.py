@@ -21,13 +21,13 @@ import pytest
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.exporting import CARD_FILE, artifact_sha256, export_run
+from keras_seq.artifacts.export import CARD_FILE, artifact_sha256, export_run
 from keras_seq.models import ModelSpec
-from keras_seq.rundir import MANIFEST_FILE, read_run_config, write_manifest
-from keras_seq.fitting import fit_run
+from keras_seq.runs.folder import MANIFEST_FILE, read_run_config, write_manifest
+from keras_seq.workflows.fit import fit_run
 from keras_seq.safety import (CHECKPOINT_OPS, COMPUTE_OPS, FORBIDDEN_OP_WORDS, check_onnx, check_zip_members,
                               folder_lock, plain_name, savedmodel_ops)
-from keras_seq.training import TrainSpec
+from keras_seq.training.loop import TrainSpec
 
 
 def hashes_under(folder: Path) -> dict:
@@ -111,7 +111,7 @@ def test_a_savedmodel_with_file_ops_is_refused_before_it_runs(run_dir, tmp_path,
 ])
 def test_exports_of_every_arch_need_only_allowlisted_ops(tmp_path, arch, cell, kind, horizon, dropout):
     """With tests/test_export.py's six archs, every arch and head; `write_artifact` refuses an op off the list."""
-    from keras_seq.exporting import write_artifact
+    from keras_seq.artifacts.export import write_artifact
     from keras_seq.models.builders import build_model
 
     model = build_model(arch, window=8, n_features=2, horizon=horizon, target_kind=kind, units=4, layers=2,
@@ -463,7 +463,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_while_the_first_holds_it(run
 
 
 def test_export_without_overwrite_never_replaces_a_folder_that_appeared_meanwhile(run_copy):
-    from keras_seq.rundir import staged_folder
+    from keras_seq.runs.folder import staged_folder
 
     with pytest.raises(KerasSeqError, match="appeared while keras-seq was writing it"):
         with staged_folder(run_copy, "export", exclusive=True) as stage:
@@ -483,7 +483,7 @@ def killed_run(run_dir, tmp_path):
     import keras
 
     from keras_seq.models.builders import load_model
-    from keras_seq.training import compile_trainer, write_checkpoint
+    from keras_seq.training.loop import compile_trainer, write_checkpoint
 
     partial = tmp_path / ".gru-20260101T000000Z.abcd.partial"
     partial.mkdir()
@@ -538,7 +538,7 @@ def test_names_inside_a_folder(tmp_path):
 
 def test_a_killed_commands_leftover_is_named_by_the_next_command(tmp_path):
     from keras_seq.errors import FolderWarning
-    from keras_seq.rundir import CHECKPOINT_FILE, staged_folder
+    from keras_seq.runs.folder import CHECKPOINT_FILE, staged_folder
 
     killed_compare = tmp_path / ".compare-20260101T000000Z.ab12.partial"
     killed_fit = tmp_path / ".gru-20260101T000000Z.cd34.partial"
@@ -557,7 +557,7 @@ def test_a_killed_commands_leftover_is_named_by_the_next_command(tmp_path):
 
 
 def test_json_files_in_a_folder_are_bounded_and_a_recorded_cache_folder_is_never_used(run_copy, tmp_path, run_cli):
-    from keras_seq.rundir import specs_from_config
+    from keras_seq.runs.folder import specs_from_config
 
     config = json.loads((run_copy / "config.json").read_text())
     config["data"] |= {"source": "stooq:^DJI", "cache_dir": str(tmp_path / "elsewhere")}

@@ -1,5 +1,5 @@
 """Scale-free forecasting inside the model: residual output, per-window scaling, target transforms, and training
-from every step (keras_seq.models.layers.PrepareWindow / RestoreForecast, keras_seq.training.compile_trainer)."""
+from every step (keras_seq.models.layers.PrepareWindow / RestoreForecast, keras_seq.training.loop.compile_trainer)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from keras_seq.data.windows import make_windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import build_model
 from keras_seq.models.layers import forward_transform, inverse_transform
-from keras_seq.training import TrainSpec, compile_trainer, train_model
+from keras_seq.training.loop import TrainSpec, compile_trainer, train_model
 
 pytestmark = pytest.mark.backend
 

@@ -20,6 +20,7 @@ LONG = REPO / "tests" / "bad_inputs" / "files" / "long_table.csv"  # AAPL, IBM, 
 
 def test_a_known_series_is_scaled_by_its_own_statistics_and_an_unseen_one_by_its_window():
     from keras_seq.models.layers import PrepareWindow
+    from keras_seq.models.scalers import get_scaler
 
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(4, 6, 2)) * [3.0, 0.5] + [100.0, 7.0]).astype("float32")
@@ -27,7 +28,7 @@ def test_a_known_series_is_scaled_by_its_own_statistics_and_an_unseen_one_by_its
     layer = PrepareWindow(scaler="series", target_index=0, series_count=2)
     layer([x, index])
     mean, std = np.array([[90.0, 6.0], [110.0, 8.0]]), np.array([[2.0, 0.5], [4.0, 1.0]])
-    layer.set_series_statistics(mean, std)
+    get_scaler("series").set_series_statistics(layer, mean, std)
     normalized, stats = (np.asarray(v) for v in layer([x, index]))
     window_normalized, window_stats = (np.asarray(v) for v in PrepareWindow(scaler="window", target_index=0)(x))
     for row, k in ((0, 0), (1, 1)):
@@ -36,7 +37,7 @@ def test_a_known_series_is_scaled_by_its_own_statistics_and_an_unseen_one_by_its
     np.testing.assert_allclose(normalized[2:], window_normalized[2:], rtol=1e-5)
     np.testing.assert_allclose(stats[2:], window_stats[2:], rtol=1e-5)
     with pytest.raises(ValueError, match="expected statistics of shape"):
-        layer.set_series_statistics(mean[:1], std[:1])
+        get_scaler("series").set_series_statistics(layer, mean[:1], std[:1])
 
 
 def test_an_unseen_series_reads_the_mean_of_the_learned_vectors():

@@ -1,4 +1,4 @@
-"""keras_seq/serving.py: `predict` from every artifact kind, and loading artifacts without keras-seq."""
+"""keras_seq/workflows/predict.py: `predict` from every artifact kind, and loading artifacts without keras-seq."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pytest
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.exporting import export_run
+from keras_seq.artifacts.export import export_run
 from keras_seq.models import ModelSpec
-from keras_seq.fitting import fit_run
-from keras_seq.serving import future_dates, predict_artifact
-from keras_seq.training import TrainSpec
+from keras_seq.workflows.fit import fit_run
+from keras_seq.workflows.predict import future_dates, predict_artifact
+from keras_seq.training.loop import TrainSpec
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_future_dates_are_business_days_for_daily_data():
     (pd.date_range("2020-01-05", periods=20, freq="W-SUN"), ["2020-05-24", "2020-05-31"]),
 ])
 def test_future_dates_follow_the_datas_own_frequency(index, expected):
-    from keras_seq.serving import date_format
+    from keras_seq.workflows.predict import date_format
 
     dates = future_dates(pd.DatetimeIndex(index), 2)
     assert [d.strftime(date_format(dates)) for d in dates] == expected
@@ -172,7 +172,7 @@ def test_a_model_that_does_not_read_its_target_forecasts_within_its_horizon():
     import keras
 
     from keras_seq.models.builders import build_model
-    from keras_seq.serving import Artifact, forecast
+    from keras_seq.workflows.predict import Artifact, forecast
 
     model = build_model("gru", window=8, n_features=1, horizon=3, units=4, layers=1, scaler="zscore",
                         residual=False, target_index=None)

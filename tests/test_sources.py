@@ -242,7 +242,7 @@ def test_online_source_without_a_name():
 
 
 def test_a_csv_with_too_many_columns_is_refused_from_its_header(write_csv, run_cli, tmp_path):
-    from keras_seq.data.sources import MAX_COLUMNS
+    from keras_seq.data.reading import MAX_COLUMNS
 
     header = "Date," + ",".join(f"c{i}" for i in range(MAX_COLUMNS + 1))
     path = write_csv(header + "\n" + "2020-01-01," + ",".join("1" for _ in range(MAX_COLUMNS + 1)) + "\n")

@@ -1,4 +1,4 @@
-"""keras_seq/speed.py: the fast paths' options hold for a block only, and reach what they govern."""
+"""keras_seq/training/speed.py: the fast paths' options hold for a block only, and reach what they govern."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.builders import build_model
 from keras_seq.models.recurrent import LSTM, SimpleRNN
-from keras_seq.speed import SpeedOptions, current, speed_options
+from keras_seq.training.speed import SpeedOptions, current, speed_options
 
 
 def _recurrent_classes(model) -> list[type]:
@@ -28,7 +28,7 @@ def test_keras_layers_option_builds_with_keras_own_layers_inside_the_block_only(
 
 @pytest.mark.backend
 def test_the_training_loop_option_reaches_compile_trainer():
-    from keras_seq.training import TrainSpec, compile_trainer
+    from keras_seq.training.loop import TrainSpec, compile_trainer
 
     model = build_model("gru", window=4, n_features=1, units=2, layers=1)
     default = compile_trainer(model, TrainSpec()).train_function

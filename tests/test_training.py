@@ -1,4 +1,4 @@
-"""keras_seq/training.py: training restores the best epoch, stops cleanly, and checkpoints."""
+"""keras_seq/training/loop.py: training restores the best epoch, stops cleanly, and checkpoints."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from keras_seq.data.windows import make_windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import build_model
-from keras_seq.training import TrainSpec, fit_data, train_model
+from keras_seq.training.loop import TrainSpec, fit_data, train_model
 
 
 @pytest.mark.backend
@@ -58,8 +58,8 @@ def test_fit_reads_every_training_window_once_per_epoch_in_a_new_order():
 @pytest.mark.backend
 def test_batches_in_one_compiled_loop_train_as_one_call_per_batch():
     """On jax an execution's batches run in one compiled loop: the same updates as Keras's loop over them."""
-    from keras_seq import training
-    from keras_seq.speed import speed_options
+    from keras_seq.training import loop as training
+    from keras_seq.training.speed import speed_options
 
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(75, 6, 2)).astype("float32"), rng.normal(size=(75, 6, 1)).astype("float32")

@@ -29,7 +29,7 @@ def _resume_into(partial: Path, tmp_path: Path, name: str) -> Path:
 
 
 def test_a_resumed_partial_never_replaces_the_folder_its_name_points_at(killed_run, tmp_path, run_cli):
-    from keras_seq.rundir import run_name
+    from keras_seq.runs.folder import run_name
 
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -46,7 +46,7 @@ def test_a_resumed_partial_never_replaces_the_folder_its_name_points_at(killed_r
 
 
 def test_a_resumed_partial_lands_beside_a_complete_run_of_the_same_second(killed_run, tmp_path, run_cli):
-    from keras_seq.rundir import run_name
+    from keras_seq.runs.folder import run_name
 
     created = json.loads((killed_run / "config.json").read_text())["created"]
     complete = tmp_path / run_name("gru", datetime.datetime.fromisoformat(created))
@@ -61,7 +61,7 @@ def test_a_resumed_partial_lands_beside_a_complete_run_of_the_same_second(killed
 
 def test_resuming_an_interrupted_folder_refuses_to_lose_files_its_manifest_does_not_list(killed_run, run_dir,
                                                                                          tmp_path, run_cli):
-    from keras_seq.rundir import write_manifest
+    from keras_seq.runs.folder import write_manifest
 
     folder = tmp_path / "gru-interrupted"
     shutil.copytree(killed_run, folder)
@@ -170,7 +170,7 @@ def test_an_onnx_that_runs_too_long_or_fails_at_run_time_is_one_line(run_copy, r
     import onnx
     from onnx import helper
 
-    from keras_seq.formats import onnx as onnx_format
+    from keras_seq.artifacts import onnx as onnx_format
 
     export = run_copy / "export"
     monkeypatch.setattr(onnx_format, "FORECAST_SECONDS", 2)

@@ -46,9 +46,9 @@ def hostile(frame, task):
 
 
 def dask_setup(worker):
-    import keras_seq.compare
+    import keras_seq.evaluation.comparison
 
-    keras_seq.compare.fit_one_as_bytes = hostile
+    keras_seq.evaluation.comparison.fit_one_as_bytes = hostile
 '''
 
 
@@ -57,13 +57,14 @@ def test_a_hostile_dask_worker_can_neither_name_the_folder_nor_run_code_and_a_de
     import dask
     from distributed import LocalCluster
 
-    from keras_seq import fanout
-    from keras_seq.compare import CompareSpec, compare_models
+    from keras_seq.jobs import pool as fanout
+    from keras_seq.evaluation.comparison import CompareSpec
+    from keras_seq.workflows.compare import compare_models
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
     from keras_seq.errors import KerasSeqError
     from keras_seq.models import ModelSpec
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     victim, mode, marker = tmp_path / "victim", tmp_path / "mode", tmp_path / "marker"
     victim.mkdir()
@@ -125,7 +126,7 @@ def test_a_recipe_that_names_a_scheduler_is_refused_before_anything_connects(tmp
 
 def test_no_secret_is_printed_from_a_recipe_a_cache_link_or_a_storage_url(tmp_path, run_cli, monkeypatch,
                                                                           closed_port_url):
-    from keras_seq.data.sources import _cache_file
+    from keras_seq.data.download import cache_file
 
     secret = tmp_path / ".env"
     secret.write_text("STRIPE_SECRET_KEY=sk_live_0123456789\n")
@@ -137,7 +138,7 @@ def test_no_secret_is_printed_from_a_recipe_a_cache_link_or_a_storage_url(tmp_pa
     cache.mkdir()
     monkeypatch.setenv("KERAS_SEQ_CACHE", str(cache))
     monkeypatch.setenv("KERAS_SEQ_STOOQ_URL", closed_port_url)  # never the internet, whatever happens
-    _cache_file(None, "stooq", "^DJI").symlink_to(secret)
+    cache_file(None, "stooq", "^DJI").symlink_to(secret)
     code, _, err = run_cli("fit", "--data", "stooq:^DJI", "--epochs", "1", "--out", tmp_path / "out")
     one_line_error(code, err, "is a link or not a regular file; keras-seq reads its download cache only")
     assert "sk_live" not in err
@@ -157,12 +158,13 @@ def test_set_values_with_control_characters_are_refused(tmp_path, run_cli):
 @pytest.fixture(scope="module")
 def cut_comparison(tmp_path_factory):
     """A comparison of drnn and gru, stopped after drnn's fit: the folder compare --resume reads."""
-    from keras_seq import compare
+    from keras_seq.evaluation import comparison as compare
+    from keras_seq.workflows.compare import compare_models
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
     from keras_seq.errors import RunInterrupted
     from keras_seq.models import ModelSpec
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     real, out = compare.fit_one, tmp_path_factory.mktemp("cut")
 
@@ -174,9 +176,8 @@ def cut_comparison(tmp_path_factory):
     compare.fit_one = first_only
     try:
         with pytest.raises(RunInterrupted):
-            compare.compare_models(DataSpec(start="2022-01-01"), WindowSpec(window=8), ModelSpec(units=2, layers=1),
-                                   TrainSpec(epochs=1, batch_size=64), spec=compare.CompareSpec(archs=("drnn", "gru")),
-                                   out=out)
+            compare_models(DataSpec(start="2022-01-01"), WindowSpec(window=8), ModelSpec(units=2, layers=1),
+                           TrainSpec(epochs=1, batch_size=64), spec=compare.CompareSpec(archs=("drnn", "gru")), out=out)
     finally:
         compare.fit_one = real
     (folder,) = out.iterdir()
@@ -208,7 +209,7 @@ def test_a_crafted_kept_comparison_is_refused_whole_before_any_training(cut_comp
 
     import numpy as np
 
-    from keras_seq.compare import resume_comparison
+    from keras_seq.workflows.compare import resume_comparison
     from keras_seq.errors import KerasSeqError
 
     folder = tmp_path / "cut"
@@ -274,13 +275,13 @@ def _rss_bytes() -> int:
 @pytest.mark.parametrize("trickle, words", [(False, "the answer is larger than 4,194,304 bytes"),
                                             (True, "the answer took longer than 2 s")])
 def test_a_download_is_bounded_in_bytes_and_time(tmp_path, monkeypatch, trickle, words):
-    from keras_seq.data import sources
+    from keras_seq.data import download, sources
     from keras_seq.errors import KerasSeqError
 
     server = _Endless(trickle)
     monkeypatch.setenv("KERAS_SEQ_STOOQ_URL", server.url)
-    monkeypatch.setattr(sources, "MAX_DOWNLOAD_BYTES", 4 << 20)
-    monkeypatch.setattr(sources, "DOWNLOAD_SECONDS", 2)
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 4 << 20)
+    monkeypatch.setattr(download, "DOWNLOAD_SECONDS", 2)
     started, rss = time.monotonic(), _rss_bytes()
     try:
         with pytest.raises(KerasSeqError, match=words):
@@ -294,10 +295,11 @@ def test_a_download_is_bounded_in_bytes_and_time(tmp_path, monkeypatch, trickle,
 def test_a_silent_scheduler_is_one_line_within_the_connect_time(tmp_path, monkeypatch):
     import socket
 
-    from keras_seq.compare import CompareSpec, compare_models
+    from keras_seq.evaluation.comparison import CompareSpec
+    from keras_seq.workflows.compare import compare_models
     from keras_seq.errors import KerasSeqError
 
-    monkeypatch.setattr("keras_seq.fanout.CONNECT_SECONDS", 1)
+    monkeypatch.setattr("keras_seq.jobs.pool.CONNECT_SECONDS", 1)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()  # accepts, never answers
@@ -312,7 +314,7 @@ def test_more_jobs_than_cores_are_capped_with_a_warning():
     import os
 
     from keras_seq.errors import RunWarning
-    from keras_seq.fanout import Fanout, open_pool
+    from keras_seq.jobs.pool import Fanout, open_pool
 
     with pytest.warns(RunWarning, match=f"jobs=64 is more than this machine's {os.cpu_count()} cores"):
         with open_pool(Fanout(jobs=64), "jax") as pool:

@@ -1,4 +1,4 @@
-"""keras_seq/tuning.py: `keras-seq tune`, an Optuna study on a journal file or SQLite, workers, pruning, resume."""
+"""keras_seq/workflows/tune.py: `keras-seq tune`, an Optuna study on a journal file or SQLite, workers, pruning, resume."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import ModelSpec
-from keras_seq.training import TrainSpec
-from keras_seq.recipe import parse_tune_table
-from keras_seq.tuning import Param, TuneSpec
+from keras_seq.training.loop import TrainSpec
+from keras_seq.workflows.recipe import parse_tune_table
+from keras_seq.config.search import Param, TuneSpec
 
 # A year of ^DJI, tiny models, a few epochs: each trial takes a second or two.
 TINY = ["--start", "2022-01-01", "--window", "8", "--units", "4", "--layers", "1", "--batch-size", "64"]
@@ -89,7 +89,7 @@ def test_a_space_is_checked_before_any_trial():
         TuneSpec(study="../elsewhere")
     from keras_seq.backend import use_backend
     from keras_seq.runs.run import RunSpecs
-    from keras_seq.tuning import check_space
+    from keras_seq.config.search import check_space
 
     base = RunSpecs(DataSpec(), WindowSpec(), ModelSpec(), TrainSpec(), use_backend())
     with pytest.raises(KerasSeqError, match="model.units = 0 is refused: `units` must be"):
@@ -97,7 +97,7 @@ def test_a_space_is_checked_before_any_trial():
 
 
 def test_a_recipe_search_scores_on_validation_and_only_its_refit_reads_the_test_split(run_cli, tmp_path, monkeypatch):
-    import keras_seq.evaluation as evaluation
+    import keras_seq.evaluation.report as evaluation
 
     path = tmp_path / "search.toml"
     path.write_text(RECIPE, encoding="utf-8")
@@ -138,7 +138,7 @@ def test_a_recipe_search_scores_on_validation_and_only_its_refit_reads_the_test_
 
 def test_the_pruner_reads_every_epoch_and_stops_a_trailing_trial(tmp_path):
     """The objective reports each epoch's validation MASE; a pruner that prunes everything stops at epoch 1."""
-    from keras_seq.tuning import Job, objective, prepare_job
+    from keras_seq.workflows.tune import Job, objective, prepare_job
 
     spec = TuneSpec(trials=1, space=(Param("model", "units", choices=(4,)),), study="p")
     job: Job = prepare_job(DataSpec(start="2022-01-01"), WindowSpec(window=8), ModelSpec(arch="gru", layers=1),
@@ -170,7 +170,7 @@ def test_hostile_study_folders_and_storages_are_refused_in_one_line(run_cli, tmp
 
 
 def test_tune_json_shows_a_storage_url_without_its_password():
-    from keras_seq.tuning import _shown_storage
+    from keras_seq.workflows.tune import _shown_storage
 
     assert _shown_storage("postgresql://me:secret@db.example/studies") == "postgresql://me:***@db.example/studies"
     assert _shown_storage("sqlite:////tmp/study.db") == "sqlite:////tmp/study.db"

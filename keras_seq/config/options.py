@@ -30,7 +30,7 @@ MISSING = object()
 SECTIONS = ("data", "windows", "model", "train")
 # The module that defines each section's spec class (`spec_class` imports it when first asked).
 SPEC_MODULES = {"data": "keras_seq.data.sources", "windows": "keras_seq.data.windows",
-                "model": "keras_seq.models.spec", "train": "keras_seq.training"}
+                "model": "keras_seq.models.spec", "train": "keras_seq.training.loop"}
 
 
 def _is_int(v) -> bool:
@@ -203,7 +203,6 @@ class Option:
 
 
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
-SCALERS = ("window", "zscore", "series")
 TRANSFORMS = ("none", "diff", "logdiff")
 
 OPTIONS = (
@@ -260,8 +259,10 @@ OPTIONS = (
            "it predicts (the tutorial's flaw)."),
     Option("model", "scaler", TEXT, "window", "window: each window scaled by its own mean and std (follows the "
            "series into any range); zscore: the training split's statistics (the scaling before 0.2); series: each "
-           "series by its own training statistics, stored in the model (an unseen series by its window's).",
-           choices=SCALERS, tune=True, loss_units=True, legacy_default="zscore"),
+           "series by its own training statistics, stored in the model (an unseen series by its window's); or one "
+           "registered with keras_seq.models.scalers.register_scaler.",
+           choices=registered("keras_seq.models.scalers:scaler_names"), tune=True, loss_units=True,
+           legacy_default="zscore"),
     Option("model", "transform", TEXT, "none", "What the network forecasts: levels (none), changes (diff) or "
            "log-changes (logdiff).", choices=TRANSFORMS, tune=True, loss_units=True, legacy_default="none"),
     Option("model", "residual", BOOL, True, "Forecast the last value plus the network's output (untrained: "

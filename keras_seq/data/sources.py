@@ -10,15 +10,15 @@ DatetimeIndex named `Date` and float64 columns. Sources are named by a string:
 - anything else: a path to a CSV file with a date column.
 
 Online sources are downloaded once, in full, and cached on disk; later loads
-read the cache (pass `refresh=True` to download again).
+read the cache (pass `refresh=True` to download again; `data.download`).
+A CSV file is read and cleaned by `data.reading`; calendar inputs are made by
+`data.calendar`. This module holds `DataSpec`, the registry of sources, and
+the long and wide tables of many series built from what they read.
 """
 
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -26,7 +26,11 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.config.options import get_option, spec_of
-from keras_seq.errors import DataWarning, KerasSeqError, first_line
+from keras_seq.data.calendar import CALENDAR, add_calendar, calendar_columns, lead_columns
+from keras_seq.data.download import load_fred, load_stooq
+from keras_seq.data.reading import (checked_columns, column_list, excerpt, read_csv_frame, sorted_unique,
+                                    to_float_if_numeric)
+from keras_seq.errors import DataWarning, KerasSeqError
 
 EMBEDDED_DJI = Path(__file__).with_name("dji_daily.csv.gz")
 # The tutorial's range: 1258 trading days.
@@ -35,29 +39,9 @@ DJI_DEFAULT_END = "2023-02-10"
 # The file's last row was captured during the trading day: never a close.
 DJI_INTRADAY_DATE = "2023-02-13"
 
-STOOQ_URL = "https://stooq.com/q/d/l/"
-FRED_URL = "https://fred.stlouisfed.org/graph/fredgraph.csv"
-DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day", "observation_date", "year")
-# A header with more columns than this is refused before the rest of the file is parsed.
-MAX_COLUMNS = 10_000
-MAX_HEADER_BYTES = 4 << 20
-# Integer dates in this range are read as years (statsmodels' sunspots: YEAR 1700..2008), or as YYYYMMDD.
-YEARS = (1000, 2999)
-# Calendar features a model can read (`DataSpec.calendar`): name -> (what it is, its value from 0, its period).
-CALENDAR = {
-    "dow": ("the day of the week (Monday 0)", lambda d: d.dayofweek, 7),
-    "month": ("the month (January 0)", lambda d: d.month - 1, 12),
-    "day": ("the day of the month (the 1st 0)", lambda d: d.day - 1, 31),
-    "doy": ("the day of the year (January 1st 0)", lambda d: d.dayofyear - 1, 366),
-    "hour": ("the hour of the day", lambda d: d.hour, 24),
-}
-# A wide table's series are read as a long frame of these two columns (`DataSpec.targets`).
 WIDE_SERIES, WIDE_VALUE = "series", "value"
 MAX_NAME = 200  # characters in a column or series name
 MAX_NAMES = 10_000  # columns or series named in one option
-OFFLINE_HINT = "If you are offline, use the embedded data (`source` dji) or a CSV file (`source` path.csv)."
-
-
 @spec_of("data")
 class DataSpec:
     """Which series to load and which of its columns the model uses (the options are `keras_seq.config.options`'
@@ -205,43 +189,6 @@ class DataSpec:
 def reads_several(series) -> bool:
     """Whether a `series` selection (None, a name, names or "all") reads several series: a panel."""
     return series == "all" or isinstance(series, (list, tuple))
-
-
-def lead_columns(names, horizon: int) -> list[str]:
-    """The input columns of future features `names` for a `horizon`: `<name>+1` .. `<name>+<horizon>` each."""
-    return [f"{name}+{step}" for name in names or () for step in range(1, horizon + 1)]
-
-
-def calendar_columns(names) -> list[str]:
-    """The input columns of calendar features `names`: `<name>_sin`, `<name>_cos` each."""
-    return [f"{name}_{part}" for name in names or () for part in ("sin", "cos")]
-
-
-def add_calendar(frame: pd.DataFrame, names) -> pd.DataFrame:
-    """`frame` with the calendar columns of `names` computed from its dates (see `DataSpec.calendar`).
-
-    Example:
-    >>> frame = add_calendar(pd.DataFrame({"y": [1.0, 2.0]}, index=pd.DatetimeIndex(["2024-01-01", "2024-01-03"])), ["dow"])
-    >>> frame.round(3).to_dict("list")
-    {'y': [1.0, 2.0], 'dow_sin': [0.0, 0.975], 'dow_cos': [1.0, -0.223]}
-    """
-    clash = [c for c in calendar_columns(names) if c in frame.columns]
-    if clash:
-        raise KerasSeqError(f"the data already has a column '{clash[0]}', the name of a calendar feature. Rename it, "
-                            "or leave that feature out of `calendar`.")
-    dates = pd.DatetimeIndex(frame.index)
-    columns = {}
-    for name in names:
-        _, value, period = CALENDAR[name]
-        angle = 2 * np.pi * np.asarray(value(dates), dtype="float64") / period
-        columns[f"{name}_sin"], columns[f"{name}_cos"] = np.sin(angle), np.cos(angle)
-    return frame.assign(**columns)
-
-
-def calendar_description(names) -> dict:
-    """What each calendar input column of `names` holds, for a model card."""
-    return {f"{name}_{part}": f"{part}(2 pi x {CALENDAR[name][0]} / {CALENDAR[name][2]}) of the row's date"
-            for name in names or () for part in ("sin", "cos")}
 
 
 def load_series(source: str = "dji", start: str | None = None, end: str | None = None, *,
@@ -419,19 +366,19 @@ def load_wide_table(source: str, start: str | None = None, end: str | None = Non
                             f"columns '{WIDE_SERIES}' and '{WIDE_VALUE}'. Rename that column.")
     unknown = [c for c in features if c not in frame.columns]
     if unknown:
-        raise KerasSeqError(f"column '{unknown[0]}' not found in {source}. Available columns: {_column_list(frame.columns)}.")
+        raise KerasSeqError(f"column '{unknown[0]}' not found in {source}. Available columns: {column_list(frame.columns)}.")
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c not in features]
     if targets == "all":
         chosen = numeric
         if not chosen:
             raise KerasSeqError(f"`targets` all found no numeric column in {source} besides the features. "
-                                f"Available columns: {_column_list(frame.columns)}.")
+                                f"Available columns: {column_list(frame.columns)}.")
     else:
         chosen = list(targets)
         missing = [c for c in chosen if c not in frame.columns]
         if missing:
             raise KerasSeqError(f"`targets` names column {excerpt(missing[0])}, which is not in {source}. Numeric "
-                                f"columns: {_column_list(numeric)}; give several with `targets` A,B or every one "
+                                f"columns: {column_list(numeric)}; give several with `targets` A,B or every one "
                                 "with `targets` all.")
     parts = []
     for name in chosen:
@@ -445,7 +392,7 @@ def load_wide_table(source: str, start: str | None = None, end: str | None = Non
 def _finish(frame, start_ts, end_ts, source, columns, fill) -> pd.DataFrame:
     frame = _select_range(frame, start_ts, end_ts, source)
     if columns is None:
-        return frame.apply(_to_float_if_numeric)
+        return frame.apply(to_float_if_numeric)
     return checked_columns(frame, list(columns), fill, source)
 
 
@@ -533,44 +480,6 @@ def long_table_series(frame: pd.DataFrame, name: str, column: str, wanted):
     return [(sid, sorted_unique(part, f"{name} (series {sid})")) for sid, part in parts]
 
 
-def read_csv_frame(path_or_buffer, name: str, date_column: str | None) -> pd.DataFrame:
-    """A CSV's rows indexed by its date column, as they are in the file (not sorted, not checked for repeats)."""
-    if isinstance(path_or_buffer, (str, os.PathLike)):
-        _check_header(Path(path_or_buffer), name)
-    try:
-        with warnings.catch_warnings():
-            # Rows longer than the header: pandas would silently turn the extra leading fields into an index.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            raw = pd.read_csv(path_or_buffer, skipinitialspace=True, index_col=False)
-    except pd.errors.ParserWarning:
-        raise KerasSeqError(
-            f"data file {name} has rows with more fields than its header, so it is not a well-formed CSV. "
-            "Quote values that hold a comma "
-            "(a date like \"Jan 03, 2000\", a number like \"1,006.29\")."
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise KerasSeqError(f"data file {name} is empty. Expected a CSV with a header row and a date column.") from None
-    except UnicodeDecodeError:
-        raise KerasSeqError(f"data file {name} is not UTF-8 text. Expected a CSV file; re-save it as UTF-8.") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise KerasSeqError(f"data file {name} is not a readable CSV ({first_line(exc)[:120]}). Expected comma-separated values with a header row.") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
-    if raw.empty:
-        raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
-    column = _find_date_column(raw, name, date_column)
-    dates = _dates_of(raw, column, name)
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    frame = raw.drop(columns=[column])
-    if frame.columns.empty:
-        raise KerasSeqError(
-            f"data file {name} has no columns besides its dates ('{column}'). "
-            "Expected comma-separated values with a date column and value columns."
-        )
-    frame.index = pd.DatetimeIndex(dates, name="Date")
-    return frame
-
-
 def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, columns) -> pd.DataFrame | None:
     """What `_finish_panel` returns for a clean long table, in a few passes over all rows rather than a few pandas
     calls per series; None when anything needs the per-series path (and its warnings or errors): an unknown series
@@ -613,7 +522,7 @@ def _series_parts(frame: pd.DataFrame, name: str, column: str, wanted) -> list[t
     """`(name, rows)` of each wanted series (one name, several, or "all") of a long table's `column`, without it."""
     if column not in frame.columns:
         raise KerasSeqError(f"series column {excerpt(column)} not found in {name}. Available columns: "
-                            f"{_column_list(frame.columns)}.")
+                            f"{column_list(frame.columns)}.")
     ids = frame[column].astype(str).str.strip()
     names = sorted(ids.unique())
     listed = ", ".join(excerpt(n, 20) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
@@ -648,369 +557,5 @@ def _finish_panel(parts, start_ts, end_ts, source, columns, fill, column: str) -
     return pd.concat(finished)
 
 
-def _series_like_column(frame: pd.DataFrame) -> str | None:
-    """A text column under which every date appears once: what names each row's series in a long table."""
-    for column in frame.columns:
-        values = frame[column]
-        if pd.to_numeric(values, errors="coerce").notna().any() or values.nunique() < 2:
-            continue
-        if not pd.MultiIndex.from_arrays([frame.index, values]).duplicated().any():
-            return column
-    return None
-
-
-def _dates_of(raw: pd.DataFrame, column: str, name: str) -> pd.Series:
-    """`raw[column]` parsed as dates (month first, else day first where that fits every row), or a clear error."""
-    dates, caught = _parse_dates(raw[column])
-    bad = dates.isna()
-    if bad.any():  # an ambiguous first row (01.02.2020) was read month first; day first may fit every row
-        day_first, caught_day_first = _parse_dates(raw[column], dayfirst=True)
-        if day_first.notna().all():
-            dates, caught = day_first, [w for w in caught_day_first if "dayfirst" not in str(w.message)]
-            warnings.warn(
-                f"dates in {name} were read day first: month first, {excerpt(raw[column][bad].iloc[0])} is not a date.",
-                DataWarning,
-                stacklevel=4,
-            )
-            bad = dates.isna()
-    if bad.any() and pd.api.types.is_numeric_dtype(raw[column]):
-        raise KerasSeqError(
-            f"column '{column}' of {name} holds numbers, not dates (integer years {YEARS[0]}..{YEARS[1]} or YYYYMMDD "
-            f"would be read as dates): {_describe_rows(raw.index[bad], raw[column][bad])}. Name the date column with "
-            "`date_column`."
-        )
-    if bad.any():
-        rows = _describe_rows(raw.index[bad], raw[column][bad])
-        raise KerasSeqError(
-            f"column '{column}' of {name} has values that are not dates in the format of its first row: {rows}. "
-            "Use one date format (e.g. YYYY-MM-DD) throughout."
-        )
-    for warning in caught:
-        _date_warning(warning, name, raw[column].iloc[0], dates.iloc[0])
-    return dates
-
-
-def _check_header(path: Path, name: str) -> None:
-    """Refuse, from its first line alone, a CSV with more columns than `MAX_COLUMNS` (pandas would take minutes)."""
-    import csv
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as stream:
-        head = b""
-        while b"\n" not in head and len(head) <= MAX_HEADER_BYTES:
-            block = stream.read(1 << 16)
-            if not block:
-                break
-            head += block
-    line = head.split(b"\n", 1)[0]
-    if len(line) > MAX_HEADER_BYTES:
-        raise KerasSeqError(
-            f"data file {name} has a header row longer than {MAX_HEADER_BYTES >> 20} MiB, far more columns than "
-            f"keras-seq reads (at most {MAX_COLUMNS:,}). Keep only the columns you need."
-        )
-    try:
-        fields = next(csv.reader([line.decode("utf-8", errors="replace")]), [])
-    except csv.Error:
-        return  # pandas reports it
-    if len(fields) > MAX_COLUMNS:
-        raise KerasSeqError(
-            f"data file {name} has {len(fields):,} columns; keras-seq reads at most {MAX_COLUMNS:,}. "
-            "Keep only the columns you need."
-        )
-
-
-def _parse_dates(values: pd.Series, dayfirst: bool = False) -> tuple[pd.Series, list]:
-    """pandas' dates in the format of the first value (NaT where a value does not fit), and pandas' warnings."""
-    if pd.api.types.is_numeric_dtype(values):
-        return _numeric_dates(values), []
-    with warnings.catch_warnings(record=True) as caught:  # pandas' own, as keras-seq's one-line warnings later
-        warnings.simplefilter("always")
-        try:
-            dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst)
-        except ValueError as exc:
-            if "timezone" not in str(exc).lower():  # no other failure is expected with errors="coerce": not dates
-                return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]"), list(caught)
-            # mixed UTC offsets (+01:00 and +02:00 across a DST change): compare them in UTC
-            dates = pd.to_datetime(values, errors="coerce", dayfirst=dayfirst, utc=True)
-            caught.append(warnings.WarningMessage(MIXED_OFFSETS, UserWarning, __file__, 0))
-    return dates, caught
-
-
-MIXED_OFFSETS = "mixed UTC offsets"
-
-
-def _numeric_dates(values: pd.Series) -> pd.Series:
-    """Integer years (1700) as January 1st, or YYYYMMDD integers (20200131) as that day; NaT for any other number."""
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    whole = numbers.notna() & (numbers == numbers.round())
-    low, high = YEARS
-    if (whole & numbers.between(low * 10000 + 101, high * 10000 + 1231)).all():
-        fmt = "%Y%m%d"
-    else:
-        fmt, whole = "%Y", whole & numbers.between(low, high)
-    text = numbers.where(whole).map(lambda v: f"{int(v):04d}" if v == v else None)
-    return pd.to_datetime(text, format=fmt, errors="coerce")
-
-
-def _date_warning(warning: warnings.WarningMessage, name: str, first_text, first_date) -> None:
-    """Say in one line what pandas' warning about parsing `name`'s dates means; other warnings pass on unchanged."""
-    text = str(warning.message)
-    if "dayfirst" in text:  # the first row only fits day first (13.01.2020), so every row was read that way
-        message = f"dates in {name} were read day first, the format of its first row ({excerpt(first_text)} is {first_date.date()})."
-    elif text == MIXED_OFFSETS:
-        message = f"dates in {name} have mixed UTC offsets; they were converted to UTC, then read without an offset."
-    elif "infer format" in text:  # no one format: pandas parsed each value on its own
-        message = (f"dates in {name} are not in one format that pandas recognises; each was read on its own, which can "
-                   "swap day and month. Use one date format (e.g. YYYY-MM-DD).")
-    else:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        return
-    warnings.warn(message, DataWarning, stacklevel=5)
-
-
-def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> str:
-    if date_column is not None:
-        if date_column not in raw.columns:
-            raise KerasSeqError(
-                f"date column {excerpt(date_column)} not found in {name}. Available columns: {_column_list(raw.columns)}."
-            )
-        return date_column
-    for column in raw.columns:
-        if column.lower() in DATE_COLUMN_NAMES:
-            return column
-    first = raw.columns[0]
-    if not pd.api.types.is_numeric_dtype(raw[first]):
-        parsed, _ = _parse_dates(raw[first])  # pandas' warnings are reported once the column is read
-        if parsed.notna().mean() > 0.9:
-            return first
-    raise KerasSeqError(
-        f"no date column found in {name} (columns: {_column_list(raw.columns)}). Name it with `date_column`."
-    )
-
-
-def sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Sort by date; drop repeated rows; refuse a date given two different rows, or a date in the future."""
-    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
-    future = frame.index > today + pd.Timedelta(days=1)  # a day's grace for time zones
-    if future.any():
-        rows = ", ".join(str(d.date()) for d in frame.index[future][:3])
-        raise KerasSeqError(
-            f"data file {name} has {int(future.sum())} rows dated after today (first: {rows}). "
-            "A series cannot hold the future: check the date format (day and month swapped?) or remove those rows."
-        )
-    sharing = frame[frame.index.duplicated(keep=False)]  # every row whose date appears more than once
-    conflicting = [date for date, group in sharing.groupby(level=0) if len(group.drop_duplicates()) > 1]
-    if conflicting:
-        column = _series_like_column(frame)
-        hint = (f". Column '{column}' looks like a series id ({frame[column].nunique()} values): this is a long table of "
-                f"several series; read one with `series_column` {column} `series` NAME" if column is not None
-                else ". Keep one row per date")
-        raise KerasSeqError(
-            f"data file {name}: {conflicting[0].date()} appears twice with different values"
-            + (f" ({len(conflicting)} such dates)" if len(conflicting) > 1 else "") + hint + "."
-        )
-    if not frame.index.is_monotonic_increasing:
-        warnings.warn(f"dates in {name} were not in ascending order; sorted them.", DataWarning, stacklevel=3)
-        frame = frame.sort_index(kind="stable")
-    duplicated = frame.index.duplicated(keep="last")
-    if duplicated.any():
-        dates = ", ".join(str(d.date()) for d in frame.index[duplicated][:3])
-        warnings.warn(
-            f"{int(duplicated.sum())} repeated rows in {name} (first: {dates}); kept one of each.",
-            DataWarning,
-            stacklevel=3,
-        )
-        frame = frame[~duplicated]
-    return frame
-
-
-def _to_float_if_numeric(column: pd.Series) -> pd.Series:
-    converted = pd.to_numeric(column, errors="coerce")
-    if (converted.isna() & column.notna()).any():
-        return column
-    return converted.astype("float64")
-
-
-def excerpt(value, limit: int = 40) -> str:
-    """`repr(value)`, cut to `limit` characters with a marked ellipsis: how errors quote a file's contents.
-
-    Example:
-    >>> excerpt("x" * 50, 12)
-    "'xxxxxxxxx'…"
-    """
-    text = repr(value) if isinstance(value, (str, int, float)) else repr(str(value))
-    return text if len(text) <= limit else text[: limit - 2] + text[0] + "…"
-
-
-def _column_list(columns, limit: int = 8) -> str:
-    """The first few column names of a file, quoted and cut: 'Date', 'Close' … and 3 more."""
-    names = [excerpt(str(c)) for c in list(columns)[:limit]]
-    more = len(columns) - limit
-    return ", ".join(names) + (f" … and {more} more" if more > 0 else "")
-
-
-def _describe_rows(labels, values, limit: int = 3) -> str:
-    """'2020-01-03 'abc', 2020-01-06 'n/a'' for the first few offending rows."""
-    parts = []
-    for label, value in list(zip(labels, values))[:limit]:
-        where = str(label.date()) if isinstance(label, pd.Timestamp) else f"row {int(label) + 2}"
-        parts.append(f"{where} {excerpt(value)}" if value is not None else where)
-    more = len(labels) - limit
-    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
-
-
-def checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, name: str) -> pd.DataFrame:
-    unknown = [c for c in columns if c not in frame.columns]
-    if unknown:
-        raise KerasSeqError(
-            f"column '{unknown[0]}' not found in {name}. Available columns: {_column_list(frame.columns)}."
-        )
-    result = {}
-    for column in columns:
-        values = frame[column]
-        numeric = pd.to_numeric(values, errors="coerce")
-        not_numeric = numeric.isna() & values.notna()
-        not_finite = numeric.notna() & ~np.isfinite(numeric.astype("float64"))
-        if not_numeric.any() or not_finite.any():
-            bad = not_numeric | not_finite
-            raise KerasSeqError(
-                f"column '{column}' of {name} has non-numeric values: {_describe_rows(frame.index[bad], values[bad])}. "
-                "Expected numbers only."
-            )
-        numeric = numeric.astype("float64")
-        if numeric.isna().all():
-            raise KerasSeqError(f"column '{column}' of {name} has no values in the selected range. Choose another column or range.")
-        if numeric.isna().any():
-            missing = numeric.index[numeric.isna()]
-            if fill == "ffill":
-                first_value = numeric.first_valid_index()
-                if first_value != numeric.index[0]:
-                    leading = numeric.index[numeric.index < first_value]
-                    raise KerasSeqError(
-                        f"column '{column}' of {name} starts with missing values ({_describe_rows(leading, [None] * len(leading))}) "
-                        f"that forward-fill cannot fill. Use `start` {first_value.date()} or later."
-                    )
-                numeric = numeric.ffill()
-            else:
-                raise KerasSeqError(
-                    f"column '{column}' of {name} has {len(missing)} missing values (first: "
-                    f"{_describe_rows(missing, [None] * len(missing))}). Use `fill` ffill to forward-fill them, "
-                    "or `start`/`end` to leave them out."
-                )
-        result[column] = numeric
-    return pd.DataFrame(result, index=frame.index)
-
-
-# === Online sources ===
-
-
-def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The folder that holds downloaded series.
-
-    Args:
-        cache_dir: path or None. Defaults to `$KERAS_SEQ_CACHE`, else
-            `$XDG_CACHE_HOME/keras-seq`, else `~/.cache/keras-seq`.
-
-    Returns:
-        The folder's path (not created).
-    """
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("KERAS_SEQ_CACHE"):
-        return Path(os.environ["KERAS_SEQ_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "keras-seq"
-
-
-def _cache_file(cache_dir, kind: str, symbol: str) -> Path:
-    return cache_folder(cache_dir) / f"{kind}-{urllib.parse.quote(symbol.lower(), safe='')}.csv"
-
-
-def _write_cache(path: Path, text: str) -> None:
-    """Write atomically, so an interrupted download never leaves half a file."""
-    from keras_seq.safety import write_file_atomically
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_file_atomically(path, lambda stream: stream.write(text))
-
-
-MAX_DOWNLOAD_BYTES = 256 << 20  # a daily series since 1896 is about 2 MB
-DOWNLOAD_SECONDS = 120  # the whole download, however slowly the server sends it
-
-
-def _cached(path: Path) -> bool:
-    """Whether a cached download is there to read: a regular file, never a link (keras-seq writes no link)."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise KerasSeqError(f"{path} is a link or not a regular file; keras-seq reads its download cache only through "
-                            "files it wrote. Delete it, then load the series again.")
-    return path.is_file()
-
-
-def _download(url: str, source: str, base: str) -> str:
-    """The text at `url`: at most `MAX_DOWNLOAD_BYTES`, within `DOWNLOAD_SECONDS` in all, or one line."""
-    import time
-
-    deadline, chunks, size = time.monotonic() + DOWNLOAD_SECONDS, [], 0
-    try:
-        with urllib.request.urlopen(url, timeout=min(30, DOWNLOAD_SECONDS)) as response:
-            while chunk := response.read1(1 << 16):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise _download_error(source, base, f"the answer is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
-                if time.monotonic() > deadline:
-                    raise _download_error(source, base, f"the answer took longer than {DOWNLOAD_SECONDS} s")
-                chunks.append(chunk)
-    except urllib.error.HTTPError as exc:
-        raise _download_error(source, base, f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise _download_error(source, base, getattr(exc, "reason", exc)) from None
-    return b"".join(chunks).decode("utf-8", errors="replace")
-
-
-def _download_error(source: str, url: str, cause: object) -> KerasSeqError:
-    reason = " ".join(str(cause).split())[:200] or type(cause).__name__
-    return KerasSeqError(f"could not download {source} from {url}: {reason}. {OFFLINE_HINT}")
-
-
-def _load_stooq(symbol: str, cache_dir, refresh: bool) -> pd.DataFrame:
-    source = f"stooq:{symbol}"
-    path = _cache_file(cache_dir, "stooq", symbol)
-    if refresh or not _cached(path):
-        base = os.environ.get("KERAS_SEQ_STOOQ_URL", STOOQ_URL)
-        text = _download(f"{base}?{urllib.parse.urlencode({'s': symbol.lower(), 'i': 'd'})}", source, base)
-        if not text.lstrip().lower().startswith("date,"):
-            answer = " ".join(text.split())[:60] or "an empty page"
-            raise KerasSeqError(
-                f"stooq returned no price data for {symbol} (its answer began: {answer!r}). "
-                f"Check the symbol (e.g. stooq:^DJI). {OFFLINE_HINT}"
-            )
-        _write_cache(path, text)
-    return read_csv_frame(path, source, date_column="Date")  # sorted by `load_series`
-
-
-def _load_fred(series: str, cache_dir, refresh: bool) -> pd.DataFrame:
-    source = f"fred:{series}"
-    path = _cache_file(cache_dir, "fred", series)
-    if refresh or not _cached(path):
-        import io
-
-        base = os.environ.get("KERAS_SEQ_FRED_URL", FRED_URL)
-        text = _download(f"{base}?{urllib.parse.urlencode({'id': series})}", source, base)  # bounded, as stooq's
-        try:  # FRED's graph CSV: a date column, then the series (pandas-datareader's FredReader reads it the same way)
-            frame = pd.read_csv(io.StringIO(text), index_col=0, parse_dates=True, header=None, skiprows=1,
-                                names=["Date", series], na_values=".")
-            valid = isinstance(frame.index, pd.DatetimeIndex) and pd.api.types.is_numeric_dtype(frame[series])
-        except (ValueError, IndexError, pd.errors.ParserError):
-            valid = False
-        if not valid or frame.empty:
-            raise KerasSeqError(f"FRED returned no observations for {series}. Check the series id (e.g. fred:DJIA). {OFFLINE_HINT}")
-        frame.index.name = "Date"
-        _write_cache(path, frame.to_csv())
-    frame = read_csv_frame(path, source, date_column="Date")  # sorted by `load_series`
-    # FRED lists market holidays as empty observations: they are not data.
-    return frame.dropna(how="all")
-
-
-for _source in (EmbeddedDJI(), Download("stooq", _load_stooq), Download("fred", _load_fred)):
+for _source in (EmbeddedDJI(), Download("stooq", load_stooq), Download("fred", load_fred)):
     register_source(_source)

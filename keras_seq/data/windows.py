@@ -31,7 +31,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from keras_seq.data.sources import lead_columns
+from keras_seq.data.calendar import lead_columns
 from keras_seq.config.options import spec_of
 from keras_seq.errors import KerasSeqError
 

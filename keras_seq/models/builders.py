@@ -12,7 +12,7 @@ Every model has the same outer shape:
 
 Training fits a wrapper of `prepare` and `network` whose loss compares the
 network's output with the raw target transformed and scaled the same way
-(`keras_seq.training.compile_trainer`); the outer model is what is saved and
+(`keras_seq.training.loop.compile_trainer`); the outer model is what is saved and
 exported, so it takes and returns raw values.
 """
 
@@ -24,8 +24,8 @@ from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers and cells, which load_model reads)
 from keras_seq.models.heads import head_of
 from keras_seq.models.registry import get_arch
-from keras_seq.models.scalers import SCALERS
-from keras_seq.models.layers import ConformalIntervals, LastStep, SeriesEmbedding
+from keras_seq.models.scalers import get_scaler
+from keras_seq.models.layers import ConformalIntervals, LastStep, PrepareWindow, SeriesEmbedding
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
@@ -111,7 +111,7 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     names = [f"f{i}" for i in range(n_features)]
     check_model_for_windows(spec, windows.target_kind, windows.supervision, names,
                             names[target_index] if target_index is not None else "the target")
-    the_head, the_scaler = head_of(spec), SCALERS[spec.scaler]
+    the_head, the_scaler = head_of(spec), get_scaler(spec.scaler)
     if spec.quantiles and spec.transform != "none" and windows.horizon > 1:
         raise KerasSeqError(f"quantiles of a {windows.horizon}-step horizon need `transform` none: the running sum of "
                             f"the quantiles of each step's change ({spec.transform}) is not a quantile of the level.")
@@ -125,8 +125,10 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     # === Functional Model: raw values (and the series index) in, raw values out ===
     inputs = keras.Input(shape=(windows.window, n_features), name="window")
     series = keras.Input(shape=(), dtype="int32", name="series") if spec.reads_series else None
-    prepared, stats = the_scaler.normalize(inputs, spec, target_index, per_step=windows.target_kind == "sequence" or every,
-                                           unscaled=unscaled, series=series, series_count=series_count)
+    prepare = PrepareWindow(scaler=spec.scaler, transform=spec.transform, residual=spec.residual, target_index=target_index,
+                            per_step=windows.target_kind == "sequence" or every, unscaled=unscaled, name="prepare",
+                            series_count=series_count if the_scaler.takes_series else 0)
+    prepared, stats = prepare([inputs, series] if the_scaler.takes_series else inputs)
     if spec.series_embedding:
         prepared = SeriesEmbedding(series_count, spec.series_embedding, name="series_embedding")([prepared, series])
     output = network(prepared)
@@ -158,7 +160,7 @@ def network_of(model: keras.Model) -> keras.Model:
 
 def set_scaling(model: keras.Model, scaling: Scaling) -> None:
     """Store `scaling` in a keras-seq model (where its scaler uses the training split's statistics)."""
-    SCALERS[model.get_layer("prepare").scaler].set_statistics(model, scaling)
+    get_scaler(model.get_layer("prepare").scaler).set_statistics(model, scaling)
 
 
 def describe_weights(model: keras.Model) -> list[tuple[str, tuple[int, ...], bool]]:

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from keras_seq.errors import KerasSeqError
+from keras_seq.plugins import Registry
 
 STUDENT_T_DF = 5.0  # the Student-t head's degrees of freedom: fixed, so its quantiles are constants of the model
 
@@ -58,30 +58,10 @@ class StudentT:
         return special.stdtrit(STUDENT_T_DF, np.asarray(levels, dtype="float64"))
 
 
-_DISTRIBUTIONS: dict = {}
-
-
-def register_distribution(distribution) -> None:
-    """Make a distribution available by its `name` (replacing one of that name)."""
-    _DISTRIBUTIONS[distribution.name] = distribution
-
-
-def distribution_names() -> tuple[str, ...]:
-    """The registered distributions' names, in registration order."""
-    return tuple(_DISTRIBUTIONS)
-
-
-def get_distribution(name: str):
-    """The registered distribution called `name`.
-
-    Raises:
-        KerasSeqError: no distribution has that name.
-    """
-    if name not in _DISTRIBUTIONS:
-        raise KerasSeqError(f"unknown distribution {str(name)[:40]!r}. Expected none or one of: "
-                            f"{', '.join(distribution_names())}.")
-    return _DISTRIBUTIONS[name]
-
+_DISTRIBUTIONS = Registry("distribution", also=("none",))
+register_distribution = _DISTRIBUTIONS.register
+distribution_names = _DISTRIBUTIONS.names
+get_distribution = _DISTRIBUTIONS.lookup
 
 for _builtin in (Normal(), StudentT()):
     register_distribution(_builtin)

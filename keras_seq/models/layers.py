@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_seq.backend import import_keras
+from keras_seq.models.scalers import get_scaler, known_series
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
@@ -129,37 +130,6 @@ def _window_transform(column, transform: str):
     return keras.ops.concatenate([keras.ops.zeros_like(column[:, :1]), changes], axis=1)
 
 
-def _window_statistics(x):
-    """Each column's mean and spread over the whole window, `(batch, 1, features)` each."""
-    ops = keras.ops
-    mean = ops.mean(x, axis=1, keepdims=True)
-    spread = ops.sqrt(ops.mean(ops.square(x - mean), axis=1, keepdims=True))
-    return mean, spread + 1e-3 * ops.mean(ops.abs(x), axis=1, keepdims=True) + 1e-6  # a flat window stays finite
-
-
-def _running_statistics(x):
-    """Each column's mean and spread over steps 0..t at every step t, `(batch, window, features)` each.
-
-    What a model that forecasts from every step scales by: step t never
-    sees a statistic of a later step. Sums are taken from the window's first
-    value, so large levels keep their precision.
-    """
-    ops = keras.ops
-    count = ops.cast(ops.arange(1, ops.shape(x)[1] + 1), x.dtype)[None, :, None]
-    shifted = x - x[:, :1, :]
-    mean = ops.cumsum(shifted, axis=1) / count
-    variance = ops.maximum(ops.cumsum(ops.square(shifted), axis=1) / count - ops.square(mean), 0.0)
-    magnitude = ops.cumsum(ops.abs(x), axis=1) / count
-    return mean + x[:, :1, :], ops.sqrt(variance) + 1e-3 * magnitude + 1e-6
-
-
-def known_series(series, count: int):
-    """A batch of series indices as int32 `(batch,)`, any outside 1..`count` (unseen, or not an index) as 0."""
-    ops = keras.ops
-    series = ops.reshape(ops.cast(series, "int32"), (-1,))
-    return ops.where(ops.logical_and(series > 0, series <= count), series, ops.zeros_like(series))
-
-
 @keras.saving.register_keras_serializable(package="keras_seq")
 class PrepareWindow(keras.layers.Layer):
     """Raw window in; what the network reads, and the target's statistics that map its output back.
@@ -167,7 +137,7 @@ class PrepareWindow(keras.layers.Layer):
     Steps, in order:
     1. the target's column is transformed (`transform`: `none`, `diff` or
        `logdiff`; the first step becomes 0);
-    2. every column is scaled: by the training split's statistics
+    2. every column is scaled by its scaler's statistics (`models.scalers`): by the training split's statistics
        (`scaler="zscore"`, non-trainable weights), by the window's own mean
        and standard deviation (`scaler="window"`: the forecast follows the
        window's level and scale, whatever range the series is in; with
@@ -183,7 +153,8 @@ class PrepareWindow(keras.layers.Layer):
        transforms), so a network that outputs 0 forecasts persistence.
 
     Args:
-        scaler: str. `"zscore"` or `"window"`.
+        scaler: str. A registered scaler's name (`models.scalers`): `"window"`,
+            `"zscore"`, `"series"` or one added with `register_scaler`.
         transform: str. `"none"`, `"diff"` or `"logdiff"`.
         residual: bool. Center the target on persistence.
         target_index: int or None. The target's column among the inputs
@@ -207,9 +178,6 @@ class PrepareWindow(keras.layers.Layer):
                  mean=None, std=None, target_mean=None, target_std=None, unscaled=(), series_count=0, **kwargs):
         super().__init__(**kwargs)
         self.series_count = int(series_count)
-        if scaler == "series" and (self.series_count < 1 or target_index is None):
-            raise ValueError(f"scaler 'series' needs series_count >= 1 and a target_index. Received: "
-                             f"series_count={series_count}, target_index={target_index}")
         self.unscaled = [int(k) for k in unscaled or ()]
         self.scaler, self.transform, self.residual = scaler, transform, bool(residual)
         self.target_index = None if target_index is None else int(target_index)
@@ -218,64 +186,24 @@ class PrepareWindow(keras.layers.Layer):
         self.std = None if std is None else [float(v) for v in np.ravel(std)]
         self.target_mean = None if target_mean is None else float(target_mean)
         self.target_std = None if target_std is None else float(target_std)
+        self.scaled_by = get_scaler(scaler)  # raises KerasSeqError for a name no scaler has
+        self.scaled_by.check(self)
 
     def build(self, input_shape):
-        if self.scaler == "series":  # row k: series k's statistics (row 0, unseen series, is never read)
-            size = input_shape[0][-1]
-            for name, default in (("series_mean", 0.0), ("series_std", 1.0)):
-                setattr(self, f"{name}_weight", self.add_weight(shape=(self.series_count + 1, size), trainable=False,
-                                                               initializer=keras.initializers.Constant(default), name=name))
-            return
-        if self.scaler != "zscore":
-            return
-        size = input_shape[-1]
-        for name, values, default in (("mean", self.mean, 0.0), ("std", self.std, 1.0)):
-            if values is not None and len(values) != size:
-                raise ValueError(f"`{name}` has {len(values)} values for {size} features. Received: {name}={values}")
-            initializer = keras.initializers.Constant(values if values is not None else default)
-            setattr(self, f"{name}_weight", self.add_weight(shape=(size,), initializer=initializer, trainable=False, name=name))
-        for name, value, default in (("target_mean", self.target_mean, 0.0), ("target_std", self.target_std, 1.0)):
-            initializer = keras.initializers.Constant(value if value is not None else default)
-            setattr(self, f"{name}_weight", self.add_weight(shape=(1,), initializer=initializer, trainable=False, name=name))
-
-    def set_statistics(self, scaling) -> None:
-        """Store a `Scaling` (the training split's statistics; the layer must be built with scaler zscore)."""
-        self.mean, self.std = list(scaling.feature_mean), list(scaling.feature_std)
-        self.target_mean, self.target_std = float(scaling.target_mean), float(scaling.target_std)
-        for name in ("mean", "std", "target_mean", "target_std"):
-            getattr(self, f"{name}_weight").assign(np.ravel(np.asarray(getattr(self, name), dtype="float32")))
-
-    def set_series_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Store each known series' statistics, `(series_count, features)` each (scaler series; the layer built)."""
-        for weight, values, pad in ((self.series_mean_weight, mean, 0.0), (self.series_std_weight, std, 1.0)):
-            values = np.asarray(values, dtype="float32")
-            if values.shape != (self.series_count, weight.shape[1]):
-                raise ValueError(f"expected statistics of shape {(self.series_count, weight.shape[1])}, "
-                                 f"received {values.shape}")
-            weight.assign(np.concatenate([np.full((1, values.shape[1]), pad, dtype="float32"), values]))
+        self.scaled_by.add_weights(self, (input_shape[0] if self.scaled_by.takes_series else input_shape)[-1])
 
     def call(self, inputs):
         ops, index = keras.ops, self.target_index
         series = None
-        if self.scaler == "series":
+        if self.scaled_by.takes_series:
             inputs, series = inputs
         x = inputs
         column = inputs[..., index] if index is not None else ops.zeros_like(inputs[..., 0])  # (batch, window), raw
         if index is not None and self.transform != "none":
             moved = _window_transform(column, self.transform)[..., None]
             x = ops.concatenate([inputs[..., :index], moved, inputs[..., index + 1 :]], axis=-1)
-        if self.scaler == "zscore":
-            normalized = (x - self.mean_weight) / self.std_weight
-            center, scale = self.target_mean_weight[0] + 0 * column, self.target_std_weight[0] + 0 * column
-        else:
-            mean, spread = (_running_statistics if self.per_step else _window_statistics)(x)
-            if series is not None:  # a known series by its own statistics, an unseen one (index 0) by the window's
-                series = known_series(series, self.series_count)
-                known = ops.reshape(series > 0, (-1, 1, 1))
-                mean = ops.where(known, ops.take(self.series_mean_weight, series, axis=0)[:, None, :], mean)
-                spread = ops.where(known, ops.take(self.series_std_weight, series, axis=0)[:, None, :], spread)
-            normalized = (x - mean) / spread
-            center, scale = mean[..., index] + 0 * column, spread[..., index] + 0 * column  # (batch, window)
+        mean, spread, center, scale = self.scaled_by.normalization(self, x, column, series)
+        normalized = (x - mean) / spread
         if self.unscaled:  # a 0/1 mask over the columns: arithmetic, so every export format has the ops
             mask = np.zeros(inputs.shape[-1], dtype="float32")
             mask[self.unscaled] = 1.0
@@ -286,12 +214,11 @@ class PrepareWindow(keras.layers.Layer):
         return normalized, (stats if self.per_step else stats[:, -1, :])
 
     def warmup_steps(self, window: int) -> int:
-        """Steps at the start of a per-step output that training leaves out: with scaler `window`, step t is
-        scaled by the spread of steps 0..t, too few values at first (step 0 has none)."""
-        return max(1, window // 4) if self.per_step and self.scaler == "window" else 0
+        """Steps at the start of a per-step output that training leaves out (the scaler's `warmup_steps`)."""
+        return self.scaled_by.warmup_steps(window, self.per_step)
 
     def compute_output_shape(self, input_shape):
-        if self.scaler == "series":
+        if self.scaled_by.takes_series:
             input_shape = input_shape[0]
         stats = (input_shape[0], input_shape[1], 3) if self.per_step else (input_shape[0], 3)
         return input_shape, stats
@@ -474,7 +401,7 @@ class ConformalIntervals(keras.layers.Layer):
     scale]`, `low` and `high` the forecast's bounds of that interval (both
     the point forecast for a point model) and `scale` the window's (the
     training split's for the zscore scaler). The offsets are non-trainable
-    weights, 0 until `keras_seq.conformal.calibrate` sets them from
+    weights, 0 until `keras_seq.evaluation.conformal.calibrate` sets them from
     validation errors; a head's may be negative (its own interval was too
     wide), so its intervals are kept nested around the median.
 

@@ -1,72 +1,228 @@
-"""Scalers of a Forecaster: how raw inputs are normalized inside the model, and where their statistics come from.
+"""Scalers of a Forecaster: each owns its statistics, where they are kept, and how a window is normalized by them.
 
-A scaler owns:
-- `normalize(inputs, spec, target_index, per_step, unscaled)`: the layer from the raw
-  window to what the backbone reads and the target's `(last, center, scale)`
-  (`keras_seq.models.layers.PrepareWindow`, named `prepare`);
-- `set_statistics(model, scaling)`: store a `Scaling` (the training split's
-  statistics) in a built model, where the scaler uses them.
+The model's `prepare` layer (`layers.PrepareWindow`) transforms the target's
+column, then asks its scaler (by name, from this registry) for the
+statistics of each column, normalizes the window by them and returns the
+target's `(last, center, scale)`, which the head's `restore` layer maps the
+forecast back with. A scaler owns:
+- `add_weights(layer, n_features)`: the statistics it keeps in the model
+  (non-trainable weights of the layer, so every export carries them);
+- `normalization(layer, x, column, series)`: each column's center and
+  spread for the window `x`, and the target's center and scale;
+- `set_statistics(model, scaling)` and `fit_statistics(model, training)`:
+  store the training split's statistics in a built model;
+- what the model needs and what it can follow: `takes_series` (its inputs
+  are the window and the series index), `of_levels` (its statistics are of
+  levels, so no change transform), `reads_target` (it needs the target's
+  own past among the inputs), `fixed_on_training` (its statistics are fixed
+  on the training split, so a series that leaves that range is forecast
+  poorly), `warmup_steps` (steps a model trained from every step leaves
+  out).
 
-`SCALERS` maps a scaler's name to it:
-- `window`: each window by its own mean and standard deviation (reversible
-  instance normalization): nothing is fixed on the training period, so the
-  model follows a series into ranges it never saw;
-- `zscore`: the training split's mean and standard deviation (keras-seq's
-  scaling before 0.2, kept to reproduce those runs);
-- `series`: each known series by its own training-split mean and standard
-  deviation (a table in the model, selected by the series index input),
-  an unseen series by its window's.
+Built in: `window` (each window by its own mean and standard deviation:
+nothing is fixed on the training period, so the model follows a series into
+ranges it never saw), `zscore` (the training split's mean and standard
+deviation: keras-seq's scaling before 0.2) and `series` (each known series by
+its own training-split statistics, an unseen series by its window's). A new
+scaler is a subclass registered with `register_scaler`; `scaler NAME`,
+recipes and `ModelSpec` accept it from then on, and a saved model names it
+in its `prepare` layer's config.
+
+Keras is imported inside the methods: `keras-seq --help` reads the names.
+
+Example:
+>>> scaler_names()
+('window', 'zscore', 'series')
+>>> get_scaler("zscore").of_levels, get_scaler("window").of_levels
+(True, False)
 """
 
 from __future__ import annotations
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.models.layers import PrepareWindow
+from keras_seq.plugins import Registry
 
 
-class _Scaler:
+def window_statistics(x):
+    """Each column's mean and spread over the whole window, `(batch, 1, features)` each."""
+    import keras
+
+    ops = keras.ops
+    mean = ops.mean(x, axis=1, keepdims=True)
+    spread = ops.sqrt(ops.mean(ops.square(x - mean), axis=1, keepdims=True))
+    return mean, spread + 1e-3 * ops.mean(ops.abs(x), axis=1, keepdims=True) + 1e-6  # a flat window stays finite
+
+
+def running_statistics(x):
+    """Each column's mean and spread over steps 0..t at every step t, `(batch, window, features)` each.
+
+    What a model that forecasts from every step scales by: step t never
+    sees a statistic of a later step. Sums are taken from the window's first
+    value, so large levels keep their precision.
+    """
+    import keras
+
+    ops = keras.ops
+    count = ops.cast(ops.arange(1, ops.shape(x)[1] + 1), x.dtype)[None, :, None]
+    shifted = x - x[:, :1, :]
+    mean = ops.cumsum(shifted, axis=1) / count
+    variance = ops.maximum(ops.cumsum(ops.square(shifted), axis=1) / count - ops.square(mean), 0.0)
+    magnitude = ops.cumsum(ops.abs(x), axis=1) / count
+    return mean + x[:, :1, :], ops.sqrt(variance) + 1e-3 * magnitude + 1e-6
+
+
+def known_series(series, count: int):
+    """A batch of series indices as int32 `(batch,)`, any outside 1..`count` (unseen, or not an index) as 0."""
+    import keras
+
+    ops = keras.ops
+    series = ops.reshape(ops.cast(series, "int32"), (-1,))
+    return ops.where(ops.logical_and(series > 0, series <= count), series, ops.zeros_like(series))
+
+
+class Scaler:
+    """A scaler: the statistics a `prepare` layer normalizes a window by (see the module's docstring)."""
+
     name = ""
+    takes_series = False
+    of_levels = False
+    reads_target = True
+    fixed_on_training = False
 
-    def normalize(self, inputs, spec, target_index: int | None, per_step: bool, unscaled=(), series=None,
-                  series_count: int = 0):
-        layer = PrepareWindow(scaler=self.name, transform=spec.transform, residual=spec.residual,
-                              target_index=target_index, per_step=per_step, unscaled=unscaled, name="prepare",
-                              series_count=series_count if self.name == "series" else 0)
-        return layer([inputs, series] if self.name == "series" else inputs)
+    def check(self, layer) -> None:
+        """Refuse a `prepare` layer's settings this scaler cannot work with (`ValueError`)."""
+
+    def add_weights(self, layer, n_features: int) -> None:
+        """Add the statistics this scaler keeps to `layer` (built once, before its first call)."""
+
+    def normalization(self, layer, x, column, series):
+        """`(center, spread, target_center, target_scale)`: the first two broadcast against `x` (batch, window,
+        features), the last two are `(batch, window)` like the raw target `column`."""
+        raise NotImplementedError
+
+    def warmup_steps(self, window: int, per_step: bool) -> int:
+        """Steps at the start of a per-step output that training leaves out."""
+        return 0
 
     def set_statistics(self, model, scaling) -> None:
-        """Check that `scaling` is for this model's inputs (and store it where the scaler uses it)."""
+        """Check that `scaling` (the training split's `Scaling`) is for this model's inputs; store what it keeps."""
         n_features = model.inputs[0].shape[-1]  # the raw window (a second input is the series index)
         if len(scaling.feature_mean) != n_features:
             raise KerasSeqError(f"the scaling has {len(scaling.feature_mean)} features but the model takes {n_features}.")
 
-
-class ZScoreScaler(_Scaler):
-    """The training split's mean and standard deviation, per input column and for the target, as model weights."""
-
-    name = "zscore"
-
-    def set_statistics(self, model, scaling) -> None:
-        super().set_statistics(model, scaling)
-        model.get_layer("prepare").set_statistics(scaling)
+    def fit_statistics(self, model, training) -> None:
+        """Store what this scaler learns from the training windows (`data.windows.Windows`) beyond `Scaling`."""
 
 
-class WindowScaler(_Scaler):
-    """Each window's own mean and standard deviation per column: no statistics to store."""
+class WindowScaler(Scaler):
+    """Each window by its own mean and standard deviation per column (with a per-step output, step t by those of
+    steps 0..t): no statistics to store."""
 
     name = "window"
 
+    def normalization(self, layer, x, column, series):
+        mean, spread = (running_statistics if layer.per_step else window_statistics)(x)
+        index = layer.target_index
+        return mean, spread, mean[..., index] + 0 * column, spread[..., index] + 0 * column
 
-class SeriesScaler(_Scaler):
-    """Each known series' own training-split mean and standard deviation per column (`set_series_statistics`),
-    an unseen series' window's."""
+    def warmup_steps(self, window: int, per_step: bool) -> int:
+        """Step t is scaled by the spread of steps 0..t: too few values at first (step 0 has none)."""
+        return max(1, window // 4) if per_step else 0
+
+
+class ZScoreScaler(Scaler):
+    """The training split's mean and standard deviation, per input column and for the target, as model weights."""
+
+    name = "zscore"
+    of_levels, reads_target, fixed_on_training = True, False, True
+
+    def add_weights(self, layer, n_features: int) -> None:
+        import keras
+
+        for name, values, default in (("mean", layer.mean, 0.0), ("std", layer.std, 1.0)):
+            if values is not None and len(values) != n_features:
+                raise ValueError(f"`{name}` has {len(values)} values for {n_features} features. Received: "
+                                 f"{name}={values}")
+            initializer = keras.initializers.Constant(values if values is not None else default)
+            setattr(layer, f"{name}_weight", layer.add_weight(shape=(n_features,), initializer=initializer,
+                                                              trainable=False, name=name))
+        for name, value, default in (("target_mean", layer.target_mean, 0.0), ("target_std", layer.target_std, 1.0)):
+            initializer = keras.initializers.Constant(value if value is not None else default)
+            setattr(layer, f"{name}_weight", layer.add_weight(shape=(1,), initializer=initializer, trainable=False,
+                                                              name=name))
+
+    def normalization(self, layer, x, column, series):
+        return (layer.mean_weight, layer.std_weight, layer.target_mean_weight[0] + 0 * column,
+                layer.target_std_weight[0] + 0 * column)
+
+    def set_statistics(self, model, scaling) -> None:
+        import numpy as np
+
+        super().set_statistics(model, scaling)
+        layer = model.get_layer("prepare")
+        layer.mean, layer.std = list(scaling.feature_mean), list(scaling.feature_std)
+        layer.target_mean, layer.target_std = float(scaling.target_mean), float(scaling.target_std)
+        for name in ("mean", "std", "target_mean", "target_std"):
+            getattr(layer, f"{name}_weight").assign(np.ravel(np.asarray(getattr(layer, name), dtype="float32")))
+
+
+class SeriesScaler(WindowScaler):
+    """Each known series by its own training-split mean and standard deviation per column (a table of
+    `series_count + 1` rows in the model, selected by the series index input); an unseen series (index 0) by its
+    window's, as `window` does."""
 
     name = "series"
+    takes_series, of_levels = True, True
+
+    def check(self, layer) -> None:
+        if layer.series_count < 1 or layer.target_index is None:
+            raise ValueError(f"scaler 'series' needs series_count >= 1 and a target_index. Received: "
+                             f"series_count={layer.series_count}, target_index={layer.target_index}")
+
+    def add_weights(self, layer, n_features: int) -> None:
+        import keras
+
+        for name, default in (("series_mean", 0.0), ("series_std", 1.0)):  # row k: series k's (row 0 never read)
+            setattr(layer, f"{name}_weight", layer.add_weight(
+                shape=(layer.series_count + 1, n_features), trainable=False,
+                initializer=keras.initializers.Constant(default), name=name))
+
+    def normalization(self, layer, x, column, series):
+        import keras
+
+        ops = keras.ops
+        mean, spread, _, _ = super().normalization(layer, x, column, series)
+        series = known_series(series, layer.series_count)
+        known = ops.reshape(series > 0, (-1, 1, 1))
+        mean = ops.where(known, ops.take(layer.series_mean_weight, series, axis=0)[:, None, :], mean)
+        spread = ops.where(known, ops.take(layer.series_std_weight, series, axis=0)[:, None, :], spread)
+        index = layer.target_index
+        return mean, spread, mean[..., index] + 0 * column, spread[..., index] + 0 * column
+
+    def warmup_steps(self, window: int, per_step: bool) -> int:
+        return 0  # a known series' statistics are the training split's; an unseen one's step 0 is as `window`'s
+
+    def set_series_statistics(self, layer, mean, std) -> None:
+        """Store each known series' statistics, `(series_count, features)` each, in a built `prepare` layer."""
+        import numpy as np
+
+        for weight, values, pad in ((layer.series_mean_weight, mean, 0.0), (layer.series_std_weight, std, 1.0)):
+            values = np.asarray(values, dtype="float32")
+            if values.shape != (layer.series_count, weight.shape[1]):
+                raise ValueError(f"expected statistics of shape {(layer.series_count, weight.shape[1])}, "
+                                 f"received {values.shape}")
+            weight.assign(np.concatenate([np.full((1, values.shape[1]), pad, dtype="float32"), values]))
+
+    def fit_statistics(self, model, training) -> None:
+        from keras_seq.data.windows import series_statistics
+
+        self.set_series_statistics(model.get_layer("prepare"), *series_statistics(training))
 
 
-def set_series_statistics(model, mean, std) -> None:
-    """Store per-series statistics `(series, features)` in a model with scaler `series`."""
-    model.get_layer("prepare").set_series_statistics(mean, std)
+_SCALERS = Registry("scaler")
+register_scaler = _SCALERS.register
+scaler_names = _SCALERS.names
+get_scaler = _SCALERS.lookup
 
-
-SCALERS = {"zscore": ZScoreScaler(), "window": WindowScaler(), "series": SeriesScaler()}
+for _builtin in (WindowScaler(), ZScoreScaler(), SeriesScaler()):
+    register_scaler(_builtin)

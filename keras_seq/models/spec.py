@@ -6,6 +6,7 @@ from __future__ import annotations
 from keras_seq.config.options import spec_of
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.registry import BUILTIN_ARCHS, get_arch
+from keras_seq.models.scalers import get_scaler
 
 # The built-in archs; `keras_seq.models.registry.arch_names()` adds the registered ones.
 ARCHS = BUILTIN_ARCHS
@@ -38,12 +39,12 @@ class ModelSpec:
     @property
     def reads_series(self) -> bool:
         """True where the model takes a series index as its second input (per-series statistics or an embedding)."""
-        return self.scaler == "series" or self.series_embedding > 0
+        return get_scaler(self.scaler).takes_series or self.series_embedding > 0
 
     @property
     def reads_target(self) -> bool:
         """True where the model needs the target's own past among its inputs (every option but plain z-scores)."""
-        return self.scaler != "zscore" or self.transform != "none" or self.residual
+        return get_scaler(self.scaler).reads_target or self.transform != "none" or self.residual
 
 
 def _fractions(values, name: str, what: str, example: str, most: int) -> list[float]:
@@ -125,7 +126,7 @@ def loss_name(model: dict) -> str:
 
 def check_scaling_options(scaler, transform) -> None:
     """Raise `KerasSeqError` for a scaler and a transform that do not combine."""
-    if scaler in ("zscore", "series") and transform != "none":
+    if get_scaler(scaler).of_levels and transform != "none":
         raise KerasSeqError(
             f"transform {transform!r} needs scaler 'window': the {scaler} statistics are of the levels, not of their "
             f"changes. Use `scaler` window with it, or `transform` none with `scaler` {scaler}."

@@ -13,7 +13,7 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
-from keras_seq.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_json, staged_folder, write_history,
+from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_json, staged_folder, write_history,
                               write_json, write_manifest)
 
 
@@ -22,7 +22,7 @@ class RunResult:
     """Where a run or evaluation was written, and its test report."""
 
     path: Path
-    report: object  # keras_seq.evaluation.Report
+    report: object  # keras_seq.evaluation.report.Report
     history: dict | None = None
 
 
@@ -33,7 +33,7 @@ class RunSpecs:
     data: DataSpec
     windows: WindowSpec
     model: ModelSpec
-    train: object  # keras_seq.training.TrainSpec
+    train: object  # keras_seq.training.loop.TrainSpec
     backend: str
 
     @property
@@ -50,7 +50,7 @@ class RunSpecs:
     @property
     def unscaled_columns(self) -> tuple[int, ...]:
         """The inputs on a fixed scale already (the calendar's sines and cosines), which the scaler passes through."""
-        from keras_seq.data.sources import calendar_columns
+        from keras_seq.data.calendar import calendar_columns
 
         columns = list(self.data.feature_columns)
         return tuple(columns.index(c) for c in calendar_columns(self.data.calendar))
@@ -78,12 +78,36 @@ class RunSpecs:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run: what it is asked to do (`specs`), the rows it reads, their sha256 (`data.sources.frame_sha256`:
+    of the whole data where a backtest fold reads part of it) and when it started. Its windows, model, training,
+    evaluation and folder are made from these once, by `train_and_evaluate` and `train_into_folder`."""
+
+    specs: RunSpecs
+    frame: object  # pandas.DataFrame
+    digest: str
+    started: datetime.datetime
+
+    @classmethod
+    def of(cls, specs: RunSpecs, frame, digest: str | None = None, started: datetime.datetime | None = None) -> Run:
+        """A run starting now (or at `started`) on `frame`, its digest computed unless given."""
+        from keras_seq.data.sources import frame_sha256
+
+        return cls(specs, frame, digest or frame_sha256(frame),
+                   started or datetime.datetime.now(datetime.timezone.utc))
+
+    def options_config(self, status: str) -> dict:
+        """The start of the run's `config.json` (all of it while it trains)."""
+        return self.specs.options_config(status, self.started, self.frame, self.digest)
+
+
 def start_keras(devices, cluster=None) -> None:
     """Import Keras, asking XLA for `devices` host devices first, and join `cluster` (a `distributed.Cluster`) if given.
 
     Only `fit` joins a multi-process job: a comparison or a recipe run writes from every process.
     """
-    from keras_seq.distributed import request_host_devices
+    from keras_seq.training.distributed import request_host_devices
 
     request_host_devices(devices)
     import_keras()
@@ -106,7 +130,7 @@ def check_positive_target(frame, specs: RunSpecs) -> None:
 
 def check_only_manifest_files(run_dir: Path) -> None:
     """Refuse to replace a run folder that holds a file its manifest does not list (someone else's work)."""
-    from keras_seq.rundir import MANIFEST_FILE
+    from keras_seq.runs.folder import MANIFEST_FILE
 
     listed = set(read_json(run_dir / MANIFEST_FILE)["sha256"])
     for path in sorted(run_dir.rglob("*")):
@@ -144,8 +168,7 @@ def check_checkpoint(state: dict, config: dict, train, run_dir: Path) -> None:
         )
 
 
-def train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started, *, verbose, resume=None,
-                      replace: bool = False) -> RunResult:
+def train_into_folder(run: Run, folder: Path, *, verbose, resume=None, replace: bool = False) -> RunResult:
     """Train in a staged folder that holds the options and each epoch's checkpoint; publish it as `folder` when done.
 
     With `replace`, the run replaces `folder` (an interrupted run it continues); otherwise a folder of that name
@@ -153,11 +176,10 @@ def train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started
     multi-process job only process 0 does; the others train alongside it and
     write nothing.
     """
-    from keras_seq.distributed import process_writes
+    from keras_seq.training.distributed import process_writes
 
     if not process_writes():
-        fitted = train_and_evaluate(frame, specs, splits=(), verbose=0, data_sha256=digest, resume=resume,
-                                    started=started)
+        fitted = train_and_evaluate(run, splits=(), verbose=0, resume=resume)
         if fitted.config["status"] != "complete":
             import jax
 
@@ -165,14 +187,13 @@ def train_into_folder(frame, digest: str, specs: RunSpecs, folder: Path, started
                                  "signal after a whole epoch; process 0 keeps the run folder and says how to resume.")
         return RunResult(None, None, fitted.history)
     with staged_folder(folder.parent, folder.name, replace=replace) as stage:
-        write_json(stage.path / CONFIG_FILE, specs.options_config("running", started, frame, digest))
-        fitted = train_and_evaluate(frame, specs, verbose=verbose, data_sha256=digest,
-                                    checkpoint=stage.path / CHECKPOINT_FILE, resume=resume, started=started)
+        write_json(stage.path / CONFIG_FILE, run.options_config("running"))
+        fitted = train_and_evaluate(run, verbose=verbose, checkpoint=stage.path / CHECKPOINT_FILE, resume=resume)
         if fitted.config["status"] == "complete":
             (stage.path / CHECKPOINT_FILE).unlink(missing_ok=True)
         write_run(stage.path, fitted)
     if fitted.config["status"] != "complete":
-        done, total = fitted.config["result"]["epochs_run"], specs.train.epochs
+        done, total = fitted.config["result"]["epochs_run"], run.specs.train.epochs
         hint = (f"Resume with: keras-seq fit --resume {stage.final}" if done
                 else "No epoch finished, so there is nothing to resume: run `keras-seq fit` again.")
         raise RunInterrupted(
@@ -197,39 +218,26 @@ class Fitted:
     quantiles: dict = dataclasses.field(default_factory=dict)  # split -> a quantile model's (n, horizon, levels), or None
 
 
-def train_and_evaluate(
-    frame,
-    specs: RunSpecs,
-    *,
-    splits: tuple[str, ...] = ("test",),
-    verbose: str | int = "auto",
-    data_sha256: str | None = None,
-    checkpoint: Path | None = None,
-    resume: dict | None = None,
-    started: datetime.datetime | None = None,
-) -> Fitted:
-    """Window `frame`, build and train one model, and evaluate it on `splits`.
+def train_and_evaluate(run: Run, *, splits: tuple[str, ...] = ("test",), verbose: str | int = "auto",
+                       checkpoint: Path | None = None, resume: dict | None = None) -> Fitted:
+    """Window the run's rows, build and train its model, and evaluate it on `splits`.
 
-    Keras must already be imported with `specs.backend`. Nothing is written
-    but `checkpoint` (see `train_model`). `data_sha256` is
-    `frame_sha256(frame)` when the caller already has it (a comparison
-    trains many models on one frame). If Ctrl-C stops training, nothing is
-    evaluated and the config's `status` is `interrupted`.
+    Keras must already be imported with `run.specs.backend`. Nothing is
+    written but `checkpoint` (see `train_model`). If Ctrl-C stops training,
+    nothing is evaluated and the config's `status` is `interrupted`.
     """
-    from keras_seq.data.sources import frame_sha256
-    from keras_seq.conformal import calibrate
-    from keras_seq.training import versions
+    from keras_seq.evaluation.conformal import calibrate
+    from keras_seq.training.loop import versions
 
-    check_positive_target(frame, specs)
-    training, raw = run_windows(frame, specs)
-    started = started or datetime.datetime.now(datetime.timezone.utc)
+    specs = run.specs
+    check_positive_target(run.frame, specs)
+    training, raw = run_windows(run.frame, specs)
     net, vocabulary, history, seconds = _built_and_trained(specs, training, verbose, checkpoint, resume)
     interrupted = bool(history.pop("interrupted", False))
     calibration = calibrate(net, raw) if specs.model.conformal and not interrupted else None
     reports, predictions, quantiles = _evaluate_splits(net, raw, specs, () if interrupted else splits, calibration)
     config = {
-        **specs.options_config("interrupted" if interrupted else "complete", started, frame,
-                               data_sha256 or frame_sha256(frame)),
+        **run.options_config("interrupted" if interrupted else "complete"),
         "split_dates": raw.split_dates(),
         "scaling": training.scaling.to_dict(),
         "parameters": int(net.count_params()),
@@ -237,7 +245,7 @@ def train_and_evaluate(
         **({"conformal": calibration} if calibration is not None else {}),
         "result": _training_result(history, seconds),
     }
-    return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, started,
+    return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, run.started,
                   quantiles)
 
 
@@ -246,8 +254,8 @@ def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume):
     training seconds. A data-parallel model comes back as a copy on this process's default device."""
     import time
 
-    from keras_seq.distributed import data_parallel
-    from keras_seq.training import train_model
+    from keras_seq.training.distributed import data_parallel
+    from keras_seq.training.loop import train_model
 
     with data_parallel(specs.train.devices, specs.train.batch_size) as parallel:
         net, vocabulary = _run_model(specs, training)
@@ -263,7 +271,7 @@ def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume):
 
 def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None):
     """Each split's report, point forecasts and quantiles (None for a point model) of a trained model."""
-    from keras_seq.evaluation import evaluate_forecast, losing_note
+    from keras_seq.evaluation.report import evaluate_forecast, losing_note
 
     reports, predictions, quantiles = {}, {}, {}
     for split in splits:
@@ -282,17 +290,16 @@ def calibration_summary(calibration: dict) -> dict:
 
 def _run_model(specs: RunSpecs, training):
     """The untrained model of a run, seeded, its statistics stored; and the series it knows (None: windows alone)."""
-    from keras_seq.data.windows import series_statistics, series_vocabulary
+    from keras_seq.data.windows import series_vocabulary
     from keras_seq.models.builders import build_forecaster
-    from keras_seq.models.scalers import set_series_statistics
+    from keras_seq.models.scalers import get_scaler
 
     vocabulary = series_vocabulary(training, specs.data.series_name) if specs.model.reads_series else None
     with seeded_build(specs.train.seed):  # weights depend on nothing drawn before, nor by other threads
         net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
                                target_index=specs.target_index, unscaled=specs.unscaled_columns,
                                series_count=len(vocabulary or ()))
-    if specs.model.scaler == "series":
-        set_series_statistics(net, *series_statistics(training))
+    get_scaler(specs.model.scaler).fit_statistics(net, training)
     return net, vocabulary
 
 
@@ -301,18 +308,32 @@ def run_windows(frame, specs: RunSpecs):
     of a model that reads the series, each window with its series' index."""
     from keras_seq.data.windows import make_windows, series_vocabulary, with_series_index
 
-    options = dict(dataclasses.asdict(specs.windows), target=specs.data.target, features=specs.data.feature_columns,
-                   series_column=specs.data.panel_column, future_features=specs.data.future_features)
+    data = specs.data
     # Before the windows are cut: a tf.data pipeline a caller builds from them reads the global seed too.
     set_random_seed(specs.train.seed)
-    training = make_windows(frame, batch_size=specs.train.batch_size, seed=specs.train.seed, **options)
-    raw = make_windows(frame, batch_size=max(specs.train.batch_size, 256), shuffle=False,
-                       scaling=training.scaling, **(options | {"supervision": "last"}))
-    if not specs.model.reads_series:
-        return training, raw
-    name = specs.data.series_name
-    vocabulary = series_vocabulary(training, name)
-    return with_series_index(training, vocabulary, name), with_series_index(raw, vocabulary, name)
+    training = make_windows(frame, target=data.target, features=data.feature_columns, series_column=data.panel_column,
+                            future_features=data.future_features, batch_size=specs.train.batch_size,
+                            seed=specs.train.seed, **dataclasses.asdict(specs.windows))
+    vocabulary = series_vocabulary(training, data.series_name) if specs.model.reads_series else None
+    raw = scored_windows(frame, data, specs.windows, training.scaling, vocabulary,
+                         batch_size=max(specs.train.batch_size, 256))
+    return with_series_index(training, vocabulary, data.series_name), raw
+
+
+def scored_windows(frame, data: DataSpec, windows: WindowSpec, scaling, vocabulary=None, *, every_row: bool = False,
+                   batch_size: int = 256):
+    """The raw windows a run is scored on, however it was trained: each read at its last step, in order, with the
+    training split's `scaling`, and each with its series' index where the model knows series (`vocabulary`).
+    `every_row`: every window of `frame` is a test window (another source or range than the run's)."""
+    from keras_seq.data.windows import make_windows, with_series_index
+
+    options = dataclasses.asdict(windows) | {"supervision": "last"}
+    if every_row:
+        options.update(splits=(0.0, 0.0, 1.0), split_dates=None)
+    raw = make_windows(frame, target=data.target, features=data.feature_columns, series_column=data.panel_column,
+                       future_features=data.future_features, batch_size=batch_size, shuffle=False, scaling=scaling,
+                       **options)
+    return with_series_index(raw, vocabulary, data.series_name)
 
 
 def _training_result(history: dict, seconds: float) -> dict:
@@ -327,7 +348,7 @@ def _training_result(history: dict, seconds: float) -> dict:
 
 def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     """Write a run folder's files for `fitted` into `folder` (which exists)."""
-    from keras_seq.evaluation import plot_calibration, plot_forecast, plot_loss, plot_series_skill
+    from keras_seq.present.plots import plot_calibration, plot_forecast, plot_loss, plot_series_skill
     from keras_seq.models.spec import loss_name
 
     arch = fitted.config["model"]["arch"]

@@ -1,6 +1,6 @@
 """Forecast from any keras-seq artifact: a run folder, `.keras`, SavedModel or ONNX.
 
-An artifact is recognized by itself (each format of `keras_seq.formats`
+An artifact is recognized by itself (each format of `keras_seq.artifacts`
 detects and loads its own). Exported artifacts are checked against
 the sha256 in their `model_card.json` before they are loaded; a mismatch is
 refused. ONNX files run on onnxruntime and SavedModels on TensorFlow, without
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from keras_seq.artifacts import CARD_FILE, detect_format
+from keras_seq.data.calendar import calendar_columns, lead_columns
 from keras_seq.errors import KerasSeqError
-from keras_seq.formats import CARD_FILE, detect_format
 from keras_seq.safety import artifact_sha256, plain_name, read_text_bounded
 
 @dataclasses.dataclass
@@ -93,7 +94,7 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
         KerasSeqError: the path is none of these, a file is missing, or an
             exported artifact's sha256 differs from its model card.
     """
-    from keras_seq.rundir import resolve_latest
+    from keras_seq.runs.folder import resolve_latest
 
     path = resolve_latest(path)
     if not path.exists():
@@ -115,8 +116,8 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
 
 def _run_folder_artifact(path: Path, backend: str | None) -> Artifact:
     from keras_seq.backend import use_backend
-    from keras_seq.formats import get_format
-    from keras_seq.rundir import MODEL_FILE, model_io, read_run_config
+    from keras_seq.artifacts import get_format
+    from keras_seq.runs.folder import MODEL_FILE, model_io, read_run_config
 
     description = model_io(read_run_config(path))
     use_backend(backend)
@@ -139,8 +140,8 @@ def _artifact(kind: str, path: Path, loaded, description: dict, record: str) -> 
 
 
 def _describe_card(card: dict) -> dict:
-    """The fields of `rundir.model_io`, read back from a model card."""
-    from keras_seq.rundir import DATA_KEYS, quantiles_of, series_vocabulary_of
+    """The fields of `runs.folder.model_io`, read back from a model card."""
+    from keras_seq.runs.folder import DATA_KEYS, quantiles_of, series_vocabulary_of
 
     try:
         described = {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
@@ -240,8 +241,6 @@ def _table(artifact: Artifact, columns: dict, values, steps: int) -> pd.DataFram
 
 
 def _calendar_of(artifact: Artifact) -> list:
-    from keras_seq.data.sources import calendar_columns
-
     return calendar_columns((artifact.data or {}).get("calendar"))
 
 
@@ -258,7 +257,7 @@ def _check_rolling(artifact: Artifact, steps: int) -> None:
 
 def _future_rows(artifact: Artifact, dates: list) -> np.ndarray:
     """`(series, steps, features)` input rows of the forecast dates: their calendar columns, the rest 0."""
-    from keras_seq.data.sources import add_calendar
+    from keras_seq.data.calendar import add_calendar
 
     rows = np.zeros((len(dates), len(dates[0]), len(artifact.features)), dtype="float32")
     names = (artifact.data or {}).get("calendar")
@@ -378,7 +377,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
         csv: path or None. Also write the forecast to this CSV (never over
             the artifact or the data it reads). Defaults to `None`.
         mc_samples: int or None. MC dropout: the forecast's quantiles
-            (`keras_seq.mc_dropout.MC_LEVELS`) from that many runs of a
+            (`keras_seq.evaluation.mc_dropout.MC_LEVELS`) from that many runs of a
             point model with its dropout on (run folders and `.keras`
             files). Defaults to `None` (off).
         **data: what to read, each defaulting to the model's training data:
@@ -395,7 +394,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
         A DataFrame of `date` and forecast values (of a panel: the series
         column first).
     """
-    from keras_seq.data.sources import DataSpec, calendar_columns, csv_path, lead_columns
+    from keras_seq.data.sources import DataSpec, csv_path
 
     unknown = sorted(set(data) - set(PREDICT_DATA))
     if unknown:
@@ -427,7 +426,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
 
 def _with_mc_dropout(artifact: Artifact, samples: int) -> Artifact:
     """`artifact` whose forecasts are the MC dropout quantiles of `samples` runs with dropout on."""
-    from keras_seq.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
+    from keras_seq.evaluation.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
 
     check_mc(samples, artifact.model, artifact.kind)
 
@@ -482,7 +481,8 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
 
 def _future_table(path, names: list, column: str | None) -> dict:
     """The rows of a `future` CSV per series (None for one series): date-indexed, with `names` checked numeric."""
-    from keras_seq.data.sources import checked_columns, read_csv_frame, sorted_unique, csv_path, long_table_series
+    from keras_seq.data.reading import checked_columns, read_csv_frame, sorted_unique
+    from keras_seq.data.sources import csv_path, long_table_series
 
     where = csv_path(str(path))
     if where is None or not where.is_file():
@@ -540,7 +540,7 @@ def check_output_path(path: str | Path, inputs: list) -> None:
         source = Path(given).resolve()
         if target == source or source in target.parents:
             raise KerasSeqError(f"--csv {path} would overwrite what the forecast reads ({given}). Give another file name.")
-    from keras_seq.rundir import CONFIG_FILE, MANIFEST_FILE
+    from keras_seq.runs.folder import CONFIG_FILE, MANIFEST_FILE
 
     for folder in target.parents:  # an export's files are vouched for by its card, a run's by its manifest
         if (folder / CARD_FILE).is_file() or ((folder / MANIFEST_FILE).is_file() and (folder / CONFIG_FILE).is_file()):

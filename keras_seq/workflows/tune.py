@@ -33,170 +33,19 @@ import sys
 import warnings
 from pathlib import Path
 
-from keras_seq.config.options import options, values_of
+from keras_seq.config.options import values_of
+from keras_seq.config.search import TuneSpec, check_space, trial_specs
 from keras_seq.errors import KerasSeqError, RunInterrupted
-from keras_seq.metrics import get_metric, objective_names
+from keras_seq.evaluation.metrics import get_metric
+from keras_seq.present.plots import plot_history, plot_importances
 from keras_seq.safety import write_file_atomically
 
-PRUNERS = ("median", "none")
 JOURNAL_FILE = "study.journal"
 TUNE_FILE = "tune.json"
 
 
-def loss_units() -> set[str]:
-    """Options that change what the validation loss measures (its normalization, or the steps it averages over)."""
-    return {f"{o.section}.{o.name}" for o in options() if o.loss_units}
-
-
 class TrialRefused(KerasSeqError):
     """A trial's options cannot be trained (or its training failed): the trial fails, the study goes on."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One searched option: a choice among `choices`, or a range from `low` to `high` (`log`: on a log scale)."""
-
-    section: str
-    key: str
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-
-    @property
-    def name(self) -> str:
-        return f"{self.section}.{self.key}"
-
-    def suggest(self, trial):
-        """This option's value for an Optuna trial (a list choice travels as its JSON text)."""
-        if self.choices:
-            return self.decode(trial.suggest_categorical(self.name, [self.encode(c) for c in self.choices]))
-        if self.integer:
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
-
-    @property
-    def lists(self) -> bool:
-        """Whether the choices are lists (quantile levels): Optuna holds each as its JSON text."""
-        return bool(self.choices) and isinstance(self.choices[0], list)
-
-    def encode(self, value):
-        return json.dumps(value) if self.lists else value
-
-    def decode(self, value):
-        """An Optuna value of this param as the option's value."""
-        return json.loads(value) if self.lists else value
-
-    def examples(self) -> list:
-        """Values that stand for the whole param when the space is checked: each choice, or both ends."""
-        return list(self.choices) or [self.low, self.high]
-
-    def describe(self) -> str:
-        if self.choices:
-            return f"{self.name} in {list(self.choices)}"
-        return f"{self.name} from {self.low:g} to {self.high:g}" + (" (log)" if self.log else "")
-
-
-DEFAULT_SPACE = (
-    Param("model", "arch", choices=("lstm", "gru", "drnn")),
-    Param("model", "units", low=16, high=128, log=True, integer=True),
-    Param("model", "layers", low=1, high=3, integer=True),
-    Param("windows", "window", choices=(8, 16, 32)),
-    Param("train", "lr", low=1e-4, high=1e-2, log=True),
-    Param("model", "dropout", low=0.0, high=0.3),
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class TuneSpec:
-    """A search: how many trials, scored how, over which space, kept where.
-
-    Args:
-        trials: int. Trials the study ends with (finished ones, pruned and
-            refused ones included), over every worker and every resume.
-            Defaults to `20`.
-        objective: str. "val_mase" (validation MASE, the default), "val_<metric>"
-            for any registered metric (`keras_seq.metrics`), or
-            "val_loss" (validation loss, normalized units).
-        pruner: str. "median" (Optuna's `MedianPruner`, the default) or
-            "none".
-        space: tuple of `Param`. Defaults to `DEFAULT_SPACE`.
-        study: str. The study's name and folder under `out`. Defaults to
-            `"study"`.
-        storage: str or None. An SQLAlchemy URL; None (the default): the
-            journal file in the study folder.
-        workers: int. Local worker processes. Defaults to `1` (this process).
-        refit: bool. Refit the best trial as a run folder, evaluated on the
-            test split. Defaults to `True`.
-    """
-
-    trials: int = 20
-    objective: str = "val_mase"
-    pruner: str = "median"
-    space: tuple = DEFAULT_SPACE
-    study: str = "study"
-    storage: str | None = None
-    workers: int = 1
-    refit: bool = True
-
-    def __post_init__(self):
-        from keras_seq.rundir import is_folder_name
-
-        for name in ("trials", "workers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {value!r}")
-        if self.objective not in objective_names():
-            raise KerasSeqError(f"unknown objective {str(self.objective)[:40]!r}. Expected one of: "
-                                f"{', '.join(objective_names())}.")
-        if self.pruner not in PRUNERS:
-            raise KerasSeqError(f"unknown pruner {self.pruner!r}. Expected one of: {', '.join(PRUNERS)}.")
-        if not is_folder_name(self.study):
-            raise KerasSeqError(f"the study name must be letters, digits, '-' or '_' (it names a folder). "
-                                f"Received: {self.study!r}")
-        if not self.space:
-            raise KerasSeqError("the search space is empty: give [tune.model], [tune.windows] or [tune.train] "
-                                "ranges or choices, or leave them all out for the default space.")
-        names = [p.name for p in self.space]
-        if len(set(names)) != len(names):
-            raise KerasSeqError(f"the search space names {max(names, key=names.count)} twice.")
-        if self.storage is not None and "://" not in self.storage:
-            raise KerasSeqError(f"`storage` {self.storage}: expected an SQLAlchemy URL such as sqlite:///study.db or "
-                                "postgresql://user@host/db (leave it out for the journal file in the study folder).")
-        touched = sorted(loss_units().intersection(names))
-        if self.objective == "val_loss" and touched:
-            raise KerasSeqError(
-                f"objective 'val_loss' cannot compare trials that change {touched[0]}: it changes what the "
-                "validation loss measures. Use objective 'val_mase' (in the target's units), or leave it out of the space.")
-
-
-# === Trials ===
-
-
-def trial_specs(base, values: dict):
-    """`base` (runs.run.RunSpecs) with a trial's values (`{"model.units": 32, ...}`), checked as a fit checks them."""
-    import dataclasses as dc
-
-    changes = {"model": {}, "windows": {}, "train": {}}
-    for name, value in values.items():
-        section, key = name.split(".")
-        changes[section][key] = tuple(value) if isinstance(value, list) else value
-    specs = dc.replace(base, model=dc.replace(base.model, **changes["model"]),
-                       windows=dc.replace(base.windows, **changes["windows"]),
-                       train=dc.replace(base.train, **changes["train"]))
-    specs.check()
-    return specs
-
-
-def check_space(base, spec: TuneSpec) -> None:
-    """Refuse, before any trial, a value that no fit could take: each choice and both ends of each range."""
-    for param in spec.space:
-        for value in param.examples():
-            try:
-                trial_specs(base, {param.name: value})
-            except KerasSeqError as exc:
-                raise KerasSeqError(f"the search space's {param.name} = {value!r} is refused: {exc}") from None
 
 
 def setup_digest(base, spec: TuneSpec, data_sha256: str) -> str:
@@ -348,7 +197,7 @@ class Job:
 
 def run_worker(job: Job, quota: int, worker: int = 0) -> None:
     """Run `quota` trials of the study, then return; a signal ends the current trial as interrupted."""
-    from keras_seq.safety import STOP
+    from keras_seq.jobs.stop import STOP
 
     study = load_study(job.spec, job.folder, job.setup, job.base.train.seed, worker)
 
@@ -364,8 +213,8 @@ def objective(job: Job, trial) -> float:
     """Train one trial's model and score it on the validation split; Optuna's pruner reads every epoch's score."""
     import optuna
 
-    from keras_seq.runs.run import run_windows, train_and_evaluate
-    from keras_seq.training import watching_epochs
+    from keras_seq.runs.run import Run, run_windows, train_and_evaluate
+    from keras_seq.training.loop import watching_epochs
 
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     values = {param.name: param.suggest(trial) for param in job.spec.space}
@@ -379,8 +228,8 @@ def objective(job: Job, trial) -> float:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
         with watching_epochs(watch):
-            fitted = train_and_evaluate(job.frame, specs, splits=("validation",) if raw is not None else (),
-                                        verbose=0, data_sha256=job.digest)
+            fitted = train_and_evaluate(Run.of(specs, job.frame, job.digest),
+                                        splits=("validation",) if raw is not None else (), verbose=0)
     except (RunInterrupted, optuna.TrialPruned):
         raise
     except Exception as exc:  # options no fit takes, a diverged loss, or a failure of this trial's model alone
@@ -408,7 +257,7 @@ def _score(objective_name: str, logs: dict, model, raw, specs) -> float:
     """An epoch's validation score: the loss Keras computed, or the objective's metric of the raw forecasts."""
     if objective_name == "val_loss":
         return float(logs["val_loss"])
-    from keras_seq.evaluation import evaluate_forecast
+    from keras_seq.evaluation.report import evaluate_forecast
 
     value = evaluate_forecast(model, raw, "validation", season=specs.data.season)[0].model[_metric_of(objective_name)]
     return float("inf") if value is None or value != value else float(value)
@@ -442,7 +291,7 @@ def tune(data=None, windows=None, model=None, train=None, spec: TuneSpec = TuneS
     if retried and verbose:
         print(f"trials {', '.join(map(str, retried))} were cut short: running them again with their parameters")
     shares = quotas(study, spec.trials, spec.workers)
-    from keras_seq.safety import STOP
+    from keras_seq.jobs.stop import STOP
 
     try:
         if shares and spec.workers == 1:
@@ -467,7 +316,7 @@ def write_tune_json(path: Path, summary: dict) -> None:
 
 def _read_previous(path: Path) -> dict | None:
     """The refit record of an earlier tune.json of this study, if it reads as one."""
-    from keras_seq.rundir import read_json
+    from keras_seq.runs.folder import read_json
 
     if path.is_symlink() or not path.is_file():
         return None
@@ -485,7 +334,7 @@ def prepare_job(data, windows, model, train, spec: TuneSpec, *, out, backend) ->
     from keras_seq.data.windows import WindowSpec
     from keras_seq.runs.run import RunSpecs, start_keras
     from keras_seq.models import ModelSpec
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     require_optuna()
     base = RunSpecs(data or DataSpec(), windows or WindowSpec(), model or ModelSpec(), train or TrainSpec(),
@@ -526,7 +375,9 @@ def summarize_study(study, job: Job) -> dict:
                                           "user_attrs"))
     write_file_atomically(job.folder / "trials.csv", lambda stream: table.to_csv(stream, index=False))
     importances = parameter_importances(study, complete)
-    plot_history(job.folder / "history.png", trials, job.spec.objective)
+    objective = job.spec.objective
+    plot_history(job.folder / "history.png", trials,
+                 "loss" if objective == "val_loss" else get_metric(_metric_of(objective)).label)
     if importances:
         plot_importances(job.folder / "importance.png", importances, job.spec.objective)
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
@@ -573,60 +424,9 @@ def parameter_importances(study, complete: list) -> dict:
     return {name: float(value) for name, value in found.items()}
 
 
-def plot_history(path: Path, trials: list, objective_name: str) -> None:
-    """Each complete trial's score and the best so far, by trial number; pruned trials at their last report."""
-    from optuna.trial import TrialState
-
-    fig, ax = _figure((7, 4))
-    done = [(t.number, t.value) for t in trials if t.state == TrialState.COMPLETE]
-    pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in trials
-              if t.state == TrialState.PRUNED and t.intermediate_values]
-    if done:
-        ax.scatter(*zip(*done), s=18, label="complete")
-        best, line = float("inf"), []
-        for number, value in sorted(done):
-            best = min(best, value)
-            line.append((number, best))
-        ax.step(*zip(*line), where="post", color="C3", label="best so far")
-    if pruned:
-        ax.scatter(*zip(*pruned), s=18, marker="x", color="0.5", label="pruned (last epoch reported)")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"validation {'loss' if objective_name == 'val_loss' else get_metric(_metric_of(objective_name)).label}")
-    ax.set_title(f"{len(done)} complete, {len(pruned)} pruned of {len(trials)} trials")
-    if done or pruned:
-        ax.legend(loc="upper right")
-    _save_figure(fig, path)
-
-
-def plot_importances(path: Path, importances: dict, objective_name: str) -> None:
-    names = list(importances)[::-1]
-    fig, ax = _figure((7, 1.2 + 0.4 * len(names)))
-    ax.barh(names, [importances[n] for n in names])
-    ax.set_xlabel(f"importance for the best tenth of {objective_name} (PED-ANOVA)")
-    ax.set_title("parameter importance")
-    _save_figure(fig, path)
-
-
-def _figure(size):
-    from keras_seq.evaluation import pyplot
-
-    return pyplot().subplots(figsize=size)
-
-
-def _save_figure(fig, path: Path) -> None:
-    """Write a figure beside its place and rename it there (the study folder is not staged: never a half file)."""
-    from keras_seq.evaluation import pyplot
-
-    fig.tight_layout()
-    try:
-        write_file_atomically(path, lambda stream: fig.savefig(stream, format="png", dpi=100), binary=True)
-    finally:
-        pyplot().close(fig)
-
-
 def _kept_refit(folder: Path, run: str) -> bool:
     """Whether `run` (from tune.json) names a run folder of `folder`'s best/ that is there."""
-    from keras_seq.rundir import is_folder_name
+    from keras_seq.runs.folder import is_folder_name
 
     parts = Path(run).parts
     return (len(parts) == 2 and parts[0] == "best" and is_folder_name(parts[1].replace(".", "_"))
@@ -644,10 +444,8 @@ def refit_best(job: Job, summary: dict, verbose) -> dict:
 
     A refit already written for the same trial is kept.
     """
-    import datetime
-
-    from keras_seq.runs.run import train_into_folder
-    from keras_seq.rundir import run_name
+    from keras_seq.runs.run import Run, train_into_folder
+    from keras_seq.runs.folder import run_name
 
     best = summary["best"]
     previous = _read_previous(job.folder / TUNE_FILE)
@@ -656,9 +454,8 @@ def refit_best(job: Job, summary: dict, verbose) -> dict:
     specs = trial_specs(job.base, decoded_params(job.spec.space, best["params"]))
     if (job.folder / "best").is_symlink():
         raise KerasSeqError(f"{job.folder / 'best'} is a link: refusing to write the refit through it.")
-    started = datetime.datetime.now(datetime.timezone.utc)
-    folder = job.folder / "best" / run_name(specs.model.arch, started)
-    result = train_into_folder(job.frame, job.digest, specs, folder, started, verbose=verbose)
+    run = Run.of(specs, job.frame, job.digest)
+    result = train_into_folder(run, job.folder / "best" / run_name(specs.model.arch, run.started), verbose=verbose)
     if verbose:
         print(result.report.table())
     return {"trial": best["number"], "run": str(result.path.relative_to(job.folder)),
@@ -674,13 +471,13 @@ def run_workers(job: Job, shares: list[int]) -> None:
     import signal
     import time
 
-    from keras_seq.safety import STOP, stop_signals
+    from keras_seq.jobs.stop import STOP, stop_signals
 
     payload = pickle.dumps(job)
     env = {**os.environ, "KERAS_BACKEND": job.base.backend}
     workers = []
     for index, share in enumerate(shares):
-        process = subprocess.Popen([sys.executable, "-m", "keras_seq.tuning", str(share), str(index), str(os.getpid())],
+        process = subprocess.Popen([sys.executable, "-m", "keras_seq.workflows.tune", str(share), str(index), str(os.getpid())],
                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False, env=env,
                                    start_new_session=True)
         process.stdin.write(payload)
@@ -710,9 +507,9 @@ def _interrupted_line(job: Job) -> str:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """`python -m keras_seq.tuning SHARE INDEX`, the Job pickled on stdin by `run_workers` (its parent)."""
+    """`python -m keras_seq.workflows.tune SHARE INDEX`, the Job pickled on stdin by `run_workers` (its parent)."""
     from keras_seq.runs.run import start_keras
-    from keras_seq.safety import stop_signals
+    from keras_seq.jobs.stop import stop_signals
 
     job = pickle.loads(sys.stdin.buffer.read())
     share, index = int(argv[0]), int(argv[1])

@@ -14,16 +14,17 @@ against the best baseline, named.
 from __future__ import annotations
 
 import dataclasses
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from keras_seq.data.windows import Windows
-from keras_seq.errors import KerasSeqError
-from keras_seq.metrics import MAPE_UNDEFINED, mae, mape, metrics, rmse, scores, smape  # noqa: F401 - this module's API
+from keras_seq.evaluation.metrics import MAPE_UNDEFINED, mae, mape, metrics, rmse, scores, smape  # noqa: F401 - this module's API
 from keras_seq.models.registry import get_arch
+from keras_seq.models.scalers import get_scaler
+
+
+PERSISTENCE = "persistence"  # the baseline every model is scored against: tomorrow = today
 
 
 def skill(model_mae: float, baseline_mae: float) -> float:
@@ -39,7 +40,7 @@ def skill(model_mae: float, baseline_mae: float) -> float:
 
 
 def forecast_metrics(y_true, y_pred, mase_scale: float | None = None) -> dict:
-    """Every registered metric (`keras_seq.metrics`: MAE, RMSE, MAPE and sMAPE in percent, and MASE where
+    """Every registered metric (`keras_seq.evaluation.metrics`: MAE, RMSE, MAPE and sMAPE in percent, and MASE where
     `mase_scale`, the in-sample naive MAE, is given)."""
     return scores(y_true, y_pred, mase_scale)
 
@@ -225,7 +226,7 @@ class Report:
                              f"(their rows end before it or are too few): {', '.join(missing[:10])}"
                              f"{', ...' if len(missing) > 10 else ''}.")
         if self.intervals:
-            from keras_seq.intervals import interval_lines
+            from keras_seq.evaluation.intervals import interval_lines
 
             lines += interval_lines(self.intervals)
         if self.note:
@@ -235,7 +236,7 @@ class Report:
 
 def _undefined(key: str) -> str:
     """Why a figure is missing: its metric's own reason, else a plain 'undefined'."""
-    from keras_seq.metrics import get_metric, metric_names
+    from keras_seq.evaluation.metrics import get_metric, metric_names
 
     return get_metric(key).undefined if key in metric_names() else "undefined"
 
@@ -349,10 +350,10 @@ def evaluate_forecast(model, windows: Windows, split: str = "test", name: str = 
     A quantile model's report scores its median as the point forecast and
     its quantiles against the random-walk interval (`Report.intervals`).
     With `mc_samples`, a point model with dropout is a quantile model: the
-    quantiles of that many forecasts with dropout on (`keras_seq.mc_dropout`).
+    quantiles of that many forecasts with dropout on (`keras_seq.evaluation.mc_dropout`).
     """
-    from keras_seq.intervals import score_quantiles
-    from keras_seq.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
+    from keras_seq.evaluation.intervals import score_quantiles
+    from keras_seq.evaluation.mc_dropout import MC_LEVELS, check_mc, mc_quantiles
     from keras_seq.models.heads import output_levels
 
     if mc_samples:
@@ -439,7 +440,7 @@ def losing_note(report: Report, model=None, supervision: str = "last", distance:
         return ""
     head = f"{report.name} loses to {report.best_baseline} here (skill {report.skill_vs_best:+.3f})"
     scaler, transform = (model.scaler, model.transform) if model is not None else (None, None)
-    if scaler == "zscore" and distance is not None and distance > 3:
+    if scaler is not None and get_scaler(scaler).fixed_on_training and distance is not None and distance > 3:
         return (f"{head}: its z-scores were fixed on the training split and these values lie {distance:.1f} training "
                 "standard deviations from it; refit with `scaler` window, which scales every window by its own "
                 "statistics.")
@@ -462,166 +463,3 @@ def scaling_distance(values, scaling) -> float:
     """How far `values` of the target lie from the training split's: the median |z-score| of the training statistics."""
     values = np.asarray(values, dtype="float64")
     return float(np.median(np.abs(values - scaling.target_mean)) / scaling.target_std) if len(values) else 0.0
-
-
-# === Plots ===
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(plt, fig, path: Path) -> None:
-    """Lay out, write and close `fig`. A name in the data with characters the font lacks is drawn as boxes,
-    without matplotlib's two-line warning for each."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_loss(history: dict, path: Path, title: str = "", loss_name: str = "MSE") -> None:
-    """Training and validation loss (`loss_name`, in normalized units) per epoch, the best epoch marked."""
-    plt = pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("loss", "train"), ("val_loss", "validation")):
-        if key in history:
-            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", markersize=3, label=label)
-    if history.get("val_loss"):
-        best = int(np.argmin(history["val_loss"]))
-        ax.axvline(best + 1, color="grey", linestyle=":", label=f"best validation (epoch {best + 1})")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{loss_name} (normalized units)")
-    ax.set_title(title or "loss")
-    ax.legend()
-    save_figure(plt, fig, path)
-
-
-def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model",
-                  report: Report | None = None, series=None, quantiles: np.ndarray | None = None) -> tuple[str, list[str]]:
-    """Actual values of `split`, the model's forecasts and persistence's, in the target's units.
-
-    With a quantile model's `quantiles` (`(n, horizon, levels)`, the levels
-    of `report.intervals`), a fan chart: each central interval shaded, the
-    actual values drawn on top.
-
-    One forecast per date is drawn: the first step ahead (`next`) or the
-    last step (`sequence`); the legend gives each line's MAE on those
-    points, and the title the range evaluated and the horizon. A panel gets
-    one plot per series of `series` (names; default: the series with the
-    lowest, the median and the highest skill against its own persistence).
-    Returns the title and the first plot's legend labels.
-
-    Raises:
-        KerasSeqError: `series` names a series the windows do not hold.
-    """
-    plt = pyplot()
-    chosen = plotted_series(windows, report, series)
-    column = 0 if windows.target_kind == "next" else -1  # the first horizon step, or a sequence's last step
-    positions = windows.target_positions(split)[:, column]
-    actual = windows.targets(split)[:, column]
-    baseline = persistence_forecast(windows, split)[:, column]
-    panel = len(windows.series_ids) > 1
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 4.5 if len(chosen) == 1 else 3.0 * len(chosen) + 0.6),
-                             squeeze=False)
-    for ax, k in zip(axes[:, 0], chosen):
-        rows = windows.series_splits[k]
-        lo, hi = rows[split]
-        mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
-        dates = windows.dates[positions[mine]]
-        if quantiles is not None:
-            _draw_intervals(ax, dates, quantiles[mine, column], report.intervals["levels"])
-        ax.plot(windows.dates[lo:hi], windows.target_values[lo:hi], color="black", linewidth=1.2, label="actual")
-        ax.plot(dates, baseline[mine], color="grey", linewidth=0.9, linestyle="--",
-                label=f"persistence (MAE {mae(actual[mine], baseline[mine]):.2f})")
-        ax.plot(dates, predictions[mine, column], linewidth=1.0,
-                label=f"{name} forecast (MAE {mae(actual[mine], predictions[mine, column]):.2f})")
-        ax.set_ylabel(windows.series_ids[k] if panel else windows.scaling.target_name)
-        ax.legend(fontsize="small" if panel else None)
-        if panel and report is not None and str(windows.series_ids[k]) in report.per_series:
-            metrics = report.per_series[str(windows.series_ids[k])]
-            ax.set_title(f"{windows.series_ids[k]}: MASE {metrics['mase']:.3f}, skill vs its persistence "
-                         f"{metrics['skill']:+.3f}", fontsize="medium")
-    scope = report.scope if report is not None else f"{split} split"
-    horizon = windows.horizon if windows.target_kind == "next" else 1
-    ahead = "1 step ahead" if horizon == 1 else f"step 1 of a {horizon}-step horizon"
-    title = f"{name}: {scope}, {ahead}"
-    (fig.suptitle if panel else axes[0, 0].set_title)(title)
-    labels = [text.get_text() for text in axes[0, 0].get_legend().get_texts()]
-    fig.autofmt_xdate()
-    save_figure(plt, fig, path)
-    return title, labels
-
-
-def _draw_intervals(ax, dates, quantiles: np.ndarray, levels) -> None:
-    """Shade each central interval of `quantiles` (`(n, levels)`), the widest palest."""
-    from keras_seq.intervals import central_intervals
-
-    for lo, hi, nominal in central_intervals(levels):
-        ax.fill_between(dates, quantiles[:, lo], quantiles[:, hi], color="tab:blue", alpha=0.15 + 0.25 * (1 - nominal),
-                        linewidth=0, label=f"{100 * nominal:g}% interval")
-
-
-def plot_calibration(report: Report, path: Path) -> None:
-    """Nominal against empirical coverage of a quantile model's central intervals, beside the random walk's."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for who, style in (("model", "o-"), ("random walk", "s--")):
-        intervals = report.intervals[who]["intervals"]
-        nominal = [v["nominal"] for v in intervals.values()]
-        ax.plot(nominal, [v["coverage"] for v in intervals.values()], style,
-                label=report.name if who == "model" else who)
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="perfect calibration")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal coverage", ylabel="empirical coverage",
-           title=f"{report.name}: interval coverage\n{report.scope}")
-    ax.title.set_fontsize(10)
-    ax.legend()
-    save_figure(plt, fig, path)
-
-
-def plotted_series(windows: Windows, report: Report | None, series) -> list[int]:
-    """Positions in `windows.series_ids` of the series to plot (see `plot_forecast`)."""
-    names = [str(n) for n in windows.series_ids]
-    if series:
-        wanted = [series] if isinstance(series, str) else list(series)
-        unknown = [n for n in wanted if str(n) not in names]
-        if unknown:
-            listed = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-            raise KerasSeqError(f"`plot_series` {unknown[0]}: no such series in this run ({listed}). "
-                                "Name series of the run, separated by commas.")
-        return [names.index(str(n)) for n in dict.fromkeys(wanted)]
-    if len(names) == 1 or report is None or not report.per_series:
-        return [0]
-    ranked = sorted((m["skill"] if np.isfinite(m["skill"]) else -np.inf, n) for n, m in report.per_series.items())
-    picks = dict.fromkeys([ranked[0][1], ranked[len(ranked) // 2][1], ranked[-1][1]])
-    return [names.index(n) for n in picks]
-
-
-def plot_series_skill(report: Report, path: Path) -> None:
-    """A panel's distribution of per-series skill against each series' own persistence and seasonal naive."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    series = {label: np.array([m[key] for m in report.per_series.values()], dtype="float64")
-              for key, label in (("skill", "vs its persistence"), ("skill_seasonal", "vs its seasonal naive"))}
-    series = {label: values[np.isfinite(values)] for label, values in series.items()}
-    pooled = np.concatenate([*series.values(), [0.0]])
-    edges = np.histogram_bin_edges(pooled, bins=min(30, max(6, len(report.per_series) // 2)))  # shared by both
-    for label, values in series.items():
-        if len(values):
-            ax.hist(values, bins=edges, alpha=0.6,
-                    label=f"{label}: mean {values.mean():+.3f}, median {np.median(values):+.3f}")
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("skill (1 - MAE / baseline MAE); above 0: better than the baseline")
-    ax.set_ylabel("series")
-    ax.set_title(f"{report.name}: skill of {len(report.per_series)} series, {report.scope}")
-    ax.legend(fontsize="small")
-    save_figure(plt, fig, path)

@@ -1,4 +1,4 @@
-"""The `fit` verb: fit a model into a run folder, or resume one (the format is `keras_seq.rundir`'s).
+"""The `fit` verb: fit a model into a run folder, or resume one (the format is `keras_seq.runs.folder`'s).
 
 A run folder `<out>/<arch>-<UTC timestamp>/` holds:
 - `model.keras`: the model (raw values in, raw values out);
@@ -31,8 +31,8 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.spec import ModelSpec
-from keras_seq.rundir import CHECKPOINT_FILE, CONFIG_FILE, check_manifest, read_json, run_name, specs_from_config
-from keras_seq.runs.run import (RunResult, RunSpecs, check_checkpoint, check_only_manifest_files, start_keras,
+from keras_seq.runs.folder import CHECKPOINT_FILE, CONFIG_FILE, check_manifest, read_json, run_name, specs_from_config
+from keras_seq.runs.run import (Run, RunResult, RunSpecs, check_checkpoint, check_only_manifest_files, start_keras,
                                 train_into_folder)
 
 
@@ -73,19 +73,16 @@ def fit_run(
         KerasSeqError: bad data or options; nothing is written.
     """
     backend = use_backend(backend)
-    from keras_seq.training import TrainSpec
+    from keras_seq.training.loop import TrainSpec
 
     specs = RunSpecs(data, windows, model, train or TrainSpec(), backend)
     specs.check()
     frame = data.load()
-    from keras_seq.distributed import Cluster
+    from keras_seq.training.distributed import Cluster
 
     start_keras(specs.train.devices, cluster or Cluster.from_environment())
-    from keras_seq.data.sources import frame_sha256
-
-    started = datetime.datetime.now(datetime.timezone.utc)
-    return train_into_folder(frame, frame_sha256(frame), specs, Path(out) / run_name(model.arch, started), started,
-                             verbose=verbose)
+    run = Run.of(specs, frame)
+    return train_into_folder(run, Path(out) / run_name(model.arch, run.started), verbose=verbose)
 
 
 def resume_run(run_dir: str | Path, *, verbose: str | int = "auto", cluster=None) -> RunResult:
@@ -102,7 +99,7 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto", cluster=None
         KerasSeqError: `run_dir` is not an unfinished run, has no checkpoint,
             or its data changed since it started.
     """
-    from keras_seq.distributed import Cluster
+    from keras_seq.training.distributed import Cluster
     from keras_seq.safety import folder_lock
 
     run_dir = Path(run_dir)
@@ -118,7 +115,7 @@ def resume_run(run_dir: str | Path, *, verbose: str | int = "auto", cluster=None
 def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
     from keras_seq.data.sources import frame_sha256
     from keras_seq.safety import refuse_symlink
-    from keras_seq.training import checkpoint_limit, read_checkpoint
+    from keras_seq.training.loop import checkpoint_limit, read_checkpoint
 
     for name in (CONFIG_FILE, CHECKPOINT_FILE):
         refuse_symlink(run_dir / name)
@@ -157,8 +154,8 @@ def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
     if not killed:
         check_only_manifest_files(run_dir)
     target = run_dir.parent / run_name(model.arch, started) if killed else run_dir
-    result = train_into_folder(frame, digest, RunSpecs(data, windows, model, train, backend), target,
-                               started, verbose=verbose, resume=state, replace=not killed)
+    run = Run(RunSpecs(data, windows, model, train, backend), frame, digest, started)
+    result = train_into_folder(run, target, verbose=verbose, resume=state, replace=not killed)
     if killed and result.path is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result

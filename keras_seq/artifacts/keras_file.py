@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.formats import Loaded, declared_window
+from keras_seq.artifacts import Loaded, declared_window
 
 
 class KerasFile:

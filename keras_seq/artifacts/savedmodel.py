@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.formats import Loaded, declared_window
+from keras_seq.artifacts import Loaded, declared_window
 from keras_seq.safety import check_savedmodel
 
 

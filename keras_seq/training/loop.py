@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq import speed
+from keras_seq.training import speed
 from keras_seq.config.options import spec_of
 from keras_seq.data.windows import Windows
-from keras_seq.distributed import check_devices, current_parallel
+from keras_seq.training.distributed import check_devices, current_parallel
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.safety import write_file_atomically
 
@@ -33,7 +33,7 @@ class TrainSpec:
 
     `steps_per_execution`'s default, 32, was measured by `benchmarks/train_speed.py`; on jax on a CPU one compiled
     loop runs those steps. `devices` above 1 trains with `keras.distribution.DataParallel` (see
-    `keras_seq.distributed`); on a CPU, keras-seq asks XLA for that many host devices before jax is imported.
+    `keras_seq.training.distributed`); on a CPU, keras-seq asks XLA for that many host devices before jax is imported.
     """
 
     def __post_init__(self):
@@ -153,7 +153,7 @@ class _Interrupt:
 
     @contextlib.contextmanager
     def catching(self, trainer):
-        from keras_seq.safety import stop_signals
+        from keras_seq.jobs.stop import stop_signals
 
         def stop():
             if self.shared:
@@ -404,7 +404,7 @@ def compile_trainer(model, spec: TrainSpec):
     window = window_shape(model)
     inputs = keras.Input(shape=window, name="window")
     series = keras.Input(shape=(), dtype="int32", name="series") if reads_series(model) else None
-    prepared, stats = prepare([inputs, series] if prepare.scaler == "series" else inputs)
+    prepared, stats = prepare([inputs, series] if prepare.scaled_by.takes_series else inputs)
     if "series_embedding" in [layer.name for layer in model.layers]:
         prepared = model.get_layer("series_embedding")([prepared, series])
     packed = keras.layers.Concatenate(axis=-1, name="packed")([network(prepared), stats])

@@ -13,8 +13,8 @@ A format is an object with:
   (and, for a model that reads the series, an int32 `(batch,)` series index);
 - `signature_extra(path) -> dict`: format-specific fields of the model card.
 
-`keras_seq.exporting` writes every format and proves each equal to the Keras
-model through its own `load`; `keras_seq.serving` loads whichever format it
+`keras_seq.artifacts.export` writes every format and proves each equal to the Keras
+model through its own `load`; `keras_seq.workflows.predict` loads whichever format it
 is given through the same `load`. A new format is one module calling
 `register_format`. Nothing here imports Keras or TensorFlow.
 """
@@ -25,9 +25,9 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from keras_seq.errors import KerasSeqError
+from keras_seq.plugins import Registry
 
-CARD_FILE = "model_card.json"  # an export folder's description of its artifacts (`keras_seq.exporting`)
+CARD_FILE = "model_card.json"  # an export folder's description of its artifacts (`keras_seq.artifacts.export`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,23 +51,10 @@ def declared_window(dims) -> tuple | None:
     return dims if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
 
 
-_FORMATS: dict = {}
-
-
-def register_format(fmt) -> None:
-    """Register an export format (see the module docstring); a second one of the same name is refused."""
-    if fmt.name in _FORMATS:
-        raise KerasSeqError(f"export format '{fmt.name}' is already registered.")
-    _FORMATS[fmt.name] = fmt
-
-
-def format_names() -> tuple[str, ...]:
-    """Every registered format, in the order `all` exports them."""
-    return tuple(_FORMATS)
-
-
-def get_format(name: str):
-    return _FORMATS[name]
+_FORMATS = Registry("export format", unique=True)  # `all` exports them in registration order
+register_format = _FORMATS.register
+format_names = _FORMATS.names
+get_format = _FORMATS.lookup
 
 
 def detect_format(path: Path):
@@ -87,7 +74,7 @@ def io_signature(model, loaded: Loaded, **extra) -> dict:
 
 
 def _register_builtin() -> None:
-    from keras_seq.formats import keras_file, onnx, savedmodel
+    from keras_seq.artifacts import keras_file, onnx, savedmodel
 
     for module in (savedmodel, onnx, keras_file):
         register_format(module.FORMAT)

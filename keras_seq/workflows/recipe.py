@@ -27,7 +27,7 @@ string if it is not one. Everything is checked before any work starts.
 recipe, every default filled in: running it again repeats the run),
 `run.json` (package versions, backend, each experiment's data sha256),
 `report.md`, and one comparison folder per experiment (see
-`keras_seq.compare`).
+`keras_seq.workflows.compare`).
 """
 
 from __future__ import annotations
@@ -42,15 +42,15 @@ import re
 import tomllib
 from pathlib import Path
 
-from keras_seq.compare import CompareSpec
+from keras_seq.evaluation.comparison import CompareSpec
 from keras_seq.config.options import INT, NAMES, NUMBER, TEXT, get_option, recipe_schema, spec_class, tunable, values_of
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.models.spec import ModelSpec
 from keras_seq.errors import KerasSeqError, has_control_characters
-from keras_seq.rundir import is_folder_name
+from keras_seq.runs.folder import is_folder_name
 
-SHIPPED = Path(__file__).with_name("recipes")
+SHIPPED = Path(__file__).parents[1] / "recipes"  # keras_seq/recipes/
 RECIPE_FILE = "recipe.toml"
 
 
@@ -184,7 +184,7 @@ def _tune_of(raw: dict, where: str, experiments: list) -> dict | None:
     """The `[tune]` table as TuneSpec keyword arguments, checked; a search tunes one experiment."""
     if "tune" not in raw:
         return None
-    from keras_seq.tuning import TuneSpec
+    from keras_seq.config.search import TuneSpec
 
     if len(experiments) != 1:
         raise KerasSeqError(f"{where}: a recipe with [tune] searches around one set of options; it has "
@@ -311,8 +311,8 @@ def parse_tune_table(table: dict, where: str) -> dict:
 
 
 def _tune_param(section: str, key: str, entry, label: str):
-    """A list is a choice; an inline table {low, high, log} a range (a `tuning.Param`)."""
-    from keras_seq.tuning import Param
+    """A list is a choice; an inline table {low, high, log} a range (a `config.search.Param`)."""
+    from keras_seq.config.search import Param
 
     searchable = tunable()[section]
     if key not in searchable:
@@ -390,7 +390,7 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
         evaluate["on"] = tuple(evaluate["on"])
     formats = tuple(sections["export"].get("formats", ()))
     if formats:
-        from keras_seq.exporting import parse_formats
+        from keras_seq.artifacts.export import parse_formats
 
         formats = build("export", lambda: parse_formats(list(formats)))
 
@@ -400,7 +400,7 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
         build(section, spec_class(section), **values, **({"arch": archs[0]} if section == "model" else {}))
         for section, values in (("data", sections["data"]), ("windows", sections["windows"]), ("model", model),
                                 ("train", sections["train"])))
-    from keras_seq.compare import check_comparison
+    from keras_seq.evaluation.comparison import check_comparison
 
     build("model", check_comparison, windows=window_spec, model=model_spec, spec=compare, data=data_spec)
     return Experiment(name, note, data_spec, window_spec, model_spec, train_spec, compare, formats)
@@ -513,7 +513,7 @@ def run_recipe(
         backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`, else jax.
         verbose: "auto", 0, 1 or 2. Keras's progress output per model.
         echo: callable or None. Receives one progress line per step.
-        jobs, scheduler: where the fits run, as in `compare.CompareSpec`;
+        jobs, scheduler: where the fits run, as in `evaluation.comparison.CompareSpec`;
             given, they replace every experiment's `[evaluate]` jobs and
             scheduler.
 
@@ -524,14 +524,14 @@ def run_recipe(
         KerasSeqError: stopped after some fits finished: published with them and interrupted.json.
     """
     from keras_seq.backend import use_backend
-    from keras_seq.fanout import Stopped
+    from keras_seq.jobs.pool import Stopped
 
     echo = echo or (lambda line: None)
     _refuse_search(recipe)
     backend = use_backend(backend)
     fanouts, frames = _prepare(recipe, jobs, scheduler)
-    from keras_seq.safety import STOP, stop_signals
-    from keras_seq.rundir import staged_folder, utc_stamp
+    from keras_seq.jobs.stop import STOP, stop_signals
+    from keras_seq.runs.folder import staged_folder, utc_stamp
 
     started = datetime.datetime.now(datetime.timezone.utc)
     summaries, parts, kept = {}, [f"# {recipe.name}", "", recipe.description, ""], None
@@ -560,8 +560,8 @@ def run_recipe(
 def _write_run_files(folder: Path, recipe: Recipe, parts: list, frames: dict, started, backend: str,
                      summaries: dict) -> str:
     """report.md, the resolved recipe.toml and run.json of a finished recipe run; returns the report."""
-    from keras_seq.rundir import write_json
-    from keras_seq.training import versions
+    from keras_seq.runs.folder import write_json
+    from keras_seq.training.loop import versions
 
     report = "\n".join(parts)
     (folder / "report.md").write_text(report, encoding="utf-8")
@@ -589,8 +589,8 @@ def _prepare(recipe: Recipe, jobs: int, scheduler: str | None) -> tuple[dict, di
 
     `jobs` and `scheduler` (the command line's) replace each experiment's own where given.
     """
-    from keras_seq.compare import check_backtest, check_fanout, date_count
-    from keras_seq.fanout import Fanout
+    from keras_seq.evaluation.comparison import check_backtest, check_fanout, date_count
+    from keras_seq.jobs.pool import Fanout
     from keras_seq.runs.run import start_keras
 
     given = Fanout(jobs, scheduler)
@@ -613,7 +613,7 @@ class _Pools(contextlib.ExitStack):
         self.backend, self.opened = backend, {}
 
     def get(self, fanout):
-        from keras_seq.fanout import open_pool
+        from keras_seq.jobs.pool import open_pool
 
         if fanout not in self.opened:
             self.opened[fanout] = self.enter_context(open_pool(fanout, self.backend))
@@ -622,9 +622,9 @@ class _Pools(contextlib.ExitStack):
 
 def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo, pool):
     """Compare (and export) one experiment into `folder/<name>`; its summary and its part of report.md."""
-    from keras_seq.compare import compare_into
+    from keras_seq.evaluation.comparison import compare_into
     from keras_seq.runs.run import RunSpecs
-    from keras_seq.safety import STOP
+    from keras_seq.jobs.stop import STOP
 
     echo(f"experiment {experiment.name}: {', '.join(experiment.compare.archs)} "
          f"x {experiment.compare.repeats} seed(s)"
@@ -645,7 +645,7 @@ def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame,
 
 def _export_runs(folder: Path, summary: dict, experiment: Experiment, echo) -> list[str]:
     """Export each seed's model (the last fold's, in a backtest) into its run folder's `export/`."""
-    from keras_seq.exporting import export_run
+    from keras_seq.artifacts.export import export_run
 
     if not experiment.export:
         return []

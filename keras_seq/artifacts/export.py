@@ -10,7 +10,7 @@
 - `model_card.json`: what the model reads and returns, its scaling, data,
   test metrics, versions and each artifact's sha256.
 
-Each format is a module of `keras_seq.formats`. Each artifact is loaded back
+Each format is a module of `keras_seq.artifacts`. Each artifact is loaded back
 in its own runtime (`tf.saved_model.load`, `onnxruntime.InferenceSession`,
 Keras), through the format's loader that `predict` uses, and run on the
 run's test windows; the
@@ -36,11 +36,11 @@ import numpy as np
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
-from keras_seq.formats import CARD_FILE, format_names, get_format, io_signature
+from keras_seq.artifacts import CARD_FILE, format_names, get_format, io_signature
 from keras_seq.safety import artifact_sha256, read_text_bounded, write_error
-from keras_seq.rundir import is_folder_name, write_json
+from keras_seq.runs.folder import is_folder_name, write_json
 
-FORMATS = format_names()  # keras_seq.formats: savedmodel, onnx, keras
+FORMATS = format_names()  # keras_seq.artifacts: savedmodel, onnx, keras
 # Everything an export folder may hold (what `overwrite` may replace).
 EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS))
 DEFAULT_TOLERANCE = 1e-5
@@ -72,17 +72,13 @@ class ExportResult:
 def run_test_windows(config: dict, run_dir: Path):
     """The raw test windows of a run, `(n, window, features)` float32 (of a model that reads the series, the pair
     of those and their int32 series indices)."""
-    from keras_seq.data.windows import make_windows, with_series_index
-    from keras_seq.rundir import scaling_from_config, series_vocabulary_of, specs_from_config
+    from keras_seq.runs.folder import scaling_from_config, series_vocabulary_of, specs_from_config
+    from keras_seq.runs.run import scored_windows
 
     data, spec = specs_from_config(config, run_dir, ("data", "windows"))
-    windows = make_windows(
-        data.load(quote=False), target=data.target, features=data.feature_columns, batch_size=4096, shuffle=False,
-        series_column=data.panel_column, future_features=data.future_features,
-        scaling=scaling_from_config(config, run_dir), **(dataclasses.asdict(spec) | {"supervision": "last"}),
-    )
-    vocabulary = series_vocabulary_of(config, run_dir / "config.json")
-    return with_series_index(windows, vocabulary, data.series_name).model_inputs("test")
+    raw = scored_windows(data.load(quote=False), data, spec, scaling_from_config(config, run_dir),
+                         series_vocabulary_of(config, run_dir / "config.json"), batch_size=4096)
+    return raw.model_inputs("test")
 
 
 def export_run(
@@ -116,8 +112,9 @@ def export_run(
         KerasSeqError: bad arguments, an existing export without
             `overwrite`, or an artifact that fails parity (nothing is written).
     """
-    from keras_seq.rundir import check_run_folder
-    from keras_seq.safety import folder_lock, stop_signals
+    from keras_seq.runs.folder import check_run_folder
+    from keras_seq.safety import folder_lock
+    from keras_seq.jobs.stop import stop_signals
 
     run_dir = check_run_folder(run_dir)
     formats = parse_formats(formats)
@@ -176,8 +173,8 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
 
 
 def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str | None, version: int, tolerance: float):
-    from keras_seq.rundir import MODEL_FILE, read_run_config, scaling_from_config
-    from keras_seq.safety import STOP
+    from keras_seq.runs.folder import MODEL_FILE, read_run_config, scaling_from_config
+    from keras_seq.jobs.stop import STOP
 
     config = read_run_config(run_dir)
     name = name or config["model"].get("arch")
@@ -190,7 +187,7 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
         raise KerasSeqError(f"exporting needs the tensorflow backend in a fresh process: {exc}") from None
     import_keras()
     from keras_seq.models.builders import load_model
-    from keras_seq.rundir import staged_folder
+    from keras_seq.runs.folder import staged_folder
 
     model = load_model(run_dir / MODEL_FILE)
     windows = parity_inputs(run_test_windows(config, run_dir))
@@ -302,7 +299,7 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
 def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> dict:
     import importlib.metadata
 
-    from keras_seq.rundir import model_io
+    from keras_seq.runs.folder import model_io
 
     io = model_io(config)
     vocabulary = io.pop("series_vocabulary")
@@ -314,7 +311,7 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
             versions[f"export_{package}"] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
-    from keras_seq.data.sources import calendar_description
+    from keras_seq.data.calendar import calendar_description
 
     calendar = calendar_description(io["data"].get("calendar"))
     future = {f"{name}+{step}": f"{name} {step} step(s) after the row's date (known in advance)"

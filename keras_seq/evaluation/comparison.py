@@ -1,4 +1,5 @@
-"""Compare archs on identical data, splits, seeds and budget, on held-out data.
+"""A comparison of archs on identical data, splits, seeds and budget, on held-out data (`keras-seq compare`
+and a recipe's experiments run it).
 
 This is the tutorial's four-model experiment done honestly: every model gets
 its own optimizer, the same windows, the same seeds and the same number of
@@ -28,16 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from keras_seq.config.options import values_of
-from keras_seq.backend import use_backend
-from keras_seq.data.sources import DataSpec, frame_sha256
+from keras_seq.data.sources import frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError, RunInterrupted, has_control_characters
-from keras_seq.metrics import metric_names, metrics
-from keras_seq.models.registry import check_arch_list, get_arch
+from keras_seq.evaluation.metrics import metric_names, metrics
+from keras_seq.evaluation.report import PERSISTENCE
+from keras_seq.present.plots import plot_comparison
+from keras_seq.present.tables import comparison_markdown
+from keras_seq.models.registry import check_arch_list
 from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_model_for_windows
-
-PERSISTENCE = "persistence"
-
 
 @dataclasses.dataclass(frozen=True)
 class CompareSpec:
@@ -87,8 +87,8 @@ class CompareSpec:
 
     @property
     def fanout(self):
-        """Where the fits run: a `fanout.Fanout` of `jobs` and `scheduler`."""
-        from keras_seq.fanout import Fanout
+        """Where the fits run: a `jobs.pool.Fanout` of `jobs` and `scheduler`."""
+        from keras_seq.jobs.pool import Fanout
 
         return Fanout(self.jobs, self.scheduler)
 
@@ -97,149 +97,11 @@ class CompareSpec:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("jobs", "scheduler")}
 
 
-@dataclasses.dataclass
-class Comparison:
-    """A finished comparison: where it was written, its summary and its table."""
-
-    path: Path
-    summary: dict  # as in comparison.json
-    markdown: str
-
-
-def compare_models(
-    data: DataSpec = DataSpec(),
-    windows: WindowSpec = WindowSpec(),
-    model: ModelSpec = ModelSpec(),
-    train=None,
-    spec: CompareSpec = CompareSpec(),
-    *,
-    out: str | Path = "saved_models",
-    backend: str | None = None,
-    verbose: str | int = 0,
-) -> Comparison:
-    """Train and score every arch of `spec`; write a `compare-<UTC>` folder under `out`.
-
-    Args:
-        data, windows, train: as for `fitting.fit_run`; shared by every arch.
-        model: ModelSpec. Size options shared by every arch (its `arch` is
-            replaced by each of `spec.archs`).
-        spec: CompareSpec. Archs, repeats, backtest folds, scored splits.
-        out: path. Folder that receives the comparison folder.
-        backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`,
-            else jax.
-        verbose: "auto", 0, 1 or 2. Keras's progress output per model (one
-            line per finished fit where they run on workers).
-
-    Returns:
-        A `Comparison`.
-
-    Raises:
-        KerasSeqError: bad data or options; nothing is written.
-        fanout.Stopped: a signal or a fit's error stopped it after some fits
-            finished: they are published with `interrupted.json`, and
-            `resume_comparison` finishes the comparison.
-    """
-    backend = use_backend(backend)
-    check_comparison(windows, model, spec, data)
-    frame = data.load()
-    check_backtest(date_count(frame), windows, spec.backtest)
-    from keras_seq.fanout import Stopped, open_pool
-    from keras_seq.runs.run import RunSpecs, start_keras
-    from keras_seq.training import TrainSpec
-
-    train = train or TrainSpec()
-    check_fanout(spec.fanout, train)
-    start_keras(train.devices)
-    from keras_seq.safety import stop_signals
-    from keras_seq.rundir import staged_folder, utc_stamp
-
-    specs = RunSpecs(data, windows, model, train, backend)
-    kept = None
-    with stop_signals(), open_pool(spec.fanout, backend) as pool, staged_folder(out, f"compare-{utc_stamp()}") as stage:
-        try:
-            summary, markdown = compare_into(stage.path, frame, specs, spec, verbose=verbose, pool=pool)
-        except Stopped as exc:
-            if not exc.outcomes:
-                raise  # nothing finished: nothing is published
-            kept = exc  # the fits that finished are published, with interrupted.json
-    if kept is not None:
-        raise kept.kept_in(stage.final)
-    return Comparison(stage.final, summary, markdown)
-
-
 def check_fanout(fanout, train) -> None:
     """Refuse a fan-out of data-parallel fits (each worker would claim every device)."""
     if not fanout.serial and train.devices != 1:
         raise KerasSeqError("`jobs` and `scheduler` run many one-device fits side by side: leave `devices` at 1 with "
                             "them (or drop `jobs` to train one data-parallel model at a time).")
-
-
-def resume_comparison(folder: str | Path, *, jobs: int = 1, scheduler: str | None = None,
-                      verbose: str | int = 0) -> Comparison:
-    """Finish a comparison that a signal or a fit's error stopped, in its folder, with its own options.
-
-    The fits it kept (listed in `interrupted.json`) are not trained again;
-    the rest are, with the same seeds, so the report is the one an
-    uninterrupted run writes. `jobs` and `scheduler` are as in
-    `CompareSpec`: where the remaining fits run.
-
-    Raises:
-        KerasSeqError: `folder` is not an interrupted comparison, it was
-            changed, or its data changed since it started.
-    """
-    from keras_seq.fanout import Fanout, Stopped, open_pool
-    from keras_seq.safety import folder_lock, refuse_symlink, stop_signals
-
-    folder, fanout = Path(folder), Fanout(jobs, scheduler)
-    refuse_symlink(folder)
-    if not (folder / INTERRUPTED_FILE).is_file():
-        raise KerasSeqError(f"{folder} is not an interrupted comparison: it has no {INTERRUPTED_FILE}. Give a folder "
-                            "that a stopped `keras-seq compare` kept.")
-    with folder_lock(folder, f"compare --resume {folder}"):
-        frame, specs, spec, finished = _kept_comparison(folder, fanout)
-        with stop_signals(), open_pool(fanout, specs.backend) as pool:
-            try:
-                summary, markdown = compare_into(folder, frame, specs, spec, verbose=verbose, pool=pool,
-                                                 finished=finished)
-            except Stopped as exc:
-                raise exc.kept_in(folder) from None
-    return Comparison(folder, summary, markdown)
-
-
-def _kept_comparison(folder: Path, fanout):
-    """The loaded rows, options and kept fits of an interrupted comparison, each checked against its record."""
-    from keras_seq.runs.run import RunSpecs, start_keras
-    from keras_seq.rundir import read_json, specs_from_config
-    from keras_seq.safety import refuse_symlink
-
-    for name in (INTERRUPTED_FILE, *WRITTEN_ON_RESUME):  # nothing read or written through a link the folder holds
-        refuse_symlink(folder / name)
-    record = read_json(folder / INTERRUPTED_FILE)
-    settings = record.get("settings") if isinstance(record, dict) else None
-    where = folder / INTERRUPTED_FILE
-    try:
-        spec = CompareSpec(**{**settings["compare"], "archs": tuple(settings["compare"]["archs"]),
-                              "on": tuple(settings["compare"]["on"])})
-        config = {**settings, "model": {**settings["model"], "arch": spec.archs[0]}}
-        backend = use_backend(settings["backend"])
-    except (KeyError, TypeError, AttributeError):
-        raise KerasSeqError(f"{where} is not a keras-seq comparison record. Start the comparison again.") from None
-    data, windows, model, train = specs_from_config(config, None)
-    check_fanout(fanout, train)
-    frame = data.load()
-    digest = frame_sha256(frame)
-    if digest != settings["data"].get("sha256"):
-        raise KerasSeqError(f"the data of {folder} changed since the comparison started (sha256 {digest[:12]}, "
-                            f"recorded {str(settings['data'].get('sha256'))[:12]}). Start the comparison again.")
-    start_keras(train.devices)
-    specs = RunSpecs(data, windows, model, train, backend)
-    seeds = [train.seed + k for k in range(spec.repeats)]
-    folds = backtest_folds(date_count(frame), windows, spec.backtest) if spec.backtest else [None]
-    if json.loads(json.dumps(_settings(frame, specs, spec, digest, seeds, folds), default=str)) != settings:
-        raise KerasSeqError(f"{where} records settings this keras-seq would not write. The folder may have been "
-                            "changed; start the comparison again.")
-    return frame, specs, spec, kept_fits(folder, record, fit_tasks(specs, spec, seeds, folds, digest, 0),
-                                         outcome_limit(frame, windows))
 
 
 def check_comparison(windows: WindowSpec, model: ModelSpec, spec: CompareSpec, data=None) -> None:
@@ -302,7 +164,7 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
     `specs` (a `runs.run.RunSpecs`) holds the options every model shares; its
     arch and seed are replaced by each of `spec.archs` and seeds. Keras must
     already be imported with `specs.backend`. `pool` (from
-    `fanout.open_pool`) runs the fits on workers; None runs them here, one
+    `jobs.pool.open_pool`) runs the fits on workers; None runs them here, one
     after another. `finished` maps the names of fits an interrupted
     comparison kept to their `FitOutcome`s: they are not trained again.
 
@@ -310,16 +172,16 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
         `(summary, markdown)`: the contents of comparison.json and comparison.md.
 
     Raises:
-        fanout.Stopped: a signal or a fit's error ended it early. Every fit
+        jobs.pool.Stopped: a signal or a fit's error ended it early. Every fit
             that finished has its run folder, and `interrupted.json` lists them.
     """
-    from keras_seq.fanout import Stopped, run_tasks
-    from keras_seq.rundir import write_json
+    from keras_seq.jobs.pool import Stopped, run_tasks
+    from keras_seq.runs.folder import write_json
 
     seeds = [specs.train.seed + k for k in range(spec.repeats)]
     folds = backtest_folds(date_count(frame), specs.windows, spec.backtest) if spec.backtest else [None]
     digest = frame_sha256(frame)  # the frame hashed once
-    settings = _settings(frame, specs, spec, digest, seeds, folds)
+    settings = comparison_settings(frame, specs, spec, digest, seeds, folds)
     tasks = fit_tasks(specs, spec, seeds, folds, digest, verbose if pool is None else 0)
     finished = dict(finished or {})
     todo = [task for task in tasks if task.name not in finished]
@@ -335,7 +197,7 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
     try:
         run_tasks(fit_one if pool is None else fit_one_as_bytes, frame, todo, pool, done,
                   decode=lambda data, task: decode_outcome(data, task, limit))
-        from keras_seq.safety import STOP
+        from keras_seq.jobs.stop import STOP
 
         STOP.check("the comparison")  # a signal after the last fit: the report is left for --resume
     except KerasSeqError as exc:
@@ -348,7 +210,7 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
 
 def _report(folder: Path, outcomes: list, tasks: list, spec: CompareSpec, settings: dict, title) -> tuple[dict, str]:
     """A finished comparison's report files from its fits' outcomes; what a stopped run kept for them is removed."""
-    from keras_seq.rundir import write_json
+    from keras_seq.runs.folder import write_json
 
     runs, shown = _collect(outcomes, tasks, spec)
     scored = ("backtest",) if spec.backtest else spec.on
@@ -419,22 +281,22 @@ def fit_tasks(specs, spec: CompareSpec, seeds: list, folds: list, digest: str, v
 
 def fit_one(frame, task: FitTask) -> FitOutcome:
     """Train and score one model of a comparison, here or on a worker; its run folder comes back as bytes."""
-    from keras_seq.fanout import in_worker
+    from keras_seq.jobs.pool import in_worker
 
     with in_worker(task.specs.backend):
         import keras
 
-        from keras_seq.evaluation import persistence_forecast
-        from keras_seq.runs.run import train_and_evaluate
-        from keras_seq.safety import STOP
+        from keras_seq.evaluation.report import persistence_forecast
+        from keras_seq.runs.run import Run, train_and_evaluate
+        from keras_seq.jobs.stop import STOP
 
         fold_frame, fold_windows = fold_data(frame, task.specs.windows, task.fold)
         if task.verbose != 0:  # Keras's epoch lines follow: say whose they are
             print(task.label, flush=True)
         keras.backend.clear_session()
         STOP.check("the comparison")
-        fitted = train_and_evaluate(fold_frame, dataclasses.replace(task.specs, windows=fold_windows),
-                                    splits=task.splits, verbose=task.verbose, data_sha256=task.digest)
+        run = Run.of(dataclasses.replace(task.specs, windows=fold_windows), fold_frame, task.digest)
+        fitted = train_and_evaluate(run, splits=task.splits, verbose=task.verbose)
         STOP.check("the comparison")  # a signal during training stopped it after a batch
         pooled = shown = None
         if task.fold is not None:
@@ -473,7 +335,7 @@ def _run_files(fitted) -> dict:
 
 def write_fit_folder(folder: Path, outcome: FitOutcome) -> None:
     """Write a fit's run folder under `folder/runs/` from its bytes: staged, then renamed into place."""
-    from keras_seq.rundir import is_folder_name, staged_folder
+    from keras_seq.runs.folder import is_folder_name, staged_folder
     from keras_seq.safety import refuse_symlink
 
     runs = folder / "runs"
@@ -647,7 +509,7 @@ def interrupted_record(folder: Path, settings: dict, tasks: list, finished: dict
 
 def kept_fits(folder: Path, record: dict, tasks: list, limit: int) -> dict:
     """The `FitOutcome`s an interrupted comparison kept, read back (only names among `tasks`, each checked)."""
-    from keras_seq.rundir import check_manifest
+    from keras_seq.runs.folder import check_manifest
     from keras_seq.safety import read_npz, refuse_symlink
 
     by_name = {task.name: task for task in tasks}
@@ -747,7 +609,7 @@ def _collect(outcomes: list, tasks: list, spec: CompareSpec) -> tuple[list, dict
     return runs, shown
 
 
-def _settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: list) -> dict:
+def comparison_settings(frame, specs, spec: CompareSpec, digest: str, seeds: list, folds: list) -> dict:
     """What every model of a comparison shared: comparison.json's `settings`."""
     return {
         "data": specs.data_record(frame, digest),
@@ -799,7 +661,7 @@ def _run_record(fitted, arch: str, seed: int, fold: int | None, run: str) -> dic
 
 def record_pooled(runs: list, arch: str, seed: int, pooled: dict) -> None:
     """Attach the metrics pooled over every fold to the fold records of one arch and seed."""
-    from keras_seq.evaluation import forecast_metrics, skill
+    from keras_seq.evaluation.report import forecast_metrics, skill
 
     actual = np.concatenate(pooled["actual"])
     model = forecast_metrics(actual, np.concatenate(pooled["model"]))
@@ -908,188 +770,3 @@ def summarize(runs: list, spec: CompareSpec, scored: tuple[str, ...]) -> dict:
 # === Report ===
 
 
-def _figure(stats: dict, digits: int, repeats: int) -> str:
-    if repeats > 1:
-        return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
-    return f"{stats['mean']:.{digits}f}"
-
-
-def _deep_sizes(model: dict, archs) -> str:
-    """The deep-transition and deep-output sizes, where an arch's backbone reads them (the arch registry says)."""
-    read = {option for arch in archs for option in get_arch(arch).options}
-    if "transition_layers" not in read:
-        return ""
-    return (f", deep transition {model['transition_layers']} layers"
-            + (f", deep output {model['output_layers']} layers" if "output_layers" in read else ""))
-
-
-def comparison_markdown(summary: dict, title: str | None = None) -> str:
-    """`comparison.md`: settings, one table per scored split, folds, and the leak note."""
-    settings = summary["settings"]
-    data, win, train, compare = settings["data"], settings["windows"], settings["train"], settings["compare"]
-    repeats, archs, seeds = compare["repeats"], summary["archs"], settings["seeds"]
-    lines = [
-        f"# {title or 'Comparison: ' + ', '.join(archs)}",
-        "",
-        f"- data: `{data['source']}`, target {data['target']}, inputs {', '.join(data['features'] or [data['target']])}, "
-        f"{data['first_date']}..{data['last_date']} ({data['rows']} rows, sha256 `{data['sha256'][:12]}`)",
-        f"- windows: {win['window']} steps, target kind `{win['target_kind']}`, horizon {win['horizon']}, "
-        f"splits {'/'.join(f'{100 * s:g}' for s in win['splits'])} in time order",
-        f"- model: {settings['model']['units']} units, {settings['model']['layers']} layers, "
-        f"dropout {settings['model']['dropout']:g}{_deep_sizes(settings['model'], archs)}"
-        + f"; each arch with its own Adam (lr {train['lr']:g}), "
-        f"batch {train['batch_size']}, {train['epochs']} epoch{'s' if train['epochs'] != 1 else ''}"
-        + (f", early stopping after {train['patience']}" if train["patience"] else "")
-        + ", best validation weights restored",
-        f"- seeds: {', '.join(map(str, seeds))}" + (" (figures are mean ± std over seeds)" if repeats > 1 else "")
-        + f"; backend {settings['backend']}",
-        "",
-    ]
-    for split, info in summary["splits"].items():
-        scope = info["split"] if split == "backtest" else f"{split} split"
-        lines += [
-            f"## {scope}: {info['first_date']}..{info['last_date']}, {info['windows']} windows, errors in "
-            f"{data['target']}'s units",
-            "",
-            "| arch | parameters | train s | epochs | best val loss | "
-            + " | ".join(m.label for m in metrics()) + " | skill |",
-            "|---|---:|---:|---:|---:|" + "---:|" * (len(metrics()) + 1),
-        ]
-        missing = {"mean": float("nan"), "std": 0.0}
-        for arch, entry in archs.items():
-            m = entry["splits"][split]
-            lines.append(
-                f"| {arch} | {entry['parameters']:,} | {_figure(entry['train_seconds'], 1, repeats)} | "
-                f"{_figure(entry['epochs_run'], 0 if not compare['backtest'] else 1, 1)} | "
-                f"{_figure(entry['best_val_loss'], 4, repeats)} | "
-                + " | ".join(_figure(m.get(metric.name, missing), metric.digits, repeats) for metric in metrics())
-                + f" | {m['skill']['mean']:+.3f}" + (f" ± {m['skill']['std']:.3f}" if repeats > 1 else "") + " |"
-            )
-        lines += [*_baseline_rows(info), "", f"best baseline: {info.get('best_baseline', PERSISTENCE)}", "",
-                  *_crps_ranking(archs, split, repeats)]
-    lines.append(SKILL_NOTE)
-    if compare["backtest"]:
-        lines += ["", "## test MAE per walk-forward fold", "",
-                  "| fold | test dates | windows | persistence | " + " | ".join(archs) + " |",
-                  "|---|---|---:|---:|" + "---:|" * len(archs)]
-        for fold, info in summary["folds"].items():
-            cells = [_figure(archs[a]["folds"][fold], 2, repeats) for a in archs]
-            lines.append(f"| {fold} | {info['first_date']}..{info['last_date']} | {info['windows']} | "
-                         f"{info['persistence_mae']:.2f} | " + " | ".join(cells) + " |")
-    leak = leak_note(summary)
-    if leak:
-        lines += ["", leak]
-    return "\n".join(lines) + "\n"
-
-
-def _crps_ranking(archs: dict, split: str, repeats: int) -> list[str]:
-    """comparison.md's ranking of quantile models by CRPS on one split (nothing unless every arch has one)."""
-    scored = {arch: entry["splits"][split] for arch, entry in archs.items() if "crps" in entry["splits"][split]}
-    if not scored or len(scored) != len(archs):
-        return []
-    names = list(next(iter(scored.values()))["coverage"])
-    lines = ["Ranked by CRPS (from the quantile levels; lower is better; skill against the random-walk interval):", "",
-             "| rank | arch | CRPS | CRPS skill | " + " | ".join(f"{n} coverage" for n in names) + " |",
-             "|---:|---|---:|---:|" + "---:|" * len(names)]
-    for rank, (arch, m) in enumerate(sorted(scored.items(), key=lambda item: item[1]["crps"]["mean"]), start=1):
-        cover = " | ".join(f"{100 * m['coverage'][n]['mean']:.1f}%" for n in names)
-        lines.append(f"| {rank} | {arch} | {_figure(m['crps'], 2, repeats)} | {_figure(m['crps_skill'], 3, repeats)} | "
-                     f"{cover} |")
-    return lines + [""]
-
-
-SKILL_NOTE = ("skill = 1 - MAE / MAE of persistence (tomorrow = today); above 0 beats persistence. MASE: MAE over the "
-              "training split's in-sample seasonal naive MAE.")
-
-
-def _baseline_rows(info: dict) -> list[str]:
-    """comparison.md's rows of the baselines on one scored split (persistence alone for pooled backtests)."""
-    rows = []
-    for name, b in info.get("baselines", {PERSISTENCE: info[PERSISTENCE]}).items():
-        mape, mase = b.get("mape"), b.get("mase")
-        rows.append(f"| {name} | 0 | | | | {b['mae']:.2f} | {b['rmse']:.2f} | {'' if mape is None else format(mape, '.3f')} | "
-                    f"{'' if mase is None else format(mase, '.3f')} | {1 - b['mae'] / info[PERSISTENCE]['mae']:+.3f} |")
-    return rows
-
-
-def leak_note(summary: dict) -> str | None:
-    """A paragraph on BRNN's future leak, when it was allowed in this comparison."""
-    settings = summary["settings"]
-    archs = summary["archs"]
-    if not ("brnn" in archs and settings["windows"]["target_kind"] == "sequence"
-            and settings["model"]["allow_future_leak"]):
-        return None
-    causal = [a for a in archs if a != "brnn"]
-    lines = ["## Future leak", "",
-             "brnn is trained with target kind `sequence` and the leak allowed: at step t its backward "
-             "direction has already read x[t+1], the value it must predict."]
-    for split in summary["splits"]:
-        brnn = archs["brnn"]["splits"][split]["mae"]["mean"]
-        if causal:
-            best = min(causal, key=lambda a: archs[a]["splits"][split]["mae"]["mean"])
-            other = archs[best]["splits"][split]["mae"]["mean"]
-            if brnn < other:
-                lines.append(f"On the {split} split its MAE is {brnn:.2f}, {other / brnn:.1f}x lower than the best "
-                             f"causal arch ({best}, {other:.2f}) on the same windows. That gap is leakage, not skill.")
-            else:
-                lines.append(f"On the {split} split its MAE is {brnn:.2f}, not below the best causal arch "
-                             f"({best}, {other:.2f}): with this training budget the leak did not pay off.")
-    return "\n".join(lines)
-
-
-def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> None:
-    """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png`."""
-    from keras_seq.evaluation import pyplot, save_figure
-    from keras_seq.models.spec import loss_name
-
-    plt = pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    backtest = summary["settings"]["compare"]["backtest"]
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, (arch, item) in enumerate(shown.items()):
-        color = colors[i % len(colors)]
-        history = item["history"]
-        ax.plot(range(1, len(history["val_loss"]) + 1), history["val_loss"], color=color, label=f"{arch} validation")
-        ax.plot(range(1, len(history["loss"]) + 1), history["loss"], color=color, linestyle="--", alpha=0.6,
-                label=f"{arch} train")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    losses = [v for item in shown.values() for key in ("loss", "val_loss") for v in item["history"].get(key, ())]
-    if losses and min(losses) > 0:  # a log-likelihood can be negative
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{loss_name(summary['settings']['model'])} (normalized units)")
-    ax.set_title("loss per epoch" + (" (last backtest fold)" if backtest else "") + ", first seed")
-    ax.legend(fontsize=8, ncol=2)
-    save_figure(plt, fig, folder / "compare_loss.png")
-
-    first = next(iter(shown.values()))
-    dates = first["drawn"][0]
-    actual_dates, actual_values = first["actual"]
-    fig, ax = plt.subplots(figsize=(11, 5))
-    if len(dates):
-        inside = (actual_dates >= dates.min()) & (actual_dates <= dates.max())
-        ax.plot(actual_dates[inside], actual_values[inside], color="black", linewidth=1.4, label="actual")
-    for i, (arch, item) in enumerate(shown.items()):
-        ax.plot(*item["drawn"], linewidth=0.9, color=colors[i % len(colors)], label=arch)
-    ax.set_ylabel(first["ylabel"])
-    scope = f"{backtest} walk-forward folds" if backtest else f"{first['split']} split"
-    ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
-    ax.legend(fontsize=8)
-    fig.autofmt_xdate()
-    save_figure(plt, fig, folder / "compare_forecast.png")
-
-    archs = summary["archs"]
-    means = [archs[a]["splits"][split]["mae"]["mean"] for a in archs]
-    stds = [archs[a]["splits"][split]["mae"]["std"] for a in archs]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(list(archs), means, yerr=stds if summary["settings"]["compare"]["repeats"] > 1 else None, capsize=4,
-           color=[colors[i % len(colors)] for i in range(len(archs))])
-    baseline = summary["splits"][split][PERSISTENCE]["mae"]
-    ax.axhline(baseline, color="black", linestyle="--", label=f"persistence {baseline:.2f}")
-    ax.set_ylabel(f"MAE ({summary['settings']['data']['target']}'s units)")
-    ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
-    ax.legend()
-    save_figure(plt, fig, folder / "compare_mae.png")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import DataWarning, KerasSeqError
-from keras_seq.runs.run import RunResult, calibration_summary
-from keras_seq.rundir import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, series_vocabulary_of,
+from keras_seq.models.scalers import get_scaler
+from keras_seq.runs.run import RunResult, calibration_summary, scored_windows
+from keras_seq.runs.folder import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, series_vocabulary_of,
                               specs_from_config, staged_folder, utc_stamp, write_json)
 
 
@@ -46,7 +47,7 @@ def evaluate_run(
             median and the highest skill against their own persistence.
         mc_samples: int. With 2 or more, a point model trained with dropout
             is scored as a quantile forecast: the quantiles of that many
-            forecasts with dropout on (`keras_seq.mc_dropout`). Defaults to
+            forecasts with dropout on (`keras_seq.evaluation.mc_dropout`). Defaults to
             `0` (off).
 
     Returns:
@@ -78,19 +79,12 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     frame = data.load(quote=source is not None)  # a path read from config.json is never quoted from
 
     import_keras()
-    from keras_seq.data.windows import make_windows, with_series_index
-    from keras_seq.evaluation import (plotted_series, evaluate_forecast, losing_note, plot_calibration, plot_forecast,
-                                      plot_series_skill, scaling_distance)
+    from keras_seq.evaluation.report import evaluate_forecast, losing_note, scaling_distance
+    from keras_seq.present.plots import plot_calibration, plot_forecast, plot_series_skill, plotted_series
     from keras_seq.models.builders import load_model
 
-    options = dataclasses.asdict(windows) | {"supervision": "last"}  # evaluated at the last step, however trained
-    if new_data:
-        options.update(splits=(0.0, 0.0, 1.0), split_dates=None)
-    raw = make_windows(
-        frame, target=data.target, features=data.feature_columns, batch_size=256, shuffle=False, scaling=scaling,
-        series_column=data.panel_column, future_features=data.future_features, **options
-    )
-    raw = with_series_index(raw, series_vocabulary_of(config, run_dir / "config.json"), data.series_name)
+    raw = scored_windows(frame, data, windows, scaling, series_vocabulary_of(config, run_dir / "config.json"),
+                         every_row=new_data)
     plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
     model = load_model(run_dir / MODEL_FILE)
     arch = model_spec.arch
@@ -101,7 +95,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     if new_data:
         report.split = "the given data"
     distance = scaling_distance(raw.targets("test").ravel(), scaling)
-    if model_spec.scaler == "zscore" and distance > 3:
+    if get_scaler(model_spec.scaler).fixed_on_training and distance > 3:
         warnings.warn(
             f"the evaluated {data.target} lies {distance:.1f} training standard deviations from the training split's "
             f"mean ({scaling.target_mean:.6g} ± {scaling.target_std:.6g}), and this model's z-scores were fixed there: "

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_seq.errors import KerasSeqError
-from keras_seq.formats import Loaded, declared_window
+from keras_seq.artifacts import Loaded, declared_window
 from keras_seq.safety import check_onnx
 
 

@@ -75,7 +75,7 @@ class Stopped(KerasSeqError):
 
     def kept_in(self, folder) -> KerasSeqError:
         """The one-line error once the finished fits are kept in `folder`: how to finish the job."""
-        from keras_seq.safety import STOP
+        from keras_seq.jobs.stop import STOP
 
         reason = (f"{signal.Signals(STOP.signal).name} received: the comparison stopped" if self.interrupted
                   and STOP.signal is not None else str(self).rstrip("."))
@@ -120,7 +120,7 @@ def run_tasks(fn, shared, tasks: list, pool, done=None, decode=None) -> list:
 
 
 def _run_here(fn, shared, tasks, keep) -> None:
-    from keras_seq.safety import STOP
+    from keras_seq.jobs.stop import STOP
 
     for index, task in enumerate(tasks):
         STOP.check("the fits")  # a signal between fits (one during a fit stops it, and it raises)
@@ -151,7 +151,7 @@ class Pool:
 
     def run(self, fn, shared, tasks: list, keep, decode) -> None:
         """Submit every task, keep each decoded outcome as it arrives, stop on a signal or the first failure."""
-        from keras_seq.safety import STOP
+        from keras_seq.jobs.stop import STOP
 
         shared = self.scatter(shared)
         pending = {self.submit(fn, shared, task): index for index, task in enumerate(tasks)}

@@ -77,7 +77,7 @@ def calibrate(model, windows, split: str = "validation") -> dict:
     if windows.count(split) == 0:
         raise KerasSeqError(f"conformal calibration needs windows in the {split} split, and it has none. Give "
                             "`splits` a validation fraction above 0.")
-    from keras_seq.evaluation import predict_split
+    from keras_seq.evaluation.report import predict_split
 
     horizon, n_coverages = (int(d) for d in layer.offsets.shape)
     bounds = []

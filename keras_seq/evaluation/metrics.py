@@ -24,7 +24,7 @@ import dataclasses
 import math
 from typing import Callable
 
-from keras_seq.errors import KerasSeqError
+from keras_seq.plugins import Registry
 
 
 def _arrays(y_true, y_pred):
@@ -129,32 +129,15 @@ class Metric:
         return f"{value:>{self.width}.{self.digits}f}"
 
 
-_METRICS: dict = {}
-
-
-def register_metric(metric: Metric) -> None:
-    """Make a metric part of every report, table and comparison, and (with `objective`) a tune objective."""
-    _METRICS[metric.name] = metric
+_METRICS = Registry("metric")
+register_metric = _METRICS.register  # a metric joins every report, table and comparison (and tune's objectives)
+metric_names = _METRICS.names
+get_metric = _METRICS.lookup
 
 
 def metrics() -> tuple[Metric, ...]:
     """The registered metrics, in registration order (the tables' column order)."""
     return tuple(_METRICS.values())
-
-
-def metric_names() -> tuple[str, ...]:
-    return tuple(_METRICS)
-
-
-def get_metric(name: str) -> Metric:
-    """The registered metric `name`.
-
-    Raises:
-        KerasSeqError: no metric has that name.
-    """
-    if name not in _METRICS:
-        raise KerasSeqError(f"unknown metric {str(name)[:40]!r}. Expected one of: {', '.join(_METRICS)}.")
-    return _METRICS[name]
 
 
 def objective_names() -> tuple[str, ...]:

@@ -1,0 +1,1 @@
+"""What people read: figures (plots) and tables (tables), drawn from reports and summaries."""
