@@ -75,7 +75,8 @@ def _stops_on_signals(command):
 
 def _ends_at_once(command):
     """For a command that writes nothing but one file at its end (predict): SIGINT or SIGTERM ends the process at
-    once with one line and exit 130, its temporary file removed, and it ends with one line and exit 1 past
+    once with one line and exit 130, its temporary file removed (once the forecast's file is in place, the
+    command is done: a signal then ends it with exit 0), and it ends with one line and exit 1 past
     `$KERAS_SEQ_PREDICT_SECONDS` (default 600): the same answer wherever the signal or the time limit meets it
     (inside an import, or a runtime's own threads), and no artifact's program runs unbounded."""
 
@@ -83,7 +84,7 @@ def _ends_at_once(command):
     def wrapper(*args, **kwargs):
         import threading
 
-        from keras_seq.safety import end_now
+        from keras_seq.safety import PUBLISHED, end_now
 
         try:
             seconds = float(os.environ.get("KERAS_SEQ_PREDICT_SECONDS", "600"))
@@ -91,9 +92,14 @@ def _ends_at_once(command):
             raise click.BadParameter("KERAS_SEQ_PREDICT_SECONDS must be a number of seconds.") from None
         if threading.current_thread() is not threading.main_thread():
             return command(*args, **kwargs)
-        previous = {sig: signal.signal(sig, lambda signum, frame: end_now(
-            f"{signal.Signals(signum).name} received: the forecast stopped; nothing was written.", 130))
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        published = PUBLISHED[0]
+
+        def stop(signum, frame):
+            if PUBLISHED[0] != published:  # the forecast's file is in place: the command is done
+                os._exit(0)
+            end_now(f"{signal.Signals(signum).name} received: the forecast stopped; nothing was written.", 130)
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         timer = threading.Timer(seconds, end_now, (f"the forecast ran longer than {seconds:g} s and was stopped: a "
                                                    "keras-seq export answers in seconds. Nothing was written.", 1))
         timer.daemon = True

@@ -483,7 +483,9 @@ def write_file_atomically(path: str | os.PathLike, write, binary: bool = False) 
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; the user's file is not
-        os.replace(temporary, path)
+        with _signals_held():  # a signal's handler sees the file either not yet there or counted as published
+            os.replace(temporary, path)
+            PUBLISHED[0] += 1
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -495,6 +497,20 @@ def write_file_atomically(path: str | os.PathLike, write, binary: bool = False) 
 
 
 WRITING: set = set()  # temporary files `write_file_atomically` is writing now: `end_now` removes them
+PUBLISHED = [0]  # files `write_file_atomically` has put in place in this process, counted
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held back from this thread for the block (delivered when it ends)."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def end_now(message: str, code: int) -> None:
