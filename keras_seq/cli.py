@@ -28,10 +28,8 @@ import click  # noqa: E402 - after the handler above
 
 from keras_seq.config.options import Option, cli_text, get_option, options as table_options, specs_from_values
 from keras_seq.models.registry import arch_names, get_arch
-from keras_seq.models.spec import CLASSIC_ARCHS
 
 BACKEND_CHOICES = ("tensorflow", "jax", "torch")
-PRUNER_CHOICES = ("median", "none")
 
 
 def _reports_errors(command):
@@ -212,12 +210,6 @@ def ArchChoice() -> RegistryChoice:  # noqa: N802 - reads as the type it makes
     return RegistryChoice("arch", arch_names)
 
 
-def _objective_names() -> tuple[str, ...]:
-    from keras_seq.evaluation.metrics import objective_names
-
-    return objective_names()
-
-
 def _arch_help() -> str:
     return "; ".join(f"{name}: {get_arch(name).help}" for name in arch_names()) + "."
 
@@ -250,7 +242,7 @@ def _table_declaration(option: Option, **changes) -> tuple[tuple, dict]:
     kwargs = dict(_READERS[reader]) if reader != "flag" else {} if option.default else {"is_flag": True}
     default = option.default
     if isinstance(default, tuple):
-        default = ",".join(f"{v:g}" for v in default) or None  # the command line's text for it (none: empty)
+        default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) or None  # as typed
     if option.choices is not None:
         kwargs["type"] = RegistryChoice(option.name, option.choice_names)
     decls = [option.cli_flag + (f"/--no-{option.cli_flag[2:]}" if reader == "flag" and option.default else "")]
@@ -387,23 +379,13 @@ def _arch_list(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-_FANOUT_OPTIONS = (
-    _option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-                 help="Train N fits side by side on local worker processes (same seeds, same numbers)."),
-    _option("--scheduler", default=None, metavar="ADDRESS",
-                 help="Send the fits to a dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
-                      "(pip install 'keras-seq[dask]'). The cluster gets the data and runs code you send: connect "
-                      "only to one you trust as you trust this machine (SECURITY.md)."),
-)
+_FANOUT_OPTIONS = (_table_option(get_option("jobs")), _table_option(get_option("scheduler")))
 
 
 @cli.command(cls=ModelCommand)
-@_option("--archs", default=",".join(CLASSIC_ARCHS), show_default=True, callback=_arch_list,
-              help="Archs to compare, separated by commas.")
-@_option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Seeds per arch (seed, seed+1, ...); figures become mean ± std.")
-@_option("--backtest", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
-              help="Walk-forward evaluation over N expanding-window folds of the test rows, refit per fold.")
+@_table_option(get_option("archs"), callback=_arch_list)
+@_table_option(get_option("repeats"))
+@_table_option(get_option("backtest"))
 @_options(*_FANOUT_OPTIONS)
 @_option("--resume", "resume", default=None, metavar="COMPARE_DIR",
               help="Finish a comparison a signal or an error stopped: its kept fits are not trained again "
@@ -445,20 +427,8 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
                    "(the fit options below are then left out).")
 @_option("--arch", type=ArchChoice(), default="lstm", show_default=True,
               help="The base fit's arch (the default space searches lstm, gru and drnn).")
-@_option("--trials", type=click.IntRange(min=1), default=None,
-              help="Trials the study ends with, over every worker and resume (default 20, or the recipe's).")
-@_option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes on the study's storage.")
-@_option("--storage", default=None, metavar="URL",
-              help="An SQLAlchemy URL (sqlite:///study.db, postgresql://...) shared by workers on many machines "
-                   "(default: OUT/STUDY/study.journal, Optuna's journal file).")
-@_option("--study", default="study", show_default=True, help="The study's name and its folder under --out.")
-@_option("--objective", type=RegistryChoice("objective", _objective_names), default=None,
-              help="val_mase (validation MASE, the default), val_<metric> for any metric of the reports, or "
-                   "val_loss (normalized units).")
-@_option("--pruner", type=click.Choice(PRUNER_CHOICES), default=None,
-              help="median (Optuna's MedianPruner on each epoch's score, the default) or none.")
-@_option("--no-refit", is_flag=True, help="Do not refit the best trial as a run folder.")
+@_options(*(_table_option(o, default=None, show_default=False, help=f"{o.help} Default: {o.default}, or the recipe's.")
+            if o.in_recipe else _table_option(o) for o in table_options("tune")))
 @_option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="With --recipe: override a key of its base fit, e.g. --set train.epochs=5 (repeatable).")
 @training_options
@@ -474,9 +444,8 @@ def tune(recipe, arch, overrides, **options):
     from keras_seq.config.search import TuneSpec
     from keras_seq.workflows.tune import tune as tune_study
 
-    given = {key: options.pop(key) for key in ("trials", "workers", "storage", "study", "objective", "pruner",
-                                                "no_refit")}
-    settings = {k: given[k] for k in ("trials", "objective", "pruner") if given[k] is not None}
+    given = {o.name: options.pop(o.name) for o in table_options("tune")}
+    settings = {name: value for name, value in given.items() if value is not None}  # a recipe's, unless given
     if recipe is not None:
         specs, table = _tune_recipe(recipe, overrides)
         settings = {**table, **settings}
@@ -484,8 +453,7 @@ def tune(recipe, arch, overrides, **options):
         raise click.UsageError("--set overrides a recipe's keys: give --recipe too (or use the fit options).")
     else:
         specs = specs_from_values(options, arch=arch)
-    spec = TuneSpec(**settings, study=given["study"], storage=given["storage"], workers=given["workers"],
-                    refit=not given["no_refit"])
+    spec = TuneSpec(**settings)
     summary = tune_study(*specs, spec, out=options["out"], backend=options["backend"],
                          verbose=0 if options["quiet"] else 1)
     best = summary["best"]
@@ -507,9 +475,8 @@ def _tune_recipe(name: str, overrides: tuple[str, ...] = ()):
     from keras_seq.errors import KerasSeqError
     from keras_seq.workflows.recipe import load_recipe
 
-    given = _given_options(click.get_current_context(), ("recipe", "trials", "workers", "storage", "study",
-                                                          "objective", "pruner", "no_refit", "overrides", "out",
-                                                          "backend", "quiet"))
+    given = _given_options(click.get_current_context(), ("recipe", "overrides", "out", "backend", "quiet",
+                                                          *(o.name for o in table_options("tune"))))
     if given:
         raise click.UsageError(f"--recipe takes the fit's options from the recipe; drop {given[0]} (or edit the recipe, "
                                "or --set its keys).")

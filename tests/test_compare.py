@@ -112,7 +112,7 @@ def test_backtest_pools_its_folds(tmp_path):
         (dict(archs=("lstm", "transformer")), "unknown arch 'transformer'"),
         (dict(archs=("lstm", "lstm")), "may appear once"),
         (dict(repeats=0), "`repeats` must be an integer"),
-        (dict(backtest=-1), "`backtest` must be a number of folds"),
+        (dict(backtest=-1), "`backtest` must be an integer of at least 0"),
         (dict(on=("holdout",)), "unknown split 'holdout'"),
         (dict(backtest=2, on=("train", "test")), "scores its test folds only"),
     ],

@@ -124,7 +124,7 @@ def test_a_changed_or_foreign_folder_is_refused_by_resume(serial, tmp_path):
 
 
 @pytest.mark.parametrize("fanout, message", [
-    (dict(jobs=0), "`jobs` must be a number of worker processes of at least 1"),
+    (dict(jobs=0), "`jobs` must be an integer of at least 1"),
     (dict(scheduler="8786"), "`scheduler` takes a dask scheduler's address such as tcp://"),
 ])
 def test_bad_fan_out_options_are_one_line(fanout, message):

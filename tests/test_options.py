@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from keras_seq.cli import cli
-from keras_seq.evaluation.comparison import CompareSpec
 from keras_seq.config.options import OPTIONS, SECTIONS, options, spec_class, tunable
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
@@ -43,13 +42,15 @@ def test_each_spec_has_exactly_its_sections_options_and_each_recipe_section_too(
     own = {"cell", "transition_layers", "output_layers"}  # the built-in archs' own options: registered with them
     assert own <= {o.name for o in options("model")} - set(fields("model"))
     assert ModelSpec(arch="dotrnn", transition_layers=3).transition_layers == 3
-    compare = {f.name for f in dataclasses.fields(CompareSpec)} - {"archs"}  # archs live in [model]
-    assert set(schema()["evaluate"]) == compare
+    assert fields("evaluate") == [o.name for o in options("evaluate")]  # a comparison's: CompareSpec
+    assert set(schema()["evaluate"]) == set(fields("evaluate")) - {"archs"}  # archs live in [model]
 
 
-def test_every_option_on_the_command_line_is_an_option_of_fit_with_the_tables_default():
-    params = command_params("fit")
-    for option in OPTIONS:
+def check_params(command: str, sections) -> None:
+    """Every option of `sections` offered on the command line is an option of `command` with the table's flag and
+    default; one not offered is not among its options."""
+    params = command_params(command)
+    for option in (o for o in OPTIONS if o.section in sections):  # an arch's own options join when a command runs
         if not option.on_cli:
             assert option.name not in params or option.name == "arch"  # fit's --arch is the verb's own
             continue
@@ -57,8 +58,15 @@ def test_every_option_on_the_command_line_is_an_option_of_fit_with_the_tables_de
         assert param.opts[0] == option.cli_flag
         shown = False if param.is_flag and not isinstance(param.default, bool) else param.default
         if isinstance(option.default, tuple):
-            shown = tuple(float(v) for v in shown.split(",")) if shown is not None else ()  # none given: ()
+            number = all(isinstance(v, float) for v in option.default)
+            shown = tuple(float(v) if number else v for v in shown.split(",")) if shown is not None else ()
         assert shown == option.default, f"{option.cli_flag}: {shown!r} vs {option.default!r}"
+
+
+def test_every_option_on_the_command_line_is_an_option_of_fit_or_compare_with_the_tables_default():
+    check_params("fit", SECTIONS)
+    check_params("compare", ("evaluate",))
+    assert {"jobs", "scheduler"} <= set(command_params("run"))
 
 
 def test_summary_and_compare_take_fits_model_and_window_options():

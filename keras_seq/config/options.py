@@ -1,9 +1,12 @@
-"""Every option of a run, declared once.
+"""Every option of a run, a comparison and a search, declared once.
 
-One `Option` per option holds its section, name, kind, default, range or
-choices, help, recipe key, whether `tune` may search it and what a run folder
-written before it existed meant. The spec dataclasses take their fields from
-this table (`spec_of`), and what reads or writes an option is generated from
+One `Option` per option holds its section (a run's `data`, `windows`, `model`
+and `train`; a comparison's `evaluate`; a search's `tune`), name, kind,
+default, range or choices, help, recipe key, whether `tune` may search it and
+what a run folder written before it existed meant. The spec dataclasses
+(`DataSpec`, `WindowSpec`, `ModelSpec`, `TrainSpec`, `CompareSpec`,
+`TuneSpec`) take their fields from this table (`spec_of`), and what reads or
+writes an option is generated from
 it: the command line's options (`keras_seq.cli`), the recipe schema
 (`recipe_schema`), config.json's reader (`from_record`), the search space's
 checks (`tunable`, `Option.loss_units`) and the Python API's keyword and value
@@ -27,10 +30,11 @@ import textwrap
 from keras_seq.errors import KerasSeqError
 
 MISSING = object()
-SECTIONS = ("data", "windows", "model", "train")
+SECTIONS = ("data", "windows", "model", "train")  # a run's sections (config.json); the table also has `evaluate`
 # The module that defines each section's spec class (`spec_class` imports it when first asked).
 SPEC_MODULES = {"data": "keras_seq.data.sources", "windows": "keras_seq.data.windows",
-                "model": "keras_seq.models.spec", "train": "keras_seq.training.loop"}
+                "model": "keras_seq.models.spec", "train": "keras_seq.training.loop",
+                "evaluate": "keras_seq.evaluation.comparison", "tune": "keras_seq.config.search"}
 
 
 def _is_int(v) -> bool:
@@ -102,7 +106,8 @@ class Option:
     """One option of a run (see the module's docstring).
 
     Attributes:
-        section: the recipe section and spec it belongs to: `data`, `windows`, `model` or `train`.
+        section: the recipe section and spec it belongs to: a run's `data`, `windows`, `model` or `train`, a
+            comparison's `evaluate`, a search's `tune`.
         name: the spec field, the Python keyword and the recipe key.
         kind: a `Kind`.
         default: its value when not given.
@@ -116,6 +121,7 @@ class Option:
         legacy_names: names older config.json files recorded it under.
         legacy_default: what a config.json that does not record it meant (a run written before it existed).
         on_cli: whether the command line offers it.
+        in_recipe: whether a recipe may give it (a search's storage and workers come from the command line).
         metavar: the command line's placeholder for its value.
         doc: more for the spec's docstring than `--help` says.
     """
@@ -136,6 +142,7 @@ class Option:
     legacy_names: tuple[str, ...] = ()
     legacy_default: object = MISSING
     on_cli: bool = True
+    in_recipe: bool = True
     metavar: str | None = None
     doc: str = ""
 
@@ -203,6 +210,7 @@ class Option:
 
 
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
+CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")  # the tutorial's four, a comparison's default
 TRANSFORMS = ("none", "diff", "logdiff")
 
 OPTIONS = (
@@ -298,6 +306,34 @@ OPTIONS = (
            "(XLA on jax and tensorflow).", on_cli=False),
     Option("train", "devices", DEVICES, 1, "Train data-parallel over N devices, or all (jax; each batch split over "
            "them; on a CPU, N host devices). With `coordinator`: the devices of every process.", metavar="N|all"),
+    # --- evaluate: a comparison of archs (`compare`, a recipe's experiments); not a run's own options ---
+    Option("evaluate", "archs", NAMES, CLASSIC_ARCHS, "Archs to compare, in report order, separated by commas.",
+           metavar="A,B,..."),
+    Option("evaluate", "repeats", INT, 1, "Seeds per arch (seed, seed+1, ...); figures become mean ± std.", low=1),
+    Option("evaluate", "backtest", INT, 0, "Walk-forward evaluation over N expanding-window folds of the test rows, "
+           "refit per fold (0: the single held-out test split).", low=0, metavar="N"),
+    Option("evaluate", "on", NAMES, ("test",), "Splits to score (train, validation, test); scoring train shows how "
+           "far training error flatters a model.", on_cli=False),
+    Option("evaluate", "jobs", INT, 1, "Train N fits side by side on local worker processes (same seeds, same "
+           "numbers).", low=1, metavar="N"),
+    Option("evaluate", "scheduler", TEXT, None, "Send the fits to a dask.distributed scheduler, e.g. "
+           "tcp://10.0.0.5:8786 (pip install 'keras-seq[dask]'). The cluster gets the data and runs code you send: "
+           "connect only to one you trust as you trust this machine (SECURITY.md).", metavar="ADDRESS"),
+    # --- tune: a hyperparameter search (`tune`; a recipe's [tune] table takes trials, objective and pruner) ---
+    Option("tune", "trials", INT, 20, "Trials the study ends with (finished, pruned and refused ones), over every "
+           "worker and every resume.", low=1),
+    Option("tune", "objective", TEXT, "val_mase", "val_mase (validation MASE), val_<metric> for any metric of the "
+           "reports, or val_loss (normalized units).",
+           choices=registered("keras_seq.evaluation.metrics:objective_names")),
+    Option("tune", "pruner", TEXT, "median", "median (Optuna's MedianPruner on each epoch's score) or none.",
+           choices=("median", "none")),
+    Option("tune", "study", TEXT, "study", "The study's name and its folder under `out`.", in_recipe=False),
+    Option("tune", "storage", TEXT, None, "An SQLAlchemy URL (sqlite:///study.db, postgresql://...) shared by "
+           "workers on many machines (default: the study folder's journal file, Optuna's).", metavar="URL",
+           in_recipe=False),
+    Option("tune", "workers", INT, 1, "Local worker processes on the study's storage.", low=1, in_recipe=False),
+    Option("tune", "refit", BOOL, True, "Refit the best trial as a run folder, evaluated on the test split.",
+           in_recipe=False),
 )
 
 
@@ -381,12 +417,14 @@ def spec_of(section: str):
     """Class decorator: a frozen dataclass whose fields are `section`'s options, checked by the table (kinds,
     ranges, choices, unknown keywords) before the class's own `__post_init__` checks how they combine; its
     docstring gains an `Args:` section from the options' help. The `model` spec also holds the registered options
-    (`register_option`) in its `arch_options` field, read as attributes (`spec.kernel`)."""
+    (`register_option`) in its `arch_options` field, read as attributes (`spec.kernel`). A field the class declares
+    itself (`TuneSpec.space`: not an option of the command line or a recipe key) follows the table's."""
 
     def make(cls):
         own = tuple(o for o in OPTIONS if o.section == section)  # registered options live in `arch_options`
+        declared = dict(cls.__dict__.get("__annotations__", {}))
         cls.__annotations__ = {o.name: o.kind.annotation if not o.optional else f"{o.kind.annotation} | None"
-                               for o in own}
+                               for o in own} | declared
         for o in own:
             setattr(cls, o.name, o.default)
         if section == "model":
@@ -410,20 +448,20 @@ def spec_of(section: str):
 
         cls.__post_init__ = __post_init__
         cls = dataclasses.dataclass(frozen=True)(cls)
-        cls.__init__ = _keyword_checked(cls.__init__, section, own)
+        cls.__init__ = _keyword_checked(cls.__init__, section, own, tuple(declared))
         _SPECS[section] = cls
         return cls
 
     return make
 
 
-def _keyword_checked(init, section: str, own: tuple[Option, ...]):
+def _keyword_checked(init, section: str, own: tuple[Option, ...], declared: tuple[str, ...] = ()):
     renamed = {old: o.name for o in own for old in o.legacy_names}
 
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
         kwargs = {renamed.get(key, key): value for key, value in kwargs.items()}  # an older name still works
-        names = [o.name for o in options(section)]
+        names = [o.name for o in options(section)] + list(declared)
         if section == "model":  # registered options travel in `arch_options`
             extra = {**dict(kwargs.pop(EXTRA, ())), **{key: kwargs.pop(key) for key in list(kwargs)
                                                         if key in _REGISTERED}}

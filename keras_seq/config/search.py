@@ -8,11 +8,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from keras_seq.config.options import options
+from keras_seq.config.options import options, spec_of
 from keras_seq.errors import KerasSeqError
-from keras_seq.evaluation.metrics import objective_names
 
-PRUNERS = ("median", "none")
 
 
 def loss_units() -> set[str]:
@@ -76,50 +74,17 @@ DEFAULT_SPACE = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_of("tune")
 class TuneSpec:
-    """A search: how many trials, scored how, over which space, kept where.
-
-    Args:
-        trials: int. Trials the study ends with (finished ones, pruned and
-            refused ones included), over every worker and every resume.
-            Defaults to `20`.
-        objective: str. "val_mase" (validation MASE, the default), "val_<metric>"
-            for any registered metric (`keras_seq.evaluation.metrics`), or
-            "val_loss" (validation loss, normalized units).
-        pruner: str. "median" (Optuna's `MedianPruner`, the default) or
-            "none".
-        space: tuple of `Param`. Defaults to `DEFAULT_SPACE`.
-        study: str. The study's name and folder under `out`. Defaults to
-            `"study"`.
-        storage: str or None. An SQLAlchemy URL; None (the default): the
-            journal file in the study folder.
-        workers: int. Local worker processes. Defaults to `1` (this process).
-        refit: bool. Refit the best trial as a run folder, evaluated on the
-            test split. Defaults to `True`.
+    """A search: how many trials, scored how, over which space, kept where: the option table's `tune` section
+    (`keras_seq.config.options`), and the space searched, `space`: a tuple of `Param` (`DEFAULT_SPACE` unless given).
     """
 
-    trials: int = 20
-    objective: str = "val_mase"
-    pruner: str = "median"
     space: tuple = DEFAULT_SPACE
-    study: str = "study"
-    storage: str | None = None
-    workers: int = 1
-    refit: bool = True
 
     def __post_init__(self):
         from keras_seq.runs.folder import is_folder_name
 
-        for name in ("trials", "workers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise KerasSeqError(f"`{name}` must be an integer of at least 1. Received: {value!r}")
-        if self.objective not in objective_names():
-            raise KerasSeqError(f"unknown objective {str(self.objective)[:40]!r}. Expected one of: "
-                                f"{', '.join(objective_names())}.")
-        if self.pruner not in PRUNERS:
-            raise KerasSeqError(f"unknown pruner {self.pruner!r}. Expected one of: {', '.join(PRUNERS)}.")
         if not is_folder_name(self.study):
             raise KerasSeqError(f"the study name must be letters, digits, '-' or '_' (it names a folder). "
                                 f"Received: {self.study!r}")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.config.options import values_of
+from keras_seq.config.options import spec_of, values_of
 from keras_seq.data.sources import frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError, RunInterrupted, has_control_characters
@@ -37,45 +37,20 @@ from keras_seq.evaluation.report import PERSISTENCE
 from keras_seq.present.plots import plot_comparison
 from keras_seq.present.tables import comparison_markdown
 from keras_seq.models.registry import check_arch_list
-from keras_seq.models.spec import CLASSIC_ARCHS, ModelSpec, check_model_for_windows
+from keras_seq.models.spec import ModelSpec, check_model_for_windows
 
-@dataclasses.dataclass(frozen=True)
+
+@spec_of("evaluate")
 class CompareSpec:
-    """Which archs to compare, and how.
+    """Which archs to compare, and how: the option table's `evaluate` section (`keras_seq.config.options`).
 
-    Args:
-        archs: tuple of str. Archs to train, in report order. Defaults to
-            drnn, brnn, lstm, gru.
-        repeats: int. Seeds per arch: `seed`, `seed + 1`, ... Defaults to `1`.
-        backtest: int. Walk-forward folds over the test rows; `0` scores the
-            single held-out test split. Defaults to `0`.
-        on: tuple of str. Splits to score (`train`, `validation`, `test`).
-            Scoring `train` shows how far training error flatters a model.
-            Defaults to `("test",)`.
-        jobs: int. Fits trained side by side on local worker processes;
-            `1` trains them one after another in this process. The numbers
-            are the same either way. Defaults to `1`.
-        scheduler: str or None. A dask.distributed scheduler's address
-            (`tcp://host:8786`) to send the fits to instead (`jobs` is then
-            ignored; needs `pip install 'keras-seq[dask]'`). Defaults to None.
+    `jobs` and `scheduler` say where the fits run (local worker processes, or
+    a dask.distributed scheduler's address, `jobs` then ignored); the numbers
+    are the same either way.
     """
-
-    archs: tuple[str, ...] = CLASSIC_ARCHS
-    repeats: int = 1
-    backtest: int = 0
-    on: tuple[str, ...] = ("test",)
-    jobs: int = 1
-    scheduler: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "archs", check_arch_list(self.archs))
-        object.__setattr__(self, "on", (self.on,) if isinstance(self.on, str) else tuple(self.on))
-        if not isinstance(self.repeats, int) or isinstance(self.repeats, bool) or self.repeats < 1:
-            raise KerasSeqError(f"`repeats` must be an integer of at least 1. Received: repeats={self.repeats}")
-        if not isinstance(self.backtest, int) or isinstance(self.backtest, bool) or self.backtest < 0:
-            raise KerasSeqError(
-                f"`backtest` must be a number of folds (0 for none, or at least 1). Received: backtest={self.backtest}"
-            )
         bad = [split for split in self.on if split not in SPLIT_NAMES]
         if not self.on or bad:
             raise KerasSeqError(

@@ -5,7 +5,7 @@ y_pred, scale)`; `scale` is the training split's in-sample seasonal naive
 MAE, which a `scaled` metric such as MASE divides by). Every registered
 metric appears in `fit`'s and `evaluate`'s tables, in `metrics.json`, in
 `compare`'s tables and `comparison.json`, and, unless `objective=False`, as
-`tune --objective val_NAME` on the validation split. Lower is better for
+`tune`'s `objective` `val_NAME` on the validation split. Lower is better for
 every metric. Register one with `register_metric`.
 
 numpy is imported inside the formulas, so this module is light enough for
@@ -106,7 +106,7 @@ class Metric:
             better); `scale` is the in-sample seasonal naive MAE, or None.
         width, digits: int. Its column's width and decimals in `fit`'s table.
         scaled: bool. It needs `scale` (left out where there is none).
-        objective: bool. `tune --objective val_<name>` may minimize it.
+        objective: bool. `tune` may minimize it (`objective` `val_<name>`).
         undefined: str. Why a value is missing (`null_reasons`), and, if
             `shown_undefined`, what the table shows in its place.
     """
@@ -141,7 +141,7 @@ def metrics() -> tuple[Metric, ...]:
 
 
 def objective_names() -> tuple[str, ...]:
-    """What `tune --objective` takes: `val_<metric>` for each objective metric, and `val_loss`."""
+    """What `tune`'s `objective` takes: `val_<metric>` for each objective metric, and `val_loss`."""
     return (*(f"val_{m.name}" for m in metrics() if m.objective), "val_loss")
 
 

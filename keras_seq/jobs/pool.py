@@ -51,8 +51,9 @@ class Fanout:
     scheduler: str | None = None
 
     def __post_init__(self):
-        if not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1:
-            raise KerasSeqError(f"`jobs` must be a number of worker processes of at least 1. Received: jobs={self.jobs!r}")
+        from keras_seq.config.options import get_option
+
+        get_option("jobs").checked(self.jobs)  # as a comparison's `jobs` is checked
         if self.scheduler is not None and (not isinstance(self.scheduler, str) or "://" not in self.scheduler):
             raise KerasSeqError(
                 f"`scheduler` takes a dask scheduler's address such as tcp://10.0.0.5:8786. Received: {self.scheduler!r}"

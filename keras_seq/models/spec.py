@@ -11,7 +11,6 @@ from keras_seq.models.scalers import get_scaler
 # The built-in archs; `keras_seq.models.registry.arch_names()` adds the registered ones.
 ARCHS = BUILTIN_ARCHS
 # The tutorial's four, compared by default.
-CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")
 DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # a distribution head's output levels unless `quantiles` says
 
 

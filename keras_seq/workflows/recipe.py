@@ -43,7 +43,8 @@ import tomllib
 from pathlib import Path
 
 from keras_seq.evaluation.comparison import CompareSpec
-from keras_seq.config.options import INT, NAMES, NUMBER, TEXT, get_option, recipe_schema, spec_class, tunable, values_of
+from keras_seq.config.options import (INT, NAMES, NUMBER, TEXT, get_option, options, recipe_schema, spec_class, tunable,
+                                      values_of)
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.models.spec import ModelSpec
@@ -60,8 +61,10 @@ def schema() -> dict:
     """section -> key -> kind: the option table's sections (an arch's registered options included), a
     comparison's and an export's keys."""
     sections = recipe_schema()
-    sections["model"] = {"archs": NAMES, **sections["model"]}  # the archs compared; the first is a fit's `arch`
-    sections["evaluate"] = {"on": NAMES, "repeats": INT, "backtest": INT, "jobs": INT, "scheduler": TEXT}
+    comparison = {o.name: o.kind for o in options("evaluate")}
+    # The archs compared are a [model] key (the first is a fit's `arch`); the rest of a comparison is [evaluate].
+    sections["model"] = {"archs": comparison.pop("archs"), **sections["model"]}
+    sections["evaluate"] = comparison
     sections["export"] = {"formats": NAMES}
     return sections
 
@@ -237,8 +240,7 @@ def _refuse_addresses(raw: dict, where: str) -> None:
         if isinstance(evaluate, dict) and "scheduler" in evaluate:
             raise KerasSeqError(
                 f"{where}: 'evaluate.scheduler' names a cluster to send the data to and take results from; a recipe "
-                "holds options, not addresses. Remove it and give the address on the command line: "
-                "keras-seq run RECIPE --scheduler ADDRESS."
+                "holds options, not addresses. Remove it and give the address when you run the recipe (`scheduler`)."
             )
 
 
@@ -290,24 +292,24 @@ def _check_top(raw: dict, where: str) -> None:
 
 def parse_tune_table(table: dict, where: str) -> dict:
     """A recipe's `[tune]` table -> TuneSpec keyword arguments (`space` only where subtables are given)."""
-    settings = {"trials": int, "objective": str, "pruner": str}
-    options, space = {}, []
+    settings = {o.name: o.kind for o in options("tune") if o.in_recipe}  # a search's storage: the command line's
+    found, space = {}, []
     for key, value in table.items():
         if key in tunable():
             if not isinstance(value, dict):
                 raise KerasSeqError(f"{where}: 'tune.{key}' must be a table ([tune.{key}]). Received: {_describe(value)}")
             space += [_tune_param(key, name, entry, f"{where}: 'tune.{key}.{name}'") for name, entry in value.items()]
         elif key in settings:
-            if not isinstance(value, settings[key]) or isinstance(value, bool):
-                raise KerasSeqError(f"{where}: 'tune.{key}' must be {'an integer' if settings[key] is int else 'a string'}."
-                                    f" Received: {_describe(value)}")
-            options[key] = value
+            if not settings[key].accepts(value):
+                raise KerasSeqError(f"{where}: 'tune.{key}' must be {settings[key].expected}. Received: "
+                                    f"{_describe(value)}")
+            found[key] = value
         else:
-            raise KerasSeqError(f"{where}: unknown key 'tune.{key}'. Expected trials, objective, pruner, or a "
+            raise KerasSeqError(f"{where}: unknown key 'tune.{key}'. Expected {', '.join(settings)}, or a "
                                 f"table of ranges and choices ({', '.join('tune.' + s for s in tunable())}).")
     if space:
-        options["space"] = tuple(space)
-    return options
+        found["space"] = tuple(space)
+    return found
 
 
 def _tune_param(section: str, key: str, entry, label: str):

@@ -12,9 +12,9 @@ test split is read once, by the best trial's refit, a normal run folder.
 
 The study lives in `<out>/<study>/study.journal` (Optuna's
 `JournalFileBackend`, the storage Optuna recommends for several processes
-on one machine; SQLite is not) or in any SQLAlchemy URL (`--storage
-sqlite:///study.db`, `postgresql://...` for workers on many machines).
-`--workers N` runs N processes on it. A study stopped by Ctrl-C, a kill or
+on one machine; SQLite is not) or in any SQLAlchemy URL (`storage`
+sqlite:///study.db, postgresql://... for workers on many machines);
+`workers` N runs N processes on it. A study stopped by Ctrl-C, a kill or
 a crash resumes with the same command: interrupted trials are run again
 with their parameters, finished ones are kept.
 """
