@@ -8,7 +8,7 @@ under a temporary name and renamed into place when complete
 (`staged_folder`). Everything that reads a run folder goes through
 `read_run_config`, which checks the manifest, and `specs_from_config`, which
 checks every recorded option as the CLI would. `keras_seq.runs.run` fits and
-evaluates into these folders; `export` and `serving` read them.
+evaluates into these folders; `export` and `predict` read them.
 """
 
 from __future__ import annotations
