@@ -12,7 +12,6 @@ from keras_seq.config.options import options, spec_of
 from keras_seq.errors import KerasSeqError
 
 
-
 def loss_units() -> set[str]:
     """Options that change what the validation loss measures (its normalization, or the steps it averages over)."""
     return {f"{o.section}.{o.name}" for o in options() if o.loss_units}
@@ -102,7 +101,6 @@ class TuneSpec:
             raise KerasSeqError(
                 f"objective 'val_loss' cannot compare trials that change {touched[0]}: it changes what the "
                 "validation loss measures. Use objective 'val_mase' (in the target's units), or leave it out of the space.")
-
 
 
 def trial_specs(base, values: dict):

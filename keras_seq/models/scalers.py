@@ -121,9 +121,13 @@ class WindowScaler(Scaler):
     name = "window"
 
     def normalization(self, layer, x, column, series):
-        mean, spread = (running_statistics if layer.per_step else window_statistics)(x)
+        mean, spread = self.column_statistics(layer, x, series)
         index = layer.target_index
         return mean, spread, mean[..., index] + 0 * column, spread[..., index] + 0 * column
+
+    def column_statistics(self, layer, x, series):
+        """Each column's center and spread: the window's (steps 0..t at step t, with a per-step output)."""
+        return (running_statistics if layer.per_step else window_statistics)(x)
 
     def warmup_steps(self, window: int, per_step: bool) -> int:
         """Step t is scaled by the spread of steps 0..t: too few values at first (step 0 has none)."""
@@ -187,17 +191,17 @@ class SeriesScaler(WindowScaler):
                 shape=(layer.series_count + 1, n_features), trainable=False,
                 initializer=keras.initializers.Constant(default), name=name))
 
-    def normalization(self, layer, x, column, series):
+    def column_statistics(self, layer, x, series):
+        """A known series' own statistics, an unseen one's window's."""
         import keras
 
         ops = keras.ops
-        mean, spread, _, _ = super().normalization(layer, x, column, series)
+        mean, spread = super().column_statistics(layer, x, series)
         series = known_series(series, layer.series_count)
         known = ops.reshape(series > 0, (-1, 1, 1))
         mean = ops.where(known, ops.take(layer.series_mean_weight, series, axis=0)[:, None, :], mean)
         spread = ops.where(known, ops.take(layer.series_std_weight, series, axis=0)[:, None, :], spread)
-        index = layer.target_index
-        return mean, spread, mean[..., index] + 0 * column, spread[..., index] + 0 * column
+        return mean, spread
 
     def warmup_steps(self, window: int, per_step: bool) -> int:
         return 0  # a known series' statistics are the training split's; an unseen one's step 0 is as `window`'s

@@ -25,14 +25,20 @@ def pyplot():
     return plt
 
 
-def save_figure(plt, fig, path: Path) -> None:
+def save_figure(plt, fig, path: Path, atomic: bool = False) -> None:
     """Lay out, write and close `fig`. A name in the data with characters the font lacks is drawn as boxes,
-    without matplotlib's two-line warning for each."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    plt.close(fig)
+    without matplotlib's two-line warning for each. `atomic`: for a folder that is not staged (a study's), the
+    file is written beside its place and renamed there, never left half-written."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            fig.tight_layout()
+            if atomic:
+                write_file_atomically(path, lambda stream: fig.savefig(stream, format="png", dpi=100), binary=True)
+            else:
+                fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def plot_loss(history: dict, path: Path, title: str = "", loss_name: str = "MSE") -> None:
@@ -238,7 +244,8 @@ def plot_history(path: Path, trials: list, label: str) -> None:
     trials at their last report."""
     from optuna.trial import TrialState
 
-    fig, ax = _subplots((7, 4))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
     done = [(t.number, t.value) for t in trials if t.state == TrialState.COMPLETE]
     pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in trials
               if t.state == TrialState.PRUNED and t.intermediate_values]
@@ -256,27 +263,15 @@ def plot_history(path: Path, trials: list, label: str) -> None:
     ax.set_title(f"{len(done)} complete, {len(pruned)} pruned of {len(trials)} trials")
     if done or pruned:
         ax.legend(loc="upper right")
-    _save_subplots(fig, path)
+    save_figure(plt, fig, path, atomic=True)
 
 
 def plot_importances(path: Path, importances: dict, objective_name: str) -> None:
     """A study's `importance.png`: each searched option's importance, largest on top."""
     names = list(importances)[::-1]
-    fig, ax = _subplots((7, 1.2 + 0.4 * len(names)))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.4 * len(names)))
     ax.barh(names, [importances[n] for n in names])
     ax.set_xlabel(f"importance for the best tenth of {objective_name} (PED-ANOVA)")
     ax.set_title("parameter importance")
-    _save_subplots(fig, path)
-
-
-def _subplots(size):
-    return pyplot().subplots(figsize=size)
-
-
-def _save_subplots(fig, path: Path) -> None:
-    """Write a figure beside its place and rename it there (for a folder that is not staged: never a half file)."""
-    fig.tight_layout()
-    try:
-        write_file_atomically(path, lambda stream: fig.savefig(stream, format="png", dpi=100), binary=True)
-    finally:
-        pyplot().close(fig)
+    save_figure(plt, fig, path, atomic=True)

@@ -345,7 +345,6 @@ def _tune_param(section: str, key: str, entry, label: str):
     return Param(section, key, low=low, high=high, log=log, integer=integer)
 
 
-
 def _parse_override(item: str, where: str):
     """`section.key=value` -> ((section, key), value, item), the value read as TOML."""
     if has_control_characters(item):
