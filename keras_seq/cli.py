@@ -182,8 +182,8 @@ _READERS = {
     "list": {"callback": _comma_list},
     "names": {"callback": lambda ctx, param, value: _series_names(value)},
     "numbers": {"callback": _number_list},
-    "splits": {"callback": _splits},
-    "devices": {"type": click.UNPROCESSED, "callback": _devices},
+    "fractions": {"callback": _splits},
+    "count_or_all": {"type": click.UNPROCESSED, "callback": _devices},
 }
 
 
@@ -379,7 +379,8 @@ def _arch_list(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-_FANOUT_OPTIONS = (_table_option(get_option("jobs")), _table_option(get_option("scheduler")))
+_PLACEMENT = tuple(o for o in table_options("evaluate") if o.placement)  # where a comparison's fits run
+_FANOUT_OPTIONS = tuple(_table_option(o) for o in _PLACEMENT)
 
 
 @cli.command(cls=ModelCommand)
@@ -406,7 +407,7 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
 
     verbose = 0 if options["quiet"] else "auto"
     if resume is not None:
-        given = _given_options(click.get_current_context(), ("resume", "jobs", "scheduler", "quiet"))
+        given = _given_options(click.get_current_context(), ("resume", "quiet", *(o.name for o in _PLACEMENT)))
         if given:
             raise click.UsageError(f"--resume takes every option from the comparison's interrupted.json; "
                                    f"drop {given[0]}.")

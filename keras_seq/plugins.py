@@ -1,6 +1,6 @@
 """The one shape of keras-seq's plug-in points: a `Registry` of entries by name.
 
-Distributions, scalers, metrics and export formats are each a `Registry`;
+Distributions, scalers, transforms, metrics and export formats are each a `Registry`;
 an entry is any object with a `name`, registered with the module's
 `register_*` (`Registry.register`), listed by `*_names` and looked up by
 `get_*` (`Registry.lookup`), which answers a name nothing registered has
@@ -32,11 +32,14 @@ class Registry(dict):
             error before the entries (a distribution's "none").
         unique: bool. Refuse a second entry of a name (else it replaces
             the first).
+        builtin: the entries registered from the start.
     """
 
-    def __init__(self, kind: str, also: tuple = (), unique: bool = False):
+    def __init__(self, kind: str, also: tuple = (), unique: bool = False, builtin: tuple = ()):
         super().__init__()
         self.kind, self.also, self.unique = kind, tuple(also), unique
+        for entry in builtin:
+            self.register(entry)
 
     def register(self, entry) -> None:
         """Make `entry` available by its `name`."""

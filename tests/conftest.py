@@ -156,6 +156,21 @@ def run_cli(capsys):
     return run
 
 
+@pytest.fixture
+def fit_tiny(run_cli, tmp_path):
+    """`keras-seq fit FLAGS` of a tiny model (8-step windows, 4 units, one epoch) on ^DJI since 2022; returns the
+    run folder."""
+
+    def fit(*flags: str) -> Path:
+        code, _, err = run_cli("fit", "--window", "8", "--units", "4", "--layers", "1", "--epochs", "1", "--start",
+                               "2022-01-01", *flags, "--out", tmp_path / "runs", "-q")
+        assert code == 0, err
+        (run,) = (tmp_path / "runs").iterdir()
+        return run
+
+    return fit
+
+
 def run_console(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the installed `keras-seq` console script in a new process."""
     script = Path(sys.executable).with_name("keras-seq")

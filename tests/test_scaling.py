@@ -11,7 +11,7 @@ import pytest
 from keras_seq.data.windows import make_windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.models import build_model
-from keras_seq.models.layers import forward_transform, inverse_transform
+from keras_seq.models.transforms import get_transform
 from keras_seq.training.loop import TrainSpec, compile_trainer, train_model
 
 pytestmark = pytest.mark.backend
@@ -69,8 +69,8 @@ def test_transforms_invert_exactly(transform):
     values = (50 + rng.uniform(1, 5, size=(4, 6)).cumsum(axis=1)).astype("float32")  # what a model computes in
     last = values[:, :1] - 1.0
     tensor, last_tensor = keras.ops.convert_to_tensor(values), keras.ops.convert_to_tensor(last)
-    steps = forward_transform(tensor, last_tensor, transform)
-    np.testing.assert_allclose(numpy(inverse_transform(steps, last_tensor, transform)), values, rtol=1e-6)
+    steps = get_transform(transform).forward(tensor, last_tensor)
+    np.testing.assert_allclose(numpy(get_transform(transform).inverse(steps, last_tensor)), values, rtol=1e-6)
     wide = values.astype("float64")
     expected = {"none": wide, "diff": np.diff(wide, axis=1, prepend=last),
                 "logdiff": np.diff(np.log(wide), axis=1, prepend=np.log(last))}[transform]

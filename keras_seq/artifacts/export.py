@@ -173,11 +173,11 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
 
 
 def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str | None, version: int, tolerance: float):
-    from keras_seq.runs.folder import MODEL_FILE, read_run_config, scaling_from_config
+    from keras_seq.runs.folder import MODEL_FILE, read_run_config, scaling_from_config, specs_from_config
     from keras_seq.jobs.stop import STOP
 
     config = read_run_config(run_dir)
-    name = name or config["model"].get("arch")
+    name = name or specs_from_config(config, run_dir, ("model",))[0].arch
     if not is_folder_name(name):
         raise KerasSeqError(f"{run_dir}'s config.json names no arch that can be a folder name. Give `name`.")
     check_export_target(out, run_dir, overwrite)
@@ -299,10 +299,12 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
 def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> dict:
     import importlib.metadata
 
-    from keras_seq.runs.folder import model_io
+    from keras_seq.runs.folder import ModelIO, specs_from_config
 
-    io = model_io(config)
-    vocabulary = io.pop("series_vocabulary")
+    io = ModelIO.of_config(config)
+    (model,) = specs_from_config(config, run_dir, ("model",))
+    fields = io.card_fields()
+    vocabulary = fields.pop("series_vocabulary")
     recorded = {key: config["data"].get(key) for key in ("first_date", "last_date", "rows")}
     metrics_file = run_dir / "metrics.json"
     versions = dict(config.get("versions", {}))
@@ -313,21 +315,21 @@ def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> d
             pass
     from keras_seq.data.calendar import calendar_description
 
-    calendar = calendar_description(io["data"].get("calendar"))
+    calendar = calendar_description(io.data.calendar)
     future = {f"{name}+{step}": f"{name} {step} step(s) after the row's date (known in advance)"
-              for name in io["data"].get("future_features") or () for step in range(1, io["horizon"] + 1)}
+              for name in io.data.future_features or () for step in range(1, io.horizon + 1)}
     return {
         "format": "keras-seq model card 1",
-        "arch": config["model"]["arch"],
+        "arch": model.arch,
         "model": config["model"],
-        **io,
+        **fields,
         **({"calendar_inputs": calendar} if calendar else {}),
         **({"future_inputs": future} if future else {}),
         **({"series_input": SERIES_INPUT, "series_vocabulary": vocabulary} if vocabulary is not None else {}),
-        **({"quantile_output": _quantile_output(io["quantiles"], config.get("conformal"),
-                                                config["model"].get("distribution", "none"))} if io["quantiles"] else {}),
+        **({"quantile_output": _quantile_output(io.quantiles, config.get("conformal"), model.distribution)}
+           if io.quantiles else {}),
         "scaling": config["scaling"],
-        "data": {**io["data"], **recorded},
+        "data": {**fields["data"], **recorded},
         "split_dates": config.get("split_dates"),
         "test_metrics": json.loads(read_text_bounded(metrics_file)) if metrics_file.is_file() else None,
         "training_backend": config.get("backend"),

@@ -82,11 +82,11 @@ NAME_OR_NAMES = Kind("a string or a list of strings", lambda v: isinstance(v, st
 LEVELS = Kind("a list of numbers like [0.1, 0.5, 0.9]", lambda v: isinstance(v, list) and all(map(_is_number, v)),
               "numbers", "tuple[float, ...]")
 SPLITS = Kind("a list of three fractions like [0.7, 0.15, 0.15]",
-              lambda v: isinstance(v, list) and len(v) == 3 and all(map(_is_number, v)), "splits",
+              lambda v: isinstance(v, list) and len(v) == 3 and all(map(_is_number, v)), "fractions",
               "tuple[float, float, float]")
 DATE_PAIR = Kind("two dates like [2015-01-01, 2018-01-01]",
                  lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_date, v)), "list", "tuple[str, str]")
-DEVICES = Kind('a positive integer or "all"', lambda v: v == "all" or (_is_int(v) and v >= 1), "devices", "int | str")
+DEVICES = Kind('a positive integer or "all"', lambda v: v == "all" or (_is_int(v) and v >= 1), "count_or_all", "int | str")
 JIT = Kind('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto", "text", "bool | str")
 SEQUENCES = (NAMES, LEVELS, SPLITS, DATE_PAIR)
 
@@ -122,6 +122,8 @@ class Option:
         legacy_default: what a config.json that does not record it meant (a run written before it existed).
         on_cli: whether the command line offers it.
         in_recipe: whether a recipe may give it (a search's storage and workers come from the command line).
+        placement: whether it says where the work runs, not what it computes (a comparison's jobs and scheduler):
+            a comparison's record leaves it out, and a resumed comparison takes it again from the command line.
         metavar: the command line's placeholder for its value.
         doc: more for the spec's docstring than `--help` says.
     """
@@ -143,6 +145,7 @@ class Option:
     legacy_default: object = MISSING
     on_cli: bool = True
     in_recipe: bool = True
+    placement: bool = False
     metavar: str | None = None
     doc: str = ""
 
@@ -211,7 +214,6 @@ class Option:
 
 CELLS = ("rnn", "lstm", "gru", "dtrnn", "dtsrnn", "dotrnn")
 CLASSIC_ARCHS = ("drnn", "brnn", "lstm", "gru")  # the tutorial's four, a comparison's default
-TRANSFORMS = ("none", "diff", "logdiff")
 
 OPTIONS = (
     # --- data: which series, and which of its columns the model reads ---
@@ -272,7 +274,7 @@ OPTIONS = (
            choices=registered("keras_seq.models.scalers:scaler_names"), tune=True, loss_units=True,
            legacy_default="zscore"),
     Option("model", "transform", TEXT, "none", "What the network forecasts: levels (none), changes (diff) or "
-           "log-changes (logdiff).", choices=TRANSFORMS, tune=True, loss_units=True, legacy_default="none"),
+           "log-changes (logdiff).", choices=registered("keras_seq.models.transforms:transform_names"), tune=True, loss_units=True, legacy_default="none"),
     Option("model", "residual", BOOL, True, "Forecast the last value plus the network's output (untrained: "
            "exactly persistence).", tune=True, legacy_default=False),
     Option("model", "series_embedding", INT, 0, "A learned vector of N values per series known in training, read at "
@@ -315,10 +317,11 @@ OPTIONS = (
     Option("evaluate", "on", NAMES, ("test",), "Splits to score (train, validation, test); scoring train shows how "
            "far training error flatters a model.", on_cli=False),
     Option("evaluate", "jobs", INT, 1, "Train N fits side by side on local worker processes (same seeds, same "
-           "numbers).", low=1, metavar="N"),
+           "numbers).", low=1, metavar="N", placement=True),
     Option("evaluate", "scheduler", TEXT, None, "Send the fits to a dask.distributed scheduler, e.g. "
            "tcp://10.0.0.5:8786 (pip install 'keras-seq[dask]'). The cluster gets the data and runs code you send: "
-           "connect only to one you trust as you trust this machine (SECURITY.md).", metavar="ADDRESS"),
+           "connect only to one you trust as you trust this machine (SECURITY.md).", metavar="ADDRESS",
+           placement=True),
     # --- tune: a hyperparameter search (`tune`; a recipe's [tune] table takes trials, objective and pruner) ---
     Option("tune", "trials", INT, 20, "Trials the study ends with (finished, pruned and refused ones), over every "
            "worker and every resume.", low=1),
@@ -410,6 +413,7 @@ def spec_class(section: str):
 _SPECS: dict[str, type] = {}
 
 
+ARCH = "arch"  # the model option that chooses the arch: a comparison records archs instead
 EXTRA = "arch_options"  # the field of `ModelSpec` that holds the values of registered options, as (name, value)s
 
 
@@ -476,6 +480,20 @@ def _keyword_checked(init, section: str, own: tuple[Option, ...], declared: tupl
     return __init__
 
 
+def compared_values(model, archs: tuple[str, ...]) -> dict:
+    """A comparison's model options (`values_of(model, archs)`) without the arch: each of its fits has its own."""
+    values = values_of(model, archs)
+    del values[ARCH]
+    return values
+
+
+def settle(spec, **values) -> None:
+    """Set a frozen spec's options to `values`: its `__post_init__` settling what it was given (a list to a
+    tuple, one name of several to that name)."""
+    for name, value in values.items():
+        object.__setattr__(spec, name, value)
+
+
 def _registered_value(self, name: str):
     """A registered option's value on a `ModelSpec` (its default where not given)."""
     if name in _REGISTERED:
@@ -499,9 +517,10 @@ def values_of(spec, archs: tuple[str, ...] = ()) -> dict:
     return values
 
 
-def from_record(section: str, record: dict):
+def from_record(section: str, record: dict, **given):
     """A section's spec from a config.json table, written by this version or an older one: an option recorded
-    under an older name is read under its name now, and one not recorded takes what it meant then.
+    under an older name is read under its name now, and one not recorded takes what it meant then. `given`
+    values replace the record's.
 
     Raises:
         KerasSeqError: an option is unknown or out of range (`TypeError` where the record is not a table).
@@ -513,6 +532,7 @@ def from_record(section: str, record: dict):
     if section == "data":  # it also records what was read (`rows`, the digest): not options
         known = {o.name for o in own} | {old for o in own for old in o.legacy_names}
         values = {key: value for key, value in values.items() if key in known}
+    values |= given
     for option in own:  # (an older name is read by the spec's constructor)
         recorded = option.name in values or any(old in values for old in option.legacy_names)
         if not recorded and option.legacy_default is not MISSING:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_seq.config.options import get_option, spec_of
+from keras_seq.config.options import get_option, settle, spec_of
 from keras_seq.data.calendar import CALENDAR, add_calendar, calendar_columns, lead_columns
 from keras_seq.data.download import load_fred, load_stooq
 from keras_seq.data.reading import (checked_columns, column_list, excerpt, read_csv_frame, sorted_unique,
@@ -57,7 +57,7 @@ class DataSpec:
             if unknown or not names or len(set(names)) != len(names):
                 raise KerasSeqError(f"`calendar` names calendar features once each, of {', '.join(CALENDAR)}. "
                                     f"Received: calendar={list(names)}")
-            object.__setattr__(self, "calendar", names)
+            settle(self, calendar=names)
             made = [f for f in self.features or () if f in calendar_columns(names)]
             if made:
                 raise KerasSeqError(f"`features` names '{made[0]}', a column `calendar` makes from the dates: "
@@ -66,7 +66,7 @@ class DataSpec:
             names = tuple(str(n) for n in self.series)
             if not names or len(set(names)) != len(names):
                 raise KerasSeqError(f"`series` must name each series once. Received: series={list(names)}")
-            object.__setattr__(self, "series", names[0] if len(names) == 1 else names)
+            settle(self, series=names[0] if len(names) == 1 else names)
         if self.series is not None and self.series_column is None:
             raise KerasSeqError(f"`series` ({self.series!r}) needs `series_column`: the column of the long table that "
                                 "names each row's series. Give `series_column`.")
@@ -81,7 +81,7 @@ class DataSpec:
                 raise KerasSeqError(
                     f"`features` names a column twice: {', '.join(duplicates)}. Name each column once."
                 )
-            object.__setattr__(self, "features", features)
+            settle(self, features=features)
 
     def _check_name_sizes(self) -> None:
         """Refuse a column or series name longer than `MAX_NAME` characters, or more than `MAX_NAMES` of them: every
@@ -106,7 +106,7 @@ class DataSpec:
         if self.target in names:
             raise KerasSeqError(f"`future_features` names the target '{self.target}': its future is what is forecast, "
                                 "so it cannot be an input known in advance. Leave it out.")
-        object.__setattr__(self, "future_features", names)
+        settle(self, future_features=names)
 
     def _check_targets(self) -> None:
         """`targets`: a tuple of names, or "all"; one name becomes `target` (unless `target` is already the wide
@@ -127,11 +127,9 @@ class DataSpec:
             raise KerasSeqError(f"`targets` names the columns to forecast, so `target` ({self.target!r}) has no "
                                 "place beside it: leave `target` out.")
         if isinstance(targets, tuple) and len(targets) == 1 and self.target != WIDE_VALUE:  # 'value': a wide run's
-            object.__setattr__(self, "target", targets[0])
-            object.__setattr__(self, "targets", None)
+            settle(self, target=targets[0], targets=None)
             return
-        object.__setattr__(self, "target", WIDE_VALUE)
-        object.__setattr__(self, "targets", targets)
+        settle(self, target=WIDE_VALUE, targets=targets)
 
     @property
     def panel_column(self) -> str | None:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.data.calendar import lead_columns
-from keras_seq.config.options import spec_of
+from keras_seq.config.options import settle, spec_of
 from keras_seq.errors import KerasSeqError
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -44,7 +44,7 @@ class WindowSpec:
 
     def __post_init__(self):
         if self.split_dates is not None:
-            object.__setattr__(self, "split_dates", _checked_split_dates(self.split_dates))
+            settle(self, split_dates=_checked_split_dates(self.split_dates))
         check_window_options(self.horizon, self.target_kind, self.splits)
         if self.supervision == "every" and self.target_kind != "next":
             raise KerasSeqError(

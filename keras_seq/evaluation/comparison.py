@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.config.options import spec_of, values_of
+from keras_seq.config.options import compared_values, options, settle, spec_of, values_of
 from keras_seq.data.sources import frame_sha256
 from keras_seq.data.windows import SPLIT_NAMES, WindowSpec, split_rows
 from keras_seq.errors import KerasSeqError, RunInterrupted, has_control_characters
@@ -50,7 +50,7 @@ class CompareSpec:
     """
 
     def __post_init__(self):
-        object.__setattr__(self, "archs", check_arch_list(self.archs))
+        settle(self, archs=check_arch_list(self.archs))
         bad = [split for split in self.on if split not in SPLIT_NAMES]
         if not self.on or bad:
             raise KerasSeqError(
@@ -69,7 +69,8 @@ class CompareSpec:
 
     def settings(self) -> dict:
         """What comparison.json records: everything but where the fits ran, which changes no number."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("jobs", "scheduler")}
+        placed = {o.name for o in options("evaluate") if o.placement}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in placed}
 
 
 def check_fanout(fanout, train) -> None:
@@ -180,20 +181,21 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
         interrupted = getattr(exc, "interrupted", isinstance(exc, RunInterrupted))
         raise Stopped(str(exc), [finished[t.name] for t in tasks if t.name in finished], interrupted,
                       len(tasks)) from None
-    return _report(folder, [finished[task.name] for task in tasks], tasks, spec, settings, title)
+    return _report(folder, [finished[task.name] for task in tasks], tasks, (specs, spec), settings, title)
 
 
-def _report(folder: Path, outcomes: list, tasks: list, spec: CompareSpec, settings: dict, title) -> tuple[dict, str]:
+def _report(folder: Path, outcomes: list, tasks: list, compared: tuple, settings: dict, title) -> tuple[dict, str]:
     """A finished comparison's report files from its fits' outcomes; what a stopped run kept for them is removed."""
     from keras_seq.runs.folder import write_json
 
+    specs, spec = compared  # the run's options and the comparison's
     runs, shown = _collect(outcomes, tasks, spec)
     scored = ("backtest",) if spec.backtest else spec.on
     summary = summarize(runs, spec, scored)
     summary["settings"] = settings
     summary["runs"] = runs
-    markdown = comparison_markdown(summary, title=title)
-    plot_comparison(folder, shown, summary, scored[0])
+    markdown = comparison_markdown(summary, specs, spec, title=title)
+    plot_comparison(folder, shown, summary, (specs, spec), scored[0])
     write_json(folder / "comparison.json", summary)
     (folder / "comparison.md").write_text(markdown, encoding="utf-8")
     (folder / INTERRUPTED_FILE).unlink(missing_ok=True)
@@ -589,7 +591,7 @@ def comparison_settings(frame, specs, spec: CompareSpec, digest: str, seeds: lis
     return {
         "data": specs.data_record(frame, digest),
         "windows": values_of(specs.windows),
-        "model": {k: v for k, v in values_of(specs.model, spec.archs).items() if k != "arch"},
+        "model": compared_values(specs.model, spec.archs),
         "train": values_of(specs.train),
         "compare": spec.settings(),
         "seeds": seeds,

@@ -27,6 +27,7 @@ from keras_seq.models.registry import get_arch
 from keras_seq.models.scalers import get_scaler
 from keras_seq.models.layers import ConformalIntervals, LastStep, PrepareWindow, SeriesEmbedding
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
+from keras_seq.models.transforms import get_transform
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
@@ -112,7 +113,7 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     check_model_for_windows(spec, windows.target_kind, windows.supervision, names,
                             names[target_index] if target_index is not None else "the target")
     the_head, the_scaler = head_of(spec), get_scaler(spec.scaler)
-    if spec.quantiles and spec.transform != "none" and windows.horizon > 1:
+    if spec.quantiles and not get_transform(spec.transform).of_levels and windows.horizon > 1:
         raise KerasSeqError(f"quantiles of a {windows.horizon}-step horizon need `transform` none: the running sum of "
                             f"the quantiles of each step's change ({spec.transform}) is not a quantile of the level.")
     every = windows.supervision == "every"

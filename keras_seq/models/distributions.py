@@ -58,10 +58,7 @@ class StudentT:
         return special.stdtrit(STUDENT_T_DF, np.asarray(levels, dtype="float64"))
 
 
-_DISTRIBUTIONS = Registry("distribution", also=("none",))
+_DISTRIBUTIONS = Registry("distribution", also=("none",), builtin=(Normal(), StudentT()))
 register_distribution = _DISTRIBUTIONS.register
 distribution_names = _DISTRIBUTIONS.names
 get_distribution = _DISTRIBUTIONS.lookup
-
-for _builtin in (Normal(), StudentT()):
-    register_distribution(_builtin)

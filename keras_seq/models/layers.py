@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_seq.backend import import_keras
 from keras_seq.models.scalers import get_scaler, known_series
+from keras_seq.models.transforms import get_transform
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
 
@@ -100,36 +101,6 @@ class Destandardize(_Statistics):
 
 # === Scale-free forecasting: target transforms and per-window scaling inside the model ===
 
-def forward_transform(values, previous, transform: str):
-    """The steps of `values` as the network sees them: levels (`none`), changes (`diff`) or log-changes (`logdiff`).
-
-    `values` (..., steps) follow `previous` (..., 1), the value before the first step.
-    """
-    if transform == "none":
-        return values
-    before = keras.ops.concatenate([previous, values[..., :-1]], axis=-1)
-    if transform == "diff":
-        return values - before
-    return keras.ops.log(values) - keras.ops.log(before)
-
-
-def inverse_transform(steps, last, transform: str):
-    """Levels from the transformed `steps` (..., horizon) that follow the last observed level `last` (..., 1)."""
-    if transform == "none":
-        return steps
-    if transform == "diff":
-        return last + keras.ops.cumsum(steps, axis=-1)
-    return last * keras.ops.exp(keras.ops.cumsum(steps, axis=-1))
-
-
-def _window_transform(column, transform: str):
-    """A window's target column (batch, window) transformed step by step; the first step, with no value before it, is 0."""
-    if transform == "none":
-        return column
-    changes = forward_transform(column[:, 1:], column[:, :1], transform)
-    return keras.ops.concatenate([keras.ops.zeros_like(column[:, :1]), changes], axis=1)
-
-
 @keras.saving.register_keras_serializable(package="keras_seq")
 class PrepareWindow(keras.layers.Layer):
     """Raw window in; what the network reads, and the target's statistics that map its output back.
@@ -155,7 +126,8 @@ class PrepareWindow(keras.layers.Layer):
     Args:
         scaler: str. A registered scaler's name (`models.scalers`): `"window"`,
             `"zscore"`, `"series"` or one added with `register_scaler`.
-        transform: str. `"none"`, `"diff"` or `"logdiff"`.
+        transform: str. A registered transform's name (`models.transforms`): `"none"`, `"diff"`, `"logdiff"` or
+            one added with `register_transform`.
         residual: bool. Center the target on persistence.
         target_index: int or None. The target's column among the inputs
             (None: the target is not an input, allowed for zscore without
@@ -187,6 +159,7 @@ class PrepareWindow(keras.layers.Layer):
         self.target_mean = None if target_mean is None else float(target_mean)
         self.target_std = None if target_std is None else float(target_std)
         self.scaled_by = get_scaler(scaler)  # raises KerasSeqError for a name no scaler has
+        self.moved_by = get_transform(transform)
         self.scaled_by.check(self)
 
     def build(self, input_shape):
@@ -199,8 +172,8 @@ class PrepareWindow(keras.layers.Layer):
             inputs, series = inputs
         x = inputs
         column = inputs[..., index] if index is not None else ops.zeros_like(inputs[..., 0])  # (batch, window), raw
-        if index is not None and self.transform != "none":
-            moved = _window_transform(column, self.transform)[..., None]
+        if index is not None and not self.moved_by.of_levels:
+            moved = self.moved_by.window(column)[..., None]
             x = ops.concatenate([inputs[..., :index], moved, inputs[..., index + 1 :]], axis=-1)
         mean, spread, center, scale = self.scaled_by.normalization(self, x, column, series)
         normalized = (x - mean) / spread
@@ -209,7 +182,7 @@ class PrepareWindow(keras.layers.Layer):
             mask[self.unscaled] = 1.0
             normalized = normalized * (1.0 - mask) + x * mask
         if self.residual:
-            center = column if self.transform == "none" else 0 * column
+            center = column if self.moved_by.of_levels else 0 * column
         stats = ops.stack([column, center, scale], axis=-1)  # (batch, window, 3)
         return normalized, (stats if self.per_step else stats[:, -1, :])
 
@@ -286,7 +259,7 @@ class RestoreForecast(keras.layers.Layer):
     def call(self, inputs):
         output, stats = inputs
         last, center, scale = stats[..., 0:1], stats[..., 1:2], stats[..., 2:3]
-        return inverse_transform(center + scale * output, last, self.transform)
+        return get_transform(self.transform).inverse(center + scale * output, last)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -362,7 +335,7 @@ class RestoreQuantiles(keras.layers.Layer):
         quantiles = normalized_quantiles(output, self.levels, self.distribution)  # (batch, horizon, n)
         last, center, scale = (stats[:, None, k : k + 1] for k in range(3))  # (batch, 1, 1) each
         steps = ops.transpose(center + scale * quantiles, (0, 2, 1))  # (batch, n, horizon)
-        return ops.transpose(inverse_transform(steps, last, self.transform), (0, 2, 1))
+        return ops.transpose(get_transform(self.transform).inverse(steps, last), (0, 2, 1))
 
     def compute_output_shape(self, input_shape):
         output, per_step = input_shape[0], (len(self.levels) if self.distribution == "none" else 2)
@@ -481,7 +454,7 @@ def normalized_target(y_true, packed, transform: str):
     """`(output, target)` from the trainer's `packed` output (the network's output, then the target's `(last,
     center, scale)` on the last axis): the raw target transformed and scaled exactly as the model undoes it."""
     output, last, center, scale = packed[..., :-3], packed[..., -3:-2], packed[..., -2:-1], packed[..., -1:]
-    return output, (forward_transform(y_true, last, transform) - center) / scale
+    return output, (get_transform(transform).forward(y_true, last) - center) / scale
 
 
 def normalized_error(transform: str, skip_steps: int = 0):

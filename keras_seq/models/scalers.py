@@ -223,10 +223,7 @@ class SeriesScaler(WindowScaler):
         self.set_series_statistics(model.get_layer("prepare"), *series_statistics(training))
 
 
-_SCALERS = Registry("scaler")
+_SCALERS = Registry("scaler", builtin=(WindowScaler(), ZScoreScaler(), SeriesScaler()))
 register_scaler = _SCALERS.register
 scaler_names = _SCALERS.names
 get_scaler = _SCALERS.lookup
-
-for _builtin in (WindowScaler(), ZScoreScaler(), SeriesScaler()):
-    register_scaler(_builtin)

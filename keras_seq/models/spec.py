@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 
-from keras_seq.config.options import spec_of
+from keras_seq.config.options import settle, spec_of
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.registry import BUILTIN_ARCHS, get_arch
 from keras_seq.models.scalers import get_scaler
+from keras_seq.models.transforms import get_transform
 
 # The built-in archs; `keras_seq.models.registry.arch_names()` adds the registered ones.
 ARCHS = BUILTIN_ARCHS
@@ -26,14 +27,22 @@ class ModelSpec:
     """
 
     def __post_init__(self):
-        object.__setattr__(self, "conformal", checked_coverages(self.conformal))
-        object.__setattr__(self, "quantiles", head_levels(self.quantiles, self.distribution, self.conformal))
+        conformal = checked_coverages(self.conformal)
+        settle(self, conformal=conformal, quantiles=head_levels(self.quantiles, self.distribution, conformal))
         check_scaling_options(self.scaler, self.transform)
 
     @property
     def output_levels(self) -> tuple[float, ...]:
         """The levels along the output's last axis (empty for a point forecast): see `output_levels`."""
         return output_levels(self.quantiles, self.conformal)
+
+    @property
+    def loss_name(self) -> str:
+        """What training minimizes, in words: the negative log-likelihood of a distribution head, the pinball loss
+        of a quantile head, else the MSE of a point forecast."""
+        if self.distribution != "none":
+            return "negative log-likelihood"
+        return "pinball loss" if self.quantiles else "MSE"
 
     @property
     def reads_series(self) -> bool:
@@ -43,7 +52,7 @@ class ModelSpec:
     @property
     def reads_target(self) -> bool:
         """True where the model needs the target's own past among its inputs (every option but plain z-scores)."""
-        return get_scaler(self.scaler).reads_target or self.transform != "none" or self.residual
+        return get_scaler(self.scaler).reads_target or not get_transform(self.transform).of_levels or self.residual
 
 
 def _fractions(values, name: str, what: str, example: str, most: int) -> list[float]:
@@ -115,17 +124,9 @@ def output_levels(quantiles=(), conformal=()) -> tuple[float, ...]:
     return tuple(quantiles)
 
 
-def loss_name(model: dict) -> str:
-    """What training minimizes, in words, for a run's `model` options: the negative log-likelihood of a
-    distribution head, the pinball loss of a quantile head, else the MSE of a point forecast."""
-    if model.get("distribution", "none") != "none":
-        return "negative log-likelihood"
-    return "pinball loss" if model.get("quantiles") else "MSE"
-
-
 def check_scaling_options(scaler, transform) -> None:
     """Raise `KerasSeqError` for a scaler and a transform that do not combine."""
-    if get_scaler(scaler).of_levels and transform != "none":
+    if get_scaler(scaler).of_levels and not get_transform(transform).of_levels:
         raise KerasSeqError(
             f"transform {transform!r} needs scaler 'window': the {scaler} statistics are of the levels, not of their "
             f"changes. Use `scaler` window with it, or `transform` none with `scaler` {scaler}."

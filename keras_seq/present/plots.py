@@ -182,15 +182,15 @@ def plot_series_skill(report: Report, path: Path) -> None:
     save_figure(plt, fig, path)
 
 
-def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> None:
-    """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png`."""
-    from keras_seq.models.spec import loss_name
-
+def plot_comparison(folder: Path, shown: dict, summary: dict, options: tuple, split: str) -> None:
+    """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png` (`options`: the run's and the
+    comparison's)."""
+    specs, spec = options
+    backtest = spec.backtest
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    backtest = summary["settings"]["compare"]["backtest"]
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, (arch, item) in enumerate(shown.items()):
@@ -204,7 +204,7 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     if losses and min(losses) > 0:  # a log-likelihood can be negative
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{loss_name(summary['settings']['model'])} (normalized units)")
+    ax.set_ylabel(f"{specs.model.loss_name} (normalized units)")
     ax.set_title("loss per epoch" + (" (last backtest fold)" if backtest else "") + ", first seed")
     ax.legend(fontsize=8, ncol=2)
     save_figure(plt, fig, folder / "compare_loss.png")
@@ -229,11 +229,11 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, split: str) -> Non
     means = [archs[a]["splits"][split]["mae"]["mean"] for a in archs]
     stds = [archs[a]["splits"][split]["mae"]["std"] for a in archs]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(list(archs), means, yerr=stds if summary["settings"]["compare"]["repeats"] > 1 else None, capsize=4,
+    ax.bar(list(archs), means, yerr=stds if spec.repeats > 1 else None, capsize=4,
            color=[colors[i % len(colors)] for i in range(len(archs))])
     baseline = summary["splits"][split][PERSISTENCE]["mae"]
     ax.axhline(baseline, color="black", linestyle="--", label=f"persistence {baseline:.2f}")
-    ax.set_ylabel(f"MAE ({summary['settings']['data']['target']}'s units)")
+    ax.set_ylabel(f"MAE ({specs.data.target}'s units)")
     ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
     ax.legend()
     save_figure(plt, fig, folder / "compare_mae.png")

@@ -14,32 +14,31 @@ def _figure(stats: dict, digits: int, repeats: int) -> str:
     return f"{stats['mean']:.{digits}f}"
 
 
-def _deep_sizes(model: dict, archs) -> str:
-    """The deep-transition and deep-output sizes, where an arch's backbone reads them (the arch registry says)."""
-    read = {option for arch in archs for option in get_arch(arch).options}
-    if "transition_layers" not in read:
-        return ""
-    return (f", deep transition {model['transition_layers']} layers"
-            + (f", deep output {model['output_layers']} layers" if "output_layers" in read else ""))
+def _arch_sizes(model, archs) -> str:
+    """The sizes the compared archs' own options set (a deep transition's layers), as the arch registry lists
+    them: each option's name and value."""
+    read = dict.fromkeys(option for arch in archs for option in get_arch(arch).options)
+    return "".join(f", {name.replace('_', ' ')} {getattr(model, name)}" for name in read)
 
 
-def comparison_markdown(summary: dict, title: str | None = None) -> str:
-    """`comparison.md`: settings, one table per scored split, folds, and the leak note."""
+def comparison_markdown(summary: dict, specs, spec, title: str | None = None) -> str:
+    """`comparison.md`: settings, one table per scored split, folds, and the leak note (`specs`: the run's
+    options, `spec`: the comparison's)."""
     settings = summary["settings"]
-    data, win, train, compare = settings["data"], settings["windows"], settings["train"], settings["compare"]
-    repeats, archs, seeds = compare["repeats"], summary["archs"], settings["seeds"]
+    data, win, model, train = specs.data, specs.windows, specs.model, specs.train
+    recorded = settings["data"]  # what was read
+    repeats, archs, seeds = spec.repeats, summary["archs"], settings["seeds"]
     lines = [
         f"# {title or 'Comparison: ' + ', '.join(archs)}",
         "",
-        f"- data: `{data['source']}`, target {data['target']}, inputs {', '.join(data['features'] or [data['target']])}, "
-        f"{data['first_date']}..{data['last_date']} ({data['rows']} rows, sha256 `{data['sha256'][:12]}`)",
-        f"- windows: {win['window']} steps, target kind `{win['target_kind']}`, horizon {win['horizon']}, "
-        f"splits {'/'.join(f'{100 * s:g}' for s in win['splits'])} in time order",
-        f"- model: {settings['model']['units']} units, {settings['model']['layers']} layers, "
-        f"dropout {settings['model']['dropout']:g}{_deep_sizes(settings['model'], archs)}"
-        + f"; each arch with its own Adam (lr {train['lr']:g}), "
-        f"batch {train['batch_size']}, {train['epochs']} epoch{'s' if train['epochs'] != 1 else ''}"
-        + (f", early stopping after {train['patience']}" if train["patience"] else "")
+        f"- data: `{data.source}`, target {data.target}, inputs {', '.join(data.features or [data.target])}, "
+        f"{recorded['first_date']}..{recorded['last_date']} ({recorded['rows']} rows, sha256 `{recorded['sha256'][:12]}`)",
+        f"- windows: {win.window} steps, target kind `{win.target_kind}`, horizon {win.horizon}, "
+        f"splits {'/'.join(f'{100 * s:g}' for s in win.splits)} in time order",
+        f"- model: {model.units} units, {model.layers} layers, dropout {model.dropout:g}{_arch_sizes(model, archs)}"
+        + f"; each arch with its own Adam (lr {train.lr:g}), "
+        f"batch {train.batch_size}, {train.epochs} epoch{'s' if train.epochs != 1 else ''}"
+        + (f", early stopping after {train.patience}" if train.patience else "")
         + ", best validation weights restored",
         f"- seeds: {', '.join(map(str, seeds))}" + (" (figures are mean ± std over seeds)" if repeats > 1 else "")
         + f"; backend {settings['backend']}",
@@ -49,7 +48,7 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
         scope = info["split"] if split == "backtest" else f"{split} split"
         lines += [
             f"## {scope}: {info['first_date']}..{info['last_date']}, {info['windows']} windows, errors in "
-            f"{data['target']}'s units",
+            f"{data.target}'s units",
             "",
             "| arch | parameters | train s | epochs | best val loss | "
             + " | ".join(m.label for m in metrics()) + " | skill |",
@@ -60,7 +59,7 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
             m = entry["splits"][split]
             lines.append(
                 f"| {arch} | {entry['parameters']:,} | {_figure(entry['train_seconds'], 1, repeats)} | "
-                f"{_figure(entry['epochs_run'], 0 if not compare['backtest'] else 1, 1)} | "
+                f"{_figure(entry['epochs_run'], 0 if not spec.backtest else 1, 1)} | "
                 f"{_figure(entry['best_val_loss'], 4, repeats)} | "
                 + " | ".join(_figure(m.get(metric.name, missing), metric.digits, repeats) for metric in metrics())
                 + f" | {m['skill']['mean']:+.3f}" + (f" ± {m['skill']['std']:.3f}" if repeats > 1 else "") + " |"
@@ -68,7 +67,7 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
         lines += [*_baseline_rows(info), "", f"best baseline: {info.get('best_baseline', PERSISTENCE)}", "",
                   *_crps_ranking(archs, split, repeats)]
     lines.append(SKILL_NOTE)
-    if compare["backtest"]:
+    if spec.backtest:
         lines += ["", "## test MAE per walk-forward fold", "",
                   "| fold | test dates | windows | persistence | " + " | ".join(archs) + " |",
                   "|---|---|---:|---:|" + "---:|" * len(archs)]
@@ -76,7 +75,7 @@ def comparison_markdown(summary: dict, title: str | None = None) -> str:
             cells = [_figure(archs[a]["folds"][fold], 2, repeats) for a in archs]
             lines.append(f"| {fold} | {info['first_date']}..{info['last_date']} | {info['windows']} | "
                          f"{info['persistence_mae']:.2f} | " + " | ".join(cells) + " |")
-    leak = leak_note(summary)
+    leak = leak_note(summary, specs)
     if leak:
         lines += ["", leak]
     return "\n".join(lines) + "\n"
@@ -112,12 +111,10 @@ def _baseline_rows(info: dict) -> list[str]:
     return rows
 
 
-def leak_note(summary: dict) -> str | None:
+def leak_note(summary: dict, specs) -> str | None:
     """A paragraph on BRNN's future leak, when it was allowed in this comparison."""
-    settings = summary["settings"]
     archs = summary["archs"]
-    if not ("brnn" in archs and settings["windows"]["target_kind"] == "sequence"
-            and settings["model"]["allow_future_leak"]):
+    if not ("brnn" in archs and specs.windows.target_kind == "sequence" and specs.model.allow_future_leak):
         return None
     causal = [a for a in archs if a != "brnn"]
     lines = ["## Future leak", "",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.config.options import from_record
+from keras_seq.config.options import from_record, values_of
 from keras_seq.data.windows import Scaling
 from keras_seq.errors import FolderWarning, KerasSeqError, first_line
 from keras_seq.safety import artifact_sha256, inside, lock_folder, read_text_bounded, refuse_symlink
@@ -261,28 +261,62 @@ def check_manifest(run_dir: Path) -> None:
             )
 
 
-# The data options a forecast needs to read a model's inputs again.
-DATA_KEYS = ("source", "start", "end", "date_column", "fill", "series_column", "series", "targets", "calendar", "future_features")
+@dataclasses.dataclass(frozen=True)
+class ModelIO:
+    """What a run's model reads and returns: the first fields of its model card, and all that `predict` needs.
 
-
-def model_io(config: dict) -> dict:
-    """What a run's model reads and returns, from its `config.json`.
-
-    Returns:
-        `window`, `horizon`, `target_kind`, `features` (input columns in
-        order), `target`, and `data`: the training data's `DATA_KEYS`.
+    `features` are the input columns in order; `data` is the training data's
+    options (a `DataSpec`, recorded in a card as a table);
+    `series_vocabulary` the series the model knows (None: it reads windows
+    alone); `quantiles` the levels along its output (empty: a point model).
     """
-    data, windows = specs_from_config(config, None, ("data", "windows"))
-    return {
-        "window": windows.window,
-        "horizon": windows.horizon,
-        "target_kind": windows.target_kind,
-        "features": list(data.input_columns(windows.horizon)),
-        "target": data.target,
-        "data": {key: getattr(data, key) for key in DATA_KEYS},
-        "series_vocabulary": series_vocabulary_of(config, "config.json"),
-        "quantiles": list(quantiles_of(config.get("model"), "config.json")),
-    }
+
+    window: int
+    horizon: int
+    target_kind: str
+    features: list
+    target: str
+    data: object
+    series_vocabulary: list | None
+    quantiles: list
+
+    @classmethod
+    def of_config(cls, config: dict) -> ModelIO:
+        """From a run's config.json (read by `read_run_config`)."""
+        data, windows = specs_from_config(config, None, ("data", "windows"))
+        return cls(windows.window, windows.horizon, windows.target_kind, list(data.input_columns(windows.horizon)),
+                   data.target, data, series_vocabulary_of(config, CONFIG_FILE),
+                   list(quantiles_of(config.get("model"), CONFIG_FILE)))
+
+    @classmethod
+    def of_card(cls, card: dict, where) -> ModelIO:
+        """From a model card (`card_fields`, someone else's file now): every field checked, or `KerasSeqError`."""
+        plain = [field.name for field in dataclasses.fields(cls)[:5]]  # window .. target, recorded as they are
+        try:
+            io = cls(**{name: card[name] for name in plain}, data=None,
+                     series_vocabulary=series_vocabulary_of(card, where), quantiles=list(quantiles_of(card.get("model"), where)))
+            valid = io.plain_fields_valid()
+            data = from_record("data", card["data"], target=io.target, cache_dir=None) if valid else None
+        except (KeyError, TypeError, AttributeError, ValueError, KerasSeqError):
+            valid = False
+        if not valid:
+            raise KerasSeqError(f"the model card ({where}) does not describe the model's inputs and outputs. "
+                                "Export the run again.")
+        return dataclasses.replace(io, data=data)
+
+    def plain_fields_valid(self) -> bool:
+        """Whether the window, horizon, kind, features and target are of a keras-seq model (and of bounded size)."""
+        names = [*self.features, self.target] if isinstance(self.features, list) else []
+        return (all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (self.window, self.horizon))
+                and self.target_kind in ("next", "sequence") and isinstance(self.target, str)
+                and isinstance(self.features, list) and len(self.features) <= 10_000
+                and all(isinstance(f, str) and len(f) <= 200 for f in names))
+
+    def card_fields(self) -> dict:
+        """The fields as a model card records them (the data's options as a table, without the cache folder of
+        the machine that trained it)."""
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return fields | {"data": values_of(dataclasses.replace(self.data, cache_dir=None))}
 
 
 def quantiles_of(model: dict | None, where) -> tuple[float, ...]:

@@ -13,6 +13,7 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
+from keras_seq.models.transforms import get_transform
 from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_json, staged_folder, write_history,
                               write_json, write_manifest)
 
@@ -116,14 +117,14 @@ def start_keras(devices, cluster=None) -> None:
 
 
 def check_positive_target(frame, specs: RunSpecs) -> None:
-    """Refuse the log-difference transform on a target that is not positive everywhere (one line)."""
-    if specs.model.transform != "logdiff":
+    """Refuse a transform of logarithms (`logdiff`) on a target that is not positive everywhere (one line)."""
+    if not get_transform(specs.model.transform).positive:
         return
     values = frame[specs.data.target]
     if (values <= 0).any():
         day = values.index[int((values <= 0).to_numpy().argmax())]
         raise KerasSeqError(
-            f"transform 'logdiff' takes the log of '{specs.data.target}', but it is {values[day]:g} on {day.date()} "
+            f"transform {specs.model.transform!r} takes the log of '{specs.data.target}', but it is {values[day]:g} on {day.date()} "
             "(log-changes need positive values). Use `transform` diff or none."
         )
 
@@ -215,6 +216,7 @@ class Fitted:
     config: dict
     seconds: float  # wall time of training alone
     started: datetime.datetime
+    specs: RunSpecs | None = None  # the run's options
     quantiles: dict = dataclasses.field(default_factory=dict)  # split -> a quantile model's (n, horizon, levels), or None
 
 
@@ -246,7 +248,7 @@ def train_and_evaluate(run: Run, *, splits: tuple[str, ...] = ("test",), verbose
         "result": _training_result(history, seconds),
     }
     return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, run.started,
-                  quantiles)
+                  run.specs, quantiles)
 
 
 def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume):
@@ -349,9 +351,7 @@ def _training_result(history: dict, seconds: float) -> dict:
 def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     """Write a run folder's files for `fitted` into `folder` (which exists)."""
     from keras_seq.present.plots import plot_calibration, plot_forecast, plot_loss, plot_series_skill
-    from keras_seq.models.spec import loss_name
-
-    arch = fitted.config["model"]["arch"]
+    arch = fitted.specs.model.arch
     with tensorflow_left_unloaded():
         fitted.model.save(folder / MODEL_FILE)
     write_json(folder / CONFIG_FILE, fitted.config)
@@ -362,7 +362,7 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     split = "test" if "test" in fitted.reports else next(iter(fitted.reports))
     write_json(folder / "metrics.json", fitted.reports[split].to_dict())
     if plots:
-        plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss", loss_name=loss_name(fitted.config["model"]))
+        plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss", loss_name=fitted.specs.model.loss_name)
         plot_forecast(fitted.raw, split, fitted.predictions[split], folder / "forecast.png", name=arch,
                       report=fitted.reports[split], quantiles=fitted.quantiles.get(split))
         if fitted.reports[split].intervals:

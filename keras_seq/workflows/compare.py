@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from keras_seq.backend import use_backend
+from keras_seq.config.options import from_record
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
@@ -137,13 +138,12 @@ def _kept_comparison(folder: Path, fanout):
     settings = record.get("settings") if isinstance(record, dict) else None
     where = folder / INTERRUPTED_FILE
     try:
-        spec = CompareSpec(**{**settings["compare"], "archs": tuple(settings["compare"]["archs"]),
-                              "on": tuple(settings["compare"]["on"])})
-        config = {**settings, "model": {**settings["model"], "arch": spec.archs[0]}}
+        spec = from_record("evaluate", settings["compare"])
         backend = use_backend(settings["backend"])
     except (KeyError, TypeError, AttributeError):
         raise KerasSeqError(f"{where} is not a keras-seq comparison record. Start the comparison again.") from None
-    data, windows, model, train = specs_from_config(config, None)
+    data, windows, model, train = specs_from_config(settings, None)
+    model = dataclasses.replace(model, arch=spec.archs[0])  # the record's `model` holds no arch (each fit has its own)
     check_fanout(fanout, train)
     frame = data.load()
     digest = frame_sha256(frame)

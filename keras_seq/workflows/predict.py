@@ -34,10 +34,16 @@ class Artifact:
     target_kind: str
     features: list
     target: str
-    data: dict  # source, start, end, date_column, fill of the training data
+    data: object  # the training data's options: a `DataSpec` (or its options as a dict)
     series_vocabulary: list | None = None  # the series known at training time (index k+1); None: windows alone
     quantiles: list = dataclasses.field(default_factory=list)  # a quantile model's output levels; empty: a point model
     model: object = None  # the Keras model of a run folder or .keras file
+
+    def __post_init__(self):
+        if isinstance(self.data, dict):
+            from keras_seq.config.options import from_record
+
+            self.data = from_record("data", self.data, target=self.target, cache_dir=None)
 
     def indices(self, names) -> np.ndarray | None:
         """The series input for `names` (k+1 for the k-th known series, 0 for an unseen one; warned), or None
@@ -108,7 +114,9 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
             from keras_seq.backend import use_backend
 
             use_backend(backend)
-        return _artifact(fmt.name, path, fmt.load(path), _describe_card(card), CARD_FILE)
+        from keras_seq.runs.folder import ModelIO
+
+        return _artifact(fmt.name, path, fmt.load(path), ModelIO.of_card(card, CARD_FILE), CARD_FILE)
     if path.is_dir():
         raise KerasSeqError(f"{path} is not a run folder (no config.json) nor a SavedModel (no saved_model.pb).")
     raise KerasSeqError(f"{path} is not a keras-seq artifact. Expected a run folder, a .keras file, a SavedModel folder or an .onnx file.")
@@ -117,47 +125,28 @@ def load_artifact(path: str | Path, backend: str | None = None) -> Artifact:
 def _run_folder_artifact(path: Path, backend: str | None) -> Artifact:
     from keras_seq.backend import use_backend
     from keras_seq.artifacts import get_format
-    from keras_seq.runs.folder import MODEL_FILE, model_io, read_run_config
+    from keras_seq.runs.folder import CONFIG_FILE, MODEL_FILE, ModelIO, read_run_config
 
-    description = model_io(read_run_config(path))
+    io = ModelIO.of_config(read_run_config(path))
     use_backend(backend)
-    return _artifact("run", path, get_format("keras").load(path / MODEL_FILE), description, "config.json")
+    return _artifact("run", path, get_format("keras").load(path / MODEL_FILE), io, CONFIG_FILE)
 
 
-def _artifact(kind: str, path: Path, loaded, description: dict, record: str) -> Artifact:
-    """An `Artifact`, refused where the model's inputs and its record disagree on the series index."""
-    if (loaded.series_name is None) != (description.get("series_vocabulary") is None):
+def _artifact(kind: str, path: Path, loaded, io, record: str) -> Artifact:
+    """An `Artifact` of what `io` (a `runs.folder.ModelIO`) says it reads, refused where the model's inputs and
+    its record disagree on the series index or the windows."""
+    if (loaded.series_name is None) != (io.series_vocabulary is None):
         has = "takes" if loaded.series_name else "does not take"
         raise KerasSeqError(f"{path} {has} a series index input, but its {record} "
                             f"{'lists no' if loaded.series_name else 'lists a'} series_vocabulary: the two do not "
                             "belong together. Export the run again.")
-    declared = (description["window"], len(description["features"]))
+    declared = (io.window, len(io.features))
     if loaded.window_shape is not None and tuple(loaded.window_shape) != declared:
         raise KerasSeqError(f"{path} takes windows of {loaded.window_shape[0]} steps and {loaded.window_shape[1]} "
                             f"features, but its {record} says {declared[0]} and {declared[1]}: the two do not belong "
                             "together. Export the run again.")
-    return Artifact(kind, path, loaded.run, **description, model=loaded.model)
-
-
-def _describe_card(card: dict) -> dict:
-    """The fields of `runs.folder.model_io`, read back from a model card."""
-    from keras_seq.runs.folder import DATA_KEYS, quantiles_of, series_vocabulary_of
-
-    try:
-        described = {key: card[key] for key in ("window", "horizon", "target_kind", "features", "target")} | {
-            "data": {key: card["data"].get(key) for key in DATA_KEYS},
-            "series_vocabulary": series_vocabulary_of(card, CARD_FILE),
-            "quantiles": list(quantiles_of(card.get("model"), CARD_FILE)),
-        }
-        valid = (all(isinstance(described[k], int) and described[k] >= 1 for k in ("window", "horizon"))
-                 and described["target_kind"] in ("next", "sequence") and isinstance(described["target"], str)
-                 and isinstance(described["features"], list) and len(described["features"]) <= 10_000
-                 and all(isinstance(f, str) and len(f) <= 200 for f in [*described["features"], described["target"]]))
-    except (KeyError, TypeError, AttributeError):
-        valid = False
-    if not valid:
-        raise KerasSeqError(f"the model card ({CARD_FILE}) does not describe the model's inputs and outputs. Export the run again.")
-    return described
+    return Artifact(kind, path, loaded.run, **{field.name: getattr(io, field.name) for field in dataclasses.fields(io)},
+                    model=loaded.model)
 
 
 def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None, name: str | None = None) -> pd.DataFrame:
@@ -241,7 +230,7 @@ def _table(artifact: Artifact, columns: dict, values, steps: int) -> pd.DataFram
 
 
 def _calendar_of(artifact: Artifact) -> list:
-    return calendar_columns((artifact.data or {}).get("calendar"))
+    return calendar_columns(artifact.data.calendar)
 
 
 def _check_rolling(artifact: Artifact, steps: int) -> None:
@@ -260,7 +249,7 @@ def _future_rows(artifact: Artifact, dates: list) -> np.ndarray:
     from keras_seq.data.calendar import add_calendar
 
     rows = np.zeros((len(dates), len(dates[0]), len(artifact.features)), dtype="float32")
-    names = (artifact.data or {}).get("calendar")
+    names = artifact.data.calendar
     for k, these in enumerate(dates if names else ()):
         made = add_calendar(pd.DataFrame(index=these), names)
         for column in made.columns:
@@ -394,7 +383,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
         A DataFrame of `date` and forecast values (of a panel: the series
         column first).
     """
-    from keras_seq.data.sources import DataSpec, csv_path
+    from keras_seq.data.sources import csv_path
 
     unknown = sorted(set(data) - set(PREDICT_DATA))
     if unknown:
@@ -407,18 +396,15 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     artifact = load_artifact(path, backend=backend)
     artifact = _with_mc_dropout(artifact, mc_samples) if mc_samples is not None else artifact
     read = _predicted_data(path, artifact, source, series, data.get("series_column"))
-    read.update({k: data[k] for k in ("start", "end") if data.get(k) is not None})
+    read = dataclasses.replace(read, **{k: data[k] for k in ("start", "end") if data.get(k) is not None})
     if csv is not None:
-        check_output_path(csv, [csv_path(read.get("source"))])
-    made = {*calendar_columns(read.get("calendar")),  # computed from the dates and the `future` table, not read
-            *lead_columns(read.get("future_features"), artifact.horizon)}
-    try:
-        spec = DataSpec(target=artifact.target, features=tuple(f for f in artifact.features if f not in made), **read)
-    except TypeError:
-        raise KerasSeqError(f"{path} records its training data in a form keras-seq cannot read. Give `source`.") from None
+        check_output_path(csv, [csv_path(read.source)])
+    made = {*calendar_columns(read.calendar),  # computed from the dates and the `future` table, not read
+            *lead_columns(read.future_features, artifact.horizon)}
+    spec = dataclasses.replace(read, target=artifact.target, features=tuple(f for f in artifact.features if f not in made))
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
     frame = _with_future(frame, artifact, data.get("future"), spec.panel_column)
-    table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None or read.get("targets") is not None)
+    table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None or read.targets is not None)
     if csv is not None:
         write_forecast(table, csv)
     return table
@@ -452,7 +438,7 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
     """`frame` with the leads of the model's future features, their values after the data read from `future`."""
     from keras_seq.data.windows import add_leads
 
-    names, horizon = (artifact.data or {}).get("future_features"), artifact.horizon
+    names, horizon = artifact.data.future_features, artifact.horizon
     if not names:
         if future is not None:
             raise KerasSeqError("`future` gives values known in advance, and this model reads none. Drop `future`.")
@@ -493,28 +479,30 @@ def _future_table(path, names: list, column: str | None) -> dict:
             for name, part in parts}
 
 
-def _predicted_data(path, artifact: Artifact, source, series, series_column) -> dict:
-    """The data options `predict` reads: the model's own data, or `source` (a long table's `series` of it; for a
-    model of a wide table, `source`'s columns `series`, default all)."""
+def _predicted_data(path, artifact: Artifact, source, series, series_column):
+    """The data `predict` reads (a `DataSpec`): the model's own data, or `source` (a long table's `series` of it;
+    for a model of a wide table, `source`'s columns `series`, default all)."""
     from keras_seq.data.sources import reads_several
 
-    data = dict(artifact.data)
-    if source is not None and data.get("targets") is not None and series_column is None:  # a wide model: wide data
-        data.update(source=source, start=None, end=None, series=None, targets=series if series is not None else "all")
-    elif source is not None:  # read as given: one series, or those of a long table's series_column
+    data = artifact.data
+    if source is not None and data.targets is not None and series_column is None:  # a wide model: wide data
+        return dataclasses.replace(data, source=source, start=None, end=None, series=None,
+                                   targets=series if series is not None else "all")
+    if source is not None:  # read as given: one series, or those of a long table's series_column
         if series_column is None and series is not None:
             raise KerasSeqError("`series` with `source` picks series of a long table: give its `series_column` too.")
         if series_column is not None and series is None:
             raise KerasSeqError("`series_column` reads a long table: choose its series with `series` NAME, A,B or all.")
-        data.update(source=source, start=None, end=None, series_column=series_column, series=series, targets=None)
-    elif series_column is not None:
+        return dataclasses.replace(data, source=source, start=None, end=None, series_column=series_column,
+                                   series=series, targets=None)
+    if series_column is not None:
         raise KerasSeqError("`series_column` is for a long table given with `source`; without `source` the model's own "
                             "series are read. Drop `series_column` or give `source`.")
-    elif series is not None and data.get("targets") is None and not reads_several(data.get("series")):
-        if data.get("series_column") is None:
+    if series is not None and data.targets is None and not reads_several(data.series):
+        if data.series_column is None:
             raise KerasSeqError(f"`series` picks series of a panel, and {path} reads one series. Drop `series`, or "
                                 "give `source` a long table with `series_column`.")
-        data["series"] = series  # a model of one series of a long table: another series of it
+        return dataclasses.replace(data, series=series)  # a model of one series of a long table: another of it
     return data
 
 

@@ -43,8 +43,8 @@ import tomllib
 from pathlib import Path
 
 from keras_seq.evaluation.comparison import CompareSpec
-from keras_seq.config.options import (INT, NAMES, NUMBER, TEXT, get_option, options, recipe_schema, spec_class, tunable,
-                                      values_of)
+from keras_seq.config.options import (INT, NAMES, NUMBER, TEXT, compared_values, get_option, options, recipe_schema,
+                                      spec_class, tunable)
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.models.spec import ModelSpec
@@ -387,8 +387,6 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
     model = dict(sections["model"])
     archs = tuple(model.pop("archs", DEFAULT_ARCHS))
     evaluate = dict(sections["evaluate"])
-    if "on" in evaluate:
-        evaluate["on"] = tuple(evaluate["on"])
     formats = tuple(sections["export"].get("formats", ()))
     if formats:
         from keras_seq.artifacts.export import parse_formats
@@ -429,8 +427,7 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
         data["start"] = str(frame.index.min().date())
         data["end"] = str(frame.index.max().date())
     windows = dataclasses.asdict(experiment.windows)
-    model = {"archs": list(experiment.compare.archs),
-             **{k: v for k, v in values_of(experiment.model, experiment.compare.archs).items() if k != "arch"}}
+    model = {"archs": list(experiment.compare.archs), **compared_values(experiment.model, experiment.compare.archs)}
     compare = dataclasses.asdict(experiment.compare)
     evaluate = {"on": list(compare["on"]), "repeats": compare["repeats"], "backtest": compare["backtest"],
                 "jobs": compare["jobs"]}  # a scheduler is never written into a recipe (`_refuse_addresses`)
