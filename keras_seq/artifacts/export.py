@@ -130,16 +130,17 @@ def export_run(
 
 
 def _export_in_tensorflow_process(run_dir: Path, formats, out: Path, overwrite: bool, name, version: int, tolerance):
-    """`keras-seq export` in a new process on tensorflow, for Python code whose Keras runs on jax or torch."""
-    import subprocess
+    """The export in a new process on tensorflow (`jobs.processes`), for Python code whose Keras runs on jax or
+    torch."""
+    import functools
 
-    command = [sys.executable, "-m", "keras_seq", "export", str(run_dir), "--format", ",".join(formats),
-               "--out", str(out), "--model-version", str(version), "--tolerance", repr(float(tolerance))]
-    command += ["--overwrite"] * overwrite + (["--name", name] if name else [])
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise KerasSeqError(lines[-1].removeprefix("Error: ") if lines else f"export failed (exit {done.returncode}).")
+    from keras_seq.jobs import processes
+
+    call = functools.partial(export_run, run_dir, formats, out=out, overwrite=overwrite, name=name, version=version,
+                             tolerance=tolerance)
+    (failed,) = processes.wait([processes.start(call, (), "tensorflow", own_session=True, watch_parent=True)])
+    if failed:
+        raise KerasSeqError(failed)
     card = json.loads(read_text_bounded(out / CARD_FILE))
     return ExportResult(out, card["parity"], card)
 

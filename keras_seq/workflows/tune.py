@@ -25,11 +25,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import shutil
 import socket
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -463,86 +460,25 @@ def refit_best(job: Job, summary: dict, verbose) -> dict:
 
 
 def run_workers(job: Job, shares: list[int]) -> None:
-    """One process per share, each on the same study; a signal here is passed to each of them once.
+    """One process per share, each on the same study (`jobs.processes`), each in its own session: a Ctrl-C at the
+    terminal reaches them through this process, once, and each ends its trial as interrupted."""
+    from keras_seq.jobs import processes
 
-    Workers start in their own session, so a Ctrl-C at the terminal reaches
-    them only through this process: each ends its trial as interrupted.
-    """
-    import signal
-    import time
+    workers = [processes.start(work_share, (job, share, index), job.base.backend, own_session=True, watch_parent=True)
+               for index, share in enumerate(shares)]
+    failed = next(filter(None, processes.wait(workers)), None)
+    if failed:
+        raise KerasSeqError(f"a tune worker failed: {failed}")
 
-    from keras_seq.jobs.stop import STOP, stop_signals
 
-    payload = pickle.dumps(job)
-    env = {**os.environ, "KERAS_BACKEND": job.base.backend}
-    workers = []
-    for index, share in enumerate(shares):
-        process = subprocess.Popen([sys.executable, "-m", "keras_seq.workflows.tune", str(share), str(index), str(os.getpid())],
-                                   stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False, env=env,
-                                   start_new_session=True)
-        process.stdin.write(payload)
-        process.stdin.close()
-        workers.append(process)
+def work_share(job: Job, quota: int, worker: int) -> None:
+    """A worker process's share of the study, run by `jobs.processes` on the study's backend."""
+    from keras_seq.runs.run import start_keras
 
-    def forward():
-        for process in workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-
-    with stop_signals(on_stop=forward):
-        while any(process.poll() is None for process in workers):
-            time.sleep(0.2)
-    errors = [process.stderr.read().decode("utf-8", "replace").strip() for process in workers]
-    if STOP.requested or any(process.returncode == 130 for process in workers):
-        raise RunInterrupted(_interrupted_line(job))
-    for process, error in zip(workers, errors):
-        if process.returncode:
-            last = error.splitlines()[-1] if error else f"exit status {process.returncode}"
-            raise KerasSeqError(f"a tune worker failed: {last.removeprefix('Error: ')}")
+    start_keras(1)
+    run_worker(job, quota, worker)
 
 
 def _interrupted_line(job: Job) -> str:
     return (f"interrupted; the study in {job.folder} keeps every finished trial, and the ones cut short run again "
             "when you give the same command.")
-
-
-def _worker_main(argv: list[str]) -> int:
-    """`python -m keras_seq.workflows.tune SHARE INDEX`, the Job pickled on stdin by `run_workers` (its parent)."""
-    from keras_seq.runs.run import start_keras
-    from keras_seq.jobs.stop import stop_signals
-
-    job = pickle.loads(sys.stdin.buffer.read())
-    share, index = int(argv[0]), int(argv[1])
-    if len(argv) > 2:
-        _end_with_parent(int(argv[2]))
-    try:
-        with stop_signals():
-            start_keras(1)
-            run_worker(job, share, worker=index)
-    except RunInterrupted:
-        return 130
-    except KerasSeqError as exc:
-        print(f"Error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _end_with_parent(parent: int) -> None:
-    """A worker stops its trial (as on Ctrl-C) once its parent is gone, even one killed outright: it polls its
-    parent's pid, which changes when the process is adopted by another."""
-    import signal
-    import threading
-    import time
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)  # stop_signals: the trial ends after its batch, marked interrupted
-        time.sleep(30)
-        os._exit(130)  # and if it did not, the worker ends anyway
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))
