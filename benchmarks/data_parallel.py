@@ -37,16 +37,15 @@ def main(argv=None) -> int:
     counts = [int(c) for c in args.devices.split(",")]
     short, long = (int(e) for e in args.epochs.split(","))
 
-    from keras_seq.backend import use_backend
-    from keras_seq.training.distributed import request_host_devices
+    from keras_seq.backend import request_host_devices, start_keras, use_backend
 
     use_backend("jax")
     request_host_devices(max(counts))
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.runs.run import Run, RunSpecs, start_keras, train_and_evaluate
+    from keras_seq.runs.run import Run, RunSpecs, train_and_evaluate
     from keras_seq.models.spec import ModelSpec
-    from keras_seq.training.speed import speed_options
+    from keras_seq.config.speed import speed_options
     from keras_seq.training.loop import TrainSpec
 
     start_keras(max(counts))

@@ -104,7 +104,7 @@ def keras_worker(backend: str, archs, shape: dict, epochs: int, started: float, 
     import pandas as pd
 
     from keras_seq.models import builders
-    from keras_seq.training.speed import speed_options
+    from keras_seq.config.speed import speed_options
     from keras_seq.training.loop import TrainSpec, compile_trainer, fit_data
 
     spec = TrainSpec(batch_size=shape["batch"], seed=0)

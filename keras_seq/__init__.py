@@ -26,7 +26,7 @@ _LAZY = {
     "predict": ("keras_seq.workflows.predict", "predict_artifact"),
     "tune": ("keras_seq.workflows.tune", "tune"),
     "compare_models": ("keras_seq.workflows.compare", "compare_models"),
-    "CompareSpec": ("keras_seq.evaluation.comparison", "CompareSpec"),
+    "CompareSpec": ("keras_seq.runs.comparison", "CompareSpec"),
     "resume_comparison": ("keras_seq.workflows.compare", "resume_comparison"),
     "load_recipe": ("keras_seq.workflows.recipe", "load_recipe"),
     "run_recipe": ("keras_seq.workflows.recipe", "run_recipe"),

@@ -21,6 +21,7 @@ from keras_seq.errors import KerasSeqError
 # CPU (benchmarks/RESULTS.md). tensorflow is the fallback if jax is missing.
 DEFAULT_BACKEND = "jax"
 FALLBACK_BACKEND = "tensorflow"
+HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"  # XLA's CPU device count, read when jax loads
 # backend name -> (module that must be importable, pip extra that installs it)
 BACKENDS = {
     "tensorflow": ("tensorflow", None),
@@ -117,6 +118,31 @@ def import_keras():
     if keras.backend.backend() == "jax":
         use_jax_compilation_cache()
     return keras
+
+
+def request_host_devices(devices) -> None:
+    """Ask XLA for `devices` CPU devices, before jax is imported (nothing where jax is loaded or one is asked).
+
+    A count already in `XLA_FLAGS` is kept. "all" asks nothing: it takes the
+    devices there are.
+    """
+    if not isinstance(devices, int) or devices < 2 or "jax" in sys.modules:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if HOST_DEVICES_FLAG not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={devices}".strip()
+
+
+def start_keras(devices, cluster=None) -> None:
+    """Import Keras, asking XLA for `devices` host devices first, and join `cluster` (a
+    `training.distributed.Cluster`) if given.
+
+    Only `fit` joins a multi-process job: a comparison or a recipe run writes from every process.
+    """
+    request_host_devices(devices)
+    import_keras()
+    if cluster is not None:
+        cluster.join()
 
 
 def jax_cache_folder() -> Path:

@@ -402,7 +402,7 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
     run folder. Stopped early (Ctrl-C, or a fit's error), it keeps the fits
     that finished; `--resume` finishes it.
     """
-    from keras_seq.evaluation.comparison import CompareSpec
+    from keras_seq.runs.comparison import CompareSpec
     from keras_seq.workflows.compare import compare_models, resume_comparison
 
     verbose = 0 if options["quiet"] else "auto"

@@ -37,6 +37,16 @@ from keras_seq.errors import KerasSeqError
 # === Names and symlinks ===
 
 
+def is_folder_name(value) -> bool:
+    """Letters, digits, '-' and '_' only: safe as one folder name.
+
+    Example:
+    >>> is_folder_name("lstm-v2"), is_folder_name("../x"), is_folder_name("")
+    (True, False, False)
+    """
+    return isinstance(value, str) and bool(value) and value.replace("-", "").replace("_", "").isalnum()
+
+
 def plain_name(name) -> bool:
     """A relative POSIX path of plain parts: no '..', no '.', no absolute path, no backslash.
 

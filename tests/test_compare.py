@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_seq.evaluation.comparison import CompareSpec, backtest_folds
+from keras_seq.runs.comparison import CompareSpec, backtest_folds
 from keras_seq.workflows.compare import compare_models
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec

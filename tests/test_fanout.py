@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from keras_seq.evaluation.comparison import CompareSpec
+from keras_seq.runs.comparison import CompareSpec
 from keras_seq.workflows.compare import compare_models, resume_comparison
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec

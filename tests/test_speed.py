@@ -1,4 +1,4 @@
-"""keras_seq/training/speed.py: the fast paths' options hold for a block only, and reach what they govern."""
+"""keras_seq/config/speed.py: the fast paths' options hold for a block only, and reach what they govern."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.builders import build_model
 from keras_seq.models.recurrent import LSTM, SimpleRNN
-from keras_seq.training.speed import SpeedOptions, current, speed_options
+from keras_seq.config.speed import SpeedOptions, current, speed_options
 
 
 def _recurrent_classes(model) -> list[type]:

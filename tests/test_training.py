@@ -59,7 +59,7 @@ def test_fit_reads_every_training_window_once_per_epoch_in_a_new_order():
 def test_batches_in_one_compiled_loop_train_as_one_call_per_batch():
     """On jax an execution's batches run in one compiled loop: the same updates as Keras's loop over them."""
     from keras_seq.training import loop as training
-    from keras_seq.training.speed import speed_options
+    from keras_seq.config.speed import speed_options
 
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(75, 6, 2)).astype("float32"), rng.normal(size=(75, 6, 1)).astype("float32")

@@ -46,9 +46,9 @@ def hostile(frame, task):
 
 
 def dask_setup(worker):
-    import keras_seq.evaluation.comparison
+    import keras_seq.runs.fits
 
-    keras_seq.evaluation.comparison.fit_one_as_bytes = hostile
+    keras_seq.runs.fits.fit_one_as_bytes = hostile
 '''
 
 
@@ -58,7 +58,7 @@ def test_a_hostile_dask_worker_can_neither_name_the_folder_nor_run_code_and_a_de
     from distributed import LocalCluster
 
     from keras_seq.jobs import pool as fanout
-    from keras_seq.evaluation.comparison import CompareSpec
+    from keras_seq.runs.comparison import CompareSpec
     from keras_seq.workflows.compare import compare_models
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec
@@ -295,7 +295,7 @@ def test_a_download_is_bounded_in_bytes_and_time(tmp_path, monkeypatch, trickle,
 def test_a_silent_scheduler_is_one_line_within_the_connect_time(tmp_path, monkeypatch):
     import socket
 
-    from keras_seq.evaluation.comparison import CompareSpec
+    from keras_seq.runs.comparison import CompareSpec
     from keras_seq.workflows.compare import compare_models
     from keras_seq.errors import KerasSeqError
 

@@ -37,8 +37,8 @@ import numpy as np
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.artifacts import CARD_FILE, format_names, get_format, io_signature
-from keras_seq.safety import artifact_sha256, read_text_bounded, write_error
-from keras_seq.runs.folder import is_folder_name, write_json
+from keras_seq.runs.folder import write_json
+from keras_seq.safety import artifact_sha256, is_folder_name, read_text_bounded, write_error
 
 FORMATS = format_names()  # keras_seq.artifacts: savedmodel, onnx, keras
 # Everything an export folder may hold (what `overwrite` may replace).

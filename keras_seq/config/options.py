@@ -34,7 +34,7 @@ SECTIONS = ("data", "windows", "model", "train")  # a run's sections (config.jso
 # The module that defines each section's spec class (`spec_class` imports it when first asked).
 SPEC_MODULES = {"data": "keras_seq.data.sources", "windows": "keras_seq.data.windows",
                 "model": "keras_seq.models.spec", "train": "keras_seq.training.loop",
-                "evaluate": "keras_seq.evaluation.comparison", "tune": "keras_seq.config.search"}
+                "evaluate": "keras_seq.runs.comparison", "tune": "keras_seq.config.search"}
 
 
 def _is_int(v) -> bool:

@@ -82,7 +82,7 @@ class TuneSpec:
     space: tuple = DEFAULT_SPACE
 
     def __post_init__(self):
-        from keras_seq.runs.folder import is_folder_name
+        from keras_seq.safety import is_folder_name
 
         if not is_folder_name(self.study):
             raise KerasSeqError(f"the study name must be letters, digits, '-' or '_' (it names a folder). "

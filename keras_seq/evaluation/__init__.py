@@ -1,2 +1,2 @@
-"""Scoring forecasts: metrics (a registry), the test report and its baselines (report), comparisons of many fits
-(comparison), and intervals: conformal, MC dropout and their coverage."""
+"""Scoring forecasts: metrics (a registry), the test report and its baselines (report), and intervals: conformal,
+MC dropout and their coverage."""

@@ -357,8 +357,7 @@ def in_worker(backend: str):
 
     Raises RunInterrupted where the caller is stopping.
     """
-    from keras_seq.backend import use_backend
-    from keras_seq.runs.run import start_keras
+    from keras_seq.backend import start_keras, use_backend
 
     if _STOPPING.is_set():
         raise RunInterrupted("the fits are stopping: this one was not started.")

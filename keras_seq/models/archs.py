@@ -8,7 +8,7 @@ step only when `sequences` is true.
 
 from __future__ import annotations
 
-from keras_seq.training import speed
+from keras_seq.config import speed
 from keras_seq.backend import import_keras
 from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
 from keras_seq.models.recurrent import LSTM, SimpleRNN

@@ -16,7 +16,7 @@ The weights, their names, the config and the outputs are those of
 the jax backend when there is no mask, no active dropout and no `unroll`;
 everywhere else, including TensorFlow exports, the layers run Keras's own
 loop unchanged. On a GPU the scan runs 8 steps per loop iteration
-(`keras_seq.training.speed` changes that, and turns each fast path off, for benchmarks).
+(`keras_seq.config.speed` changes that, and turns each fast path off, for benchmarks).
 
 The LSTM with its default activations (tanh, sigmoid) also has its own
 gradient (`_lstm`): the backward loop holds only what depends on the
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 
-from keras_seq.training import speed
+from keras_seq.config import speed
 from keras_seq.backend import import_keras
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen

@@ -38,16 +38,6 @@ CHECKPOINT_FILE = "checkpoint.npz"
 # === Names and staging ===
 
 
-def is_folder_name(value) -> bool:
-    """Letters, digits, '-' and '_' only: safe as one folder name.
-
-    Example:
-    >>> is_folder_name("lstm-v2"), is_folder_name("../x"), is_folder_name("")
-    (True, False, False)
-    """
-    return isinstance(value, str) and bool(value) and value.replace("-", "").replace("_", "").isalnum()
-
-
 def utc_stamp(now: datetime.datetime | None = None) -> str:
     """A UTC timestamp for folder names, e.g. `20230210T153000Z`."""
     now = now or datetime.datetime.now(datetime.timezone.utc)

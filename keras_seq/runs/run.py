@@ -7,7 +7,7 @@ import dataclasses
 import datetime
 from pathlib import Path
 
-from keras_seq.backend import import_keras, seeded_build, set_random_seed, tensorflow_left_unloaded
+from keras_seq.backend import seeded_build, set_random_seed, tensorflow_left_unloaded
 from keras_seq.config.options import values_of
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
@@ -101,19 +101,6 @@ class Run:
     def options_config(self, status: str) -> dict:
         """The start of the run's `config.json` (all of it while it trains)."""
         return self.specs.options_config(status, self.started, self.frame, self.digest)
-
-
-def start_keras(devices, cluster=None) -> None:
-    """Import Keras, asking XLA for `devices` host devices first, and join `cluster` (a `distributed.Cluster`) if given.
-
-    Only `fit` joins a multi-process job: a comparison or a recipe run writes from every process.
-    """
-    from keras_seq.training.distributed import request_host_devices
-
-    request_host_devices(devices)
-    import_keras()
-    if cluster is not None:
-        cluster.join()
 
 
 def check_positive_target(frame, specs: RunSpecs) -> None:

@@ -1,1 +1,1 @@
-"""Training: the loop and its callbacks (loop), data-parallel jax (distributed), the speed settings (speed)."""
+"""Training: the loop and its callbacks (loop), data-parallel jax (distributed)."""

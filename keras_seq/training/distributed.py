@@ -10,7 +10,7 @@ multi-host job are joined by `jax.distributed` (`Cluster`, or Keras's
 data and draws the same batches, feeds its share of each batch, and only
 process 0 writes the run folder.
 
-On a CPU, `request_host_devices` asks XLA for N host devices
+On a CPU, `backend.request_host_devices` asks XLA for N host devices
 (`--xla_force_host_platform_device_count`), which works only before jax is
 imported; on a GPU host the flag changes nothing and the GPUs are used.
 """
@@ -25,7 +25,6 @@ import sys
 
 from keras_seq.errors import KerasSeqError
 
-HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 # Keras's own names (keras.distribution.initialize reads them too)
 ENVIRONMENT = {"coordinator": "KERAS_DISTRIBUTION_JOB_ADDRESSES", "num_processes": "KERAS_DISTRIBUTION_NUM_PROCESSES",
                "process_id": "KERAS_DISTRIBUTION_PROCESS_ID"}
@@ -111,19 +110,6 @@ class Cluster:
                 return  # already joined, by an earlier fit of this process
             raise KerasSeqError(f"could not join the job at {self.coordinator} as process {self.process_id}: "
                                 f"{str(exc).splitlines()[0][:200]}") from None
-
-
-def request_host_devices(devices) -> None:
-    """Ask XLA for `devices` CPU devices, before jax is imported (nothing where jax is loaded or one is asked).
-
-    A count already in `XLA_FLAGS` is kept. "all" asks nothing: it takes the
-    devices there are.
-    """
-    if not isinstance(devices, int) or devices < 2 or "jax" in sys.modules:
-        return
-    flags = os.environ.get("XLA_FLAGS", "")
-    if HOST_DEVICES_FLAG not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={devices}".strip()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_seq.training import speed
+from keras_seq.config import speed
 from keras_seq.config.options import spec_of
 from keras_seq.data.windows import Windows
 from keras_seq.training.distributed import check_devices, current_parallel

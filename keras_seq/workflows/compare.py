@@ -1,7 +1,7 @@
 """`keras-seq compare`: train and score several archs on identical data, splits, seeds and budget.
 
 The comparison itself (its tasks, folds, pooled metrics, tables and plots) is
-`evaluation.comparison`; this verb opens the pool and the stop signals,
+`runs.comparison`; this verb opens the pool and the stop signals,
 stages the folder, and publishes it, or what finished of it
 (`resume_comparison` finishes a stopped one).
 """
@@ -12,14 +12,14 @@ import dataclasses
 import json
 from pathlib import Path
 
-from keras_seq.backend import use_backend
+from keras_seq.backend import start_keras, use_backend
 from keras_seq.config.options import from_record
 from keras_seq.data.sources import DataSpec, frame_sha256
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
-from keras_seq.evaluation.comparison import (INTERRUPTED_FILE, WRITTEN_ON_RESUME, CompareSpec, backtest_folds,
-                                             check_backtest, check_comparison, check_fanout, compare_into,
-                                             comparison_settings, date_count, fit_tasks, kept_fits, outcome_limit)
+from keras_seq.runs.comparison import (WRITTEN_ON_RESUME, CompareSpec, backtest_folds, check_backtest, check_comparison,
+                                       check_fanout, compare_into, comparison_settings, date_count, fit_tasks)
+from keras_seq.runs.fits import INTERRUPTED_FILE, kept_fits, outcome_limit
 from keras_seq.models.spec import ModelSpec
 
 
@@ -70,7 +70,7 @@ def compare_models(
     frame = data.load()
     check_backtest(date_count(frame), windows, spec.backtest)
     from keras_seq.jobs.pool import Stopped, open_pool
-    from keras_seq.runs.run import RunSpecs, start_keras
+    from keras_seq.runs.run import RunSpecs
     from keras_seq.training.loop import TrainSpec
 
     train = train or TrainSpec()
@@ -128,7 +128,7 @@ def resume_comparison(folder: str | Path, *, jobs: int = 1, scheduler: str | Non
 
 def _kept_comparison(folder: Path, fanout):
     """The loaded rows, options and kept fits of an interrupted comparison, each checked against its record."""
-    from keras_seq.runs.run import RunSpecs, start_keras
+    from keras_seq.runs.run import RunSpecs
     from keras_seq.runs.folder import read_json, specs_from_config
     from keras_seq.safety import refuse_symlink
 

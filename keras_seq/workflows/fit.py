@@ -26,13 +26,13 @@ import datetime
 import shutil
 from pathlib import Path
 
-from keras_seq.backend import use_backend
+from keras_seq.backend import start_keras, use_backend
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.spec import ModelSpec
 from keras_seq.runs.folder import CHECKPOINT_FILE, CONFIG_FILE, check_manifest, read_json, run_name, specs_from_config
-from keras_seq.runs.run import (Run, RunResult, RunSpecs, check_checkpoint, check_only_manifest_files, start_keras,
+from keras_seq.runs.run import (Run, RunResult, RunSpecs, check_checkpoint, check_only_manifest_files,
                                 train_into_folder)
 
 

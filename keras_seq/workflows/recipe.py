@@ -42,14 +42,14 @@ import re
 import tomllib
 from pathlib import Path
 
-from keras_seq.evaluation.comparison import CompareSpec
+from keras_seq.runs.comparison import CompareSpec
 from keras_seq.config.options import (INT, NAMES, NUMBER, TEXT, compared_values, get_option, options, recipe_schema,
                                       spec_class, tunable)
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.models.spec import ModelSpec
 from keras_seq.errors import KerasSeqError, has_control_characters
-from keras_seq.runs.folder import is_folder_name
+from keras_seq.safety import is_folder_name
 
 SHIPPED = Path(__file__).parents[1] / "recipes"  # keras_seq/recipes/
 RECIPE_FILE = "recipe.toml"
@@ -399,7 +399,7 @@ def _resolve(name: str, note: str, sections: dict, label: str) -> Experiment:
         build(section, spec_class(section), **values, **({"arch": archs[0]} if section == "model" else {}))
         for section, values in (("data", sections["data"]), ("windows", sections["windows"]), ("model", model),
                                 ("train", sections["train"])))
-    from keras_seq.evaluation.comparison import check_comparison
+    from keras_seq.runs.comparison import check_comparison
 
     build("model", check_comparison, windows=window_spec, model=model_spec, spec=compare, data=data_spec)
     return Experiment(name, note, data_spec, window_spec, model_spec, train_spec, compare, formats)
@@ -511,7 +511,7 @@ def run_recipe(
         backend: str or None. Keras backend. Defaults to `$KERAS_BACKEND`, else jax.
         verbose: "auto", 0, 1 or 2. Keras's progress output per model.
         echo: callable or None. Receives one progress line per step.
-        jobs, scheduler: where the fits run, as in `evaluation.comparison.CompareSpec`;
+        jobs, scheduler: where the fits run, as in `runs.comparison.CompareSpec`;
             given, they replace every experiment's `[evaluate]` jobs and
             scheduler.
 
@@ -587,9 +587,9 @@ def _prepare(recipe: Recipe, jobs: int, scheduler: str | None) -> tuple[dict, di
 
     `jobs` and `scheduler` (the command line's) replace each experiment's own where given.
     """
-    from keras_seq.evaluation.comparison import check_backtest, check_fanout, date_count
+    from keras_seq.runs.comparison import check_backtest, check_fanout, date_count
     from keras_seq.jobs.pool import Fanout
-    from keras_seq.runs.run import start_keras
+    from keras_seq.backend import start_keras
 
     given = Fanout(jobs, scheduler)
     fanouts, frames = {}, {}
@@ -620,7 +620,7 @@ class _Pools(contextlib.ExitStack):
 
 def _run_experiment(folder: Path, recipe: Recipe, experiment: Experiment, frame, backend: str, verbose, echo, pool):
     """Compare (and export) one experiment into `folder/<name>`; its summary and its part of report.md."""
-    from keras_seq.evaluation.comparison import compare_into
+    from keras_seq.runs.comparison import compare_into
     from keras_seq.runs.run import RunSpecs
     from keras_seq.jobs.stop import STOP
 

@@ -329,7 +329,8 @@ def prepare_job(data, windows, model, train, spec: TuneSpec, *, out, backend) ->
     from keras_seq.backend import use_backend
     from keras_seq.data.sources import DataSpec, frame_sha256
     from keras_seq.data.windows import WindowSpec
-    from keras_seq.runs.run import RunSpecs, start_keras
+    from keras_seq.backend import start_keras
+    from keras_seq.runs.run import RunSpecs
     from keras_seq.models import ModelSpec
     from keras_seq.training.loop import TrainSpec
 
@@ -423,7 +424,7 @@ def parameter_importances(study, complete: list) -> dict:
 
 def _kept_refit(folder: Path, run: str) -> bool:
     """Whether `run` (from tune.json) names a run folder of `folder`'s best/ that is there."""
-    from keras_seq.runs.folder import is_folder_name
+    from keras_seq.safety import is_folder_name
 
     parts = Path(run).parts
     return (len(parts) == 2 and parts[0] == "best" and is_folder_name(parts[1].replace(".", "_"))
@@ -473,7 +474,7 @@ def run_workers(job: Job, shares: list[int]) -> None:
 
 def work_share(job: Job, quota: int, worker: int) -> None:
     """A worker process's share of the study, run by `jobs.processes` on the study's backend."""
-    from keras_seq.runs.run import start_keras
+    from keras_seq.backend import start_keras
 
     start_keras(1)
     run_worker(job, quota, worker)

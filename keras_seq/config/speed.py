@@ -3,7 +3,7 @@
 The defaults are what `keras-seq fit` runs. `benchmarks/train_speed.py` turns
 each fast path off in turn to measure what it buys, with
 
->>> from keras_seq.training.speed import speed_options, current
+>>> from keras_seq.config.speed import speed_options, current
 >>> with speed_options(looped_steps=False):
 ...     current().looped_steps
 False
