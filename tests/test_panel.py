@@ -232,7 +232,8 @@ def test_a_large_train_split_is_read_in_a_keyed_order_every_window_once(monkeypa
 
 def test_a_panel_backtest_cuts_every_series_at_the_same_fold_dates():
     """Folds are positions in the union of the series' dates; each fold truncates every series at its end."""
-    from keras_seq.runs.comparison import backtest_folds, date_count, fold_data
+    from keras_seq.runs.comparison import backtest_folds, date_count
+    from keras_seq.runs.fits import fold_data
     from keras_seq.data.windows import WindowSpec
 
     frame = DataSpec(source=str(LONG), target="price", series_column="symbol", series="all").load()

@@ -158,7 +158,7 @@ def test_set_values_with_control_characters_are_refused(tmp_path, run_cli):
 @pytest.fixture(scope="module")
 def cut_comparison(tmp_path_factory):
     """A comparison of drnn and gru, stopped after drnn's fit: the folder compare --resume reads."""
-    from keras_seq.evaluation import comparison as compare
+    from keras_seq.runs import comparison as compare
     from keras_seq.workflows.compare import compare_models
     from keras_seq.data.sources import DataSpec
     from keras_seq.data.windows import WindowSpec

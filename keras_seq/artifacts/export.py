@@ -69,18 +69,6 @@ class ExportResult:
     card: dict
 
 
-def run_test_windows(config: dict, run_dir: Path):
-    """The raw test windows of a run, `(n, window, features)` float32 (of a model that reads the series, the pair
-    of those and their int32 series indices)."""
-    from keras_seq.runs.folder import scaling_from_config, series_vocabulary_of, specs_from_config
-    from keras_seq.runs.run import scored_windows
-
-    data, spec = specs_from_config(config, run_dir, ("data", "windows"))
-    raw = scored_windows(data.load(quote=False), data, spec, scaling_from_config(config, run_dir),
-                         series_vocabulary_of(config, run_dir / "config.json"), batch_size=4096)
-    return raw.model_inputs("test")
-
-
 def export_run(
     run_dir: str | os.PathLike,
     formats: str | tuple[str, ...] = "all",
@@ -174,11 +162,11 @@ def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
 
 
 def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str | None, version: int, tolerance: float):
-    from keras_seq.runs.folder import MODEL_FILE, read_run_config, scaling_from_config, specs_from_config
     from keras_seq.jobs.stop import STOP
+    from keras_seq.runs.run import SavedRun
 
-    config = read_run_config(run_dir)
-    name = name or specs_from_config(config, run_dir, ("model",))[0].arch
+    saved = SavedRun.read(run_dir)
+    name = name or saved.model.arch
     if not is_folder_name(name):
         raise KerasSeqError(f"{run_dir}'s config.json names no arch that can be a folder name. Give `name`.")
     check_export_target(out, run_dir, overwrite)
@@ -187,13 +175,12 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
     except KerasSeqError as exc:
         raise KerasSeqError(f"exporting needs the tensorflow backend in a fresh process: {exc}") from None
     import_keras()
-    from keras_seq.models.builders import load_model
     from keras_seq.runs.folder import staged_folder
 
-    model = load_model(run_dir / MODEL_FILE)
-    windows = parity_inputs(run_test_windows(config, run_dir))
+    model = saved.load_model()
+    windows = parity_inputs(saved.scored_windows(saved.data.load(quote=False), batch_size=4096).model_inputs("test"))
     reference = np.asarray(model.predict(windows[0] if len(windows) == 1 else list(windows), verbose=0), dtype="float64")
-    scale = float(scaling_from_config(config, run_dir).target_std)
+    scale = float(saved.scaling.target_std)
 
     with staged_folder(out.parent, out.name, replace=overwrite, exclusive=not overwrite) as staged:
         stage = staged.path
@@ -211,7 +198,7 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
                     f"std, limit {tolerance:g}) on {count} test windows; nothing was exported."
                 )
             artifacts[fmt] = {"path": path.relative_to(stage).as_posix(), "sha256": artifact_sha256(path), **signature}
-        card = _model_card(config, run_dir, artifacts, parity)
+        card = _model_card(saved, artifacts, parity)
         write_json(stage / CARD_FILE, card)
         STOP.check("export")
     return ExportResult(staged.final, parity, card)
@@ -297,13 +284,14 @@ def write_artifact(fmt: str, model, folder: Path, name: str = "model", version: 
         raise
 
 
-def _model_card(config: dict, run_dir: Path, artifacts: dict, parity: dict) -> dict:
+def _model_card(saved, artifacts: dict, parity: dict) -> dict:
+    """The export folder's model card, of `saved` (a `runs.run.SavedRun`)."""
     import importlib.metadata
 
-    from keras_seq.runs.folder import ModelIO, specs_from_config
+    from keras_seq.runs.folder import ModelIO
 
+    config, run_dir, model = saved.config, saved.path, saved.model
     io = ModelIO.of_config(config)
-    (model,) = specs_from_config(config, run_dir, ("model",))
     fields = io.card_fields()
     vocabulary = fields.pop("series_vocabulary")
     recorded = {key: config["data"].get(key) for key in ("first_date", "last_date", "rows")}

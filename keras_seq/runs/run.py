@@ -14,8 +14,9 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 from keras_seq.models.transforms import get_transform
-from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_json, staged_folder, write_history,
-                              write_json, write_manifest)
+from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_json, read_run_config,
+                                   scaling_from_config, series_vocabulary_of, specs_from_config, staged_folder,
+                                   write_history, write_json, write_manifest)
 
 
 @dataclasses.dataclass
@@ -307,6 +308,42 @@ def run_windows(frame, specs: RunSpecs):
     raw = scored_windows(frame, data, specs.windows, training.scaling, vocabulary,
                          batch_size=max(specs.train.batch_size, 256))
     return with_series_index(training, vocabulary, data.series_name), raw
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedRun:
+    """A run folder read back (its manifest checked): what `evaluate` and `export` score and export a model by.
+
+    `data`, `windows` and `model` are its options, each checked as a fit
+    checks them; `scaling` the training split's statistics; `vocabulary`
+    the series its model knows (None: it reads windows alone).
+    """
+
+    path: Path
+    config: dict
+    data: DataSpec
+    windows: WindowSpec
+    model: ModelSpec
+    scaling: object
+    vocabulary: list | None
+
+    @classmethod
+    def read(cls, run_dir: Path) -> SavedRun:
+        """Raises `KerasSeqError` for a folder that is not a complete, unchanged run folder of this keras-seq."""
+        config = read_run_config(run_dir)
+        data, windows, model = specs_from_config(config, run_dir, ("data", "windows", "model"))
+        return cls(Path(run_dir), config, data, windows, model, scaling_from_config(config, run_dir),
+                   series_vocabulary_of(config, Path(run_dir) / CONFIG_FILE))
+
+    def scored_windows(self, frame, data: DataSpec | None = None, *, every_row: bool = False, batch_size: int = 256):
+        """The windows of `frame` (read as `data`, by default the run's) it is scored on: `scored_windows`."""
+        return scored_windows(frame, data or self.data, self.windows, self.scaling, self.vocabulary,
+                              every_row=every_row, batch_size=batch_size)
+
+    def load_model(self):
+        from keras_seq.models.builders import load_model
+
+        return load_model(self.path / MODEL_FILE)
 
 
 def scored_windows(frame, data: DataSpec, windows: WindowSpec, scaling, vocabulary=None, *, every_row: bool = False,

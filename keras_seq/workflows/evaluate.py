@@ -10,9 +10,8 @@ from pathlib import Path
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import DataWarning, KerasSeqError
 from keras_seq.models.scalers import get_scaler
-from keras_seq.runs.run import RunResult, calibration_summary, scored_windows
-from keras_seq.runs.folder import (MODEL_FILE, check_run_folder, read_run_config, scaling_from_config, series_vocabulary_of,
-                              specs_from_config, staged_folder, utc_stamp, write_json)
+from keras_seq.runs.folder import check_run_folder, staged_folder, utc_stamp, write_json
+from keras_seq.runs.run import RunResult, SavedRun, calibration_summary
 
 
 def evaluate_run(
@@ -63,7 +62,7 @@ def evaluate_run(
 def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_series, mc_samples) -> RunResult:
     from keras_seq.safety import refuse_symlink
 
-    config = read_run_config(run_dir)
+    saved = SavedRun.read(run_dir)
     if out is not None and Path(out).exists():
         raise KerasSeqError(f"output folder {out} already exists. Give a new folder.")
     if out is None:
@@ -73,25 +72,21 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     overrides = {k: v for k, v in (("source", source), ("start", start), ("end", end)) if v is not None}
     if source is not None and start is None and end is None:
         overrides.update(start=None, end=None)
-    recorded, windows, model_spec = specs_from_config(config, run_dir, ("data", "windows", "model"))
-    data = dataclasses.replace(recorded, **overrides)
-    scaling = scaling_from_config(config, run_dir)
+    data, windows, model_spec, scaling = dataclasses.replace(saved.data, **overrides), saved.windows, saved.model, saved.scaling
     frame = data.load(quote=source is not None)  # a path read from config.json is never quoted from
 
     import_keras()
     from keras_seq.evaluation.report import evaluate_forecast, losing_note, scaling_distance
     from keras_seq.present.plots import plot_calibration, plot_forecast, plot_series_skill, plotted_series
-    from keras_seq.models.builders import load_model
 
-    raw = scored_windows(frame, data, windows, scaling, series_vocabulary_of(config, run_dir / "config.json"),
-                         every_row=new_data)
+    raw = saved.scored_windows(frame, data, every_row=new_data)
     plotted_series(raw, None, plot_series)  # a series not in the run: refused before the model runs
-    model = load_model(run_dir / MODEL_FILE)
+    model = saved.load_model()
     arch = model_spec.arch
     report, predictions, quantiles = evaluate_forecast(model, raw, "test", name=arch, season=data.season,
                                                        mc_samples=mc_samples)
-    if report.intervals and config.get("conformal"):
-        report.intervals["calibration"] = calibration_summary(config["conformal"])
+    if report.intervals and saved.config.get("conformal"):
+        report.intervals["calibration"] = calibration_summary(saved.config["conformal"])
     if new_data:
         report.split = "the given data"
     distance = scaling_distance(raw.targets("test").ravel(), scaling)
