@@ -161,8 +161,9 @@ def option_strings(source: str, names: set[str]) -> list[str]:
 
 
 # Where an option's name is still written as a string outside the option table, per module: a word an option
-# shares with a format keras-seq publishes or a name Keras keeps, a message naming the option, or a list of names
-# not yet read from the table. Exact both ways: a new spelling fails, and one moved away must leave this list.
+# shares with a format keras-seq publishes (comparison.json, the model card, config.json's records, a recipe) or a
+# name Keras keeps, a message naming the option, or a verb's own keyword of the same name. Exact both ways: a new
+# spelling fails, and one moved away must leave this list.
 SHARED_WORDS = {
     # comparison.json's per-fit records (`arch`, `seed`, `splits`) and its readers
     "runs/comparison.py": {"arch", "archs", "backtest", "seed", "splits"},
@@ -191,20 +192,19 @@ SHARED_WORDS = {
     "models/scalers.py": {"scaler", "series", "window"},
     "models/transforms.py": {"transform"},
     "config/search.py": {"arch", "dropout", "layers", "lr", "units", "window"},
-    # messages naming the option they check
+    # messages naming the option they check; the `series` column of a wide table read as a long one
     "models/spec.py": {"conformal", "distribution", "quantiles"},
-    # evaluate's and predict's own options, which read the data anew (`source`, `start`, `end`, `series`)
-    "workflows/evaluate.py": {"conformal", "end", "source", "start"},
-    "workflows/predict.py": {"end", "series", "series_column", "source", "start"},
-    # the command line: those two, summary's window options but the splits, tune's summary, the arch choice's name
-    "cli.py": {"arch", "end", "refit", "source", "split_dates", "splits", "start", "stride"},
-    # not yet read from the table: a recipe's reader and writer (archs under [model]), the data's bounded column
-    # names, make_windows' keywords
+    "data/sources.py": {"end", "series", "start"},
+    # the recipe format (its keys are the options': `archs` under [model], the resolved recipe written back)
     "workflows/recipe.py": {"arch", "archs", "backtest", "end", "features", "jobs", "on", "repeats", "scheduler",
                             "start"},
-    "data/sources.py": {"date_column", "end", "features", "future_features", "series", "series_column", "start",
-                        "target", "targets"},
+    # evaluate's and predict's own options, which read the data anew (`source`, `start`, `end`, `series`), and
+    # make_windows' keywords beside a WindowSpec's
+    "workflows/evaluate.py": {"conformal", "end", "source", "start"},
+    "workflows/predict.py": {"end", "series", "series_column", "source", "start"},
     "data/windows.py": {"future_features", "series_column"},
+    # the command line: those, summary's window options but the splits, tune's summary, the arch choice's name
+    "cli.py": {"arch", "end", "refit", "source", "split_dates", "splits", "start", "stride"},
 }
 
 

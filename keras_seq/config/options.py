@@ -122,6 +122,7 @@ class Option:
         legacy_default: what a config.json that does not record it meant (a run written before it existed).
         on_cli: whether the command line offers it.
         in_recipe: whether a recipe may give it (a search's storage and workers come from the command line).
+        names: whether it names columns or series of the data (each name, and their number, bounded in size).
         placement: whether it says where the work runs, not what it computes (a comparison's jobs and scheduler):
             a comparison's record leaves it out, and a resumed comparison takes it again from the command line.
         metavar: the command line's placeholder for its value.
@@ -145,6 +146,7 @@ class Option:
     legacy_default: object = MISSING
     on_cli: bool = True
     in_recipe: bool = True
+    names: bool = False
     placement: bool = False
     metavar: str | None = None
     doc: str = ""
@@ -221,30 +223,30 @@ OPTIONS = (
            "path (or any registered source).", flag="data", metavar="SOURCE"),
     Option("data", "start", DATE, None, "First date kept, YYYY-MM-DD (dji default: 2018-02-13).", metavar="DATE"),
     Option("data", "end", DATE, None, "Last date kept, YYYY-MM-DD (dji default: 2023-02-10).", metavar="DATE"),
-    Option("data", "target", TEXT, "Close", "Column to forecast."),
+    Option("data", "target", TEXT, "Close", "Column to forecast.", names=True),
     Option("data", "features", NAMES, None, "Input columns, comma-separated (default: the target alone).",
-           metavar="COLS"),
-    Option("data", "date_column", TEXT, None, "The CSV's date column (default: auto-detected)."),
+           metavar="COLS", names=True),
+    Option("data", "date_column", TEXT, None, "The CSV's date column (default: auto-detected).", names=True),
     Option("data", "fill", TEXT, None, "Forward-fill missing values instead of refusing them.", choices=("ffill",)),
     Option("data", "cache_dir", PATH, None, "Cache for online sources (default: $KERAS_SEQ_CACHE, else "
            "~/.cache/keras-seq)."),
     Option("data", "series_column", TEXT, None, "A long table's column that names each row's series (with "
-           "`series`).", metavar="COL"),
+           "`series`).", metavar="COL", names=True),
     Option("data", "series", NAME_OR_NAMES, None, "The series of `series_column` to read: one (NAME), several "
-           "(A,B) or all (one global model).", metavar="NAMES"),
+           "(A,B) or all (one global model).", metavar="NAMES", names=True),
     Option("data", "season", INT, None, "Seasonal period in steps for the seasonal naive baseline and MASE (1: none; "
            "default: inferred from the dates, e.g. 5 for business days).", low=1),
     Option("data", "targets", NAME_OR_NAMES, None, "A wide table's columns to forecast with one global model, one "
            "series each: A,B or all (every numeric column but the features).", metavar="COLS",
            doc="Read as a long frame of a `series` and a `value` column (the model's target); each series runs "
-               "from its first to its last value."),
+               "from its first to its last value.", names=True),
     Option("data", "calendar", NAMES, None, "Calendar inputs made from the dates, comma-separated: dow, month, "
            "day, doy, hour (each as its sine and cosine).", metavar="NAMES",
            doc="Computed from the dates, never read from the file; the scaler passes them to the network "
                "unscaled, and an exported model takes them as inputs its model card describes."),
     Option("data", "future_features", NAMES, None, "Columns known in advance (a holiday flag, a planned price): "
            "the model reads their values for the dates it forecasts; predict takes those from `future`.",
-           metavar="COLS", doc="Input columns `<name>+1` .. `<name>+<horizon>`; the target cannot be one."),
+           metavar="COLS", doc="Input columns `<name>+1` .. `<name>+<horizon>`; the target cannot be one.", names=True),
     # --- windows: how the rows are split and cut ---
     Option("windows", "window", INT, 16, "Input steps per window.", low=2, tune=True, loss_units=True),
     Option("windows", "horizon", INT, 1, "Values forecast after each window.", low=1),

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_seq.config.options import get_option, settle, spec_of
+from keras_seq.config.options import get_option, options, settle, spec_of
 from keras_seq.data.calendar import CALENDAR, add_calendar, calendar_columns, lead_columns
 from keras_seq.data.download import load_fred, load_stooq
 from keras_seq.data.reading import (checked_columns, column_list, excerpt, read_csv_frame, sorted_unique,
@@ -86,7 +86,7 @@ class DataSpec:
     def _check_name_sizes(self) -> None:
         """Refuse a column or series name longer than `MAX_NAME` characters, or more than `MAX_NAMES` of them: every
         name is drawn, written and quoted later, and a recipe or run folder may hold any."""
-        for key in ("target", "features", "targets", "future_features", "series", "series_column", "date_column"):
+        for key in (option.name for option in options("data") if option.names):
             value = getattr(self, key)
             names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
             if len(names) > MAX_NAMES:
