@@ -1,8 +1,11 @@
-"""The package's shape: no import cycle between keras_seq's modules, read from the source with `ast`."""
+"""The package's shape, read from the source with `ast`: no import cycle between modules or packages, no workflow
+importing another, no private name imported, no long function, no copied function, no option name spelled twice."""
 
 from __future__ import annotations
 
 import ast
+import collections
+import copy
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "keras_seq"
@@ -220,3 +223,40 @@ def test_an_options_name_is_written_only_in_the_table_and_the_formats_that_share
             found[module] = words
     assert found == SHARED_WORDS
     assert option_strings('get_option("window")\nx["window"]\nOption("model", "cell")\n', {"window", "cell"}) == ["window"]
+
+
+def same_shape_functions(sources: dict[str, str], least: int = 6) -> list[list[str]]:
+    """Functions of `least` lines or more (their docstrings aside) whose code is the same once every name and
+    string is blanked: copies, renamed or not. (The `duplicates` tool finds shorter and partial runs too; this is
+    the part CI can check.)"""
+    def code(function):
+        return function.body[1:] if ast.get_docstring(function) else function.body
+
+    def shape(function):
+        body = copy.deepcopy(ast.Module(body=code(function), type_ignores=[]))
+        for node in ast.walk(body):
+            if isinstance(node, ast.Name):
+                node.id = "_"
+            elif isinstance(node, ast.arg):
+                node.arg = "_"
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                node.value = "_"
+        return ast.dump(body, include_attributes=False)
+
+    found = collections.defaultdict(list)
+    for where, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and code(node) \
+                    and code(node)[-1].end_lineno - code(node)[0].lineno + 1 >= least:
+                found[shape(node)].append(f"{where}:{node.lineno} {node.name}")
+    return [places for places in found.values() if len(places) > 1]
+
+
+def test_no_two_functions_in_keras_seq_are_copies():
+    sources = {path.relative_to(PACKAGE).as_posix(): path.read_text(encoding="utf-8") for path in PACKAGE.rglob("*.py")}
+    assert same_shape_functions(sources) == []
+    body = ("    total = 0\n    for value in values:\n        total += value * 2\n        print(value)\n"
+            "    if total > 10:\n        return total\n    return None\n")
+    copies = {"a.py": f"def add(values):\n{body}", "b.py": f"def other(items):\n{body.replace('value', 'item')}",
+              "c.py": "def short(values):\n    return values\n"}
+    assert same_shape_functions(copies) == [["a.py:1 add", "b.py:1 other"]]
