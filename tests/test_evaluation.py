@@ -19,7 +19,10 @@ from keras_seq.evaluation.report import (
     infer_season,
     mape,
     naive_scale,
+    owa,
     persistence_forecast,
+    score_forecast,
+    seasonal_indices,
     smape,
     rmse,
     skill,
@@ -95,6 +98,37 @@ def test_the_baselines_against_hand_computed_values():
     np.testing.assert_allclose(forecasts["drift"][0], values[observed] + slope * np.arange(1, 4))
     np.testing.assert_allclose(forecasts["train mean"][0], [values[:36].mean()] * 3)
     assert naive_scale(windows, 4) == pytest.approx(np.mean(np.abs(values[4:36] - values[:32])))
+
+
+def test_naive2s_seasonality_test_and_indices_against_hand_computed_values():
+    # 2, 1, 2, 1, ...: deviations +-0.5, so r_1 = -(n - 1) / n and r_2 = (n - 2) / n. With 24 values r_2 = 0.917
+    # exceeds 1.645 sqrt((1 + 2 r_1^2) / 24) = 0.565; the 2 x 2 moving average is 1.5 everywhere, so the ratios
+    # are 2 / 1.5 and 1 / 1.5. With 6 values r_2 = 0.667 stays below 1.645 sqrt((1 + 2 (5/6)^2) / 6) = 1.038.
+    np.testing.assert_allclose(seasonal_indices(np.tile([2.0, 1.0], 12), 2), [4 / 3, 2 / 3])
+    assert seasonal_indices(np.tile([2.0, 1.0], 3), 2) is None
+    assert seasonal_indices(np.tile([2.0, 1.0], 2), 2) is None  # fewer than three seasons
+    assert seasonal_indices(np.tile([2.0, -1.0], 12), 2) is None  # multiplicative: values above 0 only
+    # a level of 10 (or 1) times a pattern: every moving average is the level, so the indices are the pattern
+    np.testing.assert_allclose(seasonal_indices(np.tile([0.9, 1.2, 0.9], 6), 3), [0.9, 1.2, 0.9])  # odd: order 3
+    np.testing.assert_allclose(seasonal_indices(10 * np.tile([0.8, 1.2, 0.9, 1.1], 6), 4), [0.8, 1.2, 0.9, 1.1])
+
+
+def test_naive2_adjusts_the_last_value_by_its_season_and_the_report_scores_owa_against_it():
+    pattern = np.array([0.8, 1.2, 0.9, 1.1])
+    values = 50 * np.tile(pattern, 15) * (1 + 0.01 * np.arange(60))  # seasonal, and trending
+    frame = pd.DataFrame({"y": values}, index=pd.date_range("2010-01-01", periods=60, freq="QS", name="Date"))
+    windows = make_windows(frame, target="y", window=6, horizon=3, splits=(0.6, 0.2, 0.2), shuffle=False)
+    forecasts = baseline_forecasts(windows, "test", season=4)
+    indices, observed = seasonal_indices(values[:36], 4), windows.starts("test")[0] + 5  # the training rows' season
+    expected = values[observed] / indices[observed % 4] * indices[(observed + np.arange(1, 4)) % 4]
+    np.testing.assert_allclose(forecasts["naive2"][0], expected)
+    report = score_forecast(windows, "test", forecasts["naive2"], "naive2 itself", season=4)
+    assert report.owa == pytest.approx(1.0) and "OWA (mean of sMAPE and MASE relative to naive2's" in report.table()
+    persistence = score_forecast(windows, "test", forecasts["persistence"], "persistence", season=4)
+    assert persistence.owa == pytest.approx(owa(persistence.model, persistence.baselines["naive2"]))
+    assert persistence.owa > 1.5  # on a seasonal series persistence is far behind
+    assert owa({"smape": 10.0, "mase": 1.0}, {"smape": 20.0, "mase": 4.0}) == 0.375
+    assert math.isnan(owa({"smape": 10.0, "mase": 1.0}, {"smape": 0.0, "mase": 4.0}))
 
 
 def test_the_season_is_inferred_from_the_dates():

@@ -165,6 +165,8 @@ def test_a_global_model_of_a_wide_table_fits_and_predicts_each_column(run_cli, w
     assert sorted(per_series) == ["B", "C"] and metrics["panel"]["series"] == 2
     assert metrics["panel"]["without_windows"] == ["A"]
     assert metrics["panel"]["mase_median"] == pytest.approx(np.median([m["mase"] for m in per_series.values()]))
+    assert metrics["panel"]["owa_mean"] == pytest.approx(np.mean([m["owa"] for m in per_series.values()]))
+    assert "OWA vs its naive2 mean" in out and "naive2" in metrics["baselines"]
     assert (run_dir / "series_skill.png").is_file()
     code, out, err = run_cli("predict", run_dir, "--series", "C", "--steps", "3")
     assert code == 0, err
@@ -184,13 +186,14 @@ def test_panel_summary_weights_each_series_by_its_naive_error():
     from keras_seq.evaluation.report import panel_summary
 
     per_series = {"flat": {"windows": 10, "mae": 1.0, "scale": 0.01, "mase": 100.0, "smape": 1.0, "skill": -0.5,
-                           "skill_seasonal": 0.1},
+                           "skill_seasonal": 0.1, "owa": 1.25},
                   "big": {"windows": 10, "mae": 50.0, "scale": 100.0, "mase": 0.5, "smape": 2.0, "skill": 0.2,
-                          "skill_seasonal": 0.3}}
+                          "skill_seasonal": 0.3, "owa": float("nan")}}
     summary = panel_summary(per_series)
     assert summary["mase_mean"] == pytest.approx(50.25)  # the near-constant series dominates the plain mean
     assert summary["mase_weighted"] == pytest.approx(51.0 / 100.01)  # not the weighted one
     assert summary["above_persistence"] == 1 and summary["above_seasonal_naive"] == 2
+    assert summary["owa_mean"] == summary["owa_median"] == 1.25  # an undefined OWA is left out, not averaged in
 
 
 @pytest.mark.parametrize("counts, stride", [([5], 1), ([3, 7, 1, 0, 12], 2), ([1000, 17, 4096], 3)])

@@ -3,12 +3,14 @@
 Every metric compares raw forecasts with raw actual values of a held-out
 split: MAE, RMSE, MAPE, sMAPE and MASE (the MAE over the training split's
 in-sample seasonal naive MAE: below 1 beats that naive forecast on average).
-Four baselines are scored on the same rows: persistence ("tomorrow =
+Five baselines are scored on the same rows: persistence ("tomorrow =
 today"), seasonal naive (the value one season before; the season inferred
 from the dates or given), drift (the last value plus the average change so
-far) and the training split's mean. Every report gives the model's skill,
-`1 - MAE_model / MAE_baseline` (above 0: better), against persistence and
-against the best baseline, named.
+far), the training split's mean, and naive2, the M competitions' benchmark
+(persistence on the seasonally adjusted series, `naive2_forecast`). Every
+report gives the model's skill, `1 - MAE_model / MAE_baseline` (above 0:
+better), against persistence and against the best baseline, named, and the
+M4 competition's OWA against naive2 (`owa`).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def infer_season(dates) -> tuple[int, str]:
     return 1, f"dates {days:g} days apart: none"
 
 
-def baseline_forecasts(windows: Windows, split: str, season: int) -> dict:
+def baseline_forecasts(windows: Windows, split: str, season: int, whole: bool = False) -> dict:
     """Each baseline's forecast of every target value of `split`, shaped like `windows.targets(split)`.
 
     - persistence: the last known value ("tomorrow = today");
@@ -83,7 +85,8 @@ def baseline_forecasts(windows: Windows, split: str, season: int) -> dict:
       that phase when the horizon is longer than the season);
     - drift: the last known value plus the average change per step from
       the series' first row to it;
-    - train mean: the mean of the series' training split.
+    - train mean: the mean of the series' training split;
+    - naive2: the M competitions' benchmark, `naive2_forecast`.
     """
     values, positions, observed = windows.target_values, windows.target_positions(split), windows.observed_positions(split)
     first, train_mean = _series_rows(windows, positions)
@@ -95,7 +98,76 @@ def baseline_forecasts(windows: Windows, split: str, season: int) -> dict:
         "seasonal naive": values[seasonal_rows],
         "drift": values[observed] + ahead * (values[observed] - values[first]) / span,
         "train mean": train_mean,
+        "naive2": naive2_forecast(windows, split, season, whole),
     }
+
+
+# The M4 competition's seasonality test: significant at 90% (one-sided normal quantile).
+SEASONALITY_Z = 1.645
+
+
+def seasonal_indices(values: np.ndarray, season: int) -> np.ndarray | None:
+    """Naive2's multiplicative seasonal indices of a series (one per phase 0..season-1, averaging 1), or None
+    where it shows no seasonality.
+
+    The series is seasonal where its autocorrelation at lag `season`, r_m,
+    exceeds 1.645 sqrt((1 + 2 (r_1² + ... + r_{m-1}²)) / n) in absolute value
+    (and it has at least three seasons, all values above 0). The indices are
+    those of a classical multiplicative decomposition: the trend a centred
+    moving average of order `season` (2 x m for an even m), each phase's index
+    the mean ratio of value to trend, scaled to average 1.
+
+    Example:
+    >>> seasonal_indices(np.tile([8.0, 12.0, 9.0, 11.0], 6), 4)
+    array([0.8, 1.2, 0.9, 1.1])
+    """
+    values = np.asarray(values, dtype="float64")
+    n = len(values)
+    if season < 2 or n < 3 * season or not np.all(values > 0):
+        return None
+    deviations = values - values.mean()
+    spread = float(np.sum(deviations ** 2))
+    if spread == 0:
+        return None
+    r = np.array([np.sum(deviations[k:] * deviations[:-k]) / spread for k in range(1, season + 1)])
+    if abs(r[-1]) <= SEASONALITY_Z * np.sqrt((1 + 2 * np.sum(r[:-1] ** 2)) / n):
+        return None
+    weights = np.full(season, 1 / season) if season % 2 else np.r_[0.5, np.ones(season - 1), 0.5] / season
+    trend = np.convolve(values, weights, mode="valid")
+    start = (len(weights) - 1) // 2  # the row of trend[0]
+    phases = np.arange(start, start + len(trend)) % season
+    ratios = values[start : start + len(trend)] / trend
+    figure = np.array([ratios[phases == phase].mean() for phase in range(season)])
+    return figure / figure.mean()
+
+
+def naive2_forecast(windows: Windows, split: str, season: int, whole: bool = False) -> np.ndarray:
+    """Naive2 for every target value of `split`: the last known value, seasonally adjusted by its series'
+    `seasonal_indices` (of its training rows; `whole`: every row), carried forward and seasonalized again;
+    persistence for a series without seasonality."""
+    values, positions = windows.target_values, windows.target_positions(split)
+    observed = np.broadcast_to(windows.observed_positions(split), positions.shape)
+    factor = np.ones(positions.shape)
+    which = windows.series_of(positions)
+    for k, rows in enumerate(windows.series_splits):
+        lo, hi = (rows["train"][0], rows["test"][1]) if whole else rows["train"]
+        mine = which == k
+        indices = seasonal_indices(values[lo:hi], season) if mine.any() else None
+        if indices is not None:
+            factor[mine] = indices[(positions[mine] - lo) % season] / indices[(observed[mine] - lo) % season]
+    return values[observed] * factor
+
+
+def owa(model: dict, naive2: dict) -> float:
+    """The M4 competition's overall weighted average: the mean of the model's sMAPE and MASE, each relative to
+    Naive2's (below 1: better than Naive2); NaN where Naive2's is 0 or undefined.
+
+    Example:
+    >>> owa({"smape": 10.0, "mase": 1.0}, {"smape": 20.0, "mase": 4.0})
+    0.375
+    """
+    ratios = [model.get(key, np.nan) / naive2[key] if naive2.get(key) else np.nan for key in ("smape", "mase")]
+    return float(np.mean(ratios))
 
 
 def _series_rows(windows: Windows, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +203,9 @@ def persistence_forecast(windows: Windows, split: str) -> np.ndarray:
     return windows.target_values[windows.observed_positions(split)]
 
 
-NULL_REASONS = {"skill": "undefined: the baseline's MAE is 0"}  # a metric's own: its `undefined`
+NULL_REASONS = {"skill": "undefined: the baseline's MAE is 0",  # a metric's own: its `undefined`
+                "skill_vs_best": "undefined: the baseline's MAE is 0",
+                "owa": "undefined: naive2's sMAPE or MASE is 0 or undefined"}
 
 
 @dataclasses.dataclass
@@ -166,6 +240,7 @@ class Report:
     per_series: dict = dataclasses.field(default_factory=dict)  # a panel's series -> their MAE, MASE and skill
     panel: dict = dataclasses.field(default_factory=dict)  # `panel_summary(per_series)`: aggregates over the series
     intervals: dict = dataclasses.field(default_factory=dict)  # a quantile forecast's `intervals.score_quantiles`
+    owa: float | None = None  # `owa`: the mean of sMAPE and MASE relative to Naive2's
 
     @property
     def scope(self) -> str:
@@ -191,10 +266,10 @@ class Report:
                     reasons[f"{who}.{key}"] = _undefined(key)
         for figures in [*report["per_series"].values(), report["panel"]]:
             figures.update({k: None for k, v in figures.items() if isinstance(v, float) and not np.isfinite(v)})
-        for key in ("skill", "skill_vs_best"):
+        for key in ("skill", "skill_vs_best", "owa"):
             if report[key] is not None and not np.isfinite(report[key]):
                 report[key] = None
-                reasons[key] = NULL_REASONS["skill"]
+                reasons[key] = NULL_REASONS[key]
         report["intervals"] = _finite_or_null(report["intervals"])
         if not report["intervals"]:
             del report["intervals"]
@@ -214,6 +289,8 @@ class Report:
             lines.append("MAE by step ahead: " + "; ".join(
                 f"{who} " + " ".join(f"{v:.2f}" for v in values) for who, values in self.per_step.items()))
         lines.append(f"skill vs persistence (1 - MAE/MAE_persistence): {self.skill:+.3f}")
+        if self.owa is not None and np.isfinite(self.owa):
+            lines.append(f"OWA (mean of sMAPE and MASE relative to naive2's; below 1 beats it): {self.owa:.3f}")
         if self.baselines:
             lines.append(f"best baseline: {self.best_baseline}; skill vs it: {self.skill_vs_best:+.3f}. "
                          f"Season {self.season} ({self.season_note}); MASE scales by its in-sample error on the "
@@ -260,7 +337,8 @@ def _per_series_line(per_series: dict, summary: dict) -> str:
             f"weighted {summary['mase_weighted']:.3f}; skill vs each one's persistence mean "
             f"{summary['skill_mean']:+.3f}, median {summary['skill_median']:+.3f}, {summary['above_persistence']} above "
             f"0{lowest}; vs its seasonal naive mean {summary['skill_seasonal_mean']:+.3f}, "
-            f"{summary['above_seasonal_naive']} above 0.")
+            f"{summary['above_seasonal_naive']} above 0; OWA vs its naive2 mean {summary['owa_mean']:.3f}, median "
+            f"{summary['owa_median']:.3f}.")
 
 
 def _panel(windows: Windows, per_series: dict) -> dict:
@@ -285,7 +363,7 @@ def panel_summary(per_series: dict) -> dict:
     weights, maes, scales = column("windows"), column("mae"), column("scale")
     valid = np.isfinite(scales) & (scales > 0)
     summary = {"series": len(per_series)}
-    for key in ("mase", "smape", "skill", "skill_seasonal"):
+    for key in ("mase", "smape", "skill", "skill_seasonal", "owa"):
         values = column(key)
         finite = values[np.isfinite(values)]
         summary[f"{key}_mean"] = float(finite.mean()) if len(finite) else float("nan")
@@ -298,10 +376,10 @@ def panel_summary(per_series: dict) -> dict:
 
 
 def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, season: int, whole: bool) -> dict:
-    """Each series of a panel: its MAE, sMAPE, MASE (by its own training split's naive error) and skill against
-    its own persistence and seasonal naive."""
+    """Each series of a panel: its MAE, sMAPE, MASE (by its own training split's naive error), skill against
+    its own persistence and seasonal naive, and OWA against its own naive2."""
     positions, actual = windows.target_positions(split)[:, 0], windows.targets(split)  # series by series, in order
-    baselines = baseline_forecasts(windows, split, season)
+    baselines = baseline_forecasts(windows, split, season, whole)
     result = {}
     for name, rows in zip(windows.series_ids, windows.series_splits):
         mine = slice(*np.searchsorted(positions, [rows["train"][0], rows["test"][1]]))  # this series' windows
@@ -309,9 +387,11 @@ def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, se
             continue
         model_mae = mae(actual[mine], predictions[mine])
         scale = _naive_mae(windows.target_values, rows, season, whole)
-        result[str(name)] = {"windows": int(mine.stop - mine.start), "mae": model_mae,
-                             "smape": smape(actual[mine], predictions[mine]),
-                             "mase": model_mae / scale if scale > 0 else float("nan"), "scale": scale,
+        mine_metrics, naive2 = ({"smape": smape(actual[mine], forecast[mine]),
+                                 "mase": mae(actual[mine], forecast[mine]) / scale if scale > 0 else float("nan")}
+                                for forecast in (predictions, baselines["naive2"]))
+        result[str(name)] = {"windows": int(mine.stop - mine.start), "mae": model_mae, **mine_metrics, "scale": scale,
+                             "owa": owa(mine_metrics, naive2),
                              "skill": skill(model_mae, mae(actual[mine], baselines["persistence"][mine])),
                              "skill_seasonal": skill(model_mae, mae(actual[mine], baselines["seasonal naive"][mine]))}
     return result
@@ -404,7 +484,7 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     actual = windows.targets(split)
     scale = naive_scale(windows, season, whole=not trained)
     model_metrics = forecast_metrics(actual, predictions, scale)
-    forecasts = baseline_forecasts(windows, split, season)
+    forecasts = baseline_forecasts(windows, split, season, whole=not trained)
     if not trained:
         del forecasts["train mean"]
     baselines = {who: forecast_metrics(actual, forecast, scale) for who, forecast in forecasts.items()}
@@ -425,7 +505,7 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
         baselines=baselines, best_baseline=best, skill_vs_best=skill(model_metrics["mae"], baselines[best]["mae"]),
         season=int(season), season_note=season_note, target=windows.scaling.target_name, horizon=int(horizon),
         per_step=per_step, mase_scale="training split" if trained else "evaluated data (it has no training rows)",
-        per_series=per_series, panel=_panel(windows, per_series),
+        per_series=per_series, panel=_panel(windows, per_series), owa=owa(model_metrics, baselines["naive2"]),
     )
 
 
