@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import files_under, run_console
+from conftest import files_under
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
@@ -95,18 +95,18 @@ def test_unknown_format():
 
 @pytest.mark.slow
 def test_a_model_trained_on_jax_exports_with_parity(tmp_path):
-    fit = run_console("fit", "--backend", "jax", "--arch", "gru", "--epochs", "1", "--units", "4", "--window", "8",
-                      "--out", tmp_path, "--quiet")
-    assert fit.returncode == 0, fit.stderr
-    (run_dir,) = list(tmp_path.iterdir())
-    # Python code on jax: the export runs in a tensorflow process (keras_seq.jobs.processes), errors come back as one line
-    code = ("import keras, keras_seq\nassert keras.backend.backend() == 'jax'\n"
-            f"print(max(c['relative_diff'] for c in keras_seq.export({str(run_dir)!r}, 'onnx,savedmodel').parity.values()))\n"
-            f"try:\n    keras_seq.export({str(run_dir)!r}, 'onnx')\nexcept keras_seq.KerasSeqError as exc:\n    print(exc)\n")
+    """Python code on jax trains, then exports: the export runs in a tensorflow process (keras_seq.jobs.processes),
+    and its refusal comes back as one line."""
+    code = ("import keras, keras_seq as ks\nassert keras.backend.backend() == 'jax'\n"
+            "run = ks.fit(ks.DataSpec(), ks.WindowSpec(window=8), ks.ModelSpec(arch='gru', units=4), ks.TrainSpec(epochs=1), "
+            f"out={str(tmp_path)!r}, verbose=0)\n"
+            "print(max(c['relative_diff'] for c in ks.export(run.path, 'onnx,savedmodel').parity.values()))\n"
+            "try:\n    ks.export(run.path, 'onnx')\nexcept ks.KerasSeqError as exc:\n    print(exc)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert done.returncode == 0, done.stderr
     largest, refused = done.stdout.strip().splitlines()[-2:]
     assert float(largest) <= 1e-5 and "already exists. Pass `overwrite`" in refused
+    (run_dir,) = list(tmp_path.iterdir())
     assert json.loads((run_dir / "export" / "model_card.json").read_text())["training_backend"] == "jax"
 
 
