@@ -70,7 +70,11 @@ def test_summary_is_mean_and_std_over_seeds(repeated):
         assert summary["archs"][arch]["parameters"] == config["parameters"]
     markdown = (repeated.path / "comparison.md").read_text()
     assert repeated.markdown == markdown
-    assert "| drnn |" in markdown and "| persistence |" in markdown and " ± " in markdown
+    assert "| drnn |" in markdown and "| persistence |" in markdown and "| naive2 |" in markdown and " ± " in markdown
+    table = [line for line in markdown.split("## test split")[1].splitlines() if line.startswith("|")]
+    assert len({line.count("|") for line in table}) == 1  # every row, baselines too, has a cell per column
+    persistence = next(line for line in table if line.startswith("| persistence |")).split("|")
+    assert float(persistence[9]) == pytest.approx(summary["splits"]["test"]["persistence"]["smape"], abs=1e-3)  # sMAPE
 
 
 def test_backtest_folds_cut_the_test_rows_and_only_look_back():

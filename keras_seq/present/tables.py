@@ -105,9 +105,8 @@ def _baseline_rows(info: dict) -> list[str]:
     """comparison.md's rows of the baselines on one scored split (persistence alone for pooled backtests)."""
     rows = []
     for name, b in info.get("baselines", {PERSISTENCE: info[PERSISTENCE]}).items():
-        mape, mase = b.get("mape"), b.get("mase")
-        rows.append(f"| {name} | 0 | | | | {b['mae']:.2f} | {b['rmse']:.2f} | {'' if mape is None else format(mape, '.3f')} | "
-                    f"{'' if mase is None else format(mase, '.3f')} | {1 - b['mae'] / info[PERSISTENCE]['mae']:+.3f} |")
+        figures = " | ".join("" if b.get(m.name) is None else format(b[m.name], f".{m.digits}f") for m in metrics())
+        rows.append(f"| {name} | 0 | | | | {figures} | {1 - b['mae'] / info[PERSISTENCE]['mae']:+.3f} |")
     return rows
 
 
