@@ -288,10 +288,7 @@ def _model_card(saved, artifacts: dict, parity: dict) -> dict:
     """The export folder's model card, of `saved` (a `runs.run.SavedRun`)."""
     import importlib.metadata
 
-    from keras_seq.runs.folder import ModelIO
-
-    config, run_dir, model = saved.config, saved.path, saved.model
-    io = ModelIO.of_config(config)
+    config, run_dir, model, io = saved.config, saved.path, saved.model, saved.io
     fields = io.card_fields()
     vocabulary = fields.pop("series_vocabulary")
     recorded = {key: config["data"].get(key) for key in ("first_date", "last_date", "rows")}

@@ -276,7 +276,8 @@ OPTIONS = (
            choices=registered("keras_seq.models.scalers:scaler_names"), tune=True, loss_units=True,
            legacy_default="zscore"),
     Option("model", "transform", TEXT, "none", "What the network forecasts: levels (none), changes (diff) or "
-           "log-changes (logdiff).", choices=registered("keras_seq.models.transforms:transform_names"), tune=True, loss_units=True, legacy_default="none"),
+           "log-changes (logdiff).", choices=registered("keras_seq.models.transforms:transform_names"), tune=True,
+           loss_units=True, legacy_default="none"),
     Option("model", "residual", BOOL, True, "Forecast the last value plus the network's output (untrained: "
            "exactly persistence).", tune=True, legacy_default=False),
     Option("model", "series_embedding", INT, 0, "A learned vector of N values per series known in training, read at "

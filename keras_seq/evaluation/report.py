@@ -375,11 +375,11 @@ def panel_summary(per_series: dict) -> dict:
     return summary
 
 
-def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, season: int, whole: bool) -> dict:
+def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, baselines: dict, season: int,
+                       whole: bool) -> dict:
     """Each series of a panel: its MAE, sMAPE, MASE (by its own training split's naive error), skill against
-    its own persistence and seasonal naive, and OWA against its own naive2."""
+    its own persistence and seasonal naive, and OWA against its own naive2 (`baselines`: `baseline_forecasts`)."""
     positions, actual = windows.target_positions(split)[:, 0], windows.targets(split)  # series by series, in order
-    baselines = baseline_forecasts(windows, split, season, whole)
     result = {}
     for name, rows in zip(windows.series_ids, windows.series_splits):
         mine = slice(*np.searchsorted(positions, [rows["train"][0], rows["test"][1]]))  # this series' windows
@@ -495,7 +495,8 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     if horizon > 1:
         per_step = {name: np.mean(np.abs(predictions - actual), axis=0).tolist(),
                     "persistence": np.mean(np.abs(forecasts["persistence"] - actual), axis=0).tolist()}
-    per_series = per_series_metrics(windows, split, predictions, season, not trained) if len(windows.series_ids) > 1 else {}
+    per_series = (per_series_metrics(windows, split, predictions, forecasts, season, not trained)
+                  if len(windows.series_ids) > 1 else {})
     dates = windows.dates[positions.ravel()]  # of a panel: the earliest and latest date of any series
     return Report(
         name=name, split=split, windows=int(len(positions)),

@@ -271,12 +271,17 @@ class ModelIO:
     quantiles: list
 
     @classmethod
+    def of_specs(cls, data, windows, vocabulary: list | None, levels) -> ModelIO:
+        """From a run's data and window specs, its series vocabulary and its output levels."""
+        return cls(windows.window, windows.horizon, windows.target_kind, list(data.input_columns(windows.horizon)),
+                   data.target, data, vocabulary, list(levels))
+
+    @classmethod
     def of_config(cls, config: dict) -> ModelIO:
         """From a run's config.json (read by `read_run_config`)."""
         data, windows = specs_from_config(config, None, ("data", "windows"))
-        return cls(windows.window, windows.horizon, windows.target_kind, list(data.input_columns(windows.horizon)),
-                   data.target, data, series_vocabulary_of(config, CONFIG_FILE),
-                   list(quantiles_of(config.get("model"), CONFIG_FILE)))
+        return cls.of_specs(data, windows, series_vocabulary_of(config, CONFIG_FILE),
+                            quantiles_of(config.get("model"), CONFIG_FILE))
 
     @classmethod
     def of_card(cls, card: dict, where) -> ModelIO:

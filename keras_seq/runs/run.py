@@ -14,9 +14,9 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 from keras_seq.models.transforms import get_transform
-from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_json, read_run_config,
-                                   scaling_from_config, series_vocabulary_of, specs_from_config, staged_folder,
-                                   write_history, write_json, write_manifest)
+from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, ModelIO, quantiles_of, read_json,
+                                   read_run_config, scaling_from_config, series_vocabulary_of, specs_from_config,
+                                   staged_folder, write_history, write_json, write_manifest)
 
 
 @dataclasses.dataclass
@@ -344,6 +344,12 @@ class SavedRun:
         from keras_seq.models.builders import load_model
 
         return load_model(self.path / MODEL_FILE)
+
+    @property
+    def io(self) -> ModelIO:
+        """What its model reads and returns, from the options already read."""
+        return ModelIO.of_specs(self.data, self.windows, self.vocabulary,
+                                quantiles_of(self.config.get("model"), self.path / CONFIG_FILE))
 
 
 def scored_windows(frame, data: DataSpec, windows: WindowSpec, scaling, vocabulary=None, *, every_row: bool = False,
