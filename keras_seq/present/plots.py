@@ -182,10 +182,9 @@ def plot_series_skill(report: Report, path: Path) -> None:
     save_figure(plt, fig, path)
 
 
-def plot_comparison(folder: Path, shown: dict, summary: dict, options: tuple, split: str) -> None:
-    """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png` (`options`: the run's and the
+def plot_comparison(folder: Path, shown: dict, summary: dict, specs, spec, split: str) -> None:
+    """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png` (`specs`: the run's options, `spec`: the
     comparison's)."""
-    specs, spec = options
     backtest = spec.backtest
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator

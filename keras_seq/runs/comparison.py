@@ -183,21 +183,21 @@ def compare_into(folder: Path, frame, specs, spec: CompareSpec, *, verbose="auto
         interrupted = getattr(exc, "interrupted", isinstance(exc, RunInterrupted))
         raise Stopped(str(exc), [finished[t.name] for t in tasks if t.name in finished], interrupted,
                       len(tasks)) from None
-    return _report(folder, [finished[task.name] for task in tasks], tasks, (specs, spec), settings, title)
+    return _report(folder, [finished[task.name] for task in tasks], tasks, specs, spec, settings, title)
 
 
-def _report(folder: Path, outcomes: list, tasks: list, compared: tuple, settings: dict, title) -> tuple[dict, str]:
+def _report(folder: Path, outcomes: list, tasks: list, specs, spec: CompareSpec, settings: dict,
+            title) -> tuple[dict, str]:
     """A finished comparison's report files from its fits' outcomes; what a stopped run kept for them is removed."""
     from keras_seq.runs.folder import write_json
 
-    specs, spec = compared  # the run's options and the comparison's
     runs, shown = _collect(outcomes, tasks, spec)
     scored = ("backtest",) if spec.backtest else spec.on
     summary = summarize(runs, spec, scored)
     summary["settings"] = settings
     summary["runs"] = runs
     markdown = comparison_markdown(summary, specs, spec, title=title)
-    plot_comparison(folder, shown, summary, (specs, spec), scored[0])
+    plot_comparison(folder, shown, summary, specs, spec, scored[0])
     write_json(folder / "comparison.json", summary)
     (folder / "comparison.md").write_text(markdown, encoding="utf-8")
     (folder / INTERRUPTED_FILE).unlink(missing_ok=True)

@@ -72,7 +72,8 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
     overrides = {k: v for k, v in (("source", source), ("start", start), ("end", end)) if v is not None}
     if source is not None and start is None and end is None:
         overrides.update(start=None, end=None)
-    data, windows, model_spec, scaling = dataclasses.replace(saved.data, **overrides), saved.windows, saved.model, saved.scaling
+    data = dataclasses.replace(saved.data, **overrides)
+    windows, model_spec, scaling = saved.windows, saved.model, saved.scaling
     frame = data.load(quote=source is not None)  # a path read from config.json is never quoted from
 
     import_keras()
