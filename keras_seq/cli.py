@@ -166,6 +166,19 @@ def _splits(ctx, param, value):
     return parts
 
 
+def _step_pair(ctx, param, value):
+    """`split_steps`: two whole numbers of steps, VAL,TEST."""
+    if value is None:
+        return None
+    try:
+        parts = tuple(int(p) for p in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 2 or min(parts) < 0:
+        raise click.BadParameter(f"expected two whole numbers of steps like 18,18 (validation, test). Received: {value!r}")
+    return parts
+
+
 def _series_names(value):
     """`series`: one name as it is, several (comma-separated) as a tuple, or "all"."""
     if value is None or value == "all" or "," not in value:
@@ -183,6 +196,7 @@ _READERS = {
     "names": {"callback": lambda ctx, param, value: _series_names(value)},
     "numbers": {"callback": _number_list},
     "fractions": {"callback": _splits},
+    "steps": {"callback": _step_pair},
     "count_or_all": {"type": click.UNPROCESSED, "callback": _devices},
 }
 
@@ -609,13 +623,11 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
     several series forecasts each of them: a long table of series, date and
     forecast.
     """
-    import pandas as pd
-
     from keras_seq.workflows.predict import date_format, predict_artifact
 
     table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, mc_samples=mc_samples, **data)
-    fmt = date_format(pd.DatetimeIndex(table["date"]))
-    click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)},
+    fmt = date_format(table["date"]) if "date" in table else None
+    click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)} if fmt else None,
                                float_format=lambda v: f"{v:.2f}"))
     if csv_path:
         click.echo(f"forecast written to {csv_path}")
@@ -624,7 +636,7 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
 @cli.command(cls=ModelCommand)
 @_option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
 @_table_option(get_option("features"))
-@_options(*_table_options(("windows", "model"), leave_out=("splits", "stride", "split_dates")))
+@_options(*_table_options(("windows", "model"), leave_out=("splits", "stride", "split_dates", "split_steps")))
 @_BACKEND_OPTION
 @_reports_errors
 def summary(arch, features, backend, **options):

@@ -207,7 +207,7 @@ SHARED_WORDS = {
     "workflows/predict.py": {"end", "series", "series_column", "source", "start"},
     "data/windows.py": {"future_features", "series_column"},
     # the command line: those, summary's window options but the splits, tune's summary, the arch choice's name
-    "cli.py": {"arch", "end", "refit", "source", "split_dates", "splits", "start", "stride"},
+    "cli.py": {"arch", "end", "refit", "source", "split_dates", "split_steps", "splits", "start", "stride"},
 }
 
 

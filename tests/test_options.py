@@ -72,7 +72,7 @@ def test_every_option_on_the_command_line_is_an_option_of_fit_or_compare_with_th
 def test_summary_and_compare_take_fits_model_and_window_options():
     fit = command_params("fit")
     model_and_windows = [o.name for o in options("windows", "model") if o.on_cli
-                         and o.name not in ("splits", "stride", "split_dates")]  # how rows split: not a model shape
+                         and o.name not in ("splits", "stride", "split_dates", "split_steps")]  # how rows split: not a model shape
     for command in ("summary", "compare", "tune"):
         params = command_params(command)
         for name in model_and_windows:

@@ -274,8 +274,45 @@ def test_integer_years_are_years_and_a_year_column_is_found(write_csv):
 
 def test_a_numeric_column_named_as_the_date_column_is_not_dates(write_csv):
     path = write_csv("Date,Close\n2020-01-01,101.5\n2020-01-02,101.5\n2020-01-03,99.25\n")
-    with pytest.raises(KerasSeqError, match="column 'Close' of .* holds numbers, not dates .*101.5.*`date_column`"):
+    with pytest.raises(KerasSeqError, match="column 'Close' of .* neither dates nor whole steps .*101.5.*`date_column`"):
         load_series(str(path), date_column="Close")
+
+
+# === Series without a calendar: integer steps (issue 34) ===
+
+
+def test_an_integer_step_column_numbers_the_rows_found_by_name_or_given(write_csv):
+    with pytest.warns(DataWarning, match="steps in .* were not in ascending order; sorted them"):
+        found = load_series(str(write_csv("t,y\n3,1.5\n1,0.5\n2,1.0\n")), columns=["y"])
+    assert found.index.name == "step" and found.index.tolist() == [1, 2, 3] and found["y"].tolist() == [0.5, 1.0, 1.5]
+    # A column named like a step is steps even where its numbers could be years; a given one of other numbers too.
+    years = load_series(str(write_csv("step,y\n1999,1\n2000,2\n", name="s.csv")), columns=["y"])
+    assert years.index.tolist() == [1999, 2000]
+    given = load_series(str(write_csv("n,y\n7,1\n8,2\n9,3\n", name="n.csv")), columns=["y"], date_column="n",
+                        start="8")
+    assert given.index.tolist() == [8, 9]
+    with pytest.raises(KerasSeqError, match="numbered by steps, not dates, and `start`/`end` 2020-01-01 is a date"):
+        load_series(str(write_csv("n,y\n7,1\n8,2\n", name="n2.csv")), date_column="n", start="2020-01-01")
+
+
+def test_steps_must_be_consecutive_in_every_series(write_csv):
+    with pytest.raises(KerasSeqError, match=r"steps in .*gap.csv are not consecutive: step 2 is followed by 4 \(1 such"):
+        load_series(str(write_csv("t,y\n1,1\n2,2\n4,3\n", name="gap.csv")), columns=["y"])
+    table = write_csv("id,t,y\nA,1,1\nA,2,2\nB,1,3\nB,2,4\nB,5,5\nB,6,6\n", name="long.csv")
+    with pytest.raises(KerasSeqError, match=r"long.csv \(series B\) are not consecutive: step 2 is followed by 5"):
+        DataSpec(source=str(table), target="y", series_column="id", series="all").load()
+
+
+def test_steps_carry_no_calendar_and_are_forecast_by_number(write_csv):
+    from keras_seq.evaluation.report import infer_season
+    from keras_seq.workflows.predict import future_dates
+
+    path = write_csv("t,y\n1,1\n2,2\n3,4\n")
+    with pytest.raises(KerasSeqError, match="`calendar` makes inputs from dates, and the data is numbered by steps"):
+        DataSpec(source=str(path), target="y", calendar=("month",)).load()
+    frame = DataSpec(source=str(path), target="y").load()
+    assert infer_season(frame.index)[0] == 1 and "give `season`" in infer_season(frame.index)[1]
+    assert future_dates(frame.index, 2).tolist() == [4, 5] and future_dates(frame.index, 2).name == "step"
 
 
 

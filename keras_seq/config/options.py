@@ -49,6 +49,11 @@ def _is_date(v) -> bool:
     return isinstance(v, (str, datetime.date)) and not isinstance(v, datetime.datetime)
 
 
+def _is_date_or_step(v) -> bool:
+    """A date (text or a TOML date), or the whole number of a step in data numbered by steps."""
+    return _is_date(v) or _is_int(v)
+
+
 def _is_str_list(v) -> bool:
     return isinstance(v, list) and all(isinstance(item, str) for item in v)
 
@@ -75,7 +80,7 @@ NUMBER = Kind("a number", _is_number, "float", "float")
 TEXT = Kind("a string", lambda v: isinstance(v, str), "text", "str")
 PATH = Kind("a string", lambda v: isinstance(v, str), "folder", "str")
 BOOL = Kind("true or false", lambda v: isinstance(v, bool), "flag", "bool")
-DATE = Kind("a date like 2019-01-01", _is_date, "text", "str")
+DATE = Kind("a date like 2019-01-01 (or a step number)", _is_date_or_step, "text", "str")
 NAMES = Kind("a list of strings", _is_str_list, "list", "tuple[str, ...]")
 NAME_OR_NAMES = Kind("a string or a list of strings", lambda v: isinstance(v, str) or _is_str_list(v), "names",
                      "str | tuple[str, ...]")
@@ -86,9 +91,12 @@ SPLITS = Kind("a list of three fractions like [0.7, 0.15, 0.15]",
               "tuple[float, float, float]")
 DATE_PAIR = Kind("two dates like [2015-01-01, 2018-01-01]",
                  lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_date, v)), "list", "tuple[str, str]")
+STEP_PAIR = Kind("two whole numbers of steps like [18, 18]",
+                 lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v), "steps",
+                 "tuple[int, int]")
 DEVICES = Kind('a positive integer or "all"', lambda v: v == "all" or (_is_int(v) and v >= 1), "count_or_all", "int | str")
 JIT = Kind('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto", "text", "bool | str")
-SEQUENCES = (NAMES, LEVELS, SPLITS, DATE_PAIR)
+SEQUENCES = (NAMES, LEVELS, SPLITS, DATE_PAIR, STEP_PAIR)
 
 
 def registered(path: str):
@@ -188,6 +196,8 @@ class Option:
                 value = tuple(value)
         if self.kind is DATE and isinstance(value, datetime.date):
             value = value.isoformat()
+        if self.kind is DATE and _is_int(value):
+            value = str(value)
         if self.kind is NUMBER and _is_number(value):
             value = float(value)
         if self.kind is INT and isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -221,8 +231,8 @@ OPTIONS = (
     # --- data: which series, and which of its columns the model reads ---
     Option("data", "source", TEXT, "dji", "'dji' (embedded ^DJI daily), 'stooq:SYMBOL', 'fred:SERIES' or a CSV "
            "path (or any registered source).", flag="data", metavar="SOURCE"),
-    Option("data", "start", DATE, None, "First date kept, YYYY-MM-DD (dji default: 2018-02-13).", metavar="DATE"),
-    Option("data", "end", DATE, None, "Last date kept, YYYY-MM-DD (dji default: 2023-02-10).", metavar="DATE"),
+    Option("data", "start", DATE, None, "First date kept, YYYY-MM-DD, or first step (dji default: 2018-02-13).", metavar="DATE"),
+    Option("data", "end", DATE, None, "Last date kept, YYYY-MM-DD, or last step (dji default: 2023-02-10).", metavar="DATE"),
     Option("data", "target", TEXT, "Close", "Column to forecast.", names=True),
     Option("data", "features", NAMES, None, "Input columns, comma-separated (default: the target alone).",
            metavar="COLS", names=True),
@@ -259,6 +269,9 @@ OPTIONS = (
            "archs; evaluated at the last).", choices=("last", "every"), tune=True, loss_units=True),
     Option("windows", "split_dates", DATE_PAIR, None, "The first day of the validation and of the test split, e.g. "
            "2015-01-01,2018-01-01 (every series cut there; replaces `splits`).", metavar="VAL,TEST"),
+    Option("windows", "split_steps", STEP_PAIR, None, "Each series' own holdout, as the M competitions: its last "
+           "TEST steps are its test split and the VAL steps before them its validation split, e.g. 18,18 (replaces "
+           "`splits`; TEST 0: fit on every row, validate on the last VAL).", metavar="VAL,TEST"),
     # --- model: what the network is ---
     Option("model", "arch", TEXT, "lstm", "The model's arch (see `keras-seq fit --help`).",
            choices=registered("keras_seq.models.registry:arch_names"), tune=True, on_cli=False),

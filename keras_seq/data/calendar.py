@@ -39,7 +39,10 @@ def add_calendar(frame: pd.DataFrame, names) -> pd.DataFrame:
     if clash:
         raise KerasSeqError(f"the data already has a column '{clash[0]}', the name of a calendar feature. Rename it, "
                             "or leave that feature out of `calendar`.")
-    dates = pd.DatetimeIndex(frame.index)
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise KerasSeqError("`calendar` makes inputs from dates, and the data is numbered by steps, without a "
+                            "calendar. Leave `calendar` out (give `season` for a seasonal period in steps).")
+    dates = frame.index
     columns = {}
     for name in names:
         _, value, period = CALENDAR[name]

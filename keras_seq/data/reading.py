@@ -1,6 +1,10 @@
 """A CSV file to a clean dated frame: its header checked before it is read, its date column found (or given) and
 parsed (days, times, UTC offsets, integer years), its rows sorted and de-duplicated, its columns checked as numbers.
-Every problem is one line naming the file, the column and the rows."""
+Every problem is one line naming the file, the column and the rows.
+
+A series without a calendar is numbered by integer steps (1, 2, 3, ...): a numeric column named like a step
+(`STEP_COLUMN_NAMES`), or any integer column that is neither years nor YYYYMMDD, indexes the rows by its steps (an
+integer index named `step`), and every series' steps must then be consecutive."""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from keras_seq.errors import DataWarning, KerasSeqError, first_line
 
 
 DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day", "observation_date", "year")
+# Columns of integer steps by their name: always read as steps, never as years.
+STEP_COLUMN_NAMES = ("step", "t", "period")
+STEP = "step"  # the index name of a series numbered by steps
 # A header with more columns than this is refused before the rest of the file is parsed.
 MAX_COLUMNS = 10_000
 MAX_HEADER_BYTES = 4 << 20
@@ -46,17 +53,42 @@ def read_csv_frame(path_or_buffer, name: str, date_column: str | None) -> pd.Dat
     if raw.empty:
         raise KerasSeqError(f"data file {name} has a header but no rows. Expected at least one row of data.")
     column = _find_date_column(raw, name, date_column)
-    dates = _dates_of(raw, column, name)
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
+    steps = _steps_of(raw[column])
+    if steps is None:
+        dates = _dates_of(raw, column, name)
+        if getattr(dates.dt, "tz", None) is not None:
+            dates = dates.dt.tz_localize(None)
     frame = raw.drop(columns=[column])
     if frame.columns.empty:
         raise KerasSeqError(
             f"data file {name} has no columns besides its dates ('{column}'). "
             "Expected comma-separated values with a date column and value columns."
         )
-    frame.index = pd.DatetimeIndex(dates, name="Date")
+    frame.index = pd.Index(steps, name=STEP) if steps is not None else pd.DatetimeIndex(dates, name="Date")
     return frame
+
+
+def is_steps(index) -> bool:
+    """Whether rows are numbered by integer steps (no calendar) rather than dated."""
+    return not isinstance(index, pd.DatetimeIndex)
+
+
+def label_of(point) -> str:
+    """How a row's date or step is written in messages and records: `2020-01-31`, or `17` for a step."""
+    return str(point.date()) if isinstance(point, pd.Timestamp) else str(int(point))
+
+
+def _steps_of(values: pd.Series) -> np.ndarray | None:
+    """A column's integer steps (int64), or None where it holds dates: text, integer years or YYYYMMDD (unless the
+    column is named like a step). A number that is not a whole one is neither: `_dates_of` refuses it."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    numbers = values.to_numpy(dtype="float64")
+    if not (np.isfinite(numbers).all() and (numbers == np.round(numbers)).all() and (np.abs(numbers) < 2**53).all()):
+        return None
+    if str(values.name).lower() not in STEP_COLUMN_NAMES and _numeric_dates(values).notna().all():
+        return None  # years (1700) or days (20200131)
+    return numbers.astype("int64")
 
 
 def _dates_of(raw: pd.DataFrame, column: str, name: str) -> pd.Series:
@@ -75,9 +107,9 @@ def _dates_of(raw: pd.DataFrame, column: str, name: str) -> pd.Series:
             bad = dates.isna()
     if bad.any() and pd.api.types.is_numeric_dtype(raw[column]):
         raise KerasSeqError(
-            f"column '{column}' of {name} holds numbers, not dates (integer years {YEARS[0]}..{YEARS[1]} or YYYYMMDD "
-            f"would be read as dates): {_describe_rows(raw.index[bad], raw[column][bad])}. Name the date column with "
-            "`date_column`."
+            f"column '{column}' of {name} holds numbers that are neither dates nor whole steps (integer steps, years "
+            f"{YEARS[0]}..{YEARS[1]} or YYYYMMDD would be read): {_describe_rows(raw.index[bad], raw[column][bad])}. "
+            "Name the date or step column with `date_column`."
         )
     if bad.any():
         rows = _describe_rows(raw.index[bad], raw[column][bad])
@@ -177,7 +209,7 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
             )
         return date_column
     for column in raw.columns:
-        if column.lower() in DATE_COLUMN_NAMES:
+        if column.lower() in DATE_COLUMN_NAMES or column.lower() in STEP_COLUMN_NAMES:
             return column
     first = raw.columns[0]
     if not pd.api.types.is_numeric_dtype(raw[first]):
@@ -190,10 +222,11 @@ def _find_date_column(raw: pd.DataFrame, name: str, date_column: str | None) -> 
 
 
 def sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Sort by date; drop repeated rows; refuse a date given two different rows, or a date in the future."""
+    """Sort by date; drop repeated rows; refuse a date given two different rows, a date in the future, or steps that
+    are not consecutive."""
     today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
-    future = frame.index > today + pd.Timedelta(days=1)  # a day's grace for time zones
-    if future.any():
+    future = np.zeros(len(frame), bool) if is_steps(frame.index) else frame.index > today + pd.Timedelta(days=1)
+    if future.any():  # a day's grace for time zones
         rows = ", ".join(str(d.date()) for d in frame.index[future][:3])
         raise KerasSeqError(
             f"data file {name} has {int(future.sum())} rows dated after today (first: {rows}). "
@@ -207,22 +240,36 @@ def sorted_unique(frame: pd.DataFrame, name: str) -> pd.DataFrame:
                 f"several series; read one with `series_column` {column} `series` NAME" if column is not None
                 else ". Keep one row per date")
         raise KerasSeqError(
-            f"data file {name}: {conflicting[0].date()} appears twice with different values"
+            f"data file {name}: {label_of(conflicting[0])} appears twice with different values"
             + (f" ({len(conflicting)} such dates)" if len(conflicting) > 1 else "") + hint + "."
         )
     if not frame.index.is_monotonic_increasing:
-        warnings.warn(f"dates in {name} were not in ascending order; sorted them.", DataWarning, stacklevel=3)
+        what = "steps" if is_steps(frame.index) else "dates"
+        warnings.warn(f"{what} in {name} were not in ascending order; sorted them.", DataWarning, stacklevel=3)
         frame = frame.sort_index(kind="stable")
     duplicated = frame.index.duplicated(keep="last")
     if duplicated.any():
-        dates = ", ".join(str(d.date()) for d in frame.index[duplicated][:3])
+        dates = ", ".join(label_of(d) for d in frame.index[duplicated][:3])
         warnings.warn(
             f"{int(duplicated.sum())} repeated rows in {name} (first: {dates}); kept one of each.",
             DataWarning,
             stacklevel=3,
         )
         frame = frame[~duplicated]
+    if is_steps(frame.index):
+        check_consecutive(frame.index, name)
     return frame
+
+
+def check_consecutive(steps, name: str) -> None:
+    """Refuse a series' sorted steps that skip a number: the first gap in one line."""
+    values = np.asarray(steps, dtype="int64")
+    gaps = np.flatnonzero(np.diff(values) != 1)
+    if len(gaps):
+        k = gaps[0]
+        raise KerasSeqError(f"steps in {name} are not consecutive: step {values[k]} is followed by {values[k + 1]} "
+                            f"({len(gaps)} such gaps). Expected one row per integer step: give the missing rows, or "
+                            "name a date column with `date_column`.")
 
 
 def to_float_if_numeric(column: pd.Series) -> pd.Series:
@@ -251,10 +298,12 @@ def column_list(columns, limit: int = 8) -> str:
 
 
 def _describe_rows(labels, values, limit: int = 3) -> str:
-    """'2020-01-03 'abc', 2020-01-06 'n/a'' for the first few offending rows."""
-    parts = []
+    """'2020-01-03 'abc', 2020-01-06 'n/a'' for the first few offending rows: labelled by date, by step (an index
+    named `step`), else by their line in the file."""
+    parts, steps = [], getattr(labels, "name", None) == STEP
     for label, value in list(zip(labels, values))[:limit]:
-        where = str(label.date()) if isinstance(label, pd.Timestamp) else f"row {int(label) + 2}"
+        where = (label_of(label) if isinstance(label, pd.Timestamp) else f"step {int(label)}" if steps
+                 else f"row {int(label) + 2}")
         parts.append(f"{where} {excerpt(value)}" if value is not None else where)
     more = len(labels) - limit
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
@@ -289,7 +338,7 @@ def checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, n
                     leading = numeric.index[numeric.index < first_value]
                     raise KerasSeqError(
                         f"column '{column}' of {name} starts with missing values ({_describe_rows(leading, [None] * len(leading))}) "
-                        f"that forward-fill cannot fill. Use `start` {first_value.date()} or later."
+                        f"that forward-fill cannot fill. Use `start` {label_of(first_value)} or later."
                     )
                 numeric = numeric.ffill()
             else:

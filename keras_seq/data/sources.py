@@ -28,8 +28,8 @@ import pandas as pd
 from keras_seq.config.options import get_option, options, settle, spec_of
 from keras_seq.data.calendar import CALENDAR, add_calendar, calendar_columns, lead_columns
 from keras_seq.data.download import load_fred, load_stooq
-from keras_seq.data.reading import (checked_columns, column_list, excerpt, read_csv_frame, sorted_unique,
-                                    to_float_if_numeric)
+from keras_seq.data.reading import (checked_columns, column_list, excerpt, is_steps, label_of, read_csv_frame,
+                                    sorted_unique, to_float_if_numeric)
 from keras_seq.errors import DataWarning, KerasSeqError
 
 EMBEDDED_DJI = Path(__file__).with_name("dji_daily.csv.gz")
@@ -326,7 +326,7 @@ def load_long_table(source: str, start: str | None = None, end: str | None = Non
     start_ts, end_ts = _parse_range(start, end)
     raw = read_csv_frame(path, source, date_column)
     several = reads_several(series)
-    quick = _quick_panel(raw, series_column, series, start_ts, end_ts, columns) if several else None
+    quick = _quick_panel(raw, series_column, series, start_ts, end_ts, columns, source) if several else None
     if quick is not None:  # a clean table of many series: checked in a few passes, not series by series
         return quick
     read = long_table_series(raw, source, series_column, series)  # an unknown column or series: its error
@@ -445,26 +445,48 @@ def _symbol(source: str) -> str:
     return symbol.strip()
 
 
-def _parse_range(start: str | None, end: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    stamps = []
+def _parse_range(start: str | None, end: str | None) -> tuple:
+    """`start` and `end` as dates (`pd.Timestamp`), or as steps (int) where written as whole numbers; a whole
+    number bounds dated rows as a year (`bounds_of` decides once the rows are read)."""
+    bounds = []
     for name, value in (("start", start), ("end", end)):
         if value is None or value == "":
-            stamps.append(None)
+            bounds.append(None)
+            continue
+        text = str(value).strip()
+        if text.lstrip("-").isdigit() and len(text) <= 18:
+            bounds.append(int(text))
             continue
         try:
-            stamps.append(pd.Timestamp(value))
+            bounds.append(pd.Timestamp(value))
         except (ValueError, TypeError):
-            raise KerasSeqError(f"`{name}` is not a date. Received: {name}={value!r}. Expected YYYY-MM-DD.") from None
-    if stamps[0] is not None and stamps[1] is not None and stamps[0] > stamps[1]:
+            raise KerasSeqError(f"`{name}` is not a date. Received: {name}={value!r}. Expected YYYY-MM-DD "
+                                "(or a step number, for data numbered by steps).") from None
+    if None not in bounds and type(bounds[0]) is type(bounds[1]) and bounds[0] > bounds[1]:
         raise KerasSeqError(f"`start` is after `end`. Received: start={start}, end={end}. Give start <= end.")
-    return stamps[0], stamps[1]
+    return bounds[0], bounds[1]
+
+
+def bounds_of(index, start, end, source: str) -> tuple:
+    """`_parse_range`'s bounds for rows indexed by `index`: steps bound steps; dates and years bound dates."""
+    if is_steps(index):
+        dated = next((b for b in (start, end) if isinstance(b, pd.Timestamp)), None)
+        if dated is not None:
+            raise KerasSeqError(f"{source} is numbered by steps, not dates, and `start`/`end` {dated.date()} is a "
+                                "date. Give step numbers (e.g. `start` 10).")
+        return start, end
+    bounds = [pd.Timestamp(str(b)) if isinstance(b, int) else b for b in (start, end)]
+    if None not in bounds and bounds[0] > bounds[1]:
+        raise KerasSeqError(f"`start` is after `end`. Received: start={start}, end={end}. Give start <= end.")
+    return bounds[0], bounds[1]
 
 
 def _select_range(frame: pd.DataFrame, start, end, source: str) -> pd.DataFrame:
+    start, end = bounds_of(frame.index, start, end, source)
     selected = frame.loc[start:end]
     if len(selected.index) == 0:
-        covers = f"{frame.index[0].date()}..{frame.index[-1].date()}" if len(frame) else "no rows"
-        asked = f"{start.date() if start is not None else '...'}..{end.date() if end is not None else '...'}"
+        covers = f"{label_of(frame.index[0])}..{label_of(frame.index[-1])}" if len(frame) else "no rows"
+        asked = f"{label_of(start) if start is not None else '...'}..{label_of(end) if end is not None else '...'}"
         raise KerasSeqError(f"no rows of {source} in the range {asked}; the data covers {covers}. Choose `start`/`end` inside it.")
     return selected
 
@@ -478,7 +500,7 @@ def long_table_series(frame: pd.DataFrame, name: str, column: str, wanted):
     return [(sid, sorted_unique(part, f"{name} (series {sid})")) for sid, part in parts]
 
 
-def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, columns) -> pd.DataFrame | None:
+def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, columns, name: str) -> pd.DataFrame | None:
     """What `_finish_panel` returns for a clean long table, in a few passes over all rows rather than a few pandas
     calls per series; None when anything needs the per-series path (and its warnings or errors): an unknown series
     or column, rows out of date order or repeated, a date in the future, a missing or non-numeric value, a series
@@ -496,9 +518,16 @@ def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, col
     order = np.flatnonzero(ranks >= 0)
     order = order[np.argsort(ranks[order], kind="stable")]  # series by series, each in the file's order
     dates, ranks = frame.index[order], ranks[order]
-    stamps, same = dates.asi8, ranks[1:] == ranks[:-1]
-    if (dates > today + pd.Timedelta(days=1)).any() or (same & (stamps[1:] <= stamps[:-1])).any():
-        return None  # a date in the future, or a series out of order or with a date twice: the careful path
+    same = ranks[1:] == ranks[:-1]
+    if is_steps(dates):  # a series' steps out of order, repeated or with a gap: the careful path names it
+        stamps = np.asarray(dates, dtype="int64")
+        if (same & (stamps[1:] != stamps[:-1] + 1)).any():
+            return None
+    else:
+        stamps = dates.asi8
+        if (dates > today + pd.Timedelta(days=1)).any() or (same & (stamps[1:] <= stamps[:-1])).any():
+            return None  # a date in the future, or a series out of order or with a date twice: the careful path
+    start_ts, end_ts = bounds_of(dates, start_ts, end_ts, name)
     inside = np.ones(len(order), dtype=bool) if start_ts is None else dates >= start_ts
     if end_ts is not None:
         inside &= dates <= end_ts
@@ -542,7 +571,7 @@ def _finish_panel(parts, start_ts, end_ts, source, columns, fill, column: str) -
     """
     finished, empty = [], []
     for name, part in parts:
-        if not len(part.loc[start_ts:end_ts]):
+        if not len(part.loc[slice(*bounds_of(part.index, start_ts, end_ts, source))]):
             empty.append(name)
             continue
         rows = _finish(part, start_ts, end_ts, f"{source} (series {name})", columns, fill)

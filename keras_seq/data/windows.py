@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from keras_seq.data.calendar import lead_columns
+from keras_seq.data.reading import is_steps, label_of
 from keras_seq.config.options import settle, spec_of
 from keras_seq.errors import KerasSeqError
 
@@ -45,6 +46,15 @@ class WindowSpec:
     def __post_init__(self):
         if self.split_dates is not None:
             settle(self, split_dates=_checked_split_dates(self.split_dates))
+        if self.split_steps is not None:
+            if self.split_dates is not None:
+                raise KerasSeqError("`split_steps` cuts each series' own last steps and `split_dates` every series at "
+                                    "the same dates: give one of them.")
+            steps = tuple(self.split_steps)
+            if len(steps) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 0 for n in steps):
+                raise KerasSeqError(f"`split_steps` must be two whole numbers of steps, the validation's and the "
+                                    f"test's, e.g. 18,18. Received: split_steps={list(steps)}")
+            settle(self, split_steps=tuple(int(n) for n in steps))
         check_window_options(self.horizon, self.target_kind, self.splits)
         if self.supervision == "every" and self.target_kind != "next":
             raise KerasSeqError(
@@ -314,8 +324,8 @@ class Windows:
             result[name] = {
                 "rows": hi - lo,
                 "windows": self.count(name),
-                "first": str(self.dates[lo].date()) if hi > lo else None,
-                "last": str(self.dates[hi - 1].date()) if hi > lo else None,
+                "first": label_of(self.dates[lo]) if hi > lo else None,
+                "last": label_of(self.dates[hi - 1]) if hi > lo else None,
             }
         return result
 
@@ -460,8 +470,11 @@ def split_by_dates(dates: pd.DatetimeIndex, bounds: list[tuple[int, int]], split
     >>> split_by_dates(dates, [(0, 10), (10, 14)], (0.6, 0.2, 0.2))[1]  # the 2nd series ends before the test period
     {'train': (10, 12), 'validation': (12, 14), 'test': (14, 14)}
     """
-    stamps = dates.asi8  # int64 in the index's unit, a view: numpy slices of it cost nothing per series
+    stamps = dates.asi8 if not is_steps(dates) else np.asarray(dates, dtype="int64")  # a view: slices cost nothing
     if cut_dates is not None:  # given: the first day of validation and of test
+        if is_steps(dates):
+            raise KerasSeqError("`split_dates` cuts dated rows, and the data is numbered by steps. Use `split_steps` "
+                                "VAL,TEST (each series' last steps) or `splits`.")
         starts = [int(np.datetime64(pd.Timestamp(day), dates.unit).astype("int64")) for day in cut_dates]
     else:
         union = np.sort(pd.unique(stamps))
@@ -475,6 +488,31 @@ def split_by_dates(dates: pd.DatetimeIndex, bounds: list[tuple[int, int]], split
     return result
 
 
+def split_by_steps(bounds: list[tuple[int, int]], validation: int, test: int) -> tuple[list[dict], list[int]]:
+    """The rows of each split, per series, counted from each series' own end (the M competitions' holdout).
+
+    Series k (rows `bounds[k]`) holds its last `test` rows as its test split
+    and the `validation` rows before them as its validation split; the rest
+    trains. A series of `validation + test` rows or fewer keeps its last
+    `test` rows (what it has of them) as its test split and nothing to train
+    or validate on (its earlier rows are a test window's inputs only): such
+    series are listed, by position, in the second value.
+
+    Example:
+    >>> split_by_steps([(0, 10), (10, 14)], 2, 3)
+    ([{'train': (0, 5), 'validation': (5, 7), 'test': (7, 10)}, {'train': (10, 10), 'validation': (10, 10), 'test': (11, 14)}], [1])
+    """
+    result, short = [], []
+    for k, (first, end) in enumerate(bounds):
+        lo_test, lo_validation = max(end - test, first), end - test - validation
+        if lo_validation <= first:  # its rows before the test split are inputs only
+            short.append(k)
+            result.append({"train": (first, first), "validation": (first, first), "test": (lo_test, end)})
+            continue
+        result.append({"train": (first, lo_validation), "validation": (lo_validation, lo_test), "test": (lo_test, end)})
+    return result, short
+
+
 def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tuple[int, int]) -> Scaling:
     """Mean and standard deviation of each column over `rows` (the training split)."""
     train = frame.iloc[rows[0] : rows[1]]
@@ -486,8 +524,8 @@ def fit_scaling(frame: pd.DataFrame, features: list[str], target: str, rows: tup
         mean, std = float(values.mean()), float(values.std())
         if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
             raise KerasSeqError(
-                f"column '{column}' is constant over the training split ({train.index[0].date()}.."
-                f"{train.index[-1].date()}, value {mean:g}), so it cannot be standardized. "
+                f"column '{column}' is constant over the training split ({label_of(train.index[0])}.."
+                f"{label_of(train.index[-1])}, value {mean:g}), so it cannot be standardized. "
                 "Choose a date range where it varies, or leave it out of `features`."
             )
         stats[column] = (mean, std)
@@ -616,7 +654,7 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         features += lead_columns(future, spec.horizon)
     frame, series_splits, ids = _layout(frame, series_column, spec, target)
     _check_batch_and_columns(frame, features, target, batch_size)
-    scaling = _checked_scaling(frame, features, target, series_splits, spec.splits, scaling)
+    scaling = _checked_scaling(frame, features, target, series_splits, spec, scaling)
     columns = list(dict.fromkeys([*features, target]))  # each column once: a univariate series is held once
     return Windows(
         scaling=scaling, dates=frame.index, target_values=_float_values(frame[target]), series_splits=series_splits,
@@ -654,7 +692,21 @@ def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, ta
         frame, bounds, ids = frame, [(0, len(frame))], (target,)
     else:
         frame, bounds, ids = _panel(frame, series_column, spec)
-    series_splits = tuple(split_by_dates(frame.index, bounds, spec.splits, spec.split_dates))
+    if spec.split_steps is None:
+        series_splits = tuple(split_by_dates(frame.index, bounds, spec.splits, spec.split_dates))
+    else:
+        series_splits, short = split_by_steps(bounds, *spec.split_steps)
+        series_splits = tuple(series_splits)
+        if short and len(short) < len(bounds):
+            import warnings
+
+            from keras_seq.errors import DataWarning
+
+            named = ", ".join(f"{ids[k]} ({bounds[k][1] - bounds[k][0]} rows)" for k in short[:10])
+            warnings.warn(f"{len(short)} of {len(bounds)} series have no more rows than `split_steps` "
+                          f"{spec.split_steps[0]},{spec.split_steps[1]} holds out: they are left out of training and "
+                          f"validation, and still forecast from what they have: {named}"
+                          f"{' ...' if len(short) > 10 else ''}.", DataWarning, stacklevel=3)
     _check_split_lengths(frame, series_splits, spec)
     return frame, series_splits, ids
 
@@ -717,16 +769,23 @@ def _check_batch_and_columns(frame, features: list, target: str, batch_size) -> 
 
 def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: WindowSpec) -> None:
     """Refuse a split that is asked for (a fraction above 0, or `split_dates`) but holds no window of any series."""
-    for name, fraction in zip(SPLIT_NAMES, spec.splits):
+    asked = spec.splits if spec.split_steps is None else (1, *spec.split_steps)
+    for name, fraction in zip(SPLIT_NAMES, asked):
         ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0])
                   for rows in series_splits]
         if (fraction == 0 and spec.split_dates is None) or any(last >= first for first, last in ranges):
             continue
+        if spec.split_steps is not None:
+            raise KerasSeqError(
+                f"no series has a window in the {name} split (`split_steps` {spec.split_steps[0]},"
+                f"{spec.split_steps[1]}, window={spec.window}, horizon={spec.horizon}): each series needs "
+                f"{_target_offsets(spec.window, spec.horizon, spec.target_kind)[1]} rows before its split ends. Use "
+                "a smaller `window`, fewer held-out steps, or longer series.")
         option = "`splits`" if spec.split_dates is None else "`split_dates`"
         if len(series_splits) > 1:
             given = _percent(spec.splits) if spec.split_dates is None else ",".join(spec.split_dates)
             raise KerasSeqError(f"no series has a window in the {name} split ({option} {given}, dates "
-                                f"{frame.index.min().date()}..{frame.index.max().date()}). Use other {option}, "
+                                f"{label_of(frame.index.min())}..{label_of(frame.index.max())}). Use other {option}, "
                                 "a smaller `window` or a longer date range.")
         how = (f"split {_percent(spec.splits)}" if spec.split_dates is None else
                f"cut at {spec.split_dates[0]} and {spec.split_dates[1]}")
@@ -739,12 +798,15 @@ def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: Window
         )
 
 
-def _checked_scaling(frame, features: list, target: str, series_splits, splits, scaling: Scaling | None) -> Scaling:
+def _checked_scaling(frame, features: list, target: str, series_splits, spec: WindowSpec,
+                     scaling: Scaling | None) -> Scaling:
     """`scaling` if it is for these columns, else the training split's (refused where there are no training rows)."""
     if scaling is None:
-        if splits[0] == 0 or not any(rows["train"][1] > rows["train"][0] for rows in series_splits):
+        no_fraction = spec.splits[0] == 0 and spec.split_steps is None
+        if no_fraction or not any(rows["train"][1] > rows["train"][0] for rows in series_splits):
             raise KerasSeqError("the splits leave no training rows to fit the scaling on. Give a train fraction above "
-                                "0, or a first `split_dates` date after the data's first date.")
+                                "0, a first `split_dates` date after the data's first date, or `split_steps` that "
+                                "leave each series rows to train on.")
         if len(series_splits) == 1:
             return fit_scaling(frame, features, target, series_splits[0]["train"])
         return _fit_panel_scaling(frame, features, target, [rows["train"] for rows in series_splits])

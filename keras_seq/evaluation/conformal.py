@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from keras_seq.data.reading import label_of
 from keras_seq.errors import KerasSeqError
 
 
@@ -91,8 +92,8 @@ def calibrate(model, windows, split: str = "validation") -> dict:
     offsets = conformal_offsets(scores, layer.coverages)
     layer.offsets.assign(offsets.astype("float32"))
     dates = windows.dates[windows.target_positions(split).ravel()]
-    return {"split": split, "around": _around(model), "windows": int(len(scores)), "first_date": str(dates.min().date()),
-            "last_date": str(dates.max().date()), "coverages": list(layer.coverages), "offsets": offsets.tolist()}
+    return {"split": split, "around": _around(model), "windows": int(len(scores)), "first_date": label_of(dates.min()),
+            "last_date": label_of(dates.max()), "coverages": list(layer.coverages), "offsets": offsets.tolist()}
 
 
 def _around(model) -> str:

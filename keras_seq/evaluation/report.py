@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from keras_seq.data.reading import label_of
 from keras_seq.data.windows import Windows
 from keras_seq.evaluation.metrics import MAPE_UNDEFINED, mae, mape, metrics, rmse, scores, smape  # noqa: F401 - this module's API
 from keras_seq.models.registry import get_arch
@@ -59,6 +60,8 @@ def infer_season(dates) -> tuple[int, str]:
     >>> infer_season(pd.date_range("2000-01-01", periods=30, freq="MS"))
     (12, 'monthly dates: a year of 12')
     """
+    if not isinstance(dates, pd.DatetimeIndex):
+        return 1, "steps without a calendar: none (give `season`, e.g. 12 for monthly steps)"
     if len(dates) < 3:
         return 1, "too few dates to tell: none"
     days = float(np.median(np.diff(np.asarray(dates, dtype="datetime64[s]").astype("int64")))) / 86400
@@ -500,7 +503,7 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     dates = windows.dates[positions.ravel()]  # of a panel: the earliest and latest date of any series
     return Report(
         name=name, split=split, windows=int(len(positions)),
-        first_date=str(dates.min().date()), last_date=str(dates.max().date()),
+        first_date=label_of(dates.min()), last_date=label_of(dates.max()),
         model=model_metrics, persistence=baselines["persistence"],
         skill=skill(model_metrics["mae"], baselines["persistence"]["mae"]),
         baselines=baselines, best_baseline=best, skill_vs_best=skill(model_metrics["mae"], baselines[best]["mae"]),

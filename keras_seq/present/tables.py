@@ -34,7 +34,9 @@ def comparison_markdown(summary: dict, specs, spec, title: str | None = None) ->
         f"- data: `{data.source}`, target {data.target}, inputs {', '.join(data.features or [data.target])}, "
         f"{recorded['first_date']}..{recorded['last_date']} ({recorded['rows']} rows, sha256 `{recorded['sha256'][:12]}`)",
         f"- windows: {win.window} steps, target kind `{win.target_kind}`, horizon {win.horizon}, "
-        f"splits {'/'.join(f'{100 * s:g}' for s in win.splits)} in time order",
+        + (f"splits {'/'.join(f'{100 * s:g}' for s in win.splits)} in time order" if win.split_steps is None
+           else f"each series' last {win.split_steps[1]} steps tested, the {win.split_steps[0]} before validated")
+        + (f" (cut at {', '.join(win.split_dates)})" if win.split_dates is not None else ""),
         f"- model: {model.units} units, {model.layers} layers, dropout {model.dropout:g}{_arch_sizes(model, archs)}"
         + f"; each arch with its own Adam (lr {train.lr:g}), "
         f"batch {train.batch_size}, {train.epochs} epoch{'s' if train.epochs != 1 else ''}"

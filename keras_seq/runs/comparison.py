@@ -121,8 +121,9 @@ def check_backtest(n_rows: int, windows: WindowSpec, folds: int) -> None:
     """Refuse folds whose test block cannot hold the targets of one window."""
     if not folds:
         return
-    if windows.split_dates is not None:
-        raise KerasSeqError("`backtest` cuts its folds by `splits` fractions: leave `split_dates` out with it.")
+    if windows.split_dates is not None or windows.split_steps is not None:
+        raise KerasSeqError("`backtest` cuts its folds by `splits` fractions: leave `split_dates` and `split_steps` "
+                            "out with it.")
     if windows.splits[2] <= 0 or windows.splits[1] <= 0:
         raise KerasSeqError("a backtest needs validation and test fractions above 0 in `splits`.")
     need = windows.horizon if windows.target_kind == "next" else windows.window

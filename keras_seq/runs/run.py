@@ -9,6 +9,7 @@ from pathlib import Path
 
 from keras_seq.backend import seeded_build, set_random_seed, tensorflow_left_unloaded
 from keras_seq.config.options import values_of
+from keras_seq.data.reading import label_of
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
@@ -64,8 +65,8 @@ class RunSpecs:
 
     def data_record(self, frame, digest: str) -> dict:
         """The data options and what was loaded: rows, first and last date, sha256 (`frame_sha256`)."""
-        return {**dataclasses.asdict(self.data), "rows": len(frame), "first_date": str(frame.index.min().date()),
-                "last_date": str(frame.index.max().date()), "sha256": digest}
+        return {**dataclasses.asdict(self.data), "rows": len(frame), "first_date": label_of(frame.index.min()),
+                "last_date": label_of(frame.index.max()), "sha256": digest}
 
     def options_config(self, status: str, started: datetime.datetime, frame, digest: str) -> dict:
         """What the run was asked to do: the start of its `config.json`, and all of it while it trains."""
@@ -112,7 +113,7 @@ def check_positive_target(frame, specs: RunSpecs) -> None:
     if (values <= 0).any():
         day = values.index[int((values <= 0).to_numpy().argmax())]
         raise KerasSeqError(
-            f"transform {specs.model.transform!r} takes the log of '{specs.data.target}', but it is {values[day]:g} on {day.date()} "
+            f"transform {specs.model.transform!r} takes the log of '{specs.data.target}', but it is {values[day]:g} on {label_of(day)} "
             "(log-changes need positive values). Use `transform` diff or none."
         )
 
@@ -189,7 +190,13 @@ def train_into_folder(run: Run, folder: Path, *, verbose, resume=None, replace: 
             f"interrupted after epoch {done} of {total}; the best weights so far are in {stage.final} "
             f"(marked interrupted in {CONFIG_FILE}). {hint}"
         )
-    return RunResult(stage.final, fitted.reports["test"], fitted.history)
+    return RunResult(stage.final, fitted.reports[scored_split(fitted.reports)], fitted.history)
+
+
+def scored_split(reports: dict) -> str:
+    """The split a run's result and metrics.json report: the test split, or the validation split of a run fitted
+    on every row (no test rows)."""
+    return "test" if "test" in reports else next(iter(reports))
 
 
 @dataclasses.dataclass
@@ -264,6 +271,8 @@ def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None
     from keras_seq.evaluation.report import evaluate_forecast, losing_note
 
     reports, predictions, quantiles = {}, {}, {}
+    if "test" in splits and not raw.count("test") and raw.count("validation"):  # fitted on every row
+        splits = tuple(dict.fromkeys(["validation" if s == "test" else s for s in splits]))
     for split in splits:
         reports[split], predictions[split], quantiles[split] = evaluate_forecast(net, raw, split, name=specs.model.arch,
                                                                                  season=specs.data.season)
@@ -361,7 +370,7 @@ def scored_windows(frame, data: DataSpec, windows: WindowSpec, scaling, vocabula
 
     options = dataclasses.asdict(windows) | {"supervision": "last"}
     if every_row:
-        options.update(splits=(0.0, 0.0, 1.0), split_dates=None)
+        options.update(splits=(0.0, 0.0, 1.0), split_dates=None, split_steps=None)
     raw = make_windows(frame, target=data.target, features=data.feature_columns, series_column=data.panel_column,
                        future_features=data.future_features, batch_size=batch_size, shuffle=False, scaling=scaling,
                        **options)
@@ -389,7 +398,7 @@ def write_run(folder: Path, fitted: Fitted, plots: bool = True) -> None:
     if not fitted.reports:  # interrupted: the best weights so far, no evaluation
         write_manifest(folder)
         return
-    split = "test" if "test" in fitted.reports else next(iter(fitted.reports))
+    split = scored_split(fitted.reports)
     write_json(folder / "metrics.json", fitted.reports[split].to_dict())
     if plots:
         plot_loss(fitted.history, folder / "loss.png", title=f"{arch}: loss", loss_name=fitted.specs.model.loss_name)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from keras_seq.artifacts import CARD_FILE, detect_format
 from keras_seq.data.calendar import calendar_columns, lead_columns
+from keras_seq.data.reading import STEP, is_steps, label_of
 from keras_seq.errors import KerasSeqError
 from keras_seq.safety import artifact_sha256, plain_name, read_text_bounded
 
@@ -175,7 +176,7 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None, 
     dates = future_dates(frame.index, steps)
     index = artifact.indices([name or artifact.target])
     values = _roll(artifact, history[None], steps, _future_rows(artifact, [dates]), index)
-    return _table(artifact, {"date": dates}, values, steps)
+    return _table(artifact, {dates.name: dates}, values, steps)
 
 
 def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: int | None = None) -> pd.DataFrame:
@@ -206,9 +207,9 @@ def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: 
     if not kept:
         raise KerasSeqError(f"no series has the model's window of {artifact.window} rows. Give a longer date range.")
     histories = np.stack([part[artifact.features].to_numpy(dtype="float32")[-artifact.window :] for _, part in kept])
-    dates = [future_dates(pd.DatetimeIndex(part.index), steps) for _, part in kept]
+    dates = [future_dates(part.index, steps) for _, part in kept]
     values = _roll(artifact, histories, steps, _future_rows(artifact, dates), artifact.indices([n for n, _ in kept]))
-    return _table(artifact, {column: np.repeat([name for name, _ in kept], steps), "date": np.concatenate(dates)},
+    return _table(artifact, {column: np.repeat([name for name, _ in kept], steps), dates[0].name: np.concatenate(dates)},
                   values, steps)
 
 
@@ -299,8 +300,9 @@ def _checked_steps(steps) -> int:
     return steps
 
 
-def future_dates(index: pd.DatetimeIndex, steps: int) -> pd.DatetimeIndex:
-    """The `steps` dates after `index`, in the data's own frequency.
+def future_dates(index: pd.Index, steps: int) -> pd.Index:
+    """The `steps` dates after `index`, in the data's own frequency (named `date`); for rows numbered by steps, the
+    next `steps` step numbers (named `step`).
 
     A frequency pandas can infer from the last 50 dates (hourly, business
     daily, weekly, month start, year end, ...) is followed exactly. Trading
@@ -311,7 +313,11 @@ def future_dates(index: pd.DatetimeIndex, steps: int) -> pd.DatetimeIndex:
     Example:
     >>> [str(d.date()) for d in future_dates(pd.date_range("2020-01-01", periods=6, freq="MS"), 2)]
     ['2020-07-01', '2020-08-01']
+    >>> future_dates(pd.Index([7, 8, 9]), 2).tolist()
+    [10, 11]
     """
+    if is_steps(index):
+        return pd.Index(np.arange(int(index[-1]) + 1, int(index[-1]) + 1 + steps, dtype="int64"), name=STEP)
     tail = index[-50:]
     offset = _inferred_offset(tail)
     if offset is None:
@@ -343,8 +349,11 @@ def _inferred_offset(tail: pd.DatetimeIndex):
     return pd.tseries.frequencies.to_offset(freq) if freq is not None else None
 
 
-def date_format(dates: pd.DatetimeIndex) -> str:
-    """`%Y-%m-%d`, with the time of day when any date has one."""
+def date_format(dates) -> str | None:
+    """`%Y-%m-%d`, with the time of day when any date has one; None for step numbers (a forecast table's `step`)."""
+    if not pd.api.types.is_datetime64_any_dtype(dates):
+        return None
+    dates = pd.DatetimeIndex(dates)
     return "%Y-%m-%d" if bool((dates == dates.normalize()).all()) else "%Y-%m-%d %H:%M"
 
 
@@ -451,14 +460,14 @@ def _with_future(frame: pd.DataFrame, artifact: Artifact, future, column: str | 
     parts = frame.groupby(column, sort=False) if column else [(None, frame)]
     extended = []
     for name, part in parts:
-        dates = future_dates(pd.DatetimeIndex(part.index), horizon)
+        dates = future_dates(part.index, horizon)
         rows = known.get(name)
         missing = [d for d in dates if rows is None or d not in rows.index]
         if missing:
             where = f" of series {name}" if column else ""
-            raise KerasSeqError(f"`future` has no {', '.join(names)} for {missing[0].date()}{where}, a date the "
+            raise KerasSeqError(f"`future` has no {', '.join(names)} for {label_of(missing[0])}{where}, a date the "
                                 f"forecast reads. Give the {horizon} date(s) after the data: "
-                                f"{', '.join(str(d.date()) for d in dates)}.")
+                                f"{', '.join(map(label_of, dates))}.")
         ahead = rows.loc[dates, list(names)].astype("float64")
         with_leads = add_leads(pd.concat([part, ahead]), names, horizon)  # the leads of the data's last rows
         extended.append(with_leads.iloc[: len(part)])
@@ -545,6 +554,6 @@ def write_forecast(table: pd.DataFrame, path: str | Path) -> Path:
     """
     from keras_seq.safety import write_file_atomically
 
-    fmt = date_format(pd.DatetimeIndex(table["date"]))
+    fmt = date_format(table["date"]) if "date" in table else None
     write_file_atomically(path, lambda stream: table.to_csv(stream, index=False, date_format=fmt, float_format="%.6f"))
     return Path(path)

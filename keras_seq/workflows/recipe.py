@@ -5,7 +5,7 @@ evaluation and export of one or more experiments.
 
     [data]       # source, start, end, target, features, date_column, fill, cache_dir, season,
                  # series_column, series, targets, calendar, future_features
-    [windows]    # window, horizon, target_kind, splits, stride, supervision, split_dates
+    [windows]    # window, horizon, target_kind, splits, stride, supervision, split_dates, split_steps
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers, scaler, transform, residual, series_embedding, quantiles,
                  # distribution, conformal
@@ -45,6 +45,7 @@ from pathlib import Path
 from keras_seq.runs.comparison import CompareSpec
 from keras_seq.config.options import (INT, NAMES, NUMBER, TEXT, compared_values, get_option, options, recipe_schema,
                                       spec_class, tunable)
+from keras_seq.data.reading import label_of
 from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.models.spec import ModelSpec
@@ -424,8 +425,8 @@ def resolved_sections(experiment: Experiment, frame=None) -> dict:
     data = dataclasses.asdict(experiment.data)
     data["features"] = list(experiment.data.features or (experiment.data.target,))  # the calendar's stay in `calendar`
     if frame is not None:  # the exact range read, so that a rerun reads the same rows
-        data["start"] = str(frame.index.min().date())
-        data["end"] = str(frame.index.max().date())
+        data["start"] = label_of(frame.index.min())
+        data["end"] = label_of(frame.index.max())
     windows = dataclasses.asdict(experiment.windows)
     model = {"archs": list(experiment.compare.archs), **compared_values(experiment.model, experiment.compare.archs)}
     compare = dataclasses.asdict(experiment.compare)
