@@ -240,6 +240,8 @@ COMPUTE_OPS = frozenset({
     "Softplus",
     # Conformalized quantile intervals (keras_seq.models.layers.ConformalIntervals): kept nested around the median.
     "Minimum",
+    # Masked windows (`pad`, keras_seq.models.layers.PrepareWindow): which values are missing, their column's mean.
+    "IsNan", "Sum",
     "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Fill", "FloorMod", "GatherV2",
     "GreaterEqual", "Identity", "Less", "LogicalAnd", "MatMul", "Max", "Mul", "NoOp", "OnesLike", "Pack",
     "Placeholder", "Prod", "Range", "ReadVariableOp", "RealDiv", "Reshape", "ReverseV2", "SelectV2", "Shape",

@@ -62,13 +62,15 @@ def test_a_series_no_longer_than_its_holdout_is_named_and_left_out_of_training()
     assert rows["test"] == (34, 38)  # its last 4 rows are still its test split, windows reaching back into its own rows
     assert windows.count("test") == 3 * 4
     assert list(windows.series_ids) == ["s0", "s1", "s2"]
+    with pytest.raises(KerasSeqError, match="`split_steps` 0,4 leaves nothing to validate on"):
+        make_windows(frame, target="y", window=3, series_column="id", split_steps=(0, 4))
     with pytest.raises(KerasSeqError, match="no series has a window in the train split .`split_steps` 4,24"):
         with pytest.warns(DataWarning, match="1 of 3 series"):  # s0 and s2 keep 2 training rows, s1 none
             make_windows(frame, target="y", window=3, series_column="id", split_steps=(4, 24))
 
 
 @settings(max_examples=30, deadline=None)
-@given(lengths=st.lists(st.integers(8, 40), min_size=1, max_size=4), validation=st.integers(0, 6),
+@given(lengths=st.lists(st.integers(8, 40), min_size=1, max_size=4), validation=st.integers(1, 6),
        test=st.integers(0, 6), window=st.integers(2, 5), horizon=st.integers(1, 3))
 def test_no_held_out_value_of_any_series_reaches_training(lengths, validation, test, window, horizon):
     frame = step_panel(lengths)
@@ -157,3 +159,77 @@ def test_a_recipe_names_split_steps(tmp_path):
     path.write_text('description = "x"\n[windows]\nsplit_steps = [18, -1]\n')
     with pytest.raises(KerasSeqError, match="split_steps"):
         load_recipe(path)
+
+
+# === Every series gets a forecast: left-padding masked inside the model (issue 34, item 3) ===
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(3, 30), min_size=1, max_size=4), window=st.integers(2, 8),
+       horizon=st.integers(1, 2))
+def test_a_padded_window_begins_with_missing_values_never_another_series(lengths, window, horizon):
+    frame = step_panel(lengths)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        try:
+            windows = make_windows(frame, target="y", window=window, horizon=horizon, series_column="id", pad=True,
+                                   split_steps=(horizon, horizon), shuffle=False)
+        except KerasSeqError as exc:
+            assert "no series has a window" in str(exc) or "no training rows" in str(exc)
+            return
+    firsts = dict(zip(windows.series_ids, np.cumsum([0, *lengths[:-1]])))  # each series' first value's row, unpadded
+    for split in SPLIT_NAMES:
+        starts = windows.starts(split)
+        if not len(starts):
+            continue
+        x, y = windows.gather(starts)
+        which = windows.series_of(starts)
+        for inputs, targets, k in zip(x[..., 0], y, which):
+            known = inputs[~np.isnan(inputs)]
+            first = OFFSET + firsts[windows.series_ids[k]]
+            assert len(known) >= 1 and np.isnan(inputs[: window - len(known)]).all()  # missing only before its start
+            assert (known >= first).all() and (known < first + lengths[k]).all()  # values of its own series only
+            assert np.all(np.diff(np.concatenate([known, targets])) == 1)  # consecutive, the targets right after
+    # the baselines and the scaling read the series' own values, never the padding
+    rows = windows.series_splits[0]
+    assert not np.isnan(windows.target_values[rows["train"][0]:rows["test"][1]]).any()
+    assert np.isfinite(windows.scaling.target_mean)
+
+
+def test_a_masked_model_reads_no_number_under_a_missing_value_and_exports_with_parity(run_cli, write_csv, tmp_path):
+    import onnxruntime as ort
+
+    from keras_seq.models.builders import load_model
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for k, n in enumerate((3, 7, 30, 41)):  # two series shorter than the window
+        values = 20 + 5 * k + np.cumsum(rng.normal(0, 1, n))
+        rows += [f"S{k},{t},{v:.4f}" for t, v in zip(range(1, n + 1), values)]
+    path = write_csv("series,t,value\n" + "\n".join(rows) + "\n", name="short.csv")
+    flags = ["--data", path, "--series-column", "series", "--series", "all", "--target", "value", "--window", "10",
+             "--horizon", "2", "--split-steps", "2,2", "--units", "4", "--layers", "1", "--epochs", "1"]
+    code, out, err = run_cli("fit", *flags, "--pad", "--out", tmp_path / "runs", "-q")
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert sorted(json.loads((run_dir / "metrics.json").read_text())["per_series"]) == ["S0", "S1", "S2", "S3"]
+    model = load_model(run_dir / "model.keras")
+    window = np.full((3, 10, 1), np.nan, "float32")
+    window[0, 7:, 0], window[1, 2:, 0], window[2, :, 0] = [5, 6, 7], np.arange(8) + 3, np.arange(10) + 1
+    normalized, _ = model.get_layer("prepare")(window)
+    normalized = np.asarray(normalized)
+    assert normalized.shape == (3, 10, 2)  # the value and its observed flag
+    assert (normalized[0, :7] == 0).all() and (normalized[0, 7:, 1] == 1).all() and (normalized[1, :2] == 0).all()
+    assert np.isfinite(np.asarray(model.predict(window, verbose=0))).all()
+    code, out, err = run_cli("export", run_dir, "--format", "onnx,savedmodel")
+    assert code == 0 and "onnx" in out and "savedmodel" in out, err
+    session = ort.InferenceSession(str(run_dir / "export" / "model.onnx"))
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: window})[0],
+                               model.predict(window, verbose=0), rtol=1e-4, atol=1e-4)
+    code, out, err = run_cli("predict", run_dir / "export" / "model.onnx", "--csv", tmp_path / "all.csv")
+    assert code == 0, err
+    forecast = pd.read_csv(tmp_path / "all.csv")
+    assert forecast.groupby("series")["step"].min().to_dict() == {"S0": 4, "S1": 8, "S2": 31, "S3": 42}
+    # without `pad` the short series are named and left out of training and of the forecast
+    code, out, err = run_cli("fit", *flags, "--out", tmp_path / "plain", "-q")
+    assert code == 0 and "2 of 4 series are shorter than one window's 12 steps" in err and "(--pad keeps every series" in err

@@ -176,9 +176,9 @@ SHARED_WORDS = {
     # the model card (`arch`, the input `series`, the output's `horizon` axis, the run's split dates, calibration)
     "artifacts/export.py": {"arch", "conformal", "horizon", "series", "split_dates"},
     # config.json's records beside the options (the split dates drawn, the calibration), metrics.json's per-series
-    # summary, tune's summary.json and study
+    # summary, tune's summary.json and study; the model card's `pad` (whether it takes NaN before a series starts)
     "runs/run.py": {"conformal", "split_dates", "supervision"},
-    "runs/folder.py": {"cache_dir", "conformal", "epochs", "quantiles"},
+    "runs/folder.py": {"cache_dir", "conformal", "epochs", "pad", "quantiles"},
     "evaluation/report.py": {"series", "window"},  # and advice that names `scaler` window
     "workflows/tune.py": {"objective", "pruner", "refit", "storage", "study"},
     # Keras's names: the models' inputs (`window`, `series`) and layers, a layer's saved config, a Dropout's rate

@@ -54,8 +54,15 @@ class WindowSpec:
             if len(steps) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 0 for n in steps):
                 raise KerasSeqError(f"`split_steps` must be two whole numbers of steps, the validation's and the "
                                     f"test's, e.g. 18,18. Received: split_steps={list(steps)}")
+            if steps[0] < 1:
+                raise KerasSeqError(f"`split_steps` {steps[0]},{steps[1]} leaves nothing to validate on: training "
+                                    "keeps its best epoch on the validation split. Give VAL of at least the horizon, "
+                                    "e.g. 18,18.")
             settle(self, split_steps=tuple(int(n) for n in steps))
         check_window_options(self.horizon, self.target_kind, self.splits)
+        if self.pad and (self.target_kind != "next" or self.supervision != "last"):
+            raise KerasSeqError("`pad` masks the missing start of a window that is forecast from its last step: use it "
+                                "with target kind next and supervision last.")
         if self.supervision == "every" and self.target_kind != "next":
             raise KerasSeqError(
                 "supervision 'every' is for target kind 'next' (target kind 'sequence' already scores every step). "
@@ -160,6 +167,7 @@ class Windows:
     input_columns: tuple = ()  # `series` column of each input feature, in order (default: the first n_features)
     target_column: int = -1  # `series` column of the target
     series_index: np.ndarray | None = None  # per series: the model's series input (0: unseen); None: windows alone
+    padding: int = 0  # missing rows (NaN) before every series' first row (`pad`): a window may begin among them
     _datasets: dict | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
     _firsts: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
@@ -221,7 +229,7 @@ class Windows:
     def first_rows(self) -> np.ndarray:
         """The first row of each series of the panel, int64 (computed once)."""
         if self._firsts is None:
-            self._firsts = np.array([rows["train"][0] for rows in self.series_splits], dtype=np.int64)
+            self._firsts = np.array([rows["train"][0] - self.padding for rows in self.series_splits], dtype=np.int64)
         return self._firsts
 
     def series_of(self, rows: np.ndarray) -> np.ndarray:
@@ -247,7 +255,8 @@ class Windows:
     def _start_counts(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Per series: the first window start of `split` and how many windows it has there."""
         ranges = np.array([_start_range(*rows[split], self.window, self.horizon, self.target_kind,
-                                        floor=rows["train"][0]) for rows in self.series_splits], dtype=np.int64)
+                                        floor=rows["train"][0] - self.padding) for rows in self.series_splits],
+                          dtype=np.int64)
         firsts, lasts = ranges[:, 0], ranges[:, 1]
         counts = np.where(lasts >= firsts, (lasts - firsts) // self.sequence_stride + 1, 0)
         return firsts, counts
@@ -652,7 +661,7 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     if future:  # each one's values 1 .. horizon steps ahead, as input columns after the others
         frame = add_leads(frame, future, spec.horizon, series_column)
         features += lead_columns(future, spec.horizon)
-    frame, series_splits, ids = _layout(frame, series_column, spec, target)
+    frame, series_splits, ids, padding = _layout(frame, series_column, spec, target)
     _check_batch_and_columns(frame, features, target, batch_size)
     scaling = _checked_scaling(frame, features, target, series_splits, spec, scaling)
     columns = list(dict.fromkeys([*features, target]))  # each column once: a univariate series is held once
@@ -662,9 +671,36 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
         sequence_stride=spec.stride, normalized=normalize, shuffled=bool(shuffle),
         series=_series_array(frame, columns, scaling if normalize else None),  # what the pipelines and `gather` cut
         input_columns=tuple(columns.index(f) for f in features), target_column=columns.index(target),
-        batch_size=int(batch_size), supervision=spec.supervision,
+        batch_size=int(batch_size), supervision=spec.supervision, padding=padding,
         shuffle_seed=int(seed) % 2**32 if seed is not None else int(np.random.SeedSequence().entropy % 2**32),
     )
+
+
+def _padded(frame: pd.DataFrame, series_splits: tuple, padding: int) -> tuple[pd.DataFrame, tuple]:
+    """`frame` with `padding` missing rows (NaN) before every series, and each series' split rows moved with it.
+
+    A padding row is dated NaT (numbered on backwards from the series' first
+    step, for data numbered by steps); it belongs to no split, so it is never
+    a target nor a training statistic, only the start of a window.
+    """
+    firsts = np.array([rows["train"][0] for rows in series_splits])
+    ends = np.array([rows["test"][1] for rows in series_splits])
+    lengths = ends - firsts
+    pad = np.tile(np.arange(-padding, 0), len(firsts)).reshape(len(firsts), padding)
+    positions = np.concatenate([np.concatenate([firsts[k] + pad[k], np.arange(firsts[k], ends[k])])
+                                for k in range(len(firsts))])
+    missing = positions < np.repeat(firsts, lengths + padding)
+    rows = frame.iloc[np.where(missing, np.repeat(firsts, lengths + padding), positions)]
+    values = rows.to_numpy(dtype="float64", copy=True)
+    values[missing] = np.nan
+    if is_steps(frame.index):
+        index = pd.Index(np.asarray(rows.index, dtype="int64") + np.where(missing, positions - np.repeat(firsts, lengths + padding), 0),
+                         name=frame.index.name)
+    else:
+        index = pd.DatetimeIndex(np.where(missing, np.datetime64("NaT"), rows.index.to_numpy()), name=frame.index.name)
+    moved = tuple({name: (lo + (k + 1) * padding, hi + (k + 1) * padding) for name, (lo, hi) in rows_k.items()}
+                  for k, rows_k in enumerate(series_splits))
+    return pd.DataFrame(values, index=index, columns=frame.columns), moved
 
 
 def _float_values(column: pd.Series) -> np.ndarray:
@@ -687,7 +723,8 @@ def _series_array(frame: pd.DataFrame, columns: list, scaling: Scaling | None) -
 
 
 def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, target: str):
-    """(the frame's rows stacked series by series, each series' split rows, the series' names)."""
+    """(the frame's rows stacked series by series, each series' split rows, the series' names, the missing rows
+    before each series: `pad`'s)."""
     if series_column is None:  # one series: the same cut as by rows
         frame, bounds, ids = frame, [(0, len(frame))], (target,)
     else:
@@ -708,7 +745,10 @@ def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, ta
                           f"validation, and still forecast from what they have: {named}"
                           f"{' ...' if len(short) > 10 else ''}.", DataWarning, stacklevel=3)
     _check_split_lengths(frame, series_splits, spec)
-    return frame, series_splits, ids
+    padding = spec.window - 1 if spec.pad else 0
+    if padding:
+        frame, series_splits = _padded(frame, series_splits, padding)
+    return frame, series_splits, ids, padding
 
 
 def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataFrame, list, list]:
@@ -723,12 +763,15 @@ def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataF
     if column not in frame.columns:
         raise KerasSeqError(f"series column '{column}' not in the data. Available columns: {', '.join(map(str, frame.columns))}.")
     span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
+    if spec.pad:  # a padded window needs one value to read and the horizon's to forecast
+        span = spec.horizon + 1
     names, lengths, codes = _series_blocks(frame[column])
     keep = lengths >= span
     if not keep.all():
         short = [f"{names[k]} ({lengths[k]} rows)" for k in np.flatnonzero(~keep)[:10]]
+        hint = "" if spec.pad else " (`pad` keeps every series of more than `horizon` rows)"
         warnings.warn(f"{int((~keep).sum())} of {len(names)} series are shorter than one window's {span} steps and "
-                      f"were left out: {', '.join(short)}.", DataWarning, stacklevel=3)
+                      f"were left out{hint}: {', '.join(short)}.", DataWarning, stacklevel=3)
     if not keep.any():
         raise KerasSeqError(f"every series is shorter than one window's {span} steps (window={spec.window}, "
                             f"horizon={spec.horizon}). Use a smaller `window` or longer series.")
@@ -771,7 +814,8 @@ def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: Window
     """Refuse a split that is asked for (a fraction above 0, or `split_dates`) but holds no window of any series."""
     asked = spec.splits if spec.split_steps is None else (1, *spec.split_steps)
     for name, fraction in zip(SPLIT_NAMES, asked):
-        ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0])
+        floor = spec.window - 1 if spec.pad else 0  # padded: a window may begin before its series' first row
+        ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0] - floor)
                   for rows in series_splits]
         if (fraction == 0 and spec.split_dates is None) or any(last >= first for first, last in ranges):
             continue

@@ -174,10 +174,12 @@ def owa(model: dict, naive2: dict) -> float:
 
 
 def _series_rows(windows: Windows, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each target position: the first row of its series, and the mean of that series' training split."""
-    firsts, which = windows.first_rows, windows.series_of(positions)
-    means = np.array([windows.target_values[lo:hi].mean() if hi > lo else np.nan
-                      for lo, hi in (rows["train"] for rows in windows.series_splits)])
+    """For each target position: the first row of its series (after any padding), and the mean of that series'
+    training split (of a series without training rows, `split_steps`: of its rows before its test split)."""
+    firsts, which = windows.first_rows + windows.padding, windows.series_of(positions)
+    spans = [rows["train"] if rows["train"][1] > rows["train"][0] else (rows["train"][0], rows["test"][0])
+             for rows in windows.series_splits]
+    means = np.array([windows.target_values[lo:hi].mean() if hi > lo else np.nan for lo, hi in spans])
     return firsts[which], means[which]
 
 

@@ -31,6 +31,7 @@ import time
 from keras_seq.errors import KerasSeqError, RunInterrupted
 
 POLL_SECONDS = 0.2  # how often the caller looks for a signal while fits run elsewhere
+STOP_POLL_SECONDS = 0.1  # how often a local worker looks at the caller's stop flag
 CONNECT_SECONDS = 20  # how long to wait for a dask scheduler to answer
 RESULT_SECONDS = 120  # how long a finished fit's bytes may take to arrive from its dask worker
 
@@ -202,7 +203,7 @@ class LocalPool(Pool):
     def cancel(self, futures) -> None:
         for future in futures:
             future.cancel()
-        self.stopping.set()  # running fits stop after their current batch
+        self.stopping.value = 1  # running fits stop after their current batch (each worker polls the flag)
 
 
 class DaskPool(Pool):
@@ -276,7 +277,9 @@ def _local_pool(jobs: int, backend: str):
                       RunWarning, stacklevel=3)
         jobs = cores
     context = multiprocessing.get_context("spawn")  # a fork of a process running JAX or TensorFlow can deadlock
-    stopping = context.Event()
+    # A flag in shared memory without a lock, polled by each worker: a multiprocessing Event's `set` waits for
+    # every process blocked in its `wait` to wake, so one worker that died (killed, out of memory) hung it forever.
+    stopping = context.RawValue("b", 0)
     executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                                                       initializer=_worker_start, initargs=(backend, stopping))
     try:
@@ -346,7 +349,8 @@ def _ignore(signum, frame) -> None:
 
 
 def _stop_when(stopping) -> None:
-    stopping.wait()
+    while not stopping.value:
+        time.sleep(STOP_POLL_SECONDS)
     _STOPPING.set()
     os.kill(os.getpid(), signal.SIGTERM)  # inside a fit, training's handler stops it after the current batch
 

@@ -119,7 +119,8 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     every = windows.supervision == "every"
 
     # === Network: normalized values (and a series' vector) in, normalized forecast out ===
-    normalized = keras.Input(shape=(windows.window, n_features + spec.series_embedding), name="normalized_window")
+    masks = n_features if windows.pad else 0  # an observed flag per column (`PrepareWindow`'s `mask`)
+    normalized = keras.Input(shape=(windows.window, n_features + masks + spec.series_embedding), name="normalized_window")
     features = get_arch(spec.arch).build(spec, normalized, windows.target_kind == "sequence" or every)
     network = keras.Model(normalized, the_head.outputs(features, windows, zero=spec.residual), name="network")
 
@@ -128,7 +129,7 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     series = keras.Input(shape=(), dtype="int32", name="series") if spec.reads_series else None
     prepare = PrepareWindow(scaler=spec.scaler, transform=spec.transform, residual=spec.residual, target_index=target_index,
                             per_step=windows.target_kind == "sequence" or every, unscaled=unscaled, name="prepare",
-                            series_count=series_count if the_scaler.takes_series else 0)
+                            series_count=series_count if the_scaler.takes_series else 0, mask=windows.pad)
     prepared, stats = prepare([inputs, series] if the_scaler.takes_series else inputs)
     if spec.series_embedding:
         prepared = SeriesEmbedding(series_count, spec.series_embedding, name="series_embedding")([prepared, series])

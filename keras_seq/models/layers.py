@@ -144,11 +144,19 @@ class PrepareWindow(keras.layers.Layer):
             Defaults to none.
         series_count: int. Series known at training time (`scaler="series"`):
             indices 1..series_count select their statistics.
+        mask: bool. A window may hold missing values (NaN: the steps before
+            a padded series' first value, `WindowSpec.pad`). Each one is
+            replaced by its column's mean over the window's observed values
+            before the transform and scaling, set to 0 once normalized, and
+            a 0/1 observed channel per column follows the columns: no
+            number under a missing value reaches the network.
     """
 
     def __init__(self, scaler="zscore", transform="none", residual=False, target_index=None, per_step=False,
-                 mean=None, std=None, target_mean=None, target_std=None, unscaled=(), series_count=0, **kwargs):
+                 mean=None, std=None, target_mean=None, target_std=None, unscaled=(), series_count=0, mask=False,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.mask = bool(mask)
         self.series_count = int(series_count)
         self.unscaled = [int(k) for k in unscaled or ()]
         self.scaler, self.transform, self.residual = scaler, transform, bool(residual)
@@ -170,6 +178,14 @@ class PrepareWindow(keras.layers.Layer):
         series = None
         if self.scaled_by.takes_series:
             inputs, series = inputs
+        missing = None
+        if self.mask:  # a missing value reads as its column's observed mean, then as 0 beside a 0 observed flag
+            # (`where` on `missing` itself: tf2onnx turns a `where` on a negated condition into arithmetic, and NaN
+            # times 0 is NaN)
+            missing = ops.isnan(inputs)
+            count = ops.sum(1.0 - ops.cast(missing, inputs.dtype), axis=1, keepdims=True)
+            known = ops.where(missing, ops.zeros_like(inputs), inputs)
+            inputs = ops.where(missing, ops.sum(known, axis=1, keepdims=True) / ops.maximum(count, 1.0), inputs)
         x = inputs
         column = inputs[..., index] if index is not None else ops.zeros_like(inputs[..., 0])  # (batch, window), raw
         if index is not None and not self.moved_by.of_levels:
@@ -181,6 +197,9 @@ class PrepareWindow(keras.layers.Layer):
             mask = np.zeros(inputs.shape[-1], dtype="float32")
             mask[self.unscaled] = 1.0
             normalized = normalized * (1.0 - mask) + x * mask
+        if missing is not None:
+            normalized = ops.concatenate([ops.where(missing, ops.zeros_like(normalized), normalized),
+                                          1.0 - ops.cast(missing, normalized.dtype)], axis=-1)
         if self.residual:
             center = column if self.moved_by.of_levels else 0 * column
         stats = ops.stack([column, center, scale], axis=-1)  # (batch, window, 3)
@@ -194,13 +213,15 @@ class PrepareWindow(keras.layers.Layer):
         if self.scaled_by.takes_series:
             input_shape = input_shape[0]
         stats = (input_shape[0], input_shape[1], 3) if self.per_step else (input_shape[0], 3)
+        if self.mask:
+            input_shape = (*input_shape[:-1], 2 * input_shape[-1])
         return input_shape, stats
 
     def get_config(self):
         return {**super().get_config(), "scaler": self.scaler, "transform": self.transform, "residual": self.residual,
                 "target_index": self.target_index, "per_step": self.per_step, "mean": self.mean, "std": self.std,
                 "target_mean": self.target_mean, "target_std": self.target_std, "unscaled": self.unscaled,
-                "series_count": self.series_count}
+                "series_count": self.series_count, "mask": self.mask}
 
 
 @keras.saving.register_keras_serializable(package="keras_seq")

@@ -258,7 +258,9 @@ class ModelIO:
     `features` are the input columns in order; `data` is the training data's
     options (a `DataSpec`, recorded in a card as a table);
     `series_vocabulary` the series the model knows (None: it reads windows
-    alone); `quantiles` the levels along its output (empty: a point model).
+    alone); `quantiles` the levels along its output (empty: a point model);
+    `pad` whether it takes NaN before a series' first value (`WindowSpec.pad`),
+    so a series shorter than its window is forecast.
     """
 
     window: int
@@ -269,12 +271,13 @@ class ModelIO:
     data: object
     series_vocabulary: list | None
     quantiles: list
+    pad: bool = False
 
     @classmethod
     def of_specs(cls, data, windows, vocabulary: list | None, levels) -> ModelIO:
         """From a run's data and window specs, its series vocabulary and its output levels."""
         return cls(windows.window, windows.horizon, windows.target_kind, list(data.input_columns(windows.horizon)),
-                   data.target, data, vocabulary, list(levels))
+                   data.target, data, vocabulary, list(levels), bool(windows.pad))
 
     @classmethod
     def of_config(cls, config: dict) -> ModelIO:
@@ -289,8 +292,9 @@ class ModelIO:
         plain = [field.name for field in dataclasses.fields(cls)[:5]]  # window .. target, recorded as they are
         try:
             io = cls(**{name: card[name] for name in plain}, data=None,
-                     series_vocabulary=series_vocabulary_of(card, where), quantiles=list(quantiles_of(card.get("model"), where)))
-            valid = io.plain_fields_valid()
+                     series_vocabulary=series_vocabulary_of(card, where), quantiles=list(quantiles_of(card.get("model"), where)),
+                     pad=card.get("pad", False))  # cards before `pad` have none
+            valid = io.plain_fields_valid() and isinstance(io.pad, bool)
             data = from_record("data", card["data"], target=io.target, cache_dir=None) if valid else None
         except (KeyError, TypeError, AttributeError, ValueError, KerasSeqError):
             valid = False

@@ -38,6 +38,7 @@ class Artifact:
     data: object  # the training data's options: a `DataSpec` (or its options as a dict)
     series_vocabulary: list | None = None  # the series known at training time (index k+1); None: windows alone
     quantiles: list = dataclasses.field(default_factory=list)  # a quantile model's output levels; empty: a point model
+    pad: bool = False  # takes NaN before a series' first value: a series shorter than the window is forecast
     model: object = None  # the Keras model of a run folder or .keras file
 
     def __post_init__(self):
@@ -45,6 +46,19 @@ class Artifact:
             from keras_seq.config.options import from_record
 
             self.data = from_record("data", self.data, target=self.target, cache_dir=None)
+
+    @property
+    def needed_rows(self) -> int:
+        """The rows a series needs to be forecast: a window's, or one where the model masks the missing start."""
+        return 1 if self.pad else self.window
+
+    def history(self, frame: pd.DataFrame) -> np.ndarray:
+        """The window a forecast of `frame`'s rows reads: its last `window` rows of the model's features, float32,
+        left-padded with NaN where the series is shorter (a model that masks them)."""
+        values = frame[self.features].to_numpy(dtype="float32")[-self.window :]
+        if len(values) < self.window:
+            values = np.concatenate([np.full((self.window - len(values), values.shape[1]), np.nan, "float32"), values])
+        return values
 
     def indices(self, names) -> np.ndarray | None:
         """The series input for `names` (k+1 for the k-th known series, 0 for an unseen one; warned), or None
@@ -167,12 +181,12 @@ def forecast(artifact: Artifact, frame: pd.DataFrame, steps: int | None = None, 
         A DataFrame with columns `date` and the target's name.
     """
     steps = artifact.horizon if steps is None else _checked_steps(steps)
-    if len(frame) < artifact.window:
+    if len(frame) < artifact.needed_rows:
         raise KerasSeqError(
             f"the data has {len(frame)} rows, fewer than the model's window of {artifact.window}. Give a longer date range."
         )
     _check_rolling(artifact, steps)
-    history = frame[artifact.features].to_numpy(dtype="float32")[-artifact.window :]
+    history = artifact.history(frame)
     dates = future_dates(frame.index, steps)
     index = artifact.indices([name or artifact.target])
     values = _roll(artifact, history[None], steps, _future_rows(artifact, [dates]), index)
@@ -199,14 +213,14 @@ def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: 
     steps = artifact.horizon if steps is None else _checked_steps(steps)
     _check_rolling(artifact, steps)
     parts = [(name, part) for name, part in frame.groupby(column, sort=False)]
-    short = [f"{name} ({len(part)} rows)" for name, part in parts if len(part) < artifact.window]
-    kept = [(name, part) for name, part in parts if len(part) >= artifact.window]
+    short = [f"{name} ({len(part)} rows)" for name, part in parts if len(part) < artifact.needed_rows]
+    kept = [(name, part) for name, part in parts if len(part) >= artifact.needed_rows]
     if short:
         warnings.warn(f"{len(short)} of {len(parts)} series have fewer rows than the model's window of "
                       f"{artifact.window} and are not forecast: {', '.join(short[:10])}.", DataWarning, stacklevel=2)
     if not kept:
         raise KerasSeqError(f"no series has the model's window of {artifact.window} rows. Give a longer date range.")
-    histories = np.stack([part[artifact.features].to_numpy(dtype="float32")[-artifact.window :] for _, part in kept])
+    histories = np.stack([artifact.history(part) for _, part in kept])
     dates = [future_dates(part.index, steps) for _, part in kept]
     values = _roll(artifact, histories, steps, _future_rows(artifact, dates), artifact.indices([n for n, _ in kept]))
     return _table(artifact, {column: np.repeat([name for name, _ in kept], steps), dates[0].name: np.concatenate(dates)},

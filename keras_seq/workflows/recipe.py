@@ -5,7 +5,7 @@ evaluation and export of one or more experiments.
 
     [data]       # source, start, end, target, features, date_column, fill, cache_dir, season,
                  # series_column, series, targets, calendar, future_features
-    [windows]    # window, horizon, target_kind, splits, stride, supervision, split_dates, split_steps
+    [windows]    # window, horizon, target_kind, splits, stride, supervision, split_dates, split_steps, pad
     [model]      # archs, units, layers, dropout, cell, allow_future_leak,
                  # transition_layers, output_layers, scaler, transform, residual, series_embedding, quantiles,
                  # distribution, conformal

