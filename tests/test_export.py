@@ -20,8 +20,9 @@ from keras_seq.models import ModelSpec
 from keras_seq.workflows.fit import fit_run
 from keras_seq.training.loop import TrainSpec
 
-# The Bidirectional wrapper once (around SimpleRNN); the LSTM and GRU layers on their own.
-ARCH_CELLS = [("drnn", "rnn"), ("brnn", "rnn"), ("lstm", "rnn"), ("gru", "rnn")]
+# The Bidirectional wrapper once (around SimpleRNN, drnn's layer, in both directions); the LSTM and GRU layers on
+# their own. (A masked model's export, NaN in, is checked in test_competition.py.)
+ARCH_CELLS = [("brnn", "rnn"), ("lstm", "rnn"), ("gru", "rnn")]
 
 
 def tiny_run(out, arch="lstm", cell="rnn", **window):

@@ -236,7 +236,8 @@ OPTIONS = (
     Option("data", "target", TEXT, "Close", "Column to forecast.", names=True),
     Option("data", "features", NAMES, None, "Input columns, comma-separated (default: the target alone).",
            metavar="COLS", names=True),
-    Option("data", "date_column", TEXT, None, "The CSV's date column (default: auto-detected).", names=True),
+    Option("data", "date_column", TEXT, None, "The CSV's date column, or its column of integer steps (default: one "
+           "named like a date, or t, step or period).", names=True),
     Option("data", "fill", TEXT, None, "Forward-fill missing values instead of refusing them.", choices=("ffill",)),
     Option("data", "cache_dir", PATH, None, "Cache for online sources (default: $KERAS_SEQ_CACHE, else "
            "~/.cache/keras-seq)."),
