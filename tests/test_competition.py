@@ -175,9 +175,11 @@ def test_a_padded_window_begins_with_missing_values_never_another_series(lengths
             windows = make_windows(frame, target="y", window=window, horizon=horizon, series_column="id", pad=True,
                                    split_steps=(horizon, horizon), shuffle=False)
         except KerasSeqError as exc:
-            assert "no series has a window" in str(exc) or "no training rows" in str(exc)
+            assert any(words in str(exc) for words in ("no series has a window", "no training rows",
+                                                       "every series is shorter"))
             return
-    firsts = dict(zip(windows.series_ids, np.cumsum([0, *lengths[:-1]])))  # each series' first value's row, unpadded
+    firsts = {f"s{k}": row for k, row in enumerate(np.cumsum([0, *lengths[:-1]]))}  # first value's row, unpadded
+    sizes = {f"s{k}": n for k, n in enumerate(lengths)}
     for split in SPLIT_NAMES:
         starts = windows.starts(split)
         if not len(starts):
@@ -186,9 +188,10 @@ def test_a_padded_window_begins_with_missing_values_never_another_series(lengths
         which = windows.series_of(starts)
         for inputs, targets, k in zip(x[..., 0], y, which):
             known = inputs[~np.isnan(inputs)]
-            first = OFFSET + firsts[windows.series_ids[k]]
-            assert len(known) >= 1 and np.isnan(inputs[: window - len(known)]).all()  # missing only before its start
-            assert (known >= first).all() and (known < first + lengths[k]).all()  # values of its own series only
+            name = windows.series_ids[k]
+            first = OFFSET + firsts[name]
+            assert len(known) >= -(-window // 2) and np.isnan(inputs[: window - len(known)]).all()  # half observed
+            assert (known >= first).all() and (known < first + sizes[name]).all()  # values of its own series only
             assert np.all(np.diff(np.concatenate([known, targets])) == 1)  # consecutive, the targets right after
     # the baselines and the scaling read the series' own values, never the padding
     rows = windows.series_splits[0]
@@ -212,7 +215,9 @@ def test_a_masked_model_reads_no_number_under_a_missing_value_and_exports_with_p
     code, out, err = run_cli("fit", *flags, "--pad", "--out", tmp_path / "runs", "-q")
     assert code == 0, err
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert sorted(json.loads((run_dir / "metrics.json").read_text())["per_series"]) == ["S0", "S1", "S2", "S3"]
+    # a padded training window reads at least half a window of values (5 here): S1's 7 rows give it a test window,
+    # S0's 3 none (it is still forecast below)
+    assert sorted(json.loads((run_dir / "metrics.json").read_text())["per_series"]) == ["S1", "S2", "S3"]
     model = load_model(run_dir / "model.keras")
     window = np.full((3, 10, 1), np.nan, "float32")
     window[0, 7:, 0], window[1, 2:, 0], window[2, :, 0] = [5, 6, 7], np.arange(8) + 3, np.arange(10) + 1

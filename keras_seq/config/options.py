@@ -270,9 +270,9 @@ OPTIONS = (
            "archs; evaluated at the last).", choices=("last", "every"), tune=True, loss_units=True),
     Option("windows", "split_dates", DATE_PAIR, None, "The first day of the validation and of the test split, e.g. "
            "2015-01-01,2018-01-01 (every series cut there; replaces `splits`).", metavar="VAL,TEST"),
-    Option("windows", "pad", BOOL, False, "Left-pad every series with a window of missing values, masked inside "
-           "the model: a series shorter than a window trains (given horizon + 1 rows) and is forecast; the model "
-           "then takes NaN where a series has no value yet."),
+    Option("windows", "pad", BOOL, False, "Left-pad every series with missing values, masked inside the model: a "
+           "series shorter than a window trains (given half a window and the horizon) and is forecast from any "
+           "number of values; the model then takes NaN where a series has no value yet."),
     Option("windows", "split_steps", STEP_PAIR, None, "Each series' own holdout, as the M competitions: its last "
            "TEST steps are its test split and the VAL steps before them its validation split, e.g. 18,18 (replaces "
            "`splits`; TEST 0: fit on every row, validate on the last VAL).", metavar="VAL,TEST"),

@@ -676,6 +676,16 @@ def make_windows(frame: pd.DataFrame, *, target: str, features: list[str] | tupl
     )
 
 
+PAD_OBSERVED = 0.5
+
+
+def padding_rows(spec: WindowSpec) -> int:
+    """The missing rows `pad` puts before every series: a window of training data reads at least half a window
+    of observed values (`PAD_OBSERVED`; windows of fewer read mostly padding, and their scale is too uncertain to
+    learn from). A forecast reads any number of them."""
+    return spec.window - max(1, int(np.ceil(spec.window * PAD_OBSERVED))) if spec.pad else 0
+
+
 def _padded(frame: pd.DataFrame, series_splits: tuple, padding: int) -> tuple[pd.DataFrame, tuple]:
     """`frame` with `padding` missing rows (NaN) before every series, and each series' split rows moved with it.
 
@@ -683,18 +693,16 @@ def _padded(frame: pd.DataFrame, series_splits: tuple, padding: int) -> tuple[pd
     step, for data numbered by steps); it belongs to no split, so it is never
     a target nor a training statistic, only the start of a window.
     """
-    firsts = np.array([rows["train"][0] for rows in series_splits])
-    ends = np.array([rows["test"][1] for rows in series_splits])
-    lengths = ends - firsts
-    pad = np.tile(np.arange(-padding, 0), len(firsts)).reshape(len(firsts), padding)
-    positions = np.concatenate([np.concatenate([firsts[k] + pad[k], np.arange(firsts[k], ends[k])])
-                                for k in range(len(firsts))])
-    missing = positions < np.repeat(firsts, lengths + padding)
-    rows = frame.iloc[np.where(missing, np.repeat(firsts, lengths + padding), positions)]
+    firsts = np.array([rows["train"][0] for rows in series_splits], dtype=np.int64)
+    sizes = np.array([rows["test"][1] for rows in series_splits], dtype=np.int64) - firsts + padding
+    own_first = np.repeat(firsts, sizes)  # per padded row: its series' first row
+    positions = own_first - padding + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    missing = positions < own_first
+    rows = frame.iloc[np.maximum(positions, own_first)]  # a padding row copies its series' first row, then NaN
     values = rows.to_numpy(dtype="float64", copy=True)
     values[missing] = np.nan
     if is_steps(frame.index):
-        index = pd.Index(np.asarray(rows.index, dtype="int64") + np.where(missing, positions - np.repeat(firsts, lengths + padding), 0),
+        index = pd.Index(np.asarray(rows.index, dtype="int64") + np.minimum(positions - own_first, 0),
                          name=frame.index.name)
     else:
         index = pd.DatetimeIndex(np.where(missing, np.datetime64("NaT"), rows.index.to_numpy()), name=frame.index.name)
@@ -745,7 +753,7 @@ def _layout(frame: pd.DataFrame, series_column: str | None, spec: WindowSpec, ta
                           f"validation, and still forecast from what they have: {named}"
                           f"{' ...' if len(short) > 10 else ''}.", DataWarning, stacklevel=3)
     _check_split_lengths(frame, series_splits, spec)
-    padding = spec.window - 1 if spec.pad else 0
+    padding = padding_rows(spec)
     if padding:
         frame, series_splits = _padded(frame, series_splits, padding)
     return frame, series_splits, ids, padding
@@ -763,8 +771,8 @@ def _panel(frame: pd.DataFrame, column: str, spec: WindowSpec) -> tuple[pd.DataF
     if column not in frame.columns:
         raise KerasSeqError(f"series column '{column}' not in the data. Available columns: {', '.join(map(str, frame.columns))}.")
     span = _target_offsets(spec.window, spec.horizon, spec.target_kind)[1]
-    if spec.pad:  # a padded window needs one value to read and the horizon's to forecast
-        span = spec.horizon + 1
+    if spec.pad:  # a padded window needs its least observed values to read and the horizon's to forecast
+        span = spec.horizon + spec.window - padding_rows(spec)
     names, lengths, codes = _series_blocks(frame[column])
     keep = lengths >= span
     if not keep.all():
@@ -814,7 +822,7 @@ def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: Window
     """Refuse a split that is asked for (a fraction above 0, or `split_dates`) but holds no window of any series."""
     asked = spec.splits if spec.split_steps is None else (1, *spec.split_steps)
     for name, fraction in zip(SPLIT_NAMES, asked):
-        floor = spec.window - 1 if spec.pad else 0  # padded: a window may begin before its series' first row
+        floor = padding_rows(spec)  # padded: a window may begin before its series' first row
         ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0] - floor)
                   for rows in series_splits]
         if (fraction == 0 and spec.split_dates is None) or any(last >= first for first, last in ranges):

@@ -43,6 +43,11 @@ from keras_seq.errors import KerasSeqError
 from keras_seq.plugins import Registry
 
 
+# A masked window's spread is at least this share of its level: a window of few observed values is otherwise
+# scaled by the spread of two or three of them, and its normalized targets dwarf every other window's.
+MASKED_SPREAD_FLOOR = 0.05
+
+
 def window_statistics(x):
     """Each column's mean and spread over the whole window, `(batch, 1, features)` each."""
     import keras
@@ -126,8 +131,14 @@ class WindowScaler(Scaler):
         return mean, spread, mean[..., index] + 0 * column, spread[..., index] + 0 * column
 
     def column_statistics(self, layer, x, series):
-        """Each column's center and spread: the window's (steps 0..t at step t, with a per-step output)."""
-        return (running_statistics if layer.per_step else window_statistics)(x)
+        """Each column's center and spread: the window's (steps 0..t at step t, with a per-step output). A masked
+        window (`pad`) may hold a value or two: its spread is at least `MASKED_SPREAD_FLOOR` of its level."""
+        import keras
+
+        mean, spread = (running_statistics if layer.per_step else window_statistics)(x)
+        if getattr(layer, "mask", False):
+            spread = keras.ops.maximum(spread, MASKED_SPREAD_FLOOR * keras.ops.abs(mean))
+        return mean, spread
 
     def warmup_steps(self, window: int, per_step: bool) -> int:
         """Step t is scaled by the spread of steps 0..t: too few values at first (step 0 has none)."""
