@@ -296,7 +296,7 @@ def test_an_integer_step_column_numbers_the_rows_found_by_name_or_given(write_cs
 
 
 def test_steps_must_be_consecutive_in_every_series(write_csv):
-    with pytest.raises(KerasSeqError, match=r"steps in .*gap.csv are not consecutive: step 2 is followed by 4 \(1 such"):
+    with pytest.raises(KerasSeqError, match=r"steps in .*gap.csv are not consecutive: step 2 is followed by 4 \(1 such gap\)"):
         load_series(str(write_csv("t,y\n1,1\n2,2\n4,3\n", name="gap.csv")), columns=["y"])
     table = write_csv("id,t,y\nA,1,1\nA,2,2\nB,1,3\nB,2,4\nB,5,5\nB,6,6\n", name="long.csv")
     with pytest.raises(KerasSeqError, match=r"long.csv \(series B\) are not consecutive: step 2 is followed by 5"):

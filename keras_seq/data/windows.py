@@ -62,7 +62,7 @@ class WindowSpec:
         check_window_options(self.horizon, self.target_kind, self.splits)
         if self.pad and (self.target_kind != "next" or self.supervision != "last"):
             raise KerasSeqError("`pad` masks the missing start of a window that is forecast from its last step: use it "
-                                "with target kind next and supervision last.")
+                                "with `target_kind` next and `supervision` last.")
         if self.supervision == "every" and self.target_kind != "next":
             raise KerasSeqError(
                 "supervision 'every' is for target kind 'next' (target kind 'sequence' already scores every step). "
