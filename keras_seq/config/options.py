@@ -231,8 +231,10 @@ OPTIONS = (
     # --- data: which series, and which of its columns the model reads ---
     Option("data", "source", TEXT, "dji", "'dji' (embedded ^DJI daily), 'stooq:SYMBOL', 'fred:SERIES' or a CSV "
            "path (or any registered source).", flag="data", metavar="SOURCE"),
-    Option("data", "start", DATE, None, "First date kept, YYYY-MM-DD, or first step (dji default: 2018-02-13).", metavar="DATE"),
-    Option("data", "end", DATE, None, "Last date kept, YYYY-MM-DD, or last step (dji default: 2023-02-10).", metavar="DATE"),
+    Option("data", "start", DATE, None, "First date kept, YYYY-MM-DD, or first step (dji default: 2018-02-13).",
+           metavar="DATE"),
+    Option("data", "end", DATE, None, "Last date kept, YYYY-MM-DD, or last step (dji default: 2023-02-10).",
+           metavar="DATE"),
     Option("data", "target", TEXT, "Close", "Column to forecast.", names=True),
     Option("data", "features", NAMES, None, "Input columns, comma-separated (default: the target alone).",
            metavar="COLS", names=True),

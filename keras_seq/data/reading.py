@@ -268,8 +268,8 @@ def check_consecutive(steps, name: str) -> None:
     if len(gaps):
         k = gaps[0]
         raise KerasSeqError(f"steps in {name} are not consecutive: step {values[k]} is followed by {values[k + 1]} "
-                            f"({len(gaps)} such gap{'s' if len(gaps) > 1 else ''}). Expected one row per integer step: give the missing rows, or "
-                            "name a date column with `date_column`.")
+                            f"({len(gaps)} such gap{'s' if len(gaps) > 1 else ''}). Expected one row per integer "
+                            "step: give the missing rows, or name a date column with `date_column`.")
 
 
 def to_float_if_numeric(column: pd.Series) -> pd.Series:

@@ -325,8 +325,9 @@ def load_long_table(source: str, start: str | None = None, end: str | None = Non
         return load_series(source, start, end, columns=columns)  # the missing-file error, worded as for any file
     start_ts, end_ts = _parse_range(start, end)
     raw = read_csv_frame(path, source, date_column)
+    start_ts, end_ts = bounds_of(raw.index, start_ts, end_ts, source)  # steps or dates, as the file's rows are
     several = reads_several(series)
-    quick = _quick_panel(raw, series_column, series, start_ts, end_ts, columns, source) if several else None
+    quick = _quick_panel(raw, series_column, series, start_ts, end_ts, columns) if several else None
     if quick is not None:  # a clean table of many series: checked in a few passes, not series by series
         return quick
     read = long_table_series(raw, source, series_column, series)  # an unknown column or series: its error
@@ -500,7 +501,7 @@ def long_table_series(frame: pd.DataFrame, name: str, column: str, wanted):
     return [(sid, sorted_unique(part, f"{name} (series {sid})")) for sid, part in parts]
 
 
-def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, columns, name: str) -> pd.DataFrame | None:
+def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, columns) -> pd.DataFrame | None:
     """What `_finish_panel` returns for a clean long table, in a few passes over all rows rather than a few pandas
     calls per series; None when anything needs the per-series path (and its warnings or errors): an unknown series
     or column, rows out of date order or repeated, a date in the future, a missing or non-numeric value, a series
@@ -527,7 +528,6 @@ def _quick_panel(frame: pd.DataFrame, column: str, wanted, start_ts, end_ts, col
         stamps = dates.asi8
         if (dates > today + pd.Timedelta(days=1)).any() or (same & (stamps[1:] <= stamps[:-1])).any():
             return None  # a date in the future, or a series out of order or with a date twice: the careful path
-    start_ts, end_ts = bounds_of(dates, start_ts, end_ts, name)
     inside = np.ones(len(order), dtype=bool) if start_ts is None else dates >= start_ts
     if end_ts is not None:
         inside &= dates <= end_ts
@@ -571,7 +571,7 @@ def _finish_panel(parts, start_ts, end_ts, source, columns, fill, column: str) -
     """
     finished, empty = [], []
     for name, part in parts:
-        if not len(part.loc[slice(*bounds_of(part.index, start_ts, end_ts, source))]):
+        if not len(part.loc[start_ts:end_ts]):
             empty.append(name)
             continue
         rows = _finish(part, start_ts, end_ts, f"{source} (series {name})", columns, fill)

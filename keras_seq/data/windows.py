@@ -821,8 +821,8 @@ def _check_batch_and_columns(frame, features: list, target: str, batch_size) -> 
 def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: WindowSpec) -> None:
     """Refuse a split that is asked for (a fraction above 0, or `split_dates`) but holds no window of any series."""
     asked = spec.splits if spec.split_steps is None else (1, *spec.split_steps)
+    floor = padding_rows(spec)  # padded: a window may begin before its series' first row
     for name, fraction in zip(SPLIT_NAMES, asked):
-        floor = padding_rows(spec)  # padded: a window may begin before its series' first row
         ranges = [_start_range(*rows[name], spec.window, spec.horizon, spec.target_kind, floor=rows["train"][0] - floor)
                   for rows in series_splits]
         if (fraction == 0 and spec.split_dates is None) or any(last >= first for first, last in ranges):
@@ -831,7 +831,8 @@ def _check_split_lengths(frame: pd.DataFrame, series_splits: tuple, spec: Window
             raise KerasSeqError(
                 f"no series has a window in the {name} split (`split_steps` {spec.split_steps[0]},"
                 f"{spec.split_steps[1]}, window={spec.window}, horizon={spec.horizon}): each series needs "
-                f"{_target_offsets(spec.window, spec.horizon, spec.target_kind)[1]} rows before its split ends. Use "
+                f"{_target_offsets(spec.window, spec.horizon, spec.target_kind)[1] - floor} rows before its split "
+                "ends. Use "
                 "a smaller `window`, fewer held-out steps, or longer series.")
         option = "`splits`" if spec.split_dates is None else "`split_dates`"
         if len(series_splits) > 1:

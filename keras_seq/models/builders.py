@@ -120,7 +120,8 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
 
     # === Network: normalized values (and a series' vector) in, normalized forecast out ===
     masks = n_features if windows.pad else 0  # an observed flag per column (`PrepareWindow`'s `mask`)
-    normalized = keras.Input(shape=(windows.window, n_features + masks + spec.series_embedding), name="normalized_window")
+    normalized = keras.Input(shape=(windows.window, n_features + masks + spec.series_embedding),
+                             name="normalized_window")
     features = get_arch(spec.arch).build(spec, normalized, windows.target_kind == "sequence" or every)
     network = keras.Model(normalized, the_head.outputs(features, windows, zero=spec.residual), name="network")
 

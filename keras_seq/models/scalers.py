@@ -136,7 +136,7 @@ class WindowScaler(Scaler):
         import keras
 
         mean, spread = (running_statistics if layer.per_step else window_statistics)(x)
-        if getattr(layer, "mask", False):
+        if layer.mask:
             spread = keras.ops.maximum(spread, MASKED_SPREAD_FLOOR * keras.ops.abs(mean))
         return mean, spread
 

@@ -223,8 +223,8 @@ def forecast_panel(artifact: Artifact, frame: pd.DataFrame, column: str, steps: 
     histories = np.stack([artifact.history(part) for _, part in kept])
     dates = [future_dates(part.index, steps) for _, part in kept]
     values = _roll(artifact, histories, steps, _future_rows(artifact, dates), artifact.indices([n for n, _ in kept]))
-    return _table(artifact, {column: np.repeat([name for name, _ in kept], steps), dates[0].name: np.concatenate(dates)},
-                  values, steps)
+    names = np.repeat([name for name, _ in kept], steps)
+    return _table(artifact, {column: names, dates[0].name: np.concatenate(dates)}, values, steps)
 
 
 def _table(artifact: Artifact, columns: dict, values, steps: int) -> pd.DataFrame:
@@ -364,8 +364,9 @@ def _inferred_offset(tail: pd.DatetimeIndex):
 
 
 def date_format(dates) -> str | None:
-    """`%Y-%m-%d`, with the time of day when any date has one; None for step numbers (a forecast table's `step`)."""
-    if not pd.api.types.is_datetime64_any_dtype(dates):
+    """`%Y-%m-%d`, with the time of day when any date has one; None for step numbers or no dates at all (a forecast
+    table's `step` column, or none named `date`)."""
+    if dates is None or not pd.api.types.is_datetime64_any_dtype(dates):
         return None
     dates = pd.DatetimeIndex(dates)
     return "%Y-%m-%d" if bool((dates == dates.normalize()).all()) else "%Y-%m-%d %H:%M"
@@ -568,6 +569,6 @@ def write_forecast(table: pd.DataFrame, path: str | Path) -> Path:
     """
     from keras_seq.safety import write_file_atomically
 
-    fmt = date_format(table["date"]) if "date" in table else None
+    fmt = date_format(table.get("date"))
     write_file_atomically(path, lambda stream: table.to_csv(stream, index=False, date_format=fmt, float_format="%.6f"))
     return Path(path)
