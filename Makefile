@@ -43,7 +43,7 @@ PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadf
 
 # The backend passes collect only the files that mark a test `backend` (collecting all of them took each worker
 # 10 s instead of 4).
-BACKEND_FILES = $(shell grep -l "mark.backend" tests/test_*.py)
+BACKEND_FILES = $(shell grep -lE "mark.backend|on_other_backends" tests/test_*.py)
 
 # One JAX compilation cache for the three passes and every process they start (a folder removed at the end).
 test: $(VENV)/.installed-test

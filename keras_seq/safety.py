@@ -242,6 +242,8 @@ COMPUTE_OPS = frozenset({
     "Minimum",
     # Masked windows (`pad`, keras_seq.models.layers.PrepareWindow): which values are missing, their column's mean.
     "IsNan", "Sum",
+    # An ensemble's median (keras_seq.models.layers.CombineMembers): the members' forecasts sorted.
+    "Neg", "TopKV2",
     "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Fill", "FloorMod", "GatherV2",
     "GreaterEqual", "Identity", "Less", "LogicalAnd", "MatMul", "Max", "Mul", "NoOp", "OnesLike", "Pack",
     "Placeholder", "Prod", "Range", "ReadVariableOp", "RealDiv", "Reshape", "ReverseV2", "SelectV2", "Shape",

@@ -40,6 +40,12 @@ if not os.environ.get("KERAS_BACKEND"):
     del os.environ["KERAS_BACKEND"]
 
 
+def on_other_backends(values, chosen):
+    """`values` as parameters, those in `chosen` marked `backend`: the jax and torch passes run those, and the
+    tensorflow pass runs every one (a per-arch check repeated for every arch on three backends cost minutes)."""
+    return [pytest.param(value, marks=pytest.mark.backend) if value in chosen else value for value in values]
+
+
 # The files that take longest (`make test --durations`), started first: with two workers each taking whole files
 # (`--dist loadfile`), a long file collected last kept one worker busy minutes after the other had finished.
 LONGEST_FIRST = ("test_fanout", "test_distributed", "test_export", "test_tuning_workers", "test_interrupt_commands",

@@ -183,7 +183,7 @@ SHARED_WORDS = {
     "workflows/tune.py": {"objective", "pruner", "refit", "storage", "study"},
     # Keras's names: the models' inputs (`window`, `series`) and layers, a layer's saved config, a Dropout's rate
     "artifacts/keras_file.py": {"series", "window"},
-    "models/builders.py": {"conformal", "series", "series_embedding", "window"},
+    "models/builders.py": {"combine", "conformal", "series", "series_embedding", "window"},
     "training/loop.py": {"series", "series_embedding", "window"},
     "evaluation/conformal.py": {"conformal", "distribution"},
     "evaluation/mc_dropout.py": {"dropout"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import on_other_backends
 
 from keras_seq.data.windows import Scaling
 from keras_seq.errors import KerasSeqError
@@ -34,8 +35,8 @@ def expected_params(arch, *, n_features, units, layers, horizon, target_kind, ce
     return total, 2 * n_features + 2 if scaler == "zscore" else 0
 
 
-@pytest.mark.backend
-@pytest.mark.parametrize("arch", ARCHS)
+# On jax and torch: Bidirectional around keras-seq's SimpleRNN, its LSTM, Keras's GRU and a deep-transition cell.
+@pytest.mark.parametrize("arch", on_other_backends(ARCHS, ("brnn", "lstm", "gru", "dtsrnn")))
 @pytest.mark.parametrize("target_kind", ["next", "sequence"])
 def test_output_shapes(arch, target_kind):
     horizon = 3 if target_kind == "next" else 1
@@ -79,8 +80,7 @@ def test_tutorial_shapes_of_the_lstm_and_gru_weights():
     assert shapes["gru_1/gru_cell/kernel"] == (16, 192) and shapes["gru_1/gru_cell/bias"] == (2, 192)
 
 
-@pytest.mark.backend
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", on_other_backends(ARCHS, ("drnn", "gru")))
 def test_zscore_scaling_lives_inside_the_model(arch):
     model = build_model(arch, window=8, n_features=2, units=4, scaling=SCALING, scaler="zscore", residual=False)
     raw = np.stack([np.full((8,), 31000.0), np.full((8,), 6e8)], axis=-1)[None].astype("float32")
@@ -89,8 +89,7 @@ def test_zscore_scaling_lives_inside_the_model(arch):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(raw)), inner * 3000.0 + 30000.0, rtol=1e-5)
 
 
-@pytest.mark.backend
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", on_other_backends(ARCHS, ("brnn", "lstm", "dotrnn")))
 def test_save_and_load_give_identical_outputs(arch, tmp_path):
     model = build_model(arch, window=8, n_features=2, horizon=2, units=4, scaling=SCALING, scaler="zscore")
     x = np.random.default_rng(0).normal([30000, 5e8], [3000, 1e8], size=(6, 8, 2)).astype("float32")

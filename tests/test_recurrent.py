@@ -21,18 +21,19 @@ def twin_layers(ours, theirs, wrap, x, **kwargs):
     return reference, layer
 
 
-@pytest.mark.backend
+# On jax and torch: every step's output, and the Bidirectional wrapper (both directions), of each layer.
 @pytest.mark.parametrize("ours, theirs", PAIRS, ids=["simple_rnn", "lstm"])
 @pytest.mark.parametrize(
     "wrap, kwargs",
     [
-        (lambda layer: layer, {"return_sequences": True}),
-        (lambda layer: layer, {"return_sequences": False, "go_backwards": True}),
-        (lambda layer: layer, {"return_sequences": True, "use_bias": False, "activation": "relu"}),
-        (lambda layer: layer, {"return_sequences": True, "use_bias": False}),
-        (keras.layers.Bidirectional, {"return_sequences": False}),
+        pytest.param(lambda layer: layer, {"return_sequences": True}, id="sequences", marks=pytest.mark.backend),
+        pytest.param(lambda layer: layer, {"return_sequences": False, "go_backwards": True}, id="last_backwards"),
+        pytest.param(lambda layer: layer, {"return_sequences": True, "use_bias": False, "activation": "relu"},
+                     id="no_bias_relu"),
+        pytest.param(lambda layer: layer, {"return_sequences": True, "use_bias": False}, id="no_bias"),
+        pytest.param(keras.layers.Bidirectional, {"return_sequences": False}, id="bidirectional",
+                     marks=pytest.mark.backend),
     ],
-    ids=["sequences", "last_backwards", "no_bias_relu", "no_bias", "bidirectional"],
 )
 def test_outputs_and_gradients_match_keras(ours, theirs, wrap, kwargs):
     x = np.random.default_rng(0).normal(size=(4, 11, 3)).astype("float32")

@@ -112,6 +112,7 @@ def export_run(
         raise KerasSeqError(f"`name` must be letters, digits, '-' or '_'. Received: name={name!r}")
     out = Path(out) if out is not None else run_dir / "export"
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "tensorflow":
+        check_export_target(out, run_dir, overwrite)  # refused here, before a process starts for it
         return _export_in_tensorflow_process(run_dir, formats, out, overwrite, name, version, tolerance)
     with stop_signals(), folder_lock(run_dir, f"export {run_dir}"):
         return _export_locked(run_dir, formats, out, overwrite, name, version, tolerance)

@@ -317,6 +317,13 @@ OPTIONS = (
            "quantiles).", metavar="COVERAGES",
            doc="Each error is divided by the window's own scale, so the width follows the series; the model then "
                "returns the median and each interval's bounds (`output_levels`)."),
+    Option("model", "ensemble", INT, 1, "Train N members side by side (each its own weights, drawn from the seed) "
+           "and forecast their median (or `combine` mean) inside one model: one file to evaluate, calibrate and "
+           "export.", low=1, high=64, tune=True, metavar="N",
+           doc="Every member reads the same scaled window; each is trained on its own loss (the training loss is "
+               "their mean), and the members' raw forecasts are combined."),
+    Option("model", "combine", TEXT, "median", "How an ensemble combines its members' forecasts: median or mean.",
+           choices=("median", "mean"), tune=True),
     # --- train: the budget and the optimizer ---
     Option("train", "epochs", INT, 20, "Passes over the training windows.", low=1, tune=True),
     Option("train", "batch_size", INT, 16, "Windows per batch.", low=1, tune=True),

@@ -21,10 +21,10 @@ CHUNK = 16384  # windows per call into the model
 
 def model_dropout(model) -> float:
     """The largest dropout rate anywhere in a keras-seq model's network (0: none)."""
-    from keras_seq.models.builders import network_of
+    from keras_seq.models.builders import ensemble_members, network_of
 
     rates = [0.0]
-    for layer in network_of(model).layers:
+    for layer in [*network_of(model).layers, *(part for member in ensemble_members(model) for part in member.layers)]:
         for part in (layer, getattr(layer, "forward_layer", None), getattr(layer, "backward_layer", None)):
             rates += [float(getattr(part, name, 0) or 0) for name in ("dropout", "rate") if part is not None]
     return max(rates)

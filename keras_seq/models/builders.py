@@ -8,6 +8,8 @@ Every model has the same outer shape:
       -> network                (a nested keras.Model on normalized values: the arch's backbone from
                                  `keras_seq.models.registry`, then the head's layers)
       -> `restore`              (`keras_seq.models.heads`: center + scale * output, then back to levels)
+      -> `combine`              (an ensemble's: the network holds `ensemble` members, `member_1`.., each its
+                                 backbone and head; each member's output is restored, then their median or mean)
       -> raw forecast (batch, horizon) for `next`, (batch, window, 1) for `sequence`
 
 Training fits a wrapper of `prepare` and `network` whose loss compares the
@@ -25,7 +27,7 @@ from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers 
 from keras_seq.models.heads import head_of
 from keras_seq.models.registry import get_arch
 from keras_seq.models.scalers import get_scaler
-from keras_seq.models.layers import ConformalIntervals, LastStep, PrepareWindow, SeriesEmbedding
+from keras_seq.models.layers import CombineMembers, ConformalIntervals, LastStep, PrepareWindow, SeriesEmbedding
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 from keras_seq.models.transforms import get_transform
 
@@ -118,12 +120,7 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
                             f"the quantiles of each step's change ({spec.transform}) is not a quantile of the level.")
     every = windows.supervision == "every"
 
-    # === Network: normalized values (and a series' vector) in, normalized forecast out ===
-    masks = n_features if windows.pad else 0  # an observed flag per column (`PrepareWindow`'s `mask`)
-    normalized = keras.Input(shape=(windows.window, n_features + masks + spec.series_embedding),
-                             name="normalized_window")
-    features = get_arch(spec.arch).build(spec, normalized, windows.target_kind == "sequence" or every)
-    network = keras.Model(normalized, the_head.outputs(features, windows, zero=spec.residual), name="network")
+    network = _network(spec, windows, n_features, the_head)
 
     # === Functional Model: raw values (and the series index) in, raw values out ===
     inputs = keras.Input(shape=(windows.window, n_features), name="window")
@@ -134,16 +131,55 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     prepared, stats = prepare([inputs, series] if the_scaler.takes_series else inputs)
     if spec.series_embedding:
         prepared = SeriesEmbedding(series_count, spec.series_embedding, name="series_embedding")([prepared, series])
-    output = network(prepared)
+    outputs = network(prepared)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     if every:  # trained from every step; forecasts from the last
-        output, stats = LastStep(name="last_step")(output), LastStep(name="last_stats")(stats)
-    forecast = the_head.to_raw(output, stats, spec.transform)
+        last = LastStep(name="last_step")
+        outputs, stats = [last(output) for output in outputs], LastStep(name="last_stats")(stats)
+    restore = the_head.restore(spec.transform)
+    forecasts = [restore([output, stats]) for output in outputs]
+    forecast = forecasts[0] if len(forecasts) == 1 else CombineMembers(spec.combine, name="combine")(forecasts)
     if spec.conformal:  # intervals around the forecast or the head's own, their offsets set after training (calibrate)
         forecast = ConformalIntervals(spec.conformal, windows.horizon, name="conformal")([forecast, stats])
     model = keras.Model([inputs, series] if series is not None else inputs, forecast, name=f"keras_seq_{spec.arch}")
     if scaling is not None:
         the_scaler.set_statistics(model, scaling)
     return model
+
+
+def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head) -> keras.Model:
+    """The network: normalized values (an observed flag per column with `pad`, then a series' vector) in, the
+    normalized forecast out; of an ensemble, a list of its members' (each a nested model of one network's layers)."""
+    width = n_features * (2 if windows.pad else 1) + spec.series_embedding
+    normalized = keras.Input(shape=(windows.window, width), name="normalized_window")
+    if spec.ensemble == 1:
+        return keras.Model(normalized, _member_output(spec, windows, the_head, normalized), name="network")
+    members = []
+    for index in range(spec.ensemble):
+        member_input = keras.Input(shape=(windows.window, width), name="normalized_window")
+        members.append(keras.Model(member_input, _member_output(spec, windows, the_head, member_input),
+                                   name=f"member_{index + 1}"))
+    return keras.Model(normalized, [member(normalized) for member in members], name="network")
+
+
+def _member_output(spec: ModelSpec, windows: WindowSpec, the_head, normalized):
+    """The arch's backbone and the head's layers on `normalized`: the network's output (one ensemble member's)."""
+    sequences = windows.target_kind == "sequence" or windows.supervision == "every"
+    return the_head.outputs(get_arch(spec.arch).build(spec, normalized, sequences), windows, zero=spec.residual)
+
+
+def ensemble_members(model: keras.Model) -> list:
+    """An ensemble's member networks, in order (a model of one member: `[]`)."""
+    return [layer for layer in network_of(model).layers if layer.name.startswith("member_")]
+
+
+def member_forecasts(model: keras.Model, inputs) -> list:
+    """Each member's raw forecast of `inputs` (what the model's `combine` layer combines), as numpy arrays; a
+    model of one member gives its own forecast."""
+    if "combine" not in [layer.name for layer in model.layers]:
+        return [keras.ops.convert_to_numpy(model(inputs))]
+    parts = keras.Model(model.inputs if reads_series(model) else model.inputs[0], model.get_layer("combine").input)
+    return [keras.ops.convert_to_numpy(part) for part in parts(inputs)]
 
 
 def window_shape(model: keras.Model) -> tuple[int, int]:

@@ -5,9 +5,9 @@ A head owns four things:
   features to the network's (normalized) output;
 - `loss(transform)`: what training minimizes on that output, from the raw
   target;
-- `to_raw(output, stats, transform)`: the layers from the normalized output
-  and the target's `(last, center, scale)` to raw values, inside the saved
-  model;
+- `to_raw(output, stats, transform)`: the layer (`restore(transform)`) from the
+  normalized output and the target's `(last, center, scale)` to raw values,
+  inside the saved model;
 - `point(forecast)`: the point forecast that evaluation scores, from the
   raw output.
 
@@ -49,7 +49,11 @@ class PointHead:
         return normalized_error(transform, skip_steps)
 
     def to_raw(self, output, stats, transform: str):
-        return RestoreForecast(transform=transform, name="restore")([output, stats])
+        return self.restore(transform)([output, stats])
+
+    def restore(self, transform: str):
+        """The layer `to_raw` applies (an ensemble applies one to each member's output)."""
+        return RestoreForecast(transform=transform, name="restore")
 
     def point(self, forecast):
         return forecast
@@ -74,8 +78,8 @@ class QuantileHead(PointHead):
     def loss(self, transform: str, skip_steps: int = 0):
         return pinball_error(transform, self.levels)
 
-    def to_raw(self, output, stats, transform: str):
-        return RestoreQuantiles(self.levels, transform=transform, name="restore")([output, stats])
+    def restore(self, transform: str):
+        return RestoreQuantiles(self.levels, transform=transform, name="restore")
 
     def point(self, forecast):
         return forecast[..., self.levels.index(0.5)]
@@ -97,9 +101,8 @@ class DistributionHead(QuantileHead):
     def loss(self, transform: str, skip_steps: int = 0):
         return negative_log_likelihood(transform, self.distribution)
 
-    def to_raw(self, output, stats, transform: str):
-        return RestoreQuantiles(self.levels, transform=transform, distribution=self.distribution,
-                                name="restore")([output, stats])
+    def restore(self, transform: str):
+        return RestoreQuantiles(self.levels, transform=transform, distribution=self.distribution, name="restore")
 
 
 HEADS = {"point": PointHead()}

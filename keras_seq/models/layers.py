@@ -471,6 +471,49 @@ class LastStep(keras.layers.Layer):
         return (input_shape[0], *input_shape[2:])
 
 
+@keras.saving.register_keras_serializable(package="keras_seq")
+class CombineMembers(keras.layers.Layer):
+    """An ensemble's members' forecasts (a list of tensors of one shape) in; their median or mean out, each value
+    over the members (`how`), or with `how` "stack" all of them along a new last axis (what training scores).
+
+    The median of an even number of members is the mean of the middle two.
+    """
+
+    def __init__(self, how="median", **kwargs):
+        super().__init__(**kwargs)
+        if how not in ("median", "mean", "stack"):
+            raise ValueError(f"CombineMembers: `how` must be median, mean or stack. Received: how={how!r}")
+        self.how = how
+
+    def call(self, inputs):
+        ops, n = keras.ops, len(inputs)
+        stacked = ops.stack(inputs, axis=-1)
+        if self.how == "stack":
+            return stacked
+        if self.how == "median":
+            stacked = ops.sort(stacked, axis=-1)[..., (n - 1) // 2 : n // 2 + 1]
+        return ops.mean(stacked, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        first = tuple(input_shape[0])
+        return (*first, len(input_shape)) if self.how == "stack" else first
+
+    def get_config(self):
+        return {**super().get_config(), "how": self.how}
+
+
+def each_member(loss):
+    """The mean over an ensemble's members of `loss`, each scored on its own slice of the trainer's stacked output
+    (`CombineMembers(how="stack")`: the members along the last axis)."""
+
+    def members(y_true, stacked):
+        count = stacked.shape[-1]
+        return keras.ops.mean(keras.ops.stack([loss(y_true, stacked[..., i]) for i in range(count)]), axis=0)
+
+    members.__name__ = f"members_{loss.__name__}"
+    return members
+
+
 def normalized_target(y_true, packed, transform: str):
     """`(output, target)` from the trainer's `packed` output (the network's output, then the target's `(last,
     center, scale)` on the last axis): the raw target transformed and scaled exactly as the model undoes it."""

@@ -16,9 +16,10 @@ def _figure(stats: dict, digits: int, repeats: int) -> str:
 
 def _arch_sizes(model, archs) -> str:
     """The sizes the compared archs' own options set (a deep transition's layers), as the arch registry lists
-    them: each option's name and value."""
+    them: each option's name and value; and an ensemble's members."""
     read = dict.fromkeys(option for arch in archs for option in get_arch(arch).options)
-    return "".join(f", {name.replace('_', ' ')} {getattr(model, name)}" for name in read)
+    members = f", an ensemble of {model.ensemble} (their {model.combine})" if model.ensemble > 1 else ""
+    return "".join(f", {name.replace('_', ' ')} {getattr(model, name)}" for name in read) + members
 
 
 def comparison_markdown(summary: dict, specs, spec, title: str | None = None) -> str:

@@ -53,8 +53,7 @@ def train_model(
 ) -> dict:
     """Fit a keras-seq model on raw windows, its loss in the target's normalized units.
 
-    The trainer shares the model's weights (see `compile_trainer`). The
-    weights of the epoch with the lowest validation loss are restored.
+    The trainer shares the model's weights (see `compile_trainer`); the best validation epoch's are restored.
 
     Args:
         model: keras.Model. Built by `build_model`.
@@ -97,7 +96,7 @@ def train_model(
                               epochs=spec.epochs, initial_epoch=first_epoch, verbose=verbose,
                               callbacks=[c for c in (guard, best, saver, *watchers, together) if c is not None],
                               shuffle=False)  # the training pipeline shuffles itself
-    guard.check(spec.lr)
+    guard.check(spec.lr, model)
     if interrupt.requested:  # the epochs in the last checkpoint; one cut short is not kept: resuming repeats it
         return {**(saver.history if saver is not None else {}), "interrupted": True}
     done = {key: [float(v) for v in values] for key, values in history.history.items()}
@@ -268,7 +267,7 @@ def checkpoint_limit(model, windows, n_features: int) -> int:
     weights for Adam), as float64, of the largest model these options can build, with room to spare."""
     width = model.units * 2 + n_features + model.series_embedding + max(windows.horizon, 1) * (len(model.quantiles or ()) + 3)
     layers = model.layers + model.transition_layers + model.output_layers + 2
-    return 5 * 8 * 16 * layers * (width + 2) ** 2 + (16 << 20)
+    return 5 * 8 * 16 * layers * (width + 2) ** 2 * model.ensemble + (16 << 20)
 
 
 def _restore_trainer(trainer, state: dict) -> None:
@@ -369,12 +368,17 @@ def _stop_on_non_finite_loss(keras):
                 self.diverged = (self.epoch, float(loss))
                 self.model.stop_training = True
 
-        def check(self, lr: float) -> None:
-            """Raise if training diverged."""
+        def check(self, lr: float, model) -> None:
+            """Raise if training diverged (of an ensemble: the mean of its members' losses did)."""
+            from keras_seq.models.builders import ensemble_members
+
             if self.diverged:
                 epoch, loss = self.diverged
+                members = len(ensemble_members(model))
+                whose = f" (the mean of the {members} ensemble members' losses: one member diverging is enough)"
                 raise KerasSeqError(
-                    f"training diverged: the loss became {loss} in epoch {epoch}, so no model was saved. "
+                    f"training diverged: the loss became {loss} in epoch {epoch}{whose if members > 1 else ''}, so "
+                    "no model was saved. "
                     f"Try a smaller learning rate (now {lr:g}) or check the data for extreme values."
                 )
 
@@ -396,6 +400,7 @@ def compile_trainer(model, spec: TrainSpec):
 
     from keras_seq.models.builders import network_of, reads_series, window_shape
     from keras_seq.models.heads import model_head
+    from keras_seq.models.layers import CombineMembers, each_member
 
     if "prepare" not in [layer.name for layer in model.layers]:
         raise KerasSeqError("this model has no `prepare` layer: it was built by keras-seq before 0.2, which trained "
@@ -407,13 +412,20 @@ def compile_trainer(model, spec: TrainSpec):
     prepared, stats = prepare([inputs, series] if prepare.scaled_by.takes_series else inputs)
     if "series_embedding" in [layer.name for layer in model.layers]:
         prepared = model.get_layer("series_embedding")([prepared, series])
-    packed = keras.layers.Concatenate(axis=-1, name="packed")([network(prepared), stats])
+    outputs = network(prepared)
+    loss = model_head(model).loss(prepare.transform, prepare.warmup_steps(window[0]))
+    if isinstance(outputs, (list, tuple)):  # an ensemble: each member's output packed, stacked on a last axis
+        pack = keras.layers.Concatenate(axis=-1, name="packed")
+        packed = CombineMembers("stack", name="members")([pack([output, stats]) for output in outputs])
+        loss = each_member(loss)
+    else:
+        packed = keras.layers.Concatenate(axis=-1, name="packed")([outputs, stats])
     trainer = keras.Model([inputs, series] if series is not None else inputs, packed, name="trainer")
     # Keras's torch trainer runs one step per call (it refuses steps_per_execution > 1).
     steps = 1 if keras.backend.backend() == "torch" else spec.steps_per_execution
     trainer.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.lr),
-        loss=model_head(model).loss(prepare.transform, prepare.warmup_steps(window[0])),
+        loss=loss,
         steps_per_execution=steps,
         jit_compile=spec.jit_compile,
     )
