@@ -60,12 +60,14 @@ def test_an_ensemble_forecasts_the_median_of_its_separately_weighted_members(tmp
 
 
 def test_an_ensemble_is_calibrated_evaluated_and_forecast_as_one_model(fit_tiny, run_cli, tmp_path):
-    run = fit_tiny("--arch", "gru", "--ensemble", "2", "--combine", "mean", "--conformal", "0.8")
+    run = fit_tiny("--ensemble", "2", "--ensemble-archs", "gru,drnn", "--combine", "mean", "--conformal", "0.8")
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["ensemble"] == 2 and config["model"]["combine"] == "mean"
+    assert config["model"]["ensemble_archs"] == ["gru", "drnn"]
     assert config["conformal"]["coverages"] == [0.8]  # calibrated on the combined forecast
     model = load_model(run / "model.keras")
-    assert len(ensemble_members(model)) == 2 and "combine" in [layer.name for layer in model.layers]
+    assert [m.layers[1].name for m in ensemble_members(model)] == ["gru_1", "drnn_1"]  # each member its own arch
+    assert "combine" in [layer.name for layer in model.layers]
     metrics = json.loads((run / "metrics.json").read_text())
     code, out, err = run_cli("evaluate", run)
     assert code == 0, err

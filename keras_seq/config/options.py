@@ -322,6 +322,8 @@ OPTIONS = (
            "export.", low=1, high=64, tune=True, metavar="N",
            doc="Every member reads the same scaled window; each is trained on its own loss (the training loss is "
                "their mean), and the members' raw forecasts are combined."),
+    Option("model", "ensemble_archs", NAMES, (), "The members' archs in turn, e.g. gru,lstm (members 1, 3, .. gru "
+           "and 2, 4, .. lstm); none: every member is `arch`.", metavar="A,B,..."),
     Option("model", "combine", TEXT, "median", "How an ensemble combines its members' forecasts: median or mean.",
            choices=("median", "mean"), tune=True),
     # --- train: the budget and the optimizer ---

@@ -20,6 +20,8 @@ exported, so it takes and returns raw values.
 
 from __future__ import annotations
 
+import dataclasses
+
 from keras_seq.backend import import_keras
 from keras_seq.data.windows import Scaling, WindowSpec
 from keras_seq.errors import KerasSeqError, first_line
@@ -155,10 +157,10 @@ def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head) ->
     if spec.ensemble == 1:
         return keras.Model(normalized, _member_output(spec, windows, the_head, normalized), name="network")
     members = []
-    for index in range(spec.ensemble):
+    for index, arch in enumerate(spec.member_archs):
         member_input = keras.Input(shape=(windows.window, width), name="normalized_window")
-        members.append(keras.Model(member_input, _member_output(spec, windows, the_head, member_input),
-                                   name=f"member_{index + 1}"))
+        output = _member_output(dataclasses.replace(spec, arch=arch), windows, the_head, member_input)
+        members.append(keras.Model(member_input, output, name=f"member_{index + 1}"))
     return keras.Model(normalized, [member(normalized) for member in members], name="network")
 
 

@@ -126,11 +126,11 @@ def get_arch(name: str) -> Arch:
         raise KerasSeqError(f"unknown arch '{name}'. Expected one of: {', '.join(_REGISTRY)}.") from None
 
 
-def check_arch_list(archs, what: str = "to compare") -> tuple[str, ...]:
-    """`archs` (a name or names) as a tuple of registered archs, each once.
+def check_arch_list(archs, what: str = "to compare", repeats: bool = False) -> tuple[str, ...]:
+    """`archs` (a name or names) as a tuple of registered archs, each once (or as often as given, `repeats`).
 
     Raises:
-        KerasSeqError: none given, an unknown one, or one given twice.
+        KerasSeqError: none given, an unknown one, or one given twice (without `repeats`).
     """
     archs = (archs,) if isinstance(archs, str) else tuple(archs)
     unknown = [arch for arch in archs if arch not in _REGISTRY]
@@ -139,7 +139,7 @@ def check_arch_list(archs, what: str = "to compare") -> tuple[str, ...]:
             f"unknown arch '{unknown[0] if unknown else ''}'{' ' + what if what else ''}. "
             f"Expected some of: {', '.join(_REGISTRY)}, separated by commas."
         )
-    if len(set(archs)) != len(archs):
+    if len(set(archs)) != len(archs) and not repeats:
         raise KerasSeqError(f"each arch may appear once. Received: {', '.join(archs)}")
     return archs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from keras_seq.config.options import settle, spec_of
 from keras_seq.errors import KerasSeqError
-from keras_seq.models.registry import BUILTIN_ARCHS, get_arch
+from keras_seq.models.registry import BUILTIN_ARCHS, check_arch_list, get_arch
 from keras_seq.models.scalers import get_scaler
 from keras_seq.models.transforms import get_transform
 
@@ -30,6 +30,18 @@ class ModelSpec:
         conformal = checked_coverages(self.conformal)
         settle(self, conformal=conformal, quantiles=head_levels(self.quantiles, self.distribution, conformal))
         check_scaling_options(self.scaler, self.transform)
+        settle(self, ensemble_archs=check_arch_list(self.ensemble_archs, "among `ensemble_archs`", repeats=True)
+               if self.ensemble_archs else ())
+        if self.ensemble_archs:
+            if self.ensemble < 2:
+                raise KerasSeqError(f"`ensemble_archs` names the archs of an ensemble's members, and `ensemble` is "
+                                    f"{self.ensemble}. Give `ensemble` 2 or more, or drop `ensemble_archs`.")
+
+    @property
+    def member_archs(self) -> tuple[str, ...]:
+        """Each ensemble member's arch, in order: `ensemble_archs` in turn, else `arch` for every member."""
+        return tuple((self.ensemble_archs or (self.arch,))[k % len(self.ensemble_archs or (self.arch,))]
+                     for k in range(self.ensemble))
 
     @property
     def output_levels(self) -> tuple[float, ...]:
@@ -135,7 +147,8 @@ def check_scaling_options(scaler, transform) -> None:
 
 def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str, features, target: str) -> None:
     """Refuse a model that cannot be trained on these windows and columns (each reason in one line)."""
-    check_future_leak(spec.arch, target_kind, spec.allow_future_leak, supervision)
+    for arch in dict.fromkeys((spec.arch, *spec.ensemble_archs)):
+        check_future_leak(arch, target_kind, spec.allow_future_leak, supervision)
     if spec.quantiles and (target_kind != "next" or supervision != "last"):
         option = "`quantiles`" if spec.distribution == "none" else "`distribution`"
         raise KerasSeqError(f"a {'quantile' if spec.distribution == 'none' else 'distribution'} head forecasts from the "
