@@ -154,12 +154,27 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
             "padded": int(sum(len(x) < window for _, x, _ in series))}
 
 
-def statsforecast_forecasts(path: str) -> dict:
-    """Theta's and AutoETS's forecasts of the histories in the JSON file `path` (statsforecast, which may live in a
-    venv of its own: it needs pandas < 3). Nothing of keras-seq is imported here."""
+def nixtla_frame(series):
+    """The histories `[[name, values], ...]` as statsforecast's and neuralforecast's long frame (`unique_id`,
+    integer steps `ds` from 1, `y`)."""
     import numpy as np
     import pandas as pd
 
+    return pd.concat([pd.DataFrame({"unique_id": name, "ds": np.arange(1, len(x) + 1), "y": np.asarray(x, float)})
+                      for name, x in series])
+
+
+def per_series(result, names, column: str) -> list:
+    """A Nixtla forecast frame's `column` as one row of h values per series, in the order of `names`."""
+    import numpy as np
+
+    result = result.set_index("unique_id") if "unique_id" in result.columns else result
+    return np.stack([result.loc[[name], column].to_numpy() for name in names]).tolist()
+
+
+def statsforecast_forecasts(path: str) -> dict:
+    """Theta's and AutoETS's forecasts of the histories in the JSON file `path` (statsforecast, which may live in a
+    venv of its own: it needs pandas < 3). Nothing of keras-seq is imported here."""
     try:
         from statsforecast import StatsForecast
         from statsforecast.models import AutoETS, Theta
@@ -168,13 +183,9 @@ def statsforecast_forecasts(path: str) -> dict:
                          "pandas < 3: give --stats-python, the interpreter of a venv of its own)") from None
     job = json.loads(Path(path).read_text())
     names, season, h = [name for name, _ in job["series"]], job["season"], job["h"]
-    frame = pd.concat([pd.DataFrame({"unique_id": name, "ds": np.arange(1, len(x) + 1), "y": np.asarray(x, float)})
-                       for name, x in job["series"]])
     result = StatsForecast(models=[Theta(season_length=season), AutoETS(season_length=season)], freq=1,
-                           n_jobs=1).forecast(df=frame, h=h)
-    result = result.set_index("unique_id") if "unique_id" in result.columns else result
-    return {column: np.stack([result.loc[[name], column].to_numpy() for name in names]).tolist()
-            for column in ("Theta", "AutoETS")}
+                           n_jobs=1).forecast(df=nixtla_frame(job["series"]), h=h)
+    return {column: per_series(result, names, column) for column in ("Theta", "AutoETS")}
 
 
 def neuralforecast_forecasts(path: str, seed: int) -> dict:
@@ -183,9 +194,6 @@ def neuralforecast_forecasts(path: str, seed: int) -> dict:
     keras-seq's, the seed, and `start_padding_enabled` (M3's shortest histories are shorter than a window and the
     horizon). Nothing of keras-seq is imported here."""
     import logging
-
-    import numpy as np
-    import pandas as pd
 
     try:
         from neuralforecast import NeuralForecast
@@ -197,16 +205,11 @@ def neuralforecast_forecasts(path: str, seed: int) -> dict:
     logging.getLogger("lightning").setLevel(logging.ERROR)
     job = json.loads(Path(path).read_text())
     names, h, window, name = [name for name, _ in job["series"]], job["h"], job["window"], job["model"]
-    frame = pd.concat([pd.DataFrame({"unique_id": n, "ds": np.arange(1, len(x) + 1), "y": np.asarray(x, float)})
-                       for n, x in job["series"]])
     model = getattr(models, name)(h=h, input_size=window, random_seed=seed, start_padding_enabled=True,
                                   enable_progress_bar=False, enable_model_summary=False, logger=False)
     forecaster = NeuralForecast(models=[model], freq=1)
-    forecaster.fit(df=frame)
-    result = forecaster.predict()
-    result = result.set_index("unique_id") if "unique_id" in result.columns else result
-    return {"forecast": np.stack([result.loc[[n], name].to_numpy() for n in names]).tolist(),
-            "steps": int(model.max_steps)}
+    forecaster.fit(df=nixtla_frame(job["series"]))
+    return {"forecast": per_series(forecaster.predict(), names, name), "steps": int(model.max_steps)}
 
 
 def model_options(given: list) -> dict:

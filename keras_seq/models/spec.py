@@ -32,16 +32,15 @@ class ModelSpec:
         check_scaling_options(self.scaler, self.transform)
         settle(self, ensemble_archs=check_arch_list(self.ensemble_archs, "among `ensemble_archs`", repeats=True)
                if self.ensemble_archs else ())
-        if self.ensemble_archs:
-            if self.ensemble < 2:
-                raise KerasSeqError(f"`ensemble_archs` names the archs of an ensemble's members, and `ensemble` is "
-                                    f"{self.ensemble}. Give `ensemble` 2 or more, or drop `ensemble_archs`.")
+        if self.ensemble_archs and self.ensemble < 2:
+            raise KerasSeqError(f"`ensemble_archs` names the archs of an ensemble's members, and `ensemble` is "
+                                f"{self.ensemble}. Give `ensemble` 2 or more, or drop `ensemble_archs`.")
 
     @property
     def member_archs(self) -> tuple[str, ...]:
         """Each ensemble member's arch, in order: `ensemble_archs` in turn, else `arch` for every member."""
-        return tuple((self.ensemble_archs or (self.arch,))[k % len(self.ensemble_archs or (self.arch,))]
-                     for k in range(self.ensemble))
+        archs = self.ensemble_archs or (self.arch,)
+        return tuple(archs[k % len(archs)] for k in range(self.ensemble))
 
     @property
     def output_levels(self) -> tuple[float, ...]:

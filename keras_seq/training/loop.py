@@ -413,13 +413,13 @@ def compile_trainer(model, spec: TrainSpec):
     if "series_embedding" in [layer.name for layer in model.layers]:
         prepared = model.get_layer("series_embedding")([prepared, series])
     outputs = network(prepared)
+    pack = keras.layers.Concatenate(axis=-1, name="packed")
+    packed = [pack([output, stats]) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
     loss = model_head(model).loss(prepare.transform, prepare.warmup_steps(window[0]))
-    if isinstance(outputs, (list, tuple)):  # an ensemble: each member's output packed, stacked on a last axis
-        pack = keras.layers.Concatenate(axis=-1, name="packed")
-        packed = CombineMembers("stack", name="members")([pack([output, stats]) for output in outputs])
-        loss = each_member(loss)
+    if len(packed) > 1:  # an ensemble: each member's output packed, stacked on a last axis, each scored alone
+        packed, loss = CombineMembers("stack", name="members")(packed), each_member(loss)
     else:
-        packed = keras.layers.Concatenate(axis=-1, name="packed")([outputs, stats])
+        packed = packed[0]
     trainer = keras.Model([inputs, series] if series is not None else inputs, packed, name="trainer")
     # Keras's torch trainer runs one step per call (it refuses steps_per_execution > 1).
     steps = 1 if keras.backend.backend() == "torch" else spec.steps_per_execution
