@@ -137,7 +137,9 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
                    for name, x, _ in series]).to_csv(path, index=False)
         data = DataSpec(source=str(path), target="value", series_column="series", series="all", season=season)
         specs = RunSpecs(data, WindowSpec(window=window, horizon=h, split_steps=(validation, 0), pad=args.pad),
-                         ModelSpec(arch=args.arch, units=args.units, layers=args.layers, **model_options(args.model)),
+                         ModelSpec(arch=args.arch, units=args.units, layers=args.layers,
+                                   **({"seasonality": season} if args.arch == "esrnn" else {}),
+                                   **model_options(args.model)),
                          TrainSpec(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                    patience=args.patience), "jax")
         import warnings
@@ -149,7 +151,11 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
     histories = np.full((len(series), window), np.nan, dtype="float32")
     for k, (_, x, _) in enumerate(series):
         histories[k, window - min(window, len(x)):] = x[-window:]
-    forecast = np.asarray(fitted.model.predict(histories[..., None], batch_size=1024, verbose=0))
+    inputs = histories[..., None]
+    if "series_vocabulary" in fitted.config:  # a model that knows each series (esrnn's coefficients) by its index
+        known = {name: k + 1 for k, name in enumerate(fitted.config["series_vocabulary"])}
+        inputs = [inputs, np.array([known.get(str(name), 0) for name, _, _ in series], dtype="int32")]
+    forecast = np.asarray(fitted.model.predict(inputs, batch_size=1024, verbose=0))
     return {"forecast": forecast.reshape(len(series), h).tolist(), "epochs": len(fitted.history.get("loss", [])),
             "padded": int(sum(len(x) < window for _, x, _ in series))}
 

@@ -244,6 +244,8 @@ COMPUTE_OPS = frozenset({
     "IsNan", "Sum",
     # An ensemble's median (keras_seq.models.layers.CombineMembers): the members' forecasts sorted.
     "Neg", "TopKV2",
+    # ES-RNN (keras_seq.models.layers.Dilate, Reseasonalise; scalers.holt_winters): dilated steps, the first season.
+    "Pad", "ClipByValue", "Unpack",
     "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Fill", "FloorMod", "GatherV2",
     "GreaterEqual", "Identity", "Less", "LogicalAnd", "MatMul", "Max", "Mul", "NoOp", "OnesLike", "Pack",
     "Placeholder", "Prod", "Range", "ReadVariableOp", "RealDiv", "Reshape", "ReverseV2", "SelectV2", "Shape",

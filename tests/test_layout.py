@@ -188,7 +188,7 @@ SHARED_WORDS = {
     "evaluation/conformal.py": {"conformal", "distribution"},
     "evaluation/mc_dropout.py": {"dropout"},
     "models/heads.py": {"conformal", "distribution"},
-    "models/layers.py": {"distribution", "horizon", "residual", "scaler", "transform"},
+    "models/layers.py": {"dilation", "distribution", "horizon", "residual", "scaler", "season", "transform"},
     "models/cells.py": {"output_layers", "transition_layers", "units"},
     # a registry's name for its entries (a scaler named `window`) and the default search space's parameters
     "models/distributions.py": {"distribution"},

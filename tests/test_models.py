@@ -9,7 +9,11 @@ from conftest import on_other_backends
 
 from keras_seq.data.windows import Scaling
 from keras_seq.errors import KerasSeqError
-from keras_seq.models import ARCHS, Destandardize, ModelSpec, Standardize, build_model, describe_weights, load_model
+from keras_seq.models import (ARCHS, Destandardize, ModelSpec, Standardize, build_model, describe_weights, get_arch,
+                              load_model)
+
+# The archs that take a window alone (esrnn also reads each window's series: tests/test_esrnn.py).
+RECURRENT = tuple(arch for arch in ARCHS if not get_arch(arch).scaler)
 
 # Tests marked `backend` run again under jax and torch (`make test`); the parameter counts and
 # option checks do not depend on the backend.
@@ -36,7 +40,7 @@ def expected_params(arch, *, n_features, units, layers, horizon, target_kind, ce
 
 
 # On jax and torch: Bidirectional around keras-seq's SimpleRNN, its LSTM, Keras's GRU and a deep-transition cell.
-@pytest.mark.parametrize("arch", on_other_backends(ARCHS, ("brnn", "lstm", "gru", "dtsrnn")))
+@pytest.mark.parametrize("arch", on_other_backends(RECURRENT, ("brnn", "lstm", "gru", "dtsrnn")))
 @pytest.mark.parametrize("target_kind", ["next", "sequence"])
 def test_output_shapes(arch, target_kind):
     horizon = 3 if target_kind == "next" else 1
@@ -80,7 +84,7 @@ def test_tutorial_shapes_of_the_lstm_and_gru_weights():
     assert shapes["gru_1/gru_cell/kernel"] == (16, 192) and shapes["gru_1/gru_cell/bias"] == (2, 192)
 
 
-@pytest.mark.parametrize("arch", on_other_backends(ARCHS, ("drnn", "gru")))
+@pytest.mark.parametrize("arch", on_other_backends(RECURRENT, ("drnn", "gru")))
 def test_zscore_scaling_lives_inside_the_model(arch):
     model = build_model(arch, window=8, n_features=2, units=4, scaling=SCALING, scaler="zscore", residual=False)
     raw = np.stack([np.full((8,), 31000.0), np.full((8,), 6e8)], axis=-1)[None].astype("float32")
@@ -89,7 +93,7 @@ def test_zscore_scaling_lives_inside_the_model(arch):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(raw)), inner * 3000.0 + 30000.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch", on_other_backends(ARCHS, ("brnn", "lstm", "dotrnn")))
+@pytest.mark.parametrize("arch", on_other_backends(RECURRENT, ("brnn", "lstm", "dotrnn")))
 def test_save_and_load_give_identical_outputs(arch, tmp_path):
     model = build_model(arch, window=8, n_features=2, horizon=2, units=4, scaling=SCALING, scaler="zscore")
     x = np.random.default_rng(0).normal([30000, 5e8], [3000, 1e8], size=(6, 8, 2)).astype("float32")

@@ -536,10 +536,12 @@ def losing_note(report: Report, model=None, supervision: str = "last", distance:
     elif report.best_baseline == "train mean":
         why = "the series keeps returning to one level; try `scaler` zscore --no-residual, which can learn that level"
     else:
-        reads_ahead = model is not None and not get_arch(model.arch).causal  # `supervision` every is refused there
-        tries = [option for option, used in (("`scaler` window", scaler == "window"),
-                                             ("`supervision` every", supervision == "every" or reads_ahead),
-                                             ("`transform` logdiff", transform == "logdiff")) if not used]
+        arch = get_arch(model.arch) if model is not None else None
+        reads_ahead = arch is not None and not arch.causal  # `supervision` every is refused there
+        fixed = arch is not None and bool(arch.scaler or arch.finish)  # esrnn: its own scaler, a level forecast
+        tries = [option for option, used in (("`scaler` window", scaler == "window" or fixed),
+                                             ("`supervision` every", supervision == "every" or reads_ahead or fixed),
+                                             ("`transform` logdiff", transform == "logdiff" or fixed)) if not used]
         why = ("close to a random walk, tomorrow = today (or its drift) is hard to beat, and a small loss to it is "
                "expected; try " + ", ".join(tries + ["more `epochs` with `patience`"]))
     return f"{head}: {why}."

@@ -1,9 +1,10 @@
-"""The built-in backbones: the recurrent stacks of drnn, brnn, lstm, gru, dtrnn, dtsrnn and dotrnn.
+"""The built-in backbones: the recurrent stacks of drnn, brnn, lstm, gru, dtrnn, dtsrnn and dotrnn, and ES-RNN's.
 
 Each is registered in `keras_seq.models.registry` under its arch name and
 built by `recurrent(spec, x, sequences)`: `spec.layers` recurrent layers of
 `spec.units` units on the normalized window, the last one returning every
-step only when `sequences` is true.
+step only when `sequences` is true. `esrnn` is `dilated(spec, x, sequences)`
+on the window its scaler (`es`) smoothed, and `reseasonalise` after its head.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from keras_seq.config import speed
 from keras_seq.backend import import_keras
 from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
+from keras_seq.models.layers import Dilate, LastStep, Reseasonalise, Undilate
 from keras_seq.models.recurrent import LSTM, SimpleRNN
 
 keras = import_keras()  # quietly, with keras-seq's default backend where none was chosen
@@ -44,3 +46,25 @@ def _recurrent_layer(spec, arch: str, return_sequences: bool, name: str):
     kind = {"drnn": "rnn", "rnn": "rnn", "lstm": "lstm", "gru": "gru"}[arch]
     layers = _KERAS_RECURRENT if speed.current().keras_layers else _RECURRENT
     return layers[kind](spec.units, dropout=spec.dropout, return_sequences=return_sequences, name=name)
+
+
+def dilated(spec, x, sequences: bool):
+    """ES-RNN's stack (Smyl, 2020): `spec.layers` LSTM layers of `spec.units`, layer k (from 0) stepping back
+    `spec.dilation ** k` steps (a dilated LSTM: `layers.Dilate`), each after the first added to its input (a
+    residual connection); the last step's features out. `sequences` is never true (`esrnn` forecasts from the
+    window's last step)."""
+    steps = x.shape[1]
+    for index in range(spec.layers):
+        dilation = spec.dilation ** index
+        name = f"esrnn_{index + 1}"
+        y = Dilate(dilation, name=f"{name}_dilate")(x) if dilation > 1 else x
+        y = LSTM(spec.units, dropout=spec.dropout, return_sequences=True, name=name)(y)
+        y = Undilate(dilation, steps, name=f"{name}_undilate")(y) if dilation > 1 else y
+        x = keras.layers.Add(name=f"{name}_residual")([x, y]) if index else y
+    return LastStep(name="esrnn_last")(x)
+
+
+def reseasonalise(spec, x, output):
+    """ES-RNN's forecast from its head's output: `exp(sd * output)` times the seasonal factor the `es` scaler left
+    for each step (its two channels, before the series embedding), in units of the last level."""
+    return Reseasonalise(spec.seasonality, -2 - spec.series_embedding, name="reseasonalise")([output, x])

@@ -121,6 +121,11 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
         raise KerasSeqError(f"quantiles of a {windows.horizon}-step horizon need `transform` none: the running sum of "
                             f"the quantiles of each step's change ({spec.transform}) is not a quantile of the level.")
     every = windows.supervision == "every"
+    season = spec.seasonality if the_scaler.seasonal else 1
+    if windows.window < 2 * season:
+        raise KerasSeqError(f"arch {spec.arch} with seasonality {season} needs a window of two seasons or more (its "
+                            f"smoothing starts from the first): window {windows.window} is shorter than "
+                            f"{2 * season}. Use a longer window, or a shorter seasonality.")
 
     network = _network(spec, windows, n_features, the_head)
 
@@ -129,7 +134,8 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     series = keras.Input(shape=(), dtype="int32", name="series") if spec.reads_series else None
     prepare = PrepareWindow(scaler=spec.scaler, transform=spec.transform, residual=spec.residual, target_index=target_index,
                             per_step=windows.target_kind == "sequence" or every, unscaled=unscaled, name="prepare",
-                            series_count=series_count if the_scaler.takes_series else 0, mask=windows.pad)
+                            series_count=series_count if the_scaler.takes_series else 0, mask=windows.pad,
+                            season=season)
     prepared, stats = prepare([inputs, series] if the_scaler.takes_series else inputs)
     if spec.series_embedding:
         prepared = SeriesEmbedding(series_count, spec.series_embedding, name="series_embedding")([prepared, series])
@@ -150,9 +156,10 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
 
 
 def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head) -> keras.Model:
-    """The network: normalized values (an observed flag per column with `pad`, then a series' vector) in, the
-    normalized forecast out; of an ensemble, a list of its members' (each a nested model of one network's layers)."""
-    width = n_features * (2 if windows.pad else 1) + spec.series_embedding
+    """The network: normalized values (an observed flag per column with `pad`, a scaler's extra channels, then a
+    series' vector) in, the normalized forecast out; of an ensemble, a list of its members' (each a nested model of
+    one network's layers)."""
+    width = n_features * (2 if windows.pad else 1) + get_scaler(spec.scaler).extra_channels + spec.series_embedding
     normalized = keras.Input(shape=(windows.window, width), name="normalized_window")
     if spec.ensemble == 1:
         return keras.Model(normalized, _member_output(spec, windows, the_head, normalized), name="network")
@@ -167,7 +174,9 @@ def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head) ->
 def _member_output(spec: ModelSpec, windows: WindowSpec, the_head, normalized):
     """The arch's backbone and the head's layers on `normalized`: the network's output (one ensemble member's)."""
     sequences = windows.target_kind == "sequence" or windows.supervision == "every"
-    return the_head.outputs(get_arch(spec.arch).build(spec, normalized, sequences), windows, zero=spec.residual)
+    arch = get_arch(spec.arch)
+    output = the_head.outputs(arch.build(spec, normalized, sequences), windows, zero=spec.residual)
+    return arch.finished(spec, normalized, output)
 
 
 def ensemble_members(model: keras.Model) -> list:

@@ -150,13 +150,18 @@ class PrepareWindow(keras.layers.Layer):
             before the transform and scaling, set to 0 once normalized, and
             a 0/1 observed channel per column follows the columns: no
             number under a missing value reaches the network.
+        season: int. The seasonal period of a scaler that smooths
+            (`es`); 1: none. Defaults to `1`.
+
+    A scaler with `extra_channels` (`es`: the seasonal factors) appends them
+    last, after the observed flags.
     """
 
     def __init__(self, scaler="zscore", transform="none", residual=False, target_index=None, per_step=False,
                  mean=None, std=None, target_mean=None, target_std=None, unscaled=(), series_count=0, mask=False,
-                 **kwargs):
+                 season=1, **kwargs):
         super().__init__(**kwargs)
-        self.mask = bool(mask)
+        self.mask, self.season = bool(mask), int(season)
         self.series_count = int(series_count)
         self.unscaled = [int(k) for k in unscaled or ()]
         self.scaler, self.transform, self.residual = scaler, transform, bool(residual)
@@ -191,7 +196,7 @@ class PrepareWindow(keras.layers.Layer):
         if index is not None and not self.moved_by.of_levels:
             moved = self.moved_by.window(column)[..., None]
             x = ops.concatenate([inputs[..., :index], moved, inputs[..., index + 1 :]], axis=-1)
-        mean, spread, center, scale = self.scaled_by.normalization(self, x, column, series)
+        mean, spread, center, scale, *extra = self.scaled_by.normalization(self, x, column, series)
         normalized = (x - mean) / spread
         if self.unscaled:  # a 0/1 mask over the columns: arithmetic, so every export format has the ops
             mask = np.zeros(inputs.shape[-1], dtype="float32")
@@ -200,7 +205,9 @@ class PrepareWindow(keras.layers.Layer):
         if missing is not None:
             normalized = ops.concatenate([ops.where(missing, ops.zeros_like(normalized), normalized),
                                           1.0 - ops.cast(missing, normalized.dtype)], axis=-1)
-        if self.residual:
+        if extra:
+            normalized = ops.concatenate([normalized, *extra], axis=-1)
+        if self.residual and not self.scaled_by.own_residual:
             center = column if self.moved_by.of_levels else 0 * column
         stats = ops.stack([column, center, scale], axis=-1)  # (batch, window, 3)
         return normalized, (stats if self.per_step else stats[:, -1, :])
@@ -213,15 +220,14 @@ class PrepareWindow(keras.layers.Layer):
         if self.scaled_by.takes_series:
             input_shape = input_shape[0]
         stats = (input_shape[0], input_shape[1], 3) if self.per_step else (input_shape[0], 3)
-        if self.mask:
-            input_shape = (*input_shape[:-1], 2 * input_shape[-1])
-        return input_shape, stats
+        width = input_shape[-1] * (2 if self.mask else 1) + self.scaled_by.extra_channels
+        return (*input_shape[:-1], width), stats
 
     def get_config(self):
         return {**super().get_config(), "scaler": self.scaler, "transform": self.transform, "residual": self.residual,
                 "target_index": self.target_index, "per_step": self.per_step, "mean": self.mean, "std": self.std,
                 "target_mean": self.target_mean, "target_std": self.target_std, "unscaled": self.unscaled,
-                "series_count": self.series_count, "mask": self.mask}
+                "series_count": self.series_count, "mask": self.mask, "season": self.season}
 
 
 @keras.saving.register_keras_serializable(package="keras_seq")
@@ -539,3 +545,82 @@ def normalized_error(transform: str, skip_steps: int = 0):
 
     loss.__name__ = "normalized_mse"
     return loss
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class Dilate(keras.layers.Layer):
+    """`(batch, steps, features)` in; `(batch * dilation, ceil(steps / dilation), features)` out: the steps split
+    into `dilation` interleaved sequences (sequence r holds steps r, r + d, r + 2d, ... of the window left-padded
+    with zeros to a multiple of d), so a recurrent layer over them steps back `dilation` steps at a time (Chang et
+    al., 2017). `Undilate` puts the steps back in order."""
+
+    def __init__(self, dilation, **kwargs):
+        super().__init__(**kwargs)
+        self.dilation = int(dilation)
+
+    def call(self, inputs):
+        ops, d = keras.ops, self.dilation
+        steps, width = inputs.shape[1], inputs.shape[2]
+        padded = -(-steps // d) * d
+        x = ops.pad(inputs, [[0, 0], [padded - steps, 0], [0, 0]])
+        x = ops.transpose(ops.reshape(x, (-1, padded // d, d, width)), (0, 2, 1, 3))
+        return ops.reshape(x, (-1, padded // d, width))
+
+    def compute_output_shape(self, input_shape):
+        return (None, -(-input_shape[1] // self.dilation), input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "dilation": self.dilation}
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class Undilate(keras.layers.Layer):
+    """The inverse of `Dilate(dilation)` for a window of `steps`: `(batch * dilation, ceil(steps / dilation),
+    units)` in, `(batch, steps, units)` out, the padding dropped."""
+
+    def __init__(self, dilation, steps, **kwargs):
+        super().__init__(**kwargs)
+        self.dilation, self.steps = int(dilation), int(steps)
+
+    def call(self, inputs):
+        ops, d = keras.ops, self.dilation
+        count, width = inputs.shape[1], inputs.shape[2]
+        x = ops.transpose(ops.reshape(inputs, (-1, d, count, width)), (0, 2, 1, 3))
+        return ops.reshape(x, (-1, count * d, width))[:, count * d - self.steps :]
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.steps, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "dilation": self.dilation, "steps": self.steps}
+
+
+@keras.saving.register_keras_serializable(package="keras_seq")
+class Reseasonalise(keras.layers.Layer):
+    """ES-RNN's output: the head's `(batch, horizon)` output and the normalized window in; each step's forecast
+    over the window's last level out, `s[T + h] * exp(sd * output)`: `s[T + h]` the seasonal factor the smoothing
+    left for that step and `sd` the deseasonalised window's spread (scaler `es`'s two extra channels, from
+    `channel`: the last `season` steps of the first hold the next season's factors).
+
+    A zero output forecasts the smoothing's own level times the seasonal factor. The exponent is clipped to
+    [-10, 10], so no forecast overflows.
+    """
+
+    def __init__(self, season, channel, **kwargs):
+        super().__init__(**kwargs)
+        self.season, self.channel = int(season), int(channel)
+
+    def call(self, inputs):
+        ops = keras.ops
+        output, window = inputs
+        steps, horizon, m = window.shape[1], output.shape[-1], self.season
+        channel = self.channel % window.shape[-1]
+        factors = ops.take(window[..., channel], [steps - m + (k % m) for k in range(horizon)], axis=1)
+        spread = window[:, -1, channel + 1 : channel + 2]  # (batch, 1)
+        return factors * ops.exp(ops.clip(spread * output, -10.0, 10.0))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "season": self.season, "channel": self.channel}

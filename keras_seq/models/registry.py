@@ -47,6 +47,14 @@ class Arch:
             own hyperparameter, added to the option table (`spec.<name>` in
             the backbone; a flag, a recipe key, a config.json entry and a
             `tune` range like any other).
+        finish: callable, str or None. `finish(spec, x, output)`: maps the
+            head's output (`(batch, horizon)`) to the network's, given the
+            normalized window `x` (`esrnn` multiplies the seasonal factors
+            back). Only for a point forecast after the window's last step.
+            Defaults to none.
+        scaler: str. The scaler the arch is built for (`es` for `esrnn`):
+            `ModelSpec` takes it in place of the default `window`, and
+            refuses any other. Defaults to any scaler.
     """
 
     name: str
@@ -54,21 +62,32 @@ class Arch:
     causal: bool = True
     help: str = ""
     options: tuple[str, ...] = ()
+    finish: Callable | str | None = None
+    scaler: str = ""
 
     def build(self, spec, x, sequences: bool):
         """The backbone's output for the normalized window `x`."""
-        backbone = self.backbone
-        if isinstance(backbone, str):
-            module, function = backbone.split(":")
-            backbone = getattr(importlib.import_module(module), function)
-        return backbone(spec, x, sequences)
+        return _loaded(self.backbone)(spec, x, sequences)
+
+    def finished(self, spec, x, output):
+        """The network's output from the head's `output` (the arch's `finish`, if any)."""
+        return _loaded(self.finish)(spec, x, output) if self.finish else output
+
+
+def _loaded(function):
+    """`function`, or the function a `"module:function"` string names (imported on first use)."""
+    if isinstance(function, str):
+        module, name = function.split(":")
+        function = getattr(importlib.import_module(module), name)
+    return function
 
 
 _REGISTRY: dict[str, Arch] = {}
 
 
 def register_arch(name: str, backbone: Callable | str, *, causal: bool = True, help: str = "",
-                  options: tuple = (), replace: bool = False) -> Arch:
+                  options: tuple = (), replace: bool = False, finish: Callable | str | None = None,
+                  scaler: str = "") -> Arch:
     """Register an arch under `name` and return it; see `Arch` for the arguments.
 
     Raises:
@@ -90,7 +109,7 @@ def register_arch(name: str, backbone: Callable | str, *, causal: bool = True, h
         if not isinstance(option, str):
             option = register_option(option).name
         names.append(option)
-    arch = Arch(name, backbone, causal=causal, help=help, options=tuple(names))
+    arch = Arch(name, backbone, causal=causal, help=help, options=tuple(names), finish=finish, scaler=scaler)
     _REGISTRY[name] = arch
     reads_options(name, arch.options)
     return arch
@@ -161,4 +180,12 @@ for _name, _help, _options, _causal in (
     ("dotrnn", "deep transition, deep output RNN", (TRANSITION_LAYERS, OUTPUT_LAYERS), True),
 ):
     register_arch(_name, _RECURRENT, causal=_causal, help=_help, options=_options)
+SEASONALITY = Option("model", "seasonality", INT, 1, "esrnn's seasonal period in steps, which its Holt-Winters "
+                     "smoothing learns factors for (1: a level only; e.g. 12 for monthly steps). The window must "
+                     "hold two seasons.", low=1, high=1000)
+DILATION = Option("model", "dilation", INT, 2, "esrnn's dilation: its layer k (from 0) steps back dilation**k "
+                  "steps (1: a plain LSTM stack).", low=1, high=64, tune=True)
+register_arch("esrnn", "keras_seq.models.archs:dilated", finish="keras_seq.models.archs:reseasonalise", scaler="es",
+              help="ES-RNN: per-series Holt-Winters smoothing learned with a dilated LSTM (scaler es)",
+              options=(SEASONALITY, DILATION))
 BUILTIN_ARCHS = arch_names()

@@ -17,13 +17,20 @@ forecast back with. A scaler owns:
   own past among the inputs), `fixed_on_training` (its statistics are fixed
   on the training split, so a series that leaves that range is forecast
   poorly), `warmup_steps` (steps a model trained from every step leaves
-  out).
+  out), `positive` (it divides by the target, which must be above 0),
+  `extra_channels` (channels it appends to what the network reads, returned
+  as a fifth item of `normalization`), `own_residual` (its center is
+  already the forecast a zero output stands for: `residual` leaves it) and
+  `seasonal` (it smooths with the model's `seasonality`, which its `prepare`
+  layer keeps as `season`).
 
 Built in: `window` (each window by its own mean and standard deviation:
 nothing is fixed on the training period, so the model follows a series into
 ranges it never saw), `zscore` (the training split's mean and standard
-deviation: keras-seq's scaling before 0.2) and `series` (each known series by
-its own training-split statistics, an unseen series by its window's). A new
+deviation: keras-seq's scaling before 0.2), `series` (each known series by
+its own training-split statistics, an unseen series by its window's) and
+`es` (ES-RNN's: each window smoothed by Holt-Winters with each series' own
+learned coefficients; the arch `esrnn` and this scaler come together). A new
 scaler is a subclass registered with `register_scaler`; `scaler NAME`,
 recipes and `ModelSpec` accept it from then on, and a saved model names it
 in its `prepare` layer's config.
@@ -32,7 +39,7 @@ Keras is imported inside the methods: `keras-seq --help` reads the names.
 
 Example:
 >>> scaler_names()
-('window', 'zscore', 'series')
+('window', 'zscore', 'series', 'es')
 >>> get_scaler("zscore").of_levels, get_scaler("window").of_levels
 (True, False)
 """
@@ -93,6 +100,10 @@ class Scaler:
     of_levels = False
     reads_target = True
     fixed_on_training = False
+    positive = False
+    extra_channels = 0
+    own_residual = False
+    seasonal = False
 
     def check(self, layer) -> None:
         """Refuse a `prepare` layer's settings this scaler cannot work with (`ValueError`)."""
@@ -102,7 +113,8 @@ class Scaler:
 
     def normalization(self, layer, x, column, series):
         """`(center, spread, target_center, target_scale)`: the first two broadcast against `x` (batch, window,
-        features), the last two are `(batch, window)` like the raw target `column`."""
+        features), the last two are `(batch, window)` like the raw target `column`; a scaler with
+        `extra_channels` returns them fifth, `(batch, window, extra_channels)`."""
         raise NotImplementedError
 
     def warmup_steps(self, window: int, per_step: bool) -> int:
@@ -234,7 +246,113 @@ class SeriesScaler(WindowScaler):
         self.set_series_statistics(model.get_layer("prepare"), *series_statistics(training))
 
 
-_SCALERS = Registry("scaler", builtin=(WindowScaler(), ZScoreScaler(), SeriesScaler()))
+def holt_winters(y, alpha, gamma, season: int):
+    """Multiplicative Holt-Winters smoothing (level and seasonality, no trend) over each row of `y`.
+
+    `y` is `(batch, steps)`, above 0; `alpha` and `gamma` are `(batch,)`
+    smoothing coefficients in (0, 1); `season` is at most `steps`. The first
+    season's factors start as its values over their mean (1 without a
+    season), the level as the first value deseasonalised, then every step t:
+
+        level[t] = alpha * y[t] / s[t] + (1 - alpha) * level[t - 1]
+        s[t + season] = gamma * y[t] / level[t] + (1 - gamma) * s[t]
+
+    Returns `(level, factors, next_factors)`, `(batch, steps)` each: the
+    level after each step, the seasonal factor each step was read with
+    (`s[t]`) and the one step t leaves for a season later (`s[t + season]`;
+    the last season's are the forecast's), as tensors of Keras's backend.
+    """
+    import keras
+
+    ops = keras.ops
+    steps = y.shape[1]
+    y, alpha, gamma = ops.convert_to_tensor(y), ops.convert_to_tensor(alpha)[:, None], ops.convert_to_tensor(gamma)[:, None]
+    if season > 1:
+        first = y[:, :season]
+        factors = list(ops.unstack(first / ops.mean(first, axis=1, keepdims=True), axis=1))
+    else:
+        factors = [ops.ones_like(y[:, 0])]
+    level, levels = y[:, :1] / factors[0][:, None], []
+    for t in range(steps):
+        value, factor = y[:, t : t + 1], factors[t if season > 1 else 0][:, None]
+        level = alpha * value / factor + (1.0 - alpha) * level
+        levels.append(level)
+        if season > 1:
+            factors.append((gamma * value / level + (1.0 - gamma) * factor)[:, 0])
+    level = ops.concatenate(levels, axis=1)
+    if season == 1:
+        ones = ops.ones_like(level)
+        return level, ones, ones
+    return level, ops.stack(factors[:steps], axis=1), ops.stack(factors[season : season + steps], axis=1)
+
+
+class SmoothingScaler(WindowScaler):
+    """ES-RNN's (Smyl, 2020): each window smoothed by multiplicative Holt-Winters (`holt_winters`) with its
+    series' own level and seasonality coefficients, learned with the network (trainable weights of the `prepare`
+    layer, a row per known series; an unseen series reads the mean of their logits).
+
+    The target's column reaches the network deseasonalised and over the window's last level, less 1, in units of
+    that ratio's spread over the window: `(r[t] - 1) / sd(r)`, `r[t] = y[t] / (level[T] * s[t])`; other columns
+    are scaled as `window` scales them. Two extra channels follow: the seasonal factor each step leaves for a
+    season later (the last season's are the forecast's) and `sd(r)`, which `esrnn`'s output multiplies back. The
+    target's center is 0 and its scale the last level: the network forecasts `y / level[T]`.
+    """
+
+    name = "es"
+    takes_series, of_levels, positive, extra_channels, own_residual, seasonal = True, True, True, 2, True, True
+    ALPHA, GAMMA = 0.5, 0.2  # where the coefficients start
+
+    def check(self, layer) -> None:
+        if layer.series_count < 1 or layer.target_index is None or layer.per_step:
+            raise ValueError(f"scaler 'es' needs series_count >= 1, a target_index and per_step false. Received: "
+                             f"series_count={layer.series_count}, target_index={layer.target_index}, "
+                             f"per_step={layer.per_step}")
+
+    def add_weights(self, layer, n_features: int) -> None:
+        import keras
+        import numpy as np
+
+        for name, start in (("level_smoothing", self.ALPHA), ("season_smoothing", self.GAMMA)):  # their logits
+            setattr(layer, f"{name}_weight", layer.add_weight(
+                shape=(layer.series_count + 1,), trainable=True, name=name,
+                initializer=keras.initializers.Constant(float(np.log(start / (1.0 - start))))))
+
+    def coefficients(self, layer, series):
+        """Each window's `(alpha, gamma)`, `(batch,)` each: its series' own, an unseen series' the mean logit's."""
+        import keras
+
+        ops = keras.ops
+        series = known_series(series, layer.series_count)
+        known = series > 0
+
+        def of(table):
+            return ops.sigmoid(ops.where(known, ops.take(table, series, axis=0), ops.mean(table[1:])))
+
+        return of(layer.level_smoothing_weight), of(layer.season_smoothing_weight)
+
+    def normalization(self, layer, x, column, series):
+        import keras
+        import numpy as np
+
+        ops = keras.ops
+        mean, spread = self.column_statistics(layer, x, series)
+        positive = ops.maximum(column, 1e-6)  # fit refuses a target at or below 0; a served window stays finite
+        level, factors, next_factors = holt_winters(positive, *self.coefficients(layer, series), layer.season)
+        last = level[:, -1:]
+        base = (last * factors)[..., None]  # (batch, window, 1): the target's value at "no change"
+        ratio = positive[..., None] / base
+        deviation = ops.sqrt(ops.mean(ops.square(ratio - ops.mean(ratio, axis=1, keepdims=True)), axis=1,
+                                      keepdims=True)) + 1e-3  # (batch, 1, 1): the deseasonalised window's spread
+        target = np.zeros(x.shape[-1], dtype="float32")
+        target[layer.target_index] = 1.0
+        target = ops.convert_to_tensor(target)  # torch: an array times a tensor that needs its gradient fails
+        center = mean * (1.0 - target) + base * target
+        spread = spread * (1.0 - target) + base * deviation * target
+        extra = ops.stack([next_factors, deviation[..., 0] + 0.0 * column], axis=-1)
+        return center, spread, 0.0 * column, last + 0.0 * column, extra
+
+
+_SCALERS = Registry("scaler", builtin=(WindowScaler(), ZScoreScaler(), SeriesScaler(), SmoothingScaler()))
 register_scaler = _SCALERS.register
 scaler_names = _SCALERS.names
 get_scaler = _SCALERS.lookup

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 
-from keras_seq.config.options import settle, spec_of
+from keras_seq.config.options import get_option, settle, spec_of
 from keras_seq.errors import KerasSeqError
-from keras_seq.models.registry import BUILTIN_ARCHS, check_arch_list, get_arch
+from keras_seq.models.registry import BUILTIN_ARCHS, arch_names, check_arch_list, get_arch
 from keras_seq.models.scalers import get_scaler
 from keras_seq.models.transforms import get_transform
 
@@ -29,12 +29,13 @@ class ModelSpec:
     def __post_init__(self):
         conformal = checked_coverages(self.conformal)
         settle(self, conformal=conformal, quantiles=head_levels(self.quantiles, self.distribution, conformal))
-        check_scaling_options(self.scaler, self.transform)
         settle(self, ensemble_archs=check_arch_list(self.ensemble_archs, "among `ensemble_archs`", repeats=True)
                if self.ensemble_archs else ())
         if self.ensemble_archs and self.ensemble < 2:
             raise KerasSeqError(f"`ensemble_archs` names the archs of an ensemble's members, and `ensemble` is "
                                 f"{self.ensemble}. Give `ensemble` 2 or more, or drop `ensemble_archs`.")
+        settle(self, scaler=arch_scaler(self))
+        check_scaling_options(self.scaler, self.transform)
 
     @property
     def member_archs(self) -> tuple[str, ...]:
@@ -135,6 +136,37 @@ def output_levels(quantiles=(), conformal=()) -> tuple[float, ...]:
     return tuple(quantiles)
 
 
+def arch_scaler(spec) -> str:
+    """The scaler `spec`'s archs are built with: an arch's own (`Arch.scaler`: `es` for `esrnn`) in place of the
+    default `window`, else `spec.scaler`.
+
+    Raises:
+        KerasSeqError: another scaler given for such an arch, its scaler given for another arch, members that
+            need different scalers, or what such an arch cannot do (a change transform, a quantile or
+            distribution head).
+    """
+    archs = dict.fromkeys(spec.member_archs)
+    owners = {get_arch(arch).scaler: arch for arch in archs if get_arch(arch).scaler}
+    if owners and len({get_arch(arch).scaler for arch in archs}) > 1:
+        raise KerasSeqError(f"arch {next(iter(owners.values()))!r} scales with its own scaler, and an ensemble's "
+                            f"members share one: make every member {', '.join(owners.values())}, or none.")
+    if not owners:
+        owned = [name for name in arch_names() if get_arch(name).scaler == spec.scaler]
+        if owned:
+            raise KerasSeqError(f"scaler {spec.scaler!r} is arch {owned[0]!r}'s own: use it with `arch` {owned[0]}, "
+                                f"or choose another scaler.")
+        return spec.scaler
+    (wanted, arch), = owners.items()
+    if spec.scaler not in (get_option("scaler").default, wanted):
+        raise KerasSeqError(f"arch {arch!r} scales with its own scaler {wanted!r}, not {spec.scaler!r}: drop "
+                            f"`scaler`, or choose another arch.")
+    if spec.transform != "none" or spec.quantiles or spec.distribution != "none":
+        raise KerasSeqError(f"arch {arch!r} forecasts levels as a point (then multiplied by its smoothing's level "
+                            f"and seasonality): it takes `transform` none and no `quantiles` or `distribution` "
+                            f"(`conformal` gives intervals). Drop them, or choose another arch.")
+    return wanted
+
+
 def check_scaling_options(scaler, transform) -> None:
     """Raise `KerasSeqError` for a scaler and a transform that do not combine."""
     if get_scaler(scaler).of_levels and not get_transform(transform).of_levels:
@@ -146,8 +178,12 @@ def check_scaling_options(scaler, transform) -> None:
 
 def check_model_for_windows(spec: ModelSpec, target_kind: str, supervision: str, features, target: str) -> None:
     """Refuse a model that cannot be trained on these windows and columns (each reason in one line)."""
-    for arch in dict.fromkeys((spec.arch, *spec.ensemble_archs)):
+    for arch in dict.fromkeys(spec.member_archs):
         check_future_leak(arch, target_kind, spec.allow_future_leak, supervision)
+        if get_arch(arch).finish and (target_kind != "next" or supervision != "last"):
+            raise KerasSeqError(f"arch {arch!r} forecasts from the window's last step: it needs `target_kind` next and "
+                                f"`supervision` last (received {target_kind}, {supervision}). Use those, or another "
+                                f"arch.")
     if spec.quantiles and (target_kind != "next" or supervision != "last"):
         option = "`quantiles`" if spec.distribution == "none" else "`distribution`"
         raise KerasSeqError(f"a {'quantile' if spec.distribution == 'none' else 'distribution'} head forecasts from the "

@@ -106,16 +106,19 @@ class Run:
 
 
 def check_positive_target(frame, specs: RunSpecs) -> None:
-    """Refuse a transform of logarithms (`logdiff`) on a target that is not positive everywhere (one line)."""
-    if not get_transform(specs.model.transform).positive:
-        return
+    """Refuse a transform of logarithms (`logdiff`), or a scaler that divides by the target (`es`), on a target
+    that is not positive everywhere (one line)."""
+    from keras_seq.models.scalers import get_scaler
+
+    log, divided = get_transform(specs.model.transform).positive, get_scaler(specs.model.scaler).positive
     values = frame[specs.data.target]
-    if (values <= 0).any():
+    if (log or divided) and (values <= 0).any():
         day = values.index[int((values <= 0).to_numpy().argmax())]
-        raise KerasSeqError(
-            f"transform {specs.model.transform!r} takes the log of '{specs.data.target}', but it is {values[day]:g} on {label_of(day)} "
-            "(log-changes need positive values). Use `transform` diff or none."
-        )
+        what, fix = ((f"transform {specs.model.transform!r} takes the log of", "log-changes need positive values). "
+                      "Use `transform` diff or none.") if log else
+                     (f"arch {specs.model.arch!r} divides by", "its multiplicative smoothing needs positive values). "
+                      "Shift the series above 0, or choose another arch."))
+        raise KerasSeqError(f"{what} '{specs.data.target}', but it is {values[day]:g} on {label_of(day)} ({fix}")
 
 
 def check_only_manifest_files(run_dir: Path) -> None:
