@@ -143,6 +143,20 @@ def _number_list(ctx, param, value):
         raise click.BadParameter(f"expected numbers separated by commas, e.g. 0.1,0.5,0.9. Received: {value!r}") from None
 
 
+def _whole_numbers(ctx, param, value):
+    """`36,24,18` -> (36, 24, 18), each at least 1; None stays ()."""
+    if value is None:
+        return ()
+    try:
+        parts = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        parts = ()
+    if not parts or min(parts) < 1:
+        raise click.BadParameter(f"expected whole numbers of steps separated by commas, e.g. 36,24,18. "
+                                 f"Received: {value!r}")
+    return parts
+
+
 def _devices(ctx, param, value):
     """`devices`: a positive integer or "all"."""
     if value == "all":
@@ -196,6 +210,7 @@ _READERS = {
     "list": {"callback": _comma_list},
     "names": {"callback": lambda ctx, param, value: _series_names(value)},
     "numbers": {"callback": _number_list},
+    "whole_numbers": {"callback": _whole_numbers},
     "fractions": {"callback": _splits},
     "steps": {"callback": _step_pair},
     "count_or_all": {"type": click.UNPROCESSED, "callback": _devices},

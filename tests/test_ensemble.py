@@ -60,13 +60,16 @@ def test_an_ensemble_forecasts_the_median_of_its_separately_weighted_members(tmp
 
 
 def test_an_ensemble_is_calibrated_evaluated_and_forecast_as_one_model(fit_tiny, run_cli, tmp_path):
-    run = fit_tiny("--ensemble", "2", "--ensemble-archs", "gru,drnn", "--combine", "mean", "--conformal", "0.8")
+    run = fit_tiny("--ensemble", "2", "--ensemble-archs", "gru,drnn", "--ensemble-windows", "8,5", "--combine",
+                   "mean", "--conformal", "0.8")
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["ensemble"] == 2 and config["model"]["combine"] == "mean"
-    assert config["model"]["ensemble_archs"] == ["gru", "drnn"]
+    assert config["model"]["ensemble_archs"] == ["gru", "drnn"] and config["model"]["ensemble_windows"] == [8, 5]
     assert config["conformal"]["coverages"] == [0.8]  # calibrated on the combined forecast
     model = load_model(run / "model.keras")
-    assert [m.layers[1].name for m in ensemble_members(model)] == ["gru_1", "drnn_1"]  # each member its own arch
+    # each member its own arch; the second reads the window's last 5 steps
+    assert [[layer.name for layer in m.layers[1:3]] for m in ensemble_members(model)] == [
+        ["gru_1", "head"], ["last_steps", "drnn_1"]]
     assert "combine" in [layer.name for layer in model.layers]
     metrics = json.loads((run / "metrics.json").read_text())
     code, out, err = run_cli("evaluate", run)
@@ -77,3 +80,23 @@ def test_an_ensemble_is_calibrated_evaluated_and_forecast_as_one_model(fit_tiny,
     assert code == 0, err
     table = pd.read_csv(tmp_path / "forecast.csv")  # the 80% interval's bounds around the ensemble's forecast
     assert (table["Close_q0.1"] < table["Close"]).all() and (table["Close"] < table["Close_q0.9"]).all()
+
+
+def test_a_member_with_a_shorter_window_reads_only_the_last_steps_and_bad_windows_are_refused():
+    import keras
+
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.models.builders import network_of
+
+    model = build_model("gru", window=8, units=4, layers=1, ensemble=3, ensemble_windows=(8, 3), residual=False)
+    network = network_of(model)  # members read windows 8, 3, 8 of the normalized window
+    x = np.random.default_rng(0).normal(size=(2, 8, 1)).astype("float32")
+    changed = x.copy()
+    changed[:, :5] += 4.0  # every step before the last 3
+    before, after = ([keras.ops.convert_to_numpy(o) for o in network(v)] for v in (x, changed))
+    assert not np.allclose(before[0], after[0]) and not np.allclose(before[2], after[2])
+    np.testing.assert_array_equal(before[1], after[1])
+    for options, words in (({"ensemble_windows": (9, 4)}, "each must be at most `window` \\(8\\)"),
+                           ({"ensemble_windows": (4,), "ensemble": 1}, "Give `ensemble` 2 or more")):
+        with pytest.raises(KerasSeqError, match=words):
+            build_model("gru", window=8, **{"ensemble": 2, **options})

@@ -86,8 +86,7 @@ def test_esrnn_refuses_what_it_cannot_do(run_cli, tmp_path):
                            ({"ensemble": 2, "ensemble_archs": ("esrnn", "gru")}, "members share one")):
         with pytest.raises(KerasSeqError, match=words):
             ModelSpec(arch="esrnn", **options)
-    with pytest.raises(KerasSeqError, match="scaler 'es' is arch 'esrnn''s own"):
-        ModelSpec(arch="gru", scaler="es")
+    assert ModelSpec(arch="gru", scaler="es").scaler == "window"  # another arch (compared with esrnn): the default
     with pytest.raises(KerasSeqError, match="needs a window of two seasons or more"):
         build_forecaster(ModelSpec(arch="esrnn", seasonality=4), WindowSpec(window=7), 1, series_count=1)
     with pytest.raises(KerasSeqError, match="needs `target_kind` next and `supervision` last"):

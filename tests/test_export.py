@@ -21,7 +21,8 @@ from keras_seq.workflows.fit import fit_run
 from keras_seq.training.loop import TrainSpec
 
 # The Bidirectional wrapper once (around SimpleRNN, drnn's layer, in both directions), and the GRU layer as an
-# ensemble of two, their median inside the model (the median of three and four: test_ensemble.py; three members
+# ensemble of two, the second reading the window's last 5 steps, their median inside the model (the median of three
+# and four: test_ensemble.py; three members
 # of two layers took this fixture 44 s instead of 15). (The LSTM's ONNX and SavedModel exports are checked by the
 # dji-lstm-export recipe's run in test_recipes.py, a masked model's export, NaN in, in test_competition.py.)
 ARCH_CELLS = [("brnn", "rnn", 1), ("gru", "rnn", 2)]
@@ -29,7 +30,8 @@ ARCH_CELLS = [("brnn", "rnn", 1), ("gru", "rnn", 2)]
 
 def tiny_run(out, arch="lstm", cell="rnn", ensemble=1, **window):
     return fit_run(DataSpec(), WindowSpec(window=8, **window),
-                   ModelSpec(arch=arch, cell=cell, units=4, layers=2, ensemble=ensemble),
+                   ModelSpec(arch=arch, cell=cell, units=4, layers=2, ensemble=ensemble,
+                             ensemble_windows=(8, 5) if ensemble > 1 else ()),
                    TrainSpec(epochs=1, batch_size=64), out=out, verbose=0).path
 
 
@@ -64,6 +66,7 @@ def test_every_arch_exports_every_format_with_parity(exported):
     assert card["artifacts"]["onnx"]["inputs"][0]["shape"] == [None, 8, 1] and card["artifacts"]["onnx"]["opset"] >= 13
     assert card["artifacts"]["savedmodel"]["signature"] == "serving_default"
     assert card["model"]["ensemble"] == {"brnn": 1, "gru": 2}[card["arch"]]
+    assert card["model"]["ensemble_windows"] == {"brnn": [], "gru": [8, 5]}[card["arch"]]
     for fmt, entry in card["artifacts"].items():
         assert artifact_sha256(result.path / entry["path"]) == entry["sha256"]
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging folder left

@@ -94,9 +94,12 @@ DATE_PAIR = Kind("two dates like [2015-01-01, 2018-01-01]",
 STEP_PAIR = Kind("two whole numbers of steps like [18, 18]",
                  lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v), "steps",
                  "tuple[int, int]")
+WINDOWS = Kind("a list of whole numbers of steps like [36, 24]",
+               lambda v: isinstance(v, list) and all(_is_int(x) and x >= 1 for x in v), "whole_numbers",
+               "tuple[int, ...]")
 DEVICES = Kind('a positive integer or "all"', lambda v: v == "all" or (_is_int(v) and v >= 1), "count_or_all", "int | str")
 JIT = Kind('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto", "text", "bool | str")
-SEQUENCES = (NAMES, LEVELS, SPLITS, DATE_PAIR, STEP_PAIR)
+SEQUENCES = (NAMES, LEVELS, SPLITS, DATE_PAIR, STEP_PAIR, WINDOWS)
 
 
 def registered(path: str):
@@ -290,8 +293,9 @@ OPTIONS = (
            "it predicts (the tutorial's flaw)."),
     Option("model", "scaler", TEXT, "window", "window: each window scaled by its own mean and std (follows the "
            "series into any range); zscore: the training split's statistics (the scaling before 0.2); series: each "
-           "series by its own training statistics, stored in the model (an unseen series by its window's); or one "
-           "registered with keras_seq.models.scalers.register_scaler.",
+           "series by its own training statistics, stored in the model (an unseen series by its window's); es: "
+           "esrnn's own smoothing, chosen with it (any other arch takes window in its place); or one registered "
+           "with keras_seq.models.scalers.register_scaler.",
            choices=registered("keras_seq.models.scalers:scaler_names"), tune=True, loss_units=True,
            legacy_default="zscore"),
     Option("model", "transform", TEXT, "none", "What the network forecasts: levels (none), changes (diff) or "
@@ -324,6 +328,11 @@ OPTIONS = (
                "their mean), and the members' raw forecasts are combined."),
     Option("model", "ensemble_archs", NAMES, (), "The members' archs in turn, e.g. gru,lstm (members 1, 3, .. gru "
            "and 2, 4, .. lstm); none: every member is `arch`.", metavar="A,B,..."),
+    Option("model", "ensemble_windows", WINDOWS, (), "The members' windows in turn, e.g. 36,24,18: member k reads "
+           "the last steps of the window, each at most `window` (N-BEATS's members differ so); none: every member "
+           "reads the whole window.", metavar="W,W,..",
+           doc="A member's steps are scaled by the whole window's statistics; a cropped member needs `target_kind` "
+               "next and `supervision` last."),
     Option("model", "combine", TEXT, "median", "How an ensemble combines its members' forecasts: median or mean.",
            choices=("median", "mean"), tune=True),
     # --- train: the budget and the optimizer ---

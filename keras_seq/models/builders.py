@@ -122,10 +122,7 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
                             f"the quantiles of each step's change ({spec.transform}) is not a quantile of the level.")
     every = windows.supervision == "every"
     season = spec.seasonality if the_scaler.seasonal else 1
-    if windows.window < 2 * season:
-        raise KerasSeqError(f"arch {spec.arch} with seasonality {season} needs a window of two seasons or more (its "
-                            f"smoothing starts from the first): window {windows.window} is shorter than "
-                            f"{2 * season}. Use a longer window, or a shorter seasonality.")
+    _check_member_windows(spec, windows, season)
 
     network = _network(spec, windows, n_features, the_head)
 
@@ -155,6 +152,26 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     return model
 
 
+def _check_member_windows(spec: ModelSpec, windows: WindowSpec, season: int) -> None:
+    """Refuse a window too short for the smoothing's seasons, or ensemble windows the window cannot give."""
+    if windows.window < 2 * season:
+        raise KerasSeqError(f"arch {spec.arch} with seasonality {season} needs a window of two seasons or more (its "
+                            f"smoothing starts from the first): window {windows.window} is shorter than "
+                            f"{2 * season}. Use a longer window, or a shorter seasonality.")
+    cropped = [w for w in spec.member_windows(windows.window) if w != windows.window]
+    if cropped and (max(cropped) > windows.window or windows.target_kind != "next" or windows.supervision == "every"):
+        raise KerasSeqError(
+            f"`ensemble_windows` {','.join(map(str, spec.ensemble_windows))}: each member's window is the last steps "
+            f"of the window, so each must be at most `window` ({windows.window}) and the forecast must come from the "
+            f"window's last step (`target_kind` next, `supervision` last; received {windows.target_kind}, "
+            f"{windows.supervision}). Change them, or drop `ensemble_windows`.")
+    if min(spec.member_windows(windows.window)) < season:
+        raise KerasSeqError(f"arch {spec.arch} with seasonality {season} needs every member's window to hold a season "
+                            f"(its forecast's seasonal factors are the last season's): `ensemble_windows` "
+                            f"{','.join(map(str, spec.ensemble_windows))} has one shorter than {season}. Use longer "
+                            f"windows, or a shorter seasonality.")
+
+
 def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head) -> keras.Model:
     """The network: normalized values (an observed flag per column with `pad`, a scaler's extra channels, then a
     series' vector) in, the normalized forecast out; of an ensemble, a list of its members' (each a nested model of
@@ -164,9 +181,12 @@ def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head) ->
     if spec.ensemble == 1:
         return keras.Model(normalized, _member_output(spec, windows, the_head, normalized), name="network")
     members = []
-    for index, arch in enumerate(spec.member_archs):
+    for index, (arch, steps) in enumerate(zip(spec.member_archs, spec.member_windows(windows.window))):
         member_input = keras.Input(shape=(windows.window, width), name="normalized_window")
-        output = _member_output(dataclasses.replace(spec, arch=arch), windows, the_head, member_input)
+        read = member_input
+        if steps < windows.window:  # the member reads the window's last `steps` steps
+            read = keras.layers.Cropping1D((windows.window - steps, 0), name="last_steps")(member_input)
+        output = _member_output(dataclasses.replace(spec, arch=arch), windows, the_head, read)
         members.append(keras.Model(member_input, output, name=f"member_{index + 1}"))
     return keras.Model(normalized, [member(normalized) for member in members], name="network")
 

@@ -31,9 +31,10 @@ class ModelSpec:
         settle(self, conformal=conformal, quantiles=head_levels(self.quantiles, self.distribution, conformal))
         settle(self, ensemble_archs=check_arch_list(self.ensemble_archs, "among `ensemble_archs`", repeats=True)
                if self.ensemble_archs else ())
-        if self.ensemble_archs and self.ensemble < 2:
-            raise KerasSeqError(f"`ensemble_archs` names the archs of an ensemble's members, and `ensemble` is "
-                                f"{self.ensemble}. Give `ensemble` 2 or more, or drop `ensemble_archs`.")
+        for name in (get_option("ensemble_archs").name, get_option("ensemble_windows").name):
+            if getattr(self, name) and self.ensemble < 2:
+                raise KerasSeqError(f"`{name}` names what an ensemble's members differ in, and `ensemble` is "
+                                    f"{self.ensemble}. Give `ensemble` 2 or more, or drop `{name}`.")
         settle(self, scaler=arch_scaler(self))
         check_scaling_options(self.scaler, self.transform)
 
@@ -42,6 +43,11 @@ class ModelSpec:
         """Each ensemble member's arch, in order: `ensemble_archs` in turn, else `arch` for every member."""
         archs = self.ensemble_archs or (self.arch,)
         return tuple(archs[k % len(archs)] for k in range(self.ensemble))
+
+    def member_windows(self, window: int) -> tuple[int, ...]:
+        """Each ensemble member's window, in order: `ensemble_windows` in turn, else `window` for every member."""
+        windows = self.ensemble_windows or (window,)
+        return tuple(windows[k % len(windows)] for k in range(self.ensemble))
 
     @property
     def output_levels(self) -> tuple[float, ...]:
@@ -138,24 +144,21 @@ def output_levels(quantiles=(), conformal=()) -> tuple[float, ...]:
 
 def arch_scaler(spec) -> str:
     """The scaler `spec`'s archs are built with: an arch's own (`Arch.scaler`: `es` for `esrnn`) in place of the
-    default `window`, else `spec.scaler`.
+    default `window`; for any other arch, `spec.scaler`, or the default in place of an arch's own scaler (so a
+    comparison of esrnn and gru gives gru the default).
 
     Raises:
-        KerasSeqError: another scaler given for such an arch, its scaler given for another arch, members that
-            need different scalers, or what such an arch cannot do (a change transform, a quantile or
-            distribution head).
+        KerasSeqError: another scaler given for such an arch, members that need different scalers, or what such
+            an arch cannot do (a change transform, a quantile or distribution head).
     """
     archs = dict.fromkeys(spec.member_archs)
     owners = {get_arch(arch).scaler: arch for arch in archs if get_arch(arch).scaler}
     if owners and len({get_arch(arch).scaler for arch in archs}) > 1:
         raise KerasSeqError(f"arch {next(iter(owners.values()))!r} scales with its own scaler, and an ensemble's "
                             f"members share one: make every member {', '.join(owners.values())}, or none.")
-    if not owners:
-        owned = [name for name in arch_names() if get_arch(name).scaler == spec.scaler]
-        if owned:
-            raise KerasSeqError(f"scaler {spec.scaler!r} is arch {owned[0]!r}'s own: use it with `arch` {owned[0]}, "
-                                f"or choose another scaler.")
-        return spec.scaler
+    if not owners:  # an arch's own scaler (a comparison's esrnn settled it) is the default's for any other arch
+        owned = any(get_arch(name).scaler == spec.scaler for name in arch_names())
+        return get_option("scaler").default if owned else spec.scaler
     (wanted, arch), = owners.items()
     if spec.scaler not in (get_option("scaler").default, wanted):
         raise KerasSeqError(f"arch {arch!r} scales with its own scaler {wanted!r}, not {spec.scaler!r}: drop "

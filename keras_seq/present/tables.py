@@ -18,7 +18,8 @@ def _arch_sizes(model, archs) -> str:
     """The sizes the compared archs' own options set (a deep transition's layers), as the arch registry lists
     them: each option's name and value; and an ensemble's members."""
     read = dict.fromkeys(option for arch in archs for option in get_arch(arch).options)
-    members = f", an ensemble of {model.ensemble} (their {model.combine})" if model.ensemble > 1 else ""
+    windows = f", windows {', '.join(map(str, model.ensemble_windows))} in turn" if model.ensemble_windows else ""
+    members = f", an ensemble of {model.ensemble} (their {model.combine}{windows})" if model.ensemble > 1 else ""
     return "".join(f", {name.replace('_', ' ')} {getattr(model, name)}" for name in read) + members
 
 
