@@ -129,7 +129,8 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
     from keras_seq.runs.run import Run, RunSpecs, train_and_evaluate
     from keras_seq.training.loop import TrainSpec
 
-    _, season, h, window, validation = FREQUENCIES[frequency]
+    _, season, h, _, validation = FREQUENCIES[frequency]
+    window, members = window_of(frequency, args), member_options(frequency, args)
     series = m3_series(frequency, args.limit)
     with tempfile.TemporaryDirectory(prefix="keras-seq-m3-") as folder:
         path = Path(folder) / f"m3-{frequency}.csv"
@@ -139,7 +140,7 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
         specs = RunSpecs(data, WindowSpec(window=window, horizon=h, split_steps=(validation, 0), pad=args.pad),
                          ModelSpec(arch=args.arch, units=args.units, layers=args.layers,
                                    **({"seasonality": season} if args.arch == "esrnn" else {}),
-                                   **model_options(args.model)),
+                                   **members, **model_options(args.model)),
                          TrainSpec(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                    patience=args.patience), "jax")
         import warnings
@@ -218,6 +219,19 @@ def neuralforecast_forecasts(path: str, seed: int) -> dict:
     return {"forecast": per_series(forecaster.predict(), names, name), "steps": int(model.max_steps)}
 
 
+def window_of(frequency: str, args) -> int:
+    """keras-seq's window for `frequency`: the table's (2h), or the longest of `--member-lookbacks` times h."""
+    _, _, h, window, _ = FREQUENCIES[frequency]
+    return max(args.member_lookbacks) * h if args.member_lookbacks else window
+
+
+def member_options(frequency: str, args) -> dict:
+    """An ensemble of one member per `--member-lookbacks` entry, each reading that many times h steps."""
+    h = FREQUENCIES[frequency][2]
+    lookbacks = args.member_lookbacks
+    return {"ensemble": len(lookbacks), "ensemble_windows": [k * h for k in lookbacks]} if lookbacks else {}
+
+
 def model_options(given: list) -> dict:
     """`--model KEY=VALUE` options as ModelSpec keywords (numbers and true/false read as such)."""
     options = {}
@@ -251,6 +265,7 @@ def run_child(kind: str, frequency: str, args, seed: int | None = None, python: 
                *[part for option in args.model for part in ("--model", option)],
                "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--patience", str(args.patience),
                *(["--pad"] if args.pad else []),
+               *(["--member-lookbacks", ",".join(map(str, args.member_lookbacks))] if args.member_lookbacks else []),
                "--seed", str(seed if seed is not None else 0)]
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_WAIT_POLICY": "PASSIVE"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -286,11 +301,15 @@ def main() -> int:
     parser.add_argument("--pad", action="store_true", help="keras-seq with `pad`: every series trains, padded windows "
                                                            "masked (without it, series too short to train are only "
                                                            "forecast: every M3 history holds a window)")
+    parser.add_argument("--member-lookbacks", default="", help="an ensemble whose members read these many times h "
+                                                                 "steps, e.g. 4,3,2 (N-BEATS's members differ so); "
+                                                                 "the window is the longest (use with --pad)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.limit = args.limit or None
+    args.member_lookbacks = [int(k) for k in args.member_lookbacks.split(",") if k.strip()]
     if args.child:
         child(args)
         return 0
@@ -344,9 +363,11 @@ def main() -> int:
                             result["forecast"], result["seconds"], result["peak_rss_mb"])
                         print(f"  neuralforecast {model}, {frequency}, seed {seed}: {result['steps']} steps, "
                               f"{result['seconds']:.0f} s", file=sys.stderr, flush=True)
+        window = window_of(frequency, args)
         for seed in seeds:
             result = run_child("keras-seq", frequency, args, seed)
-            extra = "".join(f" {option}" for option in args.model) + (" --pad" if args.pad else "")
+            extra = "".join(f" {option}" for option in args.model) + (" --pad" if args.pad else "") + (
+                f" lookbacks {','.join(map(str, args.member_lookbacks))}" if args.member_lookbacks else "")
             name = f"keras-seq {args.arch} {args.layers}x{args.units}{extra} (global per frequency)"
             label = f"{name}, window {window}"
             add(name, result["forecast"],
