@@ -96,7 +96,7 @@ def test_a_global_model_fits_reports_each_series_and_exports(run_cli, tmp_path):
     unseen = raw[raw["symbol"] == "IBM"].assign(symbol="NEW", price=lambda f: f["price"] * 50 + 3)
     unseen.to_csv(tmp_path / "unseen.csv", index=False)
     code, out, err = run_cli("predict", onnx_file, "--data", tmp_path / "unseen.csv", "--series-column", "symbol",
-                             "--series", "NEW", "--csv", tmp_path / "new.csv")
+                             "--csv", tmp_path / "new.csv")  # the series column alone: every series of the file
     assert code == 0, err
     new = pd.read_csv(tmp_path / "new.csv")
     assert list(new["symbol"]) == ["NEW"] and abs(new["price"][0] / unseen["price"].iloc[-1] - 1) < 0.05

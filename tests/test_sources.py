@@ -329,6 +329,10 @@ def test_one_series_of_a_long_table_is_read_by_its_name():
     assert (frame.index == msft.index).all()
     with pytest.raises(KerasSeqError, match="`series` \\('MSFT'\\) needs `series_column`"):
         DataSpec(source=str(path), series="MSFT")
+    # the series column alone reads every series (as `series` all)
+    every = DataSpec(source=str(path), target="price", series_column="symbol")
+    assert every.series == "all" and every.panel_column == "symbol"
+    assert sorted(every.load()["symbol"].unique()) == ["AAPL", "IBM", "MSFT"]
 
 
 # === A source is a plug-in: it recognises its names and reads them (issue 33) ===

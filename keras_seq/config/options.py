@@ -249,7 +249,8 @@ OPTIONS = (
     Option("data", "series_column", TEXT, None, "A long table's column that names each row's series (with "
            "`series`).", metavar="COL", names=True),
     Option("data", "series", NAME_OR_NAMES, None, "The series of `series_column` to read: one (NAME), several "
-           "(A,B) or all (one global model).", metavar="NAMES", names=True),
+           "(A,B) or all (one global model; the default where `series_column` is given).", metavar="NAMES",
+           names=True),
     Option("data", "season", INT, None, "Seasonal period in steps for the seasonal naive baseline and MASE (1: none; "
            "default: inferred from the dates, e.g. 5 for business days).", low=1),
     Option("data", "targets", NAME_OR_NAMES, None, "A wide table's columns to forecast with one global model, one "

@@ -67,6 +67,8 @@ class DataSpec:
             if not names or len(set(names)) != len(names):
                 raise KerasSeqError(f"`series` must name each series once. Received: series={list(names)}")
             settle(self, series=names[0] if len(names) == 1 else names)
+        if self.series is None and self.series_column is not None and self.targets is None:
+            settle(self, series="all")  # a long table's column given: every series, as `series` all reads them
         if self.series is not None and self.series_column is None:
             raise KerasSeqError(f"`series` ({self.series!r}) needs `series_column`: the column of the long table that "
                                 "names each row's series. Give `series_column`.")

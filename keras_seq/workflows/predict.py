@@ -504,8 +504,8 @@ def _future_table(path, names: list, column: str | None) -> dict:
 
 
 def _predicted_data(path, artifact: Artifact, source, series, series_column):
-    """The data `predict` reads (a `DataSpec`): the model's own data, or `source` (a long table's `series` of it;
-    for a model of a wide table, `source`'s columns `series`, default all)."""
+    """The data `predict` reads (a `DataSpec`): the model's own data, or `source` (a long table's `series` of it,
+    default all; for a model of a wide table, `source`'s columns `series`, default all)."""
     from keras_seq.data.sources import reads_several
 
     data = artifact.data
@@ -515,10 +515,9 @@ def _predicted_data(path, artifact: Artifact, source, series, series_column):
     if source is not None:  # read as given: one series, or those of a long table's series_column
         if series_column is None and series is not None:
             raise KerasSeqError("`series` with `source` picks series of a long table: give its `series_column` too.")
-        if series_column is not None and series is None:
-            raise KerasSeqError("`series_column` reads a long table: choose its series with `series` NAME, A,B or all.")
         return dataclasses.replace(data, source=source, start=None, end=None, series_column=series_column,
-                                   series=series, targets=None)
+                                   series=series if series is not None or series_column is None else "all",
+                                   targets=None)  # a long table's column alone: every series
     if series_column is not None:
         raise KerasSeqError("`series_column` is for a long table given with `source`; without `source` the model's own "
                             "series are read. Drop `series_column` or give `source`.")
