@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -189,3 +190,8 @@ def test_a_losing_model_is_told_only_what_it_can_try():
     assert "`supervision` every" in losing_note(report, ModelSpec(arch="gru"))
     note = losing_note(report, ModelSpec(arch="brnn"))
     assert note.startswith("m loses to persistence") and "supervision" not in note and "`transform` logdiff" in note
+    # a window of two seasons is advised only to a run whose window is shorter (issue 35: advice from what it did)
+    report = dataclasses.replace(report, best_baseline="seasonal naive", season=12)
+    assert "a `window` of two seasons or more (24)" in losing_note(report, ModelSpec(arch="gru"), window=16)
+    note = losing_note(report, ModelSpec(arch="gru"), window=24)
+    assert "`window` of two seasons" not in note and "the window of 24 already holds 2 of them" in note

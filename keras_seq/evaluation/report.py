@@ -515,12 +515,14 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     )
 
 
-def losing_note(report: Report, model=None, supervision: str = "last", distance: float | None = None) -> str:
+def losing_note(report: Report, model=None, supervision: str = "last", distance: float | None = None,
+                window: int | None = None) -> str:
     """One line for a model that loses to its best baseline: the likely reason and what to try ("" otherwise).
 
-    `model` is the run's `ModelSpec` (what was already tried is not
-    suggested again); `distance` is how far the evaluated values lie from the
-    training split's, in training standard deviations (`scaling_distance`).
+    `model` is the run's `ModelSpec` and `window` its window (what was
+    already tried is not suggested again); `distance` is how far the
+    evaluated values lie from the training split's, in training standard
+    deviations (`scaling_distance`).
     """
     if report.skill_vs_best is None or not report.skill_vs_best < 0:
         return ""
@@ -530,9 +532,12 @@ def losing_note(report: Report, model=None, supervision: str = "last", distance:
         return (f"{head}: its z-scores were fixed on the training split and these values lie {distance:.1f} training "
                 "standard deviations from it; refit with `scaler` window, which scales every window by its own "
                 "statistics.")
-    if report.best_baseline == "seasonal naive":
+    if report.best_baseline == "seasonal naive" and (window is None or window < 2 * report.season):
         why = (f"the season of {report.season} steps carries most of the signal; give the model a `window` of two "
                f"seasons or more ({2 * report.season}), or check `season`")
+    elif report.best_baseline == "seasonal naive":  # a longer window is no measured cure: say what is known only
+        why = (f"the season of {report.season} steps carries most of the signal, and the window of {window} already "
+               f"holds {window // report.season} of them; check `season`")
     elif report.best_baseline == "train mean":
         why = "the series keeps returning to one level; try `scaler` zscore --no-residual, which can learn that level"
     else:

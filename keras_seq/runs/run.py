@@ -279,7 +279,8 @@ def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None
     for split in splits:
         reports[split], predictions[split], quantiles[split] = evaluate_forecast(net, raw, split, name=specs.model.arch,
                                                                                  season=specs.data.season)
-        reports[split].note = losing_note(reports[split], specs.model, specs.windows.supervision)
+        reports[split].note = losing_note(reports[split], specs.model, specs.windows.supervision,
+                                          window=specs.windows.window)
         if calibration is not None:
             reports[split].intervals["calibration"] = calibration_summary(calibration)
     return reports, predictions, quantiles

@@ -96,7 +96,7 @@ def _evaluate_locked(run_dir: Path, source, start, end, out, backend, plot_serie
             f"the evaluated {data.target} lies {distance:.1f} training standard deviations from the training split's "
             f"mean ({scaling.target_mean:.6g} ± {scaling.target_std:.6g}), and this model's z-scores were fixed there: "
             "expect a poor forecast. A model fitted with `scaler` window follows any range.", DataWarning, stacklevel=2)
-    report.note = losing_note(report, model_spec, windows.supervision, distance)
+    report.note = losing_note(report, model_spec, windows.supervision, distance, window=windows.window)
     now = datetime.datetime.now(datetime.timezone.utc)
     parent, name = (Path(out).parent, Path(out).name) if out else (run_dir / "evaluations", utc_stamp(now))
     with staged_folder(parent, name) as stage:
