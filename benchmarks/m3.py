@@ -124,7 +124,7 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
 
     use_backend("jax")
     from keras_seq.data.sources import DataSpec
-    from keras_seq.data.windows import WindowSpec
+    from keras_seq.data.windows import WindowSpec, series_indices
     from keras_seq.models.spec import ModelSpec
     from keras_seq.runs.run import Run, RunSpecs, train_and_evaluate
     from keras_seq.training.loop import TrainSpec
@@ -154,8 +154,7 @@ def keras_seq_forecasts(frequency: str, seed: int, args) -> dict:
         histories[k, window - min(window, len(x)):] = x[-window:]
     inputs = histories[..., None]
     if "series_vocabulary" in fitted.config:  # a model that knows each series (esrnn's coefficients) by its index
-        known = {name: k + 1 for k, name in enumerate(fitted.config["series_vocabulary"])}
-        inputs = [inputs, np.array([known.get(str(name), 0) for name, _, _ in series], dtype="int32")]
+        inputs = [inputs, series_indices([name for name, _, _ in series], fitted.config["series_vocabulary"])]
     forecast = np.asarray(fitted.model.predict(inputs, batch_size=1024, verbose=0))
     return {"forecast": forecast.reshape(len(series), h).tolist(), "epochs": len(fitted.history.get("loss", [])),
             "padded": int(sum(len(x) < window for _, x, _ in series))}

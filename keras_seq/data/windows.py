@@ -589,9 +589,14 @@ def with_series_index(windows: Windows, vocabulary, name: str | None = None) -> 
     (`windows` itself for a vocabulary of None: a model that reads windows alone). `name` as `series_vocabulary`'s."""
     if vocabulary is None:
         return windows
+    return dataclasses.replace(windows, series_index=series_indices(_series_names(windows, name), vocabulary))
+
+
+def series_indices(names, vocabulary) -> np.ndarray:
+    """The series input of a model that knows `vocabulary`: int32, k+1 for each name that is `vocabulary[k]`, 0 for
+    a series it never saw."""
     numbers = {str(name): k + 1 for k, name in enumerate(vocabulary)}
-    index = np.array([numbers.get(str(n), 0) for n in _series_names(windows, name)], dtype=np.int32)
-    return dataclasses.replace(windows, series_index=index)
+    return np.array([numbers.get(str(name), 0) for name in names], dtype=np.int32)
 
 
 def series_statistics(windows: Windows) -> tuple[np.ndarray, np.ndarray]:

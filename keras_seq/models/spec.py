@@ -41,13 +41,11 @@ class ModelSpec:
     @property
     def member_archs(self) -> tuple[str, ...]:
         """Each ensemble member's arch, in order: `ensemble_archs` in turn, else `arch` for every member."""
-        archs = self.ensemble_archs or (self.arch,)
-        return tuple(archs[k % len(archs)] for k in range(self.ensemble))
+        return _in_turn(self.ensemble_archs or (self.arch,), self.ensemble)
 
     def member_windows(self, window: int) -> tuple[int, ...]:
         """Each ensemble member's window, in order: `ensemble_windows` in turn, else `window` for every member."""
-        windows = self.ensemble_windows or (window,)
-        return tuple(windows[k % len(windows)] for k in range(self.ensemble))
+        return _in_turn(self.ensemble_windows or (window,), self.ensemble)
 
     @property
     def output_levels(self) -> tuple[float, ...]:
@@ -71,6 +69,11 @@ class ModelSpec:
     def reads_target(self) -> bool:
         """True where the model needs the target's own past among its inputs (every option but plain z-scores)."""
         return get_scaler(self.scaler).reads_target or not get_transform(self.transform).of_levels or self.residual
+
+
+def _in_turn(values: tuple, count: int) -> tuple:
+    """`count` of `values`, taken in turn from the first again after the last."""
+    return tuple(values[k % len(values)] for k in range(count))
 
 
 def _fractions(values, name: str, what: str, example: str, most: int) -> list[float]:

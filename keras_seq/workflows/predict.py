@@ -63,12 +63,12 @@ class Artifact:
     def indices(self, names) -> np.ndarray | None:
         """The series input for `names` (k+1 for the k-th known series, 0 for an unseen one; warned), or None
         for a model that reads windows alone."""
+        from keras_seq.data.windows import series_indices
         from keras_seq.errors import DataWarning
 
         if self.series_vocabulary is None:
             return None
-        numbers = {name: k + 1 for k, name in enumerate(self.series_vocabulary)}
-        index = np.array([numbers.get(str(name), 0) for name in names], dtype=np.int32)
+        index = series_indices(names, self.series_vocabulary)
         unseen = [str(name) for name, k in zip(names, index) if k == 0]
         if unseen:
             warnings.warn(f"{len(unseen)} of {len(index)} series were not seen in training ({', '.join(unseen[:10])}): "
@@ -516,8 +516,7 @@ def _predicted_data(path, artifact: Artifact, source, series, series_column):
         if series_column is None and series is not None:
             raise KerasSeqError("`series` with `source` picks series of a long table: give its `series_column` too.")
         return dataclasses.replace(data, source=source, start=None, end=None, series_column=series_column,
-                                   series=series if series is not None or series_column is None else "all",
-                                   targets=None)  # a long table's column alone: every series
+                                   series=series, targets=None)  # a column alone: every series (DataSpec)
     if series_column is not None:
         raise KerasSeqError("`series_column` is for a long table given with `source`; without `source` the model's own "
                             "series are read. Drop `series_column` or give `source`.")
