@@ -346,14 +346,42 @@ _MC_OPTION = _option("--mc-samples", type=int, default=None, metavar="N",
 _BACKEND_OPTION = _option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
                                help="Keras backend (default: $KERAS_BACKEND, else jax).")
 
+_MLFLOW_OPTION = _option(
+    "--mlflow", is_flag=False, flag_value="", default=None, metavar="[URI]",
+    help="Also log the finished folder to MLflow: a tracking URI (http://127.0.0.1:5000, sqlite:///mlflow.db), or "
+         "alone for $MLFLOW_TRACKING_URI, else MLflow's default. A server that fails costs one warning line; "
+         "`keras-seq log` logs the folder later.")
+_TENSORBOARD_OPTION = _option(
+    "--tensorboard", default=None, type=click.Path(file_okay=False), metavar="DIR",
+    help="Write each epoch's losses as TensorBoard scalars under DIR/<fit>/ (any backend; `tensorboard --logdir "
+         "DIR`).")
 # Everything `fit`, `compare` and `tune` share: every option of the table, then where the run goes.
 training_options = _options(
     *_table_options(("data", "windows", "model", "train")),
     _BACKEND_OPTION,
     _option("--out", default="saved_models", show_default=True, type=click.Path(),
                  help="Folder that receives the output folder."),
+    _MLFLOW_OPTION,
+    _TENSORBOARD_OPTION,
     _option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
+
+
+def _tensorboard(options: dict):
+    """The `--tensorboard` block the command's fits train in (nothing without the option)."""
+    import contextlib
+
+    from keras_seq.training.tensorboard import tensorboard
+
+    return tensorboard(options["tensorboard"]) if options.get("tensorboard") else contextlib.nullcontext()
+
+
+def _log_mlflow(path, options: dict) -> None:
+    """`--mlflow`: log the finished folder; a failure is one warning line (the folder is written either way)."""
+    if path is not None and options.get("mlflow") is not None:
+        from keras_seq.runs.tracking import track
+
+        track(path, options["mlflow"] or None, echo=lambda line: _say(line, err=True))
 
 
 @cli.command(cls=ModelCommand)
@@ -384,19 +412,22 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
     cluster = Cluster.from_environment(coordinator=coordinator, num_processes=num_processes, process_id=process_id)
     if resume is not None:
         given = _given_options(click.get_current_context(), ("resume", "quiet", "coordinator", "num_processes",
-                                                              "process_id"))
+                                                              "process_id", "mlflow", "tensorboard"))
         if given:
             raise click.UsageError(f"--resume takes every option from the run's config.json; drop {given[0]}.")
-        result = resume_run(resume, verbose=verbose, cluster=cluster)
+        with _tensorboard(options):
+            result = resume_run(resume, verbose=verbose, cluster=cluster)
     else:
-        result = fit_run(*specs_from_values(options, arch=arch), out=options["out"], backend=options["backend"], verbose=verbose,
-                         cluster=cluster)
+        with _tensorboard(options):
+            result = fit_run(*specs_from_values(options, arch=arch), out=options["out"], backend=options["backend"],
+                             verbose=verbose, cluster=cluster)
     if result.path is None:
         click.echo(f"process {cluster.process_id} of {cluster.num_processes}: trained; process 0 writes the run folder.")
         return
     click.echo()
     _say(result.report.table())
     click.echo(f"run written to {result.path}")
+    _log_mlflow(result.path, options)
 
 
 def _arch_list(ctx, param, value):
@@ -437,19 +468,23 @@ def compare(archs, repeats, backtest, jobs, scheduler, resume, **options):
 
     verbose = 0 if options["quiet"] else "auto"
     if resume is not None:
-        given = _given_options(click.get_current_context(), ("resume", "quiet", *(o.name for o in _PLACEMENT)))
+        given = _given_options(click.get_current_context(), ("resume", "quiet", "mlflow", "tensorboard",
+                                                              *(o.name for o in _PLACEMENT)))
         if given:
             raise click.UsageError(f"--resume takes every option from the comparison's interrupted.json; "
                                    f"drop {given[0]}.")
-        result = resume_comparison(resume, jobs=jobs, scheduler=scheduler, verbose=verbose)
+        with _tensorboard(options):
+            result = resume_comparison(resume, jobs=jobs, scheduler=scheduler, verbose=verbose)
     else:
         data, windows, model, train = specs_from_values(options, arch=archs[0])
         spec = CompareSpec(archs=archs, repeats=repeats, backtest=backtest, jobs=jobs, scheduler=scheduler)
-        result = compare_models(data, windows, model, train, spec, out=options["out"], backend=options["backend"],
-                                verbose=verbose)
+        with _tensorboard(options):
+            result = compare_models(data, windows, model, train, spec, out=options["out"],
+                                    backend=options["backend"], verbose=verbose)
     click.echo()
     _say(result.markdown)
     click.echo(f"comparison written to {result.path}")
+    _log_mlflow(result.path, options)
 
 
 @cli.command(cls=ModelCommand)
@@ -485,8 +520,9 @@ def tune(recipe, arch, overrides, **options):
     else:
         specs = specs_from_values(options, arch=arch)
     spec = TuneSpec(**settings)
-    summary = tune_study(*specs, spec, out=options["out"], backend=options["backend"],
-                         verbose=0 if options["quiet"] else 1)
+    with _tensorboard(options):
+        summary = tune_study(*specs, spec, out=options["out"], backend=options["backend"],
+                             verbose=0 if options["quiet"] else 1)
     best = summary["best"]
     counted = summary["trials_counted"]
     click.echo(f"{counted} trial{'' if counted == 1 else 's'} counted "
@@ -498,6 +534,7 @@ def tune(recipe, arch, overrides, **options):
     if summary.get("refit"):
         click.echo(f"best trial refit to {summary['refit']['run']}")
     click.echo(f"study written to {Path(options['out']) / spec.study}")
+    _log_mlflow(Path(options["out"]) / spec.study, options)
 
 
 def _tune_recipe(name: str, overrides: tuple[str, ...] = ()):
@@ -528,10 +565,12 @@ def _tune_recipe(name: str, overrides: tuple[str, ...] = ()):
               help="Folder that receives the recipe's run folder.")
 @_option("--check", is_flag=True, help="Check the recipe and print it resolved, without running it.")
 @_options(*_FANOUT_OPTIONS)
+@_MLFLOW_OPTION
+@_TENSORBOARD_OPTION
 @_option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @_reports_errors
 @_stops_on_signals
-def run_command(recipe, overrides, backend, out, check, jobs, scheduler, quiet):
+def run_command(recipe, overrides, backend, out, check, quiet, **given):
     """Run a recipe: a TOML file, or the name of a shipped one (see `keras-seq recipes`).
 
     Writes <name>-<UTC>/ under --out with report.md, the resolved recipe.toml
@@ -541,15 +580,62 @@ def run_command(recipe, overrides, backend, out, check, jobs, scheduler, quiet):
     from keras_seq.workflows.recipe import load_recipe, resolved_toml, run_recipe
 
     loaded = load_recipe(recipe, overrides)
+    placement = {o.name: given.pop(o.name) for o in _PLACEMENT}  # where the fits run
+    tracking = {key: value for key, value in given.items() if value is not None}  # --mlflow, --tensorboard
+    if tracking:  # the command line's tracking replaces the recipe's [track]
+        import dataclasses
+
+        loaded = dataclasses.replace(loaded, track={**loaded.track, **tracking})
     if check:
         click.echo(resolved_toml(loaded), nl=False)
         return
     result = run_recipe(loaded, out=out, backend=backend, verbose=0 if quiet else "auto",
-                        echo=lambda line: _say(f"keras-seq run: {line}", err=True), jobs=jobs,
-                        scheduler=scheduler)
+                        echo=lambda line: _say(f"keras-seq run: {line}", err=True), **placement)
     click.echo()
     _say(result.report)
     click.echo(f"recipe run written to {result.path}")
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path())
+@_option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@_option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to listen on.")
+@_option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Server worker processes.")
+@_reports_errors
+def serve(export_dir, host, port, workers):
+    """Serve an MLflow export (`export --format mlflow`) over HTTP with `mlflow models serve`.
+
+    POST a pandas frame of windows (`{"dataframe_split": ...}`, columns as in
+    the model's input_example.json) to http://HOST:PORT/invocations; the
+    answer holds the forecasts as `predict` gives them. Runs until Ctrl-C.
+    """
+    import subprocess
+
+    from keras_seq.artifacts.mlflow_model import serve_command
+
+    command, env = serve_command(export_dir, host, port, workers)
+    click.echo(f"serving {command[4]} on http://{host}:{port}/invocations (mlflow models serve; Ctrl-C stops it)")
+    try:
+        code = subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+@cli.command(name="log")
+@click.argument("path", type=click.Path())
+@_option("--mlflow", default=None, metavar="URI",
+              help="The tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default).")
+@_option("--experiment", default=None, help="The MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else keras-seq).")
+@_reports_errors
+def log_command(path, mlflow, experiment):
+    """Log a finished run, comparison, study or recipe run folder to MLflow (a comparison: a parent run with a
+    child per fit; a study: one per trial)."""
+    from keras_seq.runs.tracking import log_mlflow, shown_uri
+
+    run_id = log_mlflow(path, mlflow, experiment=experiment)
+    click.echo(f"logged {path} to MLflow at {shown_uri(mlflow or os.environ.get('MLFLOW_TRACKING_URI'))}: "
+               f"run {run_id}")
 
 
 @cli.command()
@@ -592,18 +678,25 @@ def evaluate(run_dir, source, start, end, out, plot_series, mc_samples, backend)
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @_option("--format", "formats", default="all", show_default=True,
-              help="savedmodel, onnx, keras or all; several separated by commas.")
+              help="savedmodel, onnx, keras, mlflow (an MLflow model folder; the mlflow extra) or all (the first "
+                   "three); several separated by commas.")
 @_option("--out", default=None, type=click.Path(), help="Export folder (default: RUN_DIR/export).")
 @_option("--overwrite", is_flag=True, help="Replace an existing export folder.")
 @_option("--name", default=None, help="Model name in the SavedModel's TF Serving layout (default: the arch).")
 @_option("--model-version", type=int, default=1, show_default=True, help="SavedModel version folder.")
 @_option("--tolerance", type=float, default=None, hidden=True, help="Parity limit, relative to the target's std.")
+@_option("--register", default=None, metavar="NAME",
+              help="With --format mlflow: add the MLflow model to MLflow's model registry as a new version of NAME.")
+@_option("--mlflow", default=None, metavar="URI",
+              help="The tracking and registry URI for --register (default: $MLFLOW_TRACKING_URI, else MLflow's).")
 @_reports_errors
 @_stops_on_signals
-def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
-    """Export RUN_DIR's model as SavedModel, ONNX and .keras, each proven equal to it."""
-    from keras_seq.artifacts.export import DEFAULT_TOLERANCE, export_run
+def export(run_dir, formats, out, overwrite, name, model_version, tolerance, **registry):
+    """Export RUN_DIR's model as SavedModel, ONNX and .keras, each proven equal to it (and as an MLflow model)."""
+    from keras_seq.artifacts.export import DEFAULT_TOLERANCE, MLFLOW, export_run, parse_formats
 
+    if registry["register"] is not None and MLFLOW not in parse_formats(formats):
+        raise click.UsageError("--register adds an MLflow model to the registry: add mlflow to --format.")
     result = export_run(run_dir, formats, out=out, overwrite=overwrite, name=name, version=model_version,
                         tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance)
     for fmt, check in result.parity.items():
@@ -613,6 +706,11 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance):
             f"= {check['relative_diff']:.1e} of the target's std over {check['windows']} test windows"
         )
     click.echo(f"export written to {result.path} (model card: {result.path / 'model_card.json'})")
+    if registry["register"] is not None:
+        from keras_seq.artifacts.mlflow_model import register
+
+        version = register(result.path / MLFLOW, registry["register"], registry["mlflow"], Path(run_dir).name)
+        click.echo(f"registered as {registry['register']!r} version {version}")
 
 
 @cli.command()

@@ -27,7 +27,8 @@ class FolderWarning(UserWarning):
 
 
 class RunWarning(UserWarning):
-    """An option was adjusted to what this machine can run (more worker processes than cores)."""
+    """An option was adjusted to what this machine can run (more worker processes than cores), or a finished run
+    could not also be logged where it was asked to be (an MLflow server that failed)."""
 
 
 def is_control(character: str) -> bool:

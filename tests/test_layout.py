@@ -175,12 +175,17 @@ SHARED_WORDS = {
     "present/plots.py": {"archs", "backtest", "series", "splits"},  # and an axis label
     # the model card (`arch`, the input `series`, the output's `horizon` axis, the run's split dates, calibration)
     "artifacts/export.py": {"arch", "conformal", "horizon", "series", "split_dates"},
+    # the MLflow model's loader reads the card's fields (it runs without keras-seq), and its frame's `series` column
+    "artifacts/mlflow_model.py": {"features", "horizon", "target", "target_kind", "window"},
+    "artifacts/mlflow_pyfunc.py": {"features", "horizon", "pad", "series", "target", "window"},
     # config.json's records beside the options (the split dates drawn, the calibration), metrics.json's per-series
     # summary, tune's summary.json and study; the model card's `pad` (whether it takes NaN before a series starts)
     "runs/run.py": {"conformal", "split_dates", "supervision"},
     "runs/folder.py": {"cache_dir", "conformal", "epochs", "pad", "quantiles"},
     "evaluation/report.py": {"series", "window"},  # and advice that names `scaler` window
     "workflows/tune.py": {"objective", "pruner", "refit", "storage", "study"},
+    # MLflow tags and params read from config.json (`arch`) and tune.json (`study`, `objective`, `trials`)
+    "runs/tracking.py": {"arch", "objective", "study", "trials"},
     # Keras's names: the models' inputs (`window`, `series`) and layers, a layer's saved config, a Dropout's rate
     "artifacts/keras_file.py": {"series", "window"},
     "models/builders.py": {"combine", "conformal", "series", "series_embedding", "window"},

@@ -41,8 +41,9 @@ from keras_seq.runs.folder import write_json
 from keras_seq.safety import artifact_sha256, is_folder_name, read_text_bounded, write_error
 
 FORMATS = format_names()  # keras_seq.artifacts: savedmodel, onnx, keras
+MLFLOW = "mlflow"  # an MLflow model folder made of the ONNX model and the card (`artifacts.mlflow_model`); not in all
 # Everything an export folder may hold (what `overwrite` may replace).
-EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS))
+EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS), MLFLOW)
 DEFAULT_TOLERANCE = 1e-5
 
 
@@ -51,11 +52,12 @@ def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
     items = [item.strip().lower() for item in items if item.strip()]
     if "all" in items:
-        return FORMATS
-    unknown = [item for item in items if item not in FORMATS]
+        items = [*FORMATS, *(item for item in items if item == MLFLOW)]
+    unknown = [item for item in items if item not in (*FORMATS, MLFLOW)]
     if unknown or not items:
         raise KerasSeqError(
-            f"unknown export format '{unknown[0] if unknown else value}'. Expected one of: {', '.join(FORMATS)}, all."
+            f"unknown export format '{unknown[0] if unknown else value}'. Expected one of: {', '.join(FORMATS)}, "
+            f"{MLFLOW}, all."
         )
     return tuple(dict.fromkeys(items))
 
@@ -186,23 +188,53 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
     with staged_folder(out.parent, out.name, replace=overwrite, exclusive=not overwrite) as staged:
         stage = staged.path
         artifacts, parity = {}, {}
-        for fmt in formats:
+        check = _ParityCheck(reference, windows, scale, tolerance)
+        for fmt in (f for f in formats if f != MLFLOW):
             STOP.check("export")
             path, runner, signature = write_artifact(fmt, model, stage, name, version)
-            outputs = np.asarray(runner(*windows), dtype="float64").reshape(reference.shape)
-            max_abs = float(np.max(np.abs(outputs - reference))) if reference.size else 0.0
-            count = len(windows[0])
-            parity[fmt] = {"max_abs_diff": max_abs, "relative_diff": max_abs / scale, "windows": count}
-            if not max_abs / scale <= tolerance:
-                raise KerasSeqError(
-                    f"{fmt} artifact differs from the Keras model by {max_abs:.3g} ({max_abs / scale:.2e} of the target's "
-                    f"std, limit {tolerance:g}) on {count} test windows; nothing was exported."
-                )
+            parity[fmt] = check(fmt, runner)
             artifacts[fmt] = {"path": path.relative_to(stage).as_posix(), "sha256": artifact_sha256(path), **signature}
         card = _model_card(saved, artifacts, parity)
+        if MLFLOW in formats:
+            STOP.check("export")
+            _add_mlflow_model(stage, model, card, check)
         write_json(stage / CARD_FILE, card)
         STOP.check("export")
     return ExportResult(staged.final, parity, card)
+
+
+class _ParityCheck:
+    """An artifact's runner checked on the test windows against the Keras model's forecasts (`reference`)."""
+
+    def __init__(self, reference, windows: tuple, scale: float, tolerance: float):
+        self.reference, self.windows, self.scale, self.tolerance = reference, windows, scale, tolerance
+
+    def __call__(self, fmt: str, runner) -> dict:
+        outputs = np.asarray(runner(*self.windows), dtype="float64").reshape(self.reference.shape)
+        max_abs = float(np.max(np.abs(outputs - self.reference))) if self.reference.size else 0.0
+        count, relative = len(self.windows[0]), max_abs / self.scale
+        if not relative <= self.tolerance:
+            raise KerasSeqError(
+                f"{fmt} artifact differs from the Keras model by {max_abs:.3g} ({relative:.2e} of the target's "
+                f"std, limit {self.tolerance:g}) on {count} test windows; nothing was exported."
+            )
+        return {"max_abs_diff": max_abs, "relative_diff": relative, "windows": count}
+
+
+def _add_mlflow_model(stage: Path, model, card: dict, check: _ParityCheck) -> None:
+    """The MLflow model folder, made of the export's ONNX model (written aside when onnx was not asked for) and its
+    card, checked through MLflow's loader, and entered in `card`."""
+    import tempfile
+
+    from keras_seq.artifacts.mlflow_model import write_mlflow_model
+
+    with tempfile.TemporaryDirectory(prefix="keras-seq-onnx-") as scratch:
+        onnx = stage / card["artifacts"]["onnx"]["path"] if "onnx" in card["artifacts"] else \
+            write_artifact("onnx", model, Path(scratch))[0]
+        path, runner = write_mlflow_model(stage, onnx, card, check.windows)
+    card["parity"][MLFLOW] = check(MLFLOW, runner)
+    card["artifacts"][MLFLOW] = {"path": path.relative_to(stage).as_posix(), "sha256": artifact_sha256(path),
+                                 "flavor": "python_function", "loader": "onnxruntime, numpy and pandas"}
 
 
 # The model card's description of a model's second input (a model with scaler `series` or a series embedding).

@@ -214,7 +214,10 @@ WRITTEN_ON_RESUME = ("runs", "fits", "comparison.json", "comparison.md", "compar
 
 def fit_tasks(specs, spec: CompareSpec, seeds: list, folds: list, digest: str, verbose) -> list[FitTask]:
     """Every fit of a comparison, in the order a serial run trains them."""
+    from keras_seq.training.tensorboard import tensorboard_folder
+
     tasks = []
+    board = tensorboard_folder()
     total = len(spec.archs) * len(seeds) * len(folds)
     for arch in spec.archs:
         for seed in seeds:
@@ -227,7 +230,8 @@ def fit_tasks(specs, spec: CompareSpec, seeds: list, folds: list, digest: str, v
                     name=name, specs=mine, fold=fold, index=index,
                     splits=("test",) if fold is not None else spec.on, digest=digest if fold is None else None,
                     shown=seed == seeds[0] and (fold is None or index == len(folds)), span=fold is not None,
-                    verbose=verbose, label=f"[{len(tasks) + 1}/{total}] {arch}, seed {seed}{where}"))
+                    verbose=verbose, label=f"[{len(tasks) + 1}/{total}] {arch}, seed {seed}{where}",
+                    tensorboard=None if board is None else str(board.resolve())))
     return tasks
 
 

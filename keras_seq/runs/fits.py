@@ -12,6 +12,7 @@ for it (`check_record`) before it is written or reported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -40,6 +41,7 @@ class FitTask:
     span: bool  # ... and every fold's test block (a backtest)
     verbose: object
     label: str  # `[3/12] gru, seed 43, fold 1 of 4`
+    tensorboard: str | None = None  # write its epochs' losses under this folder (`tracking.tensorboard`)
 
 
 @dataclasses.dataclass
@@ -63,6 +65,7 @@ def fit_one(frame, task: FitTask) -> FitOutcome:
         from keras_seq.evaluation.report import persistence_forecast
         from keras_seq.runs.run import Run, train_and_evaluate
         from keras_seq.jobs.stop import STOP
+        from keras_seq.training.tensorboard import tensorboard, tensorboard_for
 
         fold_frame, fold_windows = fold_data(frame, task.specs.windows, task.fold)
         if task.verbose != 0:  # Keras's epoch lines follow: say whose they are
@@ -70,7 +73,9 @@ def fit_one(frame, task: FitTask) -> FitOutcome:
         keras.backend.clear_session()
         STOP.check("the comparison")
         run = Run.of(dataclasses.replace(task.specs, windows=fold_windows), fold_frame, task.digest)
-        fitted = train_and_evaluate(run, splits=task.splits, verbose=task.verbose)
+        with tensorboard(task.tensorboard) if task.tensorboard else contextlib.nullcontext(), \
+                tensorboard_for(task.name):
+            fitted = train_and_evaluate(run, splits=task.splits, verbose=task.verbose)
         STOP.check("the comparison")  # a signal during training stopped it after a batch
         pooled = shown = None
         if task.fold is not None:

@@ -179,9 +179,12 @@ def train_into_folder(run: Run, folder: Path, *, verbose, resume=None, replace: 
             raise RunInterrupted(f"process {jax.process_index()} of {jax.process_count()}: the job stopped on a "
                                  "signal after a whole epoch; process 0 keeps the run folder and says how to resume.")
         return RunResult(None, None, fitted.history)
+    from keras_seq.training.tensorboard import tensorboard_for
+
     with staged_folder(folder.parent, folder.name, replace=replace) as stage:
         write_json(stage.path / CONFIG_FILE, run.options_config("running"))
-        fitted = train_and_evaluate(run, verbose=verbose, checkpoint=stage.path / CHECKPOINT_FILE, resume=resume)
+        with tensorboard_for(folder.name):
+            fitted = train_and_evaluate(run, verbose=verbose, checkpoint=stage.path / CHECKPOINT_FILE, resume=resume)
         if fitted.config["status"] == "complete":
             (stage.path / CHECKPOINT_FILE).unlink(missing_ok=True)
         write_run(stage.path, fitted)

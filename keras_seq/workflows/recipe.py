@@ -12,6 +12,8 @@ evaluation and export of one or more experiments.
     [train]      # epochs, batch_size, lr, seed, patience, steps_per_execution, jit_compile, devices
     [evaluate]   # on (splits to score), repeats, backtest, jobs (local processes; a scheduler only from the CLI)
     [export]     # formats: any of "savedmodel", "onnx", "keras" (none by default)
+    [track]      # mlflow: a tracking URI (no credentials: MLFLOW_TRACKING_USERNAME/PASSWORD hold them);
+                 # tensorboard: a folder for each fit's epoch losses (see `keras_seq.runs.tracking`)
 
     [[experiment]]          # optional, repeatable: each one a comparison
     name = "held-out"       # required in an experiment: its folder's name
@@ -71,6 +73,7 @@ def schema() -> dict:
 
 
 TOP_KEYS = {"description": TEXT, "name": TEXT}
+TRACK_KEYS = {"mlflow": TEXT, "tensorboard": TEXT}  # the [track] table: where a run is also logged
 EXPERIMENT_KEYS = {"name": TEXT, "note": TEXT}
 DEFAULT_ARCHS = ["lstm"]
 
@@ -99,6 +102,7 @@ class Recipe:
     experiments: tuple[Experiment, ...]
     overrides: tuple[str, ...]
     tune: dict | None = None  # a search's `[tune]` table as TuneSpec keyword arguments (`keras-seq tune --recipe`)
+    track: dict = dataclasses.field(default_factory=dict)  # the `[track]` table: mlflow, tensorboard
 
 
 # === Finding and reading recipes ===
@@ -181,6 +185,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         experiments=tuple(experiments),
         overrides=tuple(overrides),
         tune=_tune_of(raw, where, experiments),
+        track=dict(raw.get("track", {})),
     )
 
 
@@ -247,13 +252,15 @@ def _refuse_addresses(raw: dict, where: str) -> None:
 
 def _check_top(raw: dict, where: str) -> None:
     sections = tuple(schema())
-    known = {**TOP_KEYS, **{s: None for s in sections}, "experiment": None, "tune": None}
+    known = {**TOP_KEYS, **{s: None for s in sections}, "experiment": None, "tune": None, "track": None}
     for key, value in raw.items():
         if key not in known:
             raise KerasSeqError(
-                f"{where}: unknown key '{key}'. Expected: description, name, experiment, tune, or a section "
+                f"{where}: unknown key '{key}'. Expected: description, name, experiment, tune, track, or a section "
                 f"({', '.join(sections)})."
             )
+        if key == "track":
+            _check_track(value, where)
         if key == "tune":
             if not isinstance(value, dict):
                 raise KerasSeqError(f"{where}: 'tune' must be a table ([tune]). Received: {_describe(value)}")
@@ -286,6 +293,30 @@ def _check_top(raw: dict, where: str) -> None:
             raise KerasSeqError(f"{label}: missing 'name', the experiment's folder name (a string).")
         if not is_folder_name(entry["name"]):
             raise KerasSeqError(f"{label}: 'name' must be letters, digits, '-' or '_'. Received: {entry['name']!r}")
+
+
+def _has_credentials(uri: str) -> bool:
+    from keras_seq.runs.tracking import checked_uri
+
+    try:
+        checked_uri(uri, "")
+    except KerasSeqError:
+        return True
+    return False
+
+
+def _check_track(table, where: str) -> None:
+    from keras_seq.runs.tracking import checked_uri
+
+    if not isinstance(table, dict):
+        raise KerasSeqError(f"{where}: 'track' must be a table ([track]). Received: {_describe(table)}")
+    for key, value in table.items():
+        if key not in TRACK_KEYS:
+            raise KerasSeqError(f"{where}: unknown key 'track.{key}'. Expected: {', '.join(TRACK_KEYS)}.")
+        if not TRACK_KEYS[key].accepts(value) or not value.strip():
+            raise KerasSeqError(f"{where}: 'track.{key}' must be a non-empty string. Received: {_describe(value)}")
+    if "mlflow" in table:
+        checked_uri(table["mlflow"], f"{where}: 'track.mlflow'")
 
 
 # === A search's [tune] table ===
@@ -471,6 +502,9 @@ def resolved_toml(recipe: Recipe, frames: dict | None = None) -> str:
         f"description = {_toml_value(recipe.description)}",
         f"name = {_toml_value(recipe.name)}",
     ]
+    track = {key: value for key, value in recipe.track.items() if value and not _has_credentials(value)}
+    if track:  # a URI given with credentials on the command line is used, never written
+        lines += ["", "[track]", *(f"{key} = {_toml_value(value)}" for key, value in track.items())]
     for experiment in recipe.experiments:
         frame = (frames or {}).get(experiment.name)
         lines += ["", "[[experiment]]", f"name = {_toml_value(experiment.name)}"]
@@ -535,7 +569,7 @@ def run_recipe(
     started = datetime.datetime.now(datetime.timezone.utc)
     summaries, parts, kept = {}, [f"# {recipe.name}", "", recipe.description, ""], None
     name = f"{recipe.name}-{utc_stamp(started)}"
-    with stop_signals(), _Pools(backend) as pools, staged_folder(out, name) as stage:
+    with stop_signals(), _Pools(backend) as pools, staged_folder(out, name) as stage, _tensorboard(recipe):
         for experiment in recipe.experiments:
             try:
                 summaries[experiment.name], part = _run_experiment(
@@ -553,7 +587,24 @@ def run_recipe(
     if kept is not None:
         exc, stopped = kept
         raise exc.kept_in(stage.final / stopped) from None
-    return RecipeResult(stage.final, report, summaries)
+    return _logged(recipe, RecipeResult(stage.final, report, summaries), echo)
+
+
+def _tensorboard(recipe: Recipe):
+    """The recipe's `[track] tensorboard` block, in which its fits train."""
+    from keras_seq.training.tensorboard import tensorboard
+
+    board = recipe.track.get("tensorboard")
+    return tensorboard(board) if board else contextlib.nullcontext()
+
+
+def _logged(recipe: Recipe, result: RecipeResult, echo) -> RecipeResult:
+    """The recipe's `[track] mlflow`: the finished run logged (said to `echo`), a failure a one-line warning."""
+    from keras_seq.runs.tracking import track
+
+    if "mlflow" in recipe.track:
+        track(result.path, recipe.track["mlflow"] or None, echo=echo)
+    return result
 
 
 def _write_run_files(folder: Path, recipe: Recipe, parts: list, frames: dict, started, backend: str,

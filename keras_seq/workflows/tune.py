@@ -211,6 +211,7 @@ def objective(job: Job, trial) -> float:
     import optuna
 
     from keras_seq.runs.run import Run, run_windows, train_and_evaluate
+    from keras_seq.training.tensorboard import tensorboard_for
     from keras_seq.training.loop import watching_epochs
 
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -224,7 +225,7 @@ def objective(job: Job, trial) -> float:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
-        with watching_epochs(watch):
+        with watching_epochs(watch), tensorboard_for(f"{job.spec.study}-trial{trial.number}"):
             fitted = train_and_evaluate(Run.of(specs, job.frame, job.digest),
                                         splits=("validation",) if raw is not None else (), verbose=0)
     except (RunInterrupted, optuna.TrialPruned):
@@ -464,20 +465,28 @@ def run_workers(job: Job, shares: list[int]) -> None:
     """One process per share, each on the same study (`jobs.processes`), each in its own session: a Ctrl-C at the
     terminal reaches them through this process, once, and each ends its trial as interrupted."""
     from keras_seq.jobs import processes
+    from keras_seq.training.tensorboard import tensorboard_folder
 
-    workers = [processes.start(work_share, (job, share, index), job.base.backend, own_session=True, watch_parent=True)
+    board = tensorboard_folder()
+    workers = [processes.start(work_share, (job, share, index, board and str(board.resolve())), job.base.backend,
+                               own_session=True, watch_parent=True)
                for index, share in enumerate(shares)]
     failed = next(filter(None, processes.wait(workers)), None)
     if failed:
         raise KerasSeqError(f"a tune worker failed: {failed}")
 
 
-def work_share(job: Job, quota: int, worker: int) -> None:
-    """A worker process's share of the study, run by `jobs.processes` on the study's backend."""
+def work_share(job: Job, quota: int, worker: int, board: str | None = None) -> None:
+    """A worker process's share of the study, run by `jobs.processes` on the study's backend (its trials' epochs
+    written under `board` for TensorBoard, if given)."""
+    import contextlib
+
     from keras_seq.backend import start_keras
+    from keras_seq.training.tensorboard import tensorboard
 
     start_keras(1)
-    run_worker(job, quota, worker)
+    with tensorboard(board) if board else contextlib.nullcontext():
+        run_worker(job, quota, worker)
 
 
 def _interrupted_line(job: Job) -> str:
