@@ -522,7 +522,7 @@ def tune(recipe, arch, overrides, **options):
     spec = TuneSpec(**settings)
     with _tensorboard(options):
         summary = tune_study(*specs, spec, out=options["out"], backend=options["backend"],
-                             verbose=0 if options["quiet"] else 1)
+                             verbose=0 if options["quiet"] else "auto")
     best = summary["best"]
     counted = summary["trials_counted"]
     click.echo(f"{counted} trial{'' if counted == 1 else 's'} counted "
@@ -600,9 +600,10 @@ def run_command(recipe, overrides, backend, out, check, quiet, **given):
 @click.argument("export_dir", type=click.Path())
 @_option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @_option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to listen on.")
-@_option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Server worker processes.")
+@_option("--server-workers", type=click.IntRange(1, 64), default=1, show_default=True,
+         help="The server's worker processes.")
 @_reports_errors
-def serve(export_dir, host, port, workers):
+def serve(export_dir, host, port, server_workers):
     """Serve an MLflow export (`export --format mlflow`) over HTTP with `mlflow models serve`.
 
     POST a pandas frame of windows (`{"dataframe_split": ...}`, columns as in
@@ -613,7 +614,7 @@ def serve(export_dir, host, port, workers):
 
     from keras_seq.artifacts.mlflow_model import serve_command
 
-    command, env = serve_command(export_dir, host, port, workers)
+    command, env = serve_command(export_dir, host, port, server_workers)
     click.echo(f"serving {command[4]} on http://{host}:{port}/invocations (mlflow models serve; Ctrl-C stops it)")
     try:
         code = subprocess.call(command, env=env)
@@ -737,12 +738,13 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
     several series forecasts each of them: a long table of series, date and
     forecast.
     """
+    from keras_seq.evaluation.metrics import figure
     from keras_seq.workflows.predict import date_format, predict_artifact
 
     table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, mc_samples=mc_samples, **data)
     fmt = date_format(table.get("date"))
     click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)} if fmt else None,
-                               float_format=lambda v: f"{v:.2f}"))
+                               float_format=figure))
     if csv_path:
         click.echo(f"forecast written to {csv_path}")
 

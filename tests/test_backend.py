@@ -99,3 +99,16 @@ def test_jax_keeps_its_compiled_functions_in_keras_seqs_cache_for_the_next_proce
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**env, "XDG_CACHE_HOME": str(tmp_path / "off"), "KERAS_SEQ_JAX_CACHE": "0"})
     assert off.returncode == 0 and not (tmp_path / "off" / "keras-seq").exists()
+
+
+def test_a_bidirectional_model_trains_saves_and_loads_on_jax_without_tensorflow(tmp_path):
+    """`make demo` trains a brnn on jax: Keras's Bidirectional serializes its inner layer as it is built, whose
+    check for a TensorFlow shape imported TensorFlow (issue 35's first hour: twice the memory of the LSTM's run)."""
+    code = ("import sys, keras_seq as ks\n"
+            "r = ks.fit(ks.DataSpec(start='2022-06-01'), ks.WindowSpec(window=8), ks.ModelSpec(arch='brnn', units=4, "
+            f"layers=1), ks.TrainSpec(epochs=1), out={str(tmp_path)!r}, verbose=0)\n"
+            "ks.load_model(str(r.path / 'model.keras'))\n"
+            "print('tensorflow' in sys.modules)\n")
+    done = python(code, KERAS_BACKEND="jax")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False"]

@@ -156,7 +156,7 @@ def test_a_report_names_the_target_the_horizon_and_the_best_baseline():
     assert report.best_baseline == "drift" and report.baselines["drift"]["mae"] == pytest.approx(0.0, abs=1e-9)
     assert "best baseline: drift; skill vs it: " in table and "Season 7 (daily dates: a week of 7)" in table
     assert report.per_step["last"] == pytest.approx([1.0, 2.0, 3.0])  # persistence's error grows by 1 a step
-    assert "MAE by step ahead: last 1.00 2.00 3.00" in table
+    assert "MAE by step ahead: last 1.000 2.000 3.000" in table
 
 
 def test_plots_are_written_as_png(tmp_path):

@@ -367,3 +367,19 @@ def test_a_new_source_is_read_by_fit_and_predict(tmp_path, run_cli, monkeypatch)
     assert code == 0, err
     assert pd.read_csv(tmp_path / "f.csv")["date"].iloc[0] > str(rows["Date"].iloc[-1].date())
     assert sources.csv_path(str(tmp_path / "dji.jsonl")) is not None  # a local file: never written over
+
+
+def test_a_csv_of_dates_and_one_numeric_column_needs_no_target(run_cli, write_csv, tmp_path):
+    """Monthly sales in one column: `fit --data` trains on it without `--target` (issue 35: it failed on the default
+    target, Close); a file with several numeric columns still needs one."""
+    sales = 100 + 20 * np.sin(np.arange(72) * np.pi / 6) + np.arange(72)
+    path = write_csv("date,sales\n" + "".join(f"{d:%Y-%m-%d},{v:.2f}\n" for d, v in
+                                             zip(pd.date_range("2015-01-01", periods=72, freq="MS"), sales)))
+    code, out, err = run_cli("fit", "--data", path, "--window", "8", "--units", "4", "--layers", "1", "--epochs",
+                             "1", "--out", tmp_path / "runs", "-q")
+    assert code == 0, err
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "config.json").read_text())["data"]["target"] == "sales" and "sales's units" in out
+    two = write_csv("date,sales,price\n2015-01-01,1,2\n2015-02-01,2,3\n", name="two.csv")
+    code, _, err = run_cli("fit", "--data", two, "--out", tmp_path / "runs2", "-q")
+    assert code != 0 and "Close" in err and not (tmp_path / "runs2").exists()

@@ -114,12 +114,16 @@ def test_a_fit_logs_its_options_epochs_metrics_files_and_tags_to_mlflow_and_its_
 
 def test_a_comparison_and_a_study_log_as_parent_runs_with_a_child_per_fit_and_per_trial(
         mlflow_server, run_cli, tmp_path):
-    tiny = ("--window", "8", "--units", "4", "--layers", "1", "--epochs", "1", "--start", "2022-06-01", "-q",
+    tiny = ("--window", "8", "--units", "4", "--layers", "1", "--epochs", "1", "--start", "2022-06-01",
             "--out", tmp_path)
-    code, _, err = run_cli("compare", "--archs", "lstm,gru", *tiny)
+    code, _, err = run_cli("compare", "--archs", "lstm,gru", "-q", *tiny)
     assert code == 0, err
-    code, _, err = run_cli("tune", "--trials", "2", "--study", "tiny", "--no-refit", *tiny)
+    code, out, err = run_cli("tune", "--trials", "2", "--study", "tiny", "--no-refit", *tiny)
     assert code == 0, err
+    # one line per trial with its score and the best so far, no progress bar in a log (issue 35's first hour)
+    lines = [line for line in out.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 2 and lines[0].startswith("trial 0: val_mase ") and "; best " in lines[1], out
+    assert "\x1b[" not in out + err and "━" not in out + err
     (comparison,) = tmp_path.glob("compare-*")
     server = mlflow_server
     for folder, experiment in ((comparison, "comparisons"), (tmp_path / "tiny", "studies")):

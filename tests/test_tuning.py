@@ -129,6 +129,7 @@ def test_a_recipe_search_scores_on_validation_and_only_its_refit_reads_the_test_
     assert (folder / "study.journal").read_bytes() == before
     code, _, err = run_cli("tune", "--recipe", path, "--set", "train.seed=5", "--study", "s1", "--out", tmp_path / "out")
     assert code == 1 and "was started with other data, options or search space" in err  # --set reached the base fit
+    assert "(train.seed: 4 then, 5 now)" in err  # which option differs (issue 35's first hour: it did not say)
     code, _, err = run_cli("tune", "--set", "train.seed=5", "--out", tmp_path / "out")
     assert code == 2 and "--set overrides a recipe's keys: give --recipe too" in err
     assert (folder / "study.journal").read_bytes() == before

@@ -104,8 +104,8 @@ def register(path: Path, name: str, uri: str | None, run_name: str) -> str:
 
 def serve_command(folder, host: str, port: int, workers: int) -> tuple[list[str], dict]:
     """The `mlflow models serve` command (and its environment: this Python's scripts first on PATH, where MLflow
-    finds uvicorn) that serves the MLflow model of `folder` (an export folder, or its `mlflow/`) on host:port; one
-    line where the folder is no such model or the port is taken."""
+    finds uvicorn) that serves the MLflow model of `folder` (an export folder, its `mlflow/`, or a run folder
+    whose export has one) on host:port; one line where the folder is no such model or the port is taken."""
     import os
     import shutil as which
     import socket
@@ -114,9 +114,11 @@ def serve_command(folder, host: str, port: int, workers: int) -> tuple[list[str]
     from keras_seq.runs.tracking import require_mlflow
     from keras_seq.safety import read_text_bounded
 
+    from keras_seq.runs.folder import resolve_latest
+
     require_mlflow()
-    folder = Path(folder)
-    model = folder / ENTRY if (folder / ENTRY / "MLmodel").is_file() else folder
+    folder = resolve_latest(folder)  # a run folder (`saved_models/latest`) serves its export/mlflow
+    model = next((f for f in (folder / "export" / ENTRY, folder / ENTRY) if (f / "MLmodel").is_file()), folder)
     mlmodel = model / "MLmodel"
     if mlmodel.is_symlink() or not mlmodel.is_file() or f"loader_module: {LOADER}" not in read_text_bounded(mlmodel):
         raise KerasSeqError(f"{folder} is not an MLflow export of keras-seq (no {ENTRY}/MLmodel with its loader). "
@@ -131,4 +133,4 @@ def serve_command(folder, host: str, port: int, workers: int) -> tuple[list[str]
     env = {**os.environ, "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")]),
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     return [mlflow, "models", "serve", "-m", str(model.resolve()), "--env-manager", "local", "--host", host,
-            "--port", str(port), "--workers", str(workers)], env
+            "--port", str(port), "-w", str(workers)], env  # -w: mlflow's --workers

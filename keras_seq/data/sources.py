@@ -182,8 +182,23 @@ class DataSpec:
                                fill=self.fill, cache_dir=self.cache_dir, refresh=refresh)
 
         path = csv_path(self.source)
+        if quote and path is not None and path.is_file():
+            self._settle_target(path)
         frame = read() if quote or path is None or not path.is_file() else _unquoted(self.source, read)
         return add_calendar(frame, self.calendar) if self.calendar else frame
+
+    def _settle_target(self, path) -> None:
+        """A CSV of dates and one numeric column needs no `target`: where `target` is left at its default and the
+        file has no such column, that column becomes the target (a file the reader refuses is left to it)."""
+        if self.target != type(self).target or self.features or self.targets or self.series_column:
+            return
+        try:
+            head = pd.read_csv(path, nrows=200)
+        except Exception:  # noqa: BLE001 - the reader says what is wrong with the file
+            return
+        numeric = [c for c in head.select_dtypes("number").columns if c != self.date_column]
+        if self.target not in head.columns and len(numeric) == 1:
+            settle(self, target=str(numeric[0]))
 
 
 def reads_several(series) -> bool:

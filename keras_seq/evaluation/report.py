@@ -22,7 +22,7 @@ import pandas as pd
 
 from keras_seq.data.reading import label_of
 from keras_seq.data.windows import Windows
-from keras_seq.evaluation.metrics import MAPE_UNDEFINED, mae, mape, metrics, rmse, scores, smape  # noqa: F401 - this module's API
+from keras_seq.evaluation.metrics import MAPE_UNDEFINED, figure, mae, mape, metrics, rmse, scores, smape  # noqa: F401 - this module's API
 from keras_seq.models.registry import get_arch
 from keras_seq.models.scalers import get_scaler
 
@@ -292,7 +292,7 @@ class Report:
             lines.append(f"{name:<{width}}  " + "  ".join(m.shown(figures.get(m.name)) for m in metrics()))
         if self.per_step:
             lines.append("MAE by step ahead: " + "; ".join(
-                f"{who} " + " ".join(f"{v:.2f}" for v in values) for who, values in self.per_step.items()))
+                f"{who} " + " ".join(figure(v) for v in values) for who, values in self.per_step.items()))
         lines.append(f"skill vs persistence (1 - MAE/MAE_persistence): {self.skill:+.3f}")
         if self.owa is not None and np.isfinite(self.owa):
             lines.append(f"OWA (mean of sMAPE and MASE relative to naive2's; below 1 beats it): {self.owa:.3f}")
@@ -476,6 +476,21 @@ def evaluate_model(model, windows: Windows, split: str = "test", name: str = "mo
     return report, predictions
 
 
+def _week_if_better(windows: Windows, season: int, note: str, trained: bool) -> tuple[int, str]:
+    """Intraday data has a day and a week of steps: the week where its seasonal naive fits the training split clearly
+    better (an in-sample MAE 10% lower: a daily pattern repeats weekly too), where the training split holds two
+    weeks."""
+    week = 7 * season
+    lo, hi = windows.series_splits[0]["train"]
+    if not (trained and note.startswith("intraday") and season > 1 and hi - lo > 2 * week):
+        return season, note
+    day_mae, week_mae = naive_scale(windows, season), naive_scale(windows, week)
+    chosen, words = (week, "a week") if week_mae < 0.9 * day_mae else (season, "a day")
+    return chosen, (f"{note.split(':')[0]}: {words} of {chosen}, the better of a day ({season}) and a week ({week}) "
+                    f"on the training split (in-sample seasonal naive MAE {figure(day_mae)} and {figure(week_mae)}); "
+                    "give `season` to choose")
+
+
 def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: str = "model",
                    season: int | None = None) -> Report:
     """The `Report` of raw `predictions` (shaped like `windows.targets(split)`) against the actual values."""
@@ -484,6 +499,7 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     trained = any(hi > lo for lo, hi in (rows["train"] for rows in windows.series_splits))
     if season is None:
         season, season_note = infer_season(windows.dates[slice(*windows.split_rows["train"])] if trained else windows.dates)
+        season, season_note = _week_if_better(windows, season, season_note, trained)
     else:
         season_note = "given"
     actual = windows.targets(split)

@@ -10,7 +10,7 @@ on the window its scaler (`es`) smoothed, and `reseasonalise` after its head.
 from __future__ import annotations
 
 from keras_seq.config import speed
-from keras_seq.backend import import_keras
+from keras_seq.backend import import_keras, tensorflow_left_unloaded
 from keras_seq.models.cells import TRANSITION_ARCHS, DeepTransitionCell
 from keras_seq.models.layers import Dilate, LastStep, Reseasonalise, Undilate
 from keras_seq.models.recurrent import LSTM, SimpleRNN
@@ -37,7 +37,8 @@ def recurrent(spec, x, sequences: bool):
 def _recurrent_layer(spec, arch: str, return_sequences: bool, name: str):
     if arch == "brnn":
         inner = _recurrent_layer(spec, spec.cell, return_sequences, f"{name}_{spec.cell}")
-        return keras.layers.Bidirectional(inner, name=name)
+        with tensorflow_left_unloaded():  # Keras serializes the inner layer here, which would import TensorFlow
+            return keras.layers.Bidirectional(inner, name=name)
     if arch in TRANSITION_ARCHS:
         shortcut, deep_output = TRANSITION_ARCHS[arch]
         cell = DeepTransitionCell(spec.units, transition_layers=spec.transition_layers, shortcut=shortcut,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_seq.backend import import_keras
+from keras_seq.backend import import_keras, tensorflow_left_unloaded
 from keras_seq.data.windows import Scaling, WindowSpec
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.models import archs  # noqa: F401  (registers keras-seq's layers and cells, which load_model reads)
@@ -258,7 +258,8 @@ def load_model(path) -> keras.Model:
     check_zip_members(path, small=KERAS_MEMBERS[:2],
                       allowed=lambda name: name in KERAS_MEMBERS or name.startswith("assets/"))
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        with tensorflow_left_unloaded():  # a Bidirectional layer serializes its inner layer as it is built
+            return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # a hostile or damaged config raises whatever Keras meets first
         raise KerasSeqError(
             f"{path} is not a readable .keras model ({type(exc).__name__}: {first_line(exc)[:160]}). Restore the "

@@ -11,8 +11,8 @@ import numpy as np
 
 from keras_seq.data.windows import Windows
 from keras_seq.errors import KerasSeqError
-from keras_seq.evaluation.metrics import mae
-from keras_seq.evaluation.report import PERSISTENCE, Report, persistence_forecast
+from keras_seq.evaluation.metrics import figure, mae
+from keras_seq.evaluation.report import PERSISTENCE, Report, baseline_forecasts, persistence_forecast
 from keras_seq.safety import write_file_atomically
 
 
@@ -63,58 +63,80 @@ def plot_loss(history: dict, path: Path, title: str = "", loss_name: str = "MSE"
 
 def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: Path, name: str = "model",
                   report: Report | None = None, series=None, quantiles: np.ndarray | None = None) -> tuple[str, list[str]]:
-    """Actual values of `split`, the model's forecasts and persistence's, in the target's units.
+    """Actual values of `split`, the model's forecasts and the best baseline's, in the target's units.
 
-    With a quantile model's `quantiles` (`(n, horizon, levels)`, the levels
-    of `report.intervals`), a fan chart: each central interval shaded, the
+    The baseline drawn is the one the report's table names best (the one the
+    model is judged against; persistence without a report). With a quantile
+    model's `quantiles` (`(n, horizon, levels)`, the levels of
+    `report.intervals`), a fan chart: each central interval shaded, the
     actual values drawn on top.
 
-    One forecast per date is drawn: the first step ahead (`next`) or the
-    last step (`sequence`); the legend gives each line's MAE on those
-    points, and the title the range evaluated and the horizon. A panel gets
-    one plot per series of `series` (names; default: the series with the
-    lowest, the median and the highest skill against its own persistence).
-    Returns the title and the first plot's legend labels.
+    One forecast per date and step is drawn: a horizon above 1 gets a plot of
+    its first and one of its last step ahead (a `sequence` model its last
+    step); the legend gives each line's MAE on those points, and the title
+    the range evaluated and the horizon. A panel gets one plot per series of
+    `series` (names; default: the series with the lowest, the median and the
+    highest skill against its own persistence). Returns the title and every
+    plot's legend labels, in order.
 
     Raises:
         KerasSeqError: `series` names a series the windows do not hold.
     """
     plt = pyplot()
     chosen = plotted_series(windows, report, series)
-    column = 0 if windows.target_kind == "next" else -1  # the first horizon step, or a sequence's last step
-    positions = windows.target_positions(split)[:, column]
-    actual = windows.targets(split)[:, column]
-    baseline = persistence_forecast(windows, split)[:, column]
+    horizon = windows.horizon if windows.target_kind == "next" else 1
+    columns = [-1] if windows.target_kind != "next" else [0] if horizon == 1 else [0, horizon - 1]
+    best = report.best_baseline if report is not None and report.baselines else "persistence"
+    baseline = (baseline_forecasts(windows, split, report.season)[best] if best != "persistence"
+                else persistence_forecast(windows, split))
     panel = len(windows.series_ids) > 1
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 4.5 if len(chosen) == 1 else 3.0 * len(chosen) + 0.6),
+    plots = [(k, column) for k in chosen for column in columns]
+    fig, axes = plt.subplots(len(plots), 1, figsize=(10, 4.5 if len(plots) == 1 else 3.0 * len(plots) + 0.6),
                              squeeze=False)
-    for ax, k in zip(axes[:, 0], chosen):
-        rows = windows.series_splits[k]
-        lo, hi = rows[split]
-        mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
-        dates = windows.dates[positions[mine]]
-        if quantiles is not None:
-            _draw_intervals(ax, dates, quantiles[mine, column], report.intervals["levels"])
-        ax.plot(windows.dates[lo:hi], windows.target_values[lo:hi], color="black", linewidth=1.2, label="actual")
-        ax.plot(dates, baseline[mine], color="grey", linewidth=0.9, linestyle="--",
-                label=f"persistence (MAE {mae(actual[mine], baseline[mine]):.2f})")
-        ax.plot(dates, predictions[mine, column], linewidth=1.0,
-                label=f"{name} forecast (MAE {mae(actual[mine], predictions[mine, column]):.2f})")
+    for ax, (k, column) in zip(axes[:, 0], plots):
+        lines = {"model": (name, predictions), "baseline": (_baseline_label(best, report), baseline),
+                 "bands": quantiles}
+        _draw_step(ax, windows, split, k, column, lines, report)
         ax.set_ylabel(windows.series_ids[k] if panel else windows.scaling.target_name)
-        ax.legend(fontsize="small" if panel else None)
+        ax.legend(fontsize="small" if len(plots) > 1 else None)
+        step = f"step {column % max(horizon, 1) + 1} ahead" if len(columns) > 1 else ""
         if panel and report is not None and str(windows.series_ids[k]) in report.per_series:
             metrics = report.per_series[str(windows.series_ids[k])]
             ax.set_title(f"{windows.series_ids[k]}: MASE {metrics['mase']:.3f}, skill vs its persistence "
-                         f"{metrics['skill']:+.3f}", fontsize="medium")
+                         f"{metrics['skill']:+.3f}" + (f"; {step}" if step else ""), fontsize="medium")
+        elif step:
+            ax.set_title(step, fontsize="medium")
     scope = report.scope if report is not None else f"{split} split"
-    horizon = windows.horizon if windows.target_kind == "next" else 1
-    ahead = "1 step ahead" if horizon == 1 else f"step 1 of a {horizon}-step horizon"
+    ahead = "1 step ahead" if horizon == 1 else f"steps 1 and {horizon} of a {horizon}-step horizon"
     title = f"{name}: {scope}, {ahead}"
-    (fig.suptitle if panel else axes[0, 0].set_title)(title)
-    labels = [text.get_text() for text in axes[0, 0].get_legend().get_texts()]
+    (fig.suptitle if len(plots) > 1 else axes[0, 0].set_title)(title)
+    labels = [text.get_text() for ax in axes[:, 0] for text in ax.get_legend().get_texts()]
     fig.autofmt_xdate()
     save_figure(plt, fig, path)
     return title, labels
+
+
+def _baseline_label(best: str, report) -> str:
+    return f"seasonal naive ({report.season})" if best == "seasonal naive" else best
+
+
+def _draw_step(ax, windows: Windows, split: str, k: int, column: int, lines: dict, report) -> None:
+    """One series' actual values, and the baseline's and the model's forecasts `column` steps ahead (`lines`:
+    model and baseline as (label, forecasts), and the model's quantiles or None)."""
+    (name, predictions), (label, baseline), quantiles = lines["model"], lines["baseline"], lines["bands"]
+    positions = windows.target_positions(split)[:, column]
+    actual = windows.targets(split)[:, column]
+    rows = windows.series_splits[k]
+    lo, hi = rows[split]
+    mine = (positions >= rows["train"][0]) & (positions < rows["test"][1])
+    dates = windows.dates[positions[mine]]
+    if quantiles is not None:
+        _draw_intervals(ax, dates, quantiles[mine, column], report.intervals["levels"])
+    ax.plot(windows.dates[lo:hi], windows.target_values[lo:hi], color="black", linewidth=1.2, label="actual")
+    ax.plot(dates, baseline[mine, column], color="grey", linewidth=0.9, linestyle="--",
+            label=f"{label} (MAE {mae(actual[mine], baseline[mine, column]):.2f})")
+    ax.plot(dates, predictions[mine, column], linewidth=1.0,
+            label=f"{name} forecast (MAE {mae(actual[mine], predictions[mine, column]):.2f})")
 
 
 def _draw_intervals(ax, dates, quantiles: np.ndarray, levels) -> None:
@@ -161,8 +183,15 @@ def plotted_series(windows: Windows, report: Report | None, series) -> list[int]
     return [names.index(n) for n in picks]
 
 
-def plot_series_skill(report: Report, path: Path) -> None:
-    """A panel's distribution of per-series skill against each series' own persistence and seasonal naive."""
+FEW_SERIES = 30  # up to this many, series_skill.png draws each series' own bars; more, their distribution
+
+
+def plot_series_skill(report: Report, path: Path) -> dict:
+    """A panel's per-series skill against each series' own persistence and seasonal naive: each series' bars (up to
+    `FEW_SERIES`), else their distribution. Returns what each bar drew: label -> {series: skill} (empty for a
+    distribution)."""
+    if len(report.per_series) <= FEW_SERIES:
+        return _plot_each_series_skill(report, path)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     series = {label: np.array([m[key] for m in report.per_series.values()], dtype="float64")
@@ -180,6 +209,29 @@ def plot_series_skill(report: Report, path: Path) -> None:
     ax.set_title(f"{report.name}: skill of {len(report.per_series)} series, {report.scope}")
     ax.legend(fontsize="small")
     save_figure(plt, fig, path)
+    return {}
+
+
+def _plot_each_series_skill(report: Report, path: Path) -> dict:
+    """One row per series (worst at the bottom), a bar for its skill against each baseline; 0 marked."""
+    plt = pyplot()
+    names = sorted(report.per_series, key=lambda name: report.per_series[name]["skill"], reverse=True)
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.45 * len(names)))
+    drawn, height = {}, 0.38
+    for offset, (key, label) in zip((height / 2, -height / 2), (("skill", "vs its persistence"),
+                                                                 ("skill_seasonal", "vs its seasonal naive"))):
+        values = [float(report.per_series[name].get(key, np.nan)) for name in names]
+        drawn[label] = dict(zip(names, values))
+        ax.barh(np.arange(len(names))[::-1] + offset, np.nan_to_num(values), height=height, label=label)
+    ax.set_yticks(np.arange(len(names))[::-1], [str(name)[:30] for name in names])
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("skill (1 - MAE / baseline MAE); right of 0: better than the baseline")
+    below = sum(report.per_series[name]["skill"] < 0 for name in names)
+    ax.set_title(f"{report.name}: skill of {len(names)} series ({below} below 0 vs their persistence), "
+                 f"{report.scope}", fontsize="medium")
+    ax.legend(fontsize="small")
+    save_figure(plt, fig, path)
+    return drawn
 
 
 def plot_comparison(folder: Path, shown: dict, summary: dict, specs, spec, split: str) -> None:
@@ -211,30 +263,61 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, specs, spec, split
     first = next(iter(shown.values()))
     dates = first["drawn"][0]
     actual_dates, actual_values = first["actual"]
-    fig, ax = plt.subplots(figsize=(11, 5))
+    fig, (ax, below) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     if len(dates):
         inside = (actual_dates >= dates.min()) & (actual_dates <= dates.max())
         ax.plot(actual_dates[inside], actual_values[inside], color="black", linewidth=1.4, label="actual")
-    for i, (arch, item) in enumerate(shown.items()):
-        ax.plot(*item["drawn"], linewidth=0.9, color=colors[i % len(colors)], label=arch)
+    _draw_compared_forecasts(ax, below, shown, colors)
     ax.set_ylabel(first["ylabel"])
     scope = f"{backtest} walk-forward folds" if backtest else f"{first['split']} split"
     ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
-    ax.legend(fontsize=8)
     fig.autofmt_xdate()
     save_figure(plt, fig, folder / "compare_forecast.png")
+    _plot_compared_mae(plt, folder, summary, specs, spec, split)
 
+
+# Line styles in turn, so that forecasts close to each other stay apart where their colours overlap
+STYLES = ("-", "--", "-.", ":")
+
+
+def _draw_compared_forecasts(ax, below, shown: dict, colors) -> None:
+    """Each arch's forecasts on `ax`, and on `below` each one's difference from the archs' mean forecast, where
+    archs whose forecasts overlap on the scale of the values come apart."""
+    drawn = {arch: item["drawn"] for arch, item in shown.items()}
+    lengths = {len(values) for _, values in drawn.values()}
+    mean = np.mean([np.asarray(values, dtype="float64") for _, values in drawn.values()], axis=0) \
+        if len(lengths) == 1 else None
+    for i, (arch, (dates, values)) in enumerate(drawn.items()):
+        style = dict(linewidth=0.9, color=colors[i % len(colors)], linestyle=STYLES[i % len(STYLES)], label=arch)
+        ax.plot(dates, values, **style)
+        if mean is not None:
+            below.plot(dates, np.asarray(values, dtype="float64") - mean, **style)
+    below.axhline(0, color="black", linewidth=0.8)
+    below.set_ylabel("minus the archs'\nmean forecast", fontsize=8)
+    ax.legend(fontsize=8)
+
+
+def _plot_compared_mae(plt, folder: Path, summary: dict, specs, spec, split: str) -> None:
+    """`compare_mae.png`: each arch's MAE (± std over seeds) as a dot on an axis around the figures, each one
+    written beside it, and the persistence baseline's."""
     archs = summary["archs"]
     means = [archs[a]["splits"][split]["mae"]["mean"] for a in archs]
-    stds = [archs[a]["splits"][split]["mae"]["std"] for a in archs]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(list(archs), means, yerr=stds if spec.repeats > 1 else None, capsize=4,
-           color=[colors[i % len(colors)] for i in range(len(archs))])
+    stds = [archs[a]["splits"][split]["mae"]["std"] if spec.repeats > 1 else 0.0 for a in archs]
     baseline = summary["splits"][split][PERSISTENCE]["mae"]
-    ax.axhline(baseline, color="black", linestyle="--", label=f"persistence {baseline:.2f}")
-    ax.set_ylabel(f"MAE ({specs.data.target}'s units)")
+    fig, ax = plt.subplots(figsize=(7, 1.6 + 0.5 * len(archs)))
+    rows = np.arange(len(archs))[::-1]
+    ax.errorbar(means, rows, xerr=stds, fmt="o", capsize=4)
+    for row, mean in zip(rows, means):
+        ax.annotate(figure(mean), (mean, row), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.axvline(baseline, color="black", linestyle="--", label=f"persistence {figure(baseline)}")
+    ax.set_yticks(rows, list(archs))
+    low = min([*(m - s for m, s in zip(means, stds)), baseline])
+    high = max([*(m + s for m, s in zip(means, stds)), baseline])
+    pad = 0.15 * (high - low) or 0.01 * abs(high) or 1.0
+    ax.set_xlim(low - pad, high + pad)  # around the figures: bars from 0 made 296 and 301 look alike
+    ax.set_xlabel(f"MAE ({specs.data.target}'s units; the axis does not start at 0)")
     ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
-    ax.legend()
+    ax.legend(fontsize=8)
     save_figure(plt, fig, folder / "compare_mae.png")
 
 

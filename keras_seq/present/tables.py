@@ -3,15 +3,15 @@ them)."""
 
 from __future__ import annotations
 
-from keras_seq.evaluation.metrics import metrics
+from keras_seq.evaluation.metrics import figure, metrics
 from keras_seq.evaluation.report import PERSISTENCE
 from keras_seq.models.registry import get_arch
 
 
 def _figure(stats: dict, digits: int, repeats: int) -> str:
     if repeats > 1:
-        return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
-    return f"{stats['mean']:.{digits}f}"
+        return f"{figure(stats['mean'], digits)} ± {figure(stats['std'], digits)}"
+    return figure(stats["mean"], digits)
 
 
 def _arch_sizes(model, archs) -> str:
@@ -78,7 +78,7 @@ def comparison_markdown(summary: dict, specs, spec, title: str | None = None) ->
         for fold, info in summary["folds"].items():
             cells = [_figure(archs[a]["folds"][fold], 2, repeats) for a in archs]
             lines.append(f"| {fold} | {info['first_date']}..{info['last_date']} | {info['windows']} | "
-                         f"{info['persistence_mae']:.2f} | " + " | ".join(cells) + " |")
+                         f"{figure(info['persistence_mae'])} | " + " | ".join(cells) + " |")
     leak = leak_note(summary, specs)
     if leak:
         lines += ["", leak]
@@ -109,7 +109,7 @@ def _baseline_rows(info: dict) -> list[str]:
     """comparison.md's rows of the baselines on one scored split (persistence alone for pooled backtests)."""
     rows = []
     for name, b in info.get("baselines", {PERSISTENCE: info[PERSISTENCE]}).items():
-        figures = " | ".join("" if b.get(m.name) is None else format(b[m.name], f".{m.digits}f") for m in metrics())
+        figures = " | ".join("" if b.get(m.name) is None else figure(b[m.name], m.digits) for m in metrics())
         rows.append(f"| {name} | 0 | | | | {figures} | {1 - b['mae'] / info[PERSISTENCE]['mae']:+.3f} |")
     return rows
 

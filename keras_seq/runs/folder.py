@@ -360,7 +360,8 @@ LATEST = "latest"
 
 
 def resolve_latest(path: str | Path) -> Path:
-    """`path`, or for `latest` (`saved_models/latest`, `<out>/latest`) the newest complete run folder there.
+    """`path`, or for `latest` (`saved_models/latest`, `<out>/latest`) the newest complete run folder there; a
+    path through it (`saved_models/latest/export/model.onnx`) continues from that folder.
 
     A bare `latest` looks in `saved_models`, `fit`'s default `--out`. A real
     folder named `latest` is kept as it is. Only plain folders (no links)
@@ -372,6 +373,10 @@ def resolve_latest(path: str | Path) -> Path:
         KerasSeqError: there is no complete run folder there.
     """
     path = Path(path)
+    if path.name != LATEST and LATEST in path.parts[:-1]:  # a path through `latest`
+        at = path.parts.index(LATEST)
+        head = Path(*path.parts[:at + 1])
+        return resolve_latest(head).joinpath(*path.parts[at + 1:])
     if path.name != LATEST or (path.exists() and not path.is_symlink()):
         return path  # a real folder named `latest` is itself; a link of that name is never followed
     parent = path.parent if str(path.parent) != "." else Path("saved_models")

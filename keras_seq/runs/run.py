@@ -235,6 +235,7 @@ def train_and_evaluate(run: Run, *, splits: tuple[str, ...] = ("test",), verbose
     specs = run.specs
     check_positive_target(run.frame, specs)
     training, raw = run_windows(run.frame, specs)
+    _warn_few_test_windows(raw, splits)
     net, vocabulary, history, seconds = _built_and_trained(specs, training, verbose, checkpoint, resume)
     interrupted = bool(history.pop("interrupted", False))
     calibration = calibrate(net, raw) if specs.model.conformal and not interrupted else None
@@ -250,6 +251,21 @@ def train_and_evaluate(run: Run, *, splits: tuple[str, ...] = ("test",), verbose
     }
     return Fitted(net, history, reports, predictions, raw, {**config, "versions": versions()}, seconds, run.started,
                   run.specs, quantiles)
+
+
+FEW_TEST_WINDOWS = 30  # fewer, and a test split's MAE moves by a few percent with the dates it happens to hold
+
+
+def _warn_few_test_windows(raw, splits: tuple[str, ...]) -> None:
+    if "test" in splits and 0 < raw.count("test") < FEW_TEST_WINDOWS:
+        import warnings
+
+        from keras_seq.errors import DataWarning
+
+        count = raw.count("test")
+        warnings.warn(f"the test split holds only {count} window{'s' * (count > 1)}: its figures, and a model's win "
+                      f"or loss against a baseline, can turn on a few dates. Give more rows, a larger test fraction "
+                      "of `splits`, or score several folds with `compare --backtest`.", DataWarning, stacklevel=3)
 
 
 def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume):

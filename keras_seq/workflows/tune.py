@@ -46,12 +46,34 @@ class TrialRefused(KerasSeqError):
 
 
 def setup_digest(base, spec: TuneSpec, data_sha256: str) -> str:
-    """What a study's trials share: the rows, the base options, the space and the objective."""
+    """What a study's trials share: the rows, the base options, the space and the objective (`setup_record`)."""
     record = {"data": data_sha256, "options": {k: values_of(getattr(base, k)) for k in
                                                ("data", "windows", "model", "train")},
               "backend": base.backend, "space": [dataclasses.asdict(p) for p in spec.space],
               "objective": spec.objective, "pruner": spec.pruner}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def setup_record(base, spec: TuneSpec, data_sha256: str) -> dict:
+    """The setup as flat `name: value` text (a study keeps it beside its digest), so that a study refused for other
+    options can say which differ."""
+    record = {"the data's sha256": data_sha256, "backend": base.backend, "objective": spec.objective,
+              "pruner": spec.pruner, "the search space": json.dumps([dataclasses.asdict(p) for p in spec.space],
+                                                                    default=str)}
+    for section in ("data", "windows", "model", "train"):
+        record |= {f"{section}.{name}": json.dumps(value, default=str)
+                   for name, value in values_of(getattr(base, section)).items()}
+    return {key: str(value) for key, value in record.items()}
+
+
+def setup_difference(started: dict | None, now: dict) -> str:
+    """Which of a study's setup differ from `now`, in words (up to three), or "" where the study kept no record."""
+    if not isinstance(started, dict):
+        return ""
+    keys = [key for key in dict.fromkeys([*now, *started]) if started.get(key) != now.get(key)]
+    shown = [f"{key}: {str(started.get(key, 'absent'))[:60]} then, {str(now.get(key, 'absent'))[:60]} now"
+             for key in keys[:3]]
+    return " (" + "; ".join(shown) + (f"; and {len(keys) - 3} more" if len(keys) > 3 else "") + ")" if keys else ""
 
 
 # === The study: storage, recovery, workers ===
@@ -82,12 +104,12 @@ def open_storage(spec: TuneSpec, folder: Path):
     return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
 
 
-def load_study(spec: TuneSpec, folder: Path, digest: str, seed: int, worker: int = 0):
+def load_study(spec: TuneSpec, folder: Path, setup: tuple, seed: int, worker: int = 0):
     """Open the study's storage (`open_storage`) and create the study, or join it; refuse one that was started
     with other options or by another tool, and a storage whose records Optuna cannot read (a damaged or crafted
     journal), in one line."""
     try:
-        return _load_study(spec, open_storage(spec, folder), digest, seed, worker)
+        return _load_study(spec, open_storage(spec, folder), setup, seed, worker)
     except KerasSeqError:
         raise
     except Exception as exc:  # noqa: BLE001 - Optuna's own errors (AssertionError, KeyError, ...) for a bad record
@@ -98,9 +120,10 @@ def load_study(spec: TuneSpec, folder: Path, digest: str, seed: int, worker: int
             "damaged, or written by something other than Optuna. Give another `study` or `out`.")) from None
 
 
-def _load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int):
+def _load_study(spec: TuneSpec, storage, setup: tuple, seed: int, worker: int):
     import optuna
 
+    digest, record = setup  # setup_digest's and setup_record's
     # Optuna logs each failed trial with its traceback; keras-seq's trials.csv and tune.json say why each failed.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2) if spec.pruner == "median"
@@ -121,11 +144,13 @@ def _load_study(spec: TuneSpec, storage, digest: str, seed: int, worker: int):
             "record of keras-seq's options). Give another `study`, or another `storage`.")
     if found is None:
         study.set_user_attr("setup", digest)
+        study.set_user_attr("setup_record", record)
         study.set_user_attr("objective", spec.objective)
     elif found != digest:
         raise KerasSeqError(
-            f"study '{spec.study}' in this storage was started with other data, options or search space; its trials "
-            "would not compare with these. Give another `study`, or the options it was started with.")
+            f"study '{spec.study}' in this storage was started with other data, options or search space"
+            f"{setup_difference(study.user_attrs.get('setup_record'), record)}; its trials would not compare with "
+            "these. Give another `study`, or the options it was started with.")
     return study
 
 
@@ -190,20 +215,42 @@ class Job:
     folder: Path
     setup: str  # setup_digest(...)
     created: Path | None = None  # the first folder this tune made (the study folder or one above it)
+    record: dict = dataclasses.field(default_factory=dict)  # setup_record(...)
+    say_trials: bool = False  # print one line per finished trial: its score and the best so far
 
 
 def run_worker(job: Job, quota: int, worker: int = 0) -> None:
     """Run `quota` trials of the study, then return; a signal ends the current trial as interrupted."""
     from keras_seq.jobs.stop import STOP
 
-    study = load_study(job.spec, job.folder, job.setup, job.base.train.seed, worker)
+    study = load_study(job.spec, job.folder, (job.setup, job.record), job.base.train.seed, worker)
 
     def stop_on_signal(study, trial):
         if STOP.requested:
             study.stop()
 
+    said = [trial_line(job)] if job.say_trials else []
     study.optimize(lambda trial: objective(job, trial), n_trials=quota, catch=(TrialRefused,),
-                   callbacks=[stop_on_signal], gc_after_trial=True)
+                   callbacks=[stop_on_signal, *said], gc_after_trial=True)
+
+
+def trial_line(job: Job):
+    """An Optuna callback that prints one line per finished trial: its state and score, and the best so far."""
+    from optuna.trial import TrialState
+
+    def say(study, trial):
+        complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        best = min(complete, key=lambda t: t.value) if complete else None
+        if trial.state == TrialState.COMPLETE:
+            what = f"{job.spec.objective} {trial.value:.4g}"
+        elif trial.state == TrialState.PRUNED:
+            what = f"pruned after epoch {len(trial.intermediate_values)}"
+        else:
+            what = f"{trial.state.name.lower()}: {str(trial.user_attrs.get('error', ''))[:120]}"
+        shown = f"; best {best.value:.4g} (trial {best.number})" if best is not None else ""
+        print(f"trial {trial.number}: {what}{shown}", flush=True)
+
+    return say
 
 
 def objective(job: Job, trial) -> float:
@@ -278,9 +325,10 @@ def tune(data=None, windows=None, model=None, train=None, spec: TuneSpec = TuneS
         RunInterrupted: Ctrl-C or SIGTERM; the study keeps every finished
             trial and resumes with the same call.
     """
-    job = prepare_job(data, windows, model, train, spec, out=out, backend=backend)
+    job = dataclasses.replace(prepare_job(data, windows, model, train, spec, out=out, backend=backend),
+                              say_trials=bool(verbose))
     try:
-        study = load_study(spec, job.folder, job.setup, job.base.train.seed)
+        study = load_study(spec, job.folder, (job.setup, job.record), job.base.train.seed)
     except KerasSeqError:
         if job.created is not None:  # nothing is left of a study that could not start
             shutil.rmtree(job.created, ignore_errors=True)
@@ -352,7 +400,8 @@ def prepare_job(data, windows, model, train, spec: TuneSpec, *, out, backend) ->
         created = created.parent  # the first folder this tune makes: removed if the study cannot start
     folder.mkdir(parents=True, exist_ok=True)
     start_keras(1)
-    return Job(frame, digest, base, spec, folder, setup_digest(base, spec, digest), created)
+    return Job(frame, digest, base, spec, folder, setup_digest(base, spec, digest), created,
+               record=setup_record(base, spec, digest))
 
 
 def require_optuna():
