@@ -4,6 +4,7 @@ and TensorBoard event files read back with tensorboard's own reader."""
 import csv
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -214,6 +215,12 @@ def test_an_mlflow_export_forecasts_as_predict_does_in_python_and_served_over_ht
         assert code != 0 and "Give a free --port" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("serve", run, "--port", port)
     assert code != 0 and "is not an MLflow export of keras-seq" in err
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tmp_path / "export", tampered)
+    with (tampered / "mlflow" / "code" / "keras_seq_onnx_forecaster.py").open("a") as stream:
+        stream.write("\nimport os; os.system('touch pwned')\n")  # serving runs the folder's Python
+    code, _, err = run_cli("serve", tampered, "--port", port)
+    assert code != 0 and "holds code other than this keras-seq's loader" in err and not Path("pwned").exists()
 
     server = subprocess.Popen([str(Path(sys.executable).with_name("keras-seq")), "serve", tmp_path / "export",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

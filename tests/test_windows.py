@@ -64,7 +64,7 @@ window_cases = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=window_cases)
 @example(case={"n_rows": 60, "window": 10, "horizon": 1, "kind": "sequence", "stride": 1, "batch_size": 1, "n_extra": 0})
 def test_every_window_and_target_matches_numpy(case):

@@ -123,6 +123,7 @@ def serve_command(folder, host: str, port: int, workers: int) -> tuple[list[str]
     if mlmodel.is_symlink() or not mlmodel.is_file() or f"loader_module: {LOADER}" not in read_text_bounded(mlmodel):
         raise KerasSeqError(f"{folder} is not an MLflow export of keras-seq (no {ENTRY}/MLmodel with its loader). "
                             "Write one with `keras-seq export RUN_DIR --format mlflow`.")
+    check_served_code(model)
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
@@ -134,3 +135,22 @@ def serve_command(folder, host: str, port: int, workers: int) -> tuple[list[str]
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     return [mlflow, "models", "serve", "-m", str(model.resolve()), "--env-manager", "local", "--host", host,
             "--port", str(port), "-w", str(workers)], env  # -w: mlflow's --workers
+
+
+def check_served_code(model: Path) -> None:
+    """Serving runs the model folder's Python: refuse a folder whose code is not keras-seq's own loader, byte for
+    byte, or whose ONNX model asks for more than keras-seq's exports do (`safety.check_onnx`)."""
+    from keras_seq.artifacts import mlflow_pyfunc
+    from keras_seq.safety import check_onnx, refuse_symlink
+
+    code = model / "code"
+    refuse_symlink(code)
+    found = sorted(p.name for p in code.iterdir()) if code.is_dir() else []
+    mine = Path(mlflow_pyfunc.__file__).read_bytes()
+    loader = code / f"{LOADER}.py"
+    if found != [f"{LOADER}.py"] or loader.is_symlink() or loader.read_bytes() != mine:
+        raise KerasSeqError(f"{model} holds code other than this keras-seq's loader ({', '.join(found) or 'none'}); "
+                            "serving it would run that code. Export the run again with this keras-seq.")
+    for onnx in model.rglob("*.onnx"):
+        refuse_symlink(onnx)
+        check_onnx(onnx)

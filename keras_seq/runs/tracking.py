@@ -33,7 +33,8 @@ from keras_seq.errors import KerasSeqError, first_line
 EXPERIMENT = "keras-seq"  # the MLflow experiment a run goes to, unless MLFLOW_EXPERIMENT_NAME names another
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param's value
 BATCH = 200  # metrics per log_batch call (MLflow takes at most 1000, 100 params, 100 tags)
-MAX_ARTIFACT_BYTES = 2 * 2**30  # a larger file in a folder is left out of the artifacts, with a warning
+MAX_ARTIFACT_BYTES = 2 * 2**30  # a larger file in a folder is left out of the artifacts
+MAX_ARTIFACT_FILES = 2000  # files logged from one folder (a run holds about ten): a crafted folder stops there
 
 
 # === What a URI shows ===
@@ -264,8 +265,9 @@ def _log(client, run_id: str, params: dict | None = None, metrics: list | None =
 
 
 def _log_files(client, run_id: str, folder: Path, leave_out: tuple[str, ...] = ()) -> None:
-    """The folder's plain files as artifacts: no symlink followed, no file over 2 GiB, `leave_out` folders left
-    to the child runs that log them."""
+    """The folder's plain files as artifacts (at most `MAX_ARTIFACT_FILES`): no symlink followed, no file over
+    2 GiB, `leave_out` folders left to the child runs that log them."""
+    count = 0
     for root, dirs, files in os.walk(folder, followlinks=False):
         here = Path(root)
         dirs[:] = sorted(d for d in dirs if not (here / d).is_symlink() and
@@ -274,6 +276,9 @@ def _log_files(client, run_id: str, folder: Path, leave_out: tuple[str, ...] = (
             file = here / name
             if file.is_symlink() or not file.is_file() or file.stat().st_size > MAX_ARTIFACT_BYTES:
                 continue
+            count += 1
+            if count > MAX_ARTIFACT_FILES:
+                return
             relative = file.parent.relative_to(folder).as_posix()
             client.log_artifact(run_id, str(file), None if relative == "." else relative)
 
