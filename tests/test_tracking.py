@@ -154,7 +154,8 @@ def test_a_comparison_and_a_study_log_as_parent_runs_with_a_child_per_fit_and_pe
             k[len("params_"):]: v for k, v in row.items() if k.startswith("params_")}
 
 
-def test_an_unreachable_server_costs_one_warning_line_and_shows_no_credentials(run_cli, closed_port_url, tmp_path):
+def test_an_unreachable_server_costs_one_warning_line_and_shows_no_credentials(run_cli, closed_port_url, tmp_path,
+                                                                              monkeypatch):
     secret_url = closed_port_url.replace("http://", "http://alice:s3cr3t@")
     code, out, err = run_cli("fit", "--window", "8", "--units", "4", "--layers", "1", "--epochs", "1", "--start",
                              "2022-06-01", "--mlflow", secret_url, "--out", tmp_path / "runs", "-q")
@@ -174,6 +175,16 @@ def test_an_unreachable_server_costs_one_warning_line_and_shows_no_credentials(r
     code, _, err = run_cli("log", tmp_path, "--mlflow", closed_port_url)
     assert code != 0 and "is not a run, comparison, study or recipe run folder" in err
     assert len(err.strip().splitlines()) == 1 and files_under(tmp_path) == before
+
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else found(name, *a))
+    for args in (("log", run), ("export", run, "--format", "mlflow", "--out", tmp_path / "x")):
+        code, _, err = run_cli(*args)  # without the extra: one line naming it, nothing written
+        assert code != 0 and "pip install 'keras-seq[mlflow]'" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
+    monkeypatch.undo()
 
     recipe = tmp_path / "r.toml"
     recipe.write_text('description = "x"\n[track]\nmlflow = "http://bob:pw@127.0.0.1:1"\n')

@@ -7,6 +7,9 @@
   the card's `series_input` says), raw values out;
 - `model.onnx`: fixed window length, dynamic batch;
 - `model.keras`: a copy of the Keras model;
+- `mlflow/` (asked for by name, not in `all`): an MLflow model of the ONNX
+  model and the card, served with nothing of keras-seq
+  (`keras_seq.artifacts.mlflow_model`);
 - `model_card.json`: what the model reads and returns, its scaling, data,
   test metrics, versions and each artifact's sha256.
 
@@ -85,8 +88,9 @@ def export_run(
 
     Args:
         run_dir: path. A folder written by `keras-seq fit`.
-        formats: str or tuple. `"savedmodel"`, `"onnx"`, `"keras"`, several
-            of them, or `"all"`. Defaults to `"all"`.
+        formats: str or tuple. `"savedmodel"`, `"onnx"`, `"keras"`, `"mlflow"`
+            (an MLflow model folder: `artifacts.mlflow_model`), several of them,
+            or `"all"` (the first three). Defaults to `"all"`.
         out: path or None. Export folder. Defaults to `RUN_DIR/export`.
         overwrite: bool. Replace an existing export folder. Defaults to `False`.
         name: str or None. The SavedModel's model name in TF Serving's layout.
@@ -108,6 +112,10 @@ def export_run(
 
     run_dir = check_run_folder(run_dir)
     formats = parse_formats(formats)
+    if MLFLOW in formats:
+        from keras_seq.runs.tracking import require_mlflow
+
+        require_mlflow()  # before any work: the extra's absence is one line
     if not isinstance(version, int) or version < 1:
         raise KerasSeqError(f"`version` must be an integer of at least 1. Received: version={version}")
     if name is not None and not is_folder_name(name):
