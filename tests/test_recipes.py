@@ -183,7 +183,7 @@ def test_shipped_recipe_runs_shortened(run_cli, tmp_path, name):
                  "train.batch_size=64"]
     if name != "dji-lstm-export":  # two archs, one of them brnn (the future leak's report needs it)
         shortened.append("model.archs=drnn,brnn")
-    code, out, err = run_cli("run", REPO / "recipes" / f"{name}.toml", *(a for s in shortened for a in ("--set", s)),
+    code, out, err = run_cli("run", REPO / "keras_seq" / "recipes" / f"{name}.toml", *(a for s in shortened for a in ("--set", s)),
                              "--out", tmp_path, "-q")
     assert code == 0, err
     (folder,) = tmp_path.iterdir()
