@@ -397,6 +397,7 @@ def _log_mlflow(path, options: dict) -> None:
               help="Processes in the job (default $KERAS_DISTRIBUTION_NUM_PROCESSES).")
 @_option("--process-id", type=click.IntRange(min=0), default=None,
               help="This process's id, 0 to N-1; process 0 writes the run (default $KERAS_DISTRIBUTION_PROCESS_ID).")
+@_option("--report", is_flag=True, help="Also write the run's HTML page, report.html (see `keras-seq report`).")
 @_reports_errors
 @_stops_on_signals
 def fit(arch, resume, coordinator, num_processes, process_id, **options):
@@ -411,7 +412,7 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
     verbose = 0 if options["quiet"] else "auto"
     cluster = Cluster.from_environment(coordinator=coordinator, num_processes=num_processes, process_id=process_id)
     if resume is not None:
-        given = _given_options(click.get_current_context(), ("resume", "quiet", "coordinator", "num_processes",
+        given = _given_options(click.get_current_context(), ("resume", "quiet", "report", "coordinator", "num_processes",
                                                               "process_id", "mlflow", "tensorboard"))
         if given:
             raise click.UsageError(f"--resume takes every option from the run's config.json; drop {given[0]}.")
@@ -427,6 +428,10 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
     click.echo()
     _say(result.report.table())
     click.echo(f"run written to {result.path}")
+    if options["report"]:
+        from keras_seq.workflows.report import report_run
+
+        click.echo(f"report written to {report_run(result.path, backend=options['backend'])}")
     _log_mlflow(result.path, options)
 
 
@@ -621,6 +626,19 @@ def serve(export_dir, host, port, server_workers):
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@_option("--out", default=None, type=click.Path(dir_okay=False), help="The page's file (default: PATH/report.html).")
+@_BACKEND_OPTION
+@_reports_errors
+def report(path, out, backend):
+    """Write one self-contained HTML page of a run folder: metrics beside the baselines, an interactive forecast
+    chart (bands, the best baseline, a selector of series), loss curves and each series' skill."""
+    from keras_seq.workflows.report import report_run
+
+    click.echo(f"report written to {report_run(path, out=out, backend=backend)}")
 
 
 @cli.command(name="log")

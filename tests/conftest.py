@@ -195,3 +195,26 @@ def files_under(folder: Path) -> dict:
     if not folder.exists():
         return {}
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium, installed with apt-get where it is missing (as root, as CI runs)."""
+    found = shutil.which("chromium")
+    if found is None:
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                                  env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+            assert done.returncode == 0, f"{' '.join(command)} failed: {done.stderr[-1000:]}"
+        found = shutil.which("chromium")
+    assert found, "chromium is not installed and apt-get did not install it"
+    return found
+
+
+def open_page(chromium, page, *flags, fragment=""):
+    """What headless Chromium prints for `page` (`--dump-dom`: the document after its scripts ran)."""
+    done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--virtual-time-budget=8000", *flags, page.as_uri() + fragment],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

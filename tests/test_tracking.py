@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import files_under
+from conftest import files_under, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def test_a_fit_logs_its_options_epochs_metrics_files_and_tags_to_mlflow_and_its_
 
 
 def test_a_comparison_and_a_study_log_as_parent_runs_with_a_child_per_fit_and_per_trial(
-        mlflow_server, run_cli, tmp_path):
+        mlflow_server, run_cli, tmp_path, chromium):
     tiny = ("--window", "8", "--units", "4", "--layers", "1", "--epochs", "1", "--start", "2022-06-01",
             "--out", tmp_path)
     code, _, err = run_cli("compare", "--archs", "lstm,gru", "-q", *tiny)
@@ -141,6 +141,14 @@ def test_a_comparison_and_a_study_log_as_parent_runs_with_a_child_per_fit_and_pe
         child = children[Path(record["run"]).name]
         assert child.data.metrics["test_mae"] == pytest.approx(record["splits"]["test"]["model"]["mae"])
     assert "comparison.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+    # Their HTML pages too (`keras-seq report`, issue 35's item 4), drawn in Chromium without an error
+    for folder, words in ((comparison, ("lstm", "gru", "Validation loss per epoch")),
+                          (tmp_path / "tiny", ("best so far", "Study"))):
+        code, out, err = run_cli("report", folder)
+        assert code == 0 and "report written to" in out, err
+        dom = open_page(chromium, folder / "report.html", "--dump-dom")
+        assert 'data-drawn="yes"' in dom and "data-errors" not in dom and all(w in dom for w in words)
 
     runs = runs_of(client, "studies")
     study = runs["tiny"]

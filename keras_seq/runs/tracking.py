@@ -350,7 +350,7 @@ def _log_run(client, experiment_id: str, path: Path, parent: str | None) -> str:
     return run_id
 
 
-def _run_folders(folder: Path) -> list[Path]:
+def run_folders(folder: Path) -> list[Path]:
     """The run folders directly or one level inside `folder` (a comparison's runs/, a study's best/)."""
     if not folder.is_dir() or folder.is_symlink():
         return []
@@ -366,7 +366,7 @@ def _log_comparison(client, experiment_id: str, path: Path, parent: str | None) 
     params = {f"{section}.{key}": value for section, values in (settings or {}).items() if isinstance(values, dict)
               for key, value in values.items()}
     _log(client, run_id, params)
-    for run in _run_folders(path / "runs"):
+    for run in run_folders(path / "runs"):
         _log_run(client, experiment_id, run, run_id)
     _log_files(client, run_id, path, leave_out=("runs",))
     _end(client, run_id)
@@ -394,7 +394,7 @@ def _log_study(client, experiment_id: str, path: Path, parent: str | None) -> st
             value = _float(record.get("value"))
             _log(client, child, params, [("value", value, 0)] if value is not None else [])
             client.set_terminated(child, "FINISHED" if record.get("state") == "COMPLETE" else "KILLED")
-    for run in _run_folders(path / "best"):
+    for run in run_folders(path / "best"):
         _log_run(client, experiment_id, run, run_id)
     _log_files(client, run_id, path, leave_out=("best",))
     _end(client, run_id)
