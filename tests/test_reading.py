@@ -155,3 +155,28 @@ def test_series_skill_png_draws_each_of_a_few_series_with_its_sign(tmp_path):
     assert drawn["vs its persistence"] == skills
     assert drawn["vs its seasonal naive"] == {name: value / 2 for name, value in skills.items()}
     assert (tmp_path / "series_skill.png").stat().st_size > 0
+
+
+def test_compare_plots_keep_archs_of_close_figures_apart(tmp_path):
+    """Three archs within 0.2 of each other near 296: the MAE dots sit on an axis around them, each figure written
+    to 4 digits, and the forecast chart's lower panel separates lines that overlap on the scale of the values
+    (issue 35: bars from 0 all read 296, and the lines looked like one)."""
+    from types import SimpleNamespace
+
+    from keras_seq.present.plots import plot_comparison
+
+    dates = pd.bdate_range("2022-01-03", periods=40).to_numpy()
+    actual = 30000 + np.cumsum(np.random.default_rng(4).normal(0, 200, 40))
+    maes = {"lstm": 296.61, "gru": 296.50, "drnn": 296.73}
+    shown = {arch: {"history": {"loss": [0.6, 0.5], "val_loss": [0.62, 0.61]}, "split": "test", "ylabel": "Close",
+                    "drawn": (dates[1:], actual[:-1] + k), "actual": (dates, actual)}
+             for k, arch in enumerate(maes)}
+    summary = {"archs": {a: {"splits": {"test": {"mae": {"mean": m, "std": 0.0}}}} for a, m in maes.items()},
+               "splits": {"test": {"persistence": {"mae": 296.55}, "split": "test split"}}}
+    specs = SimpleNamespace(model=SimpleNamespace(loss_name="mse"), data=SimpleNamespace(target="Close"))
+    drew = plot_comparison(tmp_path, shown, summary, specs, SimpleNamespace(backtest=0, repeats=1), "test")
+    low, high = drew["mae_axis"]
+    assert 295 < low < 296.5 and 296.73 < high < 298
+    assert drew["mae_written"] == ["296.61", "296.50", "296.73"]
+    assert drew["apart"] == pytest.approx({"lstm": 1.0, "gru": 0.0, "drnn": 1.0}, abs=1e-6)
+    assert all((tmp_path / f"compare_{name}.png").stat().st_size > 0 for name in ("loss", "forecast", "mae"))

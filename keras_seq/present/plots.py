@@ -234,9 +234,10 @@ def _plot_each_series_skill(report: Report, path: Path) -> dict:
     return drawn
 
 
-def plot_comparison(folder: Path, shown: dict, summary: dict, specs, spec, split: str) -> None:
+def plot_comparison(folder: Path, shown: dict, summary: dict, specs, spec, split: str) -> dict:
     """`compare_loss.png`, `compare_forecast.png` and `compare_mae.png` (`specs`: the run's options, `spec`: the
-    comparison's)."""
+    comparison's). Returns what the last two drew: each arch's largest distance from the archs' mean forecast, and
+    the MAE axis's limits and the figures written beside its dots."""
     backtest = spec.backtest
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -267,37 +268,41 @@ def plot_comparison(folder: Path, shown: dict, summary: dict, specs, spec, split
     if len(dates):
         inside = (actual_dates >= dates.min()) & (actual_dates <= dates.max())
         ax.plot(actual_dates[inside], actual_values[inside], color="black", linewidth=1.4, label="actual")
-    _draw_compared_forecasts(ax, below, shown, colors)
+    apart = _draw_compared_forecasts(ax, below, shown, colors)
     ax.set_ylabel(first["ylabel"])
     scope = f"{backtest} walk-forward folds" if backtest else f"{first['split']} split"
     ax.set_title(f"one-step-ahead forecasts, {scope}, first seed")
     fig.autofmt_xdate()
     save_figure(plt, fig, folder / "compare_forecast.png")
-    _plot_compared_mae(plt, folder, summary, specs, spec, split)
+    return {"apart": apart, **_plot_compared_mae(plt, folder, summary, specs, spec, split)}
 
 
 # Line styles in turn, so that forecasts close to each other stay apart where their colours overlap
 STYLES = ("-", "--", "-.", ":")
 
 
-def _draw_compared_forecasts(ax, below, shown: dict, colors) -> None:
+def _draw_compared_forecasts(ax, below, shown: dict, colors) -> dict:
     """Each arch's forecasts on `ax`, and on `below` each one's difference from the archs' mean forecast, where
     archs whose forecasts overlap on the scale of the values come apart."""
     drawn = {arch: item["drawn"] for arch, item in shown.items()}
     lengths = {len(values) for _, values in drawn.values()}
     mean = np.mean([np.asarray(values, dtype="float64") for _, values in drawn.values()], axis=0) \
         if len(lengths) == 1 else None
+    apart = {}
     for i, (arch, (dates, values)) in enumerate(drawn.items()):
         style = dict(linewidth=0.9, color=colors[i % len(colors)], linestyle=STYLES[i % len(STYLES)], label=arch)
         ax.plot(dates, values, **style)
         if mean is not None:
-            below.plot(dates, np.asarray(values, dtype="float64") - mean, **style)
+            difference = np.asarray(values, dtype="float64") - mean
+            below.plot(dates, difference, **style)
+            apart[arch] = float(np.nanmax(np.abs(difference))) if len(difference) else 0.0
     below.axhline(0, color="black", linewidth=0.8)
     below.set_ylabel("minus the archs'\nmean forecast", fontsize=8)
     ax.legend(fontsize=8)
+    return apart
 
 
-def _plot_compared_mae(plt, folder: Path, summary: dict, specs, spec, split: str) -> None:
+def _plot_compared_mae(plt, folder: Path, summary: dict, specs, spec, split: str) -> dict:
     """`compare_mae.png`: each arch's MAE (± std over seeds) as a dot on an axis around the figures, each one
     written beside it, and the persistence baseline's."""
     archs = summary["archs"]
@@ -307,8 +312,9 @@ def _plot_compared_mae(plt, folder: Path, summary: dict, specs, spec, split: str
     fig, ax = plt.subplots(figsize=(7, 1.6 + 0.5 * len(archs)))
     rows = np.arange(len(archs))[::-1]
     ax.errorbar(means, rows, xerr=stds, fmt="o", capsize=4)
-    for row, mean in zip(rows, means):
-        ax.annotate(figure(mean), (mean, row), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    written = [figure(mean) for mean in means]
+    for row, mean, text in zip(rows, means, written):
+        ax.annotate(text, (mean, row), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.axvline(baseline, color="black", linestyle="--", label=f"persistence {figure(baseline)}")
     ax.set_yticks(rows, list(archs))
     low = min([*(m - s for m, s in zip(means, stds)), baseline])
@@ -318,7 +324,9 @@ def _plot_compared_mae(plt, folder: Path, summary: dict, specs, spec, split: str
     ax.set_xlabel(f"MAE ({specs.data.target}'s units; the axis does not start at 0)")
     ax.set_title(f"MAE, {summary['splits'][split]['split'] if split == 'backtest' else split + ' split'}")
     ax.legend(fontsize=8)
+    limits = tuple(float(x) for x in ax.get_xlim())
     save_figure(plt, fig, folder / "compare_mae.png")
+    return {"mae_axis": limits, "mae_written": written}
 
 
 def plot_history(path: Path, trials: list, label: str) -> None:
