@@ -59,7 +59,8 @@ PAGE_SCRIPT = """
     document.getElementById("forecast").dataset.series = item.name;
   }
   select.addEventListener("change", draw);
-  const wanted = decodeURIComponent((location.hash.match(/series=([^&]*)/) || [])[1] || "");
+  let wanted = "";
+  try { wanted = decodeURIComponent((location.hash.match(/series=([^&]*)/) || [])[1] || ""); } catch (e) { }
   const found = data.series.findIndex(function (item) { return item.name === wanted; });
   draw();
   if (found > 0) {  // as a reader's choice in the selector would
