@@ -429,7 +429,7 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
     _say(result.report.table())
     click.echo(f"run written to {result.path}")
     if options["report"]:
-        from keras_seq.workflows.report import report_run
+        from keras_seq.runs.pages import report_run
 
         click.echo(f"report written to {report_run(result.path, backend=options['backend'])}")
     _log_mlflow(result.path, options)
@@ -636,7 +636,7 @@ def serve(export_dir, host, port, server_workers):
 def report(path, out, backend):
     """Write one self-contained HTML page of a run folder: metrics beside the baselines, an interactive forecast
     chart (bands, the best baseline, a selector of series), loss curves and each series' skill."""
-    from keras_seq.workflows.report import report_run
+    from keras_seq.runs.pages import report_run
 
     click.echo(f"report written to {report_run(path, out=out, backend=backend)}")
 

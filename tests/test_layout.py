@@ -187,7 +187,7 @@ SHARED_WORDS = {
     # the report page's data: its drawn `series` (a panel's, or the one series); comparison.json's `archs`, `splits`
     # and `backtest` split, and tune.json's `study`, `objective`, `pruner` and `refit`, read to draw them
     "present/page.py": {"series"},
-    "workflows/report.py": {"archs", "backtest", "objective", "pruner", "refit", "series", "splits", "study"},
+    "runs/pages.py": {"archs", "backtest", "objective", "pruner", "refit", "series", "splits", "study"},
     # MLflow tags and params read from config.json (`arch`) and tune.json (`study`, `objective`, `trials`)
     "runs/tracking.py": {"arch", "objective", "study", "trials"},
     # Keras's names: the models' inputs (`window`, `series`) and layers, a layer's saved config, a Dropout's rate

@@ -52,3 +52,24 @@ def test_a_panel_runs_page_draws_in_chromium_escapes_names_and_its_selector_chan
 
     code, _, err = run_cli("report", tmp_path)
     assert code != 0 and len(err.strip().splitlines()) == 1 and "is not a run" in err
+
+
+def test_a_recipe_with_track_report_writes_each_experiments_page(chromium, run_cli, tmp_path, monkeypatch):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('description = "A page per experiment."\n[data]\nstart = 2022-06-01\n[windows]\nwindow = 8\n'
+                      '[model]\narchs = ["gru"]\nunits = 4\nlayers = 1\n[train]\nepochs = 1\n[track]\nreport = true\n')
+    code, out, err = run_cli("run", recipe, "--out", tmp_path / "out", "-q")
+    assert code == 0, err
+    (page,) = (tmp_path / "out").glob("*/main/report.html")
+    dom = open_page(chromium, page, "--dump-dom")
+    assert 'data-drawn="yes"' in dom and "data-errors" not in dom and "gru" in dom
+    assert "[track]\nreport = true" in next((tmp_path / "out").glob("*/recipe.toml")).read_text()
+
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "plotly" else found(name, *a))
+    for args in (("report", page.parent), ("run", recipe, "--out", tmp_path / "again")):  # without the extra
+        code, _, err = run_cli(*args)
+        assert code != 0 and "pip install 'keras-seq[report]'" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "again").exists()

@@ -45,7 +45,7 @@ import tomllib
 from pathlib import Path
 
 from keras_seq.runs.comparison import CompareSpec
-from keras_seq.config.options import (INT, NAMES, NUMBER, TEXT, compared_values, get_option, options, recipe_schema,
+from keras_seq.config.options import (BOOL, INT, NAMES, NUMBER, TEXT, compared_values, get_option, options, recipe_schema,
                                       spec_class, tunable)
 from keras_seq.data.reading import label_of
 from keras_seq.data.sources import DataSpec
@@ -73,7 +73,7 @@ def schema() -> dict:
 
 
 TOP_KEYS = {"description": TEXT, "name": TEXT}
-TRACK_KEYS = {"mlflow": TEXT, "tensorboard": TEXT}  # the [track] table: where a run is also logged
+TRACK_KEYS = {"mlflow": TEXT, "tensorboard": TEXT, "report": BOOL}  # [track]: where a run also goes
 EXPERIMENT_KEYS = {"name": TEXT, "note": TEXT}
 DEFAULT_ARCHS = ["lstm"]
 
@@ -313,10 +313,15 @@ def _check_track(table, where: str) -> None:
     for key, value in table.items():
         if key not in TRACK_KEYS:
             raise KerasSeqError(f"{where}: unknown key 'track.{key}'. Expected: {', '.join(TRACK_KEYS)}.")
-        if not TRACK_KEYS[key].accepts(value) or not value.strip():
-            raise KerasSeqError(f"{where}: 'track.{key}' must be a non-empty string. Received: {_describe(value)}")
+        if not TRACK_KEYS[key].accepts(value) or (isinstance(value, str) and not value.strip()):
+            expected = "true or false" if TRACK_KEYS[key] is BOOL else "a non-empty string"
+            raise KerasSeqError(f"{where}: 'track.{key}' must be {expected}. Received: {_describe(value)}")
     if "mlflow" in table:
         checked_uri(table["mlflow"], f"{where}: 'track.mlflow'")
+    if table.get("report"):
+        from keras_seq.runs.pages import require_plotly
+
+        require_plotly()  # before any work
 
 
 # === A search's [tune] table ===
@@ -502,7 +507,8 @@ def resolved_toml(recipe: Recipe, frames: dict | None = None) -> str:
         f"description = {_toml_value(recipe.description)}",
         f"name = {_toml_value(recipe.name)}",
     ]
-    track = {key: value for key, value in recipe.track.items() if value and not _has_credentials(value)}
+    track = {key: value for key, value in recipe.track.items()
+             if value is True or (isinstance(value, str) and value and not _has_credentials(value))}
     if track:  # a URI given with credentials on the command line is used, never written
         lines += ["", "[track]", *(f"{key} = {_toml_value(value)}" for key, value in track.items())]
     for experiment in recipe.experiments:
@@ -599,9 +605,15 @@ def _tensorboard(recipe: Recipe):
 
 
 def _logged(recipe: Recipe, result: RecipeResult, echo) -> RecipeResult:
-    """The recipe's `[track] mlflow`: the finished run logged (said to `echo`), a failure a one-line warning."""
+    """The recipe's `[track]`: each experiment's HTML page (`report`), and the finished run logged to MLflow (said
+    to `echo`; a failure a one-line warning)."""
     from keras_seq.runs.tracking import track
 
+    if recipe.track.get("report"):
+        from keras_seq.runs.pages import report_run
+
+        for experiment in recipe.experiments:
+            echo(f"report written to {report_run(result.path / experiment.name)}")
     if "mlflow" in recipe.track:
         track(result.path, recipe.track["mlflow"] or None, echo=echo)
     return result

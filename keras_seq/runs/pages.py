@@ -1,5 +1,5 @@
-"""The `report` verb: one self-contained HTML page of a run, comparison, backtest or study folder
-(`keras_seq.present.page` draws it).
+"""`keras-seq report`: one self-contained HTML page of a run, comparison, backtest or study folder
+(`keras_seq.present.page` draws it; `fit --report` and a recipe's `[track] report` write them too).
 
 A run's page holds the test metrics beside the baselines, the forecast chart
 (the actual values, the model's forecasts and the best baseline's, a
