@@ -369,11 +369,9 @@ training_options = _options(
 
 def _tensorboard(options: dict):
     """The `--tensorboard` block the command's fits train in (nothing without the option)."""
-    import contextlib
-
     from keras_seq.training.tensorboard import tensorboard
 
-    return tensorboard(options["tensorboard"]) if options.get("tensorboard") else contextlib.nullcontext()
+    return tensorboard(options.get("tensorboard"))
 
 
 def _log_mlflow(path, options: dict) -> None:

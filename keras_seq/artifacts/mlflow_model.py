@@ -80,14 +80,12 @@ def write_mlflow_model(folder: Path, onnx_path: Path, card: dict, windows: tuple
 def register(path: Path, name: str, uri: str | None, run_name: str) -> str:
     """Log the MLflow model folder in a run of its own and add it to the registry as a new version of `name`;
     returns the version."""
-    from keras_seq.runs.tracking import masked_text, require_mlflow, shown_uri
+    from keras_seq.runs.tracking import experiment_of, masked_text, require_mlflow, shown_uri
 
     mlflow = require_mlflow()
     try:
         client = mlflow.MlflowClient(tracking_uri=uri)
-        found = client.get_experiment_by_name("keras-seq")
-        experiment = found.experiment_id if found is not None else client.create_experiment("keras-seq")
-        run = client.create_run(experiment, run_name=f"export of {run_name}", tags={"keras_seq.kind": "export"})
+        run = client.create_run(experiment_of(client), run_name=f"export of {run_name}", tags={"keras_seq.kind": "export"})
         client.log_artifacts(run.info.run_id, str(path), "model")
         client.set_terminated(run.info.run_id, "FINISHED")
         try:

@@ -282,7 +282,7 @@ class Report:
 
     def table(self) -> str:
         """A plain-text table in the target's units, the baselines under the model."""
-        rows = [(self.name, self.model)] + [(_baseline_label(n, self.season), m) for n, m in
+        rows = [(self.name, self.model)] + [(baseline_label(n, self.season), m) for n, m in
                                             (self.baselines or {"persistence": self.persistence}).items()]
         width = max(len(name) for name, _ in rows)
         units = f"{self.target}'s units" if self.target else "the target's units"
@@ -402,7 +402,8 @@ def per_series_metrics(windows: Windows, split: str, predictions: np.ndarray, ba
     return result
 
 
-def _baseline_label(name: str, season: int) -> str:
+def baseline_label(name: str, season: int) -> str:
+    """A baseline as tables and plots name it: seasonal naive with its season."""
     return f"seasonal naive ({season})" if name == "seasonal naive" else name
 
 

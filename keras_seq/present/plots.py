@@ -12,7 +12,7 @@ import numpy as np
 from keras_seq.data.windows import Windows
 from keras_seq.errors import KerasSeqError
 from keras_seq.evaluation.metrics import figure, mae
-from keras_seq.evaluation.report import PERSISTENCE, Report, baseline_forecasts, persistence_forecast
+from keras_seq.evaluation.report import PERSISTENCE, Report, baseline_forecasts, baseline_label, persistence_forecast
 from keras_seq.safety import write_file_atomically
 
 
@@ -89,13 +89,13 @@ def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: P
     best = report.best_baseline if report is not None and report.baselines else "persistence"
     baseline = (baseline_forecasts(windows, split, report.season)[best] if best != "persistence"
                 else persistence_forecast(windows, split))
+    label = baseline_label(best, report.season) if report is not None else best
     panel = len(windows.series_ids) > 1
     plots = [(k, column) for k in chosen for column in columns]
     fig, axes = plt.subplots(len(plots), 1, figsize=(10, 4.5 if len(plots) == 1 else 3.0 * len(plots) + 0.6),
                              squeeze=False)
+    lines = {"model": (name, predictions), "baseline": (label, baseline), "bands": quantiles}
     for ax, (k, column) in zip(axes[:, 0], plots):
-        lines = {"model": (name, predictions), "baseline": (_baseline_label(best, report), baseline),
-                 "bands": quantiles}
         _draw_step(ax, windows, split, k, column, lines, report)
         ax.set_ylabel(windows.series_ids[k] if panel else windows.scaling.target_name)
         ax.legend(fontsize="small" if len(plots) > 1 else None)
@@ -114,10 +114,6 @@ def plot_forecast(windows: Windows, split: str, predictions: np.ndarray, path: P
     fig.autofmt_xdate()
     save_figure(plt, fig, path)
     return title, labels
-
-
-def _baseline_label(best: str, report) -> str:
-    return f"seasonal naive ({report.season})" if best == "seasonal naive" else best
 
 
 def _draw_step(ax, windows: Windows, split: str, k: int, column: int, lines: dict, report) -> None:

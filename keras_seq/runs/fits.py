@@ -12,7 +12,6 @@ for it (`check_record`) before it is written or reported.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -41,7 +40,7 @@ class FitTask:
     span: bool  # ... and every fold's test block (a backtest)
     verbose: object
     label: str  # `[3/12] gru, seed 43, fold 1 of 4`
-    tensorboard: str | None = None  # write its epochs' losses under this folder (`tracking.tensorboard`)
+    tensorboard: str | None = None  # write its epochs' losses under this folder (`training.tensorboard`)
 
 
 @dataclasses.dataclass
@@ -73,8 +72,7 @@ def fit_one(frame, task: FitTask) -> FitOutcome:
         keras.backend.clear_session()
         STOP.check("the comparison")
         run = Run.of(dataclasses.replace(task.specs, windows=fold_windows), fold_frame, task.digest)
-        with tensorboard(task.tensorboard) if task.tensorboard else contextlib.nullcontext(), \
-                tensorboard_for(task.name):
+        with tensorboard(task.tensorboard), tensorboard_for(task.name):
             fitted = train_and_evaluate(run, splits=task.splits, verbose=task.verbose)
         STOP.check("the comparison")  # a signal during training stopped it after a batch
         pooled = shown = None

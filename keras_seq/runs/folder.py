@@ -193,6 +193,25 @@ def write_history(path: Path, history: dict) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def read_history(path: Path) -> dict:
+    """history.csv as `{column: [values]}`, `epoch` included; a value that is not a number is NaN, a missing or
+    linked file no columns."""
+    import csv
+    import io
+
+    if not path.is_file() or path.is_symlink():
+        return {}
+    rows = list(csv.DictReader(io.StringIO(read_text_bounded(path))))
+    return {key: [_number_or_nan(row.get(key)) for row in rows] for key in (rows[0] if rows else {})}
+
+
+def _number_or_nan(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 # === Reading and checking a run folder ===
 
 

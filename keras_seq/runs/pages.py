@@ -96,20 +96,10 @@ def _run_page(path: Path, backend: str | None) -> str:
 
 
 def _history(path: Path) -> dict:
-    import csv
-    import io
+    """history.csv's losses as the page's JSON (epochs are their positions, from 1)."""
+    from keras_seq.runs.folder import read_history
 
-    from keras_seq.safety import read_text_bounded
-
-    rows = list(csv.DictReader(io.StringIO(read_text_bounded(path)))) if path.is_file() else []
-    return {key: _numbers([_float(r[key]) for r in rows]) for key in (rows[0] if rows else {}) if key != "epoch"}
-
-
-def _float(text) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return float("nan")
+    return {key: _numbers(values) for key, values in read_history(path).items() if key != "epoch"}
 
 
 def _series(raw, predictions, baseline, quantiles, report) -> list:
@@ -194,21 +184,17 @@ def _compared_forecasts(firsts: dict, backend: str | None) -> list:
 
 def _study_page(path: Path, backend: str | None) -> str:
     """The study's summary, each trial's score and the best so far, and the searched options' importance."""
-    import csv
-    import io
     import json
 
     from keras_seq.present.page import blocks_page
     from keras_seq.runs.folder import read_json
-    from keras_seq.safety import read_text_bounded
+    from keras_seq.runs.tracking import read_trials
 
     summary = read_json(path / "tune.json")
     if not isinstance(summary, dict):
         raise KerasSeqError(f"{path / 'tune.json'} is not a keras-seq study summary. Give a folder `tune` wrote.")
-    rows = list(csv.DictReader(io.StringIO(read_text_bounded(path / "trials.csv")))) \
-        if (path / "trials.csv").is_file() else []
-    done = [(int(r["number"]), _float(r.get("value"))) for r in rows if r.get("state") == "COMPLETE"]
-    done = [(n, v) for n, v in done if np.isfinite(v)]
+    done = [(int(t["number"]), t["value"]) for t in read_trials(path / "trials.csv")
+            if t["state"] == "COMPLETE" and t["value"] is not None and str(t["number"]).isdigit()]
     best, line = float("inf"), []
     for number, value in sorted(done):
         best = min(best, value)

@@ -257,12 +257,12 @@ FEW_TEST_WINDOWS = 30  # fewer, and a test split's MAE moves by a few percent wi
 
 
 def _warn_few_test_windows(raw, splits: tuple[str, ...]) -> None:
-    if "test" in splits and 0 < raw.count("test") < FEW_TEST_WINDOWS:
+    count = raw.count("test") if "test" in splits else 0
+    if 0 < count < FEW_TEST_WINDOWS:
         import warnings
 
         from keras_seq.errors import DataWarning
 
-        count = raw.count("test")
         warnings.warn(f"the test split holds only {count} window{'s' * (count > 1)}: its figures, and a model's win "
                       f"or loss against a baseline, can turn on a few dates. Give more rows, a larger test fraction "
                       "of `splits`, or score several folds with `compare --backtest`.", DataWarning, stacklevel=3)

@@ -29,6 +29,8 @@ import urllib.parse
 from pathlib import Path
 
 from keras_seq.errors import KerasSeqError, first_line
+from keras_seq.runs.folder import read_history, read_json, read_run_config
+from keras_seq.safety import read_text_bounded
 
 EXPERIMENT = "keras-seq"  # the MLflow experiment a run goes to, unless MLFLOW_EXPERIMENT_NAME names another
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param's value
@@ -73,10 +75,15 @@ def masked_text(text: str, uri: str | None) -> str:
     return text
 
 
+def has_credentials(uri: str) -> bool:
+    """Whether a URI holds a user name, password or query (a token): what `shown_uri` masks."""
+    parts = urllib.parse.urlsplit(uri)
+    return "@" in parts.netloc or bool(parts.query)
+
+
 def checked_uri(uri: str, where: str) -> str:
     """A tracking URI a recipe may hold: no password or token in it (files keep what they are given)."""
-    parts = urllib.parse.urlsplit(uri)
-    if "@" in parts.netloc or parts.query:
+    if has_credentials(uri):
         raise KerasSeqError(f"{where} holds credentials; a recipe is a file that is copied and shared. Give the "
                             "URI without them and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
                             "(or MLFLOW_TRACKING_TOKEN) instead.")
@@ -126,25 +133,29 @@ def log_mlflow(path, uri: str | None = None, *, experiment: str | None = None) -
     """
     path = Path(path)
     kind = folder_kind(path)
-    if kind == "run":
-        from keras_seq.runs.folder import read_run_config
-
-        read_run_config(path)  # complete, and every file as its manifest says
+    config = read_run_config(path) if kind == "run" else None  # complete, every file as its manifest says
     mlflow = require_mlflow()
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or None
     _check_reachable(uri)
     with quiet_mlflow():
         try:
             client = mlflow.MlflowClient(tracking_uri=uri)
-            name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
-            found = client.get_experiment_by_name(name)
-            experiment_id = found.experiment_id if found is not None else client.create_experiment(name)
+            experiment_id = experiment_of(client, experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME"))
+            if kind == "run":
+                return _log_run(client, experiment_id, path, None, config)
             return _LOGGERS[kind](client, experiment_id, path, None)
         except KerasSeqError:
             raise
         except Exception as exc:  # MLflow's and its HTTP client's errors: one line, credentials masked
             raise KerasSeqError(f"MLflow at {shown_uri(uri)} refused the log of {path}: "
                                 f"{masked_text(first_line(str(exc)) or type(exc).__name__, uri)}") from None
+
+
+def experiment_of(client, name: str | None = None) -> str:
+    """The id of the MLflow experiment `name` (default "keras-seq"), created if new."""
+    name = name or EXPERIMENT
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found is not None else client.create_experiment(name)
 
 
 def track(path, uri: str | None, echo=None) -> str | None:
@@ -220,12 +231,6 @@ def _version() -> str:
         return importlib.metadata.version("keras-seq")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _read_json(path: Path):
-    from keras_seq.runs.folder import read_json
-
-    return read_json(path)
 
 
 def _key(text) -> str:
@@ -307,29 +312,16 @@ def _report_metrics(report: dict) -> list:
 
 
 def _history_metrics(path: Path) -> list:
-    """history.csv as (key, value, epoch) triples."""
-    from keras_seq.safety import read_text_bounded
-
-    if not path.is_file() or path.is_symlink():
-        return []
-    rows = []
-    for record in csv.DictReader(io.StringIO(read_text_bounded(path))):
-        try:
-            epoch = int(record.pop("epoch"))
-        except (KeyError, TypeError, ValueError):
-            continue
-        for key, value in record.items():
-            try:
-                rows.append((key, float(value), epoch))
-            except (TypeError, ValueError):
-                continue
-    return rows
+    """history.csv as (key, value, epoch) triples (rows without a whole epoch number left out; `_log` leaves out
+    values that are not finite)."""
+    history = read_history(path)
+    epochs = history.pop("epoch", [])
+    return [(key, value, int(epoch)) for key, values in history.items() for epoch, value in zip(epochs, values)
+            if math.isfinite(epoch)]
 
 
-def _log_run(client, experiment_id: str, path: Path, parent: str | None) -> str:
-    from keras_seq.runs.folder import read_run_config
-
-    config = read_run_config(path)
+def _log_run(client, experiment_id: str, path: Path, parent: str | None, config: dict | None = None) -> str:
+    config = config or read_run_config(path)
     model, data = config.get("model") or {}, config.get("data") or {}
     run_id = _start(client, experiment_id, path.name, parent, {
         "keras_seq.kind": "run", "keras_seq.arch": model.get("arch", ""), "keras_seq.backend": config.get("backend", ""),
@@ -341,7 +333,7 @@ def _log_run(client, experiment_id: str, path: Path, parent: str | None) -> str:
     params["backend"] = config.get("backend")
     metrics = _history_metrics(path / "history.csv")
     if (path / "metrics.json").is_file():
-        metrics += _report_metrics(_read_json(path / "metrics.json"))
+        metrics += _report_metrics(read_json(path / "metrics.json"))
     result = config.get("result") or {}
     metrics += [(f"result_{key}", value, 0) for key, value in result.items()]
     _log(client, run_id, params, metrics)
@@ -351,7 +343,7 @@ def _log_run(client, experiment_id: str, path: Path, parent: str | None) -> str:
 
 
 def run_folders(folder: Path) -> list[Path]:
-    """The run folders directly or one level inside `folder` (a comparison's runs/, a study's best/)."""
+    """The run folders directly inside `folder` (a comparison's runs/, a study's best/), by name; no link."""
     if not folder.is_dir() or folder.is_symlink():
         return []
     return sorted(p for p in folder.iterdir() if not p.is_symlink() and (p / "config.json").is_file()
@@ -359,7 +351,7 @@ def run_folders(folder: Path) -> list[Path]:
 
 
 def _log_comparison(client, experiment_id: str, path: Path, parent: str | None) -> str:
-    summary = _read_json(path / "comparison.json")
+    summary = read_json(path / "comparison.json")
     settings = summary.get("settings") if isinstance(summary, dict) else {}
     run_id = _start(client, experiment_id, path.name, parent, {"keras_seq.kind": "comparison",
                                                                "keras_seq.folder": path.name})
@@ -373,10 +365,18 @@ def _log_comparison(client, experiment_id: str, path: Path, parent: str | None) 
     return run_id
 
 
-def _log_study(client, experiment_id: str, path: Path, parent: str | None) -> str:
-    from keras_seq.safety import read_text_bounded
+def read_trials(path: Path) -> list[dict]:
+    """A study's trials.csv: each trial's `number`, `state`, `value` (None unless a finite number) and `params`
+    (its `params_*` columns, names without the prefix); no rows for a missing or linked file."""
+    if not path.is_file() or path.is_symlink():
+        return []
+    return [{"number": row.get("number", ""), "state": row.get("state", ""), "value": _float(row.get("value")),
+             "params": {key[len("params_"):]: value for key, value in row.items() if key.startswith("params_")}}
+            for row in csv.DictReader(io.StringIO(read_text_bounded(path)))]
 
-    summary = _read_json(path / "tune.json")
+
+def _log_study(client, experiment_id: str, path: Path, parent: str | None) -> str:
+    summary = read_json(path / "tune.json")
     summary = summary if isinstance(summary, dict) else {}
     run_id = _start(client, experiment_id, path.name, parent, {
         "keras_seq.kind": "study", "keras_seq.folder": path.name, "keras_seq.objective": summary.get("objective", "")})
@@ -384,16 +384,11 @@ def _log_study(client, experiment_id: str, path: Path, parent: str | None) -> st
     _log(client, run_id, {"objective": summary.get("objective"), "trials": summary.get("trials_asked"),
                           **{f"best.{k}": v for k, v in (best.get("params") or {}).items()}},
          [("best_value", best.get("value"), 0)])
-    trials = path / "trials.csv"
-    if trials.is_file() and not trials.is_symlink():
-        for record in csv.DictReader(io.StringIO(read_text_bounded(trials))):
-            number = record.get("number", "")
-            child = _start(client, experiment_id, f"trial {number}", run_id,
-                           {"keras_seq.kind": "trial", "keras_seq.state": record.get("state", "")})
-            params = {key[len("params_"):]: value for key, value in record.items() if key.startswith("params_")}
-            value = _float(record.get("value"))
-            _log(client, child, params, [("value", value, 0)] if value is not None else [])
-            client.set_terminated(child, "FINISHED" if record.get("state") == "COMPLETE" else "KILLED")
+    for trial in read_trials(path / "trials.csv"):
+        child = _start(client, experiment_id, f"trial {trial['number']}", run_id,
+                       {"keras_seq.kind": "trial", "keras_seq.state": trial["state"]})
+        _log(client, child, trial["params"], [("value", trial["value"], 0)] if trial["value"] is not None else [])
+        client.set_terminated(child, "FINISHED" if trial["state"] == "COMPLETE" else "KILLED")
     for run in run_folders(path / "best"):
         _log_run(client, experiment_id, run, run_id)
     _log_files(client, run_id, path, leave_out=("best",))

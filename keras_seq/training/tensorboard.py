@@ -22,7 +22,11 @@ _TENSORBOARD = contextvars.ContextVar("keras_seq_tensorboard", default=None)
 
 @contextlib.contextmanager
 def tensorboard(folder):
-    """Every fit trained inside this block writes its epochs' losses as TensorBoard scalars under `folder`."""
+    """Every fit trained inside this block writes its epochs' losses as TensorBoard scalars under `folder` (None or
+    "": nothing changes, so that a caller passes its option as it is)."""
+    if not folder:
+        yield
+        return
     token = _TENSORBOARD.set(Path(folder))
     try:
         yield

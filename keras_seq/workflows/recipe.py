@@ -295,16 +295,6 @@ def _check_top(raw: dict, where: str) -> None:
             raise KerasSeqError(f"{label}: 'name' must be letters, digits, '-' or '_'. Received: {entry['name']!r}")
 
 
-def _has_credentials(uri: str) -> bool:
-    from keras_seq.runs.tracking import checked_uri
-
-    try:
-        checked_uri(uri, "")
-    except KerasSeqError:
-        return True
-    return False
-
-
 def _check_track(table, where: str) -> None:
     from keras_seq.runs.tracking import checked_uri
 
@@ -507,8 +497,10 @@ def resolved_toml(recipe: Recipe, frames: dict | None = None) -> str:
         f"description = {_toml_value(recipe.description)}",
         f"name = {_toml_value(recipe.name)}",
     ]
+    from keras_seq.runs.tracking import has_credentials
+
     track = {key: value for key, value in recipe.track.items()
-             if value is True or (isinstance(value, str) and value and not _has_credentials(value))}
+             if value is True or (isinstance(value, str) and value and not has_credentials(value))}
     if track:  # a URI given with credentials on the command line is used, never written
         lines += ["", "[track]", *(f"{key} = {_toml_value(value)}" for key, value in track.items())]
     for experiment in recipe.experiments:
@@ -600,8 +592,7 @@ def _tensorboard(recipe: Recipe):
     """The recipe's `[track] tensorboard` block, in which its fits train."""
     from keras_seq.training.tensorboard import tensorboard
 
-    board = recipe.track.get("tensorboard")
-    return tensorboard(board) if board else contextlib.nullcontext()
+    return tensorboard(recipe.track.get("tensorboard"))
 
 
 def _logged(recipe: Recipe, result: RecipeResult, echo) -> RecipeResult:

@@ -239,7 +239,7 @@ def trial_line(job: Job):
     from optuna.trial import TrialState
 
     def say(study, trial):
-        complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         best = min(complete, key=lambda t: t.value) if complete else None
         if trial.state == TrialState.COMPLETE:
             what = f"{job.spec.objective} {trial.value:.4g}"
@@ -528,13 +528,11 @@ def run_workers(job: Job, shares: list[int]) -> None:
 def work_share(job: Job, quota: int, worker: int, board: str | None = None) -> None:
     """A worker process's share of the study, run by `jobs.processes` on the study's backend (its trials' epochs
     written under `board` for TensorBoard, if given)."""
-    import contextlib
-
     from keras_seq.backend import start_keras
     from keras_seq.training.tensorboard import tensorboard
 
     start_keras(1)
-    with tensorboard(board) if board else contextlib.nullcontext():
+    with tensorboard(board):
         run_worker(job, quota, worker)
 
 
