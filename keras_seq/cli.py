@@ -694,6 +694,35 @@ def evaluate(run_dir, source, start, end, out, plot_series, mc_samples, backend)
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
+@_table_option(get_option("source"), default=None, show_default=False,
+               help="Where the newer rows are (default: the run's own source).")
+@_table_option(get_option("end"), help="Last date or step read (default: the source's last row).")
+@_table_option(get_option("epochs"), default=5, help="Epochs to train from the run's weights.")
+@_option("--refit-scaling", is_flag=True,
+         help="Fit the scaling statistics again on the new training split (default: keep the run's).")
+@_option("--out", default=None, type=click.Path(), help="Folder that receives the new run (default: RUN_DIR's folder).")
+@_BACKEND_OPTION
+@_option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_reports_errors
+@_stops_on_signals
+def update(run_dir, source, end, epochs, refit_scaling, out, backend, quiet):
+    """Fine-tune RUN_DIR's model on newer data and write it as a new run, its child.
+
+    Starts from the run's weights and optimizer state, moves the validation
+    and test spans to the newest rows, and scores the run's model on the
+    same test rows. A killed update goes on with `keras-seq fit --resume`.
+    """
+    from keras_seq.workflows.update import update_run
+
+    result = update_run(run_dir, source=source, end=end, epochs=epochs, refit_scaling=refit_scaling, out=out,
+                        backend=backend, verbose=0 if quiet else "auto")
+    click.echo()
+    _say(result.report.table())
+    click.echo(f"run written to {result.path} (parent: {Path(run_dir).name})")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
 @_option("--format", "formats", default="all", show_default=True,
               help="savedmodel, onnx, keras, mlflow (an MLflow model folder; the mlflow extra) or all (the first "
                    "three); several separated by commas.")
@@ -766,16 +795,27 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
 
 
 @cli.command(cls=ModelCommand)
+@click.argument("run_dir", required=False, type=click.Path())
 @_option("--arch", type=ArchChoice(), default="lstm", show_default=True, help=_arch_help())
 @_table_option(get_option("features"))
 @_options(*_table_options(("windows", "model"), leave_out=("splits", "stride", "split_dates", "split_steps")))
 @_BACKEND_OPTION
 @_reports_errors
-def summary(arch, features, backend, **options):
+def summary(run_dir, arch, features, backend, **options):
     """List every weight of a model with its shape, and the parameter count.
 
     Takes fit's model options; of `features` only the number of columns matters.
+    With RUN_DIR: the run's line instead, from its first fit through each
+    `update` to it, with each run's data range, epochs and test MAE.
     """
+    if run_dir is not None:
+        given = _given_options(click.get_current_context(), ("run_dir", "backend"))
+        if given:
+            raise click.UsageError(f"RUN_DIR's line is read from its folder: drop {given[0]}.")
+        from keras_seq.runs.lineage import lineage_lines
+
+        click.echo("\n".join(lineage_lines(run_dir)))
+        return
     from keras_seq.backend import import_keras, use_backend
     from keras_seq.data.sources import DataSpec
 

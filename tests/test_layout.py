@@ -182,6 +182,7 @@ SHARED_WORDS = {
     # summary, tune's summary.json and study; the model card's `pad` (whether it takes NaN before a series starts)
     "runs/run.py": {"conformal", "split_dates", "supervision"},
     "runs/folder.py": {"cache_dir", "conformal", "epochs", "pad", "quantiles"},
+    "workflows/update.py": {"split_dates"},  # the parent's config.json record of its spans, which an update moves
     "evaluation/report.py": {"series", "window"},  # and advice that names `scaler` window
     "workflows/tune.py": {"objective", "pruner", "refit", "storage", "study"},
     # the report page's data: its drawn `series` (a panel's, or the one series); comparison.json's `archs`, `splits`
@@ -195,6 +196,7 @@ SHARED_WORDS = {
     "models/builders.py": {"combine", "conformal", "series", "series_embedding", "window"},
     "training/loop.py": {"series", "series_embedding", "window"},
     "evaluation/conformal.py": {"conformal", "distribution"},
+    "evaluation/adaptive.py": {"conformal"},
     "evaluation/mc_dropout.py": {"dropout"},
     "models/heads.py": {"conformal", "distribution"},
     "models/layers.py": {"dilation", "distribution", "horizon", "residual", "scaler", "season", "transform"},

@@ -39,7 +39,8 @@ def small_run(tmp_path_factory):
 def test_run_folder_contents(small_run):
     path = small_run.path
     assert sorted(p.name for p in path.iterdir()) == [
-        "config.json", "forecast.png", "history.csv", "loss.png", "manifest.json", "metrics.json", "model.keras"]
+        "config.json", "forecast.png", "history.csv", "loss.png", "manifest.json", "metrics.json", "model.keras",
+        "optimizer.npz"]
     assert path.name.startswith("gru-") and path.name.endswith("Z")
     config = json.loads((path / "config.json").read_text())
     assert config["data"]["source"] == "dji" and config["data"]["rows"] == 1258
@@ -118,7 +119,8 @@ def test_a_changed_run_file_is_refused_by_its_manifest(small_run, tmp_path, run_
     copy = tmp_path / "run"
     shutil.copytree(small_run.path, copy)
     manifest = json.loads((copy / "manifest.json").read_text())["sha256"]
-    assert set(manifest) == {"config.json", "forecast.png", "history.csv", "loss.png", "metrics.json", "model.keras"}
+    assert set(manifest) == {"config.json", "forecast.png", "history.csv", "loss.png", "metrics.json", "model.keras",
+                             "optimizer.npz"}
     (copy / "evaluations").mkdir(exist_ok=True)  # files added later are not in the manifest: still fine
     evaluate_run(copy, out=tmp_path / "eval-ok")
     config = json.loads((copy / "config.json").read_text())

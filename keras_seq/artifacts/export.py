@@ -362,6 +362,8 @@ def _model_card(saved, artifacts: dict, parity: dict) -> dict:
         "training_backend": config.get("backend"),
         "versions": versions,
         "run": str(run_dir.name),
+        **({"parent": {key: config["parent"].get(key) for key in ("run", "manifest_sha256", "last_date", "scaling")},
+            "lineage": config.get("lineage", [])} if isinstance(config.get("parent"), dict) else {}),
         "parity": parity,
         "artifacts": artifacts,
     }

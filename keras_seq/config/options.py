@@ -322,6 +322,13 @@ OPTIONS = (
            "quantiles).", metavar="COVERAGES",
            doc="Each error is divided by the window's own scale, so the width follows the series; the model then "
                "returns the median and each interval's bounds (`output_levels`)."),
+    Option("model", "conformal_rate", NUMBER, 0.0, "Adaptive conformal intervals: after calibration, each "
+           "offset follows the errors of every newer forecast whose actual value is known (the test split's, "
+           "`update`'s, `predict --actuals`) at this learning rate, a fraction of its calibrated offset per miss "
+           "(0: split conformal alone). 0.05 is a start.", low=0, high=1, metavar="RATE",
+           doc="Quantile tracking (Angelopoulos, Candes and Tibshirani 2023), the offset form of adaptive conformal "
+               "inference (Gibbs and Candes 2021): the report scores the tracked intervals, and the model stores "
+               "the offsets after its data's last actual value."),
     Option("model", "ensemble", INT, 1, "Train N members side by side (each its own weights, drawn from the seed) "
            "and forecast their median (or `combine` mean) inside one model: one file to evaluate, calibrate and "
            "export.", low=1, high=64, tune=True, metavar="N",

@@ -78,17 +78,10 @@ def calibrate(model, windows, split: str = "validation") -> dict:
     if windows.count(split) == 0:
         raise KerasSeqError(f"conformal calibration needs windows in the {split} split, and it has none. Give "
                             "`splits` a validation fraction above 0.")
-    from keras_seq.evaluation.report import predict_split
+    from keras_seq.evaluation.adaptive import interval_parts, scores_of
 
-    horizon, n_coverages = (int(d) for d in layer.offsets.shape)
-    bounds = []
-    for offset in (0.0, 1.0):  # the model's own bounds, then those bounds -/+ each window's scale
-        layer.offsets.assign(np.full((horizon, n_coverages), offset, dtype="float32"))
-        bounds.append(predict_split(model, windows, split))  # (n, horizon, 2 * coverages + 1)
-    (own, wider), actual = bounds, windows.targets(split)[..., None]
-    low, high = own[..., n_coverages - 1 :: -1], own[..., n_coverages + 1 :]  # each (n, horizon, coverages)
-    scale = wider[..., -1:] - own[..., -1:]
-    scores = np.maximum(low - actual, actual - high) / scale
+    low, high, _, scale = interval_parts(model, windows, split)
+    scores = scores_of(low, high, scale, windows.targets(split))
     offsets = conformal_offsets(scores, layer.coverages)
     layer.offsets.assign(offsets.astype("float32"))
     dates = windows.dates[windows.target_positions(split).ravel()]

@@ -103,6 +103,11 @@ def interval_lines(scores: dict) -> list[str]:
         around = f" around {calibration['around']}" if calibration.get("around") else ""
         lines.append(f"conformal intervals{around} calibrated on the {calibration['split']} split's {calibration['windows']} "
                      f"windows ({calibration['first_date']}..{calibration['last_date']}), per step ahead")
+    adaptive = scores.get("adaptive")
+    if adaptive:
+        fixed = ", ".join(f"{name} {100 * value:.1f}%" for name, value in adaptive["split_conformal_coverage"].items())
+        lines.append(f"adaptive: the offsets followed each {adaptive['split']} actual value at rate {adaptive['rate']:g} "
+                     f"(quantile tracking); split conformal alone covered {fixed}")
     for name, mine in model["intervals"].items():
         theirs = walk["intervals"][name]
         lines.append(f"{name} interval: coverage {100 * mine['coverage']:.1f}% (random walk {100 * theirs['coverage']:.1f}%), "

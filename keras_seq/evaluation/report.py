@@ -246,6 +246,7 @@ class Report:
     panel: dict = dataclasses.field(default_factory=dict)  # `panel_summary(per_series)`: aggregates over the series
     intervals: dict = dataclasses.field(default_factory=dict)  # a quantile forecast's `intervals.score_quantiles`
     owa: float | None = None  # `owa`: the mean of sMAPE and MASE relative to Naive2's
+    others: dict = dataclasses.field(default_factory=dict)  # other models on the same rows (an update's parent)
 
     @property
     def scope(self) -> str:
@@ -276,13 +277,15 @@ class Report:
                 report[key] = None
                 reasons[key] = NULL_REASONS[key]
         report["intervals"] = _finite_or_null(report["intervals"])
-        if not report["intervals"]:
-            del report["intervals"]
+        report["others"] = {who: _finite_or_null(figures) for who, figures in report["others"].items()}
+        for key in ("intervals", "others"):
+            if not report[key]:
+                del report[key]
         return {**report, "null_reasons": reasons} if reasons else report
 
     def table(self) -> str:
         """A plain-text table in the target's units, the baselines under the model."""
-        rows = [(self.name, self.model)] + [(baseline_label(n, self.season), m) for n, m in
+        rows = [(self.name, self.model), *self.others.items()] + [(baseline_label(n, self.season), m) for n, m in
                                             (self.baselines or {"persistence": self.persistence}).items()]
         width = max(len(name) for name, _ in rows)
         units = f"{self.target}'s units" if self.target else "the target's units"

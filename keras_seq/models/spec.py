@@ -29,6 +29,9 @@ class ModelSpec:
     def __post_init__(self):
         conformal = checked_coverages(self.conformal)
         settle(self, conformal=conformal, quantiles=head_levels(self.quantiles, self.distribution, conformal))
+        if self.conformal_rate and not conformal:
+            raise KerasSeqError(f"`conformal_rate` {self.conformal_rate:g} adapts conformal intervals, and `conformal` "
+                                "names none. Give `conformal` coverages, e.g. 0.8,0.95, or drop `conformal_rate`.")
         settle(self, ensemble_archs=check_arch_list(self.ensemble_archs, "among `ensemble_archs`", repeats=True)
                if self.ensemble_archs else ())
         for name in (get_option("ensemble_archs").name, get_option("ensemble_windows").name):

@@ -1,8 +1,8 @@
 """The run folder's format, owned here: its file names, staging, JSON, manifest and config reading.
 
 A run folder `<out>/<arch>-<UTC timestamp>/` holds `model.keras`,
-`config.json`, `history.csv`, `loss.png`, `metrics.json`, `forecast.png` and
-`manifest.json` (the sha256 of every other file). Every folder keras-seq
+`config.json`, `history.csv`, `loss.png`, `metrics.json`, `forecast.png`,
+`optimizer.npz` and `manifest.json` (the sha256 of every other file). Every folder keras-seq
 writes (runs, comparisons, recipe runs, evaluations, exports) is staged
 under a temporary name and renamed into place when complete
 (`staged_folder`). Everything that reads a run folder goes through
@@ -33,6 +33,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 CHECKPOINT_FILE = "checkpoint.npz"
+OPTIMIZER_FILE = "optimizer.npz"  # a finished fit's optimizer state, where `update` goes on from
 
 
 # === Names and staging ===

@@ -15,7 +15,7 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 from keras_seq.models.transforms import get_transform
-from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, ModelIO, quantiles_of, read_json,
+from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelIO, quantiles_of, read_json,
                                    read_run_config, scaling_from_config, series_vocabulary_of, specs_from_config,
                                    staged_folder, write_history, write_json, write_manifest)
 
@@ -91,18 +91,21 @@ class Run:
     frame: object  # pandas.DataFrame
     digest: str
     started: datetime.datetime
+    start: object = None  # runs.lineage.Start: the trained run an update starts from (None: a new model)
 
     @classmethod
-    def of(cls, specs: RunSpecs, frame, digest: str | None = None, started: datetime.datetime | None = None) -> Run:
+    def of(cls, specs: RunSpecs, frame, digest: str | None = None, started: datetime.datetime | None = None,
+           start=None) -> Run:
         """A run starting now (or at `started`) on `frame`, its digest computed unless given."""
         from keras_seq.data.sources import frame_sha256
 
         return cls(specs, frame, digest or frame_sha256(frame),
-                   started or datetime.datetime.now(datetime.timezone.utc))
+                   started or datetime.datetime.now(datetime.timezone.utc), start)
 
     def options_config(self, status: str) -> dict:
         """The start of the run's `config.json` (all of it while it trains)."""
-        return self.specs.options_config(status, self.started, self.frame, self.digest)
+        config = self.specs.options_config(status, self.started, self.frame, self.digest)
+        return config if self.start is None else {**config, **self.start.config_entries()}
 
 
 def check_positive_target(frame, specs: RunSpecs) -> None:
@@ -179,6 +182,7 @@ def train_into_folder(run: Run, folder: Path, *, verbose, resume=None, replace: 
             raise RunInterrupted(f"process {jax.process_index()} of {jax.process_count()}: the job stopped on a "
                                  "signal after a whole epoch; process 0 keeps the run folder and says how to resume.")
         return RunResult(None, None, fitted.history)
+    from keras_seq.training.loop import keep_optimizer_state
     from keras_seq.training.tensorboard import tensorboard_for
 
     with staged_folder(folder.parent, folder.name, replace=replace) as stage:
@@ -186,6 +190,8 @@ def train_into_folder(run: Run, folder: Path, *, verbose, resume=None, replace: 
         with tensorboard_for(folder.name):
             fitted = train_and_evaluate(run, verbose=verbose, checkpoint=stage.path / CHECKPOINT_FILE, resume=resume)
         if fitted.config["status"] == "complete":
+            if (stage.path / CHECKPOINT_FILE).is_file():
+                keep_optimizer_state(stage.path / CHECKPOINT_FILE, stage.path / OPTIMIZER_FILE)
             (stage.path / CHECKPOINT_FILE).unlink(missing_ok=True)
         write_run(stage.path, fitted)
     if fitted.config["status"] != "complete":
@@ -234,12 +240,16 @@ def train_and_evaluate(run: Run, *, splits: tuple[str, ...] = ("test",), verbose
 
     specs = run.specs
     check_positive_target(run.frame, specs)
-    training, raw = run_windows(run.frame, specs)
+    training, raw = run_windows(run.frame, specs, run.start)
     _warn_few_test_windows(raw, splits)
-    net, vocabulary, history, seconds = _built_and_trained(specs, training, verbose, checkpoint, resume)
+    net, vocabulary, history, seconds = _built_and_trained(specs, training, verbose, checkpoint, resume, run.start)
     interrupted = bool(history.pop("interrupted", False))
     calibration = calibrate(net, raw) if specs.model.conformal and not interrupted else None
     reports, predictions, quantiles = _evaluate_splits(net, raw, specs, () if interrupted else splits, calibration)
+    if calibration is not None and specs.model.conformal_rate and reports:
+        _adapt_offsets(net, raw, specs.model.conformal_rate, reports, quantiles, calibration)
+    if run.start is not None and run.start.parent_dir is not None:
+        _score_parent(run.start, raw, specs, reports)
     config = {
         **run.options_config("interrupted" if interrupted else "complete"),
         "split_dates": raw.split_dates(),
@@ -268,22 +278,25 @@ def _warn_few_test_windows(raw, splits: tuple[str, ...]) -> None:
                       "of `splits`, or score several folds with `compare --backtest`.", DataWarning, stacklevel=3)
 
 
-def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume):
+def _built_and_trained(specs: RunSpecs, training, verbose, checkpoint, resume, start=None):
     """The run's model built and trained (data-parallel where `train.devices` asks), its vocabulary, history and
-    training seconds. A data-parallel model comes back as a copy on this process's default device."""
+    training seconds. A data-parallel model comes back as a copy on this process's default device. An update
+    (`start`) begins from its parent's weights and optimizer state, unless a checkpoint (`resume`) brings them."""
     import time
 
     from keras_seq.training.distributed import data_parallel
     from keras_seq.training.loop import train_model
 
     with data_parallel(specs.train.devices, specs.train.batch_size) as parallel:
-        net, vocabulary = _run_model(specs, training)
+        net, vocabulary = _run_model(specs, training, start)
+        if start is not None and resume is None:
+            resume = _warm_start(net, specs, training, start)
         clock = time.perf_counter()
         history = train_model(net, training, specs.train, verbose=verbose, checkpoint=checkpoint, resume=resume)
         seconds = time.perf_counter() - clock
     if parallel is not None:  # evaluated, calibrated and saved like any model: its weights in a local copy
         weights = net.get_weights()
-        net, _ = _run_model(specs, training)
+        net, _ = _run_model(specs, training, start)
         net.set_weights(weights)
     return net, vocabulary, history, seconds
 
@@ -305,18 +318,38 @@ def _evaluate_splits(net, raw, specs: RunSpecs, splits, calibration: dict | None
     return reports, predictions, quantiles
 
 
+def _adapt_offsets(net, raw, rate: float, reports: dict, quantiles: dict, calibration: dict) -> None:
+    """Track the conformal offsets through the scored split's actual values (`evaluation.adaptive`): its report
+    scores the tracked intervals (beside split conformal's coverage), and the model keeps the offsets after the
+    last actual value, where its next forecasts begin."""
+    from keras_seq.evaluation.adaptive import adaptive_forecast
+    from keras_seq.evaluation.intervals import score_quantiles
+
+    split = scored_split(reports)
+    report = reports[split]
+    forecast, offsets, _ = adaptive_forecast(net, raw, split, rate)
+    levels = list(net.get_layer("conformal").levels)
+    fixed = {name: figures["coverage"] for name, figures in report.intervals["model"]["intervals"].items()}
+    report.intervals = {**score_quantiles(raw, split, forecast, levels), "calibration": report.intervals["calibration"],
+                        "adaptive": {"rate": rate, "split": split, "split_conformal_coverage": fixed}}
+    quantiles[split] = forecast
+    net.get_layer("conformal").offsets.assign(offsets.astype("float32"))
+    dates = raw.dates[raw.target_positions(split).ravel()]
+    calibration["adaptive"] = {"rate": rate, "split": split, "windows": int(len(forecast)),
+                               "through": label_of(dates.max()), "offsets": offsets.tolist()}
+
+
 def calibration_summary(calibration: dict) -> dict:
     """What a report says of its conformal calibration (the config's record without the offsets)."""
     return {key: calibration.get(key) for key in ("split", "around", "windows", "first_date", "last_date")}
 
 
-def _run_model(specs: RunSpecs, training):
+def _run_model(specs: RunSpecs, training, start=None):
     """The untrained model of a run, seeded, its statistics stored; and the series it knows (None: windows alone)."""
-    from keras_seq.data.windows import series_vocabulary
     from keras_seq.models.builders import build_forecaster
     from keras_seq.models.scalers import get_scaler
 
-    vocabulary = series_vocabulary(training, specs.data.series_name) if specs.model.reads_series else None
+    vocabulary = run_vocabulary(training, specs, start)
     with seeded_build(specs.train.seed):  # weights depend on nothing drawn before, nor by other threads
         net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
                                target_index=specs.target_index, unscaled=specs.unscaled_columns,
@@ -325,21 +358,87 @@ def _run_model(specs: RunSpecs, training):
     return net, vocabulary
 
 
-def run_windows(frame, specs: RunSpecs):
+def run_windows(frame, specs: RunSpecs, start=None):
     """The training windows of a run (raw, shuffled by its seed) and the ones it is evaluated on (raw, in order);
-    of a model that reads the series, each window with its series' index."""
-    from keras_seq.data.windows import make_windows, series_vocabulary, with_series_index
+    of a model that reads the series, each window with its series' index. An update (`start`) keeps its parent's
+    scaling statistics unless it fits them again."""
+    from keras_seq.data.windows import make_windows, with_series_index
 
     data = specs.data
     # Before the windows are cut: a tf.data pipeline a caller builds from them reads the global seed too.
     set_random_seed(specs.train.seed)
     training = make_windows(frame, target=data.target, features=data.feature_columns, series_column=data.panel_column,
                             future_features=data.future_features, batch_size=specs.train.batch_size,
-                            seed=specs.train.seed, **dataclasses.asdict(specs.windows))
-    vocabulary = series_vocabulary(training, data.series_name) if specs.model.reads_series else None
+                            seed=specs.train.seed, scaling=start.scaling if start is not None else None,
+                            **dataclasses.asdict(specs.windows))
+    vocabulary = run_vocabulary(training, specs, start)
+    if start is not None and vocabulary is not None and len(vocabulary) > len(start.known or ()):
+        _warn_new_series(vocabulary[len(start.known or ()):], specs)
     raw = scored_windows(frame, data, specs.windows, training.scaling, vocabulary,
                          batch_size=max(specs.train.batch_size, 256))
     return with_series_index(training, vocabulary, data.series_name), raw
+
+
+def run_vocabulary(training, specs: RunSpecs, start=None) -> list | None:
+    """The series a run's model knows (None: it reads windows alone): those with a training window; an update's
+    parent's first, in their order, then its new ones."""
+    from keras_seq.data.windows import series_vocabulary
+
+    if not specs.model.reads_series:
+        return None
+    trained = series_vocabulary(training, specs.data.series_name)
+    return trained if start is None else start.vocabulary(trained)
+
+
+def _warn_new_series(names: list, specs: RunSpecs) -> None:
+    """Say which series an update's parent never saw, and how the child takes them on."""
+    import warnings
+
+    from keras_seq.errors import DataWarning
+    from keras_seq.models.scalers import get_scaler
+
+    how = []
+    if get_scaler(specs.model.scaler).takes_series:
+        how.append("their scaling statistics are fitted on their own training rows (the known series keep theirs)")
+    if specs.model.series_embedding:
+        how.append("their embedding rows start untrained and learn in this update")
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    warnings.warn(f"{len(names)} series the parent never trained on ({shown}): {'; '.join(how) or 'added'}.",
+                  DataWarning, stacklevel=3)
+
+
+def _warm_start(net, specs: RunSpecs, training, start) -> dict | None:
+    """Put an update's parent weights into `net` (a per-series table grown for new series keeps its new rows as
+    built: their statistics fitted, their embeddings untrained); fit the scaling statistics again where asked. The
+    parent's optimizer state, as `train_model(resume=...)` takes it (None where the parent kept none)."""
+    from keras_seq.models.scalers import get_scaler
+    from keras_seq.training.loop import fitted_values
+
+    values = fitted_values(net.weights, start.weights, grow=True)
+    if isinstance(values, int):
+        raise KerasSeqError(f"the parent run's weights do not fit the model its options build (weight #{values} "
+                            "differs): its model.keras was not written by this keras-seq. Fit a new model instead.")
+    net.set_weights(values)
+    if start.scaling is None:
+        get_scaler(specs.model.scaler).fit_statistics(net, training)
+    if start.optimizer is None:
+        return None
+    return {"warm": True, "epochs_done": 0, "history": {}, "best": None, "best_epoch": 0, "wait": 0,
+            "weights": None, "best_weights": None, "optimizer": start.optimizer}
+
+
+def _score_parent(start, raw, specs: RunSpecs, reports: dict) -> None:
+    """Score an update's parent model on the child's rows of each report (the series it never saw as unknown)."""
+    from keras_seq.data.windows import with_series_index
+    from keras_seq.evaluation.report import evaluate_forecast
+    from keras_seq.models.builders import load_model
+
+    with tensorflow_left_unloaded():
+        parent = load_model(start.parent_dir / MODEL_FILE)
+    windows = with_series_index(raw, list(start.known) if start.known is not None else None, specs.data.series_name)
+    for split, report in reports.items():
+        scored, _, _ = evaluate_forecast(parent, windows, split, name="parent", season=report.season)
+        report.others[f"parent {start.parent_dir.name}"] = scored.model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -262,6 +262,30 @@ def read_checkpoint(path: Path, limit: int = 8 << 30) -> dict:
     return meta | {"weights": parts["weight"], "optimizer": parts["optimizer"], "best_weights": parts["best"] or None}
 
 
+def keep_optimizer_state(checkpoint: Path, path: Path) -> None:
+    """Write the optimizer state of a finished run's last `checkpoint` (this process's own file) to `path`: what
+    `keras-seq update` continues from."""
+    with np.load(checkpoint, allow_pickle=False) as arrays:
+        state = {name: arrays[name] for name in arrays.files if name.startswith("optimizer_")}
+    write_file_atomically(path, lambda stream: np.savez(stream, **state), binary=True)
+
+
+def read_optimizer_state(path: Path, limit: int) -> list:
+    """The optimizer state `keep_optimizer_state` wrote, read as `read_checkpoint` reads a checkpoint.
+
+    Raises:
+        KerasSeqError: one line, for a file that is not one.
+    """
+    from keras_seq.safety import read_npz
+
+    arrays = read_npz(path, limit, str(path))
+    names = [f"optimizer_{i}" for i in range(len(arrays))]
+    if sorted(arrays) != sorted(names) or any(arrays[n].dtype.kind not in "fiu" for n in names):
+        raise KerasSeqError(f"{path} is not a keras-seq optimizer state (arrays optimizer_0.. of numbers). "
+                            "Update without it: remove the file and its line from manifest.json, or re-run the fit.")
+    return [arrays[n] for n in names]
+
+
 def checkpoint_limit(model, windows, n_features: int) -> int:
     """The most bytes a checkpoint of this run may hold: its weights, best weights and optimizer state (twice the
     weights for Adam), as float64, of the largest model these options can build, with room to spare."""
@@ -271,23 +295,50 @@ def checkpoint_limit(model, windows, n_features: int) -> int:
 
 
 def _restore_trainer(trainer, state: dict) -> None:
-    """Put a checkpoint's weights and optimizer state into `trainer`, refusing any that do not fit it."""
+    """Put a checkpoint's weights and optimizer state into `trainer`, refusing any that do not fit it.
+
+    A warm start (`state["warm"]`, an `update` of a trained run) brings the optimizer state alone (its weights are in
+    the model already), and may be for fewer series: a per-series table's first rows are restored, the rest kept."""
     trainer.optimizer.build(trainer.trainable_variables)
-    for what, variables, values in (("weights", trainer.weights, state["weights"]),
-                                    ("optimizer state", trainer.optimizer.variables, state["optimizer"]),
-                                    ("best weights", trainer.weights, state["best_weights"] or trainer.get_weights())):
-        needed = [tuple(v.shape) for v in variables]
-        given = [tuple(np.shape(v)) for v in values]
-        if needed != given:
-            at = next((i for i, (a, b) in enumerate(zip(needed, given)) if a != b), min(len(needed), len(given)))
+    warm = bool(state.get("warm"))
+    parts = [("optimizer state", trainer.optimizer.variables, state["optimizer"])]
+    if not warm:
+        parts = [("weights", trainer.weights, state["weights"]), *parts,
+                 ("best weights", trainer.weights, state["best_weights"] or trainer.get_weights())]
+    for what, variables, values in parts:
+        fitted = fitted_values(variables, values, grow=warm)
+        if isinstance(fitted, int):
             raise KerasSeqError(
-                f"the checkpoint's {what} do not fit this model ({len(given)} arrays for {len(needed)}; the first "
-                f"that differs is #{at}), so it belongs to another arch or size. Refusing to resume; start the run "
+                f"the checkpoint's {what} do not fit this model ({len(values)} arrays for {len(variables)}; the first "
+                f"that differs is #{fitted}), so it belongs to another arch or size. Refusing to resume; start the run "
                 "again with `keras-seq fit`."
             )
-    trainer.set_weights(state["weights"])
-    for variable, value in zip(trainer.optimizer.variables, state["optimizer"]):
+    if not warm:
+        trainer.set_weights(state["weights"])
+    for variable, value in zip(trainer.optimizer.variables, fitted_values(trainer.optimizer.variables,
+                                                                          state["optimizer"], grow=warm)):
         variable.assign(value)
+
+
+def fitted_values(variables, values, grow: bool = False):
+    """`values` for `variables`, shape by shape; with `grow`, a value of fewer rows (a per-series table of fewer
+    series) fills a variable's first rows and its other rows keep theirs. The position of the first value that does
+    not fit, where one does not."""
+    if len(variables) != len(values):
+        return min(len(variables), len(values))
+    result = []
+    for at, (variable, value) in enumerate(zip(variables, values)):
+        need, given = tuple(variable.shape), tuple(np.shape(value))
+        if need == given:
+            result.append(value)
+        elif grow and len(need) == len(given) >= 1 and need[1:] == given[1:] and given[0] < need[0]:
+            import keras
+
+            current = np.asarray(keras.ops.convert_to_numpy(variable))
+            result.append(np.concatenate([np.asarray(value, dtype=current.dtype), current[given[0]:]]))
+        else:
+            return at
+    return result
 
 
 def fit_data(windows: Windows, split: str, first_epoch: int = 0):

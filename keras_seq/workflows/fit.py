@@ -7,6 +7,8 @@ A run folder `<out>/<arch>-<UTC timestamp>/` holds:
 - `history.csv`, `loss.png`: loss per epoch;
 - `metrics.json`, `forecast.png`: test metrics of the model and of the
   baselines, in the target's units;
+- `optimizer.npz`: Adam's state after the last epoch, where `keras-seq update`
+  goes on from;
 - `manifest.json`: the sha256 of every file above, checked before the run
   folder is loaded again (files added later, such as `export/`, are not in it).
 
@@ -31,6 +33,7 @@ from keras_seq.data.sources import DataSpec
 from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError
 from keras_seq.models.spec import ModelSpec
+from keras_seq.runs.lineage import Start
 from keras_seq.runs.folder import CHECKPOINT_FILE, CONFIG_FILE, check_manifest, read_json, run_name, specs_from_config
 from keras_seq.runs.run import (Run, RunResult, RunSpecs, check_checkpoint, check_only_manifest_files,
                                 train_into_folder)
@@ -154,7 +157,7 @@ def _resume_locked(run_dir: Path, verbose, cluster) -> RunResult:
     if not killed:
         check_only_manifest_files(run_dir)
     target = run_dir.parent / run_name(model.arch, started) if killed else run_dir
-    run = Run(RunSpecs(data, windows, model, train, backend), frame, digest, started)
+    run = Run(RunSpecs(data, windows, model, train, backend), frame, digest, started, Start.of_config(config, run_dir))
     result = train_into_folder(run, target, verbose=verbose, resume=state, replace=not killed)
     if killed and result.path is not None:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,199 @@
+"""`keras-seq update`: a trained run taken on to newer rows, as a child run with its lineage; a stopped update
+resumes like a fit; new series of a global model; bad input in one line, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import files_under
+from keras_seq.data.sources import DataSpec
+from keras_seq.data.windows import WindowSpec
+from keras_seq.errors import KerasSeqError, RunInterrupted
+from keras_seq.models.spec import ModelSpec
+from keras_seq.training.loop import TrainSpec
+
+TINY = dict(windows=WindowSpec(window=8), model=ModelSpec(units=4, layers=1), train=TrainSpec(epochs=2, seed=3))
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory):
+    from keras_seq.workflows.fit import fit_run
+
+    out = tmp_path_factory.mktemp("lineage")
+    return fit_run(DataSpec(start="2021-01-01", end="2022-06-30"), **TINY, out=out, verbose=0).path
+
+
+@pytest.fixture(scope="module")
+def child(parent):
+    from keras_seq.workflows.update import update_run
+
+    return update_run(parent, end="2022-12-30", epochs=2, verbose=0).path
+
+
+def _config(folder):
+    return json.loads((folder / "config.json").read_text())
+
+
+def test_an_update_trains_on_the_newest_rows_and_scores_its_parent_on_the_same_test_rows(parent, child, run_cli):
+    from keras_seq.evaluation.report import evaluate_model
+    from keras_seq.models.builders import load_model
+    from keras_seq.runs.run import SavedRun
+
+    before, after = _config(parent), _config(child)
+    assert (parent / "optimizer.npz").is_file() and child.parent == parent.parent
+    assert after["parent"]["run"] == parent.name and after["parent"]["scaling"] == "kept"
+    assert after["parent"]["optimizer"] == "kept" and after["scaling"] == before["scaling"]
+    assert [entry["run"] for entry in after["lineage"]] == [parent.name]
+    assert after["data"]["last_date"] == "2022-12-30" and after["data"]["first_date"] == before["data"]["first_date"]
+    for split in ("validation", "test"):  # as long as the parent's, moved to the newest rows
+        assert after["split_dates"][split]["rows"] == before["split_dates"][split]["rows"]
+    assert after["split_dates"]["test"]["last"] == "2022-12-30"
+    assert after["result"]["epochs_run"] == 2
+    child_model, parent_model = load_model(child / "model.keras"), load_model(parent / "model.keras")
+    assert any(not np.array_equal(a, b) for a, b in zip(child_model.get_weights(), parent_model.get_weights()))
+
+    # The parent's row is its model on the child's test windows; the child's row is the child's.
+    saved = SavedRun.read(child)
+    windows = saved.scored_windows(saved.data.load())
+    metrics = json.loads((child / "metrics.json").read_text())
+    (parent_row,) = metrics["others"].values()
+    assert parent_row["mae"] == pytest.approx(evaluate_model(parent_model, windows, "test")[0].model["mae"], rel=1e-5)
+    assert metrics["model"]["mae"] == pytest.approx(evaluate_model(child_model, windows, "test")[0].model["mae"],
+                                                    rel=1e-5)
+    assert metrics["windows"] == windows.count("test") and parent_row["mae"] != metrics["model"]["mae"]
+
+    code, out, err = run_cli("summary", child)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{child.name}: 1 run(s) before it"
+    assert lines[1].split()[:2] == ["fit", parent.name] and "2021-01-04..2022-06-30" in lines[1]
+    assert lines[2].split()[:2] == ["update", child.name] and "..2022-12-30, 2 epochs" in lines[2]
+
+
+def test_a_stopped_update_resumes_to_the_uninterrupted_updates_numbers(parent, child):
+    from keras_seq.training.loop import watching_epochs
+    from keras_seq.workflows.fit import resume_run
+    from keras_seq.workflows.update import update_run
+
+    def stop_after_first(epoch, logs, model):
+        if epoch == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with watching_epochs(stop_after_first), pytest.raises(RunInterrupted, match="interrupted after epoch 1 of 2"):
+        update_run(parent, end="2022-12-30", epochs=2, verbose=0)
+    (stopped,) = [p for p in parent.parent.iterdir() if _config(p)["status"] != "complete"]
+    with pytest.raises(KerasSeqError, match="is an unfinished run"):  # an unfinished run is no parent
+        update_run(stopped, end="2023-01-31", verbose=0)
+    resumed = resume_run(stopped, verbose=0).path
+    assert _config(resumed)["parent"] == _config(child)["parent"]
+    ours, theirs = (json.loads((f / "metrics.json").read_text()) for f in (resumed, child))
+    assert ours["model"] == pytest.approx(theirs["model"], rel=1e-5) and ours["others"] == theirs["others"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--end", "2022-05-31"], "the data ends on 2022-05-31, not after {name}'s last date 2022-06-30: there is nothing "
+                              "new to train on"),
+    (["--data", "{csv}"], "the data's target is 'Value', but {name} forecasts 'Close'"),
+    (["--epochs", "0"], "--epochs"),
+])
+def test_bad_updates_are_one_line_and_write_nothing(parent, child, run_cli, tmp_path, flags, message):
+    csv = tmp_path / "other.csv"
+    pd.DataFrame({"Date": pd.bdate_range("2021-01-01", periods=600).strftime("%Y-%m-%d"),
+                  "Value": np.arange(600.0)}).to_csv(csv, index=False)
+    before = files_under(parent.parent)
+    code, out, err = run_cli("update", parent, *[f.format(csv=csv) for f in flags])
+    assert code != 0 and message.format(name=parent.name) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and files_under(parent.parent) == before
+
+
+def _panel_csv(path, names, end):
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2020-01-01", end)
+    rows = [pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "name": name,
+                          "value": 100 * (k + 1) + np.cumsum(rng.normal(0, 1, len(dates)))})
+            for k, name in enumerate(names)]
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+def test_a_global_model_takes_on_a_new_series_and_keeps_the_known_ones_statistics(tmp_path):
+    from keras_seq.models.builders import load_model
+    from keras_seq.workflows.fit import fit_run
+    from keras_seq.workflows.update import update_run
+
+    old = _panel_csv(tmp_path / "old.csv", ["north", "south"], "2020-12-31")
+    new = _panel_csv(tmp_path / "new.csv", ["north", "south", "west"], "2021-06-30")
+    data = DataSpec(source=str(old), target="value", series_column="name")
+    model = ModelSpec(units=4, layers=1, scaler="series", series_embedding=2)
+    first = fit_run(data, TINY["windows"], model, TINY["train"], out=tmp_path / "runs", verbose=0).path
+    with pytest.warns(Warning, match=r"1 series the parent never trained on \(west\): their scaling statistics are "
+                                     r"fitted on their own training rows .*; their embedding rows start untrained"):
+        second = update_run(first, source=str(new), epochs=1, verbose=0).path
+    assert _config(second)["series_vocabulary"] == ["north", "south", "west"]
+
+    def tables(folder):
+        net = load_model(folder / "model.keras")
+        return {v.path: np.asarray(v.numpy()) for v in net.weights if "series" in v.path}
+
+    grown, kept = tables(second), tables(first)  # row 0: a series the model never saw; then its series in order
+    assert len(grown) == 3 and {path: value.shape[0] for path, value in grown.items()} == {path: 4 for path in grown}
+    assert {path: value.shape[0] for path, value in kept.items()} == {path: 3 for path in grown}
+    statistics = [path for path in grown if path.startswith("prepare/series_")]
+    assert len(statistics) == 2  # the series scaler's rows: the known series' as the parent had them, west's its own
+    for path in statistics:
+        np.testing.assert_array_equal(grown[path][:3], kept[path])
+        assert not np.allclose(grown[path][3], grown[path][1])
+
+def test_adaptive_offsets_follow_a_hand_computed_sequence():
+    from keras_seq.evaluation.adaptive import track_offsets
+
+    scores = np.array([[[1.5, 1.5]], [[0.2, 0.2]], [[1.07, 1.07]], [[1.14, 2.5]]])  # (4 windows, 1 step, 2 coverages)
+    offsets, used = track_offsets(np.array([[1.0, 2.0]]), scores, [0.8, 0.95], rate=0.1)
+    # 80%: eta 0.1; miss +0.08, hit -0.02, miss +0.08, 1.14 is not above 1.14: hit -0.02.
+    np.testing.assert_allclose(used[:, 0, 0], [1.0, 1.08, 1.06, 1.14])
+    # 95%: eta 0.2; three hits -0.01 each, then a miss +0.19.
+    np.testing.assert_allclose(used[:, 0, 1], [2.0, 1.99, 1.98, 1.97])
+    np.testing.assert_allclose(offsets, [[1.12, 2.16]])
+
+
+def test_tracked_offsets_keep_the_long_run_miss_rate_within_the_bound_whatever_the_scores():
+    from keras_seq.evaluation.adaptive import track_offsets
+
+    rng = np.random.default_rng(1)
+    bound, rate, count = 4.0, 0.2, 4000
+    drifting = np.clip(rng.normal(np.linspace(0, 3, count), 1.0), -bound, bound)[:, None, None]
+    offsets, used = track_offsets(np.array([[1.0]]), drifting, [0.8], rate)
+    misses = np.mean(drifting[:, 0, 0] > used[:, 0, 0])
+    eta = rate * 1.0  # the rate times the calibrated offset
+    # The offset moves by eta (err - alpha) each step, so the misses' excess is (last - first offset) / (eta T); it
+    # never leaves [-B - eta, B + eta] for scores within [-B, B] (Angelopoulos, Candes and Tibshirani 2023).
+    assert abs(offsets[0, 0]) <= bound + eta
+    assert abs(misses - 0.2) <= (2 * bound + eta) / (eta * count)
+    fixed_misses = np.mean(drifting[:, 0, 0] > 1.0)
+    assert fixed_misses > 0.5  # split conformal's fixed offset misses most of a drifting series
+
+
+def test_a_fit_with_a_conformal_rate_scores_the_tracked_intervals_and_stores_the_last_offsets(tmp_path):
+    from keras_seq.models.builders import load_model
+    from keras_seq.workflows.fit import fit_run
+
+    model = ModelSpec(units=4, layers=1, conformal=(0.8,), conformal_rate=0.1)
+    result = fit_run(DataSpec(start="2021-01-01", end="2022-12-30"), TINY["windows"], model, TINY["train"],
+                     out=tmp_path, verbose=0)
+    calibration = _config(result.path)["conformal"]
+    adaptive = calibration["adaptive"]
+    assert adaptive["split"] == "test" and adaptive["through"] == "2022-12-30" and adaptive["rate"] == 0.1
+    assert adaptive["offsets"] != calibration["offsets"]
+    stored = load_model(result.path / "model.keras").get_layer("conformal").offsets
+    np.testing.assert_allclose(np.asarray(stored), adaptive["offsets"], rtol=1e-6)
+    intervals = result.report.intervals
+    assert set(intervals["adaptive"]["split_conformal_coverage"]) == {"80%"}
+    assert "adaptive: the offsets followed each test actual value at rate 0.1" in result.report.table()
+    with pytest.raises(KerasSeqError, match="`conformal_rate` 0.1 adapts conformal intervals, and `conformal` names"):
+        ModelSpec(conformal_rate=0.1)
