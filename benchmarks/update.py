@@ -37,7 +37,7 @@ def one_seed(seed: int, arch: str, epochs: int, update_epochs: int, folder: Path
     from keras_seq.data.windows import WindowSpec
     from keras_seq.models.spec import ModelSpec
     from keras_seq.training.loop import TrainSpec
-    from keras_seq.workflows.update import update_run
+    from keras_seq.runs.update import update_run
 
     model, train = ModelSpec(arch=arch), TrainSpec(epochs=epochs, seed=seed)
     parent = keras_seq.fit(DataSpec(start="2018-02-13", end="2022-06-30"), WindowSpec(), model, train,

@@ -1,7 +1,7 @@
 """keras-seq: recurrent sequence models for time series in Keras 3.
 
 From Python, the CLI's verbs are `keras_seq.fit`, `evaluate`, `export`,
-`predict`, `tune`, `compare_models` and `run_recipe`, with the same honest splits, scaling, run folders and checks
+`predict`, `update`, `tune`, `compare_models` and `run_recipe`, with the same honest splits, scaling, run folders and checks
 (README.md, "From Python"); `build_model`, `make_windows`, `train_model` and
 `evaluate_model` are the parts they are made of.
 
@@ -24,6 +24,7 @@ _LAZY = {
     "evaluate": ("keras_seq.workflows.evaluate", "evaluate_run"),
     "export": ("keras_seq.artifacts.export", "export_run"),
     "predict": ("keras_seq.workflows.predict", "predict_artifact"),
+    "update": ("keras_seq.runs.update", "update_run"),
     "tune": ("keras_seq.workflows.tune", "tune"),
     "compare_models": ("keras_seq.workflows.compare", "compare_models"),
     "CompareSpec": ("keras_seq.runs.comparison", "CompareSpec"),

@@ -712,7 +712,7 @@ def update(run_dir, source, end, epochs, refit_scaling, out, backend, quiet):
     and test spans to the newest rows, and scores the run's model on the
     same test rows. A killed update goes on with `keras-seq fit --resume`.
     """
-    from keras_seq.workflows.update import update_run
+    from keras_seq.runs.update import update_run
 
     result = update_run(run_dir, source=source, end=end, epochs=epochs, refit_scaling=refit_scaling, out=out,
                         backend=backend, verbose=0 if quiet else "auto")
@@ -806,15 +806,15 @@ def summary(run_dir, arch, features, backend, **options):
 
     Takes fit's model options; of `features` only the number of columns matters.
     With RUN_DIR: the run's line instead, from its first fit through each
-    `update` to it, with each run's data range, epochs and test MAE.
+    `update` to it, with each run's data range, epochs and test MAE. With an
+    export folder: each version exported into it, every artifact checked
+    against the sha256 its card recorded (exit 1 where one changed).
     """
     if run_dir is not None:
         given = _given_options(click.get_current_context(), ("run_dir", "backend"))
         if given:
             raise click.UsageError(f"RUN_DIR's line is read from its folder: drop {given[0]}.")
-        from keras_seq.runs.lineage import lineage_lines
-
-        click.echo("\n".join(lineage_lines(run_dir)))
+        _folder_summary(Path(run_dir))
         return
     from keras_seq.backend import import_keras, use_backend
     from keras_seq.data.sources import DataSpec
@@ -826,6 +826,24 @@ def summary(run_dir, arch, features, backend, **options):
     from keras_seq.workflows.summary import model_summary
 
     click.echo(model_summary(model, windows, n_features))
+
+
+def _folder_summary(folder: Path) -> None:
+    """`summary FOLDER`: a run's line, or an export folder's versions, verified."""
+    from keras_seq.artifacts import CARD_FILE
+    from keras_seq.artifacts.versions import check_versions
+    from keras_seq.errors import KerasSeqError
+    from keras_seq.runs.lineage import lineage_lines
+
+    if not (folder / CARD_FILE).is_file():
+        click.echo("\n".join(lineage_lines(folder)))
+        return
+    lines = check_versions(folder)
+    click.echo("\n".join(lines))
+    failed = [line.split(":")[0] for line in lines if not line.endswith("sha256 ok")]
+    if failed:
+        raise KerasSeqError(f"{', '.join(failed)} of {folder} no longer match(es) the sha256 in {CARD_FILE}: "
+                            "an artifact was changed or removed after export. Export that run again.")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -143,7 +143,8 @@ def test_each_format_is_one_registered_module_that_export_and_predict_share(tmp_
     from keras_seq.artifacts import detect_format, format_names, get_format, register_format
 
     assert format_names() == FORMATS == ("savedmodel", "onnx", "keras")
-    assert set(EXPORT_ENTRIES) == {"model_card.json", "savedmodel", "model.onnx", "model.keras", "mlflow"}
+    assert set(EXPORT_ENTRIES) == {"model_card.json", "savedmodel", "model.onnx", "model.keras", "mlflow",
+                                   "onnx", "keras", "cards"}  # versions 2.. of an updated run
     with pytest.raises(KerasSeqError, match="already registered"):
         register_format(get_format("onnx"))
     (tmp_path / "sm").mkdir()

@@ -182,7 +182,7 @@ SHARED_WORDS = {
     # summary, tune's summary.json and study; the model card's `pad` (whether it takes NaN before a series starts)
     "runs/run.py": {"conformal", "split_dates", "supervision"},
     "runs/folder.py": {"cache_dir", "conformal", "epochs", "pad", "quantiles"},
-    "workflows/update.py": {"split_dates"},  # the parent's config.json record of its spans, which an update moves
+    "runs/update.py": {"split_dates"},  # the parent's config.json record of its spans, which an update moves
     "evaluation/report.py": {"series", "window"},  # and advice that names `scaler` window
     "workflows/tune.py": {"objective", "pruner", "refit", "storage", "study"},
     # the report page's data: its drawn `series` (a panel's, or the one series); comparison.json's `archs`, `splits`
@@ -210,8 +210,8 @@ SHARED_WORDS = {
     "models/spec.py": {"conformal", "distribution", "quantiles"},
     "data/sources.py": {"end", "series", "start"},
     # the recipe format (its keys are the options': `archs` under [model], the resolved recipe written back)
-    "workflows/recipe.py": {"arch", "archs", "backtest", "end", "features", "jobs", "on", "repeats", "scheduler",
-                            "start"},
+    "workflows/recipe.py": {"arch", "archs", "backtest", "end", "epochs", "features", "jobs", "on", "repeats",
+                            "scheduler", "source", "start"},  # and [update]'s keys, `update`'s own
     # evaluate's and predict's own options, which read the data anew (`source`, `start`, `end`, `series`), and
     # make_windows' keywords beside a WindowSpec's
     "workflows/evaluate.py": {"conformal", "end", "source", "start"},

@@ -31,7 +31,7 @@ def parent(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def child(parent):
-    from keras_seq.workflows.update import update_run
+    from keras_seq.runs.update import update_run
 
     return update_run(parent, end="2022-12-30", epochs=2, verbose=0).path
 
@@ -79,7 +79,7 @@ def test_an_update_trains_on_the_newest_rows_and_scores_its_parent_on_the_same_t
 def test_a_stopped_update_resumes_to_the_uninterrupted_updates_numbers(parent, child):
     from keras_seq.training.loop import watching_epochs
     from keras_seq.workflows.fit import resume_run
-    from keras_seq.workflows.update import update_run
+    from keras_seq.runs.update import update_run
 
     def stop_after_first(epoch, logs, model):
         if epoch == 0:
@@ -125,7 +125,7 @@ def _panel_csv(path, names, end):
 def test_a_global_model_takes_on_a_new_series_and_keeps_the_known_ones_statistics(tmp_path):
     from keras_seq.models.builders import load_model
     from keras_seq.workflows.fit import fit_run
-    from keras_seq.workflows.update import update_run
+    from keras_seq.runs.update import update_run
 
     old = _panel_csv(tmp_path / "old.csv", ["north", "south"], "2020-12-31")
     new = _panel_csv(tmp_path / "new.csv", ["north", "south", "west"], "2021-06-30")
@@ -197,3 +197,65 @@ def test_a_fit_with_a_conformal_rate_scores_the_tracked_intervals_and_stores_the
     assert "adaptive: the offsets followed each test actual value at rate 0.1" in result.report.table()
     with pytest.raises(KerasSeqError, match="`conformal_rate` 0.1 adapts conformal intervals, and `conformal` names"):
         ModelSpec(conformal_rate=0.1)
+
+
+def test_a_recipe_updates_a_run_and_refuses_options_its_run_holds(parent, tmp_path):
+    from keras_seq.workflows.recipe import load_recipe, resolved_toml, run_recipe
+
+    recipe = tmp_path / "newest.toml"
+    recipe.write_text(f'description = "The tiny LSTM on to the year end."\n[update]\nrun = "{parent}"\n'
+                      'end = 2022-12-30\nepochs = 1\n', encoding="utf-8")
+    loaded = load_recipe(recipe)
+    assert 'end = "2022-12-30"' in resolved_toml(loaded) and "[experiment" not in resolved_toml(loaded)
+    result = run_recipe(loaded)
+    config = _config(result.path)
+    assert config["parent"]["run"] == parent.name and config["result"]["epochs_run"] == 1
+    assert result.path.parent == parent.parent and f"parent {parent.name}" in result.report
+    recipe.write_text(recipe.read_text() + "[model]\nunits = 8\n", encoding="utf-8")
+    with pytest.raises(KerasSeqError, match=r"\[update\] takes every option from its run, and the recipe also has "
+                                            r"'model'"):
+        load_recipe(recipe)
+
+
+def test_a_childs_export_adds_the_next_version_beside_its_parents_which_still_verify(parent, child, run_cli, tmp_path):
+    from keras_seq.artifacts.export import export_run
+    from keras_seq.workflows.predict import forecast, load_artifact
+
+    out = tmp_path / "export"
+    export_run(parent, "savedmodel,onnx", out=out)
+    first = files_under(out)
+    card_before = json.loads((out / "model_card.json").read_text())
+    export_run(child, "savedmodel,onnx", out=out)
+    kept = [name for name in first if (out / name).is_file() and name != "model_card.json"]
+    assert kept and {name: files_under(out)[name] for name in kept} == {name: first[name] for name in kept}
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["run"] == child.name and card["parent"]["run"] == parent.name
+    assert [(v["version"], v["run"], v["parent"]) for v in card["model_versions"]] == [
+        (1, parent.name, None), (2, child.name, parent.name)]
+    assert card["model_versions"][0]["artifacts"] == {
+        fmt: {"path": entry["path"], "sha256": entry["sha256"]} for fmt, entry in card_before["artifacts"].items()}
+    assert card["artifacts"]["savedmodel"]["path"] == "savedmodel/lstm/2"
+    assert card["artifacts"]["onnx"]["path"] == "onnx/lstm/2/model.onnx" and (out / "cards" / "1.json").is_file()
+    frame = DataSpec(start="2021-01-01", end="2022-12-30").load()
+    forecasts = {path: forecast(load_artifact(out / path), frame)["Close"].iloc[0]
+                 for path in ("model.onnx", "onnx/lstm/2/model.onnx", "savedmodel/lstm/1", "savedmodel/lstm/2")}
+    assert forecasts["model.onnx"] == pytest.approx(forecasts["savedmodel/lstm/1"], rel=1e-6)
+    assert forecasts["onnx/lstm/2/model.onnx"] == pytest.approx(forecasts["savedmodel/lstm/2"], rel=1e-6)
+    assert forecasts["model.onnx"] != forecasts["onnx/lstm/2/model.onnx"]
+
+    code, text, err = run_cli("summary", out)
+    assert code == 0, err
+    assert [line.split(":")[0] for line in text.splitlines()] == ["version 1", "version 2"]
+    assert all(line.endswith("savedmodel: sha256 ok") for line in text.splitlines())
+    code, text, err = run_cli("export", parent, "--out", out)  # a first fit's export never adds to a folder
+    assert code == 1 and "already exists. Pass --overwrite" in err
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "model_card.json").write_text(json.dumps({**card_before, "run": "gru-20200101T000000Z"}))
+    code, text, err = run_cli("export", child, "--out", foreign)
+    assert code == 1 and f"holds gru-20200101T000000Z's export, which is not in {child.name}'s lineage" in err
+    assert sorted(p.name for p in foreign.iterdir()) == ["model_card.json"]
+    with open(out / "model.onnx", "ab") as stream:
+        stream.write(b"\0")
+    code, text, err = run_cli("summary", out)
+    assert code == 1 and "version 1: " in text and "onnx CHANGED" in text and "version 1 of" in err

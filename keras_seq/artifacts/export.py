@@ -40,13 +40,14 @@ import numpy as np
 from keras_seq.backend import import_keras, use_backend
 from keras_seq.errors import KerasSeqError, first_line
 from keras_seq.artifacts import CARD_FILE, format_names, get_format, io_signature
+from keras_seq.artifacts.versions import VERSION_ENTRIES
 from keras_seq.runs.folder import write_json
 from keras_seq.safety import artifact_sha256, is_folder_name, read_text_bounded, write_error
 
 FORMATS = format_names()  # keras_seq.artifacts: savedmodel, onnx, keras
 MLFLOW = "mlflow"  # an MLflow model folder made of the ONNX model and the card (`artifacts.mlflow_model`); not in all
-# Everything an export folder may hold (what `overwrite` may replace).
-EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS), MLFLOW)
+# Everything an export folder may hold (what `overwrite` may replace): versions 2.. add `onnx/`, `keras/`, `cards/`.
+EXPORT_ENTRIES = (CARD_FILE, *(get_format(name).entry for name in FORMATS), MLFLOW, *VERSION_ENTRIES)
 DEFAULT_TOLERANCE = 1e-5
 
 
@@ -122,7 +123,7 @@ def export_run(
         raise KerasSeqError(f"`name` must be letters, digits, '-' or '_'. Received: name={name!r}")
     out = Path(out) if out is not None else run_dir / "export"
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "tensorflow":
-        check_export_target(out, run_dir, overwrite)  # refused here, before a process starts for it
+        export_target(out, run_dir, overwrite)  # refused here, before a process starts for it
         return _export_in_tensorflow_process(run_dir, formats, out, overwrite, name, version, tolerance)
     with stop_signals(), folder_lock(run_dir, f"export {run_dir}"):
         return _export_locked(run_dir, formats, out, overwrite, name, version, tolerance)
@@ -142,6 +143,21 @@ def _export_in_tensorflow_process(run_dir: Path, formats, out: Path, overwrite: 
         raise KerasSeqError(failed)
     card = json.loads(read_text_bounded(out / CARD_FILE))
     return ExportResult(out, card["parity"], card)
+
+
+def export_target(out: Path, run_dir: Path, overwrite: bool) -> dict | None:
+    """Where an export goes: the card of the folder of the run's line that the run adds a version to
+    (`artifacts.versions`), or None for a new folder (or one `overwrite` replaces), checked by
+    `check_export_target`."""
+    from keras_seq.artifacts.versions import ancestor_export
+    from keras_seq.runs.folder import read_run_config
+
+    if not overwrite and out.is_dir() and not out.is_symlink():
+        previous = ancestor_export(out, read_run_config(run_dir), Path(run_dir).name)
+        if previous is not None:
+            return previous
+    check_export_target(out, run_dir, overwrite)
+    return None
 
 
 def check_export_target(out: Path, run_dir: Path, overwrite: bool) -> None:
@@ -180,23 +196,18 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
     name = name or saved.model.arch
     if not is_folder_name(name):
         raise KerasSeqError(f"{run_dir}'s config.json names no arch that can be a folder name. Give `name`.")
-    check_export_target(out, run_dir, overwrite)
-    try:
-        use_backend("tensorflow")
-    except KerasSeqError as exc:
-        raise KerasSeqError(f"exporting needs the tensorflow backend in a fresh process: {exc}") from None
-    import_keras()
+    previous = export_target(out, run_dir, overwrite)
+    if previous is not None and MLFLOW in formats:
+        raise KerasSeqError(f"{out} holds the versions of {run_dir.name}'s line, and an MLflow model is exported into "
+                            "a folder of its own: give `out` a new folder for --format mlflow.")
+    model, check = _prepared(saved, tolerance)
+    if previous is not None:
+        return _export_version(saved, out, formats, previous, model, check)
     from keras_seq.runs.folder import staged_folder
-
-    model = saved.load_model()
-    windows = parity_inputs(saved.scored_windows(saved.data.load(quote=False), batch_size=4096).model_inputs("test"))
-    reference = np.asarray(model.predict(windows[0] if len(windows) == 1 else list(windows), verbose=0), dtype="float64")
-    scale = float(saved.scaling.target_std)
 
     with staged_folder(out.parent, out.name, replace=overwrite, exclusive=not overwrite) as staged:
         stage = staged.path
         artifacts, parity = {}, {}
-        check = _ParityCheck(reference, windows, scale, tolerance)
         for fmt in (f for f in formats if f != MLFLOW):
             STOP.check("export")
             path, runner, signature = write_artifact(fmt, model, stage, name, version)
@@ -209,6 +220,54 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
         write_json(stage / CARD_FILE, card)
         STOP.check("export")
     return ExportResult(staged.final, parity, card)
+
+
+def _prepared(saved, tolerance: float):
+    """The run's Keras model on tensorflow, and the parity check of its artifacts against it on the test windows."""
+    try:
+        use_backend("tensorflow")
+    except KerasSeqError as exc:
+        raise KerasSeqError(f"exporting needs the tensorflow backend in a fresh process: {exc}") from None
+    import_keras()
+    model = saved.load_model()
+    windows = parity_inputs(saved.scored_windows(saved.data.load(quote=False), batch_size=4096).model_inputs("test"))
+    reference = np.asarray(model.predict(windows[0] if len(windows) == 1 else list(windows), verbose=0), dtype="float64")
+    return model, _ParityCheck(reference, windows, float(saved.scaling.target_std), tolerance)
+
+
+def _export_version(saved, out: Path, formats, previous: dict, model, check) -> ExportResult:
+    """The run's artifacts added to its line's export folder as the next version (`artifacts.versions`), each
+    proven equal to the model before it is moved into place; the card then lists every version."""
+    import tempfile
+
+    from keras_seq.artifacts.versions import keep_card, place_version, remove_scratch, version_entry, versions_of
+    from keras_seq.jobs.stop import STOP
+    from keras_seq.safety import folder_lock, write_file_atomically
+
+    versions = versions_of(previous, out)
+    version = max(entry["version"] for entry in versions) + 1
+    path = (previous.get("artifacts") or {}).get("savedmodel", {}).get("path", "")
+    name = Path(str(path)).parent.name if str(path).startswith("savedmodel/") else saved.model.arch
+    with folder_lock(out, f"export {saved.path}"):
+        scratch = Path(tempfile.mkdtemp(prefix=".version-", dir=out))
+        try:
+            artifacts, parity = {}, {}
+            for fmt in formats:
+                STOP.check("export")
+                written, runner, signature = write_artifact(fmt, model, scratch, name, version)
+                parity[fmt] = check(fmt, runner)
+                artifacts[fmt] = {"path": written.relative_to(scratch).as_posix(), "sha256": artifact_sha256(written),
+                                  **signature}
+            STOP.check("export")
+            placed = place_version(scratch, out, artifacts, name, version)
+        finally:
+            remove_scratch(scratch)
+        card = _model_card(saved, placed, parity)
+        card["model_versions"] = [*versions, version_entry(card, version)]
+        keep_card(out, previous, versions[-1]["version"])
+        text = json.dumps(card, indent=2, default=str) + "\n"
+        write_file_atomically(out / CARD_FILE, lambda stream: stream.write(text))
+    return ExportResult(out, parity, card)
 
 
 class _ParityCheck:

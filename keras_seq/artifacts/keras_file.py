@@ -12,7 +12,7 @@ from keras_seq.artifacts import Loaded, declared_window
 class KerasFile:
     name = "keras"
     entry = "model.keras"
-    card_levels = 0
+    card_levels = 3  # a version 2.. lies in <format>/<name>/<version>/, three folders below the card
     uses_backend = True  # loading imports Keras/TensorFlow, so `--backend` applies
 
     def write(self, model, folder: Path, name: str, version: int) -> Path:

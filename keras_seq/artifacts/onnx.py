@@ -19,7 +19,7 @@ from keras_seq.safety import check_onnx
 class Onnx:
     name = "onnx"
     entry = "model.onnx"
-    card_levels = 0
+    card_levels = 3  # a version 2.. lies in <format>/<name>/<version>/, three folders below the card
     uses_backend = False  # onnxruntime alone: `--backend` does not apply
 
     def write(self, model, folder: Path, name: str, version: int) -> Path:

@@ -129,9 +129,9 @@ def lineage_lines(run_dir: str | Path) -> list[str]:
         KerasSeqError: the folder is not a complete run, or its lineage is not one keras-seq wrote.
     """
     from keras_seq.evaluation.metrics import figure
-    from keras_seq.runs.folder import read_run_config
+    from keras_seq.runs.folder import read_run_config, resolve_latest
 
-    run_dir = Path(run_dir)
+    run_dir = resolve_latest(run_dir)
     config = read_run_config(run_dir)
     entries = [*lineage_of(config, run_dir / CONFIG_FILE), entry_of(run_dir, config)]
     lines = [f"{run_dir.name}: {len(entries) - 1} run(s) before it" if len(entries) > 1 else
@@ -139,9 +139,13 @@ def lineage_lines(run_dir: str | Path) -> list[str]:
     for depth, entry in enumerate(entries):
         mae = entry.get("test_mae")
         lines.append(f"  {'fit' if depth == 0 else 'update':<6} {str(entry['run'])[:80]:<28} data "
-                     f"{entry.get('first_date')}..{entry.get('last_date')}, {entry.get('epochs_run')} epochs, "
+                     f"{entry.get('first_date')}..{entry.get('last_date')}, {_epochs(entry.get('epochs_run'))}, "
                      f"test MAE {figure(mae) if isinstance(mae, (int, float)) else 'n/a'}")
     return lines
+
+
+def _epochs(count) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def lineage_of(config: dict, where: Path) -> tuple:

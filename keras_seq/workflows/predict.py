@@ -90,15 +90,35 @@ def _find_card(path: Path, levels: int) -> tuple[Path | None, dict | None]:
     return None, None
 
 
+def _listed(folder: Path, card: dict, path: Path, kind: str) -> tuple[dict | None, dict]:
+    """The card's entry for the artifact at `path`, and the card that describes it: the folder's, or for an
+    earlier version of the model (`artifacts.versions`) that version's own card, kept in `cards/`."""
+    def entry_of(record):
+        artifacts = record.get("artifacts") if isinstance(record, dict) else None
+        entry = artifacts.get(kind) if isinstance(artifacts, dict) else None
+        ok = isinstance(entry, dict) and plain_name(entry.get("path")) and (folder / entry["path"]).resolve() == path.resolve()
+        return entry if ok else None
+
+    if entry_of(card) is not None:
+        return entry_of(card), card
+    versions = card.get("model_versions") if isinstance(card, dict) else None
+    for version in versions if isinstance(versions, list) else []:
+        if entry_of(version) is not None and isinstance(version.get("version"), int):
+            kept = folder / "cards" / f"{version['version']}.json"
+            try:
+                return entry_of(version), json.loads(read_text_bounded(kept)) if kept.is_file() else card
+            except (ValueError, UnicodeDecodeError):
+                raise KerasSeqError(f"{kept} is not valid JSON. Export the run again.") from None
+    return None, card
+
+
 def _checked(path: Path, kind: str, levels: int) -> dict:
     """The model card of an exported artifact, after checking the artifact's sha256."""
     folder, card = _find_card(path, levels)
     if card is None:
         raise KerasSeqError(f"no {CARD_FILE} found beside {path}. Predict from the export folder written by `keras-seq export`.")
-    artifacts = card.get("artifacts") if isinstance(card, dict) else None
-    entry = artifacts.get(kind) if isinstance(artifacts, dict) else None
-    if (not isinstance(entry, dict) or not plain_name(entry.get("path"))
-            or (folder / entry["path"]).resolve() != path.resolve()):
+    entry, card = _listed(folder, card, path, kind)
+    if entry is None:
         raise KerasSeqError(f"{folder / CARD_FILE} does not list {path} as its {kind} artifact. Export the run again.")
     if artifact_sha256(path) != entry["sha256"]:
         raise KerasSeqError(

@@ -15,6 +15,10 @@ evaluation and export of one or more experiments.
     [track]      # mlflow: a tracking URI (no credentials: MLFLOW_TRACKING_USERNAME/PASSWORD hold them);
                  # tensorboard: a folder for each fit's epoch losses (see `keras_seq.runs.tracking`)
 
+A recipe may instead take a trained run on to newer rows (`keras-seq update`): an `[update]` table with `run`
+(the run folder, e.g. "saved_models/latest"), and optionally `source`, `end`, `epochs` and `refit_scaling`;
+the run's own options hold the rest, so no other section but `[track]` goes beside it.
+
     [[experiment]]          # optional, repeatable: each one a comparison
     name = "held-out"       # required in an experiment: its folder's name
     note = "Shown above its table in report.md."
@@ -45,7 +49,7 @@ import tomllib
 from pathlib import Path
 
 from keras_seq.runs.comparison import CompareSpec
-from keras_seq.config.options import (BOOL, INT, NAMES, NUMBER, TEXT, compared_values, get_option, options, recipe_schema,
+from keras_seq.config.options import (BOOL, DATE, INT, NAMES, NUMBER, TEXT, compared_values, get_option, options, recipe_schema,
                                       spec_class, tunable)
 from keras_seq.data.reading import label_of
 from keras_seq.data.sources import DataSpec
@@ -73,6 +77,7 @@ def schema() -> dict:
 
 
 TOP_KEYS = {"description": TEXT, "name": TEXT}
+UPDATE_KEYS = {"run": TEXT, "source": TEXT, "end": DATE, "epochs": INT, "refit_scaling": BOOL}  # [update]
 TRACK_KEYS = {"mlflow": TEXT, "tensorboard": TEXT, "report": BOOL}  # [track]: where a run also goes
 EXPERIMENT_KEYS = {"name": TEXT, "note": TEXT}
 DEFAULT_ARCHS = ["lstm"]
@@ -103,6 +108,7 @@ class Recipe:
     overrides: tuple[str, ...]
     tune: dict | None = None  # a search's `[tune]` table as TuneSpec keyword arguments (`keras-seq tune --recipe`)
     track: dict = dataclasses.field(default_factory=dict)  # the `[track]` table: mlflow, tensorboard
+    update: dict | None = None  # the `[update]` table: a trained run taken on to newer rows instead of experiments
 
 
 # === Finding and reading recipes ===
@@ -186,6 +192,8 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         overrides=tuple(overrides),
         tune=_tune_of(raw, where, experiments),
         track=dict(raw.get("track", {})),
+        update={key: str(value) if key == "end" else value for key, value in raw["update"].items()}
+        if "update" in raw else None,
     )
 
 
@@ -252,7 +260,7 @@ def _refuse_addresses(raw: dict, where: str) -> None:
 
 def _check_top(raw: dict, where: str) -> None:
     sections = tuple(schema())
-    known = {**TOP_KEYS, **{s: None for s in sections}, "experiment": None, "tune": None, "track": None}
+    known = {**TOP_KEYS, **{s: None for s in sections}, "experiment": None, "tune": None, "track": None, "update": None}
     for key, value in raw.items():
         if key not in known:
             raise KerasSeqError(
@@ -261,6 +269,8 @@ def _check_top(raw: dict, where: str) -> None:
             )
         if key == "track":
             _check_track(value, where)
+        if key == "update":
+            _check_update(raw, where)
         if key == "tune":
             if not isinstance(value, dict):
                 raise KerasSeqError(f"{where}: 'tune' must be a table ([tune]). Received: {_describe(value)}")
@@ -293,6 +303,25 @@ def _check_top(raw: dict, where: str) -> None:
             raise KerasSeqError(f"{label}: missing 'name', the experiment's folder name (a string).")
         if not is_folder_name(entry["name"]):
             raise KerasSeqError(f"{label}: 'name' must be letters, digits, '-' or '_'. Received: {entry['name']!r}")
+
+
+def _check_update(raw: dict, where: str) -> None:
+    """The `[update]` table: its keys and kinds, a `run`, and nothing beside it that the run's own options hold."""
+    table = raw["update"]
+    if not isinstance(table, dict):
+        raise KerasSeqError(f"{where}: 'update' must be a table ([update]). Received: {_describe(table)}")
+    for key, value in table.items():
+        if key not in UPDATE_KEYS:
+            raise KerasSeqError(f"{where}: unknown key '{key}' in [update]. Expected: {', '.join(UPDATE_KEYS)}.")
+        if not UPDATE_KEYS[key].accepts(value) or (UPDATE_KEYS[key] is INT and value < 1):
+            expected = "a whole number of at least 1" if UPDATE_KEYS[key] is INT else UPDATE_KEYS[key].expected
+            raise KerasSeqError(f"{where}: [update] '{key}' must be {expected}. Received: {_describe(value)}")
+    if "run" not in table:
+        raise KerasSeqError(f"{where}: [update] needs 'run', the run folder to take on (e.g. \"saved_models/latest\").")
+    beside = [key for key in raw if key not in (*TOP_KEYS, "update", "track")]
+    if beside:
+        raise KerasSeqError(f"{where}: [update] takes every option from its run, and the recipe also has "
+                            f"'{beside[0]}'. Drop it (a recipe either updates a run or runs experiments).")
 
 
 def _check_track(table, where: str) -> None:
@@ -503,6 +532,9 @@ def resolved_toml(recipe: Recipe, frames: dict | None = None) -> str:
              if value is True or (isinstance(value, str) and value and not has_credentials(value))}
     if track:  # a URI given with credentials on the command line is used, never written
         lines += ["", "[track]", *(f"{key} = {_toml_value(value)}" for key, value in track.items())]
+    if recipe.update is not None:  # the run holds every other option
+        return "\n".join([*lines, "", "[update]", *(f"{key} = {_toml_value(value)}"
+                                                     for key, value in recipe.update.items())]) + "\n"
     for experiment in recipe.experiments:
         frame = (frames or {}).get(experiment.name)
         lines += ["", "[[experiment]]", f"name = {_toml_value(experiment.name)}"]
@@ -557,17 +589,18 @@ def run_recipe(
     from keras_seq.backend import use_backend
     from keras_seq.jobs.pool import Stopped
 
-    echo = echo or (lambda line: None)
+    echo, backend = echo or (lambda line: None), use_backend(backend)
     _refuse_search(recipe)
-    backend = use_backend(backend)
+    if recipe.update is not None:
+        return _run_update(recipe, backend, verbose, echo)
     fanouts, frames = _prepare(recipe, jobs, scheduler)
     from keras_seq.jobs.stop import STOP, stop_signals
     from keras_seq.runs.folder import staged_folder, utc_stamp
 
     started = datetime.datetime.now(datetime.timezone.utc)
     summaries, parts, kept = {}, [f"# {recipe.name}", "", recipe.description, ""], None
-    name = f"{recipe.name}-{utc_stamp(started)}"
-    with stop_signals(), _Pools(backend) as pools, staged_folder(out, name) as stage, _tensorboard(recipe):
+    with (stop_signals(), _Pools(backend) as pools, staged_folder(out, f"{recipe.name}-{utc_stamp(started)}") as stage,
+          _tensorboard(recipe)):
         for experiment in recipe.experiments:
             try:
                 summaries[experiment.name], part = _run_experiment(
@@ -583,9 +616,19 @@ def run_recipe(
             report = _write_run_files(stage.path, recipe, parts, frames, started, backend, summaries)
             STOP.check("the recipe run")  # a signal after the last experiment: still nothing is published
     if kept is not None:
-        exc, stopped = kept
-        raise exc.kept_in(stage.final / stopped) from None
+        raise kept[0].kept_in(stage.final / kept[1]) from None
     return _logged(recipe, RecipeResult(stage.final, report, summaries), echo)
+
+
+def _run_update(recipe: Recipe, backend: str, verbose, echo) -> RecipeResult:
+    """A recipe's `[update]`: its run taken on to newer rows (`runs.update.update_run`); the child run beside it,
+    tracked as the recipe's `[track]` asks."""
+    from keras_seq.runs.update import update_run
+
+    options = {key: value for key, value in recipe.update.items() if key != "run"}
+    with _tensorboard(recipe):
+        result = update_run(recipe.update["run"], **options, backend=backend, verbose=verbose)
+    return _logged(recipe, RecipeResult(result.path, result.report.table(), {}), echo)
 
 
 def _tensorboard(recipe: Recipe):
@@ -603,8 +646,9 @@ def _logged(recipe: Recipe, result: RecipeResult, echo) -> RecipeResult:
     if recipe.track.get("report"):
         from keras_seq.runs.pages import report_run
 
-        for experiment in recipe.experiments:
-            echo(f"report written to {report_run(result.path / experiment.name)}")
+        folders = [result.path / e.name for e in recipe.experiments] if recipe.update is None else [result.path]
+        for folder in folders:
+            echo(f"report written to {report_run(folder)}")
     if "mlflow" in recipe.track:
         track(result.path, recipe.track["mlflow"] or None, echo=echo)
     return result

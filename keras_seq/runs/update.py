@@ -1,4 +1,5 @@
-"""The `update` verb: take a trained run on to newer data, and write the result as its child run.
+"""Take a trained run on to newer data, and write the result as its child run (`keras-seq update`, a recipe's
+`[update]`, `keras_seq.update`; below the workflows, so that the recipe verb can call it).
 
 `keras-seq update RUN` starts from RUN's weights and optimizer state (kept
 by `fit` in `optimizer.npz`), reads RUN's source again up to a later end
@@ -59,7 +60,9 @@ def update_run(run_dir: str | Path, *, source: str | None = None, end: str | Non
         KerasSeqError: the run is not complete, the data does not extend it
             or reads other columns; nothing is written.
     """
-    parent = SavedRun.read(Path(run_dir))
+    from keras_seq.runs.folder import resolve_latest
+
+    parent = SavedRun.read(resolve_latest(run_dir))
     (train,) = specs_from_config(parent.config, parent.path, ("train",))
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise KerasSeqError(f"`epochs` must be a whole number of at least 1. Received: epochs={epochs!r}")
