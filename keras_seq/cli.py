@@ -771,11 +771,14 @@ def export(run_dir, formats, out, overwrite, name, model_version, tolerance, **r
               help="Values known in advance for the dates forecast (a model with `future_features`): a date column, "
                    "a panel's series column and those columns.")
 @_MC_OPTION
+@_option("--actuals", default=None, type=click.Path(dir_okay=False), metavar="CSV",
+         help="The rows that arrived since the run's data ended, read as `source` is: a run fitted with "
+              "`conformal_rate` tracks its intervals through them first, then forecasts after them.")
 @_option("--backend", type=click.Choice(BACKEND_CHOICES), default=None, envvar="KERAS_BACKEND",
               help="Keras backend for run folders and .keras files.")
 @_ends_at_once
 @_reports_errors
-def predict(artifact, steps, csv_path, mc_samples, backend, **data):
+def predict(artifact, steps, csv_path, mc_samples, actuals, backend, **data):
     """Forecast the values after the data's last window.
 
     ARTIFACT is a run folder, a .keras file, a SavedModel folder or an .onnx
@@ -786,7 +789,10 @@ def predict(artifact, steps, csv_path, mc_samples, backend, **data):
     from keras_seq.evaluation.metrics import figure
     from keras_seq.workflows.predict import date_format, predict_artifact
 
-    table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, mc_samples=mc_samples, **data)
+    table = predict_artifact(artifact, steps=steps, backend=backend, csv=csv_path, mc_samples=mc_samples,
+                             actuals=actuals, **data)
+    if table.attrs.get("adapted"):
+        _say(table.attrs["adapted"], err=True)
     fmt = date_format(table.get("date"))
     click.echo(table.to_string(index=False, formatters={"date": lambda d: d.strftime(fmt)} if fmt else None,
                                float_format=figure))

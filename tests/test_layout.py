@@ -215,7 +215,7 @@ SHARED_WORDS = {
     # evaluate's and predict's own options, which read the data anew (`source`, `start`, `end`, `series`), and
     # make_windows' keywords beside a WindowSpec's
     "workflows/evaluate.py": {"conformal", "end", "source", "start"},
-    "workflows/predict.py": {"end", "series", "series_column", "source", "start"},
+    "workflows/predict.py": {"conformal", "end", "series", "series_column", "source", "start"},  # and the layer
     "data/windows.py": {"future_features", "series_column"},
     # the command line: those, summary's window options but the splits, tune's summary, the arch choice's name
     "cli.py": {"arch", "end", "refit", "source", "split_dates", "split_steps", "splits", "start", "stride"},

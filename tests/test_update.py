@@ -198,6 +198,26 @@ def test_a_fit_with_a_conformal_rate_scores_the_tracked_intervals_and_stores_the
     with pytest.raises(KerasSeqError, match="`conformal_rate` 0.1 adapts conformal intervals, and `conformal` names"):
         ModelSpec(conformal_rate=0.1)
 
+    # predict --actuals: the rows after the fit's last date move the offsets before the forecast (nothing stored)
+    from keras_seq.workflows.predict import predict_artifact
+
+    csv = tmp_path / "newer.csv"
+    frame = DataSpec(start="2021-01-01", end="2023-02-10").load()
+    frame.to_csv(csv)
+    plain = predict_artifact(result.path, source=str(csv))
+    tracked = predict_artifact(result.path, actuals=csv)
+    newer = frame.index[frame.index > "2022-12-30"]
+    assert tracked.attrs["adapted"].startswith(f"intervals: offsets tracked through {len(newer)} actual values "
+                                               f"({newer[0].date()}..{newer[-1].date()}) at rate 0.1; step 1: 80% ")
+    assert tracked["Close"].iloc[0] == pytest.approx(plain["Close"].iloc[0])  # the point forecast is the model's
+    assert tracked["Close_q0.1"].iloc[0] != pytest.approx(plain["Close_q0.1"].iloc[0])  # its interval moved
+    stored = load_model(result.path / "model.keras").get_layer("conformal").offsets
+    np.testing.assert_allclose(np.asarray(stored), adaptive["offsets"], rtol=1e-6)  # the run folder is as it was
+    older = tmp_path / "older.csv"
+    frame.iloc[:300].to_csv(older)
+    with pytest.raises(KerasSeqError, match="the model's intervals were last tracked to 2022-12-30: there is no new"):
+        predict_artifact(result.path, actuals=older)
+
 
 def test_a_recipe_updates_a_run_and_refuses_options_its_run_holds(parent, tmp_path):
     from keras_seq.workflows.recipe import load_recipe, resolved_toml, run_recipe

@@ -120,3 +120,37 @@ def adaptive_forecast(model, windows, split: str, rate: float) -> tuple[np.ndarr
     lower = np.minimum.accumulate(np.minimum(lower, point[..., None]), axis=-1)  # nested: wider never inside
     upper = np.maximum.accumulate(np.maximum(upper, point[..., None]), axis=-1)
     return np.concatenate([lower[..., ::-1], point[..., None], upper], axis=-1), offsets, used
+
+
+def track_new_actuals(model, windows, since, rate: float) -> dict:
+    """Track a conformal model's offsets (in place) through the windows of `windows`' test split whose actual
+    values come after `since` (the date or step its offsets were last tracked to), in the order they arrived.
+
+    Returns:
+        `{"actuals", "first", "last", "before", "after"}`: how many windows
+        moved the offsets, their first and last target dates, and the
+        offsets `(horizon, coverages)` before and after.
+
+    Raises:
+        KerasSeqError: no window's actual value comes after `since`.
+    """
+    import keras
+    import pandas as pd
+
+    from keras_seq.data.reading import label_of
+
+    layer = model.get_layer("conformal")
+    first = windows.dates[windows.target_positions("test")[:, 0]]  # each window's first actual value's date
+    after = np.asarray(first > (pd.Timestamp(since) if isinstance(first, pd.DatetimeIndex) else int(since)))
+    if not len(first) or not after.any():
+        raise KerasSeqError(f"the actual values end on {label_of(first.max()) if len(first) else 'no date'}, and the "
+                            f"model's intervals were last tracked to {since}: there is no new actual value to track. "
+                            "Give the rows that came after it.")
+    chosen = np.flatnonzero(after)[np.argsort(np.asarray(first[after]), kind="stable")]
+    low, high, _, scale = interval_parts(model, windows, "test")
+    scores = scores_of(low, high, scale, windows.targets("test"))[chosen]
+    before = np.array(keras.ops.convert_to_numpy(layer.offsets), dtype="float64")
+    offsets, _ = track_offsets(before, scores, layer.coverages, rate)
+    layer.offsets.assign(offsets.astype("float32"))
+    return {"actuals": int(len(chosen)), "first": label_of(first[chosen].min()), "last": label_of(first[chosen].max()),
+            "before": before, "after": offsets}

@@ -396,7 +396,8 @@ PREDICT_DATA = ("source", "start", "end", "series", "series_column", "future")
 
 
 def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str | None = None,
-                     csv: str | Path | None = None, mc_samples: int | None = None, **data) -> pd.DataFrame:
+                     csv: str | Path | None = None, mc_samples: int | None = None, actuals: str | Path | None = None,
+                     **data) -> pd.DataFrame:
     """Load an artifact and the data it reads, and forecast after the data's last window.
 
     A model trained on several series forecasts every one of them (or those
@@ -413,6 +414,8 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
             (`keras_seq.evaluation.mc_dropout.MC_LEVELS`) from that many runs of a
             point model with its dropout on (run folders and `.keras`
             files). Defaults to `None` (off).
+        actuals: path or None. The rows that arrived since the run's data
+            ended, read as `source` (`_track_actuals`). Defaults to `None`.
         **data: what to read, each defaulting to the model's training data:
             `source` (as `DataSpec.source`), `start` and `end` (dates);
             `series` (a name, a tuple of names or "all": the series to
@@ -429,10 +432,7 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     """
     from keras_seq.data.sources import csv_path
 
-    unknown = sorted(set(data) - set(PREDICT_DATA))
-    if unknown:
-        raise KerasSeqError(f"unknown predict option '{unknown[0]}'. Expected some of: {', '.join(PREDICT_DATA)}.")
-    source, series = data.get("source"), data.get("series")
+    source, series = _actuals_source(actuals, data), data.get("series")
     if steps is not None:
         _checked_steps(steps)  # before loading anything
     if csv is not None:
@@ -448,10 +448,53 @@ def predict_artifact(path: str | Path, *, steps: int | None = None, backend: str
     spec = dataclasses.replace(read, target=artifact.target, features=tuple(f for f in artifact.features if f not in made))
     frame = spec.load(quote=source is not None)  # a path from a run folder or model card is never quoted from
     frame = _with_future(frame, artifact, data.get("future"), spec.panel_column)
+    adapted = _track_actuals(artifact, spec, frame) if actuals is not None else None
     table = _forecast_spec(artifact, spec, frame, steps, series, own=source is None or read.targets is not None)
+    table.attrs.update({"adapted": adapted} if adapted else {})
     if csv is not None:
         write_forecast(table, csv)
     return table
+
+
+def _actuals_source(actuals, data: dict):
+    """The source `predict` reads (its options checked): `actuals` where given (the data the forecast starts
+    from), else `source`."""
+    unknown = sorted(set(data) - set(PREDICT_DATA))
+    if unknown:
+        raise KerasSeqError(f"unknown predict option '{unknown[0]}'. Expected some of: {', '.join(PREDICT_DATA)}.")
+    if actuals is None:
+        return data.get("source")
+    if data.get("source") is not None:
+        raise KerasSeqError("`actuals` is also the data the forecast starts from: drop `source`.")
+    data["source"] = str(actuals)
+    return data["source"]
+
+
+def _track_actuals(artifact: Artifact, spec, frame) -> str:
+    """`predict`'s `actuals`: a run folder fitted with `conformal_rate` tracks its conformal offsets through the
+    actual values in `frame` after the date they were last tracked to (`evaluation.adaptive.track_new_actuals`),
+    in memory, before it forecasts; what moved, in one line (the table's `attrs["adapted"]`)."""
+    from keras_seq.evaluation.adaptive import track_new_actuals
+    from keras_seq.runs.run import SavedRun
+
+    layers = [layer.name for layer in artifact.model.layers] if artifact.kind == "run" else []
+    if "conformal" not in layers:
+        raise KerasSeqError(f"`actuals` tracks the conformal intervals of a run folder's model, and {artifact.path} is "
+                            f"{'a run without conformal intervals' if artifact.kind == 'run' else 'an exported file'}. "
+                            "Give the run folder of a fit with `conformal` and `conformal_rate`.")
+    saved = SavedRun.read(artifact.path)
+    rate = saved.model.conformal_rate
+    if not rate:
+        raise KerasSeqError(f"{artifact.path} was fitted without `conformal_rate`, so its intervals do not adapt. "
+                            "Fit it with `conformal_rate` (0.05 is a start), or predict without `actuals`.")
+    calibration = saved.config.get("conformal") or {}
+    since = (calibration.get("adaptive") or {}).get("through") or saved.config["data"]["last_date"]
+    moved = track_new_actuals(artifact.model, saved.scored_windows(frame, spec, every_row=True), since, rate)
+    levels = ", ".join(f"{100 * c:g}% {a:.3f} -> {b:.3f}" for c, a, b in zip(
+        artifact.model.get_layer("conformal").coverages, moved["before"][0], moved["after"][0]))
+    return (f"intervals: offsets tracked through {moved['actuals']} actual values ({moved['first']}..{moved['last']}) "
+            f"at rate {rate:g}; step 1: {levels} (in window scales). Not stored: `keras-seq update` keeps them in a "
+            "new run.")
 
 
 def _with_mc_dropout(artifact: Artifact, samples: int) -> Artifact:
