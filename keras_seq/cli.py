@@ -702,10 +702,13 @@ def evaluate(run_dir, source, start, end, out, plot_series, mc_samples, backend)
          help="Fit the scaling statistics again on the new training split (default: keep the run's).")
 @_option("--out", default=None, type=click.Path(), help="Folder that receives the new run (default: RUN_DIR's folder).")
 @_BACKEND_OPTION
+@_MLFLOW_OPTION
+@_TENSORBOARD_OPTION
+@_option("--report", is_flag=True, help="Also write the new run's HTML page, report.html (see `keras-seq report`).")
 @_option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_reports_errors
 @_stops_on_signals
-def update(run_dir, source, end, epochs, refit_scaling, out, backend, quiet):
+def update(run_dir, source, end, epochs, refit_scaling, out, backend, quiet, **tracking):
     """Fine-tune RUN_DIR's model on newer data and write it as a new run, its child.
 
     Starts from the run's weights and optimizer state, moves the validation
@@ -714,11 +717,19 @@ def update(run_dir, source, end, epochs, refit_scaling, out, backend, quiet):
     """
     from keras_seq.runs.update import update_run
 
-    result = update_run(run_dir, source=source, end=end, epochs=epochs, refit_scaling=refit_scaling, out=out,
-                        backend=backend, verbose=0 if quiet else "auto")
+    with _tensorboard(tracking):
+        result = update_run(run_dir, source=source, end=end, epochs=epochs, refit_scaling=refit_scaling, out=out,
+                            backend=backend, verbose=0 if quiet else "auto")
     click.echo()
     _say(result.report.table())
-    click.echo(f"run written to {result.path} (parent: {Path(run_dir).name})")
+    from keras_seq.runs.folder import CONFIG_FILE, read_json
+
+    click.echo(f"run written to {result.path} (parent: {read_json(result.path / CONFIG_FILE)['parent']['run']})")
+    if tracking["report"]:
+        from keras_seq.runs.pages import report_run
+
+        click.echo(f"report written to {report_run(result.path, backend=backend)}")
+    _log_mlflow(result.path, tracking)
 
 
 @cli.command()

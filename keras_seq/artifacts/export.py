@@ -193,7 +193,7 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
     from keras_seq.runs.run import SavedRun
 
     saved = SavedRun.read(run_dir)
-    name = name or saved.model.arch
+    given_name, name = name, name or saved.model.arch
     if not is_folder_name(name):
         raise KerasSeqError(f"{run_dir}'s config.json names no arch that can be a folder name. Give `name`.")
     previous = export_target(out, run_dir, overwrite)
@@ -202,7 +202,7 @@ def _export_locked(run_dir: Path, formats, out: Path, overwrite: bool, name: str
                             "a folder of its own: give `out` a new folder for --format mlflow.")
     model, check = _prepared(saved, tolerance)
     if previous is not None:
-        return _export_version(saved, out, formats, previous, model, check)
+        return _export_version(saved, out, formats, previous, model, check, given_name)
     from keras_seq.runs.folder import staged_folder
 
     with staged_folder(out.parent, out.name, replace=overwrite, exclusive=not overwrite) as staged:
@@ -235,20 +235,21 @@ def _prepared(saved, tolerance: float):
     return model, _ParityCheck(reference, windows, float(saved.scaling.target_std), tolerance)
 
 
-def _export_version(saved, out: Path, formats, previous: dict, model, check) -> ExportResult:
+def _export_version(saved, out: Path, formats, previous: dict, model, check, name: str | None) -> ExportResult:
     """The run's artifacts added to its line's export folder as the next version (`artifacts.versions`), each
     proven equal to the model before it is moved into place; the card then lists every version."""
     import tempfile
 
-    from keras_seq.artifacts.versions import keep_card, place_version, remove_scratch, version_entry, versions_of
+    from keras_seq.artifacts.versions import (keep_card, publish_version, remove_scratch, version_entry,
+                                              version_name, versions_of)
     from keras_seq.jobs.stop import STOP
-    from keras_seq.safety import folder_lock, write_file_atomically
+    from keras_seq.safety import folder_lock
 
     versions = versions_of(previous, out)
     version = max(entry["version"] for entry in versions) + 1
-    path = (previous.get("artifacts") or {}).get("savedmodel", {}).get("path", "")
-    name = Path(str(path)).parent.name if str(path).startswith("savedmodel/") else saved.model.arch
+    name = version_name(previous, name, saved.model.arch)
     with folder_lock(out, f"export {saved.path}"):
+        keep_card(out, previous, versions[-1]["version"])  # before anything else: it may only be added
         scratch = Path(tempfile.mkdtemp(prefix=".version-", dir=out))
         try:
             artifacts, parity = {}, {}
@@ -259,14 +260,14 @@ def _export_version(saved, out: Path, formats, previous: dict, model, check) -> 
                 artifacts[fmt] = {"path": written.relative_to(scratch).as_posix(), "sha256": artifact_sha256(written),
                                   **signature}
             STOP.check("export")
-            placed = place_version(scratch, out, artifacts, name, version)
+
+            def card_of(placed):
+                card = _model_card(saved, placed, parity)
+                return {**card, "model_versions": [*versions, version_entry(card, version)]}
+
+            card = publish_version(scratch, out, artifacts, name, version, card_of)
         finally:
             remove_scratch(scratch)
-        card = _model_card(saved, placed, parity)
-        card["model_versions"] = [*versions, version_entry(card, version)]
-        keep_card(out, previous, versions[-1]["version"])
-        text = json.dumps(card, indent=2, default=str) + "\n"
-        write_file_atomically(out / CARD_FILE, lambda stream: stream.write(text))
     return ExportResult(out, parity, card)
 
 

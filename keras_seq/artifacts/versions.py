@@ -27,7 +27,7 @@ from pathlib import Path
 
 from keras_seq.artifacts import CARD_FILE
 from keras_seq.errors import KerasSeqError
-from keras_seq.safety import artifact_sha256, inside, read_text_bounded, refuse_symlink
+from keras_seq.safety import artifact_sha256, inside, is_folder_name, read_text_bounded, refuse_symlink
 
 VERSION_ENTRIES = ("onnx", "keras", "cards")  # the folders versions 2.. add beside version 1's files
 VERSIONED = {"onnx": ("onnx", "model.onnx"), "keras": ("keras", "model.keras")}  # format -> (folder, file name)
@@ -103,6 +103,22 @@ def ancestor_export(out: Path, config: dict, run_name: str) -> dict | None:
     return card
 
 
+def version_name(card: dict, given: str | None, default: str) -> str:
+    """The model name of a folder's versions: its SavedModel's (`savedmodel/<name>/<N>`), else `given`, else
+    `default` (the arch).
+
+    Raises:
+        KerasSeqError: `given` names another model than the folder's.
+    """
+    entry = (card.get("artifacts") or {}).get("savedmodel") if isinstance(card.get("artifacts"), dict) else None
+    parts = Path(str(entry.get("path", ""))).parts if isinstance(entry, dict) else ()
+    name = parts[1] if len(parts) == 3 and parts[0] == "savedmodel" and is_folder_name(parts[1]) else given or default
+    if given is not None and given != name:
+        raise KerasSeqError(f"the folder's versions are of the model {name!r}, and `name` is {given!r}: a version "
+                            "keeps its line's name. Drop `name`, or give `out` a new folder.")
+    return name
+
+
 def versioned_path(fmt: str, name: str, version: int) -> str:
     """Where version `version` of an artifact lies in its export folder, relative to it."""
     if fmt in VERSIONED:
@@ -111,19 +127,33 @@ def versioned_path(fmt: str, name: str, version: int) -> str:
     return f"savedmodel/{name}/{version}"
 
 
-def place_version(scratch: Path, out: Path, artifacts: dict, name: str, version: int) -> dict:
+def publish_version(scratch: Path, out: Path, artifacts: dict, name: str, version: int, card_of) -> dict:
     """Move the artifacts written in `scratch` (`artifacts`: format -> entry with its path there) to their
-    versioned places in `out`, never over a path that exists; their entries with the new paths."""
-    placed = {}
-    for fmt, entry in artifacts.items():
-        target = out / versioned_path(fmt, name, version)
-        if os.path.lexists(target):
-            raise KerasSeqError(f"{target} exists already: version {version} of {name} was exported before. "
-                                "Nothing was added; give `out` a new folder.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(scratch / entry["path"], target)
-        placed[fmt] = {**entry, "path": target.relative_to(out).as_posix()}
-    return placed
+    versioned places in `out`, never over a path that exists, then replace the folder's card with
+    `card_of(placed entries)`; on any failure the moved artifacts are removed again and the folder is as it was.
+    The new card."""
+    from keras_seq.runs.folder import write_json
+
+    targets = {fmt: out / versioned_path(fmt, name, version) for fmt in artifacts}
+    taken = [target for target in targets.values() if os.path.lexists(target)]
+    if taken:
+        raise KerasSeqError(f"{taken[0]} exists already: version {version} of {name} was exported before. "
+                            "Nothing was added; give `out` a new folder.")
+    moved = []
+    try:
+        for fmt, entry in artifacts.items():
+            targets[fmt].parent.mkdir(parents=True, exist_ok=True)
+            os.replace(scratch / entry["path"], targets[fmt])
+            moved.append(targets[fmt])
+        card = card_of({fmt: {**entry, "path": targets[fmt].relative_to(out).as_posix()}
+                        for fmt, entry in artifacts.items()})
+        write_json(scratch / CARD_FILE, card)
+        os.replace(scratch / CARD_FILE, out / CARD_FILE)  # the folder's card changes in one step
+    except BaseException:
+        for target in moved:
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        raise
+    return card
 
 
 def keep_card(out: Path, card: dict, version: int) -> None:

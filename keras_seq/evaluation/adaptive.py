@@ -55,7 +55,7 @@ def track_offsets(initial: np.ndarray, scores: np.ndarray, coverages, rate: floa
 
     Example:
     >>> offsets, used = track_offsets(np.array([[1.0]]), np.array([[[2.0]], [[0.5]]]), [0.8], 0.5)
-    >>> used[:, 0, 0].tolist(), offsets.tolist()  # a miss: +0.5 * 0.8; a hit: -0.5 * 0.2
+    >>> used[:, 0, 0].round(6).tolist(), offsets.round(6).tolist()  # a miss: +0.5 * 0.8; a hit: -0.5 * 0.2
     ([1.0, 1.4], [[1.3]])
     """
     if not rate > 0:

@@ -15,9 +15,9 @@ from keras_seq.data.windows import WindowSpec
 from keras_seq.errors import KerasSeqError, RunInterrupted
 from keras_seq.models.spec import ModelSpec, check_model_for_windows
 from keras_seq.models.transforms import get_transform
-from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelIO, quantiles_of, read_json,
-                                   read_run_config, scaling_from_config, series_vocabulary_of, specs_from_config,
-                                   staged_folder, write_history, write_json, write_manifest)
+from keras_seq.runs.folder import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, ModelIO, quantiles_of,
+                                   read_json, read_run_config, scaling_from_config, series_vocabulary_of,
+                                   specs_from_config, staged_folder, write_history, write_json, write_manifest)
 
 
 @dataclasses.dataclass
@@ -431,10 +431,9 @@ def _score_parent(start, raw, specs: RunSpecs, reports: dict) -> None:
     """Score an update's parent model on the child's rows of each report (the series it never saw as unknown)."""
     from keras_seq.data.windows import with_series_index
     from keras_seq.evaluation.report import evaluate_forecast
-    from keras_seq.models.builders import load_model
 
     with tensorflow_left_unloaded():
-        parent = load_model(start.parent_dir / MODEL_FILE)
+        parent = SavedRun.read(start.parent_dir).load_model()  # its manifest checked again: it may have changed
     windows = with_series_index(raw, list(start.known) if start.known is not None else None, specs.data.series_name)
     for split, report in reports.items():
         scored, _, _ = evaluate_forecast(parent, windows, split, name="parent", season=report.season)

@@ -97,7 +97,7 @@ def _check_extends(parent: SavedRun, data, frame) -> None:
                             "which this data cannot follow: update it with data of the same kind.") from None
     if not ahead:
         raise KerasSeqError(f"the data ends on {label_of(newest)}, not after {parent.path.name}'s last date {last}: "
-                            "there is nothing new to train on. Give `--end` after it, or `--data` with newer rows.")
+                            "there is nothing new to train on. Give `end` after it, or `source` with newer rows.")
 
 
 def moved_windows(parent: SavedRun):
@@ -109,8 +109,7 @@ def moved_windows(parent: SavedRun):
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in rows) or rows[0] < 1:
         raise KerasSeqError(f"{parent.path.name}'s config.json records no validation span to move (its "
                             "'split_dates' rows): it cannot be updated. Fit a new model.")
-    return dataclasses.replace(parent.windows, splits=parent.windows.splits, split_dates=None,
-                               split_steps=(rows[0], rows[1]))
+    return dataclasses.replace(parent.windows, split_dates=None, split_steps=(rows[0], rows[1]))
 
 
 def _start_of(parent: SavedRun, specs: RunSpecs, refit_scaling: bool) -> Start:
