@@ -112,6 +112,18 @@ def test_bad_updates_are_one_line_and_write_nothing(parent, child, run_cli, tmp_
     assert len(err.strip().splitlines()) == 1 and files_under(parent.parent) == before
 
 
+def test_a_comparisons_run_is_updated_only_into_a_folder_given(parent, run_cli, tmp_path):
+    import shutil
+
+    copy = tmp_path / "compare-x" / "runs" / parent.name
+    shutil.copytree(parent, copy)
+    (tmp_path / "compare-x" / "comparison.json").write_text("{}")
+    before = files_under(tmp_path)
+    code, out, err = run_cli("update", copy, "--end", "2022-12-30")
+    assert code == 1 and "lies in a comparison's runs folder, which only `compare` writes: give --out" in err
+    assert files_under(tmp_path) == before
+
+
 def _panel_csv(path, names, end):
     rng = np.random.default_rng(0)
     dates = pd.bdate_range("2020-01-01", end)

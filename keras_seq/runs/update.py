@@ -66,6 +66,9 @@ def update_run(run_dir: str | Path, *, source: str | None = None, end: str | Non
     (train,) = specs_from_config(parent.config, parent.path, ("train",))
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise KerasSeqError(f"`epochs` must be a whole number of at least 1. Received: epochs={epochs!r}")
+    if out is None and (parent.path.parent.parent / "comparison.json").is_file():
+        raise KerasSeqError(f"{parent.path.name} lies in a comparison's runs folder, which only `compare` writes: "
+                            "give `out`, the folder for the updated run.")
     backend = use_backend(backend or parent.config.get("backend"))
     data = dataclasses.replace(parent.data, start=parent.data.start or parent.config["data"].get("first_date"), end=end)
     if source is not None:
