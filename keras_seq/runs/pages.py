@@ -75,6 +75,12 @@ def _scored(path: Path, backend: str | None):
     raw = saved.scored_windows(saved.data.load(quote=False), saved.data)
     report, predictions, quantiles = evaluate_forecast(saved.load_model(), raw, "test", name=saved.model.arch,
                                                        season=saved.data.season)
+    from keras_seq.runs.folder import read_json
+
+    recorded = read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}
+    others = recorded.get("others") if isinstance(recorded, dict) else None
+    if isinstance(others, dict):  # an update's parent, scored on the same rows when the run was written
+        report.others = {str(who)[:120]: figures for who, figures in others.items() if isinstance(figures, dict)}
     return saved, raw, report, predictions, quantiles, baseline_forecasts(raw, "test", report.season)[report.best_baseline]
 
 
