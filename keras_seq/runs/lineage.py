@@ -55,7 +55,8 @@ class Start:
         """The child's series: the parent's in their order (their indices kept), then the new ones with a training
         window (`trained`, `series_vocabulary` of the child's data)."""
         known = list(self.known or ())
-        return known + [name for name in trained if name not in set(known)]
+        seen = set(known)
+        return known + [name for name in trained if name not in seen]
 
     @classmethod
     def of_parent(cls, parent, refit_scaling: bool, weights=None, optimizer=None) -> Start:
