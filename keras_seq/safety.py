@@ -240,8 +240,9 @@ COMPUTE_OPS = frozenset({
     "Softplus",
     # Conformalized quantile intervals (keras_seq.models.layers.ConformalIntervals): kept nested around the median.
     "Minimum",
-    # Masked windows (`pad`, keras_seq.models.layers.PrepareWindow): which values are missing, their column's mean.
-    "IsNan", "Sum",
+    # Masked windows (`pad`, `missing` mask; keras_seq.models.layers.PrepareWindow): which values are missing, their
+    # column's mean, and the last observed value before each (`last_observed`).
+    "IsNan", "Sum", "Equal", "LogicalNot",
     # An ensemble's median (keras_seq.models.layers.CombineMembers): the members' forecasts sorted.
     "Neg", "TopKV2",
     # ES-RNN (keras_seq.models.layers.Dilate, Reseasonalise; scalers.holt_winters): dilated steps, the first season.

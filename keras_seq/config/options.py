@@ -244,6 +244,10 @@ OPTIONS = (
     Option("data", "date_column", TEXT, None, "The CSV's date column, or its column of integer steps (default: one "
            "named like a date, or t, step or period).", names=True),
     Option("data", "fill", TEXT, None, "Forward-fill missing values instead of refusing them.", choices=("ffill",)),
+    Option("data", "missing", TEXT, "refuse", "A missing value (NaN, an empty cell) inside a series: refuse it (the "
+           "first one's series and date are named), or mask it: the model reads an observed flag beside each input "
+           "column and the last observed value in place of a missing one, and a window whose target is missing is "
+           "left out of the loss, the metrics and the baselines' scores.", choices=("refuse", "mask")),
     Option("data", "cache_dir", PATH, None, "Cache for online sources (default: $KERAS_SEQ_CACHE, else "
            "~/.cache/keras-seq)."),
     Option("data", "series_column", TEXT, None, "A long table's column that names each row's series (with "

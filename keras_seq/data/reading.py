@@ -330,7 +330,7 @@ def checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, n
         numeric = numeric.astype("float64")
         if numeric.isna().all():
             raise KerasSeqError(f"column '{column}' of {name} has no values in the selected range. Choose another column or range.")
-        if numeric.isna().any():
+        if numeric.isna().any() and fill != "mask":  # `missing` mask keeps them: the model masks them
             missing = numeric.index[numeric.isna()]
             if fill == "ffill":
                 first_value = numeric.first_valid_index()
@@ -344,8 +344,8 @@ def checked_columns(frame: pd.DataFrame, columns: list[str], fill: str | None, n
             else:
                 raise KerasSeqError(
                     f"column '{column}' of {name} has {len(missing)} missing values (first: "
-                    f"{_describe_rows(missing, [None] * len(missing))}). Use `fill` ffill to forward-fill them, "
-                    "or `start`/`end` to leave them out."
+                    f"{_describe_rows(missing, [None] * len(missing))}). Use `missing` mask to train through "
+                    "them, `fill` ffill to forward-fill them, or `start`/`end` to leave them out."
                 )
         result[column] = numeric
     return pd.DataFrame(result, index=frame.index)

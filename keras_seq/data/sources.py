@@ -34,6 +34,7 @@ from keras_seq.errors import DataWarning, KerasSeqError
 
 EMBEDDED_DJI = Path(__file__).with_name("dji_daily.csv.gz")
 # The tutorial's range: 1258 trading days.
+MASKED = "mask"  # the loaders' `fill` that keeps missing values (NaN): `DataSpec.missing` mask
 DJI_DEFAULT_START = "2018-02-13"
 DJI_DEFAULT_END = "2023-02-10"
 # The file's last row was captured during the trading day: never a close.
@@ -49,6 +50,8 @@ class DataSpec:
 
     def __post_init__(self):
         self._check_name_sizes()
+        if self.fill is not None and self.missing == "mask":
+            raise KerasSeqError("`fill` ffill fills missing values and `missing` mask trains through them: give one.")
         self._check_future()
         self._check_targets()
         if self.calendar is not None:
@@ -109,6 +112,12 @@ class DataSpec:
             raise KerasSeqError(f"`future_features` names the target '{self.target}': its future is what is forecast, "
                                 "so it cannot be an input known in advance. Leave it out.")
         settle(self, future_features=names)
+
+    @property
+    def kept(self) -> str | None:
+        """What the loaders do with a missing value: `fill`'s forward fill, keep it (`MASKED`: `missing` mask), or
+        refuse it (None)."""
+        return self.fill or (MASKED if self.missing == "mask" else None)
 
     def _check_targets(self) -> None:
         """`targets`: a tuple of names, or "all"; one name becomes `target` (unless `target` is already the wide
@@ -172,14 +181,14 @@ class DataSpec:
             if self.targets is not None:
                 features = [f for f in self.features or () if f != WIDE_VALUE]  # 'value' is the series itself
                 return load_wide_table(self.source, self.start, self.end, features=features,
-                                       targets=self.targets, date_column=self.date_column, fill=self.fill,
+                                       targets=self.targets, date_column=self.date_column, fill=self.kept,
                                        cache_dir=self.cache_dir, refresh=refresh)
             if self.series_column is not None:
                 return load_long_table(self.source, self.start, self.end, columns=self.columns,
-                                       date_column=self.date_column, fill=self.fill, series_column=self.series_column,
+                                       date_column=self.date_column, fill=self.kept, series_column=self.series_column,
                                        series=self.series)
             return load_series(self.source, self.start, self.end, columns=self.columns, date_column=self.date_column,
-                               fill=self.fill, cache_dir=self.cache_dir, refresh=refresh)
+                               fill=self.kept, cache_dir=self.cache_dir, refresh=refresh)
 
         path = csv_path(self.source)
         if quote and path is not None and path.is_file():
@@ -244,7 +253,8 @@ def load_series(source: str = "dji", start: str | None = None, end: str | None =
     >>> frame.shape, str(frame.index[0].date()), str(frame.index[-1].date())
     ((1258, 5), '2018-02-13', '2023-02-10')
     """
-    get_option("fill").checked(fill)
+    if fill != MASKED:
+        get_option("fill").checked(fill)
     start_ts, end_ts = _parse_range(start, end)
     reader = source_for(source)
     if start_ts is None and end_ts is None and getattr(reader, "default_range", None):

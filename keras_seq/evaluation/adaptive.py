@@ -66,7 +66,8 @@ def track_offsets(initial: np.ndarray, scores: np.ndarray, coverages, rate: floa
     used = np.empty(np.shape(scores), dtype="float64")
     for t, score in enumerate(np.asarray(scores, dtype="float64")):
         used[t] = offsets
-        offsets = offsets + eta * ((score > offsets) - alpha)
+        offsets = np.where(np.isnan(score), offsets, offsets + eta * ((score > offsets) - alpha))  # a missing actual
+        # value (`missing` mask) moves nothing
     return offsets, used
 
 

@@ -82,6 +82,7 @@ def calibrate(model, windows, split: str = "validation") -> dict:
 
     low, high, _, scale = interval_parts(model, windows, split)
     scores = scores_of(low, high, scale, windows.targets(split))
+    scores = scores[~np.isnan(scores).reshape(len(scores), -1).any(axis=1)]  # a missing actual (`missing` mask)
     offsets = conformal_offsets(scores, layer.coverages)
     layer.offsets.assign(offsets.astype("float32"))
     dates = windows.dates[windows.target_positions(split).ravel()]

@@ -47,6 +47,9 @@ def central_intervals(levels) -> list[tuple[int, int, float]]:
 def quantile_scores(actual: np.ndarray, quantiles: np.ndarray, levels) -> dict:
     """Pinball loss per level, the CRPS from the levels, and each central interval's coverage, width and score."""
     actual = np.asarray(actual, dtype="float64")
+    if np.isnan(actual).any():  # a missing actual value (`missing` mask) is left out of every score
+        kept = ~np.isnan(actual)
+        actual, quantiles = actual[kept], np.asarray(quantiles)[kept]
     pinball = pinball_losses(actual, quantiles, levels)
     intervals = {}
     for lo, hi, nominal in central_intervals(levels):
@@ -79,7 +82,10 @@ def random_walk_quantiles(windows, split: str, levels) -> np.ndarray:
         lo, hi = rows["train"] if rows["train"][1] > rows["train"][0] else (rows["train"][0], rows["test"][1])
         history = values[lo:hi].astype("float64")
         for h in range(1, min(steps, len(history) - 1) + 1):
-            table[k, h - 1] = np.quantile(history[h:] - history[:-h], levels)
+            changes = history[h:] - history[:-h]
+            changes = changes[~np.isnan(changes)]  # a change from or to a missing value (`missing` mask) is none
+            if len(changes):
+                table[k, h - 1] = np.quantile(changes, levels)
     series = windows.series_of(observed[:, 0])
     return values[observed][..., None] + table[series[:, None], ahead - 1]
 

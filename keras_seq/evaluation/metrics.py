@@ -28,9 +28,21 @@ from keras_seq.plugins import Registry
 
 
 def _arrays(y_true, y_pred):
+    """The actual values and forecasts as float64, where an actual value is missing (NaN: `missing` mask) both
+    left out (flattened then); every metric is a mean over what is left.
+
+    Example:
+    >>> [a.tolist() for a in _arrays([1.0, float("nan"), 3.0], [2.0, 2.0, 2.0])]
+    [[1.0, 3.0], [2.0, 2.0]]
+    """
     import numpy as np
 
-    return np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")
+    y_true, y_pred = np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")
+    missing = np.isnan(y_true)
+    if not missing.any():
+        return y_true, y_pred
+    y_pred = np.broadcast_to(y_pred, np.broadcast_shapes(y_true.shape, y_pred.shape))
+    return y_true[~np.broadcast_to(missing, y_pred.shape)], y_pred[~np.broadcast_to(missing, y_pred.shape)]
 
 
 def mae(y_true, y_pred) -> float:

@@ -194,7 +194,8 @@ def _naive_errors(values: np.ndarray, rows: dict, season: int, whole: bool) -> n
     """|seasonal naive error| over one series' training rows (`whole`: all its rows); empty if too few."""
     lo, hi = (rows["train"][0], rows["test"][1]) if whole else rows["train"]
     train = values[lo:hi]
-    return np.abs(train[season:] - train[:-season]) if len(train) > season else train[:0]
+    errors = np.abs(train[season:] - train[:-season]) if len(train) > season else train[:0]
+    return errors[~np.isnan(errors)]  # a pair with a missing value (`missing` mask) is no error
 
 
 def _naive_mae(values: np.ndarray, rows: dict, season: int, whole: bool) -> float:
@@ -247,6 +248,7 @@ class Report:
     intervals: dict = dataclasses.field(default_factory=dict)  # a quantile forecast's `intervals.score_quantiles`
     owa: float | None = None  # `owa`: the mean of sMAPE and MASE relative to Naive2's
     others: dict = dataclasses.field(default_factory=dict)  # other models on the same rows (an update's parent)
+    missing: dict = dataclasses.field(default_factory=dict)  # series -> its missing target values (`missing` mask)
 
     @property
     def scope(self) -> str:
@@ -310,6 +312,11 @@ class Report:
                 lines.append(f"{len(missing)} series {'has' if len(missing) == 1 else 'have'} no window in this split "
                              f"(their rows end before it or are too few): {', '.join(missing[:10])}"
                              f"{', ...' if len(missing) > 10 else ''}.")
+        if self.missing:
+            shown = ", ".join(f"{name} {count}" for name, count in list(self.missing.items())[:10])
+            lines.append(f"missing target values, left out of every figure above: {shown}"
+                         f"{', ...' if len(self.missing) > 10 else ''} (the baselines forecast from the last "
+                         "observed value).")
         if self.intervals:
             from keras_seq.evaluation.intervals import interval_lines
 
@@ -509,7 +516,7 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     actual = windows.targets(split)
     scale = naive_scale(windows, season, whole=not trained)
     model_metrics = forecast_metrics(actual, predictions, scale)
-    forecasts = baseline_forecasts(windows, split, season, whole=not trained)
+    forecasts = baseline_forecasts(last_observed_targets(windows), split, season, whole=not trained)
     if not trained:
         del forecasts["train mean"]
     baselines = {who: forecast_metrics(actual, forecast, scale) for who, forecast in forecasts.items()}
@@ -518,8 +525,8 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
     horizon = positions.shape[1] if windows.target_kind == "next" else 1
     per_step = {}
     if horizon > 1:
-        per_step = {name: np.mean(np.abs(predictions - actual), axis=0).tolist(),
-                    "persistence": np.mean(np.abs(forecasts["persistence"] - actual), axis=0).tolist()}
+        per_step = {name: np.nanmean(np.abs(predictions - actual), axis=0).tolist(),
+                    "persistence": np.nanmean(np.abs(forecasts["persistence"] - actual), axis=0).tolist()}
     per_series = (per_series_metrics(windows, split, predictions, forecasts, season, not trained)
                   if len(windows.series_ids) > 1 else {})
     dates = windows.dates[positions.ravel()]  # of a panel: the earliest and latest date of any series
@@ -532,7 +539,32 @@ def score_forecast(windows: Windows, split: str, predictions: np.ndarray, name: 
         season=int(season), season_note=season_note, target=windows.scaling.target_name, horizon=int(horizon),
         per_step=per_step, mase_scale="training split" if trained else "evaluated data (it has no training rows)",
         per_series=per_series, panel=_panel(windows, per_series), owa=owa(model_metrics, baselines["naive2"]),
+        missing=missing_counts(windows),
     )
+
+
+def last_observed_targets(windows: Windows) -> Windows:
+    """`windows` whose target values are each series' last observed value where one is missing (`missing` mask;
+    before a series' first observed value, that one): what the baselines forecast from. `windows` itself where
+    nothing is missing."""
+    values = windows.target_values
+    if not np.isnan(values).any():
+        return windows
+    filled = np.array(values, dtype="float64")
+    for first, rows in zip(windows.first_rows, windows.series_splits):
+        part = pd.Series(filled[first : rows["test"][1]])
+        filled[first : rows["test"][1]] = part.ffill().bfill().to_numpy()
+    return dataclasses.replace(windows, target_values=filled)
+
+
+def missing_counts(windows: Windows) -> dict:
+    """Each series' missing target values over its rows (only those that miss any), by name."""
+    values = windows.target_values
+    if not np.isnan(values).any():
+        return {}
+    counts = {str(name): int(np.isnan(values[rows["train"][0] : rows["test"][1]]).sum())
+              for name, rows in zip(windows.series_ids, windows.series_splits)}
+    return {name: count for name, count in counts.items() if count}
 
 
 def losing_note(report: Report, model=None, supervision: str = "last", distance: float | None = None,

@@ -97,7 +97,8 @@ def build_model(
 
 
 def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, scaling: Scaling | None = None,
-                     target_index: int | None = 0, unscaled=(), series_count: int = 0) -> keras.Model:
+                     target_index: int | None = 0, unscaled=(), series_count: int = 0,
+                     masked: bool = False) -> keras.Model:
     """The Forecaster of `spec` for `windows`: `spec.scaler`, then the arch's backbone and head (a point forecast,
     or the quantiles of `spec.quantiles`; module docstring).
 
@@ -106,8 +107,11 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     on a fixed scale (calendar features), which the scaler passes through.
     A model that reads the series (`spec.reads_series`) takes a second
     input, `series`: int32 `(batch,)`, 1..`series_count` for the series
-    known at training time and 0 for any other.
+    known at training time and 0 for any other. `masked` (the data's
+    `missing` mask), like `windows.pad`, makes a model that reads a missing
+    value (NaN) as masked.
     """
+    masked = bool(masked or windows.pad)
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise KerasSeqError(f"`n_features` must be an integer of at least 1. Received: n_features={n_features}")
     if spec.reads_series and (not isinstance(series_count, int) or series_count < 1):
@@ -124,14 +128,14 @@ def build_forecaster(spec: ModelSpec, windows: WindowSpec, n_features: int, *, s
     season = spec.seasonality if the_scaler.seasonal else 1
     _check_member_windows(spec, windows, season)
 
-    network = _network(spec, windows, n_features, the_head)
+    network = _network(spec, windows, n_features, the_head, masked)
 
     # === Functional Model: raw values (and the series index) in, raw values out ===
     inputs = keras.Input(shape=(windows.window, n_features), name="window")
     series = keras.Input(shape=(), dtype="int32", name="series") if spec.reads_series else None
     prepare = PrepareWindow(scaler=spec.scaler, transform=spec.transform, residual=spec.residual, target_index=target_index,
                             per_step=windows.target_kind == "sequence" or every, unscaled=unscaled, name="prepare",
-                            series_count=series_count if the_scaler.takes_series else 0, mask=windows.pad,
+                            series_count=series_count if the_scaler.takes_series else 0, mask=masked,
                             season=season)
     prepared, stats = prepare([inputs, series] if the_scaler.takes_series else inputs)
     if spec.series_embedding:
@@ -172,11 +176,11 @@ def _check_member_windows(spec: ModelSpec, windows: WindowSpec, season: int) -> 
                             f"windows, or a shorter seasonality.")
 
 
-def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head) -> keras.Model:
-    """The network: normalized values (an observed flag per column with `pad`, a scaler's extra channels, then a
-    series' vector) in, the normalized forecast out; of an ensemble, a list of its members' (each a nested model of
+def _network(spec: ModelSpec, windows: WindowSpec, n_features: int, the_head, masked: bool) -> keras.Model:
+    """The network: normalized values (an observed flag per column where `masked`, a scaler's extra channels, then
+    a series' vector) in, the normalized forecast out; of an ensemble, a list of its members' (each a nested model of
     one network's layers)."""
-    width = n_features * (2 if windows.pad else 1) + get_scaler(spec.scaler).extra_channels + spec.series_embedding
+    width = n_features * (2 if masked else 1) + get_scaler(spec.scaler).extra_channels + spec.series_embedding
     normalized = keras.Input(shape=(windows.window, width), name="normalized_window")
     if spec.ensemble == 1:
         return keras.Model(normalized, _member_output(spec, windows, the_head, normalized), name="network")

@@ -183,14 +183,18 @@ class PrepareWindow(keras.layers.Layer):
         series = None
         if self.scaled_by.takes_series:
             inputs, series = inputs
-        missing = None
-        if self.mask:  # a missing value reads as its column's observed mean, then as 0 beside a 0 observed flag
+        missing = unseen = None
+        if self.mask:  # a missing value reads as the last observed value of its column, beside a 0 observed flag;
+            # before the first (a padded start) as the column's observed mean, then as 0 once normalized
             # (`where` on `missing` itself: tf2onnx turns a `where` on a negated condition into arithmetic, and NaN
             # times 0 is NaN)
             missing = ops.isnan(inputs)
             count = ops.sum(1.0 - ops.cast(missing, inputs.dtype), axis=1, keepdims=True)
             known = ops.where(missing, ops.zeros_like(inputs), inputs)
-            inputs = ops.where(missing, ops.sum(known, axis=1, keepdims=True) / ops.maximum(count, 1.0), inputs)
+            last, seen = last_observed(known, missing)
+            mean = ops.sum(known, axis=1, keepdims=True) / ops.maximum(count, 1.0)
+            inputs = ops.where(missing, ops.where(seen, last, mean + 0.0 * known), inputs)
+            unseen = ops.logical_and(missing, ops.logical_not(seen))
         x = inputs
         column = inputs[..., index] if index is not None else ops.zeros_like(inputs[..., 0])  # (batch, window), raw
         if index is not None and not self.moved_by.of_levels:
@@ -203,7 +207,7 @@ class PrepareWindow(keras.layers.Layer):
             mask[self.unscaled] = 1.0
             normalized = normalized * (1.0 - mask) + x * mask
         if missing is not None:
-            normalized = ops.concatenate([ops.where(missing, ops.zeros_like(normalized), normalized),
+            normalized = ops.concatenate([ops.where(unseen, ops.zeros_like(normalized), normalized),
                                           1.0 - ops.cast(missing, normalized.dtype)], axis=-1)
         if extra:
             normalized = ops.concatenate([normalized, *extra], axis=-1)
@@ -387,6 +391,26 @@ def negative_log_likelihood(transform: str, distribution: str):
 
     loss.__name__ = "nll"
     return loss
+
+
+def last_observed(known, missing):
+    """Each step's last observed value of its column, at that step or before (`known`: the window `(batch, steps,
+    columns)` with 0 where `missing`), and whether one was observed. Arithmetic over a steps x steps triangle: every
+    export format has the ops, and no missing value's number takes part.
+
+    Example:
+    >>> x = np.array([[[1.0], [np.nan], [np.nan], [4.0]]], "float32")
+    >>> last, seen = last_observed(np.nan_to_num(x), np.isnan(x))
+    >>> np.asarray(last)[0, :, 0].tolist(), np.asarray(seen)[0, :, 0].tolist()
+    ([1.0, 1.0, 1.0, 4.0], [True, True, True, True])
+    """
+    ops, steps = keras.ops, known.shape[1]
+    position = np.arange(steps, dtype="float32")
+    upto = np.tril(np.ones((steps, steps), "float32"))[None, :, :, None]  # [t, s]: 1 where s <= t
+    step_of = ops.where(missing, -ops.ones_like(known), ops.zeros_like(known) + position[None, :, None])
+    latest = ops.max(step_of[:, None, :, :] * upto + (upto - 1.0), axis=2)  # (batch, t, columns): -1 where none
+    pick = ops.cast(ops.equal(latest[:, :, None, :], position[None, None, :, None]), known.dtype)
+    return ops.sum(pick * known[:, None, :, :], axis=2), latest >= 0.0
 
 
 @keras.saving.register_keras_serializable(package="keras_seq")

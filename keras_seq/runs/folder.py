@@ -279,8 +279,9 @@ class ModelIO:
     options (a `DataSpec`, recorded in a card as a table);
     `series_vocabulary` the series the model knows (None: it reads windows
     alone); `quantiles` the levels along its output (empty: a point model);
-    `pad` whether it takes NaN before a series' first value (`WindowSpec.pad`),
-    so a series shorter than its window is forecast.
+    `pad` whether it takes NaN (`WindowSpec.pad`, before a series' first
+    value; `DataSpec.missing` mask, anywhere), so a series shorter than its
+    window is forecast.
     """
 
     window: int
@@ -297,7 +298,7 @@ class ModelIO:
     def of_specs(cls, data, windows, vocabulary: list | None, levels) -> ModelIO:
         """From a run's data and window specs, its series vocabulary and its output levels."""
         return cls(windows.window, windows.horizon, windows.target_kind, list(data.input_columns(windows.horizon)),
-                   data.target, data, vocabulary, list(levels), bool(windows.pad))
+                   data.target, data, vocabulary, list(levels), bool(windows.pad or data.missing == "mask"))
 
     @classmethod
     def of_config(cls, config: dict) -> ModelIO:

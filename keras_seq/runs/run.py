@@ -353,6 +353,7 @@ def _run_model(specs: RunSpecs, training, start=None):
     with seeded_build(specs.train.seed):  # weights depend on nothing drawn before, nor by other threads
         net = build_forecaster(specs.model, specs.windows, len(specs.input_columns), scaling=training.scaling,
                                target_index=specs.target_index, unscaled=specs.unscaled_columns,
+                               masked=specs.data.missing == "mask",
                                series_count=len(vocabulary or ()))
     get_scaler(specs.model.scaler).fit_statistics(net, training)
     return net, vocabulary

@@ -374,6 +374,8 @@ def _window_batches_class(keras):
             self.count = windows.count(split)  # the same every epoch: counted once
             # data-parallel: each batch a multiple of the device count, this process fed its share of it
             self.parallel = current_parallel()
+            # `missing` mask: a window whose target is missing weighs 0 (every batch then carries weights)
+            self.weighted = bool(np.isnan(windows.target_values).any())
 
         @property
         def num_batches(self):
@@ -394,11 +396,25 @@ def _window_batches_class(keras):
                     self.order = self.windows.epoch_order(self.split, self.epoch)
                 order = self.order
             rows = order[index * size : (index + 1) * size]
-            if self.parallel is None:
-                return self.windows.gather(rows)
-            return self.parallel.share(self.windows.gather(rows[: self.parallel.usable(len(rows))]))
+            if self.parallel is not None:
+                rows = rows[: self.parallel.usable(len(rows))]
+            batch = self.windows.gather(rows)
+            batch = weighted(batch) if self.weighted else batch
+            return batch if self.parallel is None else self.parallel.share(batch)
 
     return WindowBatches
+
+
+def weighted(batch: tuple) -> tuple:
+    """`(inputs, targets, weights)`: a window whose targets hold a missing value (NaN) weighs 0, so it is left out
+    of the loss, and its targets read a finite value of the batch (a loss multiplied by 0 must be finite: a
+    log-change of 0 is not, so not 0 but a positive target's value where the batch has one)."""
+    inputs, targets = batch
+    missing = np.isnan(targets)
+    whole = missing.reshape(len(targets), -1).any(axis=1)
+    finite = targets[~missing]
+    stand_in = float(np.median(finite)) if finite.size else 1.0
+    return inputs, np.where(missing, stand_in, targets).astype(targets.dtype), (~whole).astype("float32")
 
 
 def _stop_on_non_finite_loss(keras):

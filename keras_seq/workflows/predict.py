@@ -56,6 +56,12 @@ class Artifact:
         """The window a forecast of `frame`'s rows reads: its last `window` rows of the model's features, float32,
         left-padded with NaN where the series is shorter (a model that masks them)."""
         values = frame[self.features].to_numpy(dtype="float32")[-self.window :]
+        if np.isnan(values).all():
+            from keras_seq.data.reading import label_of
+
+            raise KerasSeqError(f"the window that ends on {label_of(frame.index[-1])} holds no observed value (its last "
+                                f"{len(values)} rows are all missing): there is nothing to forecast from. Give rows "
+                                "with values, or `end` before the gap.")
         if len(values) < self.window:
             values = np.concatenate([np.full((self.window - len(values), values.shape[1]), np.nan, "float32"), values])
         return values
