@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
-import time
 
 import pytest
 
@@ -84,16 +82,18 @@ def test_a_recipe_on_local_workers_and_a_comparison_on_a_dask_cluster_give_the_s
 
 
 @pytest.mark.slow
-def test_an_interrupted_fan_out_keeps_what_finished_and_resume_gives_the_serial_numbers(serial, tmp_path):
-    out = tmp_path / "out"
+def test_an_interrupted_fan_out_keeps_what_finished_and_resume_gives_the_serial_numbers(serial, tmp_path,
+                                                                                       monkeypatch):
+    import keras_seq.runs.comparison as comparison
 
-    def interrupt_after_the_first_fit():
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not list(out.glob(".compare-*.partial/runs/*-fold*")):
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
+    out, write = tmp_path / "out", comparison.write_fit_folder
 
-    threading.Thread(target=interrupt_after_the_first_fit, daemon=True).start()
+    def interrupt_after_the_first_fit(folder, outcome):  # Ctrl-C as the first worker's fit lands (not a thread's
+        write(folder, outcome)  # poll: the two fits end together, and a poll could come after the comparison)
+        if len(list(folder.glob("runs/*-fold*"))) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(comparison, "write_fit_folder", interrupt_after_the_first_fit)
     with pytest.raises(RunInterrupted, match=r"SIGINT received: the comparison stopped\. [12] of 2 fits finished") as info:
         compare_models(**OPTIONS, spec=CompareSpec(**SPEC, jobs=2), out=out)
     (kept,) = out.iterdir()
