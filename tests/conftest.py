@@ -48,11 +48,9 @@ def on_other_backends(values, chosen):
 
 # The files that take longest (`make test --durations`), started first: with two workers each taking whole files
 # (`--dist loadfile`), a long file collected last kept one worker busy minutes after the other had finished.
-LONGEST_FIRST = ("test_fanout", "test_export", "test_tracking", "test_distributed", "test_quantiles",
-                 "test_tuning_workers", "test_recipes", "test_interrupt_commands", "test_backend", "test_compare",
-                 "test_cli", "test_tuning", "test_interrupt", "test_update", "test_report", "test_benchmarks",
-                 "test_bad_inputs", "test_ensemble", "test_cells", "test_trust", "test_missing", "test_trust_outside",
-                 "test_serving")
+LONGEST_FIRST = ("test_fanout", "test_distributed", "test_export", "test_tuning_workers", "test_interrupt_commands",
+                 "test_tuning", "test_recipes", "test_benchmarks", "test_bad_inputs", "test_interrupt", "test_compare",
+                 "test_cells", "test_trust", "test_cli", "test_backend", "test_trust_outside", "test_serving")
 
 
 def pytest_collection_modifyitems(session, config, items):
