@@ -18,15 +18,14 @@ statsmodels for the series other than dji (`pip install 'keras-seq[bench]'`).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
-import multiprocessing
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import SERIES, mean_std, write_csv  # noqa: E402  (the same series, written the same way)
+from intervals import run_jobs  # noqa: E402  (fitted the same way)
 
 RATES = (0.02, 0.05, 0.1)
 NAMES = ("80%", "95%")
@@ -98,12 +97,7 @@ def main(argv=None) -> None:
         jobs = [{"series": name, "seed": seed, "source": sources[name], "data": SERIES[name][1], "rates": rates,
                  "season": SERIES[name][2], "epochs": args.epochs, "out": str(Path(folder) / "runs")}
                 for name in names for seed in range(1, args.seeds + 1)]
-        if args.jobs == 1:
-            records = [fit_one(job) for job in jobs]
-        else:
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-                records = list(pool.map(fit_one, jobs))
+        records = run_jobs(fit_one, jobs, args.jobs)
     print(f"\ngru, {args.epochs} epochs, seeds 1..{args.seeds}, conformal 0.8,0.95; coverage in % of test windows; "
           "widths in each series' units; mean ± std over seeds\n")
     print("\n".join(table(records, names, ["split conformal", *(f"adaptive {r:g}" for r in rates)])))

@@ -114,6 +114,15 @@ def table(records: list, names) -> list[str]:
     return lines
 
 
+def run_jobs(fit, jobs: list, workers: int) -> list:
+    """`fit(job)` of every job, in order: here (`workers` 1) or each in its own spawned process, `workers` at a time."""
+    if workers == 1:
+        return [fit(job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(fit, jobs))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", default=",".join(SERIES))
@@ -129,12 +138,7 @@ def main(argv=None) -> None:
         jobs = [{"series": name, "kind": kind, "seed": seed, "source": sources[name], "data": SERIES[name][1],
                  "season": SERIES[name][2], "epochs": args.epochs, "out": str(Path(folder) / "runs")}
                 for name in names for kind in args.kinds.split(",") for seed in range(1, args.seeds + 1)]
-        if args.jobs == 1:
-            records = [fit_one(job) for job in jobs]
-        else:
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-                records = list(pool.map(fit_one, jobs))
+        records = run_jobs(fit_one, jobs, args.jobs)
     print(f"\ngru, {args.epochs} epochs, seeds 1..{args.seeds}; coverage in % of test windows; widths and CRPS in "
           "each series' units; mean ± std over seeds\n")
     print("\n".join(table(records, names)))

@@ -423,13 +423,18 @@ def fit(arch, resume, coordinator, num_processes, process_id, **options):
     if result.path is None:
         click.echo(f"process {cluster.process_id} of {cluster.num_processes}: trained; process 0 writes the run folder.")
         return
+    _finished_run(result, options, options["backend"])
+
+
+def _finished_run(result, options: dict, backend, written: str = "") -> None:
+    """What `fit` and `update` print of a finished run (its table and folder), then its `--report` and `--mlflow`."""
     click.echo()
     _say(result.report.table())
-    click.echo(f"run written to {result.path}")
+    click.echo(f"run written to {result.path}{written}")
     if options["report"]:
         from keras_seq.runs.pages import report_run
 
-        click.echo(f"report written to {report_run(result.path, backend=options['backend'])}")
+        click.echo(f"report written to {report_run(result.path, backend=backend)}")
     _log_mlflow(result.path, options)
 
 
@@ -720,16 +725,9 @@ def update(run_dir, source, end, epochs, refit_scaling, out, backend, quiet, **t
     with _tensorboard(tracking):
         result = update_run(run_dir, source=source, end=end, epochs=epochs, refit_scaling=refit_scaling, out=out,
                             backend=backend, verbose=0 if quiet else "auto")
-    click.echo()
-    _say(result.report.table())
     from keras_seq.runs.folder import CONFIG_FILE, read_json
 
-    click.echo(f"run written to {result.path} (parent: {read_json(result.path / CONFIG_FILE)['parent']['run']})")
-    if tracking["report"]:
-        from keras_seq.runs.pages import report_run
-
-        click.echo(f"report written to {report_run(result.path, backend=backend)}")
-    _log_mlflow(result.path, tracking)
+    _finished_run(result, tracking, backend, f" (parent: {read_json(result.path / CONFIG_FILE)['parent']['run']})")
 
 
 @cli.command()
